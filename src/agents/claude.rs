@@ -1,0 +1,533 @@
+//! Claude Code: how troupe launches it, which hooks it installs, how it reads the transcript,
+//! and the few screen patterns only the screen can tell (checked against the 2.1.197 captures
+//! in tests).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::config::PermissionMode;
+
+/// The hook events troupe listens to. Each one is an exact transition with no polling.
+pub const HOOK_EVENTS: &[&str] = &[
+    "SessionStart",
+    "UserPromptSubmit",
+    "Stop",
+    "StopFailure",
+    "PermissionRequest",
+    "SessionEnd",
+];
+
+/// Everything needed to start (or restart) one Claude Code process.
+pub struct Launch<'a> {
+    pub claude_bin: &'a str,
+    pub session_id: &'a str,
+    pub model: &'a str,
+    pub system_prompt: &'a str,
+    pub settings_path: &'a Path,
+    pub mcp_config_path: &'a Path,
+    pub permission_mode: PermissionMode,
+    /// Continue an existing conversation (`--resume`) instead of starting one.
+    pub resume: bool,
+}
+
+impl Launch<'_> {
+    pub fn argv(&self) -> Vec<String> {
+        let mut argv = vec![self.claude_bin.to_string()];
+        if self.resume {
+            argv.extend(["--resume".into(), self.session_id.to_string()]);
+        } else {
+            argv.extend(["--session-id".into(), self.session_id.to_string()]);
+        }
+        argv.extend(["--model".into(), self.model.to_string()]);
+        if !self.system_prompt.is_empty() {
+            argv.extend([
+                "--append-system-prompt".into(),
+                self.system_prompt.to_string(),
+            ]);
+        }
+        argv.extend([
+            "--settings".into(),
+            self.settings_path.display().to_string(),
+            "--mcp-config".into(),
+            self.mcp_config_path.display().to_string(),
+        ]);
+        match self.permission_mode {
+            PermissionMode::Skip => argv.push("--dangerously-skip-permissions".into()),
+            PermissionMode::Default => {}
+            PermissionMode::AcceptEdits => {
+                argv.extend(["--permission-mode".into(), "acceptEdits".into()])
+            }
+            PermissionMode::Plan => argv.extend(["--permission-mode".into(), "plan".into()]),
+        }
+        argv
+    }
+}
+
+/// The `--settings` file: hooks that post each lifecycle event to troupe, and, in skip mode,
+/// the acknowledgement that would otherwise stop the CLI at a warning dialog.
+pub fn settings(hook_command: &str, permission_mode: PermissionMode) -> Value {
+    let mut hooks = serde_json::Map::new();
+    for event in HOOK_EVENTS {
+        hooks.insert(
+            event.to_string(),
+            json!([{ "hooks": [{ "type": "command", "command": hook_command, "timeout": 10 }] }]),
+        );
+    }
+    let mut settings = json!({ "hooks": hooks });
+    if permission_mode == PermissionMode::Skip {
+        settings["skipDangerousModePermissionPrompt"] = json!(true);
+    }
+    settings
+}
+
+/// The `--mcp-config` file: troupe itself, with a header naming the instance so its calls
+/// are attributed to it exactly.
+pub fn mcp_config(server_url: &str, instance_id: &str) -> Value {
+    json!({
+        "mcpServers": {
+            "troupe": {
+                "type": "http",
+                "url": format!("{server_url}/mcp"),
+                "headers": { "X-Troupe-Instance": instance_id }
+            }
+        }
+    })
+}
+
+/// Where Claude Code writes the transcript of `session_id` for a CLI started in `workdir`
+/// (the SessionStart hook reports the exact path; this is the same rule, used before then).
+pub fn transcript_path(home: &Path, workdir: &Path, session_id: &str) -> PathBuf {
+    let munged: String = workdir
+        .display()
+        .to_string()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    home.join(".claude")
+        .join("projects")
+        .join(munged)
+        .join(format!("{session_id}.jsonl"))
+}
+
+/// The model name Claude Code is launched with, from what a caller asked for: the seed's
+/// names (`opus-4`, `sonnet-4`, `haiku`), the CLI's aliases, or a full `claude-*` id.
+pub fn cli_model(requested: &str) -> Option<String> {
+    let m = requested.trim().to_ascii_lowercase();
+    if m.starts_with("claude-")
+        && m.len() <= 64
+        && m.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-.[]".contains(c))
+    {
+        return Some(m);
+    }
+    for family in ["opus", "sonnet", "haiku"] {
+        if let Some(rest) = m.strip_prefix(family)
+            && (rest.is_empty()
+                || (rest.starts_with('-')
+                    && rest[1..]
+                        .chars()
+                        .all(|c| c.is_ascii_digit() || c == '-' || c == '.')))
+        {
+            return Some(family.to_string());
+        }
+    }
+    None
+}
+
+/// Token counts of one model call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub input: i64,
+    pub output: i64,
+    pub cache_creation: i64,
+    pub cache_read: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Block {
+    Text(String),
+    ToolUse { name: String, input: Value },
+}
+
+/// One transcript line, reduced to what troupe acts on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    /// A prompt typed into the CLI: a new turn starts.
+    Prompt {
+        uuid: String,
+        prompt_id: Option<String>,
+        text: String,
+    },
+    /// A tool's result fed back to the model, inside a turn.
+    ToolResult {
+        uuid: String,
+        text: String,
+    },
+    /// The turn was stopped by Escape; the conversation goes on.
+    Interrupted {
+        uuid: String,
+        prompt_id: Option<String>,
+    },
+    /// A model reply, or part of one (a reply with several blocks may span several lines with
+    /// the same `message_id`). `synthetic` marks the partial reply kept after an interrupt.
+    Assistant {
+        uuid: String,
+        message_id: String,
+        model: String,
+        blocks: Vec<Block>,
+        usage: Option<Usage>,
+        synthetic: bool,
+        api_error: bool,
+    },
+    /// The turn is over (`system` / `turn_duration`).
+    TurnEnd {
+        uuid: String,
+    },
+    Other,
+}
+
+const INTERRUPT_MARKER: &str = "[Request interrupted by user";
+
+pub fn parse_record(line: &str) -> Record {
+    let Ok(v) = serde_json::from_str::<Value>(line) else {
+        return Record::Other;
+    };
+    if v["isSidechain"].as_bool() == Some(true) || v["isMeta"].as_bool() == Some(true) {
+        return Record::Other;
+    }
+    let uuid = v["uuid"].as_str().unwrap_or_default().to_string();
+    let prompt_id = v["promptId"].as_str().map(str::to_string);
+    match v["type"].as_str() {
+        Some("user") => {
+            let content = &v["message"]["content"];
+            if let Some(text) = content.as_str() {
+                return if text.starts_with(INTERRUPT_MARKER) {
+                    Record::Interrupted { uuid, prompt_id }
+                } else {
+                    Record::Prompt {
+                        uuid,
+                        prompt_id,
+                        text: text.to_string(),
+                    }
+                };
+            }
+            let blocks = content.as_array().cloned().unwrap_or_default();
+            if blocks.iter().any(|b| b["type"] == "tool_result") {
+                let text = blocks
+                    .iter()
+                    .filter(|b| b["type"] == "tool_result")
+                    .map(|b| content_text(&b["content"]))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                return Record::ToolResult { uuid, text };
+            }
+            let text = blocks
+                .iter()
+                .filter(|b| b["type"] == "text")
+                .filter_map(|b| b["text"].as_str())
+                .collect::<Vec<_>>()
+                .join("\n");
+            if text.starts_with(INTERRUPT_MARKER) {
+                Record::Interrupted { uuid, prompt_id }
+            } else {
+                Record::Prompt {
+                    uuid,
+                    prompt_id,
+                    text,
+                }
+            }
+        }
+        Some("assistant") => {
+            let message = &v["message"];
+            let model = message["model"].as_str().unwrap_or_default().to_string();
+            let blocks = message["content"]
+                .as_array()
+                .map(|blocks| {
+                    blocks
+                        .iter()
+                        .filter_map(|b| match b["type"].as_str() {
+                            Some("text") => Some(Block::Text(
+                                b["text"].as_str().unwrap_or_default().to_string(),
+                            )),
+                            Some("tool_use") => Some(Block::ToolUse {
+                                name: b["name"].as_str().unwrap_or_default().to_string(),
+                                input: b["input"].clone(),
+                            }),
+                            _ => None,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let synthetic = model == "<synthetic>";
+            let usage = (!synthetic)
+                .then(|| {
+                    let u = &message["usage"];
+                    u.is_object().then(|| Usage {
+                        input: u["input_tokens"].as_i64().unwrap_or(0),
+                        output: u["output_tokens"].as_i64().unwrap_or(0),
+                        cache_creation: u["cache_creation_input_tokens"].as_i64().unwrap_or(0),
+                        cache_read: u["cache_read_input_tokens"].as_i64().unwrap_or(0),
+                    })
+                })
+                .flatten();
+            Record::Assistant {
+                uuid,
+                message_id: message["id"].as_str().unwrap_or_default().to_string(),
+                model,
+                blocks,
+                usage,
+                synthetic,
+                api_error: v["isApiErrorMessage"].as_bool() == Some(true),
+            }
+        }
+        Some("system") if v["subtype"] == "turn_duration" => Record::TurnEnd { uuid },
+        _ => Record::Other,
+    }
+}
+
+fn content_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .filter_map(|b| b["text"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// What the screen shows, for the few things only the screen tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    /// "Is this a project you trust?" before the session starts.
+    TrustDialog,
+    /// The bypass-permissions warning (skip mode without the acknowledgement).
+    BypassWarning,
+    /// A tool permission dialog.
+    PermissionPrompt,
+    /// A turn is running.
+    Busy,
+    /// The input box, nothing running.
+    Ready,
+    Unknown,
+}
+
+pub fn classify_screen(screen: &str) -> Screen {
+    if screen.contains("Yes, I trust this folder") {
+        Screen::TrustDialog
+    } else if screen.contains("Bypass Permissions mode") && screen.contains("Yes, I accept") {
+        Screen::BypassWarning
+    } else if screen.contains("Do you want to proceed?") {
+        Screen::PermissionPrompt
+    } else if screen.contains("esc to interrupt") {
+        Screen::Busy
+    } else if screen.lines().any(|l| l.starts_with('❯')) {
+        Screen::Ready
+    } else {
+        Screen::Unknown
+    }
+}
+
+/// The text waiting in the input box (between the last two horizontal rules), or None when
+/// no input box is on screen. Used to see that a typed message was not submitted yet.
+pub fn input_box(screen: &str) -> Option<String> {
+    let lines: Vec<&str> = screen.lines().collect();
+    let is_rule = |l: &str| {
+        let t = l.trim();
+        t.chars().count() >= 20 && t.chars().all(|c| c == '─')
+    };
+    let rules: Vec<usize> = (0..lines.len()).filter(|&i| is_rule(lines[i])).collect();
+    let [.., top, bottom] = rules[..] else {
+        return None;
+    };
+    let first = lines.get(top + 1)?;
+    let first = first.strip_prefix('❯')?;
+    let mut text = vec![first.trim()];
+    text.extend(lines[top + 2..bottom].iter().map(|l| l.trim()));
+    Some(text.join("\n").trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REF: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/claude-code-2.1.197"
+    );
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!("{REF}/{name}")).unwrap()
+    }
+
+    #[test]
+    fn reference_transcript_reads_as_turns() {
+        let records: Vec<Record> = fixture("transcript-echo-multiline-interrupt.jsonl")
+            .lines()
+            .map(parse_record)
+            .filter(|r| *r != Record::Other)
+            .collect();
+        let kinds: Vec<&str> = records
+            .iter()
+            .map(|r| match r {
+                Record::Prompt { .. } => "prompt",
+                Record::ToolResult { .. } => "tool_result",
+                Record::Interrupted { .. } => "interrupted",
+                Record::Assistant {
+                    synthetic: true, ..
+                } => "partial",
+                Record::Assistant { .. } => "assistant",
+                Record::TurnEnd { .. } => "end",
+                Record::Other => "other",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "prompt",
+                "assistant",
+                "end", // echo
+                "prompt",
+                "assistant",
+                "end", // three lines
+                "prompt",
+                "partial",
+                "interrupted", // slow count, Escape
+                "prompt",
+                "assistant",
+                "end", // follow-up
+                "prompt",
+                "assistant",
+                "end", // stalled
+            ]
+        );
+        let Record::Prompt {
+            text, prompt_id, ..
+        } = &records[3]
+        else {
+            panic!("expected a prompt")
+        };
+        assert_eq!(text, "line one\nline two\nline three");
+        assert_eq!(
+            prompt_id.as_deref(),
+            Some("683fd782-eb61-44da-b23e-35bd82e33b62")
+        );
+        let Record::Assistant {
+            blocks,
+            usage,
+            model,
+            message_id,
+            ..
+        } = &records[1]
+        else {
+            panic!("expected an assistant reply")
+        };
+        assert_eq!(blocks, &[Block::Text("ECHO: hello reference one".into())]);
+        assert_eq!(model, "claude-opus-4-8");
+        assert_eq!(message_id, "msg_fake_83b1509c09ca4e37b11c");
+        assert_eq!(
+            *usage,
+            Some(Usage {
+                input: 22242,
+                output: 4,
+                cache_creation: 0,
+                cache_read: 0
+            })
+        );
+        let Record::Assistant { blocks, usage, .. } = &records[7] else {
+            panic!("expected the partial reply")
+        };
+        assert_eq!(blocks, &[Block::Text("1 2 3 4 5 ".into())]);
+        assert_eq!(*usage, None, "a synthetic partial reply costs nothing");
+    }
+
+    #[test]
+    fn tool_use_and_result_are_recognised() {
+        let records: Vec<Record> = fixture("transcript-tool-use-permission.jsonl")
+            .lines()
+            .map(parse_record)
+            .filter(|r| *r != Record::Other)
+            .collect();
+        assert!(matches!(&records[1], Record::Assistant { blocks, .. }
+            if matches!(&blocks[0], Block::ToolUse { name, .. } if name == "Bash")));
+        assert!(matches!(&records[2], Record::ToolResult { text, .. }
+            if text == "(Bash completed with no output)"));
+        assert!(matches!(records.last(), Some(Record::TurnEnd { .. })));
+    }
+
+    #[test]
+    fn reference_screens_classify() {
+        let cases = [
+            ("01-idle.txt", Screen::Ready),
+            ("02-turn-finished.txt", Screen::Ready),
+            ("04-busy-streaming.txt", Screen::Busy),
+            ("05-interrupted.txt", Screen::Ready),
+            ("06-busy-thinking.txt", Screen::Busy),
+            ("08-permission-prompt.txt", Screen::PermissionPrompt),
+            ("trust-dialog.txt", Screen::TrustDialog),
+            ("bypass-warning.txt", Screen::BypassWarning),
+        ];
+        for (file, want) in cases {
+            assert_eq!(
+                classify_screen(&fixture(&format!("screens/{file}"))),
+                want,
+                "{file}"
+            );
+        }
+    }
+
+    #[test]
+    fn input_box_shows_text_not_yet_submitted() {
+        let pending = fixture("screens/input-pending.txt");
+        assert_eq!(
+            input_box(&pending).as_deref(),
+            Some("hello paste\nsecond line")
+        );
+        assert_eq!(
+            input_box(&fixture("screens/01-idle.txt")).as_deref(),
+            Some("")
+        );
+        assert_eq!(
+            input_box(&fixture("screens/05-interrupted.txt")).as_deref(),
+            Some("")
+        );
+        assert_eq!(
+            input_box(&fixture("screens/08-permission-prompt.txt")),
+            None
+        );
+    }
+
+    #[test]
+    fn transcript_path_follows_the_cli_rule() {
+        let p = transcript_path(Path::new("/TMP/home"), Path::new("/TMP/work"), "abc");
+        assert_eq!(
+            p,
+            Path::new("/TMP/home/.claude/projects/-TMP-work/abc.jsonl")
+        );
+    }
+
+    #[test]
+    fn model_names_map_to_cli_models() {
+        assert_eq!(cli_model("opus-4").as_deref(), Some("opus"));
+        assert_eq!(cli_model("sonnet-4").as_deref(), Some("sonnet"));
+        assert_eq!(cli_model("haiku").as_deref(), Some("haiku"));
+        assert_eq!(cli_model("Opus-4-1").as_deref(), Some("opus"));
+        assert_eq!(
+            cli_model("claude-sonnet-4-5").as_deref(),
+            Some("claude-sonnet-4-5")
+        );
+        assert_eq!(cli_model("gpt-5"), None);
+        assert_eq!(cli_model("opus; rm -rf"), None);
+    }
+
+    #[test]
+    fn skip_mode_acknowledges_the_bypass_warning() {
+        let s = settings("troupe hook", PermissionMode::Skip);
+        assert_eq!(s["skipDangerousModePermissionPrompt"], true);
+        assert_eq!(s["hooks"]["Stop"][0]["hooks"][0]["command"], "troupe hook");
+        let s = settings("troupe hook", PermissionMode::Default);
+        assert!(s.get("skipDangerousModePermissionPrompt").is_none());
+    }
+}

@@ -1,0 +1,93 @@
+//! One `Config` for the whole server, from flags and `TROUPE_*` environment (clap reads both).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How spawned Claude Code instances ask for permission to use tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+pub enum PermissionMode {
+    /// `--dangerously-skip-permissions`: instances never stop at a permission dialog.
+    Skip,
+    /// The CLI's default: instances stop and ask (troupe reports `waiting_permission`).
+    Default,
+    /// `--permission-mode acceptEdits`: file edits are allowed, other tools ask.
+    AcceptEdits,
+    /// `--permission-mode plan`: read-only planning.
+    Plan,
+}
+
+impl PermissionMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PermissionMode::Skip => "skip",
+            PermissionMode::Default => "default",
+            PermissionMode::AcceptEdits => "accept-edits",
+            PermissionMode::Plan => "plan",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the HTTP server listens.
+    pub bind: SocketAddr,
+    /// The SQLite database file.
+    pub db_path: PathBuf,
+    /// Per-instance files (settings, MCP config) and default workspaces live here.
+    pub data_dir: PathBuf,
+    /// troupe's own tmux server socket name (`tmux -L`).
+    pub tmux_socket: String,
+    /// The Claude Code executable.
+    pub claude_bin: String,
+    /// The troupe executable that instances' hooks run (`troupe hook`).
+    pub troupe_bin: PathBuf,
+    pub permission_mode: PermissionMode,
+    /// Extra environment for every instance (tests point instances at a fake model here).
+    pub instance_env: Vec<(String, String)>,
+    /// How long a CLI may take from launch to its ready prompt.
+    pub startup_timeout: Duration,
+    /// How long a typed message may take to show up as a turn in the transcript.
+    pub submit_timeout: Duration,
+    /// How long an interrupt waits for the CLI to confirm the turn stopped.
+    pub interrupt_timeout: Duration,
+    /// Default wait for an answer when the caller gives none.
+    pub default_wait: Duration,
+    /// Most instances alive at once.
+    pub max_instances: usize,
+    /// The URL instances use to reach this server (set once the listener is bound).
+    pub public_url: String,
+}
+
+impl Config {
+    /// Defaults suited to tests: everything under `data_dir`, an unbound port.
+    pub fn for_data_dir(data_dir: PathBuf, tmux_socket: &str) -> Config {
+        Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            db_path: data_dir.join("troupe.db"),
+            data_dir,
+            tmux_socket: tmux_socket.to_string(),
+            claude_bin: "claude".into(),
+            troupe_bin: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("troupe")),
+            permission_mode: PermissionMode::Skip,
+            instance_env: Vec::new(),
+            startup_timeout: Duration::from_secs(60),
+            submit_timeout: Duration::from_secs(30),
+            interrupt_timeout: Duration::from_secs(15),
+            default_wait: Duration::from_secs(300),
+            max_instances: 50,
+            public_url: String::new(),
+        }
+    }
+}
+
+/// `$XDG_DATA_HOME/troupe`, i.e. `~/.local/share/troupe` by default.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("troupe");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    home.join(".local").join("share").join("troupe")
+}

@@ -1,0 +1,47 @@
+use sqlx::SqlitePool;
+
+/// Appends one line to the audit log. Failures are logged, never fatal: the audit trail
+/// must not be the reason an instance operation fails.
+pub async fn record(
+    pool: &SqlitePool,
+    actor: Option<&str>,
+    instance_id: Option<&str>,
+    kind: &str,
+    detail: serde_json::Value,
+) {
+    let now = super::now();
+    let detail = detail.to_string();
+    let result = sqlx::query!(
+        "INSERT INTO audit_events (at, actor, instance_id, kind, detail) VALUES (?, ?, ?, ?, ?)",
+        now,
+        actor,
+        instance_id,
+        kind,
+        detail
+    )
+    .execute(pool)
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(kind, error = %e, "could not write audit event");
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub at: String,
+    pub actor: Option<String>,
+    pub instance_id: Option<String>,
+    pub kind: String,
+    pub detail: String,
+}
+
+pub async fn for_instance(pool: &SqlitePool, instance_id: &str) -> sqlx::Result<Vec<AuditEvent>> {
+    sqlx::query_as!(
+        AuditEvent,
+        "SELECT * FROM audit_events WHERE instance_id = ? ORDER BY id",
+        instance_id
+    )
+    .fetch_all(pool)
+    .await
+}

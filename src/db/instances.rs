@@ -1,0 +1,137 @@
+use sqlx::SqlitePool;
+
+/// One CLI instance troupe started: its identity, where it runs, and what it is doing.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Instance {
+    pub id: String,
+    pub name: String,
+    pub agent: String,
+    pub model: String,
+    pub role: String,
+    pub system_prompt: String,
+    pub workdir: String,
+    pub permission_mode: String,
+    pub parent_id: Option<String>,
+    pub team_id: Option<String>,
+    pub tmux_session: String,
+    pub agent_session_id: String,
+    pub transcript_path: Option<String>,
+    pub state: String,
+    pub state_reason: String,
+    pub state_since: String,
+    pub created_at: String,
+    pub terminated_at: Option<String>,
+}
+
+/// What a spawn writes before anything is started.
+pub struct NewInstance<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub agent: &'a str,
+    pub model: &'a str,
+    pub role: &'a str,
+    pub system_prompt: &'a str,
+    pub workdir: &'a str,
+    pub permission_mode: &'a str,
+    pub parent_id: Option<&'a str>,
+    pub tmux_session: &'a str,
+    pub agent_session_id: &'a str,
+}
+
+impl Instance {
+    pub async fn insert(pool: &SqlitePool, new: &NewInstance<'_>) -> sqlx::Result<()> {
+        let now = super::now();
+        sqlx::query!(
+            "INSERT INTO instances (id, name, agent, model, role, system_prompt, workdir, permission_mode,
+                parent_id, tmux_session, agent_session_id, state, state_since, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'starting', ?, ?)",
+            new.id,
+            new.name,
+            new.agent,
+            new.model,
+            new.role,
+            new.system_prompt,
+            new.workdir,
+            new.permission_mode,
+            new.parent_id,
+            new.tmux_session,
+            new.agent_session_id,
+            now,
+            now,
+        )
+        .execute(pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn find(pool: &SqlitePool, id: &str) -> sqlx::Result<Option<Instance>> {
+        sqlx::query_as!(Instance, "SELECT * FROM instances WHERE id = ?", id)
+            .fetch_optional(pool)
+            .await
+    }
+
+    pub async fn exists(pool: &SqlitePool, id: &str) -> sqlx::Result<bool> {
+        let row = sqlx::query_scalar!("SELECT COUNT(*) FROM instances WHERE id = ?", id)
+            .fetch_one(pool)
+            .await?;
+        Ok(row > 0)
+    }
+
+    /// Every instance, oldest first; terminated ones only when asked for.
+    pub async fn list(pool: &SqlitePool, include_terminated: bool) -> sqlx::Result<Vec<Instance>> {
+        sqlx::query_as!(
+            Instance,
+            "SELECT * FROM instances WHERE ? OR state NOT IN ('terminated', 'failed')
+             ORDER BY created_at, id",
+            include_terminated
+        )
+        .fetch_all(pool)
+        .await
+    }
+
+    pub async fn count_live(pool: &SqlitePool) -> sqlx::Result<i64> {
+        sqlx::query_scalar!(
+            "SELECT COUNT(*) FROM instances WHERE state NOT IN ('terminated', 'failed')"
+        )
+        .fetch_one(pool)
+        .await
+    }
+
+    /// Records a state change; `since` moves only when the state really changes.
+    pub async fn set_state(
+        pool: &SqlitePool,
+        id: &str,
+        state: &str,
+        reason: &str,
+    ) -> sqlx::Result<()> {
+        let now = super::now();
+        sqlx::query!(
+            "UPDATE instances SET
+                state_since = CASE WHEN state = ? THEN state_since ELSE ? END,
+                state = ?, state_reason = ?,
+                terminated_at = CASE WHEN ? IN ('terminated', 'failed') THEN ? ELSE terminated_at END
+             WHERE id = ?",
+            state,
+            now,
+            state,
+            reason,
+            state,
+            now,
+            id
+        )
+        .execute(pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn set_transcript_path(pool: &SqlitePool, id: &str, path: &str) -> sqlx::Result<()> {
+        sqlx::query!(
+            "UPDATE instances SET transcript_path = ? WHERE id = ?",
+            path,
+            id
+        )
+        .execute(pool)
+        .await?;
+        Ok(())
+    }
+}

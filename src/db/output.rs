@@ -1,0 +1,72 @@
+use sqlx::SqlitePool;
+
+/// One piece of what an instance produced, in transcript order.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OutputChunk {
+    pub id: i64,
+    pub instance_id: String,
+    pub message_id: Option<String>,
+    pub source: String,
+    pub source_id: String,
+    pub content: String,
+    pub created_at: String,
+}
+
+impl OutputChunk {
+    /// Stores a chunk once: the same transcript record read twice is ignored.
+    pub async fn insert(
+        pool: &SqlitePool,
+        instance_id: &str,
+        message_id: Option<&str>,
+        source: &str,
+        source_id: &str,
+        content: &str,
+    ) -> sqlx::Result<()> {
+        let now = super::now();
+        sqlx::query!(
+            "INSERT INTO output_chunks (instance_id, message_id, source, source_id, content, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (instance_id, source_id) DO NOTHING",
+            instance_id,
+            message_id,
+            source,
+            source_id,
+            content,
+            now
+        )
+        .execute(pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The last `limit` chunks (after `since`, a timestamp, when given), oldest first.
+    pub async fn recent(
+        pool: &SqlitePool,
+        instance_id: &str,
+        since: Option<&str>,
+        limit: i64,
+    ) -> sqlx::Result<Vec<OutputChunk>> {
+        let mut rows = sqlx::query_as!(
+            OutputChunk,
+            "SELECT * FROM output_chunks WHERE instance_id = ? AND (? IS NULL OR created_at > ?)
+             ORDER BY id DESC LIMIT ?",
+            instance_id,
+            since,
+            since,
+            limit
+        )
+        .fetch_all(pool)
+        .await?;
+        rows.reverse();
+        Ok(rows)
+    }
+
+    pub async fn count_for_message(pool: &SqlitePool, message_id: &str) -> sqlx::Result<i64> {
+        sqlx::query_scalar!(
+            "SELECT COUNT(*) FROM output_chunks WHERE message_id = ?",
+            message_id
+        )
+        .fetch_one(pool)
+        .await
+    }
+}

@@ -1,0 +1,97 @@
+use sqlx::SqlitePool;
+
+/// Tokens and cost of one model call, read from the transcript.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UsageRecord {
+    pub id: i64,
+    pub instance_id: String,
+    pub message_id: Option<String>,
+    pub source_id: String,
+    pub model: String,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_creation_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cost_micros: i64,
+    pub created_at: String,
+}
+
+pub struct NewUsage<'a> {
+    pub instance_id: &'a str,
+    pub message_id: Option<&'a str>,
+    pub source_id: &'a str,
+    pub model: &'a str,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_creation_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cost_micros: i64,
+}
+
+/// Totals over some usage rows.
+#[derive(Debug, Clone, Default, serde::Serialize, schemars::JsonSchema)]
+pub struct UsageTotals {
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_creation_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cost_micros: i64,
+}
+
+impl UsageRecord {
+    /// One row per model call: a response id seen again (a re-read transcript, a split
+    /// assistant message) is ignored.
+    pub async fn insert(pool: &SqlitePool, new: &NewUsage<'_>) -> sqlx::Result<()> {
+        let now = super::now();
+        sqlx::query!(
+            "INSERT INTO usage_records (instance_id, message_id, source_id, model, input_tokens,
+                output_tokens, cache_creation_tokens, cache_read_tokens, cost_micros, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (instance_id, source_id) DO NOTHING",
+            new.instance_id,
+            new.message_id,
+            new.source_id,
+            new.model,
+            new.input_tokens,
+            new.output_tokens,
+            new.cache_creation_tokens,
+            new.cache_read_tokens,
+            new.cost_micros,
+            now
+        )
+        .execute(pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn for_instance(
+        pool: &SqlitePool,
+        instance_id: &str,
+    ) -> sqlx::Result<Vec<UsageRecord>> {
+        sqlx::query_as!(
+            UsageRecord,
+            "SELECT * FROM usage_records WHERE instance_id = ? ORDER BY id",
+            instance_id
+        )
+        .fetch_all(pool)
+        .await
+    }
+
+    pub async fn totals_for_instance(
+        pool: &SqlitePool,
+        instance_id: &str,
+    ) -> sqlx::Result<UsageTotals> {
+        sqlx::query_as!(
+            UsageTotals,
+            r#"SELECT COALESCE(SUM(input_tokens), 0) AS "input_tokens!: i64",
+                      COALESCE(SUM(output_tokens), 0) AS "output_tokens!: i64",
+                      COALESCE(SUM(cache_creation_tokens), 0) AS "cache_creation_tokens!: i64",
+                      COALESCE(SUM(cache_read_tokens), 0) AS "cache_read_tokens!: i64",
+                      COALESCE(SUM(cost_micros), 0) AS "cost_micros!: i64"
+               FROM usage_records WHERE instance_id = ?"#,
+            instance_id
+        )
+        .fetch_one(pool)
+        .await
+    }
+}

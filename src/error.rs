@@ -1,0 +1,48 @@
+//! One error type. Each variant says what happened and, where it can, what to do next; tools
+//! turn them into MCP tool errors the calling model can read.
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("no instance {0}; list_instances shows the instances that exist")]
+    UnknownInstance(String),
+    #[error("no message {0}")]
+    UnknownMessage(String),
+    #[error("instance {id} is {state}{}; spawn a new one", reason_suffix(.reason))]
+    NotRunning {
+        id: String,
+        state: String,
+        reason: String,
+    },
+    #[error("limit reached: {0}")]
+    Limit(String),
+    #[error(
+        "no answer from {instance_id} within {seconds}s; message {message_id} is still {state}. \
+         Fetch the answer later with get_message(message_id=\"{message_id}\") or interrupt_instance"
+    )]
+    Timeout {
+        instance_id: String,
+        message_id: String,
+        seconds: u64,
+        state: String,
+    },
+    #[error("{0}")]
+    Agent(String),
+    #[error(transparent)]
+    Tmux(#[from] crate::tmux::TmuxError),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn reason_suffix(reason: &str) -> String {
+    if reason.is_empty() {
+        String::new()
+    } else {
+        format!(" ({reason})")
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

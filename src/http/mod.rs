@@ -1,0 +1,69 @@
+//! The HTTP side: one route table, read top to bottom.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rmcp::transport::streamable_http_server::{
+    StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use tower_http::trace::TraceLayer;
+
+use crate::db::instances::Instance;
+use crate::error::Error;
+use crate::mcp::Troupe;
+use crate::supervisor::Supervisor;
+
+pub fn router(sup: Supervisor, shutdown: CancellationToken) -> Router {
+    let mcp_sup = sup.clone();
+    let mcp = StreamableHttpService::new(
+        move || Ok(Troupe::new(mcp_sup.clone())),
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default()
+            .with_sse_keep_alive(Some(std::time::Duration::from_secs(15)))
+            .with_cancellation_token(shutdown.child_token()),
+    );
+    Router::new()
+        .route("/health", get(health))
+        .route("/hooks/{instance_id}", post(hook))
+        .nest_service("/mcp", mcp)
+        .layer(TraceLayer::new_for_http())
+        .with_state(sup)
+}
+
+async fn health(State(sup): State<Supervisor>) -> Result<Json<Value>, Error> {
+    let live = Instance::count_live(sup.pool()).await?;
+    Ok(Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "live_instances": live,
+    })))
+}
+
+/// Claude Code's lifecycle hooks (`troupe hook`) post their payload here.
+async fn hook(
+    State(sup): State<Supervisor>,
+    Path(instance_id): Path<String>,
+    Json(payload): Json<Value>,
+) -> Result<StatusCode, Error> {
+    sup.hook(&instance_id, payload).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
+            Error::UnknownInstance(_) | Error::UnknownMessage(_) => StatusCode::NOT_FOUND,
+            Error::NotRunning { .. } | Error::Limit(_) => StatusCode::CONFLICT,
+            Error::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        (status, Json(json!({ "error": self.to_string() }))).into_response()
+    }
+}

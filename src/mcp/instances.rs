@@ -1,0 +1,313 @@
+use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::model::Extensions;
+use rmcp::{tool, tool_router};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Troupe, caller, tool_error};
+use crate::db::instances::Instance;
+use crate::db::messages::Message;
+use crate::db::output::OutputChunk;
+use crate::db::usage::{UsageRecord, UsageTotals};
+use crate::error::Error;
+use crate::supervisor::SpawnRequest;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SpawnClaudeParams {
+    /// Model: opus, sonnet or haiku (the seed's opus-4, sonnet-4 work too), or a full claude-*
+    /// id. Defaults to the role's model (architect: opus; developer, reviewer, researcher:
+    /// sonnet; tester, documenter: haiku).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Role preset: architect, developer, reviewer, tester, documenter or researcher. Sets the
+    /// default model and system prompt. Defaults to developer.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Initial context or instructions, added to the instance's system prompt.
+    #[serde(default)]
+    pub context: Option<String>,
+    /// A system prompt that replaces the role's preset prompt.
+    #[serde(default)]
+    pub system_prompt: Option<String>,
+    /// Absolute path of the directory the instance works in. Defaults to a fresh workspace
+    /// under troupe's data directory.
+    #[serde(default)]
+    pub project_dir: Option<String>,
+    /// A short name (letters, digits, '-', '_'); the id becomes name-xxxx. Defaults to the role.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The parent instance. Defaults to the calling instance when an instance spawns.
+    #[serde(default, alias = "parent_id")]
+    pub parent_instance_id: Option<String>,
+}
+
+/// An instance as troupe reports it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct InstanceView {
+    pub instance_id: String,
+    pub name: String,
+    pub agent: String,
+    pub role: String,
+    pub model: String,
+    /// starting | idle | busy | waiting_permission | terminated | failed | unknown
+    pub state: String,
+    /// Why the instance is in this state.
+    pub state_reason: String,
+    pub state_since: String,
+    pub parent_instance_id: Option<String>,
+    pub workdir: String,
+    pub tmux_session: String,
+    pub created_at: String,
+}
+
+impl From<Instance> for InstanceView {
+    fn from(i: Instance) -> Self {
+        InstanceView {
+            instance_id: i.id,
+            name: i.name,
+            agent: i.agent,
+            role: i.role,
+            model: i.model,
+            state: i.state,
+            state_reason: i.state_reason,
+            state_since: i.state_since,
+            parent_instance_id: i.parent_id,
+            workdir: i.workdir,
+            tmux_session: i.tmux_session,
+            created_at: i.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SpawnResult {
+    pub instance_id: String,
+    /// The instance's state once spawn returns (idle: ready for messages).
+    pub status: String,
+    pub instance: InstanceView,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct InstanceIdParams {
+    /// The instance id, e.g. architect-7a3f.
+    pub instance_id: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct StatusParams {
+    /// One instance's id; omit for every instance.
+    #[serde(default)]
+    pub instance_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct InstanceStatus {
+    #[serde(flatten)]
+    pub instance: InstanceView,
+    /// Messages queued or in progress.
+    pub pending_messages: i64,
+    /// Tokens and cost so far (micro-dollars).
+    pub usage: UsageTotals,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct StatusResult {
+    pub instances: Vec<InstanceStatus>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ListParams {
+    /// Include terminated and failed instances too.
+    #[serde(default)]
+    pub include_terminated: bool,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ListResult {
+    pub instances: Vec<InstanceView>,
+    pub count: usize,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct OutputParams {
+    /// The instance id.
+    pub instance_id: String,
+    /// How many of the most recent lines to return (default 100).
+    #[serde(default)]
+    pub lines: Option<usize>,
+    /// Only output recorded after this timestamp (as returned in `latest`).
+    #[serde(default)]
+    pub since: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct OutputResult {
+    pub instance_id: String,
+    /// The recent output: prompts as "> ...", replies as text, tool calls and results marked.
+    pub output: String,
+    /// Timestamp of the newest chunk returned; pass it as `since` to get only what follows.
+    pub latest: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TerminateResult {
+    pub success: bool,
+    pub instance_id: String,
+    pub state: String,
+}
+
+#[tool_router(router = instance_tools, vis = "pub(super)")]
+impl Troupe {
+    /// Start a Claude Code instance in its own tmux session and wait until it is ready.
+    #[tool(
+        name = "spawn_claude",
+        description = "Create a new Claude Code instance with a role (architect, developer, reviewer, tester, documenter, researcher) and model; returns its instance_id once it is ready for messages."
+    )]
+    pub async fn spawn_claude(
+        &self,
+        Parameters(p): Parameters<SpawnClaudeParams>,
+        extensions: Extensions,
+    ) -> Result<Json<SpawnResult>, String> {
+        let caller = caller(&extensions);
+        let inst = self
+            .sup
+            .spawn_claude(
+                SpawnRequest {
+                    name: p.name,
+                    role: p.role,
+                    model: p.model,
+                    system_prompt: p.system_prompt,
+                    context: p.context,
+                    project_dir: p.project_dir,
+                    parent_instance_id: p.parent_instance_id,
+                },
+                caller.as_deref(),
+            )
+            .await
+            .map_err(tool_error)?;
+        Ok(Json(SpawnResult {
+            instance_id: inst.id.clone(),
+            status: inst.state.clone(),
+            instance: inst.into(),
+        }))
+    }
+
+    #[tool(
+        name = "list_instances",
+        description = "List the instances troupe runs, with role, model and state."
+    )]
+    pub async fn list_instances(
+        &self,
+        Parameters(p): Parameters<ListParams>,
+    ) -> Result<Json<ListResult>, String> {
+        let rows = Instance::list(self.sup.pool(), p.include_terminated)
+            .await
+            .map_err(|e| tool_error(e.into()))?;
+        let instances: Vec<InstanceView> = rows.into_iter().map(Into::into).collect();
+        Ok(Json(ListResult {
+            count: instances.len(),
+            instances,
+        }))
+    }
+
+    #[tool(
+        name = "get_instance_status",
+        description = "Status of one instance (instance_id) or of all: state and why, pending messages, tokens and cost."
+    )]
+    pub async fn get_instance_status(
+        &self,
+        Parameters(p): Parameters<StatusParams>,
+    ) -> Result<Json<StatusResult>, String> {
+        let pool = self.sup.pool();
+        let rows = match p.instance_id.as_deref() {
+            Some(id) => vec![
+                Instance::find(pool, id)
+                    .await
+                    .map_err(|e| tool_error(e.into()))?
+                    .ok_or_else(|| tool_error(Error::UnknownInstance(id.to_string())))?,
+            ],
+            None => Instance::list(pool, true)
+                .await
+                .map_err(|e| tool_error(e.into()))?,
+        };
+        let mut instances = Vec::with_capacity(rows.len());
+        for inst in rows {
+            let pending_messages = Message::count_pending(pool, &inst.id)
+                .await
+                .map_err(|e| tool_error(e.into()))?;
+            let usage = UsageRecord::totals_for_instance(pool, &inst.id)
+                .await
+                .map_err(|e| tool_error(e.into()))?;
+            instances.push(InstanceStatus {
+                instance: inst.into(),
+                pending_messages,
+                usage,
+            });
+        }
+        Ok(Json(StatusResult { instances }))
+    }
+
+    #[tool(
+        name = "get_instance_output",
+        description = "Recent output of an instance (prompts, replies, tool calls), read from its transcript: the last `lines` lines, or what came after `since`."
+    )]
+    pub async fn get_instance_output(
+        &self,
+        Parameters(p): Parameters<OutputParams>,
+    ) -> Result<Json<OutputResult>, String> {
+        let pool = self.sup.pool();
+        if Instance::find(pool, &p.instance_id)
+            .await
+            .map_err(|e| tool_error(e.into()))?
+            .is_none()
+        {
+            return Err(tool_error(Error::UnknownInstance(p.instance_id)));
+        }
+        let lines = p.lines.unwrap_or(100).clamp(1, 10_000);
+        let chunks = OutputChunk::recent(pool, &p.instance_id, p.since.as_deref(), lines as i64)
+            .await
+            .map_err(|e| tool_error(e.into()))?;
+        let latest = chunks.last().map(|c| c.created_at.clone());
+        let text = chunks
+            .iter()
+            .map(render_chunk)
+            .collect::<Vec<_>>()
+            .join("\n");
+        let all: Vec<&str> = text.lines().collect();
+        let output = all[all.len().saturating_sub(lines)..].join("\n");
+        Ok(Json(OutputResult {
+            instance_id: p.instance_id,
+            output,
+            latest,
+        }))
+    }
+
+    #[tool(
+        name = "terminate_instance",
+        description = "Shut an instance down: its tmux session ends and unfinished messages fail. The record stays in the database."
+    )]
+    pub async fn terminate_instance(
+        &self,
+        Parameters(p): Parameters<InstanceIdParams>,
+        extensions: Extensions,
+    ) -> Result<Json<TerminateResult>, String> {
+        self.sup
+            .terminate(&p.instance_id, caller(&extensions).as_deref())
+            .await
+            .map_err(tool_error)?;
+        Ok(Json(TerminateResult {
+            success: true,
+            instance_id: p.instance_id,
+            state: "terminated".into(),
+        }))
+    }
+}
+
+fn render_chunk(c: &OutputChunk) -> String {
+    match c.source.as_str() {
+        "prompt" => format!("> {}", c.content.replace('\n', "\n  ")),
+        "tool_use" => format!("[tool] {}", c.content),
+        "tool_result" => format!("[result] {}", c.content),
+        _ => c.content.clone(),
+    }
+}

@@ -1,0 +1,170 @@
+use std::time::Duration;
+
+use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::model::Extensions;
+use rmcp::{tool, tool_router};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Troupe, caller, tool_error};
+use crate::db::messages::Message;
+use crate::error::Error;
+use crate::supervisor::instance::InterruptReport;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SendParams {
+    /// The instance id.
+    pub instance_id: String,
+    /// The message or task. Multi-line text arrives intact.
+    pub message: String,
+    /// Wait for the answer (default true). When false, returns the message id at once.
+    #[serde(default)]
+    pub wait_for_response: Option<bool>,
+    /// How long to wait for the answer, in seconds (default 300).
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct MessageView {
+    pub message_id: String,
+    pub instance_id: String,
+    /// queued | submitted | started | answered | interrupted | failed
+    pub status: String,
+    /// The instance's answer (for an interrupted turn, what it had said so far).
+    pub response: Option<String>,
+    /// Why the message ended as it did, when not answered.
+    pub reason: String,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+}
+
+impl From<Message> for MessageView {
+    fn from(m: Message) -> Self {
+        MessageView {
+            message_id: m.id,
+            instance_id: m.instance_id,
+            status: m.state,
+            response: m.response,
+            reason: m.state_reason,
+            created_at: m.created_at,
+            finished_at: m.finished_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct GetMessageParams {
+    /// The message id returned by send_to_instance.
+    pub message_id: String,
+    /// Wait up to this many seconds for the answer if it is not there yet (default 0).
+    #[serde(default)]
+    pub wait_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct InterruptParams {
+    /// The instance id.
+    pub instance_id: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct InterruptResult {
+    pub success: bool,
+    pub instance_id: String,
+    pub message: String,
+    pub timestamp: String,
+    #[serde(flatten)]
+    pub report: InterruptReport,
+}
+
+#[tool_router(router = messaging_tools, vis = "pub(super)")]
+impl Troupe {
+    #[tool(
+        name = "send_to_instance",
+        description = "Send a message or task to an instance. By default waits for its answer and returns it as `response`; if the wait times out, the error names the message id so get_message can fetch the answer later."
+    )]
+    pub async fn send_to_instance(
+        &self,
+        Parameters(p): Parameters<SendParams>,
+        extensions: Extensions,
+    ) -> Result<Json<MessageView>, String> {
+        let sender = caller(&extensions);
+        let message = self
+            .sup
+            .send(&p.instance_id, &p.message, sender.as_deref())
+            .await
+            .map_err(tool_error)?;
+        if !p.wait_for_response.unwrap_or(true) {
+            return Ok(Json(message.into()));
+        }
+        let timeout = match p.timeout_seconds {
+            Some(0) => {
+                return Err(tool_error(Error::InvalidInput(
+                    "timeout_seconds must be at least 1 (or set wait_for_response to false)".into(),
+                )));
+            }
+            Some(s) => Duration::from_secs(s),
+            None => self.sup.config().default_wait,
+        };
+        let answered = self
+            .sup
+            .wait_message(&message.id, timeout)
+            .await
+            .map_err(tool_error)?;
+        Ok(Json(answered.into()))
+    }
+
+    #[tool(
+        name = "get_message",
+        description = "A message sent earlier, with its status and the answer once there is one; optionally waits for it."
+    )]
+    pub async fn get_message(
+        &self,
+        Parameters(p): Parameters<GetMessageParams>,
+    ) -> Result<Json<MessageView>, String> {
+        let message = match p.wait_seconds.filter(|s| *s > 0) {
+            Some(s) => match self
+                .sup
+                .wait_message(&p.message_id, Duration::from_secs(s))
+                .await
+            {
+                Ok(m) => m,
+                Err(Error::Timeout { .. }) => find(&self.sup, &p.message_id).await?,
+                Err(e) => return Err(tool_error(e)),
+            },
+            None => find(&self.sup, &p.message_id).await?,
+        };
+        Ok(Json(message.into()))
+    }
+
+    #[tool(
+        name = "interrupt_instance",
+        description = "Stop the instance's running turn (Escape) without ending the instance: the conversation, including the partial answer, is kept and the instance takes new messages."
+    )]
+    pub async fn interrupt_instance(
+        &self,
+        Parameters(p): Parameters<InterruptParams>,
+        extensions: Extensions,
+    ) -> Result<Json<InterruptResult>, String> {
+        let report = self
+            .sup
+            .interrupt(&p.instance_id, caller(&extensions).as_deref())
+            .await
+            .map_err(tool_error)?;
+        Ok(Json(InterruptResult {
+            success: report.interrupted,
+            instance_id: p.instance_id,
+            message: report.detail.clone(),
+            timestamp: crate::db::now(),
+            report,
+        }))
+    }
+}
+
+async fn find(sup: &crate::supervisor::Supervisor, id: &str) -> Result<Message, String> {
+    Message::find(sup.pool(), id)
+        .await
+        .map_err(|e| tool_error(e.into()))?
+        .ok_or_else(|| tool_error(Error::UnknownMessage(id.to_string())))
+}

@@ -1,0 +1,582 @@
+//! The supervisor owns every live instance. Callers (MCP, REST, CLI) ask it to spawn, send,
+//! interrupt and terminate; it writes the intent to SQLite, acts through tmux, records the
+//! outcome, and publishes an [`Event`] that waiters and streams listen to.
+
+pub mod instance;
+mod watcher;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use sqlx::SqlitePool;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::agents::claude;
+use crate::config::{Config, PermissionMode};
+use crate::db::audit;
+use crate::db::instances::{Instance, NewInstance};
+use crate::db::messages::Message;
+use crate::error::{Error, Result};
+use crate::roles;
+use crate::tmux::{SessionSpec, Tmux};
+
+use instance::{Command, InterruptReport};
+use watcher::TranscriptWatcher;
+
+/// Something that changed, after it was written to the database.
+#[derive(Debug, Clone)]
+pub enum Event {
+    InstanceState {
+        instance_id: String,
+        state: String,
+    },
+    Message {
+        instance_id: String,
+        message_id: String,
+        state: String,
+    },
+}
+
+pub(crate) struct Shared {
+    pub pool: SqlitePool,
+    pub config: Config,
+    pub tmux: Tmux,
+    pub events: broadcast::Sender<Event>,
+    instances: Mutex<HashMap<String, mpsc::UnboundedSender<Command>>>,
+    watcher: TranscriptWatcher,
+    shutdown: CancellationToken,
+}
+
+impl Shared {
+    pub fn publish(&self, event: Event) {
+        // No receivers is fine: nobody is waiting.
+        let _ = self.events.send(event);
+    }
+
+    pub async fn set_instance_state(&self, id: &str, state: &str, reason: &str) {
+        if let Err(e) = Instance::set_state(&self.pool, id, state, reason).await {
+            tracing::error!(instance = id, state, error = %e, "cannot record instance state");
+        }
+        self.publish(Event::InstanceState {
+            instance_id: id.to_string(),
+            state: state.to_string(),
+        });
+    }
+}
+
+/// What a caller asks for when spawning a Claude Code instance.
+#[derive(Debug, Default, Clone)]
+pub struct SpawnRequest {
+    pub name: Option<String>,
+    pub role: Option<String>,
+    pub model: Option<String>,
+    pub system_prompt: Option<String>,
+    pub context: Option<String>,
+    pub project_dir: Option<String>,
+    pub parent_instance_id: Option<String>,
+}
+
+/// Cheap to clone: every handler holds one.
+#[derive(Clone)]
+pub struct Supervisor {
+    shared: Arc<Shared>,
+}
+
+impl Supervisor {
+    pub async fn start(
+        config: Config,
+        pool: SqlitePool,
+        shutdown: CancellationToken,
+    ) -> Result<Self> {
+        let (events, _) = broadcast::channel(1024);
+        let shared = Arc::new(Shared {
+            pool,
+            tmux: Tmux::new(config.tmux_socket.clone()),
+            config,
+            events,
+            instances: Mutex::new(HashMap::new()),
+            watcher: TranscriptWatcher::new(),
+            shutdown,
+        });
+        let sup = Supervisor { shared };
+        sup.forget_previous_run().await?;
+        Ok(sup)
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.shared.pool
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.shared.events.subscribe()
+    }
+
+    /// Instances a previous run left live are not followed by this run; say so in their
+    /// state rather than leave them "idle" or "busy" forever.
+    async fn forget_previous_run(&self) -> Result<()> {
+        for inst in Instance::list(&self.shared.pool, false).await? {
+            let reason = format!("troupe restarted while the instance was {}", inst.state);
+            self.shared
+                .set_instance_state(&inst.id, "unknown", &reason)
+                .await;
+            audit::record(
+                &self.shared.pool,
+                None,
+                Some(&inst.id),
+                "instance.orphaned",
+                json!({ "previous_state": inst.state }),
+            )
+            .await;
+        }
+        Ok(())
+    }
+
+    fn handle(&self, id: &str) -> Option<mpsc::UnboundedSender<Command>> {
+        self.shared
+            .instances
+            .lock()
+            .expect("instances poisoned")
+            .get(id)
+            .cloned()
+    }
+
+    /// The live task of an instance, or the reason there is none.
+    async fn live(&self, id: &str) -> Result<mpsc::UnboundedSender<Command>> {
+        if let Some(tx) = self.handle(id) {
+            return Ok(tx);
+        }
+        match Instance::find(&self.shared.pool, id).await? {
+            None => Err(Error::UnknownInstance(id.to_string())),
+            Some(inst) => Err(Error::NotRunning {
+                id: inst.id,
+                state: inst.state,
+                reason: inst.state_reason,
+            }),
+        }
+    }
+
+    /// Starts a Claude Code instance and returns once it is ready for messages.
+    pub async fn spawn_claude(&self, req: SpawnRequest, caller: Option<&str>) -> Result<Instance> {
+        let shared = &self.shared;
+        let config = &shared.config;
+
+        let role_name = req
+            .role
+            .as_deref()
+            .unwrap_or("developer")
+            .trim()
+            .to_ascii_lowercase();
+        let role = roles::find(&role_name).ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "unknown role {role_name:?}; choose one of: {}",
+                roles::names().join(", ")
+            ))
+        })?;
+        let model = req
+            .model
+            .as_deref()
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .unwrap_or(role.model)
+            .to_string();
+        let cli_model = claude::cli_model(&model).ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "unknown model {model:?}; use opus, sonnet or haiku (optionally with a version, \
+                 e.g. sonnet-4) or a full claude-* model id"
+            ))
+        })?;
+        let name = match req.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+            Some(n) => Some(validate_name(n)?),
+            None => None,
+        };
+        let parent = req
+            .parent_instance_id
+            .as_deref()
+            .or(caller)
+            .map(str::to_string);
+        if let Some(p) = &parent
+            && !Instance::exists(&shared.pool, p).await?
+        {
+            return Err(Error::InvalidInput(format!(
+                "parent instance {p} does not exist"
+            )));
+        }
+        let workdir = match req
+            .project_dir
+            .as_deref()
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+        {
+            Some(dir) => Some(project_dir(dir)?),
+            None => None,
+        };
+        let live = Instance::count_live(&shared.pool).await?;
+        if live >= config.max_instances as i64 {
+            return Err(Error::Limit(format!(
+                "{live} instances are running (max_instances = {}); terminate some first",
+                config.max_instances
+            )));
+        }
+
+        let id = new_instance_id(&shared.pool, name.as_deref().unwrap_or(&role_name)).await?;
+        let workdir = match workdir {
+            Some(dir) => dir,
+            None => {
+                let dir = config.data_dir.join("workspaces").join(&id);
+                std::fs::create_dir_all(&dir)?;
+                dir.canonicalize()?
+            }
+        };
+        let mut system_prompt = req
+            .system_prompt
+            .clone()
+            .filter(|p| !p.trim().is_empty())
+            .unwrap_or_else(|| role.prompt.to_string());
+        if let Some(context) = req.context.as_deref().filter(|c| !c.trim().is_empty()) {
+            system_prompt.push_str("\n\nContext for this work:\n");
+            system_prompt.push_str(context);
+        }
+        let session_id = uuid::Uuid::new_v4().to_string();
+        let tmux_session = format!("troupe-{id}");
+        let workdir_str = workdir.display().to_string();
+
+        Instance::insert(
+            &shared.pool,
+            &NewInstance {
+                id: &id,
+                name: name.as_deref().unwrap_or(&id),
+                agent: "claude",
+                model: &model,
+                role: &role_name,
+                system_prompt: &system_prompt,
+                workdir: &workdir_str,
+                permission_mode: config.permission_mode.as_str(),
+                parent_id: parent.as_deref(),
+                tmux_session: &tmux_session,
+                agent_session_id: &session_id,
+            },
+        )
+        .await?;
+        audit::record(
+            &shared.pool,
+            caller,
+            Some(&id),
+            "instance.spawn",
+            json!({ "role": role_name, "model": model, "workdir": workdir_str, "parent": parent }),
+        )
+        .await;
+
+        match self
+            .launch_claude(
+                &id,
+                &tmux_session,
+                &session_id,
+                &cli_model,
+                &system_prompt,
+                &workdir_str,
+                false,
+            )
+            .await
+        {
+            Ok(()) => {}
+            Err(e) => {
+                let reason = e.to_string();
+                shared.set_instance_state(&id, "failed", &reason).await;
+                let _ = shared.tmux.kill_session(&tmux_session).await;
+                audit::record(
+                    &shared.pool,
+                    caller,
+                    Some(&id),
+                    "instance.failed",
+                    json!({ "reason": reason }),
+                )
+                .await;
+                return Err(e);
+            }
+        }
+        Instance::find(&shared.pool, &id)
+            .await?
+            .ok_or_else(|| Error::UnknownInstance(id.clone()))
+    }
+
+    /// Writes the instance's settings and MCP config, starts its tmux session and waits until
+    /// the CLI reports that its session started.
+    #[allow(clippy::too_many_arguments)]
+    async fn launch_claude(
+        &self,
+        id: &str,
+        tmux_session: &str,
+        session_id: &str,
+        cli_model: &str,
+        system_prompt: &str,
+        workdir: &str,
+        resume: bool,
+    ) -> Result<()> {
+        let shared = &self.shared;
+        let config = &shared.config;
+        let dir = config.data_dir.join("instances").join(id);
+        std::fs::create_dir_all(&dir)?;
+        let hook_command = format!(
+            "{} hook --url {}",
+            shell_quote(&config.troupe_bin.display().to_string()),
+            shell_quote(&format!("{}/hooks/{id}", config.public_url))
+        );
+        let settings_path = dir.join("settings.json");
+        let mcp_path = dir.join("mcp.json");
+        write_json(
+            &settings_path,
+            &claude::settings(&hook_command, config.permission_mode),
+        )?;
+        write_json(&mcp_path, &claude::mcp_config(&config.public_url, id))?;
+        let argv = claude::Launch {
+            claude_bin: &config.claude_bin,
+            session_id,
+            model: cli_model,
+            system_prompt,
+            settings_path: &settings_path,
+            mcp_config_path: &mcp_path,
+            permission_mode: config.permission_mode,
+            resume,
+        }
+        .argv();
+
+        let mut env = config.instance_env.clone();
+        env.push(("TROUPE_INSTANCE_ID".into(), id.to_string()));
+        if config.permission_mode == PermissionMode::Skip && running_as_root() {
+            // Claude Code refuses to skip permissions as root outside a declared sandbox.
+            env.push(("IS_SANDBOX".into(), "1".into()));
+        }
+
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        self.shared
+            .instances
+            .lock()
+            .expect("instances poisoned")
+            .insert(id.to_string(), tx.clone());
+
+        let started = shared
+            .tmux
+            .new_session(&SessionSpec {
+                name: tmux_session,
+                workdir,
+                env: &env,
+                argv: &argv,
+                width: 200,
+                height: 50,
+            })
+            .await;
+        if let Err(e) = started {
+            self.shared
+                .instances
+                .lock()
+                .expect("instances poisoned")
+                .remove(id);
+            return Err(e.into());
+        }
+        instance::Actor::spawn(
+            self.shared.clone(),
+            id.to_string(),
+            tmux_session.to_string(),
+            tx,
+            rx,
+            ready_tx,
+        );
+        match ready_rx.await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Agent(format!(
+                "instance {id} stopped while starting"
+            ))),
+        }
+    }
+
+    /// Queues a message for an instance; it is delivered as soon as the instance is idle.
+    pub async fn send(
+        &self,
+        instance_id: &str,
+        text: &str,
+        sender: Option<&str>,
+    ) -> Result<Message> {
+        if text.trim().is_empty() {
+            return Err(Error::InvalidInput(
+                "message is empty; say what the instance should do".into(),
+            ));
+        }
+        let tx = self.live(instance_id).await?;
+        let id = format!("msg-{}", uuid::Uuid::now_v7().simple());
+        Message::insert_queued(&self.shared.pool, &id, instance_id, sender, text).await?;
+        self.shared.publish(Event::Message {
+            instance_id: instance_id.to_string(),
+            message_id: id.clone(),
+            state: "queued".into(),
+        });
+        // The row is the queue; this only wakes the task. If the task is gone the message
+        // stays queued in the database and says so.
+        let _ = tx.send(Command::Deliver);
+        Message::find(&self.shared.pool, &id)
+            .await?
+            .ok_or(Error::UnknownMessage(id))
+    }
+
+    /// Waits until a message's turn is over, or fails with [`Error::Timeout`] naming the
+    /// message so it can be fetched later.
+    pub async fn wait_message(&self, message_id: &str, timeout: Duration) -> Result<Message> {
+        let mut events = self.shared.events.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let message = Message::find(&self.shared.pool, message_id)
+                .await?
+                .ok_or_else(|| Error::UnknownMessage(message_id.to_string()))?;
+            if message.is_finished() {
+                return Ok(message);
+            }
+            loop {
+                match tokio::time::timeout_at(deadline, events.recv()).await {
+                    Err(_) => {
+                        return Err(Error::Timeout {
+                            instance_id: message.instance_id,
+                            message_id: message.id,
+                            seconds: timeout.as_secs(),
+                            state: message.state,
+                        });
+                    }
+                    Ok(Ok(Event::Message { message_id: m, .. })) if m == message_id => break,
+                    Ok(Ok(_)) => continue,
+                    Ok(Err(broadcast::error::RecvError::Lagged(_))) => break,
+                    Ok(Err(broadcast::error::RecvError::Closed)) => {
+                        return Err(Error::Agent("troupe is shutting down".into()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Presses Escape in the instance and waits until the CLI confirms the turn stopped.
+    pub async fn interrupt(
+        &self,
+        instance_id: &str,
+        caller: Option<&str>,
+    ) -> Result<InterruptReport> {
+        let tx = self.live(instance_id).await?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Command::Interrupt(reply))
+            .map_err(|_| Error::Agent(format!("instance {instance_id} is shutting down")))?;
+        let report = rx.await.map_err(|_| {
+            Error::Agent(format!(
+                "instance {instance_id} stopped during the interrupt"
+            ))
+        })??;
+        audit::record(
+            &self.shared.pool,
+            caller,
+            Some(instance_id),
+            "instance.interrupt",
+            serde_json::to_value(&report).unwrap_or_default(),
+        )
+        .await;
+        Ok(report)
+    }
+
+    /// Ends an instance: its tmux session is killed and its unfinished messages fail.
+    pub async fn terminate(&self, instance_id: &str, caller: Option<&str>) -> Result<()> {
+        let tx = self.live(instance_id).await?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Command::Terminate(reply))
+            .map_err(|_| Error::Agent(format!("instance {instance_id} is shutting down")))?;
+        rx.await.map_err(|_| {
+            Error::Agent(format!("instance {instance_id} stopped during terminate"))
+        })??;
+        audit::record(
+            &self.shared.pool,
+            caller,
+            Some(instance_id),
+            "instance.terminate",
+            json!({}),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// A lifecycle hook posted by an instance's CLI.
+    pub async fn hook(&self, instance_id: &str, payload: serde_json::Value) -> Result<()> {
+        let tx = self.live(instance_id).await?;
+        let _ = tx.send(Command::Hook(payload));
+        Ok(())
+    }
+
+    /// Ends every instance's task (not its tmux session) so the process can exit.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.cancel();
+    }
+}
+
+/// Names go into tmux session names, file paths and ids: keep them to a safe alphabet.
+fn validate_name(name: &str) -> Result<String> {
+    let ok = name.len() <= 40
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(name.to_ascii_lowercase())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "name {name:?} is not usable: use 1-40 letters, digits, '-' or '_', starting with a \
+             letter or digit"
+        )))
+    }
+}
+
+fn project_dir(dir: &str) -> Result<PathBuf> {
+    let path = Path::new(dir);
+    if !path.is_absolute() {
+        return Err(Error::InvalidInput(format!(
+            "project_dir {dir:?} must be an absolute path"
+        )));
+    }
+    match path.canonicalize() {
+        Ok(p) if p.is_dir() => Ok(p),
+        Ok(_) => Err(Error::InvalidInput(format!(
+            "project_dir {dir:?} is not a directory"
+        ))),
+        Err(e) => Err(Error::InvalidInput(format!("project_dir {dir:?}: {e}"))),
+    }
+}
+
+async fn new_instance_id(pool: &SqlitePool, base: &str) -> Result<String> {
+    loop {
+        let suffix: u16 = rand::random();
+        let id = format!("{base}-{suffix:04x}");
+        if !Instance::exists(pool, &id).await? {
+            return Ok(id);
+        }
+    }
+}
+
+fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
+    std::fs::write(path, text)?;
+    Ok(())
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}

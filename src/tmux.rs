@@ -1,0 +1,221 @@
+//! troupe's own tmux server (`tmux -L <socket>`). Commands are built with tmux_interface and
+//! run asynchronously with tokio, so a slow tmux never blocks the runtime.
+
+use std::process::Stdio;
+
+use tmux_interface::{
+    CapturePane, HasSession, KillServer, KillSession, LoadBuffer, NewSession, PasteBuffer,
+    SendKeys, SetOption, TmuxCommand,
+};
+use tokio::io::AsyncWriteExt;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TmuxError {
+    #[error("cannot run tmux: {0} (is tmux installed and on PATH?)")]
+    Spawn(std::io::Error),
+    #[error("tmux {command} failed: {stderr}")]
+    Failed { command: String, stderr: String },
+}
+
+/// A handle on one tmux server, named by its socket.
+#[derive(Debug, Clone)]
+pub struct Tmux {
+    socket: String,
+}
+
+/// What a new session runs and with what environment.
+pub struct SessionSpec<'a> {
+    pub name: &'a str,
+    pub workdir: &'a str,
+    pub env: &'a [(String, String)],
+    pub argv: &'a [String],
+    pub width: usize,
+    pub height: usize,
+}
+
+impl Tmux {
+    pub fn new(socket: impl Into<String>) -> Self {
+        Tmux {
+            socket: socket.into(),
+        }
+    }
+
+    pub fn socket(&self) -> &str {
+        &self.socket
+    }
+
+    async fn run(&self, cmd: TmuxCommand<'_>, stdin: Option<&[u8]>) -> Result<String, TmuxError> {
+        let args: Vec<String> = cmd.to_vec().into_iter().map(|a| a.into_owned()).collect();
+        let mut child = tokio::process::Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(&args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(TmuxError::Spawn)?;
+        if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(bytes).await.map_err(TmuxError::Spawn)?;
+            drop(pipe);
+        }
+        let out = child.wait_with_output().await.map_err(TmuxError::Spawn)?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(TmuxError::Failed {
+                command: args.first().cloned().unwrap_or_default(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            })
+        }
+    }
+
+    /// Starts a detached session running `argv` directly (no shell), with the pane kept after
+    /// the program exits so its last words and exit status can be read.
+    pub async fn new_session(&self, spec: &SessionSpec<'_>) -> Result<(), TmuxError> {
+        let mut new = NewSession::new()
+            .detached()
+            .session_name(spec.name)
+            .start_directory(spec.workdir)
+            .width(spec.width)
+            .height(spec.height);
+        for (key, value) in spec.env {
+            new = new.environment(key.as_str(), value.as_str());
+        }
+        let mut cmd = new.build();
+        for arg in spec.argv {
+            cmd.push_param(literal(arg));
+        }
+        // Chained in one tmux call so the option is in place before the program can exit.
+        cmd.push_param(";");
+        let keep = SetOption::new()
+            .window()
+            .target_pane(pane(spec.name))
+            .option("remain-on-exit")
+            .value("on")
+            .build();
+        for part in keep.to_vec() {
+            cmd.push_param(part.into_owned());
+        }
+        self.run(cmd, None).await.map(|_| ())
+    }
+
+    pub async fn has_session(&self, name: &str) -> Result<bool, TmuxError> {
+        match self
+            .run(HasSession::new().target_session(exact(name)).build(), None)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(TmuxError::Failed { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn kill_session(&self, name: &str) -> Result<(), TmuxError> {
+        self.run(KillSession::new().target_session(exact(name)).build(), None)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn kill_server(&self) -> Result<(), TmuxError> {
+        self.run(KillServer::new().build(), None).await.map(|_| ())
+    }
+
+    /// The visible screen as plain text.
+    pub async fn capture(&self, name: &str) -> Result<String, TmuxError> {
+        self.run(
+            CapturePane::new().stdout().target_pane(pane(name)).build(),
+            None,
+        )
+        .await
+    }
+
+    /// Whether the program in the session's pane has exited (the pane is kept, dead).
+    pub async fn pane_dead(&self, name: &str) -> Result<bool, TmuxError> {
+        let mut cmd = TmuxCommand::new();
+        cmd.name("display-message")
+            .push_flag("-p")
+            .push_option("-t", pane(name))
+            .push_param("#{pane_dead}");
+        Ok(self.run(cmd, None).await?.trim() == "1")
+    }
+
+    /// Types text literally (no key-name lookup).
+    pub async fn send_text(&self, name: &str, text: &str) -> Result<(), TmuxError> {
+        let mut cmd = SendKeys::new().target_pane(pane(name)).build();
+        cmd.push_flag("-l");
+        cmd.push_param(literal(text));
+        self.run(cmd, None).await.map(|_| ())
+    }
+
+    /// Presses one named key (Enter, Escape, ...).
+    pub async fn send_key(&self, name: &str, key: &str) -> Result<(), TmuxError> {
+        self.run(
+            SendKeys::new().target_pane(pane(name)).key(key).build(),
+            None,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Pastes text as one bracketed paste, so a TUI receives newlines as part of the text
+    /// instead of as Enter presses.
+    pub async fn paste(&self, name: &str, text: &str) -> Result<(), TmuxError> {
+        let buffer = format!("troupe-{name}");
+        self.run(
+            LoadBuffer::new()
+                .buffer_name(buffer.as_str())
+                .path("-")
+                .build(),
+            Some(text.as_bytes()),
+        )
+        .await?;
+        self.run(
+            PasteBuffer::new()
+                .delete()
+                .bracket_codes()
+                .buffer_name(buffer.as_str())
+                .target_pane(pane(name))
+                .build(),
+            None,
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+/// `=name` makes tmux match the session name exactly instead of by prefix.
+fn exact(name: &str) -> String {
+    format!("={name}")
+}
+
+/// The active pane of the session named exactly `name`.
+fn pane(name: &str) -> String {
+    format!("={name}:")
+}
+
+/// tmux splits its argv into commands at any argument ending in `;`; a trailing `\;` keeps
+/// the semicolon as text instead.
+fn literal(arg: &str) -> String {
+    match arg.strip_suffix(';') {
+        Some(head) => format!("{head}\\;"),
+        None => arg.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::literal;
+
+    #[test]
+    fn trailing_semicolons_are_escaped_for_tmux() {
+        assert_eq!(literal("fix it;"), "fix it\\;");
+        assert_eq!(literal("a;b"), "a;b");
+        assert_eq!(literal("plain"), "plain");
+    }
+}

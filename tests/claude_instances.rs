@@ -1,0 +1,296 @@
+//! The foundation, end to end over real MCP HTTP: real Claude Code instances in tmux, answered
+//! by the fake model, with every step checked in SQLite.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::{Harness, eventually, fake_model::conversation_text, fake_model::last_user_text};
+use troupe::db::instances::Instance;
+use troupe::db::interrupts::Interrupt;
+use troupe::db::messages::Message;
+use troupe::db::output::OutputChunk;
+use troupe::db::usage::UsageRecord;
+
+/// The request the main conversation sent with `needle` as its latest user text (Claude Code
+/// sends side requests, e.g. for a title, that wrap the text differently).
+async fn main_request(h: &Harness, needle: &str) -> serde_json::Value {
+    let needle = needle.to_string();
+    h.model
+        .wait_for_request(
+            move |r| last_user_text(r).ends_with(&needle),
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("the model received the message")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spawn_send_and_the_answer_is_recorded() {
+    let h = Harness::start().await;
+    let id = h.spawn(json!({ "role": "developer", "name": "dev" })).await;
+    assert!(id.starts_with("dev-"), "{id}");
+
+    let inst = Instance::find(h.pool(), &id).await.unwrap().unwrap();
+    assert_eq!(inst.state, "idle");
+    assert_eq!(inst.role, "developer");
+    assert_eq!(inst.model, "sonnet");
+    assert!(h.tmux_has_session(&inst.tmux_session));
+
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": "hello troupe" }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    assert_eq!(r.structured["response"], "ECHO: hello troupe");
+    assert_eq!(r.structured["status"], "answered");
+    let request = main_request(&h, "hello troupe").await;
+    assert!(
+        request["system"]
+            .to_string()
+            .contains("You are a developer"),
+        "the role's system prompt reaches the model"
+    );
+
+    let message_id = r.structured["message_id"].as_str().unwrap();
+    let m = Message::find(h.pool(), message_id).await.unwrap().unwrap();
+    assert_eq!(m.state, "answered");
+    assert_eq!(m.response.as_deref(), Some("ECHO: hello troupe"));
+    assert!(
+        m.prompt_id.is_some(),
+        "the CLI's prompt id ties the turn to the message"
+    );
+    assert!(
+        OutputChunk::count_for_message(h.pool(), message_id)
+            .await
+            .unwrap()
+            >= 2
+    );
+    let usage = UsageRecord::for_instance(h.pool(), &id).await.unwrap();
+    assert!(!usage.is_empty(), "a usage row for the model call");
+    assert!(
+        usage
+            .iter()
+            .all(|u| u.input_tokens > 0 && u.output_tokens > 0)
+    );
+    assert!(usage.iter().all(|u| u.cost_micros > 0), "{usage:?}");
+
+    let out = h
+        .call("get_instance_output", json!({ "instance_id": id }))
+        .await;
+    assert!(
+        out.structured["output"]
+            .as_str()
+            .unwrap()
+            .contains("ECHO: hello troupe")
+    );
+    let status = h
+        .call("get_instance_status", json!({ "instance_id": id }))
+        .await;
+    let s = &status.structured["instances"][0];
+    assert_eq!(s["state"], "idle");
+    assert!(s["usage"]["output_tokens"].as_i64().unwrap() > 0);
+    let list = h.call("list_instances", json!({})).await;
+    assert_eq!(list.structured["count"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_three_line_message_reaches_the_model_as_three_lines() {
+    let h = Harness::start().await;
+    let id = h.spawn(json!({ "role": "tester" })).await;
+    let text = "line one\nline two\nline three";
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": text }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    let inst = Instance::find(h.pool(), &id).await.unwrap().unwrap();
+    let transcript = std::fs::read_to_string(inst.transcript_path.unwrap()).unwrap_or_default();
+    assert_eq!(
+        r.structured["response"],
+        format!("ECHO: {text}"),
+        "{}\n{transcript}",
+        r.structured
+    );
+    main_request(&h, text).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn interrupt_stops_the_turn_and_keeps_the_conversation() {
+    let h = Harness::start().await;
+    let id = h.spawn(json!({ "role": "researcher" })).await;
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": "please count slowly to 40", "wait_for_response": false }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    let message_id = r.structured["message_id"].as_str().unwrap().to_string();
+    main_request(&h, "please count slowly to 40").await;
+    // Let a few numbers stream.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+
+    let r = h
+        .call("interrupt_instance", json!({ "instance_id": id }))
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    assert_eq!(r.structured["success"], true, "{}", r.structured);
+    assert_eq!(r.structured["outcome"], "confirmed");
+    assert_eq!(r.structured["message_id"], message_id.as_str());
+
+    let rows = Interrupt::for_instance(h.pool(), &id).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].outcome, "confirmed");
+    assert!(rows[0].confirmed_at.is_some());
+    let m = Message::find(h.pool(), &message_id).await.unwrap().unwrap();
+    assert_eq!(m.state, "interrupted");
+    let inst = Instance::find(h.pool(), &id).await.unwrap().unwrap();
+    assert_eq!(inst.state, "idle");
+
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": "what number did you reach" }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    let followup = main_request(&h, "what number did you reach").await;
+    let conversation = conversation_text(&followup);
+    assert!(
+        conversation.contains("please count slowly to 40"),
+        "the interrupted turn is still in the conversation"
+    );
+    assert!(conversation.contains("[Request interrupted by user]"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn terminate_ends_the_tmux_session_and_records_it() {
+    let h = Harness::start().await;
+    let id = h.spawn(json!({})).await;
+    let inst = Instance::find(h.pool(), &id).await.unwrap().unwrap();
+    assert!(h.tmux_has_session(&inst.tmux_session));
+
+    let r = h
+        .call("terminate_instance", json!({ "instance_id": id }))
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    assert_eq!(r.structured["success"], true);
+    assert!(!h.tmux_has_session(&inst.tmux_session));
+    let inst = Instance::find(h.pool(), &id).await.unwrap().unwrap();
+    assert_eq!(inst.state, "terminated");
+    assert!(inst.terminated_at.is_some());
+
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": "are you there" }),
+        )
+        .await;
+    assert!(r.is_error);
+    assert!(r.text.contains("terminated"), "{}", r.text);
+    let r = h
+        .call("terminate_instance", json!({ "instance_id": id }))
+        .await;
+    assert!(r.is_error, "terminating twice says so");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_gets_a_clear_error() {
+    let h = Harness::start().await;
+
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": "ghost-0000", "message": "hi" }),
+        )
+        .await;
+    assert!(r.is_error);
+    assert!(r.text.contains("no instance ghost-0000"), "{}", r.text);
+
+    let r = h.call("spawn_claude", json!({ "role": "juggler" })).await;
+    assert!(r.is_error);
+    assert!(
+        r.text.contains("unknown role") && r.text.contains("architect"),
+        "{}",
+        r.text
+    );
+
+    let r = h
+        .call("spawn_claude", json!({ "name": "bad name; rm -rf" }))
+        .await;
+    assert!(r.is_error);
+    assert!(r.text.contains("not usable"), "{}", r.text);
+
+    let r = h
+        .call("spawn_claude", json!({ "project_dir": "relative/dir" }))
+        .await;
+    assert!(r.is_error);
+    assert!(r.text.contains("absolute"), "{}", r.text);
+
+    let r = h.call("spawn_claude", json!({ "model": "gpt-5" })).await;
+    assert!(r.is_error);
+    assert!(r.text.contains("unknown model"), "{}", r.text);
+
+    let r = h
+        .call(
+            "get_instance_status",
+            json!({ "instance_id": "ghost-0000" }),
+        )
+        .await;
+    assert!(r.is_error);
+
+    // No instance was left behind by the refused spawns.
+    assert!(Instance::list(h.pool(), true).await.unwrap().is_empty());
+
+    let id = h.spawn(json!({ "role": "reviewer" })).await;
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": "   " }),
+        )
+        .await;
+    assert!(r.is_error);
+    assert!(r.text.contains("empty"), "{}", r.text);
+
+    // A wait that runs out says so and keeps the message id; the answer can be fetched later.
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": "stall a moment", "timeout_seconds": 1 }),
+        )
+        .await;
+    assert!(r.is_error);
+    assert!(r.text.contains("within 1s"), "{}", r.text);
+    let message_id = r
+        .text
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("msg-"))
+        .map(|rest| {
+            format!(
+                "msg-{}",
+                rest.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+            )
+        })
+        .expect("the error names the message");
+    let r = h
+        .call(
+            "get_message",
+            json!({ "message_id": message_id, "wait_seconds": 30 }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    assert_eq!(r.structured["status"], "answered");
+    assert_eq!(r.structured["response"], "ECHO: stall a moment");
+
+    let _ = eventually("instance idle", Duration::from_secs(10), || async {
+        let i = Instance::find(h.pool(), &id).await.unwrap().unwrap();
+        (i.state == "idle").then_some(())
+    })
+    .await;
+}

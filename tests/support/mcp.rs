@@ -1,0 +1,164 @@
+//! A small MCP client over streamable HTTP (JSON-RPC POSTs, answers as JSON or SSE), so
+//! tests speak the real wire protocol to the real server.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::{Value, json};
+
+pub struct McpClient {
+    http: reqwest::Client,
+    url: String,
+    session: Option<String>,
+    headers: Vec<(String, String)>,
+    next_id: AtomicU64,
+}
+
+/// A tools/call result.
+#[derive(Debug, Clone)]
+pub struct ToolResult {
+    pub is_error: bool,
+    /// All text content joined.
+    pub text: String,
+    /// structuredContent, or Null.
+    pub structured: Value,
+}
+
+impl McpClient {
+    pub fn placeholder() -> McpClient {
+        McpClient {
+            http: reqwest::Client::new(),
+            url: String::new(),
+            session: None,
+            headers: Vec::new(),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// Initializes a session; `headers` are sent on every request (e.g. X-Troupe-Instance).
+    pub async fn connect(url: &str, headers: &[(&str, &str)]) -> McpClient {
+        let mut client = McpClient {
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(600))
+                .build()
+                .unwrap(),
+            url: url.to_string(),
+            session: None,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            next_id: AtomicU64::new(1),
+        };
+        let (session, init) = client
+            .post(json!({
+                "jsonrpc": "2.0", "id": 0, "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": { "name": "troupe-tests", "version": "0" }
+                }
+            }))
+            .await;
+        assert!(init.get("result").is_some(), "initialize failed: {init}");
+        client.session = session;
+        client
+            .post(json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }))
+            .await;
+        client
+    }
+
+    async fn post(&self, body: Value) -> (Option<String>, Value) {
+        let mut req = self
+            .http
+            .post(&self.url)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .json(&body);
+        if let Some(s) = &self.session {
+            req = req.header("mcp-session-id", s);
+        }
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.expect("MCP request sent");
+        let session = resp
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let status = resp.status();
+        let is_sse = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with("text/event-stream"));
+        let text = resp.text().await.unwrap_or_default();
+        if body.get("id").is_none() {
+            assert!(
+                status.is_success(),
+                "notification rejected: {status} {text}"
+            );
+            return (session, Value::Null);
+        }
+        let id = body["id"].clone();
+        let message = if is_sse {
+            text.split("\n\n")
+                .filter_map(|event| {
+                    let data: String = event
+                        .lines()
+                        .filter_map(|l| l.strip_prefix("data:"))
+                        .map(str::trim_start)
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    serde_json::from_str::<Value>(&data).ok()
+                })
+                .find(|m| m["id"] == id)
+                .unwrap_or(Value::Null)
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::Null)
+        };
+        assert!(!message.is_null(), "no JSON-RPC answer ({status}): {text}");
+        (session, message)
+    }
+
+    /// A JSON-RPC request; returns the whole response message.
+    pub async fn request(&self, method: &str, params: Value) -> Value {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.post(json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }))
+            .await
+            .1
+    }
+
+    pub async fn call_tool(&self, name: &str, arguments: Value) -> ToolResult {
+        let response = self
+            .request(
+                "tools/call",
+                json!({ "name": name, "arguments": arguments }),
+            )
+            .await;
+        if let Some(err) = response.get("error") {
+            // Protocol-level failures (bad parameters) read as tool errors in assertions.
+            return ToolResult {
+                is_error: true,
+                text: err["message"].as_str().unwrap_or_default().to_string(),
+                structured: Value::Null,
+            };
+        }
+        let result = &response["result"];
+        let text = result["content"]
+            .as_array()
+            .map(|blocks| {
+                blocks
+                    .iter()
+                    .filter_map(|b| b["text"].as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .unwrap_or_default();
+        ToolResult {
+            is_error: result["isError"].as_bool().unwrap_or(false),
+            text,
+            structured: result["structuredContent"].clone(),
+        }
+    }
+}

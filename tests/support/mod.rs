@@ -1,0 +1,182 @@
+//! Test harness: the real troupe server on port 0 with a temp database, its own tmux socket,
+//! a temp HOME seeded so the real Claude Code CLI runs offline against [`FakeModel`].
+#![allow(dead_code)]
+
+pub mod fake_model;
+pub mod mcp;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+pub use fake_model::FakeModel;
+pub use mcp::{McpClient, ToolResult};
+
+const API_KEY: &str = "sk-ant-troupe-test-key-0123456789abcdefghij";
+
+/// Writes what Claude Code needs to start without questions: onboarding done, the API key
+/// approved, the bypass-permissions warning acknowledged. Folder trust is left to troupe.
+pub fn seed_home(home: &Path) {
+    std::fs::create_dir_all(home.join(".claude")).unwrap();
+    let key_tail = &API_KEY[API_KEY.len() - 20..];
+    let state = json!({
+        "hasCompletedOnboarding": true,
+        "customApiKeyResponses": { "approved": [key_tail], "rejected": [] },
+        "projects": {}
+    });
+    std::fs::write(home.join(".claude.json"), state.to_string()).unwrap();
+    std::fs::write(home.join(".claude/settings.json"), "{}").unwrap();
+}
+
+/// The environment that points a Claude Code instance at the fake model, offline.
+pub fn instance_env(home: &Path, model_url: &str) -> Vec<(String, String)> {
+    [
+        ("HOME", home.display().to_string()),
+        ("ANTHROPIC_BASE_URL", model_url.to_string()),
+        ("ANTHROPIC_API_KEY", API_KEY.to_string()),
+        ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1".into()),
+        ("DISABLE_TELEMETRY", "1".into()),
+        ("DISABLE_AUTOUPDATER", "1".into()),
+        ("DISABLE_ERROR_REPORTING", "1".into()),
+        (
+            "CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL",
+            "1".into(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+pub fn unique_socket(prefix: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "troupe-test-{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub struct Harness {
+    pub dir: TempDir,
+    pub home: PathBuf,
+    pub data_dir: PathBuf,
+    pub socket: String,
+    pub model: FakeModel,
+    pub server: Option<troupe::Server>,
+    pub mcp: McpClient,
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .try_init();
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        seed_home(&home);
+        let data_dir = dir.path().join("data");
+        let model = FakeModel::start().await;
+        let socket = unique_socket("h");
+        let mut h = Harness {
+            dir,
+            home,
+            data_dir,
+            socket,
+            model,
+            server: None,
+            mcp: McpClient::placeholder(),
+        };
+        h.start_server().await;
+        h
+    }
+
+    pub fn config(&self) -> troupe::Config {
+        let mut config = troupe::Config::for_data_dir(self.data_dir.clone(), &self.socket);
+        config.troupe_bin = PathBuf::from(env!("CARGO_BIN_EXE_troupe"));
+        config.claude_bin =
+            std::env::var("TROUPE_TEST_CLAUDE_BIN").unwrap_or_else(|_| "claude".into());
+        config.instance_env = instance_env(&self.home, &self.model.base_url());
+        config
+    }
+
+    pub async fn start_server(&mut self) {
+        let server = troupe::Server::start(self.config())
+            .await
+            .expect("server starts");
+        self.mcp = McpClient::connect(&format!("{}/mcp", server.url()), &[]).await;
+        self.server = Some(server);
+    }
+
+    pub fn server(&self) -> &troupe::Server {
+        self.server.as_ref().expect("server running")
+    }
+
+    pub fn pool(&self) -> &sqlx::SqlitePool {
+        self.server().supervisor.pool()
+    }
+
+    pub async fn call(&self, tool: &str, args: Value) -> ToolResult {
+        self.mcp.call_tool(tool, args).await
+    }
+
+    /// Spawns an instance and returns its id, failing the test with the tool's error.
+    pub async fn spawn(&self, args: Value) -> String {
+        let r = self.call("spawn_claude", args).await;
+        assert!(!r.is_error, "spawn_claude failed: {}", r.text);
+        r.structured["instance_id"].as_str().unwrap().to_string()
+    }
+
+    pub fn tmux_has_session(&self, name: &str) -> bool {
+        std::process::Command::new("tmux")
+            .args(["-L", &self.socket, "has-session", "-t", &format!("={name}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    }
+
+    pub fn capture(&self, name: &str) -> String {
+        let out = std::process::Command::new("tmux")
+            .args([
+                "-L",
+                &self.socket,
+                "capture-pane",
+                "-p",
+                "-t",
+                &format!("={name}:"),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+/// Polls `check` until it returns Some or the deadline passes (tests only).
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
