@@ -69,8 +69,16 @@ async fn spawn_send_and_the_answer_is_recorded() {
             .unwrap()
             >= 2
     );
-    let usage = UsageRecord::for_instance(h.pool(), &id).await.unwrap();
-    assert!(!usage.is_empty(), "a usage row for the model call");
+    // Usage is recorded from the transcript, which may land just after the answer.
+    let usage = eventually(
+        "a usage row for the model call",
+        Duration::from_secs(10),
+        || async {
+            let rows = UsageRecord::for_instance(h.pool(), &id).await.unwrap();
+            (!rows.is_empty()).then_some(rows)
+        },
+    )
+    .await;
     assert!(
         usage
             .iter()
@@ -100,7 +108,23 @@ async fn spawn_send_and_the_answer_is_recorded() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_three_line_message_reaches_the_model_as_three_lines() {
     let h = Harness::start().await;
-    let id = h.spawn(json!({ "role": "tester" })).await;
+    let project = h.dir.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let id = h
+        .spawn(json!({ "role": "tester", "project_dir": project.display().to_string() }))
+        .await;
+    let inst = Instance::find(h.pool(), &id).await.unwrap().unwrap();
+    assert_eq!(
+        inst.workdir,
+        project.canonicalize().unwrap().display().to_string()
+    );
+    let audit = troupe::db::audit::for_instance(h.pool(), &id)
+        .await
+        .unwrap();
+    assert!(
+        audit.iter().any(|e| e.kind == "instance.trust_accepted"),
+        "troupe accepted the folder-trust dialog for the directory it was given: {audit:?}"
+    );
     let text = "line one\nline two\nline three";
     let r = h
         .call(

@@ -57,6 +57,9 @@ enum Phase {
 /// The turn the CLI is working on.
 struct Turn {
     message_id: Option<String>,
+    /// The message was already answered from the Stop hook; the transcript's turn end only
+    /// closes the turn.
+    answered: bool,
     /// The latest reply in the turn: (model response id, its text so far).
     last_reply: Option<(String, String)>,
     api_error: Option<String>,
@@ -214,6 +217,10 @@ impl Actor {
                 }
                 self.read_transcript().await;
             }
+            "Stop" => {
+                self.read_transcript().await;
+                self.answer_on_stop(&payload).await;
+            }
             "PermissionRequest" => {
                 self.read_transcript().await;
                 let tool = payload["tool_name"].as_str().unwrap_or("a tool");
@@ -321,6 +328,7 @@ impl Actor {
                 .await?;
                 self.turn = Some(Turn {
                     message_id,
+                    answered: false,
                     last_reply: None,
                     api_error: None,
                 });
@@ -465,8 +473,9 @@ impl Actor {
                 let Some(turn) = self.turn.take() else {
                     return Ok(());
                 };
+                tracing::debug!(instance = %self.id, message = ?turn.message_id, "turn ended");
                 let answer = turn.last_reply.map(|(_, text)| text);
-                if let Some(id) = &turn.message_id {
+                if let Some(id) = turn.message_id.as_ref().filter(|_| !turn.answered) {
                     match &turn.api_error {
                         Some(err) => {
                             self.finish_message(id, "failed", answer.as_deref(), err)
@@ -499,6 +508,37 @@ impl Actor {
             Record::Other => {}
         }
         Ok(())
+    }
+
+    /// The Stop hook comes tens of milliseconds before the transcript's turn end: answer the
+    /// waiting caller now, with the reply the transcript already holds (the hook's copy of it
+    /// only if the transcript has not caught up).
+    async fn answer_on_stop(&mut self, payload: &Value) {
+        let Some(turn) = self.turn.as_mut() else {
+            return;
+        };
+        let Some(message_id) = turn.message_id.clone() else {
+            return;
+        };
+        if turn.answered || turn.api_error.is_some() {
+            return;
+        }
+        let answer = match &turn.last_reply {
+            Some((_, text)) => Some(text.clone()),
+            None => {
+                tracing::debug!(instance = %self.id, "transcript behind the Stop hook; using the hook's copy");
+                payload["last_assistant_message"]
+                    .as_str()
+                    .map(str::to_string)
+            }
+        };
+        turn.answered = true;
+        self.finish_message(&message_id, "answered", answer.as_deref(), "")
+            .await;
+        // Reported idle now; the next queued message still waits for the turn's end record.
+        self.shared
+            .set_instance_state(&self.id, "idle", "turn finished")
+            .await;
     }
 
     fn turn_message(&self) -> Option<String> {
