@@ -3,6 +3,7 @@
 //! retires them, and writes every step to SQLite first.
 
 pub mod agents;
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -51,6 +52,22 @@ impl Server {
                 .with_graceful_shutdown(async move { stop.cancelled().await })
                 .await
         });
+        // Instances resumed here call back (hooks, MCP), so the listener serves first.
+        let started = std::time::Instant::now();
+        let recoveries = supervisor.reconcile().await?;
+        if !recoveries.is_empty() {
+            let count = |o: &str| recoveries.iter().filter(|r| r.outcome == o).count();
+            tracing::info!(
+                reattached = count("reattached"),
+                resumed = count("resumed"),
+                failed = count("failed"),
+                ms = started.elapsed().as_millis() as u64,
+                "instances from the previous run are back under supervision"
+            );
+            for r in recoveries.iter().filter(|r| r.outcome == "failed") {
+                tracing::warn!(instance = %r.instance_id, "{}", r.detail);
+            }
+        }
         Ok(Server {
             addr,
             supervisor,
@@ -63,11 +80,27 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
+    /// Stops serving. Instances keep running in tmux unless `terminate_instances` is set.
+    pub async fn stop_with(self, terminate_instances: bool) {
+        if terminate_instances {
+            self.supervisor.terminate_all().await;
+        }
+        self.stop().await;
+    }
+
     /// Stops serving. Instances keep running in tmux.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         self.shutdown.cancel();
         self.supervisor.shutdown();
-        let _ = self.task.await;
+        // Graceful shutdown waits for open connections; an instance's MCP event stream can
+        // hold one open, so the wait is bounded.
+        if tokio::time::timeout(std::time::Duration::from_secs(3), &mut self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open after 3s; closing them");
+            self.task.abort();
+        }
         self.supervisor.pool().close().await;
     }
 }

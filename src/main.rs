@@ -25,6 +25,63 @@ enum Command {
         #[arg(long)]
         url: String,
     },
+    /// List the live instances of a running server.
+    Ls {
+        #[command(flatten)]
+        server: ServerUrl,
+    },
+    /// Persistent teams: create, list, show, start, resume, dissolve.
+    Team {
+        #[command(flatten)]
+        server: ServerUrl,
+        #[command(subcommand)]
+        command: TeamCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServerUrl {
+    /// The running troupe server.
+    #[arg(
+        long,
+        env = "TROUPE_URL",
+        default_value = "http://127.0.0.1:8001",
+        global = true
+    )]
+    url: String,
+}
+
+#[derive(Subcommand)]
+enum TeamCommand {
+    /// Create a team, e.g. `troupe team create dev-team --members architect:opus,developer:sonnet,tester:haiku`.
+    Create {
+        name: String,
+        /// Members as role[:model] or name=role[:model], comma-separated.
+        #[arg(long)]
+        members: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Start the members right away.
+        #[arg(long)]
+        start: bool,
+        /// Absolute path the members work in (with --start).
+        #[arg(long)]
+        project_dir: Option<String>,
+    },
+    /// List teams.
+    Ls,
+    /// Show one team.
+    Show { name: String },
+    /// Spawn the members that have no instance yet.
+    Start {
+        name: String,
+        #[arg(long)]
+        project_dir: Option<String>,
+    },
+    /// Bring a team back, each member with its conversation.
+    Resume { name: String },
+    /// Terminate the members and retire the team.
+    Dissolve { name: String },
 }
 
 #[derive(clap::Args)]
@@ -61,6 +118,9 @@ struct ServeArgs {
     /// Default seconds send_to_instance waits for an answer.
     #[arg(long, env = "TROUPE_DEFAULT_WAIT", default_value_t = 300)]
     default_wait: u64,
+    /// On SIGTERM/Ctrl-C, terminate every instance instead of leaving them running.
+    #[arg(long, env = "TROUPE_TERMINATE_ON_EXIT")]
+    terminate_on_exit: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -74,7 +134,69 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Ls { server } => runtime.block_on(ls(&server.url)),
+        Command::Team { server, command } => runtime.block_on(team(&server.url, command)),
     }
+}
+
+async fn ls(url: &str) -> anyhow::Result<()> {
+    let list = troupe::cli::Client::new(url).instances().await?;
+    let instances = list["instances"].as_array().cloned().unwrap_or_default();
+    if instances.is_empty() {
+        println!("no live instances");
+    }
+    for i in instances {
+        println!(
+            "{:<24} {:<11} {:<8} {:<18} {}",
+            i["id"].as_str().unwrap_or(""),
+            i["role"].as_str().unwrap_or(""),
+            i["model"].as_str().unwrap_or(""),
+            i["state"].as_str().unwrap_or(""),
+            i["state_reason"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+async fn team(url: &str, command: TeamCommand) -> anyhow::Result<()> {
+    let client = troupe::cli::Client::new(url);
+    match command {
+        TeamCommand::Create {
+            name,
+            members,
+            description,
+            start,
+            project_dir,
+        } => {
+            let members = troupe::cli::parse_members(&members)?;
+            let mut team = client.create_team(&name, &description, &members).await?;
+            if start {
+                team = client.start_team(&name, project_dir.as_deref()).await?;
+            }
+            troupe::cli::print_team(&team);
+        }
+        TeamCommand::Ls => {
+            let teams = client.teams().await?;
+            let teams = teams["teams"].as_array().cloned().unwrap_or_default();
+            if teams.is_empty() {
+                println!("no teams");
+            }
+            for t in &teams {
+                troupe::cli::print_team(t);
+            }
+        }
+        TeamCommand::Show { name } => troupe::cli::print_team(&client.team(&name).await?),
+        TeamCommand::Start { name, project_dir } => {
+            troupe::cli::print_team(&client.start_team(&name, project_dir.as_deref()).await?)
+        }
+        TeamCommand::Resume { name } => troupe::cli::print_team(&client.resume_team(&name).await?),
+        TeamCommand::Dissolve { name } => {
+            let team = client.dissolve_team(&name).await?;
+            troupe::cli::print_team(&team);
+            println!("dissolved");
+        }
+    }
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -113,8 +235,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         server.url()
     );
     shutdown_signal().await;
-    tracing::info!("shutting down; instances keep running in tmux");
-    server.stop().await;
+    if args.terminate_on_exit {
+        tracing::info!("shutting down; terminating instances");
+    } else {
+        tracing::info!("shutting down; instances keep running in tmux");
+    }
+    server.stop_with(args.terminate_on_exit).await;
     Ok(())
 }
 

@@ -5,7 +5,7 @@ use std::process::Stdio;
 
 use tmux_interface::{
     CapturePane, HasSession, KillServer, KillSession, LoadBuffer, NewSession, PasteBuffer,
-    SendKeys, SetOption, TmuxCommand,
+    RespawnPane, SendKeys, SetOption, TmuxCommand,
 };
 use tokio::io::AsyncWriteExt;
 
@@ -101,6 +101,24 @@ impl Tmux {
             .build();
         for part in keep.to_vec() {
             cmd.push_param(part.into_owned());
+        }
+        self.run(cmd, None).await.map(|_| ())
+    }
+
+    /// Restarts the program in a session whose pane is dead (or kills what runs there), with
+    /// the same directory, environment and direct argv as [`Tmux::new_session`].
+    pub async fn respawn(&self, spec: &SessionSpec<'_>) -> Result<(), TmuxError> {
+        let mut cmd = RespawnPane::new()
+            .kill()
+            .start_directory(spec.workdir)
+            .target_pane(pane(spec.name))
+            .build();
+        // RespawnPane holds a single -e; every variable needs its own.
+        for (key, value) in spec.env {
+            cmd.push_option("-e", format!("{key}={value}"));
+        }
+        for arg in spec.argv {
+            cmd.push_param(literal(arg));
         }
         self.run(cmd, None).await.map(|_| ())
     }

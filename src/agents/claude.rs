@@ -153,11 +153,12 @@ pub enum Block {
 /// One transcript line, reduced to what troupe acts on.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
-    /// A prompt typed into the CLI: a new turn starts.
+    /// A prompt typed into the CLI: a new turn starts. `ts` is the CLI's timestamp.
     Prompt {
         uuid: String,
         prompt_id: Option<String>,
         text: String,
+        ts: String,
     },
     /// A tool's result fed back to the model, inside a turn.
     ToolResult {
@@ -180,9 +181,12 @@ pub enum Record {
         synthetic: bool,
         api_error: bool,
     },
-    /// The turn is over (`system` / `turn_duration`).
+    /// The turn is over (`system` / `turn_duration`). The CLI writes its transcript
+    /// asynchronously and not always in order: this line can land before the turn's prompt
+    /// and reply, so `ts` says which turn it ends.
     TurnEnd {
         uuid: String,
+        ts: String,
     },
     Other,
 }
@@ -198,6 +202,7 @@ pub fn parse_record(line: &str) -> Record {
     }
     let uuid = v["uuid"].as_str().unwrap_or_default().to_string();
     let prompt_id = v["promptId"].as_str().map(str::to_string);
+    let ts = v["timestamp"].as_str().unwrap_or_default().to_string();
     match v["type"].as_str() {
         Some("user") => {
             let content = &v["message"]["content"];
@@ -209,6 +214,7 @@ pub fn parse_record(line: &str) -> Record {
                         uuid,
                         prompt_id,
                         text: text.to_string(),
+                        ts,
                     }
                 };
             }
@@ -235,6 +241,7 @@ pub fn parse_record(line: &str) -> Record {
                     uuid,
                     prompt_id,
                     text,
+                    ts,
                 }
             }
         }
@@ -281,7 +288,7 @@ pub fn parse_record(line: &str) -> Record {
                 api_error: v["isApiErrorMessage"].as_bool() == Some(true),
             }
         }
-        Some("system") if v["subtype"] == "turn_duration" => Record::TurnEnd { uuid },
+        Some("system") if v["subtype"] == "turn_duration" => Record::TurnEnd { uuid, ts },
         _ => Record::Other,
     }
 }
@@ -441,6 +448,28 @@ mod tests {
         };
         assert_eq!(blocks, &[Block::Text("1 2 3 4 5 ".into())]);
         assert_eq!(*usage, None, "a synthetic partial reply costs nothing");
+    }
+
+    #[test]
+    fn turn_end_lines_carry_the_time_that_orders_them() {
+        // Recorded here: the CLI flushed the turn-end line before the prompt and reply.
+        let records: Vec<Record> = fixture("transcript-out-of-order.jsonl")
+            .lines()
+            .map(parse_record)
+            .filter(|r| !matches!(r, Record::Other))
+            .collect();
+        let Some(Record::TurnEnd { ts: end, .. }) = records.first() else {
+            panic!("the turn end comes first in this file: {records:?}")
+        };
+        let Some(Record::Prompt { ts: prompt, .. }) =
+            records.iter().find(|r| matches!(r, Record::Prompt { .. }))
+        else {
+            panic!("no prompt")
+        };
+        assert!(
+            end > prompt,
+            "the end is later than the prompt by the CLI's clock"
+        );
     }
 
     #[test]

@@ -124,6 +124,25 @@ impl Instance {
         Ok(())
     }
 
+    /// Instances a restart should bring back: everything not ended and not deliberately
+    /// suspended.
+    pub async fn recoverable(pool: &SqlitePool) -> sqlx::Result<Vec<Instance>> {
+        sqlx::query_as!(
+            Instance,
+            "SELECT * FROM instances WHERE state NOT IN ('terminated', 'failed', 'suspended')
+             ORDER BY created_at, id"
+        )
+        .fetch_all(pool)
+        .await
+    }
+
+    pub async fn set_team(pool: &SqlitePool, id: &str, team_id: &str) -> sqlx::Result<()> {
+        sqlx::query!("UPDATE instances SET team_id = ? WHERE id = ?", team_id, id)
+            .execute(pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn set_transcript_path(pool: &SqlitePool, id: &str, path: &str) -> sqlx::Result<()> {
         sqlx::query!(
             "UPDATE instances SET transcript_path = ? WHERE id = ?",

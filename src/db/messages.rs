@@ -110,9 +110,11 @@ impl Message {
         reason: &str,
     ) -> sqlx::Result<()> {
         let now = super::now();
+        // Only an unfinished message ends: replaying a transcript after a restart must not
+        // rewrite answers already recorded.
         sqlx::query!(
             "UPDATE messages SET state = ?, response = ?, state_reason = ?, finished_at = ?
-             WHERE id = ?",
+             WHERE id = ? AND state IN ('queued', 'submitted', 'started')",
             state,
             response,
             reason,
@@ -141,6 +143,92 @@ impl Message {
         .execute(pool)
         .await?;
         Ok(done.rows_affected())
+    }
+
+    /// The message a transcript prompt belongs to: the one the CLI gave this prompt id, else
+    /// the oldest typed-but-unacknowledged message with the same text (troupe may have died
+    /// between typing it and hearing back).
+    pub async fn for_prompt(
+        pool: &SqlitePool,
+        instance_id: &str,
+        prompt_id: Option<&str>,
+        text: &str,
+    ) -> sqlx::Result<Option<Message>> {
+        if let Some(pid) = prompt_id {
+            let by_id = sqlx::query_as!(
+                Message,
+                "SELECT * FROM messages WHERE instance_id = ? AND prompt_id = ?",
+                instance_id,
+                pid
+            )
+            .fetch_optional(pool)
+            .await?;
+            if by_id.is_some() {
+                return Ok(by_id);
+            }
+        }
+        let candidates = sqlx::query_as!(
+            Message,
+            "SELECT * FROM messages WHERE instance_id = ? AND state = 'submitted' AND prompt_id IS NULL
+             ORDER BY created_at, rowid",
+            instance_id
+        )
+        .fetch_all(pool)
+        .await?;
+        Ok(candidates
+            .into_iter()
+            .find(|m| m.content.trim() == text.trim()))
+    }
+
+    /// The message whose turn the CLI acknowledged (hook) and has not finished.
+    pub async fn in_progress(
+        pool: &SqlitePool,
+        instance_id: &str,
+    ) -> sqlx::Result<Option<Message>> {
+        sqlx::query_as!(
+            Message,
+            "SELECT * FROM messages WHERE instance_id = ? AND state = 'started'
+             ORDER BY started_at DESC LIMIT 1",
+            instance_id
+        )
+        .fetch_optional(pool)
+        .await
+    }
+
+    /// Messages typed into the CLI that it never acknowledged.
+    pub async fn unacknowledged(
+        pool: &SqlitePool,
+        instance_id: &str,
+    ) -> sqlx::Result<Vec<Message>> {
+        sqlx::query_as!(
+            Message,
+            "SELECT * FROM messages WHERE instance_id = ? AND state = 'submitted' ORDER BY created_at, rowid",
+            instance_id
+        )
+        .fetch_all(pool)
+        .await
+    }
+
+    /// Puts a message back in the queue (it was typed, but the CLI never saw it).
+    pub async fn requeue(pool: &SqlitePool, id: &str) -> sqlx::Result<()> {
+        sqlx::query!(
+            "UPDATE messages SET state = 'queued', submitted_at = NULL WHERE id = ? AND state = 'submitted'",
+            id
+        )
+        .execute(pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Whether the instance ever had a turn (so there is a conversation to resume).
+    pub async fn any_started(pool: &SqlitePool, instance_id: &str) -> sqlx::Result<bool> {
+        let n = sqlx::query_scalar!(
+            "SELECT COUNT(*) FROM messages WHERE instance_id = ? AND started_at IS NOT NULL",
+            instance_id
+        )
+        .fetch_one(pool)
+        .await?;
+        Ok(n > 0)
     }
 
     pub async fn count_pending(pool: &SqlitePool, instance_id: &str) -> sqlx::Result<i64> {

@@ -1,5 +1,7 @@
 //! The HTTP side: one route table, read top to bottom.
 
+mod api;
+
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -31,6 +33,7 @@ pub fn router(sup: Supervisor, shutdown: CancellationToken) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/hooks/{instance_id}", post(hook))
+        .merge(api::routes())
         .nest_service("/mcp", mcp)
         .layer(TraceLayer::new_for_http())
         .with_state(sup)

@@ -303,6 +303,52 @@ impl Troupe {
     }
 }
 
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SuspendResult {
+    pub success: bool,
+    pub instance_id: String,
+    pub state: String,
+}
+
+#[tool_router(router = lifecycle_tools, vis = "pub(super)")]
+impl Troupe {
+    #[tool(
+        name = "suspend_instance",
+        description = "End an idle instance's terminal session but keep its conversation; the next message (or resume_instance) brings it back. Frees memory while the instance is not needed."
+    )]
+    pub async fn suspend_instance(
+        &self,
+        Parameters(p): Parameters<InstanceIdParams>,
+        extensions: Extensions,
+    ) -> Result<Json<SuspendResult>, String> {
+        self.sup
+            .suspend(&p.instance_id, caller(&extensions).as_deref())
+            .await
+            .map_err(tool_error)?;
+        Ok(Json(SuspendResult {
+            success: true,
+            instance_id: p.instance_id,
+            state: "suspended".into(),
+        }))
+    }
+
+    #[tool(
+        name = "resume_instance",
+        description = "Bring a suspended, terminated or stopped instance back with its conversation intact (the CLI's own --resume)."
+    )]
+    pub async fn resume_instance(
+        &self,
+        Parameters(p): Parameters<InstanceIdParams>,
+        extensions: Extensions,
+    ) -> Result<Json<InstanceView>, String> {
+        self.sup
+            .resume_instance(&p.instance_id, caller(&extensions).as_deref())
+            .await
+            .map(|i| Json(i.into()))
+            .map_err(tool_error)
+    }
+}
+
 fn render_chunk(c: &OutputChunk) -> String {
     match c.source.as_str() {
         "prompt" => format!("> {}", c.content.replace('\n', "\n  ")),

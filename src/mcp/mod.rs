@@ -4,6 +4,7 @@
 
 mod instances;
 mod messaging;
+mod teams;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{Extensions, Implementation, ServerCapabilities, ServerConfig};
@@ -22,7 +23,10 @@ documenter on haiku) and prefer the cheaper model when the work is simple. Tell 
 you spawn and why. Send work with send_to_instance (it waits for the answer by default; on a \
 timeout it returns the message id, and get_message fetches the answer later). Read progress \
 with get_instance_output and get_instance_status. interrupt_instance stops a turn and keeps \
-the conversation, so you can redirect the instance. Combine the helpers' answers into one \
+the conversation, so you can redirect the instance. suspend_instance frees an idle \
+instance's memory and the next message resumes it. For work that spans days, create_team and \
+start_team; after any restart resume_team brings the members back with their conversations. \
+Combine the helpers' answers into one \
 reply for the user, and terminate_instance helpers you no longer need.";
 
 #[derive(Clone)]
@@ -35,7 +39,10 @@ impl Troupe {
     pub fn new(sup: Supervisor) -> Self {
         Troupe {
             sup,
-            tool_router: Self::instance_tools() + Self::messaging_tools(),
+            tool_router: Self::instance_tools()
+                + Self::lifecycle_tools()
+                + Self::messaging_tools()
+                + Self::team_tools(),
         }
     }
 }

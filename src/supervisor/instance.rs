@@ -30,6 +30,22 @@ pub enum Command {
     Hook(Value),
     Interrupt(oneshot::Sender<Result<InterruptReport>>),
     Terminate(oneshot::Sender<Result<()>>),
+    /// End the tmux session but keep the conversation for a later `--resume`.
+    Suspend(oneshot::Sender<Result<()>>),
+}
+
+/// How the task starts: with a CLI that is launching, or with one that was already running
+/// when troupe (re)started.
+pub enum Start {
+    Launching {
+        ready: oneshot::Sender<Result<()>>,
+        /// The CLI continues an earlier conversation: a turn the transcript leaves open was
+        /// cut off when the previous process died.
+        resumed: bool,
+    },
+    Reattach {
+        transcript: PathBuf,
+    },
 }
 
 /// What an interrupt did.
@@ -50,6 +66,7 @@ enum Phase {
     Starting {
         ready: oneshot::Sender<Result<()>>,
         deadline: Instant,
+        resumed: bool,
     },
     Running,
 }
@@ -57,13 +74,29 @@ enum Phase {
 /// The turn the CLI is working on.
 struct Turn {
     message_id: Option<String>,
-    /// The message was already answered from the Stop hook; the transcript's turn end only
-    /// closes the turn.
+    prompt_id: Option<String>,
+    /// The CLI's timestamp of the prompt: a turn end written later ends this turn.
+    prompt_ts: String,
+    /// The message was answered before (a transcript replayed after a restart).
     answered: bool,
     /// The latest reply in the turn: (model response id, its text so far).
     last_reply: Option<(String, String)>,
     api_error: Option<String>,
+    /// The transcript's turn-end line for this turn was read.
+    ended: bool,
+    /// The Stop hook's copy of the final reply: the turn is over once the transcript holds
+    /// the same text.
+    stop_reply: Option<String>,
 }
+
+/// A Stop hook that came before its turn's prompt was read from the transcript.
+struct EarlyStop {
+    prompt_id: Option<String>,
+    reply: String,
+}
+
+/// If a turn end is read but the reply never shows up, close the turn after this.
+const REPLY_GRACE: Duration = Duration::from_secs(3);
 
 struct Submitted {
     message_id: String,
@@ -96,7 +129,19 @@ pub struct Actor {
     turn: Option<Turn>,
     interrupt: Option<PendingInterrupt>,
     waiting_permission: bool,
+    /// The state last written to the database, so unchanged states are not rewritten.
+    reported: &'static str,
+    /// When to check whether the CLI really exited after a SessionEnd hook.
+    exit_check: Option<Instant>,
+    /// A turn-end line read before its turn's prompt (the CLI writes out of order).
+    early_end: Option<String>,
+    early_stop: Option<EarlyStop>,
+    /// Close the turn even without a reply after this (see [`REPLY_GRACE`]).
+    reply_grace: Option<Instant>,
 }
+
+/// How long after a SessionEnd hook the pane is checked for a dead CLI.
+const EXIT_CHECK_DELAY: Duration = Duration::from_millis(500);
 
 /// How often the screen is looked at while the CLI starts: only startup dialogs (folder
 /// trust) need it, and only until the SessionStart hook arrives.
@@ -109,26 +154,49 @@ impl Actor {
         session: String,
         tx: mpsc::UnboundedSender<Command>,
         rx: mpsc::UnboundedReceiver<Command>,
-        ready: oneshot::Sender<Result<()>>,
+        start: Start,
     ) {
         let deadline = Instant::now() + shared.config.startup_timeout;
+        let (phase, transcript) = match start {
+            Start::Launching { ready, resumed } => (
+                Phase::Starting {
+                    ready,
+                    deadline,
+                    resumed,
+                },
+                None,
+            ),
+            Start::Reattach { transcript } => (Phase::Running, Some(transcript)),
+        };
         let actor = Actor {
             shared,
             id,
             session,
             tx,
-            phase: Some(Phase::Starting { ready, deadline }),
+            phase: Some(phase),
             transcript: None,
             submitted: None,
             turn: None,
             interrupt: None,
             waiting_permission: false,
+            reported: "",
+            exit_check: None,
+            early_end: None,
+            early_stop: None,
+            reply_grace: None,
         };
-        tokio::spawn(actor.run(rx));
+        tokio::spawn(actor.run(rx, transcript));
     }
 
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>, reattach: Option<PathBuf>) {
         let shutdown = self.shared.shutdown.clone();
+        if let Some(path) = reattach {
+            // Rebuild what happened while troupe was away from the transcript itself.
+            self.follow_transcript(path).await;
+            self.adopt_turn_in_flight().await;
+            self.recover_unacknowledged().await;
+            self.settle().await;
+        }
         loop {
             let wake = self.next_deadline();
             tokio::select! {
@@ -137,6 +205,14 @@ impl Actor {
                         let result = self.terminate().await;
                         let _ = reply.send(result);
                         break;
+                    }
+                    Some(Command::Suspend(reply)) => {
+                        let result = self.suspend().await;
+                        let done = result.is_ok();
+                        let _ = reply.send(result);
+                        if done {
+                            break;
+                        }
                     }
                     Some(cmd) => self.handle(cmd).await,
                     None => break,
@@ -167,6 +243,12 @@ impl Actor {
         if let Some(pending) = &self.interrupt {
             consider(pending.deadline);
         }
+        if let Some(t) = self.exit_check {
+            consider(t);
+        }
+        if let Some(t) = self.reply_grace {
+            consider(t);
+        }
         next
     }
 
@@ -176,7 +258,7 @@ impl Actor {
             Command::TranscriptChanged => self.read_transcript().await,
             Command::Hook(payload) => self.on_hook(payload).await,
             Command::Interrupt(reply) => self.start_interrupt(reply).await,
-            Command::Terminate(_) => unreachable!("handled in run"),
+            Command::Terminate(_) | Command::Suspend(_) => unreachable!("handled in run"),
         }
     }
 
@@ -199,13 +281,17 @@ impl Actor {
                 if let Some(path) = payload["transcript_path"].as_str() {
                     self.follow_transcript(PathBuf::from(path)).await;
                 }
-                if let Some(Phase::Starting { ready, .. }) = self.phase.take() {
-                    self.phase = Some(Phase::Running);
-                    self.shared
-                        .set_instance_state(&self.id, "idle", "ready")
-                        .await;
-                    let _ = ready.send(Ok(()));
-                    self.deliver_next().await;
+                match self.phase.take() {
+                    Some(Phase::Starting { ready, resumed, .. }) => {
+                        self.phase = Some(Phase::Running);
+                        if resumed {
+                            self.close_cut_off_turn().await;
+                            self.recover_unacknowledged().await;
+                        }
+                        let _ = ready.send(Ok(()));
+                        self.settle().await;
+                    }
+                    other => self.phase = other,
                 }
             }
             "UserPromptSubmit" => {
@@ -218,19 +304,29 @@ impl Actor {
                 self.read_transcript().await;
             }
             "Stop" => {
+                let prompt_id = payload["prompt_id"].as_str().map(str::to_string);
+                let reply = payload["last_assistant_message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                match self.turn.as_mut() {
+                    Some(turn)
+                        if prompt_id.is_none()
+                            || turn.prompt_id.is_none()
+                            || turn.prompt_id == prompt_id =>
+                    {
+                        turn.stop_reply = Some(reply);
+                    }
+                    _ => self.early_stop = Some(EarlyStop { prompt_id, reply }),
+                }
+                self.try_complete_turn().await;
                 self.read_transcript().await;
-                self.answer_on_stop(&payload).await;
             }
             "PermissionRequest" => {
                 self.read_transcript().await;
                 let tool = payload["tool_name"].as_str().unwrap_or("a tool");
                 self.waiting_permission = true;
-                self.shared
-                    .set_instance_state(
-                        &self.id,
-                        "waiting_permission",
-                        &format!("{tool} asks for permission"),
-                    )
+                self.report("waiting_permission", &format!("{tool} asks for permission"))
                     .await;
                 audit::record(
                     &self.shared.pool,
@@ -252,10 +348,13 @@ impl Actor {
                 }
             }
             "SessionEnd" => {
-                let reason = payload["reason"].as_str().unwrap_or("exited").to_string();
+                // The hook runs before the process exits, and a late one may come from the
+                // process a resume replaced (same session id): look at the pane shortly
+                // instead of trusting the hook.
                 self.read_transcript().await;
-                self.cli_gone(&format!("the CLI ended its session ({reason})"))
-                    .await;
+                if !self.starting() {
+                    self.exit_check = Some(Instant::now() + EXIT_CHECK_DELAY);
+                }
             }
             _ => self.read_transcript().await,
         }
@@ -265,6 +364,7 @@ impl Actor {
         if self.transcript.as_ref().is_some_and(|t| t.path() == path) {
             return;
         }
+        tracing::debug!(instance = %self.id, path = %path.display(), "following transcript");
         if let Some(old) = self.transcript.take() {
             self.shared.watcher.unwatch(old.path());
         }
@@ -291,11 +391,17 @@ impl Actor {
                 return;
             }
         };
+        if lines.is_empty() {
+            return;
+        }
         for line in lines {
             let record = claude::parse_record(&line);
             if let Err(e) = self.apply(record).await {
                 tracing::error!(instance = %self.id, error = %e, "cannot record transcript line");
             }
+        }
+        if !self.starting() {
+            self.settle().await;
         }
     }
 
@@ -307,16 +413,23 @@ impl Actor {
                 uuid,
                 prompt_id,
                 text,
+                ts,
             } => {
-                let message_id = match self.submitted.take() {
-                    Some(Submitted { message_id, .. }) => {
-                        self.message_started(&message_id, prompt_id.as_deref())
-                            .await;
-                        Some(message_id)
+                let (message_id, answered) = match self.submitted.take() {
+                    Some(Submitted { message_id, .. }) => (Some(message_id), false),
+                    // Replaying after a restart, or typed by someone attached to the session.
+                    None => {
+                        match Message::for_prompt(&pool, &self.id, prompt_id.as_deref(), &text)
+                            .await?
+                        {
+                            Some(m) => (Some(m.id.clone()), m.is_finished()),
+                            None => (None, false),
+                        }
                     }
-                    // Typed by someone attached to the tmux session: still a turn.
-                    None => None,
                 };
+                if let Some(id) = message_id.as_deref().filter(|_| !answered) {
+                    self.message_started(id, prompt_id.as_deref()).await;
+                }
                 OutputChunk::insert(
                     &pool,
                     &self.id,
@@ -326,16 +439,30 @@ impl Actor {
                     &text,
                 )
                 .await?;
+                // A turn end or Stop hook that came before this prompt was read.
+                let ended = self.early_end.take().is_some_and(|end| end >= ts);
+                let stop_reply = match self.early_stop.take() {
+                    Some(stop) if stop.prompt_id.is_none() || stop.prompt_id == prompt_id => {
+                        Some(stop.reply)
+                    }
+                    other => {
+                        self.early_stop = other;
+                        None
+                    }
+                };
                 self.turn = Some(Turn {
                     message_id,
-                    answered: false,
+                    prompt_id,
+                    prompt_ts: ts,
+                    answered,
                     last_reply: None,
                     api_error: None,
+                    ended,
+                    stop_reply,
                 });
-                self.set_busy().await;
             }
             Record::ToolResult { uuid, text } => {
-                self.permission_resolved().await;
+                self.waiting_permission = false;
                 let message_id = self.turn_message();
                 OutputChunk::insert(
                     &pool,
@@ -428,6 +555,7 @@ impl Actor {
                         turn.api_error = Some(text);
                     }
                 }
+                self.try_complete_turn().await;
             }
             Record::Interrupted { uuid, .. } => {
                 let turn = self.turn.take();
@@ -467,103 +595,198 @@ impl Actor {
                         detail: "the turn stopped; the conversation is kept".into(),
                     }));
                 }
-                self.turn_over().await;
+                self.waiting_permission = false;
             }
-            Record::TurnEnd { .. } => {
-                let Some(turn) = self.turn.take() else {
-                    return Ok(());
-                };
-                tracing::debug!(instance = %self.id, message = ?turn.message_id, "turn ended");
-                let answer = turn.last_reply.map(|(_, text)| text);
-                if let Some(id) = turn.message_id.as_ref().filter(|_| !turn.answered) {
-                    match &turn.api_error {
-                        Some(err) => {
-                            self.finish_message(id, "failed", answer.as_deref(), err)
-                                .await
-                        }
-                        None => {
-                            self.finish_message(id, "answered", answer.as_deref(), "")
-                                .await
-                        }
-                    }
+            Record::TurnEnd { ts, .. } => match self.turn.as_mut() {
+                Some(turn) if ts >= turn.prompt_ts => {
+                    turn.ended = true;
+                    self.try_complete_turn().await;
                 }
-                if let Some(pending) = self.interrupt.take() {
-                    Interrupt::record_outcome(
-                        &pool,
-                        pending.row,
-                        "finished_first",
-                        "the turn ended before Escape took effect",
-                    )
-                    .await?;
-                    let _ = pending.reply.send(Ok(InterruptReport {
-                        interrupted: false,
-                        outcome: "finished_first".into(),
-                        message_id: turn.message_id.clone(),
-                        partial_response: answer,
-                        detail: "the turn finished before the interrupt arrived".into(),
-                    }));
-                }
-                self.turn_over().await;
-            }
+                // The end of a turn already closed (by its Stop hook): nothing to do.
+                Some(_) => {}
+                // Written before its prompt: keep it for the prompt that comes next.
+                None => self.early_end = Some(ts),
+            },
             Record::Other => {}
         }
         Ok(())
     }
 
-    /// The Stop hook comes tens of milliseconds before the transcript's turn end: answer the
-    /// waiting caller now, with the reply the transcript already holds (the hook's copy of it
-    /// only if the transcript has not caught up).
-    async fn answer_on_stop(&mut self, payload: &Value) {
-        let Some(turn) = self.turn.as_mut() else {
+    /// Closes the turn once the CLI has said it is over and the transcript holds the reply:
+    /// the transcript's turn-end line plus a reply, or the Stop hook plus the same reply text
+    /// in the transcript (the hook comes tens of milliseconds before the turn-end line).
+    async fn try_complete_turn(&mut self) {
+        let Some(turn) = self.turn.as_ref() else {
             return;
         };
-        let Some(message_id) = turn.message_id.clone() else {
-            return;
-        };
-        if turn.answered || turn.api_error.is_some() {
-            return;
-        }
-        let answer = match &turn.last_reply {
-            Some((_, text)) => Some(text.clone()),
-            None => {
-                tracing::debug!(instance = %self.id, "transcript behind the Stop hook; using the hook's copy");
-                payload["last_assistant_message"]
-                    .as_str()
-                    .map(str::to_string)
+        let reply = turn.last_reply.as_ref().map(|(_, text)| text.trim());
+        let complete = if turn.api_error.is_some() {
+            turn.ended || turn.stop_reply.is_some()
+        } else if reply.is_some()
+            && (turn.ended || turn.stop_reply.as_deref().map(str::trim) == reply)
+        {
+            true
+        } else {
+            if turn.ended && self.reply_grace.is_none() {
+                self.reply_grace = Some(Instant::now() + REPLY_GRACE);
             }
+            false
         };
-        turn.answered = true;
-        self.finish_message(&message_id, "answered", answer.as_deref(), "")
+        if complete {
+            self.complete_turn().await;
+        }
+    }
+
+    async fn complete_turn(&mut self) {
+        self.reply_grace = None;
+        let Some(turn) = self.turn.take() else {
+            return;
+        };
+        tracing::debug!(instance = %self.id, message = ?turn.message_id, "turn ended");
+        let answer = turn.last_reply.map(|(_, text)| text);
+        if let Some(id) = turn.message_id.as_ref().filter(|_| !turn.answered) {
+            match &turn.api_error {
+                Some(err) => {
+                    self.finish_message(id, "failed", answer.as_deref(), err)
+                        .await
+                }
+                None => {
+                    self.finish_message(id, "answered", answer.as_deref(), "")
+                        .await
+                }
+            }
+        }
+        if let Some(pending) = self.interrupt.take() {
+            let _ = Interrupt::record_outcome(
+                &self.shared.pool,
+                pending.row,
+                "finished_first",
+                "the turn ended before Escape took effect",
+            )
             .await;
-        // Reported idle now; the next queued message still waits for the turn's end record.
-        self.shared
-            .set_instance_state(&self.id, "idle", "turn finished")
-            .await;
+            let _ = pending.reply.send(Ok(InterruptReport {
+                interrupted: false,
+                outcome: "finished_first".into(),
+                message_id: turn.message_id.clone(),
+                partial_response: answer,
+                detail: "the turn finished before the interrupt arrived".into(),
+            }));
+        }
+        self.waiting_permission = false;
     }
 
     fn turn_message(&self) -> Option<String> {
         self.turn.as_ref().and_then(|t| t.message_id.clone())
     }
 
-    async fn set_busy(&mut self) {
-        self.shared
-            .set_instance_state(&self.id, "busy", "working on a turn")
-            .await;
-    }
-
-    async fn permission_resolved(&mut self) {
-        if self.waiting_permission {
-            self.waiting_permission = false;
-            self.set_busy().await;
+    /// Writes the state if it changed.
+    async fn report(&mut self, state: &'static str, reason: &str) {
+        if self.reported != state {
+            self.reported = state;
+            self.shared
+                .set_instance_state(&self.id, state, reason)
+                .await;
         }
     }
 
-    async fn turn_over(&mut self) {
-        self.waiting_permission = false;
-        self.shared
-            .set_instance_state(&self.id, "idle", "turn finished")
-            .await;
+    /// Brings the recorded state in line with what the task knows, then delivers the next
+    /// queued message if the CLI is free. Called after each batch of transcript lines, so a
+    /// replayed history is folded in before anything new is typed.
+    async fn settle(&mut self) {
+        if self.starting() || self.reported == "failed" {
+            return;
+        }
+        let open_turn = self.turn.as_ref().is_some_and(|t| !t.answered);
+        if self.waiting_permission {
+            // Reported by the hook, with the tool's name.
+        } else if open_turn || self.submitted.is_some() {
+            self.report("busy", "working on a turn").await;
+        } else {
+            self.report("idle", "ready").await;
+        }
         self.deliver_next().await;
+    }
+
+    /// After a resume: a turn the transcript leaves open died with the previous process.
+    async fn close_cut_off_turn(&mut self) {
+        if let Some(turn) = self.turn.take()
+            && let Some(id) = turn.message_id.as_deref().filter(|_| !turn.answered)
+        {
+            let partial = turn.last_reply.map(|(_, t)| t);
+            self.finish_message(
+                id,
+                "interrupted",
+                partial.as_deref(),
+                "the CLI stopped during this turn; troupe resumed the conversation",
+            )
+            .await;
+        }
+    }
+
+    /// After a reattach: the CLI acknowledged a message (its hook said so) that the
+    /// transcript does not show yet; the CLI is working on it.
+    async fn adopt_turn_in_flight(&mut self) {
+        if self.turn.is_some() {
+            return;
+        }
+        match Message::in_progress(&self.shared.pool, &self.id).await {
+            Ok(Some(m)) => {
+                self.turn = Some(Turn {
+                    message_id: Some(m.id),
+                    prompt_id: m.prompt_id,
+                    // troupe's clock when the hook said the turn started: just after the
+                    // CLI's prompt timestamp, before its turn end.
+                    prompt_ts: m.started_at.unwrap_or_default(),
+                    answered: false,
+                    last_reply: None,
+                    api_error: None,
+                    ended: false,
+                    stop_reply: None,
+                });
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(instance = %self.id, error = %e, "cannot read messages in progress")
+            }
+        }
+    }
+
+    /// Messages typed before a restart that the transcript never showed: if the text still
+    /// sits in the input box, submit it; otherwise it was lost on the way and goes back in
+    /// the queue.
+    async fn recover_unacknowledged(&mut self) {
+        if self.submitted.is_some() {
+            return;
+        }
+        let pending = match Message::unacknowledged(&self.shared.pool, &self.id).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(instance = %self.id, error = %e, "cannot read unacknowledged messages");
+                return;
+            }
+        };
+        if pending.is_empty() {
+            return;
+        }
+        let screen = self
+            .shared
+            .tmux
+            .capture(&self.session)
+            .await
+            .unwrap_or_default();
+        let waiting_in_box = claude::input_box(&screen).is_some_and(|t| !t.is_empty());
+        for (i, m) in pending.into_iter().enumerate() {
+            if i == 0 && waiting_in_box {
+                let now = Instant::now();
+                self.submitted = Some(Submitted {
+                    message_id: m.id,
+                    deadline: now + self.shared.config.submit_timeout,
+                    nudge_at: Some(now),
+                });
+            } else if let Err(e) = Message::requeue(&self.shared.pool, &m.id).await {
+                tracing::error!(instance = %self.id, error = %e, "cannot requeue message");
+            }
+        }
     }
 
     async fn message_started(&mut self, message_id: &str, prompt_id: Option<&str>) {
@@ -627,7 +850,7 @@ impl Actor {
                     deadline: now + self.shared.config.submit_timeout,
                     nudge_at: Some(now + SUBMIT_NUDGE),
                 });
-                self.set_busy().await;
+                self.report("busy", "working on a turn").await;
             }
             Err(e) => {
                 let reason = format!("could not type the message into tmux: {e}");
@@ -687,6 +910,18 @@ impl Actor {
     /// A timer fired: startup screen check, a submission or an interrupt that took too long.
     async fn on_deadline(&mut self) -> std::ops::ControlFlow<()> {
         let now = Instant::now();
+        if self.reply_grace.is_some_and(|t| now >= t) {
+            self.reply_grace = None;
+            tracing::warn!(instance = %self.id, "turn ended without a reply in the transcript");
+            self.complete_turn().await;
+            self.settle().await;
+        }
+        if self.exit_check.is_some_and(|t| now >= t) {
+            self.exit_check = None;
+            if !self.check_alive().await {
+                return std::ops::ControlFlow::Break(());
+            }
+        }
         if let Some(Phase::Starting { deadline, .. }) = &self.phase {
             let deadline = *deadline;
             if let Some(failure) = self.check_startup_screen(now >= deadline).await {
@@ -721,7 +956,7 @@ impl Actor {
             if !self.check_alive().await {
                 return std::ops::ControlFlow::Break(());
             }
-            self.turn_over().await;
+            self.settle().await;
         }
         if self.interrupt.as_ref().is_some_and(|p| now >= p.deadline) {
             let pending = self.interrupt.take().expect("checked above");
@@ -868,6 +1103,7 @@ impl Actor {
         .await;
         self.submitted = None;
         self.turn = None;
+        self.reported = "failed";
         if let Some(pending) = self.interrupt.take() {
             let _ = Interrupt::record_outcome(pool, pending.row, "unconfirmed", reason).await;
             let _ = pending.reply.send(Err(Error::Agent(reason.to_string())));
@@ -905,6 +1141,32 @@ impl Actor {
         }
         self.shared
             .set_instance_state(&self.id, "terminated", "terminated on request")
+            .await;
+        self.shared
+            .instances
+            .lock()
+            .expect("instances poisoned")
+            .remove(&self.id);
+        Ok(())
+    }
+
+    /// Ends the tmux session but keeps the conversation: the next message resumes it.
+    async fn suspend(&mut self) -> Result<()> {
+        if self.busy() || self.interrupt.is_some() {
+            return Err(Error::InvalidInput(format!(
+                "instance {} is busy; wait for its answer or interrupt it before suspending",
+                self.id
+            )));
+        }
+        if self.shared.tmux.has_session(&self.session).await? {
+            self.shared.tmux.kill_session(&self.session).await?;
+        }
+        self.shared
+            .set_instance_state(
+                &self.id,
+                "suspended",
+                "suspended; the next message resumes it",
+            )
             .await;
         self.shared
             .instances

@@ -3,6 +3,7 @@
 //! outcome, and publishes an [`Event`] that waiters and streams listen to.
 
 pub mod instance;
+pub mod teams;
 mod watcher;
 
 use std::collections::HashMap;
@@ -24,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::roles;
 use crate::tmux::{SessionSpec, Tmux};
 
-use instance::{Command, InterruptReport};
+use instance::{Command, InterruptReport, Start};
 use watcher::TranscriptWatcher;
 
 /// Something that changed, after it was written to the database.
@@ -68,6 +69,26 @@ impl Shared {
     }
 }
 
+/// How a CLI is (re)started.
+#[derive(Debug, Clone, Copy)]
+enum Launch {
+    /// A new conversation in a new tmux session.
+    New,
+    /// `--resume` in a new tmux session (the old one is gone).
+    NewSession,
+    /// `--resume` in the existing tmux session, whose CLI has exited.
+    RespawnPane,
+}
+
+/// What a restart did with one instance.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Recovery {
+    pub instance_id: String,
+    /// reattached | resumed | failed
+    pub outcome: String,
+    pub detail: String,
+}
+
 /// What a caller asks for when spawning a Claude Code instance.
 #[derive(Debug, Default, Clone)]
 pub struct SpawnRequest {
@@ -102,9 +123,7 @@ impl Supervisor {
             watcher: TranscriptWatcher::new(),
             shutdown,
         });
-        let sup = Supervisor { shared };
-        sup.forget_previous_run().await?;
-        Ok(sup)
+        Ok(Supervisor { shared })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -117,26 +136,6 @@ impl Supervisor {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.shared.events.subscribe()
-    }
-
-    /// Instances a previous run left live are not followed by this run; say so in their
-    /// state rather than leave them "idle" or "busy" forever.
-    async fn forget_previous_run(&self) -> Result<()> {
-        for inst in Instance::list(&self.shared.pool, false).await? {
-            let reason = format!("troupe restarted while the instance was {}", inst.state);
-            self.shared
-                .set_instance_state(&inst.id, "unknown", &reason)
-                .await;
-            audit::record(
-                &self.shared.pool,
-                None,
-                Some(&inst.id),
-                "instance.orphaned",
-                json!({ "previous_state": inst.state }),
-            )
-            .await;
-        }
-        Ok(())
     }
 
     fn handle(&self, id: &str) -> Option<mpsc::UnboundedSender<Command>> {
@@ -187,7 +186,7 @@ impl Supervisor {
             .filter(|m| !m.is_empty())
             .unwrap_or(role.model)
             .to_string();
-        let cli_model = claude::cli_model(&model).ok_or_else(|| {
+        claude::cli_model(&model).ok_or_else(|| {
             Error::InvalidInput(format!(
                 "unknown model {model:?}; use opus, sonnet or haiku (optionally with a version, \
                  e.g. sonnet-4) or a full claude-* model id"
@@ -274,18 +273,10 @@ impl Supervisor {
         )
         .await;
 
-        match self
-            .launch_claude(
-                &id,
-                &tmux_session,
-                &session_id,
-                &cli_model,
-                &system_prompt,
-                &workdir_str,
-                false,
-            )
-            .await
-        {
+        let inst = Instance::find(&shared.pool, &id)
+            .await?
+            .ok_or_else(|| Error::UnknownInstance(id.clone()))?;
+        match self.launch(&inst, Launch::New).await {
             Ok(()) => {}
             Err(e) => {
                 let reason = e.to_string();
@@ -307,21 +298,21 @@ impl Supervisor {
             .ok_or_else(|| Error::UnknownInstance(id.clone()))
     }
 
-    /// Writes the instance's settings and MCP config, starts its tmux session and waits until
-    /// the CLI reports that its session started.
-    #[allow(clippy::too_many_arguments)]
-    async fn launch_claude(
-        &self,
-        id: &str,
-        tmux_session: &str,
-        session_id: &str,
-        cli_model: &str,
-        system_prompt: &str,
-        workdir: &str,
-        resume: bool,
-    ) -> Result<()> {
+    /// Writes the instance's settings and MCP config, starts the CLI in its tmux session and
+    /// waits until the CLI reports that its session started.
+    async fn launch(&self, inst: &Instance, how: Launch) -> Result<()> {
         let shared = &self.shared;
         let config = &shared.config;
+        let id = inst.id.as_str();
+        let cli_model = claude::cli_model(&inst.model).ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "instance {id} has an unknown model {:?}",
+                inst.model
+            ))
+        })?;
+        let permission_mode =
+            <PermissionMode as clap::ValueEnum>::from_str(&inst.permission_mode, true)
+                .unwrap_or(config.permission_mode);
         let dir = config.data_dir.join("instances").join(id);
         std::fs::create_dir_all(&dir)?;
         let hook_command = format!(
@@ -333,49 +324,62 @@ impl Supervisor {
         let mcp_path = dir.join("mcp.json");
         write_json(
             &settings_path,
-            &claude::settings(&hook_command, config.permission_mode),
+            &claude::settings(&hook_command, permission_mode),
         )?;
         write_json(&mcp_path, &claude::mcp_config(&config.public_url, id))?;
+        let resume = !matches!(how, Launch::New);
         let argv = claude::Launch {
             claude_bin: &config.claude_bin,
-            session_id,
-            model: cli_model,
-            system_prompt,
+            session_id: &inst.agent_session_id,
+            model: &cli_model,
+            system_prompt: &inst.system_prompt,
             settings_path: &settings_path,
             mcp_config_path: &mcp_path,
-            permission_mode: config.permission_mode,
+            permission_mode,
             resume,
         }
         .argv();
 
         let mut env = config.instance_env.clone();
         env.push(("TROUPE_INSTANCE_ID".into(), id.to_string()));
-        if config.permission_mode == PermissionMode::Skip && running_as_root() {
+        if permission_mode == PermissionMode::Skip && running_as_root() {
             // Claude Code refuses to skip permissions as root outside a declared sandbox.
             env.push(("IS_SANDBOX".into(), "1".into()));
         }
 
         let (tx, rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = oneshot::channel();
-        self.shared
+        shared
             .instances
             .lock()
             .expect("instances poisoned")
             .insert(id.to_string(), tx.clone());
-
-        let started = shared
-            .tmux
-            .new_session(&SessionSpec {
-                name: tmux_session,
-                workdir,
-                env: &env,
-                argv: &argv,
-                width: 200,
-                height: 50,
-            })
+        shared
+            .set_instance_state(
+                id,
+                "starting",
+                if resume {
+                    "resuming the conversation"
+                } else {
+                    "launching"
+                },
+            )
             .await;
+
+        let spec = SessionSpec {
+            name: &inst.tmux_session,
+            workdir: &inst.workdir,
+            env: &env,
+            argv: &argv,
+            width: 200,
+            height: 50,
+        };
+        let started = match how {
+            Launch::RespawnPane => shared.tmux.respawn(&spec).await,
+            Launch::New | Launch::NewSession => shared.tmux.new_session(&spec).await,
+        };
         if let Err(e) = started {
-            self.shared
+            shared
                 .instances
                 .lock()
                 .expect("instances poisoned")
@@ -383,18 +387,201 @@ impl Supervisor {
             return Err(e.into());
         }
         instance::Actor::spawn(
-            self.shared.clone(),
+            shared.clone(),
             id.to_string(),
-            tmux_session.to_string(),
+            inst.tmux_session.clone(),
             tx,
             rx,
-            ready_tx,
+            Start::Launching {
+                ready: ready_tx,
+                resumed: resume,
+            },
         );
         match ready_rx.await {
             Ok(result) => result,
             Err(_) => Err(Error::Agent(format!(
                 "instance {id} stopped while starting"
             ))),
+        }
+    }
+
+    /// Brings every instance the database says should be running back under supervision:
+    /// reattach to a live CLI, relaunch a dead one with `--resume`, or record why it cannot
+    /// come back. Each outcome goes to the audit log; nothing is deleted.
+    pub async fn reconcile(&self) -> Result<Vec<Recovery>> {
+        let instances = Instance::recoverable(&self.shared.pool).await?;
+        let recoveries = futures::future::join_all(instances.into_iter().map(|inst| async move {
+            let started = std::time::Instant::now();
+            let (outcome, detail) = match self.recover(&inst).await {
+                Ok(outcome) => (outcome, String::new()),
+                Err(e) => {
+                    let reason = format!("could not be brought back after a restart: {e}");
+                    self.shared.set_instance_state(&inst.id, "failed", &reason).await;
+                    ("failed", reason)
+                }
+            };
+            audit::record(
+                &self.shared.pool,
+                None,
+                Some(&inst.id),
+                &format!("instance.{outcome}"),
+                json!({ "previous_state": inst.state, "detail": detail, "ms": started.elapsed().as_millis() as u64 }),
+            )
+            .await;
+            Recovery {
+                instance_id: inst.id.clone(),
+                outcome: outcome.to_string(),
+                detail,
+            }
+        }))
+        .await;
+        Ok(recoveries)
+    }
+
+    async fn recover(&self, inst: &Instance) -> Result<&'static str> {
+        let tmux = &self.shared.tmux;
+        if tmux.has_session(&inst.tmux_session).await? {
+            if !tmux.pane_dead(&inst.tmux_session).await? {
+                self.reattach(inst)?;
+                return Ok("reattached");
+            }
+            self.resume(inst, Launch::RespawnPane).await?;
+        } else {
+            self.resume(inst, Launch::NewSession).await?;
+        }
+        Ok("resumed")
+    }
+
+    /// Follows a CLI that kept running while troupe was away.
+    fn reattach(&self, inst: &Instance) -> Result<()> {
+        let transcript = inst.transcript_path.as_deref().ok_or_else(|| {
+            Error::Agent("its CLI runs but troupe never learned its transcript path".into())
+        })?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.shared
+            .instances
+            .lock()
+            .expect("instances poisoned")
+            .insert(inst.id.clone(), tx.clone());
+        instance::Actor::spawn(
+            self.shared.clone(),
+            inst.id.clone(),
+            inst.tmux_session.clone(),
+            tx,
+            rx,
+            Start::Reattach {
+                transcript: PathBuf::from(transcript),
+            },
+        );
+        Ok(())
+    }
+
+    /// Relaunches the CLI with its own `--resume`, so the conversation continues. An instance
+    /// that never had a turn simply starts again under the same session id.
+    async fn resume(&self, inst: &Instance, how: Launch) -> Result<()> {
+        let had_turns = Message::any_started(&self.shared.pool, &inst.id).await?;
+        let transcript_exists = inst
+            .transcript_path
+            .as_deref()
+            .is_some_and(|p| Path::new(p).exists());
+        let how = match (had_turns || transcript_exists, transcript_exists) {
+            (false, _) => match how {
+                Launch::RespawnPane => Launch::RespawnPane,
+                _ => Launch::New,
+            },
+            (true, true) => how,
+            (true, false) => {
+                return Err(Error::Agent(format!(
+                    "its conversation cannot be resumed: the transcript {} is gone",
+                    inst.transcript_path
+                        .as_deref()
+                        .unwrap_or("(never recorded)")
+                )));
+            }
+        };
+        if !Path::new(&inst.workdir).is_dir() {
+            return Err(Error::Agent(format!(
+                "its work directory {} is gone",
+                inst.workdir
+            )));
+        }
+        let result = self.launch(inst, how).await;
+        if result.is_err() {
+            let _ = self.shared.tmux.kill_session(&inst.tmux_session).await;
+        }
+        result
+    }
+
+    /// Brings a suspended (or otherwise stopped) instance back with its conversation.
+    pub async fn resume_instance(
+        &self,
+        instance_id: &str,
+        caller: Option<&str>,
+    ) -> Result<Instance> {
+        if self.handle(instance_id).is_none() {
+            let inst = Instance::find(&self.shared.pool, instance_id)
+                .await?
+                .ok_or_else(|| Error::UnknownInstance(instance_id.to_string()))?;
+            let how = if self.shared.tmux.has_session(&inst.tmux_session).await? {
+                Launch::RespawnPane
+            } else {
+                Launch::NewSession
+            };
+            if let Err(e) = self.resume(&inst, how).await {
+                let reason = format!("resume failed: {e}");
+                self.shared
+                    .set_instance_state(&inst.id, "failed", &reason)
+                    .await;
+                return Err(e);
+            }
+            audit::record(
+                &self.shared.pool,
+                caller,
+                Some(instance_id),
+                "instance.resumed",
+                json!({}),
+            )
+            .await;
+        }
+        Instance::find(&self.shared.pool, instance_id)
+            .await?
+            .ok_or_else(|| Error::UnknownInstance(instance_id.to_string()))
+    }
+
+    /// Ends the instance's tmux session but keeps its conversation; a message resumes it.
+    pub async fn suspend(&self, instance_id: &str, caller: Option<&str>) -> Result<()> {
+        let tx = self.live(instance_id).await?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Command::Suspend(reply))
+            .map_err(|_| Error::Agent(format!("instance {instance_id} is shutting down")))?;
+        rx.await.map_err(|_| {
+            Error::Agent(format!("instance {instance_id} stopped while suspending"))
+        })??;
+        audit::record(
+            &self.shared.pool,
+            caller,
+            Some(instance_id),
+            "instance.suspend",
+            json!({}),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Terminates every live instance (for `serve --terminate-on-exit`).
+    pub async fn terminate_all(&self) {
+        let ids: Vec<String> = self
+            .shared
+            .instances
+            .lock()
+            .expect("instances poisoned")
+            .keys()
+            .cloned()
+            .collect();
+        for id in ids {
+            if let Err(e) = self.terminate(&id, None).await {
+                tracing::warn!(instance = %id, error = %e, "could not terminate");
+            }
         }
     }
 
@@ -410,7 +597,14 @@ impl Supervisor {
                 "message is empty; say what the instance should do".into(),
             ));
         }
-        let tx = self.live(instance_id).await?;
+        let tx = match self.live(instance_id).await {
+            Ok(tx) => tx,
+            Err(Error::NotRunning { state, .. }) if state == "suspended" => {
+                self.resume_instance(instance_id, sender).await?;
+                self.live(instance_id).await?
+            }
+            Err(e) => return Err(e),
+        };
         let id = format!("msg-{}", uuid::Uuid::now_v7().simple());
         Message::insert_queued(&self.shared.pool, &id, instance_id, sender, text).await?;
         self.shared.publish(Event::Message {

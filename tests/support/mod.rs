@@ -4,6 +4,7 @@
 
 pub mod fake_model;
 pub mod mcp;
+pub mod process;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -67,6 +68,7 @@ pub struct Harness {
     pub socket: String,
     pub model: FakeModel,
     pub server: Option<troupe::Server>,
+    pub addr: Option<std::net::SocketAddr>,
     pub mcp: McpClient,
 }
 
@@ -89,6 +91,7 @@ impl Harness {
             socket,
             model,
             server: None,
+            addr: None,
             mcp: McpClient::placeholder(),
         };
         h.start_server().await;
@@ -105,11 +108,35 @@ impl Harness {
     }
 
     pub async fn start_server(&mut self) {
-        let server = troupe::Server::start(self.config())
-            .await
-            .expect("server starts");
+        let mut config = self.config();
+        // A restart listens where instances already send their hooks.
+        if let Some(addr) = self.addr {
+            config.bind = addr;
+        }
+        let server = troupe::Server::start(config).await.expect("server starts");
+        self.addr = Some(server.addr);
         self.mcp = McpClient::connect(&format!("{}/mcp", server.url()), &[]).await;
         self.server = Some(server);
+    }
+
+    /// Stops the server (instances keep running) and starts a new one on the same port,
+    /// database and tmux socket.
+    pub async fn restart(&mut self) {
+        self.stop_server().await;
+        self.start_server().await;
+    }
+
+    pub async fn stop_server(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+    }
+
+    /// Kills troupe's whole tmux server, as a reboot would.
+    pub fn kill_tmux(&self) {
+        let _ = std::process::Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
     }
 
     pub fn server(&self) -> &troupe::Server {

@@ -1,0 +1,174 @@
+//! The command-line client: `troupe team ...` and `troupe ls` talk to a running server's REST
+//! API and print what it says.
+
+use serde_json::{Value, json};
+
+use crate::supervisor::teams::NewMember;
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    pub fn new(base: &str) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base: base.trim_end_matches('/').to_string(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.request(method, &url);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot reach troupe at {}: {e} (is `troupe serve` running?)",
+                self.base
+            )
+        })?;
+        let status = resp.status();
+        let value: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let msg = value["error"].as_str().unwrap_or("request failed");
+            anyhow::bail!("{msg} ({status})");
+        }
+        Ok(value)
+    }
+
+    pub async fn instances(&self) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::GET, "/api/instances", None)
+            .await
+    }
+
+    pub async fn create_team(
+        &self,
+        name: &str,
+        description: &str,
+        members: &[NewMember],
+    ) -> anyhow::Result<Value> {
+        let members: Vec<Value> = members
+            .iter()
+            .map(|m| json!({ "name": m.name, "role": m.role, "model": m.model, "agent": m.agent }))
+            .collect();
+        self.call(
+            reqwest::Method::POST,
+            "/api/teams",
+            Some(json!({ "name": name, "description": description, "members": members })),
+        )
+        .await
+    }
+
+    pub async fn teams(&self) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::GET, "/api/teams", None).await
+    }
+
+    pub async fn team(&self, name: &str) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::GET, &format!("/api/teams/{name}"), None)
+            .await
+    }
+
+    pub async fn start_team(&self, name: &str, project_dir: Option<&str>) -> anyhow::Result<Value> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/api/teams/{name}/start"),
+            Some(json!({ "project_dir": project_dir })),
+        )
+        .await
+    }
+
+    pub async fn resume_team(&self, name: &str) -> anyhow::Result<Value> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/api/teams/{name}/resume"),
+            None,
+        )
+        .await
+    }
+
+    pub async fn dissolve_team(&self, name: &str) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::DELETE, &format!("/api/teams/{name}"), None)
+            .await
+    }
+}
+
+/// Parses the seed's member list: `architect:opus,developer:sonnet,tester:haiku`, each entry
+/// `role[:model]` or `name=role[:model]`.
+pub fn parse_members(spec: &str) -> anyhow::Result<Vec<NewMember>> {
+    let mut members = Vec::new();
+    for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (name, rest) = match entry.split_once('=') {
+            Some((n, r)) => (Some(n.trim().to_string()), r),
+            None => (None, entry),
+        };
+        let (role, model) = match rest.split_once(':') {
+            Some((r, m)) => (r.trim(), Some(m.trim().to_string())),
+            None => (rest.trim(), None),
+        };
+        if role.is_empty() {
+            anyhow::bail!("member {entry:?} has no role; write role[:model] or name=role[:model]");
+        }
+        members.push(NewMember {
+            name,
+            role: role.to_string(),
+            agent: None,
+            model,
+            system_prompt: None,
+        });
+    }
+    if members.is_empty() {
+        anyhow::bail!(
+            "no members given; e.g. --members architect:opus,developer:sonnet,tester:haiku"
+        );
+    }
+    Ok(members)
+}
+
+/// One line per team member.
+pub fn print_team(team: &Value) {
+    println!(
+        "{}{}",
+        team["name"].as_str().unwrap_or("?"),
+        match team["description"].as_str() {
+            Some(d) if !d.is_empty() => format!(" — {d}"),
+            _ => String::new(),
+        }
+    );
+    for m in team["members"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<14} {:<11} {:<8} {:<22} {}",
+            m["name"].as_str().unwrap_or(""),
+            m["role"].as_str().unwrap_or(""),
+            m["model"].as_str().unwrap_or(""),
+            m["instance_id"].as_str().unwrap_or("-"),
+            m["state"].as_str().unwrap_or("")
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_members;
+
+    #[test]
+    fn the_seed_member_list_parses() {
+        let m =
+            parse_members("architect:opus,developer:sonnet, lead=tester:haiku,reviewer").unwrap();
+        assert_eq!(m.len(), 4);
+        assert_eq!(m[0].role, "architect");
+        assert_eq!(m[0].model.as_deref(), Some("opus"));
+        assert_eq!(m[2].name.as_deref(), Some("lead"));
+        assert_eq!(m[2].role, "tester");
+        assert_eq!(m[3].model, None);
+        assert!(parse_members("").is_err());
+        assert!(parse_members(":opus").is_err());
+    }
+}

@@ -1,0 +1,124 @@
+use sqlx::SqlitePool;
+
+/// A named, persistent team: its members outlive any one run of troupe.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Team {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub created_at: String,
+    pub dissolved_at: Option<String>,
+}
+
+/// A seat on a team, and the instance currently filling it (if it was started).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TeamMember {
+    pub team_id: String,
+    pub name: String,
+    pub role: String,
+    pub agent: String,
+    pub model: String,
+    pub system_prompt: String,
+    pub instance_id: Option<String>,
+}
+
+impl Team {
+    pub async fn insert(
+        pool: &SqlitePool,
+        id: &str,
+        name: &str,
+        description: &str,
+    ) -> sqlx::Result<()> {
+        let now = super::now();
+        sqlx::query!(
+            "INSERT INTO teams (id, name, description, created_at) VALUES (?, ?, ?, ?)",
+            id,
+            name,
+            description,
+            now
+        )
+        .execute(pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The team of that name that has not been dissolved.
+    pub async fn find_by_name(pool: &SqlitePool, name: &str) -> sqlx::Result<Option<Team>> {
+        sqlx::query_as!(
+            Team,
+            "SELECT * FROM teams WHERE name = ? AND dissolved_at IS NULL",
+            name
+        )
+        .fetch_optional(pool)
+        .await
+    }
+
+    pub async fn list(pool: &SqlitePool) -> sqlx::Result<Vec<Team>> {
+        sqlx::query_as!(
+            Team,
+            "SELECT * FROM teams WHERE dissolved_at IS NULL ORDER BY created_at, name"
+        )
+        .fetch_all(pool)
+        .await
+    }
+
+    /// Marks the team dissolved and frees its name for a new team.
+    pub async fn dissolve(pool: &SqlitePool, id: &str) -> sqlx::Result<()> {
+        let now = super::now();
+        let renamed = format!("{id}:dissolved");
+        sqlx::query!(
+            "UPDATE teams SET dissolved_at = ?, name = name || ':' || ? WHERE id = ?",
+            now,
+            renamed,
+            id
+        )
+        .execute(pool)
+        .await?;
+        Ok(())
+    }
+}
+
+impl TeamMember {
+    pub async fn insert(pool: &SqlitePool, m: &TeamMember) -> sqlx::Result<()> {
+        sqlx::query!(
+            "INSERT INTO team_members (team_id, name, role, agent, model, system_prompt)
+             VALUES (?, ?, ?, ?, ?, ?)",
+            m.team_id,
+            m.name,
+            m.role,
+            m.agent,
+            m.model,
+            m.system_prompt
+        )
+        .execute(pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn for_team(pool: &SqlitePool, team_id: &str) -> sqlx::Result<Vec<TeamMember>> {
+        sqlx::query_as!(
+            TeamMember,
+            "SELECT * FROM team_members WHERE team_id = ? ORDER BY rowid",
+            team_id
+        )
+        .fetch_all(pool)
+        .await
+    }
+
+    pub async fn set_instance(
+        pool: &SqlitePool,
+        team_id: &str,
+        name: &str,
+        instance_id: &str,
+    ) -> sqlx::Result<()> {
+        sqlx::query!(
+            "UPDATE team_members SET instance_id = ? WHERE team_id = ? AND name = ?",
+            instance_id,
+            team_id,
+            name
+        )
+        .execute(pool)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,85 @@
+//! The REST API: the same operations as the MCP tools, for the command-line client and scripts.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::db::instances::Instance;
+use crate::error::Error;
+use crate::supervisor::Supervisor;
+use crate::supervisor::teams::{NewMember, TeamView};
+
+pub fn routes() -> Router<Supervisor> {
+    Router::new()
+        .route("/api/instances", get(list_instances))
+        .route("/api/teams", get(list_teams).post(create_team))
+        .route("/api/teams/{name}", get(get_team).delete(dissolve_team))
+        .route("/api/teams/{name}/start", post(start_team))
+        .route("/api/teams/{name}/resume", post(resume_team))
+}
+
+async fn list_instances(State(sup): State<Supervisor>) -> Result<Json<Value>, Error> {
+    let instances = Instance::list(sup.pool(), false).await?;
+    Ok(Json(json!({ "instances": instances })))
+}
+
+#[derive(Deserialize)]
+struct CreateTeam {
+    name: String,
+    #[serde(default)]
+    description: String,
+    members: Vec<NewMember>,
+}
+
+async fn create_team(
+    State(sup): State<Supervisor>,
+    Json(body): Json<CreateTeam>,
+) -> Result<(StatusCode, Json<TeamView>), Error> {
+    let team = sup
+        .create_team(&body.name, &body.description, body.members, None)
+        .await?;
+    Ok((StatusCode::CREATED, Json(team)))
+}
+
+async fn list_teams(State(sup): State<Supervisor>) -> Result<Json<Value>, Error> {
+    Ok(Json(json!({ "teams": sup.list_teams().await? })))
+}
+
+async fn get_team(
+    State(sup): State<Supervisor>,
+    Path(name): Path<String>,
+) -> Result<Json<TeamView>, Error> {
+    Ok(Json(sup.team(&name).await?))
+}
+
+#[derive(Deserialize, Default)]
+struct StartTeam {
+    #[serde(default)]
+    project_dir: Option<String>,
+}
+
+async fn start_team(
+    State(sup): State<Supervisor>,
+    Path(name): Path<String>,
+    body: Option<Json<StartTeam>>,
+) -> Result<Json<TeamView>, Error> {
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    Ok(Json(sup.start_team(&name, body.project_dir, None).await?))
+}
+
+async fn resume_team(
+    State(sup): State<Supervisor>,
+    Path(name): Path<String>,
+) -> Result<Json<TeamView>, Error> {
+    Ok(Json(sup.resume_team(&name, None).await?))
+}
+
+async fn dissolve_team(
+    State(sup): State<Supervisor>,
+    Path(name): Path<String>,
+) -> Result<Json<TeamView>, Error> {
+    Ok(Json(sup.dissolve_team(&name, None).await?))
+}

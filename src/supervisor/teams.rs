@@ -1,0 +1,306 @@
+//! Persistent teams: named sets of members (role, model, prompt) whose instances can be
+//! started, stopped with everything else, and resumed days later with their conversations.
+
+use serde_json::json;
+
+use super::{SpawnRequest, Supervisor, validate_name};
+use crate::agents::claude;
+use crate::db::audit;
+use crate::db::instances::Instance;
+use crate::db::teams::{Team, TeamMember};
+use crate::error::{Error, Result};
+use crate::roles;
+
+/// A member as a caller describes it when creating a team.
+#[derive(Debug, Clone, Default, serde::Deserialize, schemars::JsonSchema)]
+pub struct NewMember {
+    /// Seat name, unique in the team (defaults to the role).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Role preset: architect, developer, reviewer, tester, documenter or researcher.
+    pub role: String,
+    /// The agent CLI; only "claude" for now.
+    #[serde(default)]
+    pub agent: Option<String>,
+    /// Model (defaults to the role's).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// A system prompt replacing the role's preset.
+    #[serde(default)]
+    pub system_prompt: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct MemberView {
+    pub name: String,
+    pub role: String,
+    pub agent: String,
+    pub model: String,
+    /// The instance filling the seat, once the team was started.
+    pub instance_id: Option<String>,
+    /// That instance's state (not_started when there is none).
+    pub state: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct TeamView {
+    pub team_id: String,
+    pub name: String,
+    pub description: String,
+    pub created_at: String,
+    pub dissolved_at: Option<String>,
+    pub members: Vec<MemberView>,
+}
+
+impl Supervisor {
+    pub async fn create_team(
+        &self,
+        name: &str,
+        description: &str,
+        members: Vec<NewMember>,
+        caller: Option<&str>,
+    ) -> Result<TeamView> {
+        let pool = self.pool();
+        let name = validate_name(name.trim())?;
+        if members.is_empty() {
+            return Err(Error::InvalidInput(
+                "a team needs at least one member (role, and optionally name and model)".into(),
+            ));
+        }
+        if Team::find_by_name(pool, &name).await?.is_some() {
+            return Err(Error::InvalidInput(format!(
+                "a team named {name} exists already; resume_team brings it back, or dissolve it first"
+            )));
+        }
+        let team_id = format!("team-{}", uuid::Uuid::now_v7().simple());
+        let mut seats: Vec<TeamMember> = Vec::new();
+        for m in members {
+            let role = m.role.trim().to_ascii_lowercase();
+            let preset = roles::find(&role).ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "unknown role {role:?}; choose one of: {}",
+                    roles::names().join(", ")
+                ))
+            })?;
+            let agent = m
+                .agent
+                .as_deref()
+                .unwrap_or("claude")
+                .trim()
+                .to_ascii_lowercase();
+            if agent != "claude" {
+                return Err(Error::InvalidInput(format!(
+                    "agent {agent:?} is not supported; use claude"
+                )));
+            }
+            let model = m
+                .model
+                .as_deref()
+                .map(str::trim)
+                .filter(|m| !m.is_empty())
+                .unwrap_or(preset.model)
+                .to_string();
+            if claude::cli_model(&model).is_none() {
+                return Err(Error::InvalidInput(format!(
+                    "unknown model {model:?} for {role}"
+                )));
+            }
+            let base = match m.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+                Some(n) => validate_name(n)?,
+                None => role.clone(),
+            };
+            let mut seat = base.clone();
+            let mut n = 2;
+            while seats.iter().any(|s| s.name == seat) {
+                seat = format!("{base}-{n}");
+                n += 1;
+            }
+            seats.push(TeamMember {
+                team_id: team_id.clone(),
+                name: seat,
+                role,
+                agent,
+                model,
+                system_prompt: m.system_prompt.unwrap_or_default(),
+                instance_id: None,
+            });
+        }
+        Team::insert(pool, &team_id, &name, description).await?;
+        for seat in &seats {
+            TeamMember::insert(pool, seat).await?;
+        }
+        audit::record(
+            pool,
+            caller,
+            None,
+            "team.create",
+            json!({ "team": name, "members": seats.iter().map(|s| &s.name).collect::<Vec<_>>() }),
+        )
+        .await;
+        self.team(&name).await
+    }
+
+    pub async fn team(&self, name: &str) -> Result<TeamView> {
+        let team = self.find_team(name).await?;
+        self.view(team).await
+    }
+
+    pub async fn list_teams(&self) -> Result<Vec<TeamView>> {
+        let mut views = Vec::new();
+        for team in Team::list(self.pool()).await? {
+            views.push(self.view(team).await?);
+        }
+        Ok(views)
+    }
+
+    /// Spawns every member that has no instance yet, in parallel.
+    pub async fn start_team(
+        &self,
+        name: &str,
+        project_dir: Option<String>,
+        caller: Option<&str>,
+    ) -> Result<TeamView> {
+        let team = self.find_team(name).await?;
+        let members = TeamMember::for_team(self.pool(), &team.id).await?;
+        let spawns = members
+            .into_iter()
+            .filter(|m| m.instance_id.is_none())
+            .map(|m| self.spawn_member(&team, m, project_dir.clone(), caller));
+        let results = futures::future::join_all(spawns).await;
+        audit::record(
+            self.pool(),
+            caller,
+            None,
+            "team.start",
+            json!({ "team": team.name }),
+        )
+        .await;
+        if let Some(e) = results.into_iter().find_map(Result::err) {
+            return Err(e);
+        }
+        self.view(team).await
+    }
+
+    /// Brings every member back: live ones are left alone, stopped ones resume their own
+    /// conversation, seats never filled are spawned.
+    pub async fn resume_team(&self, name: &str, caller: Option<&str>) -> Result<TeamView> {
+        let team = self.find_team(name).await?;
+        let members = TeamMember::for_team(self.pool(), &team.id).await?;
+        let work = members.into_iter().map(|m| {
+            let team = &team;
+            async move {
+                match m.instance_id.clone() {
+                    Some(id) => self.resume_instance(&id, caller).await.map(|_| ()),
+                    None => self.spawn_member(team, m, None, caller).await,
+                }
+            }
+        });
+        let results = futures::future::join_all(work).await;
+        audit::record(
+            self.pool(),
+            caller,
+            None,
+            "team.resume",
+            json!({ "team": team.name }),
+        )
+        .await;
+        if let Some(e) = results.into_iter().find_map(Result::err) {
+            return Err(e);
+        }
+        self.view(team).await
+    }
+
+    /// Terminates the members' instances and retires the team (its records stay).
+    pub async fn dissolve_team(&self, name: &str, caller: Option<&str>) -> Result<TeamView> {
+        let team = self.find_team(name).await?;
+        for m in TeamMember::for_team(self.pool(), &team.id).await? {
+            if let Some(id) = m.instance_id
+                && self.handle(&id).is_some()
+            {
+                self.terminate(&id, caller).await?;
+            }
+        }
+        Team::dissolve(self.pool(), &team.id).await?;
+        audit::record(
+            self.pool(),
+            caller,
+            None,
+            "team.dissolve",
+            json!({ "team": team.name }),
+        )
+        .await;
+        let team = Team {
+            dissolved_at: Some(crate::db::now()),
+            ..team
+        };
+        self.view(team).await
+    }
+
+    async fn spawn_member(
+        &self,
+        team: &Team,
+        m: TeamMember,
+        project_dir: Option<String>,
+        caller: Option<&str>,
+    ) -> Result<()> {
+        let inst = self
+            .spawn_claude(
+                SpawnRequest {
+                    name: Some(m.name.clone()),
+                    role: Some(m.role.clone()),
+                    model: Some(m.model.clone()),
+                    system_prompt: Some(m.system_prompt.clone()).filter(|p| !p.is_empty()),
+                    context: Some(format!(
+                        "You are {} on the team {}. {}",
+                        m.name, team.name, team.description
+                    )),
+                    project_dir,
+                    parent_instance_id: None,
+                },
+                caller,
+            )
+            .await?;
+        Instance::set_team(self.pool(), &inst.id, &team.id).await?;
+        TeamMember::set_instance(self.pool(), &team.id, &m.name, &inst.id).await?;
+        Ok(())
+    }
+
+    async fn find_team(&self, name: &str) -> Result<Team> {
+        Team::find_by_name(self.pool(), name.trim())
+            .await?
+            .ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "no team named {name:?}; list_teams shows the teams"
+                ))
+            })
+    }
+
+    async fn view(&self, team: Team) -> Result<TeamView> {
+        let mut members = Vec::new();
+        for m in TeamMember::for_team(self.pool(), &team.id).await? {
+            let state = match &m.instance_id {
+                Some(id) => Instance::find(self.pool(), id)
+                    .await?
+                    .map(|i| i.state)
+                    .unwrap_or_else(|| "unknown".into()),
+                None => "not_started".into(),
+            };
+            members.push(MemberView {
+                name: m.name,
+                role: m.role,
+                agent: m.agent,
+                model: m.model,
+                instance_id: m.instance_id,
+                state,
+            });
+        }
+        Ok(TeamView {
+            team_id: team.id,
+            name: team.name,
+            description: team.description,
+            created_at: team.created_at,
+            dissolved_at: team.dissolved_at,
+            members,
+        })
+    }
+}

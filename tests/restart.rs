@@ -1,0 +1,267 @@
+//! Restart safety: instances outlive troupe, and troupe finds them again — reattached when
+//! their CLI still runs, resumed with the CLI's own --resume when it does not.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::{Harness, eventually, fake_model::conversation_text, fake_model::last_user_text};
+use troupe::db::audit;
+use troupe::db::instances::Instance;
+
+async fn state(h: &Harness, id: &str) -> Instance {
+    Instance::find(h.pool(), id).await.unwrap().unwrap()
+}
+
+async fn ask(h: &Harness, id: &str, text: &str) -> serde_json::Value {
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": text }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    r.structured
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_tmux_is_killed_a_restart_resumes_the_conversation() {
+    let mut h = Harness::start().await;
+    let id = h.spawn(json!({ "role": "developer" })).await;
+    let first = ask(&h, &id, "remember the word pineapple").await;
+    assert_eq!(
+        first["response"], "ECHO: remember the word pineapple",
+        "{first}"
+    );
+
+    h.stop_server().await;
+    h.kill_tmux();
+    h.start_server().await;
+
+    let inst = state(&h, &id).await;
+    assert_eq!(inst.state, "idle", "{}", inst.state_reason);
+    assert!(h.tmux_has_session(&inst.tmux_session));
+    let events = audit::for_instance(h.pool(), &id).await.unwrap();
+    assert!(
+        events.iter().any(|e| e.kind == "instance.resumed"),
+        "{events:?}"
+    );
+
+    let answer = ask(&h, &id, "which word did I ask you to remember").await;
+    assert_eq!(
+        answer["response"],
+        "ECHO: which word did I ask you to remember"
+    );
+    let request = h
+        .model
+        .wait_for_request(
+            |r| last_user_text(r).ends_with("which word did I ask you to remember"),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    assert!(
+        conversation_text(&request).contains("remember the word pineapple"),
+        "the resumed CLI sent the earlier conversation"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_instance_is_reattached_and_a_turn_that_ended_meanwhile_is_recorded() {
+    let mut h = Harness::start().await;
+    let idle = h.spawn(json!({ "role": "tester", "name": "idle" })).await;
+    let busy = h.spawn(json!({ "role": "tester", "name": "busy" })).await;
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": busy, "message": "please count slowly to 6", "wait_for_response": false }),
+        )
+        .await;
+    let message_id = r.structured["message_id"].as_str().unwrap().to_string();
+    h.model
+        .wait_for_request(
+            |r| last_user_text(r).ends_with("count slowly to 6"),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+
+    // troupe goes away mid-answer; the CLI keeps counting and finishes without it.
+    h.stop_server().await;
+    h.start_server().await;
+
+    assert_eq!(state(&h, &idle).await.state, "idle");
+    let r = h
+        .call(
+            "get_message",
+            json!({ "message_id": message_id, "wait_seconds": 30 }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    assert_eq!(r.structured["status"], "answered", "{}", r.structured);
+    assert_eq!(
+        r.structured["response"].as_str().unwrap().trim(),
+        "1 2 3 4 5 6"
+    );
+    for id in [&idle, &busy] {
+        let events = audit::for_instance(h.pool(), id).await.unwrap();
+        assert!(
+            events.iter().any(|e| e.kind == "instance.reattached"),
+            "{id}: {events:?}"
+        );
+    }
+    let _ = eventually(
+        "busy instance idle again",
+        Duration::from_secs(10),
+        || async { (state(&h, &busy).await.state == "idle").then_some(()) },
+    )
+    .await;
+    // Both still take work.
+    assert_eq!(
+        ask(&h, &idle, "still there").await["response"],
+        "ECHO: still there"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_that_cannot_be_resumed_says_why() {
+    let mut h = Harness::start().await;
+    let id = h.spawn(json!({})).await;
+    ask(&h, &id, "hello").await;
+    let transcript = state(&h, &id).await.transcript_path.unwrap();
+
+    h.stop_server().await;
+    h.kill_tmux();
+    std::fs::remove_file(&transcript).unwrap();
+    h.start_server().await;
+
+    let inst = state(&h, &id).await;
+    assert_eq!(inst.state, "failed");
+    // Either troupe sees the transcript is gone, or the CLI refuses to resume: both say so.
+    assert!(
+        inst.state_reason.contains("transcript")
+            || inst.state_reason.contains("exited while starting"),
+        "{}",
+        inst.state_reason
+    );
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": "hi" }),
+        )
+        .await;
+    assert!(r.is_error);
+    assert!(r.text.contains("failed"), "{}", r.text);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_suspended_instance_resumes_on_the_next_message() {
+    let h = Harness::start().await;
+    let id = h.spawn(json!({ "role": "documenter" })).await;
+    ask(&h, &id, "the code word is marmalade").await;
+
+    let r = h
+        .call("suspend_instance", json!({ "instance_id": id }))
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    let inst = state(&h, &id).await;
+    assert_eq!(inst.state, "suspended");
+    assert!(
+        !h.tmux_has_session(&inst.tmux_session),
+        "a suspended instance holds no process"
+    );
+
+    assert_eq!(
+        ask(&h, &id, "what was the code word").await["response"],
+        "ECHO: what was the code word"
+    );
+    let request = h
+        .model
+        .wait_for_request(
+            |r| last_user_text(r).ends_with("what was the code word"),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    assert!(conversation_text(&request).contains("the code word is marmalade"));
+    assert_eq!(state(&h, &id).await.state, "idle");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_team_survives_a_full_stop_and_resumes_with_its_context() {
+    let mut h = Harness::start().await;
+    let r = h
+        .call(
+            "create_team",
+            json!({
+                "name": "dev-team",
+                "description": "builds the login page",
+                "members": [
+                    { "role": "architect", "model": "opus" },
+                    { "role": "developer", "model": "sonnet" },
+                    { "role": "tester", "model": "haiku" }
+                ]
+            }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    let r = h.call("start_team", json!({ "name": "dev-team" })).await;
+    assert!(!r.is_error, "{}", r.text);
+    let members = r.structured["members"].as_array().unwrap().clone();
+    assert_eq!(members.len(), 3);
+    let ids: Vec<String> = members
+        .iter()
+        .map(|m| m["instance_id"].as_str().unwrap().to_string())
+        .collect();
+    for (m, id) in members.iter().zip(&ids) {
+        assert_eq!(m["state"], "idle");
+        ask(
+            &h,
+            id,
+            &format!(
+                "task for {}: design the login page",
+                m["name"].as_str().unwrap()
+            ),
+        )
+        .await;
+    }
+
+    // Everything stops: the server and every tmux session.
+    h.stop_server().await;
+    h.kill_tmux();
+    h.start_server().await;
+
+    let r = h.call("resume_team", json!({ "name": "dev-team" })).await;
+    assert!(!r.is_error, "{}", r.text);
+    for m in r.structured["members"].as_array().unwrap() {
+        assert_eq!(m["state"], "idle", "{m}");
+    }
+    for (m, id) in members.iter().zip(&ids) {
+        let question = format!("{} what was your task", m["name"].as_str().unwrap());
+        ask(&h, id, &question).await;
+        let q = question.clone();
+        let request = h
+            .model
+            .wait_for_request(
+                move |r| last_user_text(r).ends_with(&q),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+        assert!(
+            conversation_text(&request).contains(&format!(
+                "task for {}: design the login page",
+                m["name"].as_str().unwrap()
+            )),
+            "{} remembers its task",
+            m["name"]
+        );
+    }
+
+    let r = h.call("dissolve_team", json!({ "name": "dev-team" })).await;
+    assert!(!r.is_error, "{}", r.text);
+    for id in &ids {
+        assert_eq!(state(&h, id).await.state, "terminated");
+    }
+}
