@@ -58,3 +58,73 @@ async fn health_and_tool_list_over_real_http() {
 
     server.stop().await;
 }
+
+#[tokio::test]
+async fn team_commands_of_the_cli_talk_to_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = troupe::Config::for_data_dir(dir.path().join("data"), &unique_socket("c"));
+    let server = troupe::Server::start(config).await.unwrap();
+    let url = server.url();
+    let troupe = |args: &[&str]| {
+        let url = url.clone();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                std::process::Command::new(env!("CARGO_BIN_EXE_troupe"))
+                    .args(&args)
+                    .env("TROUPE_URL", url)
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+
+    let out = troupe(&[
+        "team",
+        "create",
+        "dev-team",
+        "--members",
+        "architect:opus,developer:sonnet,tester:haiku",
+        "--description",
+        "the login page",
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(shown.contains("dev-team — the login page"), "{shown}");
+    for seat in ["architect", "developer", "tester"] {
+        assert!(shown.contains(seat), "{shown}");
+    }
+    assert!(shown.contains("not_started"), "{shown}");
+
+    let out = troupe(&["team", "ls"]).await;
+    assert!(String::from_utf8_lossy(&out.stdout).contains("dev-team"));
+
+    // The same name twice is refused with a reason, and the command fails.
+    let out = troupe(&["team", "create", "dev-team", "--members", "tester"]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exists already"));
+    let out = troupe(&["team", "create", "odd", "--members", "juggler:opus"]).await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown role"));
+
+    let out = troupe(&["team", "dissolve", "dev-team"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = troupe(&["team", "show", "dev-team"]).await;
+    assert!(
+        !out.status.success(),
+        "a dissolved team is gone from the list"
+    );
+    let out = troupe(&["ls"]).await;
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no live instances"));
+    server.stop().await;
+}
