@@ -55,6 +55,10 @@ pub struct Config {
     pub default_wait: Duration,
     /// Most instances alive at once.
     pub max_instances: usize,
+    /// Deepest allowed tree: 1 means no instance may spawn children.
+    pub max_depth: usize,
+    /// Most live children one instance may have.
+    pub max_children: usize,
     /// The URL instances use to reach this server (set once the listener is bound).
     pub public_url: String,
 }
@@ -76,6 +80,8 @@ impl Config {
             interrupt_timeout: Duration::from_secs(15),
             default_wait: Duration::from_secs(300),
             max_instances: 50,
+            max_depth: 4,
+            max_children: 10,
             public_url: String::new(),
         }
     }

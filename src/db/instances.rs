@@ -136,6 +136,23 @@ impl Instance {
         .await
     }
 
+    /// Direct children, oldest first; ended ones only when asked for.
+    pub async fn children(
+        pool: &SqlitePool,
+        parent: &str,
+        include_ended: bool,
+    ) -> sqlx::Result<Vec<Instance>> {
+        sqlx::query_as!(
+            Instance,
+            "SELECT * FROM instances WHERE parent_id = ? AND (? OR state NOT IN ('terminated', 'failed'))
+             ORDER BY created_at, id",
+            parent,
+            include_ended
+        )
+        .fetch_all(pool)
+        .await
+    }
+
     pub async fn set_team(pool: &SqlitePool, id: &str, team_id: &str) -> sqlx::Result<()> {
         sqlx::query!("UPDATE instances SET team_id = ? WHERE id = ?", team_id, id)
             .execute(pool)

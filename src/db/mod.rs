@@ -6,6 +6,7 @@ pub mod instances;
 pub mod interrupts;
 pub mod messages;
 pub mod output;
+pub mod replies;
 pub mod teams;
 pub mod usage;
 

@@ -4,8 +4,10 @@ mod api;
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -30,11 +32,17 @@ pub fn router(sup: Supervisor, shutdown: CancellationToken) -> Router {
             .with_sse_keep_alive(Some(std::time::Duration::from_secs(15)))
             .with_cancellation_token(shutdown.child_token()),
     );
+    let mcp_routes = Router::new()
+        .nest_service("/mcp", mcp)
+        .layer(middleware::from_fn_with_state(
+            sup.clone(),
+            note_instance_client,
+        ));
     Router::new()
         .route("/health", get(health))
         .route("/hooks/{instance_id}", post(hook))
         .merge(api::routes())
-        .nest_service("/mcp", mcp)
+        .merge(mcp_routes)
         .layer(TraceLayer::new_for_http())
         .with_state(sup)
 }
@@ -46,6 +54,32 @@ async fn health(State(sup): State<Supervisor>) -> Result<Json<Value>, Error> {
         "version": env!("CARGO_PKG_VERSION"),
         "live_instances": live,
     })))
+}
+
+/// Notices when a spawned instance's MCP client lists troupe's tools, which is when the
+/// instance can call troupe; the request passes through unchanged.
+async fn note_instance_client(State(sup): State<Supervisor>, req: Request, next: Next) -> Response {
+    let instance = req
+        .headers()
+        .get(crate::mcp::INSTANCE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let Some(instance) = instance.filter(|_| req.method() == Method::POST) else {
+        return next.run(req).await;
+    };
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, 16 << 20).await {
+        Ok(b) => b,
+        Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response(),
+    };
+    let lists_tools = bytes.windows(12).any(|w| w == b"\"tools/list\"");
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    if lists_tools && response.status().is_success() {
+        sup.mcp_client_ready(&instance);
+    }
+    response
 }
 
 /// Claude Code's lifecycle hooks (`troupe hook`) post their payload here.

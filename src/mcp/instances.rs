@@ -154,6 +154,8 @@ pub struct TerminateResult {
     pub success: bool,
     pub instance_id: String,
     pub state: String,
+    /// Every instance ended, in order: descendants (deepest first), then this one.
+    pub terminated: Vec<String>,
 }
 
 #[tool_router(router = instance_tools, vis = "pub(super)")]
@@ -284,14 +286,15 @@ impl Troupe {
 
     #[tool(
         name = "terminate_instance",
-        description = "Shut an instance down: its tmux session ends and unfinished messages fail. The record stays in the database."
+        description = "Shut an instance down, and first all of its descendants (deepest first): their tmux sessions end and unfinished messages fail. The records stay in the database."
     )]
     pub async fn terminate_instance(
         &self,
         Parameters(p): Parameters<InstanceIdParams>,
         extensions: Extensions,
     ) -> Result<Json<TerminateResult>, String> {
-        self.sup
+        let terminated = self
+            .sup
             .terminate(&p.instance_id, caller(&extensions).as_deref())
             .await
             .map_err(tool_error)?;
@@ -299,6 +302,7 @@ impl Troupe {
             success: true,
             instance_id: p.instance_id,
             state: "terminated".into(),
+            terminated,
         }))
     }
 }

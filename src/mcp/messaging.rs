@@ -6,7 +6,10 @@ use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Troupe, caller, tool_error};
+use rmcp::RoleServer;
+use rmcp::service::RequestContext;
+
+use super::{Troupe, caller, tool_error, with_progress};
 use crate::db::messages::Message;
 use crate::error::Error;
 use crate::supervisor::instance::InterruptReport;
@@ -88,6 +91,7 @@ impl Troupe {
         &self,
         Parameters(p): Parameters<SendParams>,
         extensions: Extensions,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<Json<MessageView>, String> {
         let sender = caller(&extensions);
         let message = self
@@ -107,11 +111,13 @@ impl Troupe {
             Some(s) => Duration::from_secs(s),
             None => self.sup.config().default_wait,
         };
-        let answered = self
-            .sup
-            .wait_message(&message.id, timeout)
-            .await
-            .map_err(tool_error)?;
+        let answered = with_progress(
+            &ctx,
+            &format!("waiting for {}", p.instance_id),
+            self.sup.wait_message(&message.id, timeout),
+        )
+        .await
+        .map_err(tool_error)?;
         Ok(Json(answered.into()))
     }
 
@@ -122,12 +128,15 @@ impl Troupe {
     pub async fn get_message(
         &self,
         Parameters(p): Parameters<GetMessageParams>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<Json<MessageView>, String> {
         let message = match p.wait_seconds.filter(|s| *s > 0) {
-            Some(s) => match self
-                .sup
-                .wait_message(&p.message_id, Duration::from_secs(s))
-                .await
+            Some(s) => match with_progress(
+                &ctx,
+                "waiting for the answer",
+                self.sup.wait_message(&p.message_id, Duration::from_secs(s)),
+            )
+            .await
             {
                 Ok(m) => m,
                 Err(Error::Timeout { .. }) => find(&self.sup, &p.message_id).await?,

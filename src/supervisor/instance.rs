@@ -28,6 +28,8 @@ pub enum Command {
     TranscriptChanged,
     /// A lifecycle hook payload from the CLI.
     Hook(Value),
+    /// The CLI's MCP client listed troupe's tools.
+    McpReady,
     Interrupt(oneshot::Sender<Result<InterruptReport>>),
     Terminate(oneshot::Sender<Result<()>>),
     /// End the tmux session but keep the conversation for a later `--resume`.
@@ -67,9 +69,17 @@ enum Phase {
         ready: oneshot::Sender<Result<()>>,
         deadline: Instant,
         resumed: bool,
+        /// The SessionStart hook arrived; and when to stop waiting for the MCP client.
+        session_started: Option<Instant>,
+        /// The CLI's MCP client listed troupe's tools.
+        mcp_ready: bool,
     },
     Running,
 }
+
+/// After SessionStart, how long to wait for the CLI's MCP client to list troupe's tools (a
+/// first message sent earlier may find no troupe tools) before calling the instance ready.
+const MCP_CONNECT_GRACE: Duration = Duration::from_secs(10);
 
 /// The turn the CLI is working on.
 struct Turn {
@@ -95,8 +105,11 @@ struct EarlyStop {
     reply: String,
 }
 
-/// If a turn end is read but the reply never shows up, close the turn after this.
-const REPLY_GRACE: Duration = Duration::from_secs(3);
+/// A turn end read before its reply: look at the transcript again this often (a missed file
+/// event must not leave the turn open) ...
+const REPLY_RECHECK: Duration = Duration::from_millis(250);
+/// ... and close the turn after this long even without the reply.
+const REPLY_GRACE: Duration = Duration::from_secs(30);
 
 struct Submitted {
     message_id: String,
@@ -136,8 +149,8 @@ pub struct Actor {
     /// A turn-end line read before its turn's prompt (the CLI writes out of order).
     early_end: Option<String>,
     early_stop: Option<EarlyStop>,
-    /// Close the turn even without a reply after this (see [`REPLY_GRACE`]).
-    reply_grace: Option<Instant>,
+    /// A turn end without its reply: since when, and when to look again.
+    reply_wait: Option<(Instant, Instant)>,
 }
 
 /// How long after a SessionEnd hook the pane is checked for a dead CLI.
@@ -163,6 +176,8 @@ impl Actor {
                     ready,
                     deadline,
                     resumed,
+                    session_started: None,
+                    mcp_ready: false,
                 },
                 None,
             ),
@@ -183,7 +198,7 @@ impl Actor {
             exit_check: None,
             early_end: None,
             early_stop: None,
-            reply_grace: None,
+            reply_wait: None,
         };
         tokio::spawn(actor.run(rx, transcript));
     }
@@ -246,8 +261,8 @@ impl Actor {
         if let Some(t) = self.exit_check {
             consider(t);
         }
-        if let Some(t) = self.reply_grace {
-            consider(t);
+        if let Some((_, next_check)) = self.reply_wait {
+            consider(next_check);
         }
         next
     }
@@ -257,6 +272,12 @@ impl Actor {
             Command::Deliver => self.deliver_next().await,
             Command::TranscriptChanged => self.read_transcript().await,
             Command::Hook(payload) => self.on_hook(payload).await,
+            Command::McpReady => {
+                if let Some(Phase::Starting { mcp_ready, .. }) = self.phase.as_mut() {
+                    *mcp_ready = true;
+                }
+                self.ready_if_started().await;
+            }
             Command::Interrupt(reply) => self.start_interrupt(reply).await,
             Command::Terminate(_) | Command::Suspend(_) => unreachable!("handled in run"),
         }
@@ -281,18 +302,13 @@ impl Actor {
                 if let Some(path) = payload["transcript_path"].as_str() {
                     self.follow_transcript(PathBuf::from(path)).await;
                 }
-                match self.phase.take() {
-                    Some(Phase::Starting { ready, resumed, .. }) => {
-                        self.phase = Some(Phase::Running);
-                        if resumed {
-                            self.close_cut_off_turn().await;
-                            self.recover_unacknowledged().await;
-                        }
-                        let _ = ready.send(Ok(()));
-                        self.settle().await;
-                    }
-                    other => self.phase = other,
+                if let Some(Phase::Starting {
+                    session_started, ..
+                }) = self.phase.as_mut()
+                {
+                    *session_started = Some(Instant::now() + MCP_CONNECT_GRACE);
                 }
+                self.ready_if_started().await;
             }
             "UserPromptSubmit" => {
                 if let Some(sub) = self.submitted.as_mut() {
@@ -357,6 +373,38 @@ impl Actor {
                 }
             }
             _ => self.read_transcript().await,
+        }
+    }
+
+    /// Ready once the session started and its MCP client knows troupe's tools (or that
+    /// client took too long).
+    async fn ready_if_started(&mut self) {
+        let now = Instant::now();
+        let ready = matches!(
+            self.phase,
+            Some(Phase::Starting { session_started: Some(grace_end), mcp_ready, .. })
+                if mcp_ready || now >= grace_end
+        );
+        if !ready {
+            return;
+        }
+        if let Some(Phase::Starting {
+            ready,
+            resumed,
+            mcp_ready,
+            ..
+        }) = self.phase.take()
+        {
+            self.phase = Some(Phase::Running);
+            if !mcp_ready {
+                tracing::warn!(instance = %self.id, "the CLI's MCP client did not list troupe's tools; it may not reach troupe");
+            }
+            if resumed {
+                self.close_cut_off_turn().await;
+                self.recover_unacknowledged().await;
+            }
+            let _ = ready.send(Ok(()));
+            self.settle().await;
         }
     }
 
@@ -627,8 +675,9 @@ impl Actor {
         {
             true
         } else {
-            if turn.ended && self.reply_grace.is_none() {
-                self.reply_grace = Some(Instant::now() + REPLY_GRACE);
+            if turn.ended && self.reply_wait.is_none() {
+                let now = Instant::now();
+                self.reply_wait = Some((now, now + REPLY_RECHECK));
             }
             false
         };
@@ -638,7 +687,7 @@ impl Actor {
     }
 
     async fn complete_turn(&mut self) {
-        self.reply_grace = None;
+        self.reply_wait = None;
         let Some(turn) = self.turn.take() else {
             return;
         };
@@ -910,17 +959,37 @@ impl Actor {
     /// A timer fired: startup screen check, a submission or an interrupt that took too long.
     async fn on_deadline(&mut self) -> std::ops::ControlFlow<()> {
         let now = Instant::now();
-        if self.reply_grace.is_some_and(|t| now >= t) {
-            self.reply_grace = None;
-            tracing::warn!(instance = %self.id, "turn ended without a reply in the transcript");
-            self.complete_turn().await;
-            self.settle().await;
+        if let Some((since, next_check)) = self.reply_wait
+            && now >= next_check
+        {
+            self.reply_wait = Some((since, now + REPLY_RECHECK));
+            self.read_transcript().await;
+            if self.reply_wait.is_some() && now >= since + REPLY_GRACE {
+                tracing::warn!(instance = %self.id, "the turn ended but its reply never reached the transcript");
+                if let Some(turn) = self.turn.as_mut()
+                    && turn.last_reply.is_none()
+                    && let Some(hook_copy) = turn.stop_reply.clone()
+                {
+                    turn.last_reply = Some((String::new(), hook_copy));
+                }
+                self.complete_turn().await;
+                self.settle().await;
+            }
         }
         if self.exit_check.is_some_and(|t| now >= t) {
             self.exit_check = None;
             if !self.check_alive().await {
                 return std::ops::ControlFlow::Break(());
             }
+        }
+        if matches!(
+            self.phase,
+            Some(Phase::Starting {
+                session_started: Some(_),
+                ..
+            })
+        ) {
+            self.ready_if_started().await;
         }
         if let Some(Phase::Starting { deadline, .. }) = &self.phase {
             let deadline = *deadline;

@@ -2,6 +2,8 @@
 //! interrupt and terminate; it writes the intent to SQLite, acts through tmux, records the
 //! outcome, and publishes an [`Event`] that waiters and streams listen to.
 
+pub mod coordination;
+pub mod hierarchy;
 pub mod instance;
 pub mod teams;
 mod watcher;
@@ -207,6 +209,9 @@ impl Supervisor {
             return Err(Error::InvalidInput(format!(
                 "parent instance {p} does not exist"
             )));
+        }
+        if let Some(p) = &parent {
+            self.check_tree_limits(p).await?;
         }
         let workdir = match req
             .project_dir
@@ -578,8 +583,8 @@ impl Supervisor {
             .keys()
             .cloned()
             .collect();
-        for id in ids {
-            if let Err(e) = self.terminate(&id, None).await {
+        for id in self.deepest_first(ids).await {
+            if let Err(e) = self.terminate_one(&id, None).await {
                 tracing::warn!(instance = %id, error = %e, "could not terminate");
             }
         }
@@ -679,8 +684,8 @@ impl Supervisor {
         Ok(report)
     }
 
-    /// Ends an instance: its tmux session is killed and its unfinished messages fail.
-    pub async fn terminate(&self, instance_id: &str, caller: Option<&str>) -> Result<()> {
+    /// Ends one instance: its tmux session is killed and its unfinished messages fail.
+    async fn terminate_one(&self, instance_id: &str, caller: Option<&str>) -> Result<()> {
         let tx = self.live(instance_id).await?;
         let (reply, rx) = oneshot::channel();
         tx.send(Command::Terminate(reply))
@@ -697,6 +702,13 @@ impl Supervisor {
         )
         .await;
         Ok(())
+    }
+
+    /// An instance's MCP client listed troupe's tools: its calls will reach troupe.
+    pub fn mcp_client_ready(&self, instance_id: &str) {
+        if let Some(tx) = self.handle(instance_id) {
+            let _ = tx.send(Command::McpReady);
+        }
     }
 
     /// A lifecycle hook posted by an instance's CLI.

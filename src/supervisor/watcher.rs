@@ -28,11 +28,20 @@ impl TranscriptWatcher {
         let routes: Arc<Mutex<Routes>> = Arc::default();
         let for_events = routes.clone();
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            let Ok(event) = res else { return };
+            let routes = for_events.lock().expect("watcher routes poisoned");
+            // An overflowed or failed watch may have lost events: every transcript re-reads.
+            let event = match res {
+                Ok(event) if !event.need_rescan() => event,
+                _ => {
+                    for tx in routes.files.values() {
+                        let _ = tx.send(Command::TranscriptChanged);
+                    }
+                    return;
+                }
+            };
             if !matches!(event.kind, EventKind::Modify(_) | EventKind::Create(_)) {
                 return;
             }
-            let routes = for_events.lock().expect("watcher routes poisoned");
             for path in &event.paths {
                 if let Some(tx) = routes.files.get(path) {
                     let _ = tx.send(Command::TranscriptChanged);

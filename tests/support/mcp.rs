@@ -121,6 +121,39 @@ impl McpClient {
         (session, message)
     }
 
+    /// A JSON-RPC request; returns every message the server sent on its stream
+    /// (notifications such as progress, then the response).
+    pub async fn request_all(&self, method: &str, params: Value) -> Vec<Value> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut req = self
+            .http
+            .post(&self.url)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .json(&json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }));
+        if let Some(s) = &self.session {
+            req = req.header("mcp-session-id", s);
+        }
+        let text = req
+            .send()
+            .await
+            .expect("MCP request sent")
+            .text()
+            .await
+            .unwrap_or_default();
+        text.split("\n\n")
+            .filter_map(|event| {
+                let data: String = event
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(str::trim_start)
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                serde_json::from_str::<Value>(&data).ok()
+            })
+            .collect()
+    }
+
     /// A JSON-RPC request; returns the whole response message.
     pub async fn request(&self, method: &str, params: Value) -> Value {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);

@@ -1,0 +1,60 @@
+use sqlx::SqlitePool;
+
+/// A message an instance sent up to its caller.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct Reply {
+    pub id: i64,
+    pub from_instance: String,
+    /// The recipient instance; None for the orchestrating session.
+    pub to_instance: Option<String>,
+    pub correlation_id: Option<String>,
+    pub content: String,
+    pub created_at: String,
+    pub read_at: Option<String>,
+}
+
+impl Reply {
+    pub async fn insert(
+        pool: &SqlitePool,
+        from: &str,
+        to: Option<&str>,
+        correlation_id: Option<&str>,
+        content: &str,
+    ) -> sqlx::Result<i64> {
+        let now = super::now();
+        let done = sqlx::query!(
+            "INSERT INTO replies (from_instance, to_instance, correlation_id, content, created_at)
+             VALUES (?, ?, ?, ?, ?)",
+            from,
+            to,
+            correlation_id,
+            content,
+            now
+        )
+        .execute(pool)
+        .await?;
+        Ok(done.last_insert_rowid())
+    }
+
+    /// Unread replies for a recipient (None: the orchestrator), oldest first, marked read.
+    pub async fn take_unread(pool: &SqlitePool, to: Option<&str>) -> sqlx::Result<Vec<Reply>> {
+        let now = super::now();
+        let mut tx = pool.begin().await?;
+        let rows = sqlx::query_as!(
+            Reply,
+            "SELECT * FROM replies WHERE to_instance IS ? AND read_at IS NULL ORDER BY id",
+            to
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "UPDATE replies SET read_at = ? WHERE to_instance IS ? AND read_at IS NULL",
+            now,
+            to
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+}

@@ -1,0 +1,557 @@
+//! Trees and teamwork: the hierarchy tools, replies from children, and work spread over
+//! several instances at once.
+
+use std::time::Duration;
+
+use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::model::Extensions;
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, tool, tool_router};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::instances::{InstanceView, SpawnClaudeParams};
+use super::{Troupe, caller, tool_error, with_progress};
+use crate::db::instances::Instance;
+use crate::db::replies::Reply;
+use crate::error::Error;
+use crate::supervisor::SpawnRequest;
+use crate::supervisor::coordination::TaskResult;
+use crate::supervisor::hierarchy::TreeNode;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct TreeParams {
+    /// Show only this instance and its descendants.
+    #[serde(default)]
+    pub instance_id: Option<String>,
+    /// Include terminated and failed instances.
+    #[serde(default)]
+    pub include_terminated: bool,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TreeResult {
+    /// The tree as indented text.
+    pub text: String,
+    pub roots: Vec<TreeNode>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ChildrenParams {
+    /// The parent; defaults to the calling instance.
+    #[serde(default, alias = "parent_id", alias = "parent_instance_id")]
+    pub instance_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ChildrenResult {
+    pub parent_instance_id: String,
+    pub children: Vec<InstanceView>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct BroadcastParams {
+    /// The message for every live child.
+    pub message: String,
+    /// The parent; defaults to the calling instance.
+    #[serde(default, alias = "parent_id", alias = "parent_instance_id")]
+    pub instance_id: Option<String>,
+    /// Wait for every child's answer (default false).
+    #[serde(default)]
+    pub wait_for_response: bool,
+    /// Seconds to wait for answers (default 300).
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TasksResult {
+    pub results: Vec<TaskResult>,
+    /// How many tasks were answered.
+    pub answered: usize,
+}
+
+impl TasksResult {
+    fn new(results: Vec<TaskResult>) -> Self {
+        TasksResult {
+            answered: results.iter().filter(|r| r.status == "answered").count(),
+            results,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ReplyParams {
+    /// What to tell the caller.
+    pub message: String,
+    /// Ties the reply to a request; defaults to the message this instance is answering.
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct PendingRepliesParams {
+    /// Whose inbox; defaults to the calling instance (or the orchestrating session).
+    #[serde(default)]
+    pub instance_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RepliesResult {
+    pub replies: Vec<Reply>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SpawnManyParams {
+    /// One entry per instance, with the same fields as spawn_claude.
+    pub instances: Vec<SpawnClaudeParams>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SpawnOutcome {
+    pub instance_id: Option<String>,
+    pub status: String,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SpawnManyResult {
+    pub instances: Vec<SpawnOutcome>,
+    pub spawned: usize,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct Task {
+    /// The instance to send to.
+    pub instance_id: String,
+    /// The message.
+    pub message: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SendManyParams {
+    /// One message per instance.
+    #[serde(alias = "tasks")]
+    pub messages: Vec<Task>,
+    /// Wait for every answer (default true).
+    #[serde(default)]
+    pub wait_for_response: Option<bool>,
+    /// Seconds to wait (default 300).
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct CoordinateParams {
+    /// parallel (default): every task at once, results per task. sequential: tasks in order,
+    /// each given the previous task's answer. consensus: `question` to every instance in
+    /// `instance_ids`, answers side by side.
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// The tasks (parallel, sequential).
+    #[serde(default)]
+    pub tasks: Vec<Task>,
+    /// The instances to ask (consensus).
+    #[serde(default)]
+    pub instance_ids: Vec<String>,
+    /// The question (consensus).
+    #[serde(default)]
+    pub question: Option<String>,
+    /// Seconds to wait for each answer (default 300).
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CoordinateResult {
+    pub mode: String,
+    pub results: Vec<TaskResult>,
+    pub answered: usize,
+    /// For consensus: the answers side by side, for the caller to synthesise.
+    pub summary: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct InterruptManyParams {
+    pub instance_ids: Vec<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct InterruptedInstance {
+    pub instance_id: String,
+    pub interrupted: bool,
+    pub outcome: String,
+    pub message_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct InterruptManyResult {
+    pub interrupted_instances: Vec<InterruptedInstance>,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TerminateAllResult {
+    pub terminated: Vec<String>,
+}
+
+fn wait_for(timeout_seconds: Option<u64>, default: Duration) -> Duration {
+    timeout_seconds.map(Duration::from_secs).unwrap_or(default)
+}
+
+#[tool_router(router = coordination_tools, vis = "pub(super)")]
+impl Troupe {
+    #[tool(
+        name = "get_instance_tree",
+        description = "The parent/child tree of instances: as text and as nodes (id, name, role, model, state, age)."
+    )]
+    pub async fn get_instance_tree(
+        &self,
+        Parameters(p): Parameters<TreeParams>,
+    ) -> Result<Json<TreeResult>, String> {
+        let (roots, text) = self
+            .sup
+            .tree(p.instance_id.as_deref(), p.include_terminated)
+            .await
+            .map_err(tool_error)?;
+        Ok(Json(TreeResult { text, roots }))
+    }
+
+    #[tool(
+        name = "get_children",
+        description = "The live children of an instance (default: the caller)."
+    )]
+    pub async fn get_children(
+        &self,
+        Parameters(p): Parameters<ChildrenParams>,
+        extensions: Extensions,
+    ) -> Result<Json<ChildrenResult>, String> {
+        let parent = parent_or_caller(p.instance_id, &extensions)?;
+        let children = Instance::children(self.sup.pool(), &parent, false)
+            .await
+            .map_err(|e| tool_error(e.into()))?;
+        Ok(Json(ChildrenResult {
+            parent_instance_id: parent,
+            children: children.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    #[tool(
+        name = "broadcast_to_children",
+        description = "Send one message to every live child of an instance (default: the caller); optionally wait for all answers."
+    )]
+    pub async fn broadcast_to_children(
+        &self,
+        Parameters(p): Parameters<BroadcastParams>,
+        extensions: Extensions,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<TasksResult>, String> {
+        let sender = caller(&extensions);
+        let parent = parent_or_caller(p.instance_id, &extensions)?;
+        let children = Instance::children(self.sup.pool(), &parent, false)
+            .await
+            .map_err(|e| tool_error(e.into()))?;
+        let tasks: Vec<(String, String)> = children
+            .into_iter()
+            .map(|c| (c.id, p.message.clone()))
+            .collect();
+        let wait = p
+            .wait_for_response
+            .then(|| wait_for(p.timeout_seconds, self.sup.config().default_wait));
+        let results = with_progress(
+            &ctx,
+            "waiting for the children",
+            self.sup.send_many(&tasks, sender.as_deref(), wait),
+        )
+        .await;
+        Ok(Json(TasksResult::new(results)))
+    }
+
+    #[tool(
+        name = "reply_to_caller",
+        description = "From a spawned instance: send a message to whoever gave you work (your parent, or the orchestrating session). They read it with get_pending_replies."
+    )]
+    pub async fn reply_to_caller(
+        &self,
+        Parameters(p): Parameters<ReplyParams>,
+        extensions: Extensions,
+    ) -> Result<Json<Reply>, String> {
+        let from = caller(&extensions).ok_or_else(|| {
+            "reply_to_caller is for instances troupe spawned; this call does not come from one"
+                .to_string()
+        })?;
+        self.sup
+            .reply_to_caller(&from, &p.message, p.correlation_id.as_deref())
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+
+    #[tool(
+        name = "get_pending_replies",
+        description = "Replies your instances sent with reply_to_caller that you have not read yet (each is returned once), with their correlation ids."
+    )]
+    pub async fn get_pending_replies(
+        &self,
+        Parameters(p): Parameters<PendingRepliesParams>,
+        extensions: Extensions,
+    ) -> Result<Json<RepliesResult>, String> {
+        let inbox = p.instance_id.or_else(|| caller(&extensions));
+        let replies = self
+            .sup
+            .pending_replies(inbox.as_deref())
+            .await
+            .map_err(tool_error)?;
+        Ok(Json(RepliesResult { replies }))
+    }
+
+    #[tool(
+        name = "spawn_multiple_instances",
+        description = "Spawn several instances in parallel (each entry takes spawn_claude's fields); returns each one's id or error."
+    )]
+    pub async fn spawn_multiple_instances(
+        &self,
+        Parameters(p): Parameters<SpawnManyParams>,
+        extensions: Extensions,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<SpawnManyResult>, String> {
+        if p.instances.is_empty() {
+            return Err(tool_error(Error::InvalidInput("instances is empty".into())));
+        }
+        let caller = caller(&extensions);
+        let requests = p
+            .instances
+            .into_iter()
+            .map(|s| SpawnRequest {
+                name: s.name,
+                role: s.role,
+                model: s.model,
+                system_prompt: s.system_prompt,
+                context: s.context,
+                project_dir: s.project_dir,
+                parent_instance_id: s.parent_instance_id,
+            })
+            .collect();
+        let outcomes = with_progress(
+            &ctx,
+            "spawning",
+            self.sup.spawn_many(requests, caller.as_deref()),
+        )
+        .await;
+        let instances: Vec<SpawnOutcome> = outcomes
+            .into_iter()
+            .map(|r| match r {
+                Ok(i) => SpawnOutcome {
+                    instance_id: Some(i.id),
+                    status: i.state,
+                    error: None,
+                },
+                Err(e) => SpawnOutcome {
+                    instance_id: None,
+                    status: "failed".into(),
+                    error: Some(e.to_string()),
+                },
+            })
+            .collect();
+        Ok(Json(SpawnManyResult {
+            spawned: instances.iter().filter(|i| i.instance_id.is_some()).count(),
+            instances,
+        }))
+    }
+
+    #[tool(
+        name = "send_to_multiple_instances",
+        description = "Send a message to each of several instances at once; waits for all answers by default."
+    )]
+    pub async fn send_to_multiple_instances(
+        &self,
+        Parameters(p): Parameters<SendManyParams>,
+        extensions: Extensions,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<TasksResult>, String> {
+        let sender = caller(&extensions);
+        let tasks: Vec<(String, String)> = p
+            .messages
+            .into_iter()
+            .map(|t| (t.instance_id, t.message))
+            .collect();
+        let wait = p
+            .wait_for_response
+            .unwrap_or(true)
+            .then(|| wait_for(p.timeout_seconds, self.sup.config().default_wait));
+        let results = with_progress(
+            &ctx,
+            "waiting for answers",
+            self.sup.send_many(&tasks, sender.as_deref(), wait),
+        )
+        .await;
+        Ok(Json(TasksResult::new(results)))
+    }
+
+    #[tool(
+        name = "coordinate_instances",
+        description = "Coordinate several instances: mode parallel (tasks[] of {instance_id, message}, all at once, results per task), sequential (each task gets the previous answer), or consensus (one question to instance_ids, answers side by side for you to synthesise)."
+    )]
+    pub async fn coordinate_instances(
+        &self,
+        Parameters(p): Parameters<CoordinateParams>,
+        extensions: Extensions,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<CoordinateResult>, String> {
+        let sender = caller(&extensions);
+        let wait = wait_for(p.timeout_seconds, self.sup.config().default_wait);
+        let mode = p
+            .mode
+            .as_deref()
+            .unwrap_or("parallel")
+            .trim()
+            .to_ascii_lowercase();
+        let tasks: Vec<(String, String)> = p
+            .tasks
+            .into_iter()
+            .map(|t| (t.instance_id, t.message))
+            .collect();
+        let results = match mode.as_str() {
+            "parallel" | "sequential" if tasks.is_empty() => {
+                return Err(tool_error(Error::InvalidInput(format!(
+                    "mode {mode} needs tasks: [{{instance_id, message}}]"
+                ))));
+            }
+            "parallel" => {
+                with_progress(
+                    &ctx,
+                    "parallel tasks",
+                    self.sup.send_many(&tasks, sender.as_deref(), Some(wait)),
+                )
+                .await
+            }
+            "sequential" => {
+                with_progress(
+                    &ctx,
+                    "sequential tasks",
+                    self.sup.pipeline(&tasks, sender.as_deref(), wait),
+                )
+                .await
+            }
+            "consensus" => {
+                let question = p.question.filter(|q| !q.trim().is_empty()).ok_or_else(|| {
+                    tool_error(Error::InvalidInput(
+                        "mode consensus needs a question".into(),
+                    ))
+                })?;
+                let ids = if p.instance_ids.is_empty() {
+                    tasks.iter().map(|(id, _)| id.clone()).collect()
+                } else {
+                    p.instance_ids
+                };
+                if ids.is_empty() {
+                    return Err(tool_error(Error::InvalidInput(
+                        "mode consensus needs instance_ids".into(),
+                    )));
+                }
+                let asks: Vec<(String, String)> =
+                    ids.into_iter().map(|id| (id, question.clone())).collect();
+                with_progress(
+                    &ctx,
+                    "consensus",
+                    self.sup.send_many(&asks, sender.as_deref(), Some(wait)),
+                )
+                .await
+            }
+            other => {
+                return Err(tool_error(Error::InvalidInput(format!(
+                    "unknown mode {other:?}; use parallel, sequential or consensus"
+                ))));
+            }
+        };
+        let summary = results
+            .iter()
+            .map(|r| {
+                format!(
+                    "[{}] {}",
+                    r.instance_id,
+                    r.response
+                        .as_deref()
+                        .or(r.error.as_deref())
+                        .unwrap_or(&r.status)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n\n");
+        Ok(Json(CoordinateResult {
+            mode,
+            answered: results.iter().filter(|r| r.status == "answered").count(),
+            results,
+            summary,
+        }))
+    }
+
+    #[tool(
+        name = "interrupt_multiple_instances",
+        description = "Interrupt several instances at once (Escape); each keeps its conversation."
+    )]
+    pub async fn interrupt_multiple_instances(
+        &self,
+        Parameters(p): Parameters<InterruptManyParams>,
+        extensions: Extensions,
+    ) -> Result<Json<InterruptManyResult>, String> {
+        Ok(Json(
+            self.interrupt_ids(&p.instance_ids, caller(&extensions).as_deref())
+                .await,
+        ))
+    }
+
+    #[tool(
+        name = "interrupt_all",
+        description = "Interrupt every live instance's running turn; conversations are kept."
+    )]
+    pub async fn interrupt_all(
+        &self,
+        extensions: Extensions,
+    ) -> Result<Json<InterruptManyResult>, String> {
+        let ids = self.sup.live_ids();
+        Ok(Json(
+            self.interrupt_ids(&ids, caller(&extensions).as_deref())
+                .await,
+        ))
+    }
+
+    #[tool(
+        name = "terminate_all",
+        description = "Terminate every live instance (children before parents)."
+    )]
+    pub async fn terminate_all(&self) -> Result<Json<TerminateAllResult>, String> {
+        let ids = self.sup.live_ids();
+        self.sup.terminate_all().await;
+        Ok(Json(TerminateAllResult { terminated: ids }))
+    }
+}
+
+impl Troupe {
+    async fn interrupt_ids(&self, ids: &[String], caller: Option<&str>) -> InterruptManyResult {
+        let mut interrupted_instances = Vec::new();
+        let mut errors = Vec::new();
+        for (id, r) in self.sup.interrupt_many(ids, caller).await {
+            match r {
+                Ok(report) => interrupted_instances.push(InterruptedInstance {
+                    instance_id: id,
+                    interrupted: report.interrupted,
+                    outcome: report.outcome,
+                    message_id: report.message_id,
+                }),
+                Err(e) => errors.push(format!("{id}: {e}")),
+            }
+        }
+        InterruptManyResult {
+            interrupted_instances,
+            errors,
+        }
+    }
+}
+
+fn parent_or_caller(explicit: Option<String>, extensions: &Extensions) -> Result<String, String> {
+    explicit.or_else(|| caller(extensions)).ok_or_else(|| {
+        "name the parent with instance_id (this call does not come from a troupe instance)"
+            .to_string()
+    })
+}

@@ -1,0 +1,260 @@
+//! Parent/child trees of instances: who spawned whom, cascading terminate, and replies that
+//! travel from a child up to its caller.
+
+use std::collections::HashMap;
+
+use serde_json::json;
+
+use super::Supervisor;
+use crate::db::audit;
+use crate::db::instances::Instance;
+use crate::db::messages::Message;
+use crate::db::replies::Reply;
+use crate::error::{Error, Result};
+
+/// One instance in a tree, with its children.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct TreeNode {
+    pub instance_id: String,
+    pub name: String,
+    pub role: String,
+    pub model: String,
+    pub state: String,
+    pub age_seconds: i64,
+    pub children: Vec<TreeNode>,
+}
+
+impl Supervisor {
+    /// The forest of instances (live only unless `include_ended`), roots first, and the same
+    /// as indented text.
+    pub async fn tree(
+        &self,
+        root: Option<&str>,
+        include_ended: bool,
+    ) -> Result<(Vec<TreeNode>, String)> {
+        let all = Instance::list(self.pool(), true).await?;
+        let keep: Vec<&Instance> = all
+            .iter()
+            .filter(|i| include_ended || !matches!(i.state.as_str(), "terminated" | "failed"))
+            .collect();
+        let ids: std::collections::HashSet<&str> = keep.iter().map(|i| i.id.as_str()).collect();
+        let mut by_parent: HashMap<Option<&str>, Vec<&Instance>> = HashMap::new();
+        for inst in &keep {
+            // A child whose parent is not shown hangs from the top.
+            let parent = inst.parent_id.as_deref().filter(|p| ids.contains(p));
+            by_parent.entry(parent).or_default().push(inst);
+        }
+        let now = chrono::Utc::now();
+        fn build(
+            inst: &Instance,
+            by_parent: &HashMap<Option<&str>, Vec<&Instance>>,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> TreeNode {
+            let created = chrono::DateTime::parse_from_rfc3339(&inst.created_at)
+                .map(|t| t.to_utc())
+                .unwrap_or(now);
+            TreeNode {
+                instance_id: inst.id.clone(),
+                name: inst.name.clone(),
+                role: inst.role.clone(),
+                model: inst.model.clone(),
+                state: inst.state.clone(),
+                age_seconds: (now - created).num_seconds(),
+                children: by_parent
+                    .get(&Some(inst.id.as_str()))
+                    .map(|kids| kids.iter().map(|k| build(k, by_parent, now)).collect())
+                    .unwrap_or_default(),
+            }
+        }
+        let roots: Vec<TreeNode> = match root {
+            Some(id) => {
+                let inst = all
+                    .iter()
+                    .find(|i| i.id == id)
+                    .ok_or_else(|| Error::UnknownInstance(id.to_string()))?;
+                vec![build(inst, &by_parent, now)]
+            }
+            None => by_parent
+                .get(&None)
+                .map(|top| top.iter().map(|i| build(i, &by_parent, now)).collect())
+                .unwrap_or_default(),
+        };
+        let mut text = String::new();
+        fn render(node: &TreeNode, prefix: &str, last: bool, top: bool, out: &mut String) {
+            let branch = if top {
+                ""
+            } else if last {
+                "└── "
+            } else {
+                "├── "
+            };
+            out.push_str(&format!(
+                "{prefix}{branch}{} ({}, {}) {} {}s\n",
+                node.instance_id, node.role, node.model, node.state, node.age_seconds
+            ));
+            let child_prefix = if top {
+                prefix.to_string()
+            } else {
+                format!("{prefix}{}", if last { "    " } else { "│   " })
+            };
+            for (i, c) in node.children.iter().enumerate() {
+                render(c, &child_prefix, i + 1 == node.children.len(), false, out);
+            }
+        }
+        for r in &roots {
+            render(r, "", true, true, &mut text);
+        }
+        if text.is_empty() {
+            text = "no instances\n".into();
+        }
+        Ok((roots, text))
+    }
+
+    /// Depth of a would-be child of `parent` (a root instance has depth 1).
+    pub(super) async fn depth_below(&self, parent: &str) -> Result<usize> {
+        let mut depth = 1;
+        let mut current = Some(parent.to_string());
+        while let Some(id) = current {
+            depth += 1;
+            current = Instance::find(self.pool(), &id)
+                .await?
+                .and_then(|i| i.parent_id);
+            if depth > 64 {
+                break;
+            }
+        }
+        Ok(depth)
+    }
+
+    /// Checks the tree limits before `parent` gets another child.
+    pub(super) async fn check_tree_limits(&self, parent: &str) -> Result<()> {
+        let config = self.config();
+        let depth = self.depth_below(parent).await?;
+        if depth > config.max_depth {
+            return Err(Error::Limit(format!(
+                "a child of {parent} would be {depth} levels deep (max_depth = {})",
+                config.max_depth
+            )));
+        }
+        let children = Instance::children(self.pool(), parent, false).await?.len();
+        if children >= config.max_children {
+            return Err(Error::Limit(format!(
+                "{parent} already has {children} live children (max_children = {})",
+                config.max_children
+            )));
+        }
+        Ok(())
+    }
+
+    /// Orders ids so that every instance comes after all of its descendants.
+    pub(super) async fn deepest_first(&self, ids: Vec<String>) -> Vec<String> {
+        let mut with_depth = Vec::new();
+        for id in ids {
+            let mut depth = 0;
+            let mut current = Instance::find(self.pool(), &id)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|i| i.parent_id);
+            while let Some(p) = current {
+                depth += 1;
+                if depth > 64 {
+                    break;
+                }
+                current = Instance::find(self.pool(), &p)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|i| i.parent_id);
+            }
+            with_depth.push((depth, id));
+        }
+        with_depth.sort_by_key(|(depth, _)| std::cmp::Reverse(*depth));
+        with_depth.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// Live descendants of an instance, deepest first.
+    async fn live_descendants(&self, id: &str) -> Result<Vec<String>> {
+        let mut found = Vec::new();
+        let mut frontier = vec![id.to_string()];
+        while let Some(next) = frontier.pop() {
+            for child in Instance::children(self.pool(), &next, false).await? {
+                frontier.push(child.id.clone());
+                found.push(child.id);
+            }
+        }
+        Ok(self.deepest_first(found).await)
+    }
+
+    /// Ends an instance and, first, all of its descendants (deepest first). Returns the ids
+    /// terminated, in order.
+    pub async fn terminate(&self, instance_id: &str, caller: Option<&str>) -> Result<Vec<String>> {
+        // Fail fast, with the usual error, if the instance itself cannot be terminated.
+        self.live(instance_id).await?;
+        let mut done = Vec::new();
+        for id in self.live_descendants(instance_id).await? {
+            match self.terminate_one(&id, caller).await {
+                Ok(()) => done.push(id),
+                Err(e) => {
+                    tracing::warn!(instance = %id, error = %e, "could not terminate a descendant")
+                }
+            }
+        }
+        self.terminate_one(instance_id, caller).await?;
+        done.push(instance_id.to_string());
+        if done.len() > 1 {
+            audit::record(
+                self.pool(),
+                caller,
+                Some(instance_id),
+                "instance.terminate_tree",
+                json!({ "order": done }),
+            )
+            .await;
+        }
+        Ok(done)
+    }
+
+    /// A child's message to whoever gave it work: its parent instance, or the orchestrating
+    /// session when it has none. The correlation id defaults to the message the child is
+    /// answering.
+    pub async fn reply_to_caller(
+        &self,
+        from: &str,
+        message: &str,
+        correlation_id: Option<&str>,
+    ) -> Result<Reply> {
+        if message.trim().is_empty() {
+            return Err(Error::InvalidInput("reply is empty".into()));
+        }
+        let inst = Instance::find(self.pool(), from)
+            .await?
+            .ok_or_else(|| Error::UnknownInstance(from.to_string()))?;
+        let correlation = match correlation_id {
+            Some(c) => Some(c.to_string()),
+            None => Message::in_progress(self.pool(), from).await?.map(|m| m.id),
+        };
+        let id = Reply::insert(
+            self.pool(),
+            from,
+            inst.parent_id.as_deref(),
+            correlation.as_deref(),
+            message,
+        )
+        .await?;
+        Ok(Reply {
+            id,
+            from_instance: from.to_string(),
+            to_instance: inst.parent_id,
+            correlation_id: correlation,
+            content: message.to_string(),
+            created_at: crate::db::now(),
+            read_at: None,
+        })
+    }
+
+    /// Replies waiting for `to` (None: the orchestrating session); each is returned once.
+    pub async fn pending_replies(&self, to: Option<&str>) -> Result<Vec<Reply>> {
+        Ok(Reply::take_unread(self.pool(), to).await?)
+    }
+}

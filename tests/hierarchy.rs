@@ -1,0 +1,242 @@
+//! Trees of instances and work spread over them, with real Claude Code instances: a main
+//! session that spawns and coordinates children through troupe's own MCP server.
+
+mod support;
+
+use serde_json::json;
+use support::{Harness, fake_model::last_user_text};
+use troupe::db::instances::Instance;
+use troupe::db::messages::Message;
+
+async fn ask(h: &Harness, id: &str, text: &str) -> serde_json::Value {
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": text, "timeout_seconds": 120 }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    assert_eq!(r.structured["status"], "answered", "{}", r.structured);
+    r.structured
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_main_session_spawns_and_coordinates_its_children() {
+    let h = Harness::start().await;
+    // The main session is itself a Claude Code instance with troupe in its MCP config.
+    let main = h
+        .spawn(json!({ "role": "architect", "name": "main" }))
+        .await;
+
+    for name in ["alpha", "beta"] {
+        let call = format!(
+            r#"CALL_TOOL mcp__troupe__spawn_claude {{"role": "developer", "name": "{name}"}}"#
+        );
+        let answer = ask(&h, &main, &call).await;
+        let text = answer["response"].as_str().unwrap();
+        assert!(
+            text.contains(&format!("\"instance_id\":\"{name}-")),
+            "{text}"
+        );
+    }
+    // Parent by identity: the spawns named no parent, the header did.
+    let children = Instance::children(h.pool(), &main, false).await.unwrap();
+    let ids: Vec<String> = children.iter().map(|c| c.id.clone()).collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(
+        ids[0].starts_with("alpha-") && ids[1].starts_with("beta-"),
+        "{ids:?}"
+    );
+
+    let call = format!(
+        "CALL_TOOL mcp__troupe__coordinate_instances {}",
+        json!({
+            "mode": "parallel",
+            "tasks": [
+                { "instance_id": ids[0], "message": "design the schema" },
+                { "instance_id": ids[1], "message": "write the tests" }
+            ]
+        })
+    );
+    let answer = ask(&h, &main, &call).await;
+    let text = answer["response"].as_str().unwrap();
+    assert!(text.contains("ECHO: design the schema"), "{text}");
+    assert!(text.contains("ECHO: write the tests"), "{text}");
+    assert!(text.contains("\"answered\":2"), "{text}");
+
+    let tree = h.call("get_instance_tree", json!({})).await;
+    assert!(!tree.is_error, "{}", tree.text);
+    let roots = tree.structured["roots"].as_array().unwrap();
+    assert_eq!(roots.len(), 1, "{}", tree.structured);
+    assert_eq!(roots[0]["instance_id"], main.as_str());
+    let kids: Vec<&str> = roots[0]["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["instance_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids, [ids[0].as_str(), ids[1].as_str()]);
+    let text = tree.structured["text"].as_str().unwrap();
+    assert!(text.contains(&format!("├── {}", ids[0])), "{text}");
+    assert!(text.contains(&format!("└── {}", ids[1])), "{text}");
+
+    // A child reports back to its caller; the parent's inbox has it, with the correlation id
+    // of the message the child was answering.
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({
+                "instance_id": ids[0],
+                "message": r#"CALL_TOOL mcp__troupe__reply_to_caller {"message": "schema ready"}"#
+            }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    let asked = r.structured["message_id"].as_str().unwrap().to_string();
+    let replies = h
+        .call("get_pending_replies", json!({ "instance_id": main }))
+        .await;
+    let list = replies.structured["replies"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{}", replies.structured);
+    assert_eq!(list[0]["content"], "schema ready");
+    assert_eq!(list[0]["from_instance"], ids[0].as_str());
+    assert_eq!(list[0]["correlation_id"], asked.as_str());
+    let again = h
+        .call("get_pending_replies", json!({ "instance_id": main }))
+        .await;
+    assert!(
+        again.structured["replies"].as_array().unwrap().is_empty(),
+        "a reply is read once"
+    );
+
+    let r = h
+        .call("terminate_instance", json!({ "instance_id": main }))
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    assert_eq!(r.structured["terminated"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn terminating_the_root_ends_three_levels_deepest_first() {
+    let h = Harness::start().await;
+    let root = h
+        .spawn(json!({ "role": "architect", "name": "root" }))
+        .await;
+    let lead = h
+        .spawn(json!({ "role": "developer", "name": "lead", "parent_instance_id": root }))
+        .await;
+    let helper = h
+        .spawn(json!({ "role": "tester", "name": "helper", "parent_id": lead }))
+        .await;
+    assert_eq!(
+        Instance::find(h.pool(), &helper)
+            .await
+            .unwrap()
+            .unwrap()
+            .parent_id
+            .as_deref(),
+        Some(lead.as_str())
+    );
+
+    let r = h
+        .call("terminate_instance", json!({ "instance_id": root }))
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    let order: Vec<&str> = r.structured["terminated"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(order, [helper.as_str(), lead.as_str(), root.as_str()]);
+    for id in [&root, &lead, &helper] {
+        let inst = Instance::find(h.pool(), id).await.unwrap().unwrap();
+        assert_eq!(inst.state, "terminated");
+        assert!(
+            !h.tmux_has_session(&inst.tmux_session),
+            "{id} left a tmux session"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_to_a_busy_instance_queue_and_are_answered_in_order() {
+    let h = Harness::start().await;
+    let id = h.spawn(json!({ "role": "tester" })).await;
+    let send = |text: &'static str| {
+        let h = &h;
+        let id = id.clone();
+        async move {
+            let r = h
+                .call(
+                    "send_to_instance",
+                    json!({ "instance_id": id, "message": text, "wait_for_response": false }),
+                )
+                .await;
+            assert!(!r.is_error, "{}", r.text);
+            r.structured["message_id"].as_str().unwrap().to_string()
+        }
+    };
+    let counting = send("please count slowly to 3").await;
+    let queued = [
+        send("first").await,
+        send("second").await,
+        send("third").await,
+    ];
+    let m = Message::find(h.pool(), &queued[2]).await.unwrap().unwrap();
+    assert_eq!(
+        m.state, "queued",
+        "waits in the database while the instance is busy"
+    );
+
+    let mut finished = Vec::new();
+    for mid in std::iter::once(&counting).chain(queued.iter()) {
+        let r = h
+            .call(
+                "get_message",
+                json!({ "message_id": mid, "wait_seconds": 60 }),
+            )
+            .await;
+        assert_eq!(r.structured["status"], "answered", "{}", r.structured);
+        finished.push(r.structured["finished_at"].as_str().unwrap().to_string());
+    }
+    let mut sorted = finished.clone();
+    sorted.sort();
+    assert_eq!(finished, sorted, "answered in the order sent");
+    let seen: Vec<String> = h
+        .model
+        .last_user_texts()
+        .into_iter()
+        .filter(|t| ["first", "second", "third"].iter().any(|w| t.ends_with(w)))
+        .collect();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert!(
+        seen[0].ends_with("first") && seen[1].ends_with("second") && seen[2].ends_with("third"),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_wait_reports_progress() {
+    let h = Harness::start().await;
+    let id = h.spawn(json!({ "role": "tester" })).await;
+    let messages = h
+        .mcp
+        .request_all(
+            "tools/call",
+            json!({
+                "name": "send_to_instance",
+                "arguments": { "instance_id": id, "message": "please count slowly to 12" },
+                "_meta": { "progressToken": "count-1" }
+            }),
+        )
+        .await;
+    let progress: Vec<&serde_json::Value> = messages
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .collect();
+    assert!(!progress.is_empty(), "{messages:?}");
+    assert_eq!(progress[0]["params"]["progressToken"], "count-1");
+    let answer = messages.iter().find(|m| m.get("result").is_some()).unwrap();
+    assert_eq!(answer["result"]["structuredContent"]["status"], "answered");
+}
