@@ -4,7 +4,7 @@
 mod support;
 
 use serde_json::json;
-use support::{Harness, fake_model::last_user_text};
+use support::Harness;
 use troupe::db::instances::Instance;
 use troupe::db::messages::Message;
 
