@@ -165,6 +165,8 @@ pub struct CoordinateParams {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct CoordinateResult {
     pub mode: String,
+    /// Each task's answer, in task order (null where there was none).
+    pub responses: Vec<Option<String>>,
     pub results: Vec<TaskResult>,
     pub answered: usize,
     /// For consensus: the answers side by side, for the caller to synthesise.
@@ -480,6 +482,7 @@ impl Troupe {
             .join("\n\n");
         Ok(Json(CoordinateResult {
             mode,
+            responses: results.iter().map(|r| r.response.clone()).collect(),
             answered: results.iter().filter(|r| r.status == "answered").count(),
             results,
             summary,
