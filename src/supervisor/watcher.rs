@@ -69,15 +69,20 @@ impl TranscriptWatcher {
             .ok_or_else(|| std::io::Error::other("transcript path has no directory"))?
             .to_path_buf();
         std::fs::create_dir_all(&dir)?;
-        let mut routes = self.routes.lock().expect("watcher routes poisoned");
-        if routes.files.insert(file.to_path_buf(), tx).is_some() {
-            return Ok(());
-        }
-        let count = routes.dirs.entry(dir.clone()).or_insert(0);
-        *count += 1;
-        if *count == 1
-            && let Some(w) = self.watcher.lock().expect("watcher poisoned").as_mut()
-        {
+        // The watcher lock serialises watch/unwatch. The routes lock is never held while
+        // notify is called: notify waits for its event thread, which may be waiting for the
+        // routes lock in the callback.
+        let mut watcher = self.watcher.lock().expect("watcher poisoned");
+        let first_in_dir = {
+            let mut routes = self.routes.lock().expect("watcher routes poisoned");
+            if routes.files.insert(file.to_path_buf(), tx).is_some() {
+                return Ok(());
+            }
+            let count = routes.dirs.entry(dir.clone()).or_insert(0);
+            *count += 1;
+            *count == 1
+        };
+        if first_in_dir && let Some(w) = watcher.as_mut() {
             w.watch(&dir, RecursiveMode::NonRecursive)
                 .map_err(std::io::Error::other)?;
         }
@@ -85,19 +90,28 @@ impl TranscriptWatcher {
     }
 
     pub fn unwatch(&self, file: &Path) {
-        let mut routes = self.routes.lock().expect("watcher routes poisoned");
-        if routes.files.remove(file).is_none() {
-            return;
-        }
         let Some(dir) = file.parent() else { return };
-        if let Some(count) = routes.dirs.get_mut(dir) {
-            *count -= 1;
-            if *count == 0 {
-                routes.dirs.remove(dir);
-                if let Some(w) = self.watcher.lock().expect("watcher poisoned").as_mut() {
-                    let _ = w.unwatch(dir);
-                }
+        let mut watcher = self.watcher.lock().expect("watcher poisoned");
+        let last_in_dir = {
+            let mut routes = self.routes.lock().expect("watcher routes poisoned");
+            if routes.files.remove(file).is_none() {
+                return;
             }
+            match routes.dirs.get_mut(dir) {
+                Some(count) => {
+                    *count -= 1;
+                    if *count == 0 {
+                        routes.dirs.remove(dir);
+                        true
+                    } else {
+                        false
+                    }
+                }
+                None => false,
+            }
+        };
+        if last_in_dir && let Some(w) = watcher.as_mut() {
+            let _ = w.unwatch(dir);
         }
     }
 }
