@@ -164,6 +164,7 @@ pub enum Record {
     ToolResult {
         uuid: String,
         text: String,
+        ts: String,
     },
     /// The turn was stopped by Escape; the conversation goes on.
     Interrupted {
@@ -174,6 +175,7 @@ pub enum Record {
     /// the same `message_id`). `synthetic` marks the partial reply kept after an interrupt.
     Assistant {
         uuid: String,
+        ts: String,
         message_id: String,
         model: String,
         blocks: Vec<Block>,
@@ -226,7 +228,7 @@ pub fn parse_record(line: &str) -> Record {
                     .map(|b| content_text(&b["content"]))
                     .collect::<Vec<_>>()
                     .join("\n");
-                return Record::ToolResult { uuid, text };
+                return Record::ToolResult { uuid, text, ts };
             }
             let text = blocks
                 .iter()
@@ -280,6 +282,7 @@ pub fn parse_record(line: &str) -> Record {
                 .flatten();
             Record::Assistant {
                 uuid,
+                ts,
                 message_id: message["id"].as_str().unwrap_or_default().to_string(),
                 model,
                 blocks,
@@ -354,6 +357,19 @@ pub fn input_box(screen: &str) -> Option<String> {
     let mut text = vec![first.trim()];
     text.extend(lines[top + 2..bottom].iter().map(|l| l.trim()));
     Some(text.join("\n").trim().to_string())
+}
+
+impl Record {
+    /// The CLI's timestamp of the line (empty for lines that carry none).
+    pub fn ts(&self) -> &str {
+        match self {
+            Record::Prompt { ts, .. }
+            | Record::ToolResult { ts, .. }
+            | Record::Assistant { ts, .. }
+            | Record::TurnEnd { ts, .. } => ts,
+            Record::Interrupted { .. } | Record::Other => "",
+        }
+    }
 }
 
 #[cfg(test)]

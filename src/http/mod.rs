@@ -11,6 +11,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures::StreamExt;
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
@@ -56,8 +57,8 @@ async fn health(State(sup): State<Supervisor>) -> Result<Json<Value>, Error> {
     })))
 }
 
-/// Notices when a spawned instance's MCP client lists troupe's tools, which is when the
-/// instance can call troupe; the request passes through unchanged.
+/// Notices when a spawned instance's MCP client has received troupe's tool and prompt
+/// lists, which is when its model can call troupe; requests and responses pass unchanged.
 async fn note_instance_client(State(sup): State<Supervisor>, req: Request, next: Next) -> Response {
     let instance = req
         .headers()
@@ -72,14 +73,28 @@ async fn note_instance_client(State(sup): State<Supervisor>, req: Request, next:
         Ok(b) => b,
         Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response(),
     };
-    let lists_tools = bytes.windows(12).any(|w| w == b"\"tools/list\"");
+    let method = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| v["method"].as_str().map(str::to_string));
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
-    if lists_tools && response.status().is_success() {
-        sup.mcp_client_ready(&instance);
+    let list = match method.as_deref() {
+        Some("tools/list") => crate::supervisor::McpList::Tools,
+        Some("prompts/list") => crate::supervisor::McpList::Prompts,
+        _ => return response,
+    };
+    if !response.status().is_success() {
+        return response;
     }
-    response
+    // Signal once the whole answer has been handed to the client, not when headers go out.
+    let (parts, body) = response.into_parts();
+    let done = futures::stream::once(async move {
+        sup.mcp_list_answered(&instance, list);
+    })
+    .filter_map(|()| async { None::<Result<axum::body::Bytes, axum::Error>> });
+    let body = Body::from_stream(body.into_data_stream().chain(done));
+    Response::from_parts(parts, body)
 }
 
 /// Claude Code's lifecycle hooks (`troupe hook`) post their payload here.

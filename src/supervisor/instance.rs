@@ -28,8 +28,8 @@ pub enum Command {
     TranscriptChanged,
     /// A lifecycle hook payload from the CLI.
     Hook(Value),
-    /// The CLI's MCP client listed troupe's tools.
-    McpReady,
+    /// The CLI's MCP client received one of troupe's lists.
+    McpList(super::McpList),
     Interrupt(oneshot::Sender<Result<InterruptReport>>),
     Terminate(oneshot::Sender<Result<()>>),
     /// End the tmux session but keep the conversation for a later `--resume`.
@@ -71,8 +71,10 @@ enum Phase {
         resumed: bool,
         /// The SessionStart hook arrived; and when to stop waiting for the MCP client.
         session_started: Option<Instant>,
-        /// The CLI's MCP client listed troupe's tools.
-        mcp_ready: bool,
+        /// The lists the CLI's MCP client has received from troupe, and when the last
+        /// one arrived.
+        mcp_lists: Vec<super::McpList>,
+        mcp_listed_at: Option<Instant>,
     },
     Running,
 }
@@ -80,6 +82,10 @@ enum Phase {
 /// After SessionStart, how long to wait for the CLI's MCP client to list troupe's tools (a
 /// first message sent earlier may find no troupe tools) before calling the instance ready.
 const MCP_CONNECT_GRACE: Duration = Duration::from_secs(10);
+/// Claude Code applies a new MCP connection to its session asynchronously after the lists
+/// arrive, with nothing observable when it is done; a prompt in that window sees no troupe
+/// tools (seen about 1 in 6 starts). This margin covers it.
+const MCP_SETTLE: Duration = Duration::from_millis(250);
 
 /// The turn the CLI is working on.
 struct Turn {
@@ -149,6 +155,8 @@ pub struct Actor {
     /// A turn-end line read before its turn's prompt (the CLI writes out of order).
     early_end: Option<String>,
     early_stop: Option<EarlyStop>,
+    /// Replies and tool results read before their turn's prompt.
+    orphans: Vec<Record>,
     /// A turn end without its reply: since when, and when to look again.
     reply_wait: Option<(Instant, Instant)>,
 }
@@ -177,7 +185,8 @@ impl Actor {
                     deadline,
                     resumed,
                     session_started: None,
-                    mcp_ready: false,
+                    mcp_lists: Vec::new(),
+                    mcp_listed_at: None,
                 },
                 None,
             ),
@@ -198,6 +207,7 @@ impl Actor {
             exit_check: None,
             early_end: None,
             early_stop: None,
+            orphans: Vec::new(),
             reply_wait: None,
         };
         tokio::spawn(actor.run(rx, transcript));
@@ -272,9 +282,16 @@ impl Actor {
             Command::Deliver => self.deliver_next().await,
             Command::TranscriptChanged => self.read_transcript().await,
             Command::Hook(payload) => self.on_hook(payload).await,
-            Command::McpReady => {
-                if let Some(Phase::Starting { mcp_ready, .. }) = self.phase.as_mut() {
-                    *mcp_ready = true;
+            Command::McpList(list) => {
+                if let Some(Phase::Starting {
+                    mcp_lists,
+                    mcp_listed_at,
+                    ..
+                }) = self.phase.as_mut()
+                    && !mcp_lists.contains(&list)
+                {
+                    mcp_lists.push(list);
+                    *mcp_listed_at = Some(Instant::now());
                 }
                 self.ready_if_started().await;
             }
@@ -381,9 +398,10 @@ impl Actor {
     async fn ready_if_started(&mut self) {
         let now = Instant::now();
         let ready = matches!(
-            self.phase,
-            Some(Phase::Starting { session_started: Some(grace_end), mcp_ready, .. })
-                if mcp_ready || now >= grace_end
+            &self.phase,
+            Some(Phase::Starting { session_started: Some(grace_end), mcp_lists, mcp_listed_at, .. })
+                if (mcp_lists.len() == 2 && mcp_listed_at.is_some_and(|t| now >= t + MCP_SETTLE))
+                    || now >= *grace_end
         );
         if !ready {
             return;
@@ -391,12 +409,12 @@ impl Actor {
         if let Some(Phase::Starting {
             ready,
             resumed,
-            mcp_ready,
+            mcp_lists,
             ..
         }) = self.phase.take()
         {
             self.phase = Some(Phase::Running);
-            if !mcp_ready {
+            if mcp_lists.len() < 2 {
                 tracing::warn!(instance = %self.id, "the CLI's MCP client did not list troupe's tools; it may not reach troupe");
             }
             if resumed {
@@ -442,10 +460,19 @@ impl Actor {
         if lines.is_empty() {
             return;
         }
-        for line in lines {
-            let record = claude::parse_record(&line);
-            if let Err(e) = self.apply(record).await {
-                tracing::error!(instance = %self.id, error = %e, "cannot record transcript line");
+        let mut queue: std::collections::VecDeque<Record> =
+            lines.iter().map(|l| claude::parse_record(l)).collect();
+        while let Some(record) = queue.pop_front() {
+            match self.apply(record).await {
+                // Lines that came before their turn's prompt now follow it.
+                Ok(adopted) => {
+                    for r in adopted.into_iter().rev() {
+                        queue.push_front(r);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(instance = %self.id, error = %e, "cannot record transcript line")
+                }
             }
         }
         if !self.starting() {
@@ -454,8 +481,15 @@ impl Actor {
     }
 
     /// Folds one transcript record into the database.
-    async fn apply(&mut self, record: Record) -> Result<()> {
+    async fn apply(&mut self, record: Record) -> Result<Vec<Record>> {
         let pool = self.shared.pool.clone();
+        // The CLI can write a reply before the prompt it answers: hold it for that prompt.
+        if self.turn.is_none()
+            && matches!(record, Record::Assistant { .. } | Record::ToolResult { .. })
+        {
+            self.orphans.push(record);
+            return Ok(Vec::new());
+        }
         match record {
             Record::Prompt {
                 uuid,
@@ -498,6 +532,13 @@ impl Actor {
                         None
                     }
                 };
+                let mut orphans = std::mem::take(&mut self.orphans);
+                orphans.sort_by(|a, b| a.ts().cmp(b.ts()));
+                let (adopted, older): (Vec<Record>, Vec<Record>) =
+                    orphans.into_iter().partition(|r| r.ts() >= ts.as_str());
+                for r in &older {
+                    self.record_output(r, None).await?;
+                }
                 self.turn = Some(Turn {
                     message_id,
                     prompt_id,
@@ -508,75 +549,26 @@ impl Actor {
                     ended,
                     stop_reply,
                 });
+                return Ok(adopted);
             }
-            Record::ToolResult { uuid, text } => {
+            record @ Record::ToolResult { .. } => {
                 self.waiting_permission = false;
                 let message_id = self.turn_message();
-                OutputChunk::insert(
-                    &pool,
-                    &self.id,
-                    message_id.as_deref(),
-                    "tool_result",
-                    &uuid,
-                    &text,
-                )
-                .await?;
+                self.record_output(&record, message_id.as_deref()).await?;
             }
-            Record::Assistant {
-                uuid,
-                message_id: response_id,
-                model,
-                blocks,
-                usage,
-                synthetic,
-                api_error,
-            } => {
+            record @ Record::Assistant { .. } => {
                 let message_id = self.turn_message();
-                for (i, block) in blocks.iter().enumerate() {
-                    let source_id = format!("{uuid}:{i}");
-                    match block {
-                        Block::Text(text) => {
-                            OutputChunk::insert(
-                                &pool,
-                                &self.id,
-                                message_id.as_deref(),
-                                "assistant",
-                                &source_id,
-                                text,
-                            )
-                            .await?;
-                        }
-                        Block::ToolUse { name, input } => {
-                            let shown = format!("{name} {input}");
-                            OutputChunk::insert(
-                                &pool,
-                                &self.id,
-                                message_id.as_deref(),
-                                "tool_use",
-                                &source_id,
-                                &shown,
-                            )
-                            .await?;
-                        }
-                    }
-                }
-                if let Some(usage) = usage.filter(|_| !synthetic && !response_id.is_empty()) {
-                    UsageRecord::insert(
-                        &pool,
-                        &NewUsage {
-                            instance_id: &self.id,
-                            message_id: message_id.as_deref(),
-                            source_id: &response_id,
-                            model: &model,
-                            input_tokens: usage.input,
-                            output_tokens: usage.output,
-                            cache_creation_tokens: usage.cache_creation,
-                            cache_read_tokens: usage.cache_read,
-                            cost_micros: pricing::cost_micros(&model, &usage),
-                        },
-                    )
-                    .await?;
-                }
+                self.record_output(&record, message_id.as_deref()).await?;
+                let Record::Assistant {
+                    message_id: response_id,
+                    blocks,
+                    synthetic,
+                    api_error,
+                    ..
+                } = record
+                else {
+                    unreachable!("matched above")
+                };
                 let text: String = blocks
                     .iter()
                     .filter_map(|b| match b {
@@ -656,6 +648,68 @@ impl Actor {
                 None => self.early_end = Some(ts),
             },
             Record::Other => {}
+        }
+        Ok(Vec::new())
+    }
+
+    /// Writes a reply's or tool result's output chunks and the model call's usage.
+    async fn record_output(&self, record: &Record, message_id: Option<&str>) -> Result<()> {
+        let pool = &self.shared.pool;
+        match record {
+            Record::ToolResult { uuid, text, .. } => {
+                OutputChunk::insert(pool, &self.id, message_id, "tool_result", uuid, text).await?;
+            }
+            Record::Assistant {
+                uuid,
+                message_id: response_id,
+                model,
+                blocks,
+                usage,
+                synthetic,
+                ..
+            } => {
+                for (i, block) in blocks.iter().enumerate() {
+                    let source_id = format!("{uuid}:{i}");
+                    match block {
+                        Block::Text(text) => {
+                            OutputChunk::insert(
+                                pool,
+                                &self.id,
+                                message_id,
+                                "assistant",
+                                &source_id,
+                                text,
+                            )
+                            .await?;
+                        }
+                        Block::ToolUse { name, input } => {
+                            let shown = format!("{name} {input}");
+                            OutputChunk::insert(
+                                pool, &self.id, message_id, "tool_use", &source_id, &shown,
+                            )
+                            .await?;
+                        }
+                    }
+                }
+                if let Some(usage) = usage.filter(|_| !*synthetic && !response_id.is_empty()) {
+                    UsageRecord::insert(
+                        pool,
+                        &NewUsage {
+                            instance_id: &self.id,
+                            message_id,
+                            source_id: response_id,
+                            model,
+                            input_tokens: usage.input,
+                            output_tokens: usage.output,
+                            cache_creation_tokens: usage.cache_creation,
+                            cache_read_tokens: usage.cache_read,
+                            cost_micros: pricing::cost_micros(model, &usage),
+                        },
+                    )
+                    .await?;
+                }
+            }
+            _ => {}
         }
         Ok(())
     }

@@ -71,6 +71,14 @@ impl Shared {
     }
 }
 
+/// The lists an MCP client fetches after connecting; once it has both, troupe's tools are
+/// available to the instance's model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum McpList {
+    Tools,
+    Prompts,
+}
+
 /// How a CLI is (re)started.
 #[derive(Debug, Clone, Copy)]
 enum Launch {
@@ -704,10 +712,10 @@ impl Supervisor {
         Ok(())
     }
 
-    /// An instance's MCP client listed troupe's tools: its calls will reach troupe.
-    pub fn mcp_client_ready(&self, instance_id: &str) {
+    /// An instance's MCP client received one of troupe's lists.
+    pub fn mcp_list_answered(&self, instance_id: &str, list: McpList) {
         if let Some(tx) = self.handle(instance_id) {
-            let _ = tx.send(Command::McpReady);
+            let _ = tx.send(Command::McpList(list));
         }
     }
 
