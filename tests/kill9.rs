@@ -10,16 +10,6 @@ use support::fake_model::last_user_text;
 use support::process::{ServeProcess, ServeSpec};
 use support::{FakeModel, instance_env, seed_home, unique_socket};
 
-struct TmuxServer(String);
-
-impl Drop for TmuxServer {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("tmux")
-            .args(["-L", &self.0, "kill-server"])
-            .output();
-    }
-}
-
 fn has_session(socket: &str, name: &str) -> bool {
     std::process::Command::new("tmux")
         .args(["-L", socket, "has-session", "-t", &format!("={name}")])
@@ -35,7 +25,7 @@ async fn kill_9_mid_answer_then_restart_loses_nothing() {
     seed_home(&home);
     let model = FakeModel::start().await;
     let socket = unique_socket("k9");
-    let _tmux = TmuxServer(socket.clone());
+    let _tmux = support::TmuxServer(socket.clone());
     let mut spec = ServeSpec::new(dir.path(), &socket, instance_env(&home, &model.base_url()));
     spec.extra_args.extend([
         "--claude-bin".into(),

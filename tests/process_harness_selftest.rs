@@ -9,17 +9,6 @@ use std::path::Path;
 use serde_json::json;
 use support::process::{ServeProcess, ServeSpec};
 
-/// Kills the test's tmux server, should anything have started one.
-struct TmuxServer(String);
-
-impl Drop for TmuxServer {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("tmux")
-            .args(["-L", &self.0, "kill-server"])
-            .output();
-    }
-}
-
 async fn open_db(path: &Path) -> sqlx::SqlitePool {
     let options = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(path)
@@ -50,7 +39,7 @@ async fn serve_restarts_on_the_same_port_and_database_after_kill9() {
     let home = dir.path().join("home");
     support::seed_home(&home);
     let socket = support::unique_socket("proc");
-    let _tmux = TmuxServer(socket.clone());
+    let _tmux = support::TmuxServer(socket.clone());
     // No model is called: nothing is spawned. The address only has to be well formed.
     let spec = ServeSpec::new(
         dir.path(),

@@ -102,16 +102,8 @@ impl McpClient {
         }
         let id = body["id"].clone();
         let message = if is_sse {
-            text.split("\n\n")
-                .filter_map(|event| {
-                    let data: String = event
-                        .lines()
-                        .filter_map(|l| l.strip_prefix("data:"))
-                        .map(str::trim_start)
-                        .collect::<Vec<_>>()
-                        .join("\n");
-                    serde_json::from_str::<Value>(&data).ok()
-                })
+            sse_messages(&text)
+                .into_iter()
                 .find(|m| m["id"] == id)
                 .unwrap_or(Value::Null)
         } else {
@@ -141,17 +133,7 @@ impl McpClient {
             .text()
             .await
             .unwrap_or_default();
-        text.split("\n\n")
-            .filter_map(|event| {
-                let data: String = event
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("data:"))
-                    .map(str::trim_start)
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                serde_json::from_str::<Value>(&data).ok()
-            })
-            .collect()
+        sse_messages(&text)
     }
 
     /// A JSON-RPC request; returns the whole response message.
@@ -194,4 +176,19 @@ impl McpClient {
             structured: result["structuredContent"].clone(),
         }
     }
+}
+
+/// The JSON-RPC messages in an SSE body (events without JSON data are skipped).
+fn sse_messages(text: &str) -> Vec<Value> {
+    text.split("\n\n")
+        .filter_map(|event| {
+            let data: String = event
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(str::trim_start)
+                .collect::<Vec<_>>()
+                .join("\n");
+            serde_json::from_str::<Value>(&data).ok()
+        })
+        .collect()
 }

@@ -52,6 +52,17 @@ pub fn instance_env(home: &Path, model_url: &str) -> Vec<(String, String)> {
     .collect()
 }
 
+/// Kills a test's tmux server when dropped, whatever the test did.
+pub struct TmuxServer(pub String);
+
+impl Drop for TmuxServer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux")
+            .args(["-L", &self.0, "kill-server"])
+            .output();
+    }
+}
+
 pub fn unique_socket(prefix: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
     format!(
