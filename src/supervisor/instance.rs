@@ -256,8 +256,19 @@ impl Actor {
     fn next_deadline(&self) -> Option<Instant> {
         let mut next: Option<Instant> = None;
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
-        if let Some(Phase::Starting { deadline, .. }) = &self.phase {
+        if let Some(Phase::Starting {
+            deadline,
+            mcp_lists,
+            mcp_listed_at,
+            ..
+        }) = &self.phase
+        {
             consider((Instant::now() + STARTUP_SCREEN_CHECK).min(*deadline));
+            if mcp_lists.len() == 2
+                && let Some(t) = mcp_listed_at
+            {
+                consider(*t + MCP_SETTLE);
+            }
         }
         if let Some(sub) = &self.submitted {
             consider(sub.deadline);
