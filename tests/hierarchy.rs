@@ -240,3 +240,40 @@ async fn a_long_wait_reports_progress() {
     let answer = messages.iter().find(|m| m.get("result").is_some()).unwrap();
     assert_eq!(answer["result"]["structuredContent"]["status"], "answered");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tree_limits_refuse_a_spawn_with_the_reason() {
+    let h = Harness::start_with(|c| {
+        c.max_depth = 2;
+        c.max_children = 1;
+    })
+    .await;
+    let root = h
+        .spawn(json!({ "role": "architect", "name": "root" }))
+        .await;
+    let child = h
+        .spawn(json!({ "role": "developer", "name": "child", "parent_instance_id": root }))
+        .await;
+
+    let r = h
+        .call(
+            "spawn_claude",
+            json!({ "name": "second", "parent_instance_id": root }),
+        )
+        .await;
+    assert!(r.is_error);
+    assert!(r.text.contains("max_children = 1"), "{}", r.text);
+    let r = h
+        .call(
+            "spawn_claude",
+            json!({ "name": "grandchild", "parent_instance_id": child }),
+        )
+        .await;
+    assert!(r.is_error);
+    assert!(r.text.contains("max_depth = 2"), "{}", r.text);
+    assert_eq!(
+        Instance::list(h.pool(), true).await.unwrap().len(),
+        2,
+        "nothing half-spawned"
+    );
+}

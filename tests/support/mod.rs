@@ -81,10 +81,16 @@ pub struct Harness {
     pub server: Option<troupe::Server>,
     pub addr: Option<std::net::SocketAddr>,
     pub mcp: McpClient,
+    tune: Box<dyn Fn(&mut troupe::Config) + Send + Sync>,
 }
 
 impl Harness {
     pub async fn start() -> Harness {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A harness whose server config is adjusted by `tune` (limits, timeouts).
+    pub async fn start_with(tune: impl Fn(&mut troupe::Config) + Send + Sync + 'static) -> Harness {
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -104,6 +110,7 @@ impl Harness {
             server: None,
             addr: None,
             mcp: McpClient::placeholder(),
+            tune: Box::new(tune),
         };
         h.start_server().await;
         h
@@ -115,6 +122,7 @@ impl Harness {
         config.claude_bin =
             std::env::var("TROUPE_TEST_CLAUDE_BIN").unwrap_or_else(|_| "claude".into());
         config.instance_env = instance_env(&self.home, &self.model.base_url());
+        (self.tune)(&mut config);
         config
     }
 
