@@ -112,6 +112,12 @@ struct ServeArgs {
     /// Most instances alive at once.
     #[arg(long, env = "TROUPE_MAX_INSTANCES", default_value_t = 50)]
     max_instances: usize,
+    /// Deepest parent/child tree (1: instances cannot spawn children).
+    #[arg(long, env = "TROUPE_MAX_DEPTH", default_value_t = 4)]
+    max_depth: usize,
+    /// Most live children per instance.
+    #[arg(long, env = "TROUPE_MAX_CHILDREN", default_value_t = 10)]
+    max_children: usize,
     /// Seconds a CLI may take to start.
     #[arg(long, env = "TROUPE_STARTUP_TIMEOUT", default_value_t = 60)]
     startup_timeout: u64,
@@ -223,6 +229,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.claude_bin = args.claude_bin;
     config.permission_mode = args.permission_mode;
     config.max_instances = args.max_instances;
+    config.max_depth = args.max_depth;
+    config.max_children = args.max_children;
     config.startup_timeout = Duration::from_secs(args.startup_timeout);
     config.default_wait = Duration::from_secs(args.default_wait);
 
