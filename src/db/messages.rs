@@ -126,23 +126,24 @@ impl Message {
         Ok(())
     }
 
-    /// Fails every message of the instance that has not finished (used when it goes away).
+    /// Fails every message of the instance that has not finished (used when it goes away);
+    /// returns their ids.
     pub async fn fail_unfinished(
         pool: &SqlitePool,
         instance_id: &str,
         reason: &str,
-    ) -> sqlx::Result<u64> {
+    ) -> sqlx::Result<Vec<String>> {
         let now = super::now();
-        let done = sqlx::query!(
+        sqlx::query_scalar!(
             "UPDATE messages SET state = 'failed', state_reason = ?, finished_at = ?
-             WHERE instance_id = ? AND state IN ('queued', 'submitted', 'started')",
+             WHERE instance_id = ? AND state IN ('queued', 'submitted', 'started')
+             RETURNING id",
             reason,
             now,
             instance_id
         )
-        .execute(pool)
-        .await?;
-        Ok(done.rows_affected())
+        .fetch_all(pool)
+        .await
     }
 
     /// The message a transcript prompt belongs to: the one the CLI gave this prompt id, else

@@ -119,8 +119,10 @@ const REPLY_GRACE: Duration = Duration::from_secs(30);
 
 struct Submitted {
     message_id: String,
-    /// Give up on the message after this.
-    deadline: Instant,
+    /// Give up on the message after this, unless the CLI acknowledged it.
+    deadline: Option<Instant>,
+    /// The CLI's prompt id, once its UserPromptSubmit hook named it.
+    prompt_id: Option<String>,
     /// Next look at the input box, until the CLI acknowledges the prompt.
     nudge_at: Option<Instant>,
 }
@@ -271,7 +273,9 @@ impl Actor {
             }
         }
         if let Some(sub) = &self.submitted {
-            consider(sub.deadline);
+            if let Some(deadline) = sub.deadline {
+                consider(deadline);
+            }
             if let Some(nudge) = sub.nudge_at {
                 consider(nudge);
             }
@@ -340,10 +344,14 @@ impl Actor {
             }
             "UserPromptSubmit" => {
                 if let Some(sub) = self.submitted.as_mut() {
+                    // Acknowledged: no more nudging, and no giving up on it either.
                     sub.nudge_at = None;
-                    let prompt_id = payload["prompt_id"].as_str();
+                    sub.deadline = None;
+                    sub.prompt_id = payload["prompt_id"].as_str().map(str::to_string);
+                    let prompt_id = sub.prompt_id.clone();
                     let message_id = sub.message_id.clone();
-                    self.message_started(&message_id, prompt_id).await;
+                    self.message_started(&message_id, prompt_id.as_deref())
+                        .await;
                 }
                 self.read_transcript().await;
             }
@@ -389,7 +397,9 @@ impl Actor {
                     .unwrap_or_else(|| payload.to_string());
                 if let Some(turn) = self.turn.as_mut() {
                     turn.api_error = Some(detail);
+                    turn.ended = true;
                 }
+                self.try_complete_turn().await;
             }
             "SessionEnd" => {
                 // The hook runs before the process exits, and a late one may come from the
@@ -486,6 +496,7 @@ impl Actor {
                 }
             }
         }
+        self.try_complete_turn().await;
         if !self.starting() {
             self.settle().await;
         }
@@ -494,12 +505,21 @@ impl Actor {
     /// Folds one transcript record into the database.
     async fn apply(&mut self, record: Record) -> Result<Vec<Record>> {
         let pool = self.shared.pool.clone();
-        // The CLI can write a reply before the prompt it answers: hold it for that prompt.
-        if self.turn.is_none()
-            && matches!(record, Record::Assistant { .. } | Record::ToolResult { .. })
-        {
-            self.orphans.push(record);
-            return Ok(Vec::new());
+        if matches!(record, Record::Assistant { .. } | Record::ToolResult { .. }) {
+            match &self.turn {
+                // The CLI can write a reply before the prompt it answers: hold it for that
+                // prompt.
+                None => {
+                    self.orphans.push(record);
+                    return Ok(Vec::new());
+                }
+                // A late line of an earlier turn: output, but not this turn's answer.
+                Some(turn) if !record.ts().is_empty() && record.ts() < turn.prompt_ts.as_str() => {
+                    self.record_output(&record, None).await?;
+                    return Ok(Vec::new());
+                }
+                Some(_) => {}
+            }
         }
         match record {
             Record::Prompt {
@@ -508,7 +528,20 @@ impl Actor {
                 text,
                 ts,
             } => {
-                let (message_id, answered) = match self.submitted.take() {
+                // The same prompt read again (the CLI rewrote its file, or a replay overlapped):
+                // the open turn already stands for it.
+                if let Some(turn) = &self.turn
+                    && prompt_id.is_some()
+                    && turn.prompt_id == prompt_id
+                {
+                    tracing::debug!(instance = %self.id, uuid, "prompt read again; ignored");
+                    return Ok(Vec::new());
+                }
+                // The typed message, unless the CLI named a different prompt for it.
+                let typed = self.submitted.take_if(|sub| {
+                    sub.prompt_id.is_none() || prompt_id.is_none() || sub.prompt_id == prompt_id
+                });
+                let (message_id, answered) = match typed {
                     Some(Submitted { message_id, .. }) => (Some(message_id), false),
                     // Replaying after a restart, or typed by someone attached to the session.
                     None => {
@@ -543,6 +576,23 @@ impl Actor {
                         None
                     }
                 };
+                // A new prompt while a turn is open: that turn is over, answered or not.
+                if self.turn.as_ref().is_some_and(|t| !t.answered) {
+                    self.try_complete_turn().await;
+                }
+                if let Some(old) = self.turn.take()
+                    && let Some(id) = old.message_id.as_deref().filter(|_| !old.answered)
+                {
+                    let partial = old.last_reply.map(|(_, t)| t);
+                    self.finish_message(
+                        id,
+                        "failed",
+                        partial.as_deref(),
+                        "another prompt started before this turn ended",
+                    )
+                    .await;
+                }
+                self.reply_wait = None;
                 let mut orphans = std::mem::take(&mut self.orphans);
                 orphans.sort_by(|a, b| a.ts().cmp(b.ts()));
                 let (adopted, older): (Vec<Record>, Vec<Record>) =
@@ -573,7 +623,6 @@ impl Actor {
                 let Record::Assistant {
                     message_id: response_id,
                     blocks,
-                    synthetic,
                     api_error,
                     ..
                 } = record
@@ -597,7 +646,7 @@ impl Actor {
                             so_far.push_str(&text);
                         }
                         Some((id, _)) if *id == response_id => {}
-                        _ if !text.is_empty() || !synthetic => {
+                        _ if !text.is_empty() => {
                             turn.last_reply = Some((response_id, text.clone()))
                         }
                         _ => {}
@@ -609,6 +658,7 @@ impl Actor {
                 self.try_complete_turn().await;
             }
             Record::Interrupted { uuid, .. } => {
+                self.reply_wait = None;
                 let turn = self.turn.take();
                 let message_id = turn.as_ref().and_then(|t| t.message_id.clone());
                 let partial = turn.and_then(|t| t.last_reply).map(|(_, text)| text);
@@ -732,23 +782,33 @@ impl Actor {
         let Some(turn) = self.turn.as_ref() else {
             return;
         };
-        let reply = turn.last_reply.as_ref().map(|(_, text)| text.trim());
+        let reply = turn
+            .last_reply
+            .as_ref()
+            .map(|(_, text)| normalise(text))
+            .filter(|t| !t.is_empty());
+        let stop = turn.stop_reply.as_deref().map(normalise);
         let complete = if turn.api_error.is_some() {
-            turn.ended || turn.stop_reply.is_some()
-        } else if reply.is_some()
-            && (turn.ended || turn.stop_reply.as_deref().map(str::trim) == reply)
-        {
-            true
+            turn.ended || stop.is_some()
+        } else if let Some(reply) = &reply {
+            // The Stop hook names the final reply: wait until the transcript holds that one
+            // (an earlier line of the turn may be a preamble before a tool call).
+            match &stop {
+                // The hook may quote only the reply's last block.
+                Some(stop) => stop == reply || (turn.ended && reply.ends_with(stop.as_str())),
+                None => turn.ended,
+            }
         } else {
-            if turn.ended && self.reply_wait.is_none() {
+            false
+        };
+        if !complete {
+            if (turn.ended || stop.is_some()) && self.reply_wait.is_none() {
                 let now = Instant::now();
                 self.reply_wait = Some((now, now + REPLY_RECHECK));
             }
-            false
-        };
-        if complete {
-            self.complete_turn().await;
+            return;
         }
+        self.complete_turn().await;
     }
 
     async fn complete_turn(&mut self) {
@@ -894,7 +954,8 @@ impl Actor {
                 let now = Instant::now();
                 self.submitted = Some(Submitted {
                     message_id: m.id,
-                    deadline: now + self.shared.config.submit_timeout,
+                    deadline: Some(now + self.shared.config.submit_timeout),
+                    prompt_id: None,
                     nudge_at: Some(now),
                 });
             } else if let Err(e) = Message::requeue(&self.shared.pool, &m.id).await {
@@ -961,7 +1022,8 @@ impl Actor {
                 let now = Instant::now();
                 self.submitted = Some(Submitted {
                     message_id: next.id.clone(),
-                    deadline: now + self.shared.config.submit_timeout,
+                    deadline: Some(now + self.shared.config.submit_timeout),
+                    prompt_id: None,
                     nudge_at: Some(now + SUBMIT_NUDGE),
                 });
                 self.report("busy", "working on a turn").await;
@@ -1076,7 +1138,7 @@ impl Actor {
         if let Some(message_id) = self
             .submitted
             .as_ref()
-            .filter(|s| now >= s.deadline)
+            .filter(|s| s.deadline.is_some_and(|d| now >= d))
             .map(|s| s.message_id.clone())
         {
             self.submitted = None;
@@ -1223,10 +1285,7 @@ impl Actor {
 
     async fn fail(&mut self, reason: &str) {
         let pool = &self.shared.pool;
-        let _ = Message::fail_unfinished(pool, &self.id, reason).await;
-        self.shared
-            .set_instance_state(&self.id, "failed", reason)
-            .await;
+        self.shared.instance_failed(&self.id, reason).await;
         audit::record(
             pool,
             None,
@@ -1266,7 +1325,9 @@ impl Actor {
             Err(e) => return Err(e.into()),
         }
         let pool = &self.shared.pool;
-        Message::fail_unfinished(pool, &self.id, "the instance was terminated").await?;
+        self.shared
+            .fail_messages(&self.id, "the instance was terminated")
+            .await;
         if let Some(pending) = self.interrupt.take() {
             let _ = Interrupt::record_outcome(pool, pending.row, "unconfirmed", "terminated").await;
             let _ = pending
@@ -1329,6 +1390,11 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
+}
+
+/// Text compared for sameness: whitespace runs count as one space.
+fn normalise(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn last_lines(screen: &str, n: usize) -> String {

@@ -50,6 +50,8 @@ pub(crate) struct Shared {
     pub tmux: Tmux,
     pub events: broadcast::Sender<Event>,
     instances: Mutex<HashMap<String, mpsc::UnboundedSender<Command>>>,
+    /// One resume at a time per instance: two would start two CLIs on one conversation.
+    resume_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     watcher: TranscriptWatcher,
     shutdown: CancellationToken,
 }
@@ -58,6 +60,28 @@ impl Shared {
     pub fn publish(&self, event: Event) {
         // No receivers is fine: nobody is waiting.
         let _ = self.events.send(event);
+    }
+
+    /// Fails the instance's unfinished messages and wakes whoever waits on them.
+    pub async fn fail_messages(&self, instance_id: &str, reason: &str) {
+        match Message::fail_unfinished(&self.pool, instance_id, reason).await {
+            Ok(ids) => {
+                for message_id in ids {
+                    self.publish(Event::Message {
+                        instance_id: instance_id.to_string(),
+                        message_id,
+                        state: "failed".into(),
+                    });
+                }
+            }
+            Err(e) => tracing::error!(instance = instance_id, error = %e, "cannot fail messages"),
+        }
+    }
+
+    /// The instance cannot go on: say why, and end its messages.
+    pub async fn instance_failed(&self, id: &str, reason: &str) {
+        self.set_instance_state(id, "failed", reason).await;
+        self.fail_messages(id, reason).await;
     }
 
     pub async fn set_instance_state(&self, id: &str, state: &str, reason: &str) {
@@ -130,6 +154,7 @@ impl Supervisor {
             config,
             events,
             instances: Mutex::new(HashMap::new()),
+            resume_locks: Mutex::new(HashMap::new()),
             watcher: TranscriptWatcher::new(),
             shutdown,
         });
@@ -293,7 +318,7 @@ impl Supervisor {
             Ok(()) => {}
             Err(e) => {
                 let reason = e.to_string();
-                shared.set_instance_state(&id, "failed", &reason).await;
+                shared.instance_failed(&id, &reason).await;
                 let _ = shared.tmux.kill_session(&tmux_session).await;
                 audit::record(
                     &shared.pool,
@@ -429,7 +454,7 @@ impl Supervisor {
                 Ok(outcome) => (outcome, String::new()),
                 Err(e) => {
                     let reason = format!("could not be brought back after a restart: {e}");
-                    self.shared.set_instance_state(&inst.id, "failed", &reason).await;
+                    self.shared.instance_failed(&inst.id, &reason).await;
                     ("failed", reason)
                 }
             };
@@ -492,6 +517,19 @@ impl Supervisor {
     /// Relaunches the CLI with its own `--resume`, so the conversation continues. An instance
     /// that never had a turn simply starts again under the same session id.
     async fn resume(&self, inst: &Instance, how: Launch) -> Result<()> {
+        let lock = self
+            .shared
+            .resume_locks
+            .lock()
+            .expect("resume locks poisoned")
+            .entry(inst.id.clone())
+            .or_default()
+            .clone();
+        let _one_at_a_time = lock.lock().await;
+        if self.handle(&inst.id).is_some() {
+            // Someone else brought it back while this call waited.
+            return Ok(());
+        }
         let had_turns = Message::any_started(&self.shared.pool, &inst.id).await?;
         let transcript_exists = inst
             .transcript_path
@@ -542,9 +580,7 @@ impl Supervisor {
             };
             if let Err(e) = self.resume(&inst, how).await {
                 let reason = format!("resume failed: {e}");
-                self.shared
-                    .set_instance_state(&inst.id, "failed", &reason)
-                    .await;
+                self.shared.instance_failed(&inst.id, &reason).await;
                 return Err(e);
             }
             audit::record(
@@ -625,9 +661,16 @@ impl Supervisor {
             message_id: id.clone(),
             state: "queued".into(),
         });
-        // The row is the queue; this only wakes the task. If the task is gone the message
-        // stays queued in the database and says so.
-        let _ = tx.send(Command::Deliver);
+        // The row is the queue; this only wakes the task. A task that ended meanwhile
+        // (terminate, suspend) will never deliver it: say so instead of leaving it queued.
+        if tx.send(Command::Deliver).is_err() {
+            self.shared
+                .fail_messages(
+                    instance_id,
+                    "the instance stopped before the message was delivered",
+                )
+                .await;
+        }
         Message::find(&self.shared.pool, &id)
             .await?
             .ok_or(Error::UnknownMessage(id))
