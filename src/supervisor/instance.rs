@@ -241,7 +241,14 @@ impl Actor {
                             break;
                         }
                     }
-                    Some(cmd) => self.handle(cmd).await,
+                    Some(cmd) => {
+                        self.handle(cmd).await;
+                        if self.reported == "failed" {
+                            // The CLI is gone and the instance is marked failed: nothing
+                            // more to follow.
+                            break;
+                        }
+                    }
                     None => break,
                 },
                 _ = sleep_until(wake) => {
@@ -949,8 +956,18 @@ impl Actor {
             .await
             .unwrap_or_default();
         let waiting_in_box = claude::input_box(&screen).is_some_and(|t| !t.is_empty());
+        // A busy CLI took the message before troupe heard back: its prompt is on its way to
+        // the transcript, so typing it again would run it twice.
+        let taken = claude::classify_screen(&screen) == Screen::Busy;
         for (i, m) in pending.into_iter().enumerate() {
-            if i == 0 && waiting_in_box {
+            if i == 0 && taken && !waiting_in_box {
+                self.submitted = Some(Submitted {
+                    message_id: m.id,
+                    deadline: None,
+                    prompt_id: None,
+                    nudge_at: None,
+                });
+            } else if i == 0 && waiting_in_box {
                 let now = Instant::now();
                 self.submitted = Some(Submitted {
                     message_id: m.id,
