@@ -4,8 +4,8 @@
 use std::process::Stdio;
 
 use tmux_interface::{
-    CapturePane, HasSession, KillServer, KillSession, LoadBuffer, NewSession, PasteBuffer,
-    RespawnPane, SendKeys, SetOption, TmuxCommand,
+    CapturePane, HasSession, KillSession, LoadBuffer, NewSession, PasteBuffer, RespawnPane,
+    SendKeys, SetOption, TmuxCommand,
 };
 use tokio::io::AsyncWriteExt;
 
@@ -38,10 +38,6 @@ impl Tmux {
         Tmux {
             socket: socket.into(),
         }
-    }
-
-    pub fn socket(&self) -> &str {
-        &self.socket
     }
 
     async fn run(&self, cmd: TmuxCommand<'_>, stdin: Option<&[u8]>) -> Result<String, TmuxError> {
@@ -138,10 +134,6 @@ impl Tmux {
         self.run(KillSession::new().target_session(exact(name)).build(), None)
             .await
             .map(|_| ())
-    }
-
-    pub async fn kill_server(&self) -> Result<(), TmuxError> {
-        self.run(KillServer::new().build(), None).await.map(|_| ())
     }
 
     /// The visible screen as plain text.

@@ -380,6 +380,7 @@ impl Actor {
                 }
                 self.try_complete_turn().await;
                 self.read_transcript().await;
+                self.settle().await;
             }
             "PermissionRequest" => {
                 self.read_transcript().await;
@@ -587,18 +588,8 @@ impl Actor {
                 if self.turn.as_ref().is_some_and(|t| !t.answered) {
                     self.try_complete_turn().await;
                 }
-                if let Some(old) = self.turn.take()
-                    && let Some(id) = old.message_id.as_deref().filter(|_| !old.answered)
-                {
-                    let partial = old.last_reply.map(|(_, t)| t);
-                    self.finish_message(
-                        id,
-                        "failed",
-                        partial.as_deref(),
-                        "another prompt started before this turn ended",
-                    )
+                self.abandon_turn("failed", "another prompt started before this turn ended")
                     .await;
-                }
                 self.reply_wait = None;
                 let mut orphans = std::mem::take(&mut self.orphans);
                 orphans.sort_by(|a, b| a.ts().cmp(b.ts()));
@@ -824,6 +815,13 @@ impl Actor {
             return;
         };
         tracing::debug!(instance = %self.id, message = ?turn.message_id, "turn ended");
+        // The instance is free before its caller hears the answer, so a caller that looks
+        // right after sees it idle. Typing the next message waits for the settle that
+        // follows the current read or hook.
+        if !self.starting() && self.reported != "failed" {
+            self.waiting_permission = false;
+            self.report("idle", "turn finished").await;
+        }
         let answer = turn.last_reply.map(|(_, text)| text);
         if let Some(id) = turn.message_id.as_ref().filter(|_| !turn.answered) {
             match &turn.api_error {
@@ -890,17 +888,22 @@ impl Actor {
 
     /// After a resume: a turn the transcript leaves open died with the previous process.
     async fn close_cut_off_turn(&mut self) {
+        self.abandon_turn(
+            "interrupted",
+            "the CLI stopped during this turn; troupe resumed the conversation",
+        )
+        .await;
+    }
+
+    /// Drops the open turn without a proper end, ending its message (with what it had said
+    /// so far) in `state` for `reason`.
+    async fn abandon_turn(&mut self, state: &str, reason: &str) {
         if let Some(turn) = self.turn.take()
             && let Some(id) = turn.message_id.as_deref().filter(|_| !turn.answered)
         {
             let partial = turn.last_reply.map(|(_, t)| t);
-            self.finish_message(
-                id,
-                "interrupted",
-                partial.as_deref(),
-                "the CLI stopped during this turn; troupe resumed the conversation",
-            )
-            .await;
+            self.finish_message(id, state, partial.as_deref(), reason)
+                .await;
         }
     }
 

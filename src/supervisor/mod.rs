@@ -169,10 +169,6 @@ impl Supervisor {
         &self.shared.config
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.shared.events.subscribe()
-    }
-
     fn handle(&self, id: &str) -> Option<mpsc::UnboundedSender<Command>> {
         self.shared
             .instances

@@ -138,13 +138,6 @@ impl Harness {
         self.server = Some(server);
     }
 
-    /// Stops the server (instances keep running) and starts a new one on the same port,
-    /// database and tmux socket.
-    pub async fn restart(&mut self) {
-        self.stop_server().await;
-        self.start_server().await;
-    }
-
     pub async fn stop_server(&mut self) {
         if let Some(server) = self.server.take() {
             server.stop().await;
