@@ -12,7 +12,7 @@ pub enum Error {
     #[error("instance {id} is {state}{}; spawn a new one", reason_suffix(.reason))]
     NotRunning {
         id: String,
-        state: String,
+        state: crate::states::InstanceState,
         reason: String,
     },
     #[error("limit reached: {0}")]
@@ -25,7 +25,7 @@ pub enum Error {
         instance_id: String,
         message_id: String,
         seconds: u64,
-        state: String,
+        state: crate::states::MessageState,
     },
     #[error("{0}")]
     Agent(String),

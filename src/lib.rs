@@ -12,6 +12,7 @@ pub mod http;
 pub mod mcp;
 pub mod pricing;
 pub mod roles;
+pub mod states;
 pub mod supervisor;
 pub mod tmux;
 
@@ -91,7 +92,7 @@ impl Server {
     /// Stops serving. Instances keep running in tmux.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
-        self.supervisor.shutdown();
+        self.supervisor.shutdown().await;
         // Graceful shutdown waits for open connections; an instance's MCP event stream can
         // hold one open, so the wait is bounded.
         if tokio::time::timeout(std::time::Duration::from_secs(3), &mut self.task)

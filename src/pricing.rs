@@ -1,7 +1,7 @@
 //! Model prices, per million tokens, in US dollars. Costs are stored as integer micro-dollars:
 //! a price of $P per million tokens is exactly P micro-dollars per token.
 
-use crate::agents::claude::Usage;
+use crate::agents::Usage;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Price {

@@ -63,13 +63,19 @@ async fn spawn_send_and_the_answer_is_recorded() {
         m.prompt_id.is_some(),
         "the CLI's prompt id ties the turn to the message"
     );
-    assert!(
-        OutputChunk::count_for_message(h.pool(), message_id)
-            .await
-            .unwrap()
-            >= 2
-    );
-    // Usage is recorded from the transcript, which may land just after the answer.
+    // The Stop hook answers at once; output and usage come from the transcript, which
+    // may land just after the answer.
+    eventually(
+        "the prompt and reply as output chunks of the message",
+        Duration::from_secs(10),
+        || async {
+            let n = OutputChunk::count_for_message(h.pool(), message_id)
+                .await
+                .unwrap();
+            (n >= 2).then_some(())
+        },
+    )
+    .await;
     let usage = eventually(
         "a usage row for the model call",
         Duration::from_secs(10),

@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+use super::{
+    Agent, AgentEvent, Block, Key, LaunchPlan, LaunchSpec, Record, Screen, ScreenKind, TypeStep,
+    Usage,
+};
 use crate::config::PermissionMode;
 
 /// The hook events troupe listens to. Each one is an exact transition with no polling.
@@ -135,64 +139,6 @@ pub fn cli_model(requested: &str) -> Option<String> {
     None
 }
 
-/// Token counts of one model call.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub input: i64,
-    pub output: i64,
-    pub cache_creation: i64,
-    pub cache_read: i64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Block {
-    Text(String),
-    ToolUse { name: String, input: Value },
-}
-
-/// One transcript line, reduced to what troupe acts on.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Record {
-    /// A prompt typed into the CLI: a new turn starts. `ts` is the CLI's timestamp.
-    Prompt {
-        uuid: String,
-        prompt_id: Option<String>,
-        text: String,
-        ts: String,
-    },
-    /// A tool's result fed back to the model, inside a turn.
-    ToolResult {
-        uuid: String,
-        text: String,
-        ts: String,
-    },
-    /// The turn was stopped by Escape; the conversation goes on.
-    Interrupted {
-        uuid: String,
-        prompt_id: Option<String>,
-    },
-    /// A model reply, or part of one (a reply with several blocks may span several lines with
-    /// the same `message_id`). `synthetic` marks the partial reply kept after an interrupt.
-    Assistant {
-        uuid: String,
-        ts: String,
-        message_id: String,
-        model: String,
-        blocks: Vec<Block>,
-        usage: Option<Usage>,
-        synthetic: bool,
-        api_error: bool,
-    },
-    /// The turn is over (`system` / `turn_duration`). The CLI writes its transcript
-    /// asynchronously and not always in order: this line can land before the turn's prompt
-    /// and reply, so `ts` says which turn it ends.
-    TurnEnd {
-        uuid: String,
-        ts: String,
-    },
-    Other,
-}
-
 const INTERRUPT_MARKER: &str = "[Request interrupted by user";
 
 pub fn parse_record(line: &str) -> Record {
@@ -308,9 +254,9 @@ fn content_text(content: &Value) -> String {
     }
 }
 
-/// What the screen shows, for the few things only the screen tells.
+/// What Claude Code's screen shows, for the few things only the screen tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Screen {
+pub enum ClaudeScreen {
     /// "Is this a project you trust?" before the session starts.
     TrustDialog,
     /// The bypass-permissions warning (skip mode without the acknowledgement).
@@ -324,19 +270,19 @@ pub enum Screen {
     Unknown,
 }
 
-pub fn classify_screen(screen: &str) -> Screen {
+pub fn classify_screen(screen: &str) -> ClaudeScreen {
     if screen.contains("Yes, I trust this folder") {
-        Screen::TrustDialog
+        ClaudeScreen::TrustDialog
     } else if screen.contains("Bypass Permissions mode") && screen.contains("Yes, I accept") {
-        Screen::BypassWarning
+        ClaudeScreen::BypassWarning
     } else if screen.contains("Do you want to proceed?") {
-        Screen::PermissionPrompt
+        ClaudeScreen::PermissionPrompt
     } else if screen.contains("esc to interrupt") {
-        Screen::Busy
+        ClaudeScreen::Busy
     } else if screen.lines().any(|l| l.starts_with('❯')) {
-        Screen::Ready
+        ClaudeScreen::Ready
     } else {
-        Screen::Unknown
+        ClaudeScreen::Unknown
     }
 }
 
@@ -359,17 +305,121 @@ pub fn input_box(screen: &str) -> Option<String> {
     Some(text.join("\n").trim().to_string())
 }
 
-impl Record {
-    /// The CLI's timestamp of the line (empty for lines that carry none).
-    pub fn ts(&self) -> &str {
-        match self {
-            Record::Prompt { ts, .. }
-            | Record::ToolResult { ts, .. }
-            | Record::Assistant { ts, .. }
-            | Record::TurnEnd { ts, .. } => ts,
-            Record::Interrupted { .. } | Record::Other => "",
+/// Claude Code, driven through its hooks, its JSONL transcript and its TUI.
+pub struct ClaudeCode {
+    /// The `claude` executable.
+    pub bin: String,
+}
+
+impl Agent for ClaudeCode {
+    fn name(&self) -> &'static str {
+        "claude"
+    }
+
+    fn cli_model(&self, requested: &str) -> Option<String> {
+        cli_model(requested)
+    }
+
+    fn prepare(&self, spec: &LaunchSpec<'_>) -> std::io::Result<LaunchPlan> {
+        let settings_path = spec.config_dir.join("settings.json");
+        let mcp_path = spec.config_dir.join("mcp.json");
+        write_json(
+            &settings_path,
+            &settings(spec.hook_command, spec.permission_mode),
+        )?;
+        write_json(&mcp_path, &mcp_config(spec.mcp_url, spec.instance_id))?;
+        let argv = Launch {
+            claude_bin: &self.bin,
+            session_id: spec.session_id,
+            model: spec.model,
+            system_prompt: spec.system_prompt,
+            settings_path: &settings_path,
+            mcp_config_path: &mcp_path,
+            permission_mode: spec.permission_mode,
+            resume: spec.resume,
+        }
+        .argv();
+        let mut env = Vec::new();
+        if spec.permission_mode == PermissionMode::Skip && spec.running_as_root {
+            // Claude Code refuses to skip permissions as root outside a declared sandbox.
+            env.push(("IS_SANDBOX".into(), "1".into()));
+        }
+        Ok(LaunchPlan { argv, env })
+    }
+
+    fn hook_event(&self, payload: &Value) -> AgentEvent {
+        let prompt_id = payload["prompt_id"].as_str().map(str::to_string);
+        match payload["hook_event_name"].as_str().unwrap_or_default() {
+            "SessionStart" => AgentEvent::SessionStarted {
+                transcript: payload["transcript_path"].as_str().map(PathBuf::from),
+            },
+            "UserPromptSubmit" => AgentEvent::PromptSubmitted { prompt_id },
+            "Stop" => AgentEvent::TurnStopped {
+                prompt_id,
+                reply: payload["last_assistant_message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            },
+            "StopFailure" => AgentEvent::TurnFailed {
+                prompt_id,
+                error: payload["error"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| payload.to_string()),
+            },
+            "PermissionRequest" => AgentEvent::PermissionRequested {
+                tool: payload["tool_name"]
+                    .as_str()
+                    .unwrap_or("a tool")
+                    .to_string(),
+                input: payload["tool_input"].clone(),
+            },
+            "SessionEnd" => AgentEvent::SessionEnded,
+            _ => AgentEvent::Other,
         }
     }
+
+    fn parse_record(&self, line: &str) -> Record {
+        parse_record(line)
+    }
+
+    fn read_screen(&self, screen: &str) -> Screen {
+        let kind = match classify_screen(screen) {
+            // troupe was asked to work in this directory; the dialog's default is "trust".
+            ClaudeScreen::TrustDialog => ScreenKind::Dialog("trust"),
+            ClaudeScreen::BypassWarning => ScreenKind::Refused(
+                "the CLI stopped at the bypass-permissions warning; troupe does not accept it \
+                 on the user's behalf"
+                    .into(),
+            ),
+            ClaudeScreen::PermissionPrompt => ScreenKind::PermissionPrompt,
+            ClaudeScreen::Busy => ScreenKind::Busy,
+            ClaudeScreen::Ready => ScreenKind::Ready,
+            ClaudeScreen::Unknown => ScreenKind::Unknown,
+        };
+        Screen {
+            kind,
+            input_pending: input_box(screen).is_some_and(|t| !t.is_empty()),
+        }
+    }
+
+    fn key(&self, key: Key) -> &'static str {
+        match key {
+            Key::Submit | Key::AcceptDialog => "Enter",
+            Key::Interrupt => "Escape",
+        }
+    }
+
+    fn type_message(&self, text: &str) -> Vec<TypeStep> {
+        // Measured on 2.1.197: Enter may follow pasted text at once, multi-line intact.
+        vec![TypeStep::Paste(text.to_string()), TypeStep::Key("Enter")]
+    }
+}
+
+fn write_json(path: &Path, value: &Value) -> std::io::Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
+    std::fs::write(path, text)
 }
 
 #[cfg(test)]
@@ -505,14 +555,14 @@ mod tests {
     #[test]
     fn reference_screens_classify() {
         let cases = [
-            ("01-idle.txt", Screen::Ready),
-            ("02-turn-finished.txt", Screen::Ready),
-            ("04-busy-streaming.txt", Screen::Busy),
-            ("05-interrupted.txt", Screen::Ready),
-            ("06-busy-thinking.txt", Screen::Busy),
-            ("08-permission-prompt.txt", Screen::PermissionPrompt),
-            ("trust-dialog.txt", Screen::TrustDialog),
-            ("bypass-warning.txt", Screen::BypassWarning),
+            ("01-idle.txt", ClaudeScreen::Ready),
+            ("02-turn-finished.txt", ClaudeScreen::Ready),
+            ("04-busy-streaming.txt", ClaudeScreen::Busy),
+            ("05-interrupted.txt", ClaudeScreen::Ready),
+            ("06-busy-thinking.txt", ClaudeScreen::Busy),
+            ("08-permission-prompt.txt", ClaudeScreen::PermissionPrompt),
+            ("trust-dialog.txt", ClaudeScreen::TrustDialog),
+            ("bypass-warning.txt", ClaudeScreen::BypassWarning),
         ];
         for (file, want) in cases {
             assert_eq!(

@@ -1,5 +1,7 @@
 use sqlx::SqlitePool;
 
+use crate::states::InstanceState;
+
 /// One CLI instance troupe started: its identity, where it runs, and what it is doing.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Instance {
@@ -16,7 +18,7 @@ pub struct Instance {
     pub tmux_session: String,
     pub agent_session_id: String,
     pub transcript_path: Option<String>,
-    pub state: String,
+    pub state: InstanceState,
     pub state_reason: String,
     pub state_since: String,
     pub created_at: String,
@@ -101,10 +103,11 @@ impl Instance {
     pub async fn set_state(
         pool: &SqlitePool,
         id: &str,
-        state: &str,
+        state: InstanceState,
         reason: &str,
     ) -> sqlx::Result<()> {
         let now = super::now();
+        let state = state.as_str();
         sqlx::query!(
             "UPDATE instances SET
                 state_since = CASE WHEN state = ? THEN state_since ELSE ? END,

@@ -1,5 +1,7 @@
 use sqlx::SqlitePool;
 
+use crate::states::InterruptOutcome;
+
 /// An interrupt troupe was asked for, and what came of it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Interrupt {
@@ -8,7 +10,7 @@ pub struct Interrupt {
     pub message_id: Option<String>,
     pub requested_at: String,
     pub confirmed_at: Option<String>,
-    pub outcome: String,
+    pub outcome: InterruptOutcome,
     pub detail: String,
 }
 
@@ -33,10 +35,11 @@ impl Interrupt {
     pub async fn record_outcome(
         pool: &SqlitePool,
         id: i64,
-        outcome: &str,
+        outcome: InterruptOutcome,
         detail: &str,
     ) -> sqlx::Result<()> {
         let now = super::now();
+        let outcome = outcome.as_str();
         sqlx::query!(
             "UPDATE interrupts SET outcome = ?, detail = ?,
                 confirmed_at = CASE WHEN ? = 'confirmed' THEN ? ELSE confirmed_at END

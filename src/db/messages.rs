@@ -1,5 +1,7 @@
 use sqlx::SqlitePool;
 
+use crate::states::MessageState;
+
 /// A message sent to an instance and, once its turn ends, the answer.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Message {
@@ -7,7 +9,7 @@ pub struct Message {
     pub instance_id: String,
     pub sender: Option<String>,
     pub content: String,
-    pub state: String,
+    pub state: MessageState,
     pub state_reason: String,
     pub prompt_id: Option<String>,
     pub response: Option<String>,
@@ -21,10 +23,7 @@ pub struct Message {
 impl Message {
     /// True once the message's turn is over, one way or another.
     pub fn is_finished(&self) -> bool {
-        matches!(
-            self.state.as_str(),
-            "answered" | "interrupted" | "failed" | "timed_out"
-        )
+        self.state.is_finished()
     }
 
     pub async fn insert_queued(
@@ -88,10 +87,13 @@ impl Message {
         prompt_id: Option<&str>,
     ) -> sqlx::Result<()> {
         let now = super::now();
+        // A prompt id learned after the start (the transcript before the hook) is kept too.
         sqlx::query!(
-            "UPDATE messages SET state = 'started', started_at = COALESCE(started_at, ?),
-                prompt_id = COALESCE(?, prompt_id)
-             WHERE id = ? AND state IN ('queued', 'submitted')",
+            "UPDATE messages SET
+                state = CASE WHEN state IN ('queued', 'submitted') THEN 'started' ELSE state END,
+                started_at = COALESCE(started_at, ?),
+                prompt_id = COALESCE(prompt_id, ?)
+             WHERE id = ? AND state IN ('queued', 'submitted', 'started')",
             now,
             prompt_id,
             id
@@ -105,11 +107,12 @@ impl Message {
     pub async fn finish(
         pool: &SqlitePool,
         id: &str,
-        state: &str,
+        state: MessageState,
         response: Option<&str>,
         reason: &str,
     ) -> sqlx::Result<()> {
         let now = super::now();
+        let state = state.as_str();
         // Only an unfinished message ends: replaying a transcript after a restart must not
         // rewrite answers already recorded.
         sqlx::query!(
@@ -146,67 +149,40 @@ impl Message {
         .await
     }
 
-    /// The message a transcript prompt belongs to: the one the CLI gave this prompt id, else
-    /// the oldest typed-but-unacknowledged message with the same text (troupe may have died
-    /// between typing it and hearing back).
-    pub async fn for_prompt(
+    /// What the instance's task needs to match a replayed transcript to messages: every
+    /// unfinished message, and every message the CLI named a prompt for. Oldest first.
+    pub async fn for_replay(
         pool: &SqlitePool,
         instance_id: &str,
-        prompt_id: Option<&str>,
-        text: &str,
-    ) -> sqlx::Result<Option<Message>> {
-        if let Some(pid) = prompt_id {
-            let by_id = sqlx::query_as!(
-                Message,
-                "SELECT * FROM messages WHERE instance_id = ? AND prompt_id = ?",
-                instance_id,
-                pid
-            )
-            .fetch_optional(pool)
-            .await?;
-            if by_id.is_some() {
-                return Ok(by_id);
-            }
-        }
-        let candidates = sqlx::query_as!(
-            Message,
-            "SELECT * FROM messages WHERE instance_id = ? AND state = 'submitted' AND prompt_id IS NULL
+    ) -> sqlx::Result<Vec<crate::supervisor::instance::KnownMessage>> {
+        let rows = sqlx::query!(
+            "SELECT id, content, prompt_id, state FROM messages
+             WHERE instance_id = ?
+               AND (state IN ('queued', 'submitted', 'started') OR prompt_id IS NOT NULL)
              ORDER BY created_at, rowid",
             instance_id
         )
         .fetch_all(pool)
         .await?;
-        Ok(candidates
+        Ok(rows
             .into_iter()
-            .find(|m| m.content.trim() == text.trim()))
+            .map(|r| crate::supervisor::instance::KnownMessage {
+                id: r.id,
+                content: r.content,
+                prompt_id: r.prompt_id,
+                state: MessageState::from(r.state),
+            })
+            .collect())
     }
 
-    /// The message whose turn the CLI acknowledged (hook) and has not finished.
-    pub async fn in_progress(
-        pool: &SqlitePool,
-        instance_id: &str,
-    ) -> sqlx::Result<Option<Message>> {
-        sqlx::query_as!(
-            Message,
-            "SELECT * FROM messages WHERE instance_id = ? AND state = 'started'
+    /// The message whose turn the CLI started and has not finished (the newest, if several).
+    pub async fn in_progress(pool: &SqlitePool, instance_id: &str) -> sqlx::Result<Option<String>> {
+        sqlx::query_scalar!(
+            "SELECT id FROM messages WHERE instance_id = ? AND state = 'started'
              ORDER BY started_at DESC LIMIT 1",
             instance_id
         )
         .fetch_optional(pool)
-        .await
-    }
-
-    /// Messages typed into the CLI that it never acknowledged.
-    pub async fn unacknowledged(
-        pool: &SqlitePool,
-        instance_id: &str,
-    ) -> sqlx::Result<Vec<Message>> {
-        sqlx::query_as!(
-            Message,
-            "SELECT * FROM messages WHERE instance_id = ? AND state = 'submitted' ORDER BY created_at, rowid",
-            instance_id
-        )
-        .fetch_all(pool)
         .await
     }
 

@@ -1,6 +1,7 @@
 //! Trees and teamwork: the hierarchy tools, replies from children, and work spread over
 //! several instances at once.
 
+use crate::states::{InstanceState, InterruptOutcome};
 use std::time::Duration;
 
 use rmcp::handler::server::wrapper::{Json, Parameters};
@@ -110,7 +111,7 @@ pub struct SpawnManyParams {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct SpawnOutcome {
     pub instance_id: Option<String>,
-    pub status: String,
+    pub status: InstanceState,
     pub error: Option<String>,
 }
 
@@ -182,7 +183,7 @@ pub struct InterruptManyParams {
 pub struct InterruptedInstance {
     pub instance_id: String,
     pub interrupted: bool,
-    pub outcome: String,
+    pub outcome: InterruptOutcome,
     pub message_id: Option<String>,
 }
 
@@ -350,7 +351,7 @@ impl Troupe {
                 },
                 Err(e) => SpawnOutcome {
                     instance_id: None,
-                    status: "failed".into(),
+                    status: InstanceState::Failed,
                     error: Some(e.to_string()),
                 },
             })

@@ -1,3 +1,4 @@
+use crate::states::InstanceState;
 use rmcp::handler::server::wrapper::{Json, Parameters};
 use rmcp::model::Extensions;
 use rmcp::{tool, tool_router};
@@ -49,8 +50,7 @@ pub struct InstanceView {
     pub agent: String,
     pub role: String,
     pub model: String,
-    /// starting | idle | busy | waiting_permission | terminated | failed | unknown
-    pub state: String,
+    pub state: InstanceState,
     /// Why the instance is in this state.
     pub state_reason: String,
     pub state_since: String,
@@ -83,7 +83,7 @@ impl From<Instance> for InstanceView {
 pub struct SpawnResult {
     pub instance_id: String,
     /// The instance's state once spawn returns (idle: ready for messages).
-    pub status: String,
+    pub status: InstanceState,
     pub instance: InstanceView,
 }
 
@@ -153,7 +153,7 @@ pub struct OutputResult {
 pub struct TerminateResult {
     pub success: bool,
     pub instance_id: String,
-    pub state: String,
+    pub state: InstanceState,
     /// Every instance ended, in order: descendants (deepest first), then this one.
     pub terminated: Vec<String>,
 }
@@ -189,7 +189,7 @@ impl Troupe {
             .map_err(tool_error)?;
         Ok(Json(SpawnResult {
             instance_id: inst.id.clone(),
-            status: inst.state.clone(),
+            status: inst.state,
             instance: inst.into(),
         }))
     }
@@ -301,7 +301,7 @@ impl Troupe {
         Ok(Json(TerminateResult {
             success: true,
             instance_id: p.instance_id,
-            state: "terminated".into(),
+            state: InstanceState::Terminated,
             terminated,
         }))
     }
@@ -311,7 +311,7 @@ impl Troupe {
 pub struct SuspendResult {
     pub success: bool,
     pub instance_id: String,
-    pub state: String,
+    pub state: InstanceState,
 }
 
 #[tool_router(router = lifecycle_tools, vis = "pub(super)")]
@@ -332,7 +332,7 @@ impl Troupe {
         Ok(Json(SuspendResult {
             success: true,
             instance_id: p.instance_id,
-            state: "suspended".into(),
+            state: InstanceState::Suspended,
         }))
     }
 

@@ -32,8 +32,7 @@ pub struct SendParams {
 pub struct MessageView {
     pub message_id: String,
     pub instance_id: String,
-    /// queued | submitted | started | answered | interrupted | failed
-    pub status: String,
+    pub status: crate::states::MessageState,
     /// The instance's answer (for an interrupted turn, what it had said so far).
     pub response: Option<String>,
     /// Why the message ended as it did, when not answered.

@@ -8,6 +8,7 @@ use super::instance::InterruptReport;
 use super::{SpawnRequest, Supervisor};
 use crate::db::instances::Instance;
 use crate::error::{Error, Result};
+use crate::states::MessageState;
 
 /// What became of one task.
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
@@ -55,7 +56,7 @@ impl Supervisor {
             return TaskResult {
                 instance_id: instance_id.to_string(),
                 message_id: Some(message.id),
-                status: message.state,
+                status: message.state.to_string(),
                 response: None,
                 error: None,
             };
@@ -64,10 +65,10 @@ impl Supervisor {
             Ok(m) => TaskResult {
                 instance_id: instance_id.to_string(),
                 message_id: Some(m.id),
-                error: (m.state != "answered")
+                error: (m.state != MessageState::Answered)
                     .then(|| m.state_reason.clone())
                     .filter(|r| !r.is_empty()),
-                status: m.state,
+                status: m.state.to_string(),
                 response: m.response,
             },
             Err(e @ Error::Timeout { .. }) => {

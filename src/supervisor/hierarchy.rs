@@ -19,7 +19,7 @@ pub struct TreeNode {
     pub name: String,
     pub role: String,
     pub model: String,
-    pub state: String,
+    pub state: crate::states::InstanceState,
     pub age_seconds: i64,
     pub children: Vec<TreeNode>,
 }
@@ -35,7 +35,7 @@ impl Supervisor {
         let all = Instance::list(self.pool(), true).await?;
         let keep: Vec<&Instance> = all
             .iter()
-            .filter(|i| include_ended || !matches!(i.state.as_str(), "terminated" | "failed"))
+            .filter(|i| include_ended || !i.state.is_ended())
             .collect();
         let ids: std::collections::HashSet<&str> = keep.iter().map(|i| i.id.as_str()).collect();
         let mut by_parent: HashMap<Option<&str>, Vec<&Instance>> = HashMap::new();
@@ -58,7 +58,7 @@ impl Supervisor {
                 name: inst.name.clone(),
                 role: inst.role.clone(),
                 model: inst.model.clone(),
-                state: inst.state.clone(),
+                state: inst.state,
                 age_seconds: (now - created).num_seconds(),
                 children: by_parent
                     .get(&Some(inst.id.as_str()))
@@ -232,7 +232,7 @@ impl Supervisor {
             .ok_or_else(|| Error::UnknownInstance(from.to_string()))?;
         let correlation = match correlation_id {
             Some(c) => Some(c.to_string()),
-            None => Message::in_progress(self.pool(), from).await?.map(|m| m.id),
+            None => Message::in_progress(self.pool(), from).await?,
         };
         let id = Reply::insert(
             self.pool(),

@@ -17,14 +17,16 @@ use serde_json::json;
 use sqlx::SqlitePool;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::agents::claude;
+use crate::agents::{Agent, Agents, LaunchSpec};
 use crate::config::{Config, PermissionMode};
 use crate::db::audit;
 use crate::db::instances::{Instance, NewInstance};
 use crate::db::messages::Message;
 use crate::error::{Error, Result};
 use crate::roles;
+use crate::states::{InstanceState, MessageState};
 use crate::tmux::{SessionSpec, Tmux};
 
 use instance::{Command, InterruptReport, Start};
@@ -35,12 +37,12 @@ use watcher::TranscriptWatcher;
 pub enum Event {
     InstanceState {
         instance_id: String,
-        state: String,
+        state: InstanceState,
     },
     Message {
         instance_id: String,
         message_id: String,
-        state: String,
+        state: MessageState,
     },
 }
 
@@ -54,6 +56,9 @@ pub(crate) struct Shared {
     resume_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     watcher: TranscriptWatcher,
     shutdown: CancellationToken,
+    /// Every instance task, so a shutdown can wait for each to finish its current step.
+    tasks: TaskTracker,
+    agents: Agents,
 }
 
 impl Shared {
@@ -70,7 +75,7 @@ impl Shared {
                     self.publish(Event::Message {
                         instance_id: instance_id.to_string(),
                         message_id,
-                        state: "failed".into(),
+                        state: MessageState::Failed,
                     });
                 }
             }
@@ -80,18 +85,26 @@ impl Shared {
 
     /// The instance cannot go on: say why, and end its messages.
     pub async fn instance_failed(&self, id: &str, reason: &str) {
-        self.set_instance_state(id, "failed", reason).await;
+        self.set_instance_state(id, InstanceState::Failed, reason)
+            .await;
         self.fail_messages(id, reason).await;
     }
 
-    pub async fn set_instance_state(&self, id: &str, state: &str, reason: &str) {
+    pub async fn set_instance_state(&self, id: &str, state: InstanceState, reason: &str) {
         if let Err(e) = Instance::set_state(&self.pool, id, state, reason).await {
-            tracing::error!(instance = id, state, error = %e, "cannot record instance state");
+            tracing::error!(instance = id, %state, error = %e, "cannot record instance state");
         }
         self.publish(Event::InstanceState {
             instance_id: id.to_string(),
-            state: state.to_string(),
+            state,
         });
+    }
+
+    /// The agent an instance runs.
+    pub fn agent(&self, name: &str) -> Result<Arc<dyn Agent>> {
+        self.agents.get(name).ok_or_else(|| {
+            Error::InvalidInput(format!("this troupe does not run {name:?} instances"))
+        })
     }
 }
 
@@ -151,12 +164,14 @@ impl Supervisor {
         let shared = Arc::new(Shared {
             pool,
             tmux: Tmux::new(config.tmux_socket.clone()),
+            agents: Agents::new(&config.claude_bin),
             config,
             events,
             instances: Mutex::new(HashMap::new()),
             resume_locks: Mutex::new(HashMap::new()),
             watcher: TranscriptWatcher::new(),
             shutdown,
+            tasks: TaskTracker::new(),
         });
         Ok(Supervisor { shared })
     }
@@ -217,7 +232,8 @@ impl Supervisor {
             .filter(|m| !m.is_empty())
             .unwrap_or(role.model)
             .to_string();
-        claude::cli_model(&model).ok_or_else(|| {
+        let agent = shared.agent("claude")?;
+        agent.cli_model(&model).ok_or_else(|| {
             Error::InvalidInput(format!(
                 "unknown model {model:?}; use opus, sonnet or haiku (optionally with a version, \
                  e.g. sonnet-4) or a full claude-* model id"
@@ -286,7 +302,7 @@ impl Supervisor {
             &NewInstance {
                 id: &id,
                 name: name.as_deref().unwrap_or(&id),
-                agent: "claude",
+                agent: agent.name(),
                 model: &model,
                 role: &role_name,
                 system_prompt: &system_prompt,
@@ -338,7 +354,8 @@ impl Supervisor {
         let shared = &self.shared;
         let config = &shared.config;
         let id = inst.id.as_str();
-        let cli_model = claude::cli_model(&inst.model).ok_or_else(|| {
+        let agent = shared.agent(&inst.agent)?;
+        let cli_model = agent.cli_model(&inst.model).ok_or_else(|| {
             Error::InvalidInput(format!(
                 "instance {id} has an unknown model {:?}",
                 inst.model
@@ -354,32 +371,23 @@ impl Supervisor {
             shell_quote(&config.troupe_bin.display().to_string()),
             shell_quote(&format!("{}/hooks/{id}", config.public_url))
         );
-        let settings_path = dir.join("settings.json");
-        let mcp_path = dir.join("mcp.json");
-        write_json(
-            &settings_path,
-            &claude::settings(&hook_command, permission_mode),
-        )?;
-        write_json(&mcp_path, &claude::mcp_config(&config.public_url, id))?;
         let resume = !matches!(how, Launch::New);
-        let argv = claude::Launch {
-            claude_bin: &config.claude_bin,
+        let plan = agent.prepare(&LaunchSpec {
+            instance_id: id,
             session_id: &inst.agent_session_id,
             model: &cli_model,
             system_prompt: &inst.system_prompt,
-            settings_path: &settings_path,
-            mcp_config_path: &mcp_path,
             permission_mode,
             resume,
-        }
-        .argv();
-
+            config_dir: &dir,
+            hook_command: &hook_command,
+            mcp_url: &config.public_url,
+            running_as_root: running_as_root(),
+        })?;
+        let argv = plan.argv;
         let mut env = config.instance_env.clone();
         env.push(("TROUPE_INSTANCE_ID".into(), id.to_string()));
-        if permission_mode == PermissionMode::Skip && running_as_root() {
-            // Claude Code refuses to skip permissions as root outside a declared sandbox.
-            env.push(("IS_SANDBOX".into(), "1".into()));
-        }
+        env.extend(plan.env);
 
         let (tx, rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = oneshot::channel();
@@ -391,7 +399,7 @@ impl Supervisor {
         shared
             .set_instance_state(
                 id,
-                "starting",
+                InstanceState::Starting,
                 if resume {
                     "resuming the conversation"
                 } else {
@@ -422,8 +430,8 @@ impl Supervisor {
         }
         instance::Actor::spawn(
             shared.clone(),
-            id.to_string(),
-            inst.tmux_session.clone(),
+            inst,
+            agent,
             tx,
             rx,
             Start::Launching {
@@ -491,6 +499,7 @@ impl Supervisor {
         let transcript = inst.transcript_path.as_deref().ok_or_else(|| {
             Error::Agent("its CLI runs but troupe never learned its transcript path".into())
         })?;
+        let agent = self.shared.agent(&inst.agent)?;
         let (tx, rx) = mpsc::unbounded_channel();
         self.shared
             .instances
@@ -499,8 +508,8 @@ impl Supervisor {
             .insert(inst.id.clone(), tx.clone());
         instance::Actor::spawn(
             self.shared.clone(),
-            inst.id.clone(),
-            inst.tmux_session.clone(),
+            inst,
+            agent,
             tx,
             rx,
             Start::Reattach {
@@ -644,7 +653,10 @@ impl Supervisor {
         }
         let tx = match self.live(instance_id).await {
             Ok(tx) => tx,
-            Err(Error::NotRunning { state, .. }) if state == "suspended" => {
+            Err(Error::NotRunning {
+                state: InstanceState::Suspended,
+                ..
+            }) => {
                 self.resume_instance(instance_id, sender).await?;
                 self.live(instance_id).await?
             }
@@ -655,11 +667,15 @@ impl Supervisor {
         self.shared.publish(Event::Message {
             instance_id: instance_id.to_string(),
             message_id: id.clone(),
-            state: "queued".into(),
+            state: MessageState::Queued,
         });
-        // The row is the queue; this only wakes the task. A task that ended meanwhile
+        // The row is the queue; this hands it to the task. A task that ended meanwhile
         // (terminate, suspend) will never deliver it: say so instead of leaving it queued.
-        if tx.send(Command::Deliver).is_err() {
+        let queued = Command::Queued {
+            id: id.clone(),
+            text: text.to_string(),
+        };
+        if tx.send(queued).is_err() {
             self.shared
                 .fail_messages(
                     instance_id,
@@ -705,7 +721,7 @@ impl Supervisor {
         }
     }
 
-    /// Presses Escape in the instance and waits until the CLI confirms the turn stopped.
+    /// Presses the CLI's interrupt key and waits until the CLI confirms the turn stopped.
     pub async fn interrupt(
         &self,
         instance_id: &str,
@@ -765,9 +781,17 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Ends every instance's task (not its tmux session) so the process can exit.
-    pub fn shutdown(&self) {
+    /// Ends every instance's task (not its tmux session) so the process can exit, and waits
+    /// until each has finished the step it was in: a clean stop leaves nothing half-written.
+    pub async fn shutdown(&self) {
         self.shared.shutdown.cancel();
+        self.shared.tasks.close();
+        if tokio::time::timeout(Duration::from_secs(10), self.shared.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("instance tasks still busy after 10s; exiting without them");
+        }
     }
 }
 
@@ -815,12 +839,6 @@ async fn new_instance_id(pool: &SqlitePool, base: &str) -> Result<String> {
             return Ok(id);
         }
     }
-}
-
-fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
-    std::fs::write(path, text)?;
-    Ok(())
 }
 
 fn shell_quote(s: &str) -> String {

@@ -4,7 +4,6 @@
 use serde_json::json;
 
 use super::{SpawnRequest, Supervisor, validate_name};
-use crate::agents::claude;
 use crate::db::audit;
 use crate::db::instances::Instance;
 use crate::db::teams::{Team, TeamMember};
@@ -100,7 +99,7 @@ impl Supervisor {
                 .filter(|m| !m.is_empty())
                 .unwrap_or(preset.model)
                 .to_string();
-            if claude::cli_model(&model).is_none() {
+            if self.shared.agent(&agent)?.cli_model(&model).is_none() {
                 return Err(Error::InvalidInput(format!(
                     "unknown model {model:?} for {role}"
                 )));
@@ -281,7 +280,7 @@ impl Supervisor {
             let state = match &m.instance_id {
                 Some(id) => Instance::find(self.pool(), id)
                     .await?
-                    .map(|i| i.state)
+                    .map(|i| i.state.to_string())
                     .unwrap_or_else(|| "unknown".into()),
                 None => "not_started".into(),
             };

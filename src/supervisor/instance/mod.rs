@@ -1,0 +1,565 @@
+//! One task per live instance. It waits for something to happen (a command, a transcript
+//! change, a deadline), feeds it to the instance's [`Machine`], and carries out the effects
+//! the machine returns (tmux, the database, events). All decisions are the machine's; this
+//! file only does I/O. Everything reaches the task as a [`Command`], so the instance has one
+//! owner and needs no locks.
+
+mod interrupt;
+pub mod machine;
+mod startup;
+mod turn;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::{Event, Shared};
+use crate::agents::transcript::TranscriptReader;
+use crate::agents::{Agent, Block, Key, Record, TypeStep};
+use crate::db::audit;
+use crate::db::instances::Instance;
+use crate::db::interrupts::Interrupt;
+use crate::db::messages::Message;
+use crate::db::output::OutputChunk;
+use crate::db::usage::{NewUsage, UsageRecord};
+use crate::error::{Error, Result};
+use crate::pricing;
+use crate::states::{InstanceState, InterruptOutcome, MessageState};
+
+pub use machine::InterruptReport;
+use machine::{Alive, Begin, Effect, Input, Limits, Look, Machine, Queued, Seen};
+pub use turn::KnownMessage;
+
+pub enum Command {
+    /// A message was queued (its row is written).
+    Queued {
+        id: String,
+        text: String,
+    },
+    /// The transcript file changed.
+    TranscriptChanged,
+    /// A lifecycle hook payload from the CLI.
+    Hook(Value),
+    /// The CLI's MCP client received one of troupe's lists.
+    McpList(super::McpList),
+    Interrupt(oneshot::Sender<Result<InterruptReport>>),
+    Terminate(oneshot::Sender<Result<()>>),
+    /// End the tmux session but keep the conversation for a later `--resume`.
+    Suspend(oneshot::Sender<Result<()>>),
+}
+
+/// How the task starts.
+pub enum Start {
+    /// With a CLI that is launching; `ready` hears when it can take messages.
+    Launching {
+        ready: oneshot::Sender<Result<()>>,
+        /// The CLI continues an earlier conversation.
+        resumed: bool,
+    },
+    /// With a CLI that was already running when troupe (re)started.
+    Reattach { transcript: PathBuf },
+}
+
+pub struct Actor {
+    shared: Arc<Shared>,
+    id: String,
+    session: String,
+    agent: Arc<dyn Agent>,
+    tx: mpsc::UnboundedSender<Command>,
+    machine: Machine,
+    transcript: Option<TranscriptReader>,
+    ready: Option<oneshot::Sender<Result<()>>>,
+    interrupts: HashMap<i64, oneshot::Sender<Result<InterruptReport>>>,
+}
+
+impl Actor {
+    pub(crate) fn spawn(
+        shared: Arc<Shared>,
+        inst: &Instance,
+        agent: Arc<dyn Agent>,
+        tx: mpsc::UnboundedSender<Command>,
+        rx: mpsc::UnboundedReceiver<Command>,
+        start: Start,
+    ) {
+        let limits = Limits {
+            startup: shared.config.startup_timeout,
+            submit: shared.config.submit_timeout,
+            interrupt: shared.config.interrupt_timeout,
+        };
+        let (begin, ready, transcript) = match start {
+            Start::Launching { ready, resumed } => (Begin::Launch { resumed }, Some(ready), None),
+            Start::Reattach { transcript } => (Begin::Reattach, None, Some(transcript)),
+        };
+        let actor = Actor {
+            machine: Machine::new(limits, begin, Instant::now()),
+            shared: shared.clone(),
+            id: inst.id.clone(),
+            session: inst.tmux_session.clone(),
+            agent,
+            tx,
+            transcript: None,
+            ready,
+            interrupts: HashMap::new(),
+        };
+        shared.tasks.spawn(actor.run(rx, transcript));
+    }
+
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>, transcript: Option<PathBuf>) {
+        let shutdown = self.shared.shutdown.clone();
+        match Message::for_replay(&self.shared.pool, &self.id).await {
+            Ok(messages) => {
+                self.feed(Input::Restore {
+                    messages,
+                    transcript,
+                })
+                .await
+            }
+            Err(e) => {
+                let reason = format!("cannot read its messages: {e}");
+                self.carry_out(Effect::Fail {
+                    reason,
+                    kill: false,
+                })
+                .await;
+            }
+        }
+        while !self.machine.is_done() {
+            let wake = self.machine.next_deadline();
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(Command::Terminate(reply)) => {
+                        let result = self.terminate().await;
+                        let _ = reply.send(result);
+                        break;
+                    }
+                    Some(Command::Suspend(reply)) => {
+                        let result = self.suspend().await;
+                        let done = result.is_ok();
+                        let _ = reply.send(result);
+                        if done {
+                            break;
+                        }
+                    }
+                    Some(cmd) => self.handle(cmd).await,
+                    None => break,
+                },
+                _ = sleep_until(wake) => self.feed(Input::Tick).await,
+                _ = shutdown.cancelled() => break,
+            }
+        }
+        self.detach();
+    }
+
+    async fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::Queued { id, text } => self.feed(Input::Queued(Queued { id, text })).await,
+            Command::TranscriptChanged => {
+                if let Some(input) = self.read_transcript(false) {
+                    self.feed(input).await;
+                }
+            }
+            Command::Hook(payload) => {
+                let event = self.agent.hook_event(&payload);
+                tracing::debug!(instance = %self.id, ?event, "hook");
+                // What the transcript already holds comes first: a hook is often the
+                // quicker signal of the two, and never the earlier event.
+                if let Some(input) = self.read_transcript(false) {
+                    self.feed(input).await;
+                }
+                self.feed(Input::Hook(event)).await;
+            }
+            Command::McpList(list) => self.feed(Input::McpListed(list)).await,
+            Command::Interrupt(reply) => {
+                let message_id = self.machine.live_message();
+                match Interrupt::insert(&self.shared.pool, &self.id, message_id.as_deref()).await {
+                    Ok(row) => {
+                        self.interrupts.insert(row, reply);
+                        self.feed(Input::InterruptAsked { id: row }).await;
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e.into()));
+                    }
+                }
+            }
+            Command::Terminate(_) | Command::Suspend(_) => unreachable!("handled in run"),
+        }
+    }
+
+    /// Feeds an input and carries out its effects; what an effect finds is fed next, before
+    /// anything else.
+    async fn feed(&mut self, input: Input) {
+        let mut inputs = VecDeque::from([input]);
+        while let Some(input) = inputs.pop_front() {
+            let effects = self.machine.step(Instant::now(), input);
+            for effect in effects {
+                if let Some(found) = self.carry_out(effect).await {
+                    inputs.push_back(found);
+                }
+            }
+        }
+    }
+
+    async fn carry_out(&mut self, effect: Effect) -> Option<Input> {
+        let pool = &self.shared.pool;
+        match effect {
+            Effect::Follow(path) => return self.follow(path).await,
+            Effect::ReadTranscript => return self.read_transcript(false),
+            Effect::Deliver { message_id, text } => {
+                return self.deliver(message_id, text).await;
+            }
+            Effect::Press(key) => {
+                if let Err(e) = self
+                    .shared
+                    .tmux
+                    .send_key(&self.session, self.agent.key(key))
+                    .await
+                {
+                    tracing::warn!(instance = %self.id, error = %e, ?key, "cannot press key");
+                    return Some(Input::Seen {
+                        look: Look::Alive,
+                        seen: self.look().await,
+                    });
+                }
+            }
+            Effect::PressInterrupt { id } => {
+                let key = self.agent.key(Key::Interrupt);
+                if let Err(e) = self.shared.tmux.send_key(&self.session, key).await {
+                    return Some(Input::InterruptKeyFailed {
+                        id,
+                        error: e.to_string(),
+                    });
+                }
+            }
+            Effect::Look(look) => {
+                let seen = self.look().await;
+                return Some(Input::Seen { look, seen });
+            }
+            Effect::MessageStarted {
+                message_id,
+                prompt_id,
+            } => {
+                if let Err(e) = Message::mark_started(pool, &message_id, prompt_id.as_deref()).await
+                {
+                    tracing::error!(instance = %self.id, error = %e, "cannot record message start");
+                }
+                self.publish_message(&message_id, MessageState::Started);
+            }
+            Effect::Output { message_id, record } => {
+                if let Err(e) = self.record_output(&record, message_id.as_deref()).await {
+                    tracing::error!(instance = %self.id, error = %e, "cannot record transcript line");
+                }
+            }
+            Effect::FinishMessage {
+                message_id,
+                state,
+                response,
+                reason,
+            } => {
+                if let Err(e) =
+                    Message::finish(pool, &message_id, state, response.as_deref(), &reason).await
+                {
+                    tracing::error!(instance = %self.id, error = %e, "cannot record message outcome");
+                }
+                self.publish_message(&message_id, state);
+            }
+            Effect::Requeue { message_id } => {
+                if let Err(e) = Message::requeue(pool, &message_id).await {
+                    tracing::error!(instance = %self.id, error = %e, "cannot requeue message");
+                }
+                self.publish_message(&message_id, MessageState::Queued);
+            }
+            Effect::Report { state, reason } => {
+                self.shared
+                    .set_instance_state(&self.id, state, &reason)
+                    .await;
+            }
+            Effect::ResolveInterrupt { id, result } => {
+                let (outcome, detail) = match &result {
+                    Ok(report) => (report.outcome, report.detail.clone()),
+                    Err(reason) => (InterruptOutcome::Unconfirmed, reason.clone()),
+                };
+                if let Err(e) = Interrupt::record_outcome(pool, id, outcome, &detail).await {
+                    tracing::error!(instance = %self.id, error = %e, "cannot record interrupt outcome");
+                }
+                if let Some(reply) = self.interrupts.remove(&id) {
+                    let _ = reply.send(result.map_err(Error::Agent));
+                }
+            }
+            Effect::Ready => {
+                if let Some(ready) = self.ready.take() {
+                    let _ = ready.send(Ok(()));
+                }
+            }
+            Effect::Fail { reason, kill } => self.fail(&reason, kill).await,
+            Effect::Audit { kind, detail } => {
+                audit::record(pool, None, Some(&self.id), &kind, detail).await;
+            }
+            Effect::Warn(text) => tracing::warn!(instance = %self.id, "{text}"),
+        }
+        None
+    }
+
+    async fn follow(&mut self, path: PathBuf) -> Option<Input> {
+        tracing::debug!(instance = %self.id, path = %path.display(), "following transcript");
+        if let Some(old) = self.transcript.take() {
+            self.shared.watcher.unwatch(old.path());
+        }
+        // Recorded so a restarted troupe finds the transcript again.
+        let path_str = path.display().to_string();
+        if let Err(e) = Instance::set_transcript_path(&self.shared.pool, &self.id, &path_str).await
+        {
+            tracing::error!(instance = %self.id, error = %e, "cannot record transcript path");
+        }
+        if let Err(e) = self.shared.watcher.watch(&path, self.tx.clone()) {
+            tracing::warn!(instance = %self.id, error = %e, "cannot watch transcript; relying on hooks");
+        }
+        self.transcript = Some(TranscriptReader::new(path));
+        Some(self.read_transcript(true).unwrap_or(Input::Records {
+            records: Vec::new(),
+            history: true,
+        }))
+    }
+
+    fn read_transcript(&mut self, history: bool) -> Option<Input> {
+        let reader = self.transcript.as_mut()?;
+        let lines = match reader.read_new_lines() {
+            Ok(lines) => lines,
+            Err(e) => {
+                tracing::warn!(instance = %self.id, error = %e, "cannot read transcript");
+                return None;
+            }
+        };
+        if lines.is_empty() {
+            return None;
+        }
+        let records = lines
+            .iter()
+            .map(|l| self.agent.parse_record(l))
+            .filter(|r| *r != Record::Other)
+            .collect();
+        Some(Input::Records { records, history })
+    }
+
+    /// Writes the submission first, then types the message.
+    async fn deliver(&mut self, message_id: String, text: String) -> Option<Input> {
+        if let Err(e) = Message::mark_submitted(&self.shared.pool, &message_id).await {
+            return Some(Input::DeliveryFailed {
+                message_id,
+                error: format!("cannot record the submission: {e}"),
+            });
+        }
+        self.publish_message(&message_id, MessageState::Submitted);
+        for step in self.agent.type_message(&text) {
+            let done = match step {
+                TypeStep::Paste(text) => self.shared.tmux.paste(&self.session, &text).await,
+                TypeStep::Key(key) => self.shared.tmux.send_key(&self.session, key).await,
+                // The CLI's own key timing (an Enter too soon after text is a newline there).
+                TypeStep::Pause(d) => {
+                    tokio::time::sleep(d).await;
+                    Ok(())
+                }
+            };
+            if let Err(e) = done {
+                return Some(Input::DeliveryFailed {
+                    message_id,
+                    error: e.to_string(),
+                });
+            }
+        }
+        None
+    }
+
+    /// Whether the CLI is there, and what its screen shows.
+    async fn look(&self) -> Seen {
+        let tmux = &self.shared.tmux;
+        let alive = match tmux.has_session(&self.session).await {
+            Ok(false) | Err(_) => Alive::NoSession,
+            Ok(true) if tmux.pane_dead(&self.session).await.unwrap_or(false) => Alive::Exited,
+            Ok(true) => Alive::Running,
+        };
+        let (screen, tail) = match tmux.capture(&self.session).await {
+            Ok(text) => (self.agent.read_screen(&text), last_lines(&text, 6)),
+            Err(e) => (self.agent.read_screen(""), format!("(no screen: {e})")),
+        };
+        Seen {
+            alive,
+            screen,
+            tail,
+        }
+    }
+
+    /// Writes a transcript record's output chunks and the model call's usage.
+    async fn record_output(&self, record: &Record, message_id: Option<&str>) -> Result<()> {
+        let pool = &self.shared.pool;
+        let id = self.id.as_str();
+        match record {
+            Record::Prompt { uuid, text, .. } => {
+                OutputChunk::insert(pool, id, message_id, "prompt", uuid, text).await?;
+            }
+            Record::Interrupted { uuid, .. } => {
+                OutputChunk::insert(pool, id, message_id, "interrupt", uuid, "[interrupted]")
+                    .await?;
+            }
+            Record::ToolResult { uuid, text, .. } => {
+                OutputChunk::insert(pool, id, message_id, "tool_result", uuid, text).await?;
+            }
+            Record::Assistant {
+                uuid,
+                message_id: response_id,
+                model,
+                blocks,
+                usage,
+                synthetic,
+                ..
+            } => {
+                for (i, block) in blocks.iter().enumerate() {
+                    let source_id = format!("{uuid}:{i}");
+                    let (source, content) = match block {
+                        Block::Text(text) => ("assistant", text.clone()),
+                        Block::ToolUse { name, input } => ("tool_use", format!("{name} {input}")),
+                    };
+                    OutputChunk::insert(pool, id, message_id, source, &source_id, &content).await?;
+                }
+                if let Some(usage) = usage.filter(|_| !*synthetic && !response_id.is_empty()) {
+                    UsageRecord::insert(
+                        pool,
+                        &NewUsage {
+                            instance_id: id,
+                            message_id,
+                            source_id: response_id,
+                            model,
+                            input_tokens: usage.input,
+                            output_tokens: usage.output,
+                            cache_creation_tokens: usage.cache_creation,
+                            cache_read_tokens: usage.cache_read,
+                            cost_micros: pricing::cost_micros(model, &usage),
+                        },
+                    )
+                    .await?;
+                }
+            }
+            Record::TurnEnd { .. } | Record::Other => {}
+        }
+        Ok(())
+    }
+
+    fn publish_message(&self, message_id: &str, state: MessageState) {
+        self.shared.publish(Event::Message {
+            instance_id: self.id.clone(),
+            message_id: message_id.to_string(),
+            state,
+        });
+    }
+
+    async fn fail(&mut self, reason: &str, kill: bool) {
+        if kill {
+            let _ = self.shared.tmux.kill_session(&self.session).await;
+        }
+        self.shared.instance_failed(&self.id, reason).await;
+        audit::record(
+            &self.shared.pool,
+            None,
+            Some(&self.id),
+            "instance.failed",
+            serde_json::json!({ "reason": reason }),
+        )
+        .await;
+        if let Some(ready) = self.ready.take() {
+            let _ = ready.send(Err(Error::Agent(reason.to_string())));
+        }
+        self.end_interrupts(reason).await;
+        self.forget();
+    }
+
+    /// Interrupts still waiting when the task ends.
+    async fn end_interrupts(&mut self, reason: &str) {
+        for (row, reply) in self.interrupts.drain() {
+            let _ = Interrupt::record_outcome(
+                &self.shared.pool,
+                row,
+                InterruptOutcome::Unconfirmed,
+                reason,
+            )
+            .await;
+            let _ = reply.send(Err(Error::Agent(reason.to_string())));
+        }
+    }
+
+    fn forget(&self) {
+        self.shared
+            .instances
+            .lock()
+            .expect("instances poisoned")
+            .remove(&self.id);
+    }
+
+    async fn terminate(&mut self) -> Result<()> {
+        if let Some(ready) = self.ready.take() {
+            let _ = ready.send(Err(Error::Agent("terminated while starting".into())));
+        }
+        let tmux = &self.shared.tmux;
+        match tmux.kill_session(&self.session).await {
+            Ok(()) => {}
+            // Already gone is what terminate wants.
+            Err(_) if !tmux.has_session(&self.session).await.unwrap_or(false) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.shared
+            .fail_messages(&self.id, "the instance was terminated")
+            .await;
+        self.end_interrupts("the instance was terminated").await;
+        self.shared
+            .set_instance_state(&self.id, InstanceState::Terminated, "terminated on request")
+            .await;
+        self.forget();
+        Ok(())
+    }
+
+    /// Ends the tmux session but keeps the conversation: the next message resumes it.
+    async fn suspend(&mut self) -> Result<()> {
+        if self.machine.busy() {
+            return Err(Error::InvalidInput(format!(
+                "instance {} is busy; wait for its answer or interrupt it before suspending",
+                self.id
+            )));
+        }
+        if self.shared.tmux.has_session(&self.session).await? {
+            self.shared.tmux.kill_session(&self.session).await?;
+        }
+        self.shared
+            .set_instance_state(
+                &self.id,
+                InstanceState::Suspended,
+                "suspended; the next message resumes it",
+            )
+            .await;
+        self.forget();
+        Ok(())
+    }
+
+    fn detach(&mut self) {
+        if let Some(t) = self.transcript.take() {
+            self.shared.watcher.unwatch(t.path());
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn last_lines(screen: &str, n: usize) -> String {
+    let lines: Vec<&str> = screen
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
+}

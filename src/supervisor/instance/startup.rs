@@ -1,0 +1,164 @@
+//! From launch to ready: the screen is looked at only until the CLI's session starts (for
+//! dialogs that only the screen shows), then the instance is ready once the CLI's MCP client
+//! has troupe's tools, or after a grace period.
+
+use tokio::time::{Duration, Instant};
+
+use super::machine::{Alive, Effect, Look, Machine, Seen};
+use crate::agents::{Key, ScreenKind};
+use crate::supervisor::McpList;
+
+/// How often the screen is looked at while the CLI starts, until its session-started hook.
+pub const STARTUP_SCREEN_CHECK: Duration = Duration::from_millis(200);
+/// After the session started, how long to wait for the CLI's MCP client to list troupe's tools (a
+/// first message sent earlier may find no troupe tools) before calling the instance ready.
+pub const MCP_CONNECT_GRACE: Duration = Duration::from_secs(10);
+/// A CLI may apply a new MCP connection to its session asynchronously after the lists arrive,
+/// with nothing observable when it is done; a prompt in that window sees no troupe tools
+/// (seen with Claude Code 2.1.197 in about 1 in 6 starts). This margin covers it.
+pub const MCP_SETTLE: Duration = Duration::from_millis(250);
+
+#[derive(Debug)]
+pub(super) struct Startup {
+    deadline: Instant,
+    resumed: bool,
+    /// The next look at the screen, until the session starts.
+    next_look: Option<Instant>,
+    timed_out: bool,
+    /// Set when the session started: when to stop waiting for the MCP client.
+    grace_end: Option<Instant>,
+    lists: Vec<McpList>,
+    listed_at: Option<Instant>,
+}
+
+impl Startup {
+    pub fn new(deadline: Instant, now: Instant, resumed: bool) -> Startup {
+        Startup {
+            deadline,
+            resumed,
+            next_look: Some(now + STARTUP_SCREEN_CHECK),
+            timed_out: false,
+            grace_end: None,
+            lists: Vec::new(),
+            listed_at: None,
+        }
+    }
+
+    pub fn session_started(&mut self, now: Instant) {
+        if self.grace_end.is_none() {
+            self.grace_end = Some(now + MCP_CONNECT_GRACE);
+            self.next_look = None;
+        }
+    }
+
+    fn settled_at(&self) -> Option<Instant> {
+        if self.lists.len() == 2 {
+            self.listed_at.map(|t| t + MCP_SETTLE)
+        } else {
+            None
+        }
+    }
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        [
+            (!self.timed_out).then_some(self.deadline),
+            self.next_look,
+            self.grace_end,
+            self.grace_end.and(self.settled_at()),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+}
+
+impl Machine {
+    pub(super) fn startup_tick(&mut self, now: Instant) {
+        let Some(startup) = self.startup.as_mut() else {
+            return;
+        };
+        if !startup.timed_out && now >= startup.deadline {
+            startup.timed_out = true;
+            startup.next_look = None;
+            self.out.push(Effect::Look(Look::StartupTimeout));
+            return;
+        }
+        if startup.next_look.is_some_and(|t| now >= t) {
+            startup.next_look = None;
+            self.out.push(Effect::Look(Look::Startup));
+        }
+        self.ready_if_started(now);
+    }
+
+    pub(super) fn startup_seen(&mut self, now: Instant, look: Look, seen: &Seen) {
+        if self.startup.is_none() {
+            return;
+        }
+        if seen.alive != Alive::Running {
+            self.cli_gone(seen);
+            return;
+        }
+        match &seen.screen.kind {
+            ScreenKind::Dialog(name) => {
+                self.out.push(Effect::Press(Key::AcceptDialog));
+                self.out.push(Effect::Audit {
+                    kind: format!("instance.{name}_accepted"),
+                    detail: serde_json::json!({}),
+                });
+            }
+            ScreenKind::Refused(reason) => {
+                self.fail(reason, true);
+                return;
+            }
+            _ => {}
+        }
+        if look == Look::StartupTimeout {
+            let reason = format!(
+                "the CLI did not become ready within {}s; screen ends with: {}",
+                self.limits.startup.as_secs(),
+                seen.tail
+            );
+            self.fail(&reason, true);
+            return;
+        }
+        if let Some(startup) = self.startup.as_mut()
+            && startup.grace_end.is_none()
+        {
+            startup.next_look = Some(now + STARTUP_SCREEN_CHECK);
+        }
+    }
+
+    pub(super) fn on_mcp_list(&mut self, now: Instant, list: McpList) {
+        if let Some(startup) = self.startup.as_mut()
+            && !startup.lists.contains(&list)
+        {
+            startup.lists.push(list);
+            startup.listed_at = Some(now);
+        }
+        self.ready_if_started(now);
+    }
+
+    /// Ready once the session started and its MCP client knows troupe's tools (or that
+    /// client took too long).
+    pub(super) fn ready_if_started(&mut self, now: Instant) {
+        let ready = self.startup.as_ref().is_some_and(|s| {
+            s.grace_end.is_some_and(|grace_end| {
+                now >= grace_end || s.settled_at().is_some_and(|t| now >= t)
+            })
+        });
+        if !ready {
+            return;
+        }
+        let startup = self.startup.take().expect("checked");
+        if startup.lists.len() < 2 {
+            self.out.push(Effect::Warn(
+                "the CLI's MCP client did not list troupe's tools; it may not reach troupe".into(),
+            ));
+        }
+        if startup.resumed {
+            self.close_cut_off_turn(now);
+            self.start_recovery();
+        }
+        self.out.push(Effect::Ready);
+    }
+}
