@@ -7,6 +7,8 @@
 mod interrupt;
 pub mod machine;
 mod startup;
+#[cfg(test)]
+mod tests;
 mod turn;
 
 use std::collections::{HashMap, VecDeque};
