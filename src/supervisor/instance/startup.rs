@@ -17,6 +17,10 @@ pub const MCP_CONNECT_GRACE: Duration = Duration::from_secs(10);
 /// with nothing observable when it is done; a prompt in that window sees no troupe tools
 /// (seen with Claude Code 2.1.197 in about 1 in 6 starts). This margin covers it.
 pub const MCP_SETTLE: Duration = Duration::from_millis(250);
+/// After answering a startup dialog, the screen takes a moment to redraw; looking again
+/// sooner would see the old dialog and answer it twice (the next dialog's default may be
+/// "exit").
+pub const DIALOG_REDRAW: Duration = Duration::from_millis(500);
 
 #[derive(Debug)]
 pub(super) struct Startup {
@@ -98,19 +102,9 @@ impl Machine {
             self.cli_gone(seen);
             return;
         }
-        match &seen.screen.kind {
-            ScreenKind::Dialog(name) => {
-                self.out.push(Effect::Press(Key::AcceptDialog));
-                self.out.push(Effect::Audit {
-                    kind: format!("instance.{name}_accepted"),
-                    detail: serde_json::json!({}),
-                });
-            }
-            ScreenKind::Refused(reason) => {
-                self.fail(reason, true);
-                return;
-            }
-            _ => {}
+        if let ScreenKind::Refused(reason) = &seen.screen.kind {
+            self.fail(reason, true);
+            return;
         }
         if look == Look::StartupTimeout {
             let reason = format!(
@@ -121,10 +115,19 @@ impl Machine {
             self.fail(&reason, true);
             return;
         }
+        let mut next = now + STARTUP_SCREEN_CHECK;
+        if let ScreenKind::Dialog(name) = &seen.screen.kind {
+            self.out.push(Effect::Press(Key::AcceptDialog));
+            self.out.push(Effect::Audit {
+                kind: format!("instance.{name}_accepted"),
+                detail: serde_json::json!({}),
+            });
+            next = now + DIALOG_REDRAW;
+        }
         if let Some(startup) = self.startup.as_mut()
             && startup.grace_end.is_none()
         {
-            startup.next_look = Some(now + STARTUP_SCREEN_CHECK);
+            startup.next_look = Some(next);
         }
     }
 

@@ -142,6 +142,13 @@ impl Turns {
             .map(|t| t.key)
     }
 
+    /// The hook names a turn other than the running one: a late hook of a turn already
+    /// closed (the transcript closed it first, or hooks arrived out of order).
+    fn late_hook(&self, prompt_id: &Option<String>) -> bool {
+        self.by_prompt(prompt_id)
+            .is_some_and(|k| Some(k) != self.live)
+    }
+
     pub(super) fn has_message(&self, id: &str) -> bool {
         self.list
             .iter()
@@ -276,6 +283,9 @@ impl Turns {
 impl Machine {
     /// The CLI took a prompt.
     pub(super) fn prompt_submitted(&mut self, now: Instant, prompt_id: Option<String>) {
+        if self.turns.late_hook(&prompt_id) {
+            return;
+        }
         if let Some(turn) = self.turns.live_mut() {
             if turn.prompt_fits(&prompt_id) {
                 let learned = !turn.acked || (turn.prompt_id.is_none() && prompt_id.is_some());
@@ -293,9 +303,6 @@ impl Machine {
                 }
                 return;
             }
-        } else if self.turns.by_prompt(&prompt_id).is_some() {
-            // A late hook of a turn already closed.
-            return;
         }
         // A prompt troupe did not type (someone attached to the session): the CLI is busy
         // with it all the same.
@@ -334,6 +341,9 @@ impl Machine {
 
     /// The running turn a turn-stopped or turn-failed hook closes, if it fits.
     fn stopped_turn(&mut self, prompt_id: &Option<String>) -> Option<u64> {
+        if self.turns.late_hook(prompt_id) {
+            return None;
+        }
         let key = self.turns.live?;
         let turn = self.turns.get_mut(key)?;
         if !turn.prompt_fits(prompt_id) {
