@@ -286,23 +286,23 @@ impl Machine {
         if self.turns.late_hook(&prompt_id) {
             return;
         }
-        if let Some(turn) = self.turns.live_mut() {
-            if turn.prompt_fits(&prompt_id) {
-                let learned = !turn.acked || (turn.prompt_id.is_none() && prompt_id.is_some());
-                turn.acked = true;
-                turn.submit_deadline = None;
-                turn.nudge_at = None;
-                if prompt_id.is_some() {
-                    turn.prompt_id = prompt_id.clone();
-                }
-                if learned && let Some(message_id) = turn.message_id.clone() {
-                    self.out.push(Effect::MessageStarted {
-                        message_id,
-                        prompt_id,
-                    });
-                }
-                return;
+        if let Some(turn) = self.turns.live_mut()
+            && turn.prompt_fits(&prompt_id)
+        {
+            let learned = !turn.acked || (turn.prompt_id.is_none() && prompt_id.is_some());
+            turn.acked = true;
+            turn.submit_deadline = None;
+            turn.nudge_at = None;
+            if prompt_id.is_some() {
+                turn.prompt_id = prompt_id.clone();
             }
+            if learned && let Some(message_id) = turn.message_id.clone() {
+                self.out.push(Effect::MessageStarted {
+                    message_id,
+                    prompt_id,
+                });
+            }
+            return;
         }
         // A prompt troupe did not type (someone attached to the session): the CLI is busy
         // with it all the same.
