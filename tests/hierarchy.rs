@@ -113,7 +113,14 @@ async fn a_main_session_spawns_and_coordinates_its_children() {
         .call("terminate_instance", json!({ "instance_id": main }))
         .await;
     assert!(!r.is_error, "{}", r.text);
-    assert_eq!(r.structured["terminated"].as_array().unwrap().len(), 3);
+    let ended = r.structured["terminated"].as_array();
+    assert_eq!(
+        ended.map(Vec::len),
+        Some(3),
+        "{} / {}",
+        r.text,
+        r.structured
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -212,6 +212,8 @@ pub struct Machine {
     /// screen says what became of them.
     pub(super) unacknowledged: Vec<String>,
     pub(super) recovering: bool,
+    /// A tmux command failed: nothing is typed until a look says the CLI is still there.
+    pub(super) checking_alive: bool,
     /// A reattach replays the transcript before anything else happens.
     pub(super) reattaching: bool,
     pub(super) exit_check: Option<Instant>,
@@ -236,6 +238,7 @@ impl Machine {
             transcript: None,
             unacknowledged: Vec::new(),
             recovering: false,
+            checking_alive: false,
             reattaching: begin == Begin::Reattach,
             exit_check: None,
             reported: None,
@@ -283,6 +286,7 @@ impl Machine {
                     None,
                     &format!("could not type the message into tmux: {error}"),
                 );
+                self.checking_alive = true;
                 self.out.push(Effect::Look(Look::Alive));
             }
             Input::InterruptKeyFailed { id, error } => {
@@ -462,6 +466,7 @@ impl Machine {
             Look::SubmitLate { message_id } => self.submit_late_seen(&message_id, &seen),
             Look::InterruptLate { id } => self.interrupt_late_seen(id, &seen),
             Look::Alive => {
+                self.checking_alive = false;
                 if seen.alive != Alive::Running {
                     self.cli_gone(&seen);
                 }
@@ -543,7 +548,8 @@ impl Machine {
     /// free. Runs after every input, so a replayed history is folded in before anything new
     /// is typed.
     fn settle(&mut self, now: Instant) {
-        if self.done || self.startup.is_some() {
+        // Nothing is reported or typed before a reattach's replay says what the CLI is doing.
+        if self.done || self.startup.is_some() || self.reattaching {
             return;
         }
         if self.turns.live().is_none() {
@@ -559,7 +565,7 @@ impl Machine {
         let free = self.turns.live().is_none()
             && self.interrupt.is_none()
             && !self.recovering
-            && !self.reattaching;
+            && !self.checking_alive;
         if free && let Some(next) = self.queue.pop_front() {
             self.turns.typed(next.id.clone(), now, self.limits.submit);
             self.out.push(Effect::Deliver {

@@ -56,8 +56,9 @@ pub(super) struct Turn {
     /// The latest reply the transcript holds for the turn: (model response id, text).
     reply: Option<(String, String)>,
     api_error: Option<String>,
-    /// The transcript's turn-end line was read.
-    ended: bool,
+    /// The transcript's turn-end line was read: its timestamp (empty when an interrupted
+    /// record ended the turn).
+    ended: Option<String>,
     /// Answer from the transcript at this time unless the turn-stopped hook comes first.
     stop_wait: Option<Instant>,
     /// Waiting for the transcript to catch up: since when, and the next re-read.
@@ -77,7 +78,7 @@ impl Turn {
             finished: false,
             reply: None,
             api_error: None,
-            ended: false,
+            ended: None,
             stop_wait: None,
             catch_up: None,
         }
@@ -378,7 +379,7 @@ impl Machine {
         turn.submit_deadline = None;
         turn.nudge_at = None;
         // Output and usage still arrive from the transcript; make sure they are read.
-        turn.catch_up = (!turn.ended).then_some((now, now + REPLY_RECHECK));
+        turn.catch_up = turn.ended.is_none().then_some((now, now + REPLY_RECHECK));
         let message_id = turn.message_id.clone();
         if self.turns.live == Some(key) {
             self.turns.live = None;
@@ -432,6 +433,10 @@ impl Machine {
                 partial,
                 "the CLI stopped during this turn; troupe resumed the conversation",
             );
+            // The process that would have written the rest of it is gone.
+            if let Some(turn) = self.turns.get_mut(key) {
+                turn.catch_up = None;
+            }
         }
     }
 
@@ -510,10 +515,12 @@ impl Machine {
                 self.turns.live = Some(key);
             }
         }
-        let ended_early = self.turns.early_end.take().is_some_and(|end| end >= ts);
+        let ended_early = self.turns.early_end.take().filter(|end| *end >= ts);
         let turn = self.turns.get_mut(key).expect("turn exists");
         turn.prompt_ts = Some(ts.clone());
-        turn.ended |= ended_early;
+        if turn.ended.is_none() {
+            turn.ended = ended_early;
+        }
         let message_id = turn.message_id.clone();
         self.out.push(Effect::Output {
             message_id,
@@ -545,7 +552,7 @@ impl Machine {
         for r in adopted {
             self.on_turn_line(now, r, history);
         }
-        if self.turns.get(key).is_some_and(|t| t.ended) {
+        if self.turns.get(key).is_some_and(|t| t.ended.is_some()) {
             self.check_transcript_end(now, key, history);
         }
     }
@@ -564,8 +571,10 @@ impl Machine {
             self.out.push(Effect::Output { message_id, record });
             return;
         }
-        if turn.ended {
-            // This turn is over: the line belongs to a prompt not read yet.
+        if let Some(end) = &turn.ended
+            && (ts.is_empty() || end.is_empty() || ts > end.as_str())
+        {
+            // Written after this turn's end: the line belongs to a prompt not read yet.
             self.hold(record);
             return;
         }
@@ -598,7 +607,7 @@ impl Machine {
             }
         }
         self.out.push(Effect::Output { message_id, record });
-        if self.turns.get(key).is_some_and(|t| t.ended) {
+        if self.turns.get(key).is_some_and(|t| t.ended.is_some()) {
             self.check_transcript_end(now, key, history);
         }
     }
@@ -635,7 +644,7 @@ impl Machine {
         let mut partial = None;
         if let Some(key) = key {
             let turn = self.turns.get_mut(key).expect("turn exists");
-            turn.ended = true;
+            turn.ended.get_or_insert_default();
             turn.catch_up = None;
             partial = turn.reply_text();
             if !turn.finished {
@@ -675,13 +684,13 @@ impl Machine {
             if let Some(prev) = self.turns.tx_prev
                 && let Some(t) = self.turns.get_mut(prev)
             {
-                t.ended = true;
+                t.ended = Some(ts);
                 self.check_transcript_end(now, prev, history);
             }
-        } else if turn.ended {
+        } else if turn.ended.is_some() {
             self.turns.early_end = Some(ts);
         } else {
-            turn.ended = true;
+            turn.ended = Some(ts);
             self.check_transcript_end(now, key, history);
         }
     }
