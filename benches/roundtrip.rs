@@ -1,20 +1,42 @@
-//! Latency and idle cost of troupe with real Claude Code instances against the fake model:
-//! spawn-to-ready and send-to-answer, the latter split by the timestamps troupe and the CLI
-//! write (troupe's message row, the CLI's transcript) into troupe's own part before typing,
-//! tmux + the CLI's input handling, the CLI's turn, and troupe's part after the turn ended.
-//! Prints figures.
+//! troupe's overhead on a round trip, measured against its floor in the same run: the same
+//! Claude Code CLI, same model, same fake model API (answering at once), in tmux with no
+//! orchestrator. The floor's time is from Enter to its Stop hook, a two-line shell script that
+//! writes the time; its text is typed well before Enter, so the floor is the CLI's own turn.
+//! troupe's time is a `send_to_instance` call, from call to answer. Floor and troupe sends
+//! alternate, each after the same quiet time, so whatever drifts during the run (CPU frequency,
+//! other load, the conversations growing) weighs on both alike. Also prints spawn-to-ready,
+//! where troupe's time goes within a send, the hook command's cost, and the CPU troupe uses
+//! while its instances are idle.
 //!
-//! cargo bench --bench roundtrip   (ROUNDTRIP_INSTANCES, ROUNDTRIP_SENDS to change the size)
+//! cargo bench --bench roundtrip   (ROUNDTRIP_SENDS, default 20 of each;
+//!                                  ROUNDTRIP_INSTANCES, default 3, for spawn-to-ready)
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
-use support::Harness;
+use support::{Harness, TmuxServer};
 use troupe::db::instances::Instance;
 use troupe::db::messages::Message;
+
+/// The model of troupe's instances and of the floor's CLI.
+const MODEL: &str = "haiku";
+/// The bars the overhead is held to (from the issue); printed next to the figures, not enforced.
+const BAR_MEDIAN_MS: f64 = 30.0;
+const BAR_P90_MS: f64 = 40.0;
+/// Long enough for the TUI to have taken every typed key before Enter, so the floor holds
+/// nothing but the CLI's turn. troupe's call waits as long after the floor's turn as the floor's
+/// Enter waits after troupe's answer: without it troupe's send would share the CPU with the
+/// floor CLI finishing its turn (20-60 ms more at the median in trials on 2 cores).
+const QUIET_BEFORE_SEND: Duration = Duration::from_millis(300);
+/// Short against a turn; the floor reads the time its hook wrote, so the interval only delays
+/// the next send and does not enter the figure.
+const POLL_EVERY: Duration = Duration::from_millis(3);
 
 type Ts = chrono::DateTime<chrono::Utc>;
 
@@ -35,6 +57,14 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// Wall-clock nanoseconds, the clock `date +%s%N` in the floor's hooks reads.
+fn now_ns() -> i128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos() as i128
+}
+
 /// CPU time (user + system) this process has used so far.
 fn cpu_time() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -49,90 +79,351 @@ fn cpu_time() -> Duration {
     Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
 }
 
-fn summary(name: &str, mut ms: Vec<f64>) {
+struct Stats {
+    median: f64,
+    p90: f64,
+}
+
+fn summary(name: &str, mut ms: Vec<f64>) -> Stats {
     ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let pick = |q: f64| ms[((ms.len() as f64 - 1.0) * q).round() as usize];
+    let stats = Stats {
+        median: pick(0.5),
+        p90: pick(0.9),
+    };
     println!(
-        "{name:<34} n={:<3} min={:>7.1}ms  median={:>7.1}ms  p90={:>7.1}ms  max={:>7.1}ms",
+        "{name:<42} n={:<3} min={:>7.1}ms  median={:>7.1}ms  p90={:>7.1}ms  max={:>7.1}ms",
         ms.len(),
         ms[0],
-        pick(0.5),
-        pick(0.9),
+        stats.median,
+        stats.p90,
         ms[ms.len() - 1]
     );
+    stats
+}
+
+/// The same Claude Code troupe runs, started by hand in a tmux session of its own: no MCP
+/// config, no troupe hooks, only a SessionStart and a Stop hook that append the time to a file.
+struct Floor {
+    _tmux: TmuxServer,
+    socket: String,
+    target: String,
+    started: PathBuf,
+    stops: PathBuf,
+    home: PathBuf,
+    session_id: String,
+}
+
+impl Floor {
+    /// Starts the CLI and returns once it is ready for input, with how long that took.
+    async fn launch(h: &Harness, claude_bin: &str) -> (Floor, Duration) {
+        let dir = h.dir.path().join("floor");
+        // A HOME of its own: two CLIs rewriting one ~/.claude.json would disturb each other.
+        let home = dir.join("home");
+        support::seed_home(&home);
+        let workdir = dir.join("work");
+        std::fs::create_dir_all(&workdir).unwrap();
+        let workdir = workdir.canonicalize().unwrap();
+        // troupe answers the trust dialog on screen; here the answer is recorded up front.
+        let state_path = home.join(".claude.json");
+        let mut state: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+        state["projects"][workdir.display().to_string()] =
+            json!({ "hasTrustDialogAccepted": true });
+        std::fs::write(&state_path, state.to_string()).unwrap();
+
+        let started = dir.join("started");
+        let stops = dir.join("stops");
+        let hook = |name: &str, log: &Path| {
+            let script = dir.join(name);
+            std::fs::write(
+                &script,
+                format!("#!/bin/sh\ndate +%s%N >> '{}'\n", log.display()),
+            )
+            .unwrap();
+            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+            json!([{ "hooks": [{ "type": "command", "command": script.display().to_string() }] }])
+        };
+        let settings = dir.join("settings.json");
+        std::fs::write(
+            &settings,
+            json!({
+                "hooks": { "SessionStart": hook("started.sh", &started), "Stop": hook("stopped.sh", &stops) },
+                "skipDangerousModePermissionPrompt": true
+            })
+            .to_string(),
+        )
+        .unwrap();
+
+        let mut env = support::instance_env(&home, &h.model.base_url());
+        if std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) {
+            // Claude Code refuses to skip permissions as root outside a declared sandbox.
+            env.push(("IS_SANDBOX".into(), "1".into()));
+        }
+        let socket = support::unique_socket("floor");
+        let session_id = uuid::Uuid::new_v4().to_string();
+        let floor = Floor {
+            _tmux: TmuxServer(socket.clone()),
+            socket,
+            target: "=floor:".into(),
+            started,
+            stops,
+            home: home.clone(),
+            session_id: session_id.clone(),
+        };
+        let mut args: Vec<String> = ["new-session", "-d", "-s", "floor", "-x", "200", "-y", "50"]
+            .map(String::from)
+            .into();
+        args.extend(["-c".into(), workdir.display().to_string()]);
+        for (k, v) in &env {
+            args.extend(["-e".into(), format!("{k}={v}")]);
+        }
+        args.extend([
+            claude_bin.into(),
+            "--session-id".into(),
+            session_id,
+            "--model".into(),
+            MODEL.into(),
+            "--settings".into(),
+            settings.display().to_string(),
+            "--dangerously-skip-permissions".into(),
+        ]);
+        // Keeps the screen of a CLI that exits, for the failure message.
+        args.extend(
+            [
+                ";",
+                "set-option",
+                "-w",
+                "-t",
+                "=floor:",
+                "remain-on-exit",
+                "on",
+            ]
+            .map(String::from),
+        );
+        let t = Instant::now();
+        floor.tmux(&args).await;
+        // The first text must land in the input box, which SessionStart need not wait for.
+        floor
+            .wait(
+                "the floor CLI's SessionStart hook",
+                Duration::from_secs(60),
+                async || lines(&floor.started).first().copied(),
+            )
+            .await;
+        floor
+            .wait(
+                "the floor CLI's prompt",
+                Duration::from_secs(30),
+                async || floor.screen().await.contains('❯').then_some(()),
+            )
+            .await;
+        let ready = t.elapsed();
+        (floor, ready)
+    }
+
+    async fn tmux<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> String {
+        let out = tokio::process::Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .await
+            .expect("tmux runs");
+        assert!(
+            out.status.success(),
+            "tmux failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    async fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-t", &self.target]).await
+    }
+
+    async fn wait<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl AsyncFnMut() -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = check().await {
+                return v;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}; screen:\n{}",
+                    self.screen().await
+                );
+            }
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+    }
+
+    /// One turn: returns the time from Enter to the Stop hook.
+    async fn send(&self, text: &str) -> Duration {
+        let stops_before = lines(&self.stops).len();
+        self.tmux(&["send-keys", "-t", &self.target, "-l", text])
+            .await;
+        tokio::time::sleep(QUIET_BEFORE_SEND).await;
+        // Outside the timed part: proof the text is in the input box, not lost or late.
+        self.wait(
+            "the typed text on screen",
+            Duration::from_secs(10),
+            async || self.screen().await.contains(text).then_some(()),
+        )
+        .await;
+        let enter = now_ns();
+        self.tmux(&["send-keys", "-t", &self.target, "Enter"]).await;
+        let stop = self
+            .wait(
+                "the floor CLI's Stop hook",
+                Duration::from_secs(60),
+                async || lines(&self.stops).get(stops_before).copied(),
+            )
+            .await;
+        Duration::from_nanos(u64::try_from(stop - enter).expect("Stop hook after Enter"))
+    }
+
+    /// Fails unless every send was a real turn of its own: one Stop per send, and the fake
+    /// model's answer to each text in the CLI's transcript.
+    fn check_turns(&self, texts: &[String]) {
+        assert_eq!(lines(&self.stops).len(), texts.len(), "one Stop per send");
+        let name = format!("{}.jsonl", self.session_id);
+        let transcript = std::fs::read_dir(self.home.join(".claude/projects"))
+            .unwrap()
+            .map(|d| d.unwrap().path().join(&name))
+            .find(|p| p.exists())
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .expect("the floor CLI's transcript");
+        for text in texts {
+            assert!(
+                transcript.contains(&format!("ECHO: {text}\"")),
+                "the floor CLI's transcript has no answer to {text:?}"
+            );
+        }
+    }
+}
+
+/// The timestamps a hook log holds (a line being written is skipped until it is complete).
+fn lines(path: &Path) -> Vec<i128> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_inclusive('\n')
+        .filter_map(|l| l.strip_suffix('\n')?.trim().parse().ok())
+        .collect()
+}
+
+/// When the CLI registered each prompt, by its text (every text the bench sends is unique).
+fn prompt_times(transcript: &str) -> HashMap<String, Ts> {
+    transcript
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == "user" && v["promptId"].is_string())
+        .filter_map(|v| {
+            let text = v["message"]["content"].as_str()?.to_string();
+            Some((text, ts(v["timestamp"].as_str()?)))
+        })
+        .collect()
+}
+
+fn claude_version(claude_bin: &str) -> String {
+    std::process::Command::new(claude_bin)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|e| format!("unknown ({e})"))
 }
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let instances = env_usize("ROUNDTRIP_INSTANCES", 3);
-    let sends = env_usize("ROUNDTRIP_SENDS", 10);
+    let instances = env_usize("ROUNDTRIP_INSTANCES", 3).max(1);
+    let sends = env_usize("ROUNDTRIP_SENDS", 20).max(1);
     let h = Harness::start().await;
+    let claude_bin = h.config().claude_bin;
 
     let mut spawn_ms = Vec::new();
     let mut ids = Vec::new();
     for i in 0..instances {
         let t = Instant::now();
         let id = h
-            .spawn(json!({ "role": "tester", "name": format!("bench{i}") }))
+            .spawn(json!({ "role": "tester", "model": MODEL, "name": format!("bench{i}") }))
             .await;
         spawn_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         ids.push(id);
     }
+    let (floor, floor_ready) = Floor::launch(&h, &claude_bin).await;
 
-    let mut rtt_ms = Vec::new();
+    let id = &ids[0];
+    let troupe_send = async |text: &str| {
+        let started = chrono::Utc::now();
+        let t = Instant::now();
+        let r = h
+            .call(
+                "send_to_instance",
+                json!({ "instance_id": id, "message": text }),
+            )
+            .await;
+        let rtt = t.elapsed();
+        assert!(!r.is_error, "{}", r.text);
+        let message_id = r.structured["message_id"].as_str().unwrap().to_string();
+        (rtt, started, message_id)
+    };
+    // A CLI's first turn carries one-off work (first connection to the API, caches); it is
+    // neither troupe's cost nor the floor's.
+    let mut floor_texts = vec!["warm up".to_string()];
+    floor.send("warm up").await;
+    troupe_send("warm up").await;
+
+    let mut floor_ms = Vec::new();
+    let mut troupe_ms = Vec::new();
+    let mut calls = Vec::new();
+    for n in 0..sends {
+        let text = format!("ping {n}");
+        floor_ms.push(floor.send(&text).await.as_secs_f64() * 1000.0);
+        tokio::time::sleep(QUIET_BEFORE_SEND).await;
+        let (rtt, started, message_id) = troupe_send(&text).await;
+        troupe_ms.push(rtt.as_secs_f64() * 1000.0);
+        calls.push((text.clone(), started, started + rtt, message_id));
+        floor_texts.push(text);
+    }
+    floor.check_turns(&floor_texts);
+
+    // Where troupe's time goes, from the timestamps troupe (its message row) and the CLI (its
+    // transcript) wrote: troupe before typing, tmux + the CLI taking the prompt, the CLI's
+    // turn, and troupe from the turn's end to the caller.
+    let inst = Instance::find(h.pool(), id).await.unwrap().unwrap();
+    let transcript_path = inst.transcript_path.unwrap();
+    // troupe can answer from the Stop hook before the CLI has written the turn to its
+    // transcript, so the last prompts may still be on their way.
+    let prompts = support::eventually(
+        "every send's prompt in the transcript",
+        Duration::from_secs(10),
+        || async {
+            let prompts = prompt_times(&std::fs::read_to_string(&transcript_path).unwrap());
+            calls
+                .iter()
+                .all(|(text, ..)| prompts.contains_key(text))
+                .then_some(prompts)
+        },
+    )
+    .await;
     let mut before_typing_ms = Vec::new();
     let mut typing_to_prompt_ms = Vec::new();
     let mut cli_turn_ms = Vec::new();
     let mut recorded_to_caller_ms = Vec::new();
-    for id in &ids {
-        let mut calls = Vec::new();
-        for n in 0..sends {
-            let started = chrono::Utc::now();
-            let t = Instant::now();
-            let r = h
-                .call(
-                    "send_to_instance",
-                    json!({ "instance_id": id, "message": format!("ping {n}") }),
-                )
-                .await;
-            assert!(!r.is_error, "{}", r.text);
-            let rtt = t.elapsed();
-            calls.push((
-                started,
-                started + rtt,
-                r.structured["message_id"].as_str().unwrap().to_string(),
-            ));
-            rtt_ms.push(rtt.as_secs_f64() * 1000.0);
-        }
-        // Timestamps the CLI wrote: when it registered each prompt and when the turn ended.
-        let inst = Instance::find(h.pool(), id).await.unwrap().unwrap();
-        let transcript = std::fs::read_to_string(inst.transcript_path.unwrap()).unwrap();
-        let mut turns = Vec::new();
-        let mut prompt_at = None;
-        for v in transcript
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        {
-            let ts = || ts(v["timestamp"].as_str().unwrap_or_default());
-            if v["type"] == "user"
-                && v["promptId"].is_string()
-                && v["message"]["content"].is_string()
-            {
-                prompt_at = Some(ts());
-            } else if v["subtype"] == "turn_duration" {
-                turns.push(prompt_at.take().expect("a prompt before each turn end"));
-            }
-        }
-        assert_eq!(turns.len(), calls.len(), "one turn per send");
-        for ((call_at, answered_at, message_id), prompt_at) in calls.iter().zip(&turns) {
-            let m = Message::find(h.pool(), message_id).await.unwrap().unwrap();
-            let submitted = ts(m.submitted_at.as_deref().unwrap());
-            before_typing_ms.push(ms(submitted - *call_at));
-            typing_to_prompt_ms.push(ms(*prompt_at - submitted));
-            let recorded = ts(m.finished_at.as_deref().unwrap());
-            cli_turn_ms.push(ms(recorded - *prompt_at));
-            recorded_to_caller_ms.push(ms(*answered_at - recorded));
-        }
+    for (text, call_at, answered_at, message_id) in &calls {
+        let prompt_at = prompts[text];
+        let m = Message::find(h.pool(), message_id).await.unwrap().unwrap();
+        let submitted = ts(m.submitted_at.as_deref().unwrap());
+        before_typing_ms.push(ms(submitted - *call_at));
+        typing_to_prompt_ms.push(ms(prompt_at - submitted));
+        let recorded = ts(m.finished_at.as_deref().unwrap());
+        cli_turn_ms.push(ms(recorded - prompt_at));
+        recorded_to_caller_ms.push(ms(*answered_at - recorded));
     }
 
     // The hook command each lifecycle event runs: process start, read stdin, POST.
@@ -166,21 +457,38 @@ async fn main() {
     let idle_cpu = cpu_time() - before;
 
     println!(
-        "troupe roundtrip: {instances} Claude Code instances, {sends} sends each, fake model answering at once"
+        "troupe roundtrip: {}, model {MODEL}, fake model answering at once; \
+         {sends} sends to troupe and {sends} to the floor, alternating, after one warm-up each",
+        claude_version(&claude_bin)
     );
     summary("spawn to ready (spawn_claude)", spawn_ms);
-    summary("send to answer (send_to_instance)", rtt_ms);
+    summary(
+        "  floor: launch to ready (no orchestrator)",
+        vec![floor_ready.as_secs_f64() * 1000.0],
+    );
+    let floor_stats = summary("floor: Enter to Stop hook (no troupe)", floor_ms);
+    let troupe = summary("troupe: send to answer (send_to_instance)", troupe_ms);
     summary("  troupe: call to typing", before_typing_ms);
     summary("  typing to CLI prompt (tmux + TUI)", typing_to_prompt_ms);
-    summary("  CLI turn (prompt to Stop hook)", cli_turn_ms);
+    summary("  CLI turn (prompt to answer recorded)", cli_turn_ms);
     summary("  troupe: answer recorded to caller", recorded_to_caller_ms);
+    println!(
+        "overhead at median: {:+.1} ms (bar {BAR_MEDIAN_MS} ms)",
+        troupe.median - floor_stats.median
+    );
+    println!(
+        "overhead at p90:    {:+.1} ms (bar {BAR_P90_MS} ms)",
+        troupe.p90 - floor_stats.p90
+    );
     summary("troupe hook (process + POST)", hook_ms);
     println!(
-        "{:<34} {:?} of CPU in {:?} with {instances} idle instances",
+        "{:<42} {:?} of CPU in {:?} with {instances} idle instances",
         "idle cost (server + fake model)", idle_cpu, idle_for
     );
+
     for id in &ids {
         h.call("terminate_instance", json!({ "instance_id": id }))
             .await;
     }
+    floor.tmux(&["kill-session", "-t", "=floor"]).await;
 }

@@ -41,7 +41,10 @@ impl Tmux {
     }
 
     async fn run(&self, cmd: TmuxCommand<'_>, stdin: Option<&[u8]>) -> Result<String, TmuxError> {
-        let args: Vec<String> = cmd.to_vec().into_iter().map(|a| a.into_owned()).collect();
+        self.run_args(owned(cmd), stdin).await
+    }
+
+    async fn run_args(&self, args: Vec<String>, stdin: Option<&[u8]>) -> Result<String, TmuxError> {
         let mut child = tokio::process::Command::new("tmux")
             .arg("-L")
             .arg(&self.socket)
@@ -173,6 +176,46 @@ impl Tmux {
         .map(|_| ())
     }
 
+    /// Pastes `text` (if any) as one bracketed paste, then presses `keys`, all in one tmux
+    /// command sequence: one process instead of one per step, on the path of every message.
+    pub async fn type_in(
+        &self,
+        name: &str,
+        text: Option<&str>,
+        keys: &[&str],
+    ) -> Result<(), TmuxError> {
+        let buffer = format!("troupe-{name}");
+        let mut commands: Vec<Vec<String>> = Vec::new();
+        if text.is_some() {
+            commands.push(owned(
+                LoadBuffer::new()
+                    .buffer_name(buffer.as_str())
+                    .path("-")
+                    .build(),
+            ));
+            commands.push(owned(
+                PasteBuffer::new()
+                    .delete()
+                    .bracket_codes()
+                    .buffer_name(buffer.as_str())
+                    .target_pane(pane(name))
+                    .build(),
+            ));
+        }
+        for key in keys {
+            commands.push(owned(
+                SendKeys::new().target_pane(pane(name)).key(*key).build(),
+            ));
+        }
+        let args = commands.join(&";".to_string());
+        if args.is_empty() {
+            return Ok(());
+        }
+        self.run_args(args, text.map(str::as_bytes))
+            .await
+            .map(|_| ())
+    }
+
     /// Pastes text as one bracketed paste, so a TUI receives newlines as part of the text
     /// instead of as Enter presses.
     pub async fn paste(&self, name: &str, text: &str) -> Result<(), TmuxError> {
@@ -197,6 +240,10 @@ impl Tmux {
         .await
         .map(|_| ())
     }
+}
+
+fn owned(cmd: TmuxCommand<'_>) -> Vec<String> {
+    cmd.to_vec().into_iter().map(|a| a.into_owned()).collect()
 }
 
 /// `=name` makes tmux match the session name exactly instead of by prefix.

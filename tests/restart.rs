@@ -22,6 +22,11 @@ async fn ask(h: &Harness, id: &str, text: &str) -> serde_json::Value {
         )
         .await;
     assert!(!r.is_error, "{}", r.text);
+    // The Stop hook answers before the CLI has written the turn to its transcript; these
+    // tests kill the CLI next, and a conversation cut before its reply is not this test's
+    // subject.
+    let message_id = r.structured["message_id"].as_str().unwrap();
+    h.wait_for_transcript(id, message_id).await;
     r.structured
 }
 

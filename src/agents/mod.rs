@@ -184,8 +184,10 @@ pub struct LaunchSpec<'a> {
     pub resume: bool,
     /// A directory of the instance's own, for config files.
     pub config_dir: &'a Path,
-    /// The shell command a lifecycle hook runs (reads the payload on stdin).
+    /// The shell command a lifecycle hook runs (reads the payload on stdin and posts it).
     pub hook_command: &'a str,
+    /// Where a lifecycle hook posts its payload, for CLIs that post hooks themselves.
+    pub hook_url: &'a str,
     /// troupe's MCP endpoint, for the instance's own calls to troupe.
     pub mcp_url: &'a str,
     pub running_as_root: bool,

@@ -175,11 +175,13 @@ impl Message {
             .collect())
     }
 
-    /// The message whose turn the CLI started and has not finished (the newest, if several).
+    /// The message the instance is working on: typed into its CLI and not finished (the
+    /// newest, if several). A tool call made during the turn can come before troupe has read
+    /// the CLI's acknowledgement, so a typed message counts too.
     pub async fn in_progress(pool: &SqlitePool, instance_id: &str) -> sqlx::Result<Option<String>> {
         sqlx::query_scalar!(
-            "SELECT id FROM messages WHERE instance_id = ? AND state = 'started'
-             ORDER BY started_at DESC LIMIT 1",
+            "SELECT id FROM messages WHERE instance_id = ? AND state IN ('submitted', 'started')
+             ORDER BY submitted_at DESC, rowid DESC LIMIT 1",
             instance_id
         )
         .fetch_optional(pool)

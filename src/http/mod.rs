@@ -102,9 +102,10 @@ async fn hook(
     State(sup): State<Supervisor>,
     Path(instance_id): Path<String>,
     Json(payload): Json<Value>,
-) -> Result<StatusCode, Error> {
+) -> Result<Json<Value>, Error> {
     sup.hook(&instance_id, payload).await?;
-    Ok(StatusCode::NO_CONTENT)
+    // An empty JSON object: the hook decides nothing, and the CLI goes on.
+    Ok(Json(json!({})))
 }
 
 impl IntoResponse for Error {

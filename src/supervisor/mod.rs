@@ -366,10 +366,11 @@ impl Supervisor {
                 .unwrap_or(config.permission_mode);
         let dir = config.data_dir.join("instances").join(id);
         std::fs::create_dir_all(&dir)?;
+        let hook_url = format!("{}/hooks/{id}", config.public_url);
         let hook_command = format!(
             "{} hook --url {}",
             shell_quote(&config.troupe_bin.display().to_string()),
-            shell_quote(&format!("{}/hooks/{id}", config.public_url))
+            shell_quote(&hook_url)
         );
         let resume = !matches!(how, Launch::New);
         let plan = agent.prepare(&LaunchSpec {
@@ -381,6 +382,7 @@ impl Supervisor {
             resume,
             config_dir: &dir,
             hook_command: &hook_command,
+            hook_url: &hook_url,
             mcp_url: &config.public_url,
             running_as_root: running_as_root(),
         })?;

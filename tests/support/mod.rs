@@ -170,6 +170,25 @@ impl Harness {
         r.structured["instance_id"].as_str().unwrap().to_string()
     }
 
+    /// Waits until troupe has read the message's reply from the instance's transcript (its
+    /// usage row is written then). The Stop hook answers before the CLI writes the turn down.
+    pub async fn wait_for_transcript(&self, instance_id: &str, message_id: &str) {
+        let pool = self.pool();
+        eventually(
+            "the reply in the instance's transcript",
+            Duration::from_secs(10),
+            || async {
+                troupe::db::usage::UsageRecord::for_instance(pool, instance_id)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .any(|u| u.message_id.as_deref() == Some(message_id))
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+
     pub fn tmux_has_session(&self, name: &str) -> bool {
         std::process::Command::new("tmux")
             .args(["-L", &self.socket, "has-session", "-t", &format!("={name}")])

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
+use tokio::time::{Duration, Instant};
 
 use super::{Event, Shared};
 use crate::agents::transcript::TranscriptReader;
@@ -355,21 +355,46 @@ impl Actor {
             });
         }
         self.publish_message(&message_id, MessageState::Submitted);
-        for step in self.agent.type_message(&text) {
-            let done = match step {
-                TypeStep::Paste(text) => self.shared.tmux.paste(&self.session, &text).await,
-                TypeStep::Key(key) => self.shared.tmux.send_key(&self.session, key).await,
-                // The CLI's own key timing (an Enter too soon after text is a newline there).
-                TypeStep::Pause(d) => {
-                    tokio::time::sleep(d).await;
-                    Ok(())
+        // A paste and the keys after it, up to a pause.
+        let mut pasted: Option<String> = None;
+        let mut keys: Vec<&'static str> = Vec::new();
+        let mut steps = self.agent.type_message(&text);
+        steps.push(TypeStep::Pause(Duration::ZERO));
+        for step in steps {
+            match step {
+                TypeStep::Paste(t) if pasted.is_none() && keys.is_empty() => pasted = Some(t),
+                TypeStep::Paste(_) => {
+                    return Some(Input::DeliveryFailed {
+                        message_id,
+                        error: "the agent asked for two pastes without a pause".into(),
+                    });
                 }
-            };
-            if let Err(e) = done {
-                return Some(Input::DeliveryFailed {
-                    message_id,
-                    error: e.to_string(),
-                });
+                TypeStep::Key(k) => keys.push(k),
+                TypeStep::Pause(d) => {
+                    let tmux = &self.shared.tmux;
+                    // The keys go in a second tmux command: an Enter in the same sequence as
+                    // the paste reached Claude Code 2.1.197 while it was still taking the
+                    // paste, and was lost (1 in 21 sends).
+                    let mut typed = Ok(());
+                    if let Some(text) = pasted.take() {
+                        typed = tmux.type_in(&self.session, Some(&text), &[]).await;
+                    }
+                    if typed.is_ok() && !keys.is_empty() {
+                        typed = tmux.type_in(&self.session, None, &keys).await;
+                    }
+                    keys.clear();
+                    if let Err(e) = typed {
+                        return Some(Input::DeliveryFailed {
+                            message_id,
+                            error: e.to_string(),
+                        });
+                    }
+                    if !d.is_zero() {
+                        // The CLI's own key timing (an Enter too soon after text is a
+                        // newline there), not a wait for an event.
+                        tokio::time::sleep(d).await;
+                    }
+                }
             }
         }
         None

@@ -695,6 +695,38 @@ fn resumed_instance_idles_without_waiting_for_the_cut_off_turn() {
 
 // ---- turns ---------------------------------------------------------------------------------
 
+/// troupe installs no UserPromptSubmit hook for Claude Code (the turn would wait for it), so
+/// the Stop hook is often the first word of a turn whose prompt the transcript has not shown.
+#[test]
+fn stop_hook_as_the_first_word_of_a_turn_starts_and_answers_its_message() {
+    let mut s = started_machine();
+    deliver(&mut s, "m1", "hello reference one");
+    let fx = s.after(80, hook("Stop", P_ECHO));
+    let started = fx
+        .iter()
+        .position(|e| {
+            *e == Effect::MessageStarted {
+                message_id: "m1".into(),
+                prompt_id: Some(P_ECHO.into()),
+            }
+        })
+        .expect("the message starts under the hook's prompt id");
+    let finished = fx
+        .iter()
+        .position(|e| matches!(e, Effect::FinishMessage { .. }))
+        .expect("and is answered");
+    assert!(started < finished, "{fx:?}");
+    assert_eq!(finish_of(&fx, "m1"), answered(ECHO_REPLY));
+    // The prompt record read later belongs to the same message and starts nothing again.
+    let fx = s.after(20, records(turn_of(ECHO, P_ECHO)));
+    assert!(
+        !fx.iter()
+            .any(|e| matches!(e, Effect::MessageStarted { .. })),
+        "{fx:?}"
+    );
+    assert!(outputs(&fx).iter().all(|(m, _)| *m == Some("m1")), "{fx:?}");
+}
+
 #[test]
 fn stop_hook_answers_before_the_transcript_has_the_reply() {
     let mut s = started_machine();

@@ -351,10 +351,19 @@ impl Machine {
             // A stray hook (a late one of an earlier turn, or not from this turn at all).
             return None;
         }
+        // The hook may be the first word of this turn (its prompt not read yet): the
+        // message started, under this prompt id, before it ends.
+        let learned = !turn.acked || (turn.prompt_id.is_none() && prompt_id.is_some());
         if turn.prompt_id.is_none() {
             turn.prompt_id = prompt_id.clone();
         }
         turn.acked = true;
+        if learned && let Some(message_id) = turn.message_id.clone() {
+            self.out.push(Effect::MessageStarted {
+                message_id,
+                prompt_id: turn.prompt_id.clone(),
+            });
+        }
         Some(key)
     }
 
