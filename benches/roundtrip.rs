@@ -8,7 +8,7 @@
 //! where troupe's time goes within a send, the hook command's cost, and the CPU troupe uses
 //! while its instances are idle.
 //!
-//! cargo bench --bench roundtrip   (ROUNDTRIP_SENDS, default 20 of each;
+//! cargo bench --bench roundtrip   (ROUNDTRIP_SENDS, default 40 of each;
 //!                                  ROUNDTRIP_INSTANCES, default 3, for spawn-to-ready)
 
 #[path = "../tests/support/mod.rs"]
@@ -341,7 +341,7 @@ fn claude_version(claude_bin: &str) -> String {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let instances = env_usize("ROUNDTRIP_INSTANCES", 3).max(1);
-    let sends = env_usize("ROUNDTRIP_SENDS", 20).max(1);
+    let sends = env_usize("ROUNDTRIP_SENDS", 40).max(1);
     let h = Harness::start().await;
     let claude_bin = h.config().claude_bin;
 
