@@ -128,3 +128,47 @@ async fn team_commands_of_the_cli_talk_to_the_server() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("no live instances"));
     server.stop().await;
 }
+
+/// A wait of 2^63 seconds once overflowed a deadline and took the MCP session down with it.
+#[tokio::test]
+async fn huge_waits_are_refused_by_name_and_the_session_lives_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = troupe::Config::for_data_dir(dir.path().join("data"), &unique_socket("s"));
+    let server = troupe::Server::start(config).await.unwrap();
+    let mcp = McpClient::connect(&format!("{}/mcp", server.url()), &[]).await;
+
+    let huge = 1u64 << 63;
+    let r = mcp
+        .call_tool(
+            "send_to_instance",
+            json!({ "instance_id": "nobody-0000", "message": "hi", "timeout_seconds": huge }),
+        )
+        .await;
+    assert!(r.is_error);
+    assert!(
+        r.text.contains("timeout_seconds is 9223372036854775808"),
+        "{}",
+        r.text
+    );
+    let r = mcp
+        .call_tool(
+            "get_message",
+            json!({ "message_id": "msg-nothing", "wait_seconds": huge }),
+        )
+        .await;
+    assert!(r.is_error);
+    assert!(r.text.contains("wait_seconds is"), "{}", r.text);
+    let r = mcp
+        .call_tool(
+            "coordinate_instances",
+            json!({ "tasks": [], "timeout_seconds": huge }),
+        )
+        .await;
+    assert!(r.is_error);
+    assert!(r.text.contains("timeout_seconds is"), "{}", r.text);
+
+    // The same session still answers.
+    let r = mcp.call_tool("list_instances", json!({})).await;
+    assert!(!r.is_error, "{}", r.text);
+    server.stop().await;
+}

@@ -198,8 +198,8 @@ pub struct TerminateAllResult {
     pub terminated: Vec<String>,
 }
 
-fn wait_for(timeout_seconds: Option<u64>, default: Duration) -> Duration {
-    timeout_seconds.map(Duration::from_secs).unwrap_or(default)
+fn wait_for(timeout_seconds: Option<u64>, default: Duration) -> Result<Duration, String> {
+    super::wait_seconds("timeout_seconds", timeout_seconds, default)
 }
 
 #[tool_router(router = coordination_tools, vis = "pub(super)")]
@@ -260,7 +260,8 @@ impl Troupe {
             .collect();
         let wait = p
             .wait_for_response
-            .then(|| wait_for(p.timeout_seconds, self.sup.config().default_wait));
+            .then(|| wait_for(p.timeout_seconds, self.sup.config().default_wait))
+            .transpose()?;
         let results = with_progress(
             &ctx,
             "waiting for the children",
@@ -381,7 +382,8 @@ impl Troupe {
         let wait = p
             .wait_for_response
             .unwrap_or(true)
-            .then(|| wait_for(p.timeout_seconds, self.sup.config().default_wait));
+            .then(|| wait_for(p.timeout_seconds, self.sup.config().default_wait))
+            .transpose()?;
         let results = with_progress(
             &ctx,
             "waiting for answers",
@@ -402,7 +404,7 @@ impl Troupe {
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<CoordinateResult>, String> {
         let sender = caller(&extensions);
-        let wait = wait_for(p.timeout_seconds, self.sup.config().default_wait);
+        let wait = wait_for(p.timeout_seconds, self.sup.config().default_wait)?;
         let mode = p
             .mode
             .as_deref()

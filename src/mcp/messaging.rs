@@ -93,22 +93,22 @@ impl Troupe {
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<MessageView>, String> {
         let sender = caller(&extensions);
+        // Checked before anything is sent, so a bad wait leaves nothing behind.
+        let timeout = match p.wait_for_response.unwrap_or(true) {
+            true => Some(super::wait_seconds(
+                "timeout_seconds",
+                p.timeout_seconds,
+                self.sup.config().default_wait,
+            )?),
+            false => None,
+        };
         let message = self
             .sup
             .send(&p.instance_id, &p.message, sender.as_deref())
             .await
             .map_err(tool_error)?;
-        if !p.wait_for_response.unwrap_or(true) {
+        let Some(timeout) = timeout else {
             return Ok(Json(message.into()));
-        }
-        let timeout = match p.timeout_seconds {
-            Some(0) => {
-                return Err(tool_error(Error::InvalidInput(
-                    "timeout_seconds must be at least 1 (or set wait_for_response to false)".into(),
-                )));
-            }
-            Some(s) => Duration::from_secs(s),
-            None => self.sup.config().default_wait,
         };
         let answered = with_progress(
             &ctx,
@@ -129,11 +129,19 @@ impl Troupe {
         Parameters(p): Parameters<GetMessageParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<MessageView>, String> {
-        let message = match p.wait_seconds.filter(|s| *s > 0) {
-            Some(s) => match with_progress(
+        let wait = match p.wait_seconds.filter(|s| *s > 0) {
+            Some(s) => Some(super::wait_seconds(
+                "wait_seconds",
+                Some(s),
+                Duration::ZERO,
+            )?),
+            None => None,
+        };
+        let message = match wait {
+            Some(wait) => match with_progress(
                 &ctx,
                 "waiting for the answer",
-                self.sup.wait_message(&p.message_id, Duration::from_secs(s)),
+                self.sup.wait_message(&p.message_id, wait),
             )
             .await
             {

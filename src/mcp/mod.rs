@@ -117,6 +117,44 @@ fn tool_error(e: crate::error::Error) -> String {
 /// How often a long wait tells the client it is still going.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
+/// A caller's wait in seconds, checked: at least 1, at most [`crate::supervisor::MAX_WAIT`].
+fn wait_seconds(field: &str, seconds: Option<u64>, default: Duration) -> Result<Duration, String> {
+    let max = crate::supervisor::MAX_WAIT.as_secs();
+    match seconds {
+        None => Ok(default),
+        Some(0) => Err(format!(
+            "{field} must be at least 1 (or do not wait: set wait_for_response to false)"
+        )),
+        Some(s) if s > max => Err(format!(
+            "{field} is {s}; the longest wait is {max} seconds (a day). Wait less, or fetch the \
+             answer later with get_message"
+        )),
+        Some(s) => Ok(Duration::from_secs(s)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_are_bounded_and_errors_name_the_field() {
+        let d = Duration::from_secs(300);
+        assert_eq!(wait_seconds("timeout_seconds", None, d), Ok(d));
+        assert_eq!(
+            wait_seconds("timeout_seconds", Some(5), d),
+            Ok(Duration::from_secs(5))
+        );
+        let e = wait_seconds("timeout_seconds", Some(1 << 63), d).unwrap_err();
+        assert!(
+            e.starts_with("timeout_seconds is 9223372036854775808"),
+            "{e}"
+        );
+        let e = wait_seconds("wait_seconds", Some(0), d).unwrap_err();
+        assert!(e.starts_with("wait_seconds must be at least 1"), "{e}");
+    }
+}
+
 /// Runs a long wait, sending MCP progress notifications while it lasts when the caller asked
 /// for them (a progressToken), so clients can show progress and keep the call alive.
 async fn with_progress<T>(

@@ -694,6 +694,7 @@ impl Supervisor {
     /// message so it can be fetched later.
     pub async fn wait_message(&self, message_id: &str, timeout: Duration) -> Result<Message> {
         let mut events = self.shared.events.subscribe();
+        let timeout = timeout.min(MAX_WAIT);
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let message = Message::find(&self.shared.pool, message_id)
@@ -796,6 +797,10 @@ impl Supervisor {
         }
     }
 }
+
+/// The longest anyone waits for an answer in one call (a day); longer waits are refused by the
+/// tools and capped here, so no caller's number can overflow a deadline.
+pub const MAX_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Names go into tmux session names, file paths and ids: keep them to a safe alphabet.
 fn validate_name(name: &str) -> Result<String> {
