@@ -11,6 +11,7 @@ pub mod hook;
 pub mod http;
 pub mod mcp;
 pub mod pricing;
+pub mod private;
 pub mod roles;
 pub mod states;
 pub mod supervisor;
@@ -41,7 +42,7 @@ impl Server {
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
         let addr = listener.local_addr()?;
         config.public_url = format!("http://{addr}");
-        std::fs::create_dir_all(&config.data_dir)
+        private::dir(&config.data_dir)
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", config.data_dir.display()))?;
         let pool = db::open(&config.db_path).await?;
         let shutdown = CancellationToken::new();

@@ -428,7 +428,7 @@ impl Agent for ClaudeCode {
 
 fn write_json(path: &Path, value: &Value) -> std::io::Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
-    std::fs::write(path, text)
+    crate::private::write(path, text.as_bytes())
 }
 
 #[cfg(test)]

@@ -365,7 +365,7 @@ impl Supervisor {
             <PermissionMode as clap::ValueEnum>::from_str(&inst.permission_mode, true)
                 .unwrap_or(config.permission_mode);
         let dir = config.data_dir.join("instances").join(id);
-        std::fs::create_dir_all(&dir)?;
+        crate::private::dir(&dir)?;
         let hook_url = format!("{}/hooks/{id}", config.public_url);
         let hook_command = format!(
             "{} hook --url {}",
