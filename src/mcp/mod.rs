@@ -133,28 +133,6 @@ fn wait_seconds(field: &str, seconds: Option<u64>, default: Duration) -> Result<
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn waits_are_bounded_and_errors_name_the_field() {
-        let d = Duration::from_secs(300);
-        assert_eq!(wait_seconds("timeout_seconds", None, d), Ok(d));
-        assert_eq!(
-            wait_seconds("timeout_seconds", Some(5), d),
-            Ok(Duration::from_secs(5))
-        );
-        let e = wait_seconds("timeout_seconds", Some(1 << 63), d).unwrap_err();
-        assert!(
-            e.starts_with("timeout_seconds is 9223372036854775808"),
-            "{e}"
-        );
-        let e = wait_seconds("wait_seconds", Some(0), d).unwrap_err();
-        assert!(e.starts_with("wait_seconds must be at least 1"), "{e}");
-    }
-}
-
 /// Runs a long wait, sending MCP progress notifications while it lasts when the caller asked
 /// for them (a progressToken), so clients can show progress and keep the call alive.
 async fn with_progress<T>(
@@ -180,5 +158,27 @@ async fn with_progress<T>(
                 let _ = ctx.peer.notify_progress(note).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_are_bounded_and_errors_name_the_field() {
+        let d = Duration::from_secs(300);
+        assert_eq!(wait_seconds("timeout_seconds", None, d), Ok(d));
+        assert_eq!(
+            wait_seconds("timeout_seconds", Some(5), d),
+            Ok(Duration::from_secs(5))
+        );
+        let e = wait_seconds("timeout_seconds", Some(1 << 63), d).unwrap_err();
+        assert!(
+            e.starts_with("timeout_seconds is 9223372036854775808"),
+            "{e}"
+        );
+        let e = wait_seconds("wait_seconds", Some(0), d).unwrap_err();
+        assert!(e.starts_with("wait_seconds must be at least 1"), "{e}");
     }
 }
