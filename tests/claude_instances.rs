@@ -150,6 +150,53 @@ async fn a_three_line_message_reaches_the_model_as_three_lines() {
     main_request(&h, text).await;
 }
 
+/// Message text is typed into a TUI: commands, shell escapes and a paste breakout must reach
+/// the model as text, and leave the instance working.
+#[tokio::test(flavor = "multi_thread")]
+async fn commands_and_escapes_in_a_message_arrive_as_text() {
+    let h = Harness::start().await;
+    let id = h.spawn(json!({ "role": "tester" })).await;
+    for (text, model_sees) in [
+        ("/clear", "/clear"),
+        ("/help", "/help"),
+        ("!echo shell", "!echo shell"),
+        ("# remember this", "# remember this"),
+        ("/exit", "/exit"),
+        ("ECHO one\u{1b}[201~\rECHO two\r", "ECHO one[201~\nECHO two"),
+    ] {
+        let r = h
+            .call(
+                "send_to_instance",
+                json!({ "instance_id": id, "message": text, "timeout_seconds": 60 }),
+            )
+            .await;
+        assert!(!r.is_error, "{text:?}: {}", r.text);
+        assert_eq!(
+            r.structured["status"], "answered",
+            "{text:?}: {}",
+            r.structured
+        );
+        assert_eq!(
+            r.structured["response"],
+            format!("ECHO: {model_sees}"),
+            "{text:?}"
+        );
+    }
+    let inst = Instance::find(h.pool(), &id).await.unwrap().unwrap();
+    assert_eq!(inst.state, "idle", "{}", inst.state_reason);
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": "\u{1b}\r\u{7f}" }),
+        )
+        .await;
+    assert!(
+        r.is_error,
+        "a message of control characters alone is refused"
+    );
+    assert!(r.text.contains("message is empty"), "{}", r.text);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn interrupt_stops_the_turn_and_keeps_the_conversation() {
     let h = Harness::start().await;

@@ -422,7 +422,27 @@ impl Agent for ClaudeCode {
 
     fn type_message(&self, text: &str) -> Vec<TypeStep> {
         // Measured on 2.1.197: Enter may follow pasted text at once, multi-line intact.
-        vec![TypeStep::Paste(text.to_string()), TypeStep::Key("Enter")]
+        vec![TypeStep::Paste(as_text(text)), TypeStep::Key("Enter")]
+    }
+}
+
+/// A message as Claude Code must receive it to read it as text, never as keys or commands:
+/// control characters (the escape that would end a bracketed paste, a carriage return that
+/// would act as Enter) are dropped, line ends become `\n`, and a first character the input box
+/// takes as a mode (`/` commands, `!` shell, `#` memory, `&` background) gets a space before
+/// it. Verified on 2.1.197: ` /clear`, ` !echo hi` and ` # note` reach the model as the text
+/// `/clear`, `!echo hi` and `# note`.
+pub fn as_text(text: &str) -> String {
+    let text: String = text
+        .replace("\r\n", "\n")
+        .chars()
+        .map(|c| if c == '\r' { '\n' } else { c })
+        .filter(|c| matches!(c, '\n' | '\t') || !c.is_control())
+        .collect();
+    if text.starts_with(['/', '!', '#', '&']) {
+        format!(" {text}")
+    } else {
+        text
     }
 }
 
@@ -624,6 +644,29 @@ mod tests {
         );
         assert_eq!(cli_model("gpt-5"), None);
         assert_eq!(cli_model("opus; rm -rf"), None);
+    }
+
+    #[test]
+    fn hostile_text_is_typed_as_text() {
+        assert_eq!(as_text("/clear"), " /clear");
+        assert_eq!(as_text("!rm -rf ~"), " !rm -rf ~");
+        assert_eq!(as_text("# remember"), " # remember");
+        assert_eq!(as_text("&later"), " &later");
+        assert_eq!(as_text("fix /etc/hosts"), "fix /etc/hosts");
+        assert_eq!(
+            as_text("ECHO one\x1b[201~\rECHO two\r"),
+            "ECHO one[201~\nECHO two\n"
+        );
+        assert_eq!(as_text("a\r\nb\u{9b}c\u{7f}"), "a\nbc");
+        assert_eq!(as_text("line one\n\tline two"), "line one\n\tline two");
+        let typed = ClaudeCode {
+            bin: "claude".into(),
+        }
+        .type_message("/exit");
+        assert_eq!(
+            typed,
+            [TypeStep::Paste(" /exit".into()), TypeStep::Key("Enter")]
+        );
     }
 
     #[test]

@@ -648,9 +648,11 @@ impl Supervisor {
         text: &str,
         sender: Option<&str>,
     ) -> Result<Message> {
-        if text.trim().is_empty() {
+        if !text.chars().any(|c| !c.is_whitespace() && !c.is_control()) {
             return Err(Error::InvalidInput(
-                "message is empty; say what the instance should do".into(),
+                "message is empty (only spaces or control characters); say what the instance \
+                 should do"
+                    .into(),
             ));
         }
         let tx = match self.live(instance_id).await {
