@@ -9,7 +9,7 @@ pub enum Error {
     UnknownInstance(String),
     #[error("no message {0}")]
     UnknownMessage(String),
-    #[error("instance {id} is {state}{}; spawn a new one", reason_suffix(.reason))]
+    #[error("instance {id} is {state}{}; {}", reason_suffix(.reason), next_step(*.state))]
     NotRunning {
         id: String,
         state: crate::states::InstanceState,
@@ -42,6 +42,15 @@ fn reason_suffix(reason: &str) -> String {
         String::new()
     } else {
         format!(" ({reason})")
+    }
+}
+
+fn next_step(state: crate::states::InstanceState) -> &'static str {
+    use crate::states::InstanceState::*;
+    match state {
+        Suspended | Exited => "resume_instance brings it back with its conversation",
+        Starting => "wait until it is ready",
+        _ => "spawn a new one",
     }
 }
 

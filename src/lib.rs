@@ -12,6 +12,7 @@ pub mod http;
 pub mod mcp;
 pub mod pricing;
 pub mod private;
+pub mod process;
 pub mod roles;
 pub mod states;
 pub mod supervisor;

@@ -24,6 +24,9 @@ pub enum InstanceState {
     WaitingPermission,
     /// Its CLI was stopped on request; the conversation is kept and a message resumes it.
     Suspended,
+    /// Its CLI exited on its own (crashed, killed); the conversation is kept, queued messages
+    /// wait, and resume_instance (or the next message) brings it back.
+    Exited,
     /// Ended on request.
     Terminated,
     /// Its CLI is gone or could not start; the reason says why.
@@ -38,6 +41,7 @@ impl InstanceState {
             InstanceState::Busy => "busy",
             InstanceState::WaitingPermission => "waiting_permission",
             InstanceState::Suspended => "suspended",
+            InstanceState::Exited => "exited",
             InstanceState::Terminated => "terminated",
             InstanceState::Failed => "failed",
         }
@@ -147,6 +151,7 @@ from_stored_text!(
         InstanceState::Busy,
         InstanceState::WaitingPermission,
         InstanceState::Suspended,
+        InstanceState::Exited,
         InstanceState::Terminated,
         InstanceState::Failed
     ]
@@ -205,6 +210,7 @@ mod tests {
             InstanceState::Busy,
             InstanceState::WaitingPermission,
             InstanceState::Suspended,
+            InstanceState::Exited,
             InstanceState::Terminated,
             InstanceState::Failed,
         ] {

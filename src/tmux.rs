@@ -148,6 +148,20 @@ impl Tmux {
         .await
     }
 
+    /// The process id of the program in the session's pane, while it runs.
+    pub async fn pane_pid(&self, name: &str) -> Result<Option<i32>, TmuxError> {
+        let mut cmd = TmuxCommand::new();
+        cmd.name("display-message")
+            .push_flag("-p")
+            .push_option("-t", pane(name))
+            .push_param("#{pane_dead} #{pane_pid}");
+        let out = self.run(cmd, None).await?;
+        Ok(match out.trim().split_once(' ') {
+            Some(("0", pid)) => pid.parse().ok(),
+            _ => None,
+        })
+    }
+
     /// Whether the program in the session's pane has exited (the pane is kept, dead).
     pub async fn pane_dead(&self, name: &str) -> Result<bool, TmuxError> {
         let mut cmd = TmuxCommand::new();

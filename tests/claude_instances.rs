@@ -371,3 +371,78 @@ async fn bad_input_gets_a_clear_error() {
     })
     .await;
 }
+
+/// A CLI killed mid-turn is noticed at once (its process is watched): the running message
+/// fails with the reason, a queued one waits, and resume_instance brings the conversation back
+/// to answer it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cli_killed_mid_turn_is_noticed_and_resumed() {
+    let h = Harness::start().await;
+    let id = h.spawn(json!({ "role": "tester" })).await;
+    let send = |text: &'static str| {
+        h.call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": text, "wait_for_response": false }),
+        )
+    };
+    let first = send("please count slowly to 40").await;
+    let first_id = first.structured["message_id"].as_str().unwrap().to_string();
+    main_request(&h, "please count slowly to 40").await;
+    let second = send("after the crash").await;
+    let second_id = second.structured["message_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let inst = Instance::find(h.pool(), &id).await.unwrap().unwrap();
+    let out = std::process::Command::new("tmux")
+        .args(["-L", &h.config().tmux_socket, "display-message", "-p", "-t"])
+        .arg(format!("={}:", inst.tmux_session))
+        .arg("#{pane_pid}")
+        .output()
+        .unwrap();
+    let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(!pid.is_empty(), "no pane pid");
+    let killed = std::time::Instant::now();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let inst = eventually(
+        "the instance to read exited",
+        Duration::from_secs(10),
+        || async {
+            let i = Instance::find(h.pool(), &id).await.unwrap().unwrap();
+            (i.state == "exited").then_some(i)
+        },
+    )
+    .await;
+    println!("kill -9 noticed after {:?}", killed.elapsed());
+    assert!(
+        inst.state_reason.contains("exited"),
+        "{}",
+        inst.state_reason
+    );
+    let m1 = Message::find(h.pool(), &first_id).await.unwrap().unwrap();
+    assert_eq!(m1.state, "failed");
+    assert!(m1.state_reason.contains("exited"), "{}", m1.state_reason);
+    let m2 = Message::find(h.pool(), &second_id).await.unwrap().unwrap();
+    assert_eq!(m2.state, "queued", "a queued message waits for the resume");
+
+    let r = h
+        .call("resume_instance", json!({ "instance_id": id }))
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    let r = h
+        .call(
+            "get_message",
+            json!({ "message_id": second_id, "wait_seconds": 60 }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    assert_eq!(r.structured["status"], "answered", "{}", r.structured);
+    assert_eq!(r.structured["response"], "ECHO: after the crash");
+}

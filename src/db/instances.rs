@@ -127,12 +127,12 @@ impl Instance {
         Ok(())
     }
 
-    /// Instances a restart should bring back: everything not ended and not deliberately
-    /// suspended.
+    /// Instances a restart should bring back: everything not ended, not suspended, and not
+    /// exited (those come back on resume_instance or their next message).
     pub async fn recoverable(pool: &SqlitePool) -> sqlx::Result<Vec<Instance>> {
         sqlx::query_as!(
             Instance,
-            "SELECT * FROM instances WHERE state NOT IN ('terminated', 'failed', 'suspended')
+            "SELECT * FROM instances WHERE state NOT IN ('terminated', 'failed', 'suspended', 'exited')
              ORDER BY created_at, id"
         )
         .fetch_all(pool)

@@ -543,10 +543,14 @@ impl Supervisor {
             .as_deref()
             .is_some_and(|p| Path::new(p).exists());
         let how = match (had_turns || transcript_exists, transcript_exists) {
-            (false, _) => match how {
-                Launch::RespawnPane => Launch::RespawnPane,
-                _ => Launch::New,
-            },
+            // Nothing to resume (the CLI never wrote its conversation down): start it again
+            // under the same session id, in a new tmux session.
+            (false, _) => {
+                if matches!(how, Launch::RespawnPane) {
+                    self.shared.tmux.kill_session(&inst.tmux_session).await?;
+                }
+                Launch::New
+            }
             (true, true) => how,
             (true, false) => {
                 return Err(Error::Agent(format!(
@@ -657,8 +661,9 @@ impl Supervisor {
         }
         let tx = match self.live(instance_id).await {
             Ok(tx) => tx,
+            // Its conversation is kept: bring it back, then queue.
             Err(Error::NotRunning {
-                state: InstanceState::Suspended,
+                state: InstanceState::Suspended | InstanceState::Exited,
                 ..
             }) => {
                 self.resume_instance(instance_id, sender).await?;

@@ -113,6 +113,8 @@ pub enum Input {
     DeliveryFailed { message_id: String, error: String },
     /// Pressing the interrupt key failed.
     InterruptKeyFailed { id: i64, error: String },
+    /// The CLI's process ended.
+    ProcessExited,
 }
 
 /// What an interrupt did.
@@ -182,6 +184,11 @@ pub enum Effect {
     Fail {
         reason: String,
         kill: bool,
+    },
+    /// The CLI exited on its own: record why and end the task; the conversation and the
+    /// queued messages wait for a resume.
+    Exit {
+        reason: String,
     },
     Audit {
         kind: String,
@@ -289,6 +296,7 @@ impl Machine {
                 self.checking_alive = true;
                 self.out.push(Effect::Look(Look::Alive));
             }
+            Input::ProcessExited => self.out.push(Effect::Look(Look::Alive)),
             Input::InterruptKeyFailed { id, error } => {
                 if self.interrupt.as_ref().is_some_and(|p| p.id == id) {
                     self.interrupt = None;
@@ -496,7 +504,23 @@ impl Machine {
             }
             _ => format!("the CLI exited; screen ends with: {}", seen.tail),
         };
-        self.fail(&reason, false);
+        // One that never started failed; one that ran can be resumed.
+        if self.startup.is_some() {
+            self.fail(&reason, false);
+            return;
+        }
+        if let Some(pending) = self.interrupt.take() {
+            self.out.push(Effect::ResolveInterrupt {
+                id: pending.id,
+                result: Err(reason.clone()),
+            });
+        }
+        if let Some((message_id, partial)) = self.turns.abandon_live() {
+            self.finish(&message_id, MessageState::Failed, partial, &reason);
+        }
+        self.reported = Some(InstanceState::Exited);
+        self.done = true;
+        self.out.push(Effect::Exit { reason });
     }
 
     /// The instance cannot go on. Its messages are failed by the effect's executor; a

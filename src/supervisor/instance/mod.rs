@@ -30,6 +30,7 @@ use crate::db::output::OutputChunk;
 use crate::db::usage::{NewUsage, UsageRecord};
 use crate::error::{Error, Result};
 use crate::pricing;
+use crate::process::ExitWatch;
 use crate::states::{InstanceState, InterruptOutcome, MessageState};
 
 pub use machine::InterruptReport;
@@ -52,6 +53,8 @@ pub enum Command {
     Terminate(oneshot::Sender<Result<()>>),
     /// End the tmux session but keep the conversation for a later `--resume`.
     Suspend(oneshot::Sender<Result<()>>),
+    /// The CLI's process was already gone when troupe looked for it.
+    ProcessExited,
 }
 
 /// How the task starts.
@@ -76,6 +79,8 @@ pub struct Actor {
     transcript: Option<TranscriptReader>,
     ready: Option<oneshot::Sender<Result<()>>>,
     interrupts: HashMap<i64, oneshot::Sender<Result<InterruptReport>>>,
+    /// Ends when the CLI's process does.
+    exit: Option<ExitWatch>,
 }
 
 impl Actor {
@@ -106,6 +111,7 @@ impl Actor {
             transcript: None,
             ready,
             interrupts: HashMap::new(),
+            exit: None,
         };
         shared.tasks.spawn(actor.run(rx, transcript));
     }
@@ -129,9 +135,16 @@ impl Actor {
                 .await;
             }
         }
+        if !self.machine.starting() {
+            self.watch_exit().await;
+        }
         while !self.machine.is_done() {
             let wake = self.machine.next_deadline();
             tokio::select! {
+                _ = exited(&self.exit) => {
+                    self.exit = None;
+                    self.feed(Input::ProcessExited).await;
+                }
                 cmd = rx.recv() => match cmd {
                     Some(Command::Terminate(reply)) => {
                         let result = self.terminate().await;
@@ -175,6 +188,7 @@ impl Actor {
                 self.feed(Input::Hook(event)).await;
             }
             Command::McpList(list) => self.feed(Input::McpListed(list)).await,
+            Command::ProcessExited => self.feed(Input::ProcessExited).await,
             Command::Interrupt(reply) => {
                 let message_id = self.machine.live_message();
                 match Interrupt::insert(&self.shared.pool, &self.id, message_id.as_deref()).await {
@@ -292,9 +306,25 @@ impl Actor {
                 }
             }
             Effect::Ready => {
+                self.watch_exit().await;
                 if let Some(ready) = self.ready.take() {
                     let _ = ready.send(Ok(()));
                 }
+            }
+            Effect::Exit { reason } => {
+                self.shared
+                    .set_instance_state(&self.id, InstanceState::Exited, &reason)
+                    .await;
+                audit::record(
+                    pool,
+                    None,
+                    Some(&self.id),
+                    "instance.exited",
+                    serde_json::json!({ "reason": reason }),
+                )
+                .await;
+                self.end_interrupts(&reason).await;
+                self.forget();
             }
             Effect::Fail { reason, kill } => self.fail(&reason, kill).await,
             Effect::Audit { kind, detail } => {
@@ -344,6 +374,29 @@ impl Actor {
             .filter(|r| *r != Record::Other)
             .collect();
         Some(Input::Records { records, history })
+    }
+
+    /// Watches the CLI's process, so its death is noticed at once wherever it happens.
+    async fn watch_exit(&mut self) {
+        let pid = match self.shared.tmux.pane_pid(&self.session).await {
+            Ok(pid) => pid,
+            Err(e) => {
+                tracing::warn!(instance = %self.id, error = %e, "cannot find the CLI's process");
+                return;
+            }
+        };
+        self.exit = match pid.map(ExitWatch::new) {
+            Some(Ok(Some(watch))) => Some(watch),
+            Some(Err(e)) => {
+                tracing::warn!(instance = %self.id, error = %e, "cannot watch the CLI's process");
+                None
+            }
+            // Gone already: say so now.
+            Some(Ok(None)) | None => {
+                let _ = self.tx.send(Command::ProcessExited);
+                None
+            }
+        };
     }
 
     /// Writes the submission first, then types the message.
@@ -572,6 +625,13 @@ impl Actor {
         if let Some(t) = self.transcript.take() {
             self.shared.watcher.unwatch(t.path());
         }
+    }
+}
+
+async fn exited(watch: &Option<ExitWatch>) {
+    match watch {
+        Some(w) => w.exited().await,
+        None => std::future::pending().await,
     }
 }
 

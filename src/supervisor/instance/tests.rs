@@ -1328,9 +1328,8 @@ fn failed_delivery_fails_the_message_and_checks_the_cli() {
     );
     assert_eq!(
         fx,
-        [Effect::Fail {
+        [Effect::Exit {
             reason: "its tmux session is gone".into(),
-            kill: false
         }]
     );
     assert!(s.m.is_done());
@@ -1454,13 +1453,47 @@ fn session_end_is_checked_on_the_pane_after_a_delay() {
     );
     assert_eq!(
         fx,
-        [Effect::Fail {
+        [Effect::Exit {
             reason: format!("the CLI exited; screen ends with: {tail}"),
-            kill: false
         }]
     );
     assert!(s.m.is_done());
     assert_eq!(s.m.next_deadline(), None);
+}
+
+/// kill -9 of the CLI mid-turn: its process watch says so at once; the running message fails
+/// with the evidence, a queued one waits for the resume, and the instance reads `exited`.
+#[test]
+fn cli_process_dying_mid_turn_fails_its_message_and_keeps_the_queue() {
+    let mut s = started_machine();
+    deliver(&mut s, "m1", "please count slowly to 40");
+    assert!(delivered(&s.after(5, queue("m2", "later"))).is_empty());
+    assert_eq!(
+        s.after(300, Input::ProcessExited),
+        [Effect::Look(Look::Alive)]
+    );
+    let look = look_at("04-busy-streaming.txt", Alive::Exited);
+    let tail = look.tail.clone();
+    let fx = s.after(
+        5,
+        Input::Seen {
+            look: Look::Alive,
+            seen: look,
+        },
+    );
+    let reason = format!("the CLI exited; screen ends with: {tail}");
+    assert_eq!(
+        finish_of(&fx, "m1"),
+        Finish {
+            state: MessageState::Failed,
+            response: None,
+            reason: reason.clone()
+        }
+    );
+    assert_eq!(fx.last(), Some(&Effect::Exit { reason }));
+    assert!(delivered(&fx).is_empty(), "m2 stays queued: {fx:?}");
+    assert!(finishes(&fx) == ["m1"], "{fx:?}");
+    assert!(s.m.is_done());
 }
 
 #[test]

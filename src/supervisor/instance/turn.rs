@@ -211,6 +211,21 @@ impl Turns {
         }
     }
 
+    /// Ends the running turn without an outcome of its own (its CLI is gone): its message
+    /// and what it had said so far.
+    pub(super) fn abandon_live(&mut self) -> Option<(String, Option<String>)> {
+        let key = self.live.take()?;
+        let turn = self.get_mut(key)?;
+        if turn.finished {
+            return None;
+        }
+        turn.finished = true;
+        turn.catch_up = None;
+        turn.stop_wait = None;
+        let partial = turn.reply_text();
+        turn.message_id.clone().map(|id| (id, partial))
+    }
+
     pub(super) fn clear_live(&mut self) {
         self.live = None;
     }
