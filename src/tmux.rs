@@ -190,8 +190,9 @@ impl Tmux {
         .map(|_| ())
     }
 
-    /// Pastes `text` (if any) as one bracketed paste, then presses `keys`, all in one tmux
-    /// command sequence: one process instead of one per step, on the path of every message.
+    /// Pastes `text` (if any) as one bracketed paste, so a TUI receives newlines as part of the
+    /// text instead of as Enter presses, then presses `keys`, all in one tmux command sequence:
+    /// one process instead of one per step, on the path of every message.
     pub async fn type_in(
         &self,
         name: &str,
@@ -228,31 +229,6 @@ impl Tmux {
         self.run_args(args, text.map(str::as_bytes))
             .await
             .map(|_| ())
-    }
-
-    /// Pastes text as one bracketed paste, so a TUI receives newlines as part of the text
-    /// instead of as Enter presses.
-    pub async fn paste(&self, name: &str, text: &str) -> Result<(), TmuxError> {
-        let buffer = format!("troupe-{name}");
-        self.run(
-            LoadBuffer::new()
-                .buffer_name(buffer.as_str())
-                .path("-")
-                .build(),
-            Some(text.as_bytes()),
-        )
-        .await?;
-        self.run(
-            PasteBuffer::new()
-                .delete()
-                .bracket_codes()
-                .buffer_name(buffer.as_str())
-                .target_pane(pane(name))
-                .build(),
-            None,
-        )
-        .await
-        .map(|_| ())
     }
 }
 
