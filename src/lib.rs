@@ -42,7 +42,15 @@ impl Server {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
         let addr = listener.local_addr()?;
-        config.public_url = format!("http://{addr}");
+        // troupe's own instances call back over loopback, whatever address it listens on.
+        let mut local = addr;
+        if addr.ip().is_unspecified() {
+            local.set_ip(match addr {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        config.public_url = format!("http://{local}");
         private::dir(&config.data_dir)
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", config.data_dir.display()))?;
         let pool = db::open(&config.db_path).await?;

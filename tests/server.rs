@@ -172,3 +172,56 @@ async fn huge_waits_are_refused_by_name_and_the_session_lives_on() {
     assert!(!r.is_error, "{}", r.text);
     server.stop().await;
 }
+
+/// DNS rebinding (a foreign Host) and cross-site requests (a foreign Origin, as a no-cors
+/// fetch sends) are refused on every route family, before anything acts.
+#[tokio::test]
+async fn foreign_hosts_and_web_origins_are_refused_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = troupe::Config::for_data_dir(dir.path().join("data"), &unique_socket("s"));
+    let server = troupe::Server::start(config).await.unwrap();
+    let http = reqwest::Client::new();
+    let url = server.url();
+    let routes = [
+        (reqwest::Method::GET, "/health"),
+        (reqwest::Method::GET, "/api/instances"),
+        (reqwest::Method::POST, "/api/teams/dev-team/start"),
+        (reqwest::Method::DELETE, "/api/teams/dev-team"),
+        (reqwest::Method::POST, "/hooks/someone-0000"),
+        (reqwest::Method::POST, "/mcp"),
+    ];
+    for (method, path) in &routes {
+        let r = http
+            .request(method.clone(), format!("{url}{path}"))
+            .header("host", "attacker.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "Host attacker.example on {method} {path}");
+        let r = http
+            .request(method.clone(), format!("{url}{path}"))
+            .header("origin", "https://attacker.example")
+            .header("content-type", "text/plain")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            403,
+            "Origin attacker.example on {method} {path}"
+        );
+    }
+    // Local clients, with or without a local page's Origin, get through.
+    let r = http.get(format!("{url}/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let port = server.addr.port();
+    let r = http
+        .get(format!("{url}/api/instances"))
+        .header("origin", format!("http://localhost:{port}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    server.stop().await;
+}

@@ -1,6 +1,7 @@
 //! The HTTP side: one route table, read top to bottom.
 
 mod api;
+mod guard;
 
 use std::sync::Arc;
 
@@ -44,6 +45,7 @@ pub fn router(sup: Supervisor, shutdown: CancellationToken) -> Router {
         .route("/hooks/{instance_id}", post(hook))
         .merge(api::routes())
         .merge(mcp_routes)
+        .layer(middleware::from_fn(guard::local_only))
         .layer(TraceLayer::new_for_http())
         .with_state(sup)
 }

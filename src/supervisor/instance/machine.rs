@@ -225,6 +225,7 @@ pub struct Machine {
     pub(super) reattaching: bool,
     pub(super) exit_check: Option<Instant>,
     pub(super) reported: Option<InstanceState>,
+    pub(super) ready_pending: bool,
     pub(super) done: bool,
     pub(super) out: Vec<Effect>,
 }
@@ -249,6 +250,7 @@ impl Machine {
             reattaching: begin == Begin::Reattach,
             exit_check: None,
             reported: None,
+            ready_pending: false,
             done: false,
             out: Vec::new(),
         }
@@ -308,6 +310,9 @@ impl Machine {
             }
         }
         self.settle(now);
+        if std::mem::take(&mut self.ready_pending) && !self.done {
+            self.out.push(Effect::Ready);
+        }
         std::mem::take(&mut self.out)
     }
 

@@ -162,6 +162,8 @@ impl Machine {
             self.close_cut_off_turn(now);
             self.start_recovery();
         }
-        self.out.push(Effect::Ready);
+        // Announced after this step's state report, so whoever waits for the instance finds
+        // it idle, not starting.
+        self.ready_pending = true;
     }
 }

@@ -568,14 +568,15 @@ fn ready_only_after_both_mcp_lists_and_the_settle_margin() {
     let almost = MCP_SETTLE.as_millis() as u64 - 1;
     assert_eq!(s.after(almost, Input::Tick), []);
     let fx = s.after(1, Input::Tick);
+    // Idle is written before the spawn hears it is ready, so the spawn's answer reads idle.
     assert_eq!(
         fx,
         [
-            Effect::Ready,
             Effect::Report {
                 state: InstanceState::Idle,
                 reason: "ready".into()
-            }
+            },
+            Effect::Ready,
         ]
     );
 }
