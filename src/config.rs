@@ -34,6 +34,9 @@ pub struct Config {
     pub bind: SocketAddr,
     /// The SQLite database file.
     pub db_path: PathBuf,
+    /// How long a write waits for a lock another process holds on the database before it
+    /// fails; SQLite retries it meanwhile.
+    pub db_busy_timeout: Duration,
     /// Per-instance files (settings, MCP config) and default workspaces live here.
     pub data_dir: PathBuf,
     /// troupe's own tmux server socket name (`tmux -L`).
@@ -69,6 +72,7 @@ impl Config {
         Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             db_path: data_dir.join("troupe.db"),
+            db_busy_timeout: Duration::from_secs(60),
             data_dir,
             tmux_socket: tmux_socket.to_string(),
             claude_bin: "claude".into(),

@@ -53,7 +53,7 @@ impl Server {
         config.public_url = format!("http://{local}");
         private::dir(&config.data_dir)
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", config.data_dir.display()))?;
-        let pool = db::open(&config.db_path).await?;
+        let pool = db::open(&config.db_path, config.db_busy_timeout).await?;
         let shutdown = CancellationToken::new();
         let supervisor = Supervisor::start(config, pool, shutdown.child_token()).await?;
         let app = http::router(supervisor.clone(), shutdown.clone());

@@ -118,6 +118,9 @@ struct ServeArgs {
     /// Most live children per instance.
     #[arg(long, env = "TROUPE_MAX_CHILDREN", default_value_t = 10)]
     max_children: usize,
+    /// Seconds a database write waits for a lock another process holds before it fails.
+    #[arg(long, env = "TROUPE_DB_BUSY_TIMEOUT", default_value_t = 60)]
+    db_busy_timeout: u64,
     /// Seconds a CLI may take to start.
     #[arg(long, env = "TROUPE_STARTUP_TIMEOUT", default_value_t = 60)]
     startup_timeout: u64,
@@ -232,6 +235,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.max_depth = args.max_depth;
     config.max_children = args.max_children;
     config.startup_timeout = Duration::from_secs(args.startup_timeout);
+    config.db_busy_timeout = Duration::from_secs(args.db_busy_timeout);
     config.default_wait = Duration::from_secs(args.default_wait);
 
     let server = troupe::Server::start(config).await?;

@@ -270,3 +270,42 @@ async fn a_team_survives_a_full_stop_and_resumes_with_its_context() {
         assert_eq!(state(&h, id).await.state, "terminated");
     }
 }
+
+/// Another process holds the database's write lock longer than SQLite's old 5 s wait, during
+/// a turn: the answer comes once the lock is gone, and every row of the turn is recorded.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_lock_held_elsewhere_delays_but_loses_nothing() {
+    let h = Harness::start().await;
+    let id = h.spawn(json!({ "role": "tester" })).await;
+    let db = h.config().db_path;
+    let other = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let mut conn = other.acquire().await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let held = Duration::from_secs(7);
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(held).await;
+        sqlx::query("COMMIT").execute(&mut *conn).await.unwrap();
+    });
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": "written under a lock", "timeout_seconds": 60 }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    assert_eq!(r.structured["response"], "ECHO: written under a lock");
+    release.await.unwrap();
+    let message_id = r.structured["message_id"].as_str().unwrap();
+    h.wait_for_transcript(&id, message_id).await;
+    let chunks = troupe::db::output::OutputChunk::count_for_message(h.pool(), message_id)
+        .await
+        .unwrap();
+    assert!(chunks >= 2, "prompt and reply recorded: {chunks}");
+}

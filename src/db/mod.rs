@@ -18,7 +18,9 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 /// Opens (creating if needed) the database file and brings its schema up to date.
-pub async fn open(path: &Path) -> anyhow::Result<SqlitePool> {
+/// A write waits up to `busy_timeout` for a lock held elsewhere (a backup, a sqlite3 shell in
+/// a transaction): what troupe records is not dropped for a lock that passes.
+pub async fn open(path: &Path, busy_timeout: Duration) -> anyhow::Result<SqlitePool> {
     if let Some(dir) = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty() && !d.exists())
@@ -42,9 +44,11 @@ pub async fn open(path: &Path) -> anyhow::Result<SqlitePool> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(5));
+        .busy_timeout(busy_timeout);
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
+        // Every connection may be waiting on that lock; a caller waits as long for one.
+        .acquire_timeout(busy_timeout + Duration::from_secs(5))
         .connect_with(options)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", path.display()))?;
