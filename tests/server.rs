@@ -225,3 +225,34 @@ async fn foreign_hosts_and_web_origins_are_refused_everywhere() {
     assert_eq!(r.status(), 200);
     server.stop().await;
 }
+
+/// Sizes have limits with errors that say so, before anything is started or queued.
+#[tokio::test]
+async fn oversized_messages_and_prompts_are_refused_with_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = troupe::Config::for_data_dir(dir.path().join("data"), &unique_socket("s"));
+    let server = troupe::Server::start(config).await.unwrap();
+    let mcp = McpClient::connect(&format!("{}/mcp", server.url()), &[]).await;
+    let big = "x".repeat(1_000_000);
+    let r = mcp
+        .call_tool(
+            "send_to_instance",
+            json!({ "instance_id": "nobody-0000", "message": big }),
+        )
+        .await;
+    assert!(r.is_error);
+    assert!(
+        r.text
+            .contains("message is 1000000 bytes; the most is 100000"),
+        "{}",
+        r.text
+    );
+    let r = mcp
+        .call_tool("spawn_claude", json!({ "system_prompt": big }))
+        .await;
+    assert!(r.is_error);
+    assert!(r.text.contains("the most is 100000"), "{}", r.text);
+    let r = mcp.call_tool("list_instances", json!({})).await;
+    assert_eq!(r.structured["count"], 0, "nothing was started");
+    server.stop().await;
+}

@@ -225,6 +225,18 @@ impl Supervisor {
                 roles::names().join(", ")
             ))
         })?;
+        let prompt_bytes = req
+            .system_prompt
+            .as_deref()
+            .map_or(role.prompt.len(), str::len)
+            + req.context.as_deref().map_or(0, str::len);
+        if prompt_bytes > MAX_SYSTEM_PROMPT_BYTES {
+            return Err(Error::InvalidInput(format!(
+                "system_prompt and context come to {prompt_bytes} bytes; the most is \
+                 {MAX_SYSTEM_PROMPT_BYTES}. Put the long part in a file in the project and \
+                 name it in the prompt"
+            )));
+        }
         let model = req
             .model
             .as_deref()
@@ -659,6 +671,13 @@ impl Supervisor {
                     .into(),
             ));
         }
+        if text.len() > MAX_MESSAGE_BYTES {
+            return Err(Error::InvalidInput(format!(
+                "message is {} bytes; the most is {MAX_MESSAGE_BYTES}. Put the long part in a \
+                 file the instance can read and send its path",
+                text.len()
+            )));
+        }
         let tx = match self.live(instance_id).await {
             Ok(tx) => tx,
             // Its conversation is kept: bring it back, then queue.
@@ -804,6 +823,13 @@ impl Supervisor {
         }
     }
 }
+
+/// The largest message troupe types into a CLI: a paste this size already takes the TUI a
+/// while, and anything longer belongs in a file the instance reads.
+pub const MAX_MESSAGE_BYTES: usize = 100_000;
+/// The largest system prompt (with its context): it goes on the CLI's command line, where
+/// Linux refuses a single argument over 128 KiB.
+pub const MAX_SYSTEM_PROMPT_BYTES: usize = 100_000;
 
 /// The longest anyone waits for an answer in one call (a day); longer waits are refused by the
 /// tools and capped here, so no caller's number can overflow a deadline.
