@@ -932,6 +932,54 @@ fn swallowed_enter_is_pressed_again_only_when_the_text_sits_in_the_box() {
     assert_eq!(s.m.next_deadline(), None);
 }
 
+/// A long conversation replayed after a restart: more turns than the machine keeps.
+#[test]
+fn replay_of_a_long_history_keeps_only_recent_turns_and_finishes_nothing() {
+    let mut s = Sim::new(Begin::Reattach);
+    let n = 40;
+    let messages = (0..n)
+        .map(|i| {
+            known(
+                &format!("m{i}"),
+                &format!("turn {i}"),
+                Some(&format!("pid-{i}")),
+                MessageState::Answered,
+            )
+        })
+        .collect();
+    s.step(Input::Restore {
+        messages,
+        transcript: Some(transcript_path()),
+    });
+    let mut lines = Vec::new();
+    for i in 0..n {
+        let at = |ms: u32| format!("2026-11-29T10:{:02}:{:02}.{ms:03}Z", i / 60, i % 60);
+        lines.push(prompt_line(
+            &format!("u{i}"),
+            &format!("pid-{i}"),
+            &at(0),
+            &format!("turn {i}"),
+        ));
+        lines.push(reply_line(
+            &format!("a{i}"),
+            &at(100),
+            &format!("r{i}"),
+            &format!("ECHO: turn {i}"),
+        ));
+        lines.push(hand_record(json!({
+            "type": "system", "subtype": "turn_duration", "uuid": format!("e{i}"),
+            "timestamp": at(200),
+        })));
+    }
+    let fx = s.after(5, history(lines));
+    assert_eq!(finishes(&fx), Vec::<&str>::new());
+    let outs = outputs(&fx);
+    assert_eq!(outs.len(), 2 * n, "a prompt and a reply per turn");
+    assert_eq!(outs.last().map(|(m, _)| *m), Some(Some("m39")));
+    assert!(!s.m.busy());
+    assert_eq!(reports(&fx), [InstanceState::Idle]);
+}
+
 #[test]
 fn replayed_answered_turn_after_a_restart_is_not_finished_again() {
     let mut s = Sim::new(Begin::Reattach);
