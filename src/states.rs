@@ -8,11 +8,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// What an instance is doing.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, sqlx::Type,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-#[sqlx(rename_all = "snake_case")]
 pub enum InstanceState {
     /// The CLI is launching (or resuming); messages wait until it is ready.
     Starting,
@@ -34,19 +31,6 @@ pub enum InstanceState {
 }
 
 impl InstanceState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InstanceState::Starting => "starting",
-            InstanceState::Idle => "idle",
-            InstanceState::Busy => "busy",
-            InstanceState::WaitingPermission => "waiting_permission",
-            InstanceState::Suspended => "suspended",
-            InstanceState::Exited => "exited",
-            InstanceState::Terminated => "terminated",
-            InstanceState::Failed => "failed",
-        }
-    }
-
     /// Ended for good: no task follows it and a restart does not bring it back.
     pub fn is_ended(self) -> bool {
         matches!(self, InstanceState::Terminated | InstanceState::Failed)
@@ -54,11 +38,8 @@ impl InstanceState {
 }
 
 /// Where a message is on its way to an answer.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, sqlx::Type,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-#[sqlx(rename_all = "snake_case")]
 pub enum MessageState {
     /// Written, waiting for the instance to be free.
     Queued,
@@ -76,17 +57,6 @@ pub enum MessageState {
 }
 
 impl MessageState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MessageState::Queued => "queued",
-            MessageState::Submitted => "submitted",
-            MessageState::Started => "started",
-            MessageState::Answered => "answered",
-            MessageState::Interrupted => "interrupted",
-            MessageState::Failed => "failed",
-        }
-    }
-
     /// True once the message's turn is over, one way or another.
     pub fn is_finished(self) -> bool {
         matches!(
@@ -97,11 +67,8 @@ impl MessageState {
 }
 
 /// What came of an interrupt.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, sqlx::Type,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-#[sqlx(rename_all = "snake_case")]
 pub enum InterruptOutcome {
     /// Asked for; the CLI has not answered yet.
     Requested,
@@ -115,73 +82,31 @@ pub enum InterruptOutcome {
     Unconfirmed,
 }
 
-impl InterruptOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InterruptOutcome::Requested => "requested",
-            InterruptOutcome::Confirmed => "confirmed",
-            InterruptOutcome::NotBusy => "not_busy",
-            InterruptOutcome::FinishedFirst => "finished_first",
-            InterruptOutcome::Unconfirmed => "unconfirmed",
-        }
-    }
-}
+/// The stored (and serialised) name of each state, and what follows from it. Rows are read
+/// with `query_as!`, which converts the stored text with `From`; the database refuses any other
+/// text (migrations 0003 and 0004), so the fallback never applies to a row troupe wrote.
+macro_rules! stored_names {
+    ($t:ident, fallback $fallback:ident, { $($v:ident => $name:literal),* $(,)? }) => {
+        impl $t {
+            pub const ALL: &[$t] = &[$($t::$v),*];
 
-/// Rows are read with `query_as!`, which converts the stored text with `From`. The database
-/// refuses any other text (migrations/0002), so the fallback never applies to a row troupe
-/// wrote; it maps to the state that asks for a look rather than claims progress.
-macro_rules! from_stored_text {
-    ($t:ty, $fallback:expr, [$($v:expr),*]) => {
-        impl From<String> for $t {
-            fn from(text: String) -> Self {
-                [$($v),*]
-                    .into_iter()
-                    .find(|v: &$t| v.as_str() == text)
-                    .unwrap_or($fallback)
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($t::$v => $name),*
+                }
             }
         }
-    };
-}
-from_stored_text!(
-    InstanceState,
-    InstanceState::Failed,
-    [
-        InstanceState::Starting,
-        InstanceState::Idle,
-        InstanceState::Busy,
-        InstanceState::WaitingPermission,
-        InstanceState::Suspended,
-        InstanceState::Exited,
-        InstanceState::Terminated,
-        InstanceState::Failed
-    ]
-);
-from_stored_text!(
-    MessageState,
-    MessageState::Failed,
-    [
-        MessageState::Queued,
-        MessageState::Submitted,
-        MessageState::Started,
-        MessageState::Answered,
-        MessageState::Interrupted,
-        MessageState::Failed
-    ]
-);
-from_stored_text!(
-    InterruptOutcome,
-    InterruptOutcome::Unconfirmed,
-    [
-        InterruptOutcome::Requested,
-        InterruptOutcome::Confirmed,
-        InterruptOutcome::NotBusy,
-        InterruptOutcome::FinishedFirst,
-        InterruptOutcome::Unconfirmed
-    ]
-);
 
-macro_rules! display_as_str {
-    ($($t:ty),*) => {$(
+        impl From<String> for $t {
+            fn from(text: String) -> Self {
+                $t::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str() == text)
+                    .unwrap_or($t::$fallback)
+            }
+        }
+
         impl fmt::Display for $t {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(self.as_str())
@@ -194,49 +119,58 @@ macro_rules! display_as_str {
                 self.as_str() == *other
             }
         }
-    )*};
+    };
 }
-display_as_str!(InstanceState, MessageState, InterruptOutcome);
+
+stored_names!(InstanceState, fallback Failed, {
+    Starting => "starting",
+    Idle => "idle",
+    Busy => "busy",
+    WaitingPermission => "waiting_permission",
+    Suspended => "suspended",
+    Exited => "exited",
+    Terminated => "terminated",
+    Failed => "failed",
+});
+stored_names!(MessageState, fallback Failed, {
+    Queued => "queued",
+    Submitted => "submitted",
+    Started => "started",
+    Answered => "answered",
+    Interrupted => "interrupted",
+    Failed => "failed",
+});
+stored_names!(InterruptOutcome, fallback Unconfirmed, {
+    Requested => "requested",
+    Confirmed => "confirmed",
+    NotBusy => "not_busy",
+    FinishedFirst => "finished_first",
+    Unconfirmed => "unconfirmed",
+});
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn check<T>(all: &[T])
+    where
+        T: Copy + PartialEq + fmt::Debug + Serialize + From<String> + fmt::Display,
+    {
+        for s in all {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.to_string());
+            assert_eq!(T::from(s.to_string()), *s);
+        }
+    }
+
     #[test]
     fn names_match_serde_and_the_stored_text() {
-        for s in [
-            InstanceState::Starting,
-            InstanceState::Idle,
-            InstanceState::Busy,
-            InstanceState::WaitingPermission,
-            InstanceState::Suspended,
-            InstanceState::Exited,
-            InstanceState::Terminated,
-            InstanceState::Failed,
-        ] {
-            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
-            assert_eq!(InstanceState::from(s.as_str().to_string()), s);
-        }
-        for s in [
-            MessageState::Queued,
-            MessageState::Submitted,
-            MessageState::Started,
-            MessageState::Answered,
-            MessageState::Interrupted,
-            MessageState::Failed,
-        ] {
-            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
-            assert_eq!(MessageState::from(s.as_str().to_string()), s);
-        }
-        for s in [
-            InterruptOutcome::Requested,
-            InterruptOutcome::Confirmed,
-            InterruptOutcome::NotBusy,
-            InterruptOutcome::FinishedFirst,
-            InterruptOutcome::Unconfirmed,
-        ] {
-            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
-            assert_eq!(InterruptOutcome::from(s.as_str().to_string()), s);
-        }
+        check(InstanceState::ALL);
+        check(MessageState::ALL);
+        check(InterruptOutcome::ALL);
+        assert_eq!(InstanceState::ALL.len(), 8);
+        assert_eq!(
+            MessageState::from("timed_out".to_string()),
+            MessageState::Failed
+        );
     }
 }

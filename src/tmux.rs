@@ -190,45 +190,27 @@ impl Tmux {
         .map(|_| ())
     }
 
-    /// Pastes `text` (if any) as one bracketed paste, so a TUI receives newlines as part of the
-    /// text instead of as Enter presses, then presses `keys`, all in one tmux command sequence:
-    /// one process instead of one per step, on the path of every message.
-    pub async fn type_in(
-        &self,
-        name: &str,
-        text: Option<&str>,
-        keys: &[&str],
-    ) -> Result<(), TmuxError> {
+    /// Pastes text as one bracketed paste, so a TUI receives newlines as part of the text
+    /// instead of as Enter presses. Loading and pasting the buffer go in one tmux command
+    /// sequence: one process on the path of every message instead of two.
+    pub async fn paste(&self, name: &str, text: &str) -> Result<(), TmuxError> {
         let buffer = format!("troupe-{name}");
-        let mut commands: Vec<Vec<String>> = Vec::new();
-        if text.is_some() {
-            commands.push(owned(
-                LoadBuffer::new()
-                    .buffer_name(buffer.as_str())
-                    .path("-")
-                    .build(),
-            ));
-            commands.push(owned(
-                PasteBuffer::new()
-                    .delete()
-                    .bracket_codes()
-                    .buffer_name(buffer.as_str())
-                    .target_pane(pane(name))
-                    .build(),
-            ));
-        }
-        for key in keys {
-            commands.push(owned(
-                SendKeys::new().target_pane(pane(name)).key(*key).build(),
-            ));
-        }
-        let args = commands.join(&";".to_string());
-        if args.is_empty() {
-            return Ok(());
-        }
-        self.run_args(args, text.map(str::as_bytes))
-            .await
-            .map(|_| ())
+        let load = owned(
+            LoadBuffer::new()
+                .buffer_name(buffer.as_str())
+                .path("-")
+                .build(),
+        );
+        let paste = owned(
+            PasteBuffer::new()
+                .delete()
+                .bracket_codes()
+                .buffer_name(buffer.as_str())
+                .target_pane(pane(name))
+                .build(),
+        );
+        let args = [load, paste].join(&";".to_string());
+        self.run_args(args, Some(text.as_bytes())).await.map(|_| ())
     }
 }
 

@@ -446,3 +446,49 @@ async fn a_cli_killed_mid_turn_is_noticed_and_resumed() {
     assert_eq!(r.structured["status"], "answered", "{}", r.structured);
     assert_eq!(r.structured["response"], "ECHO: after the crash");
 }
+
+/// A hook that names another file as the instance's transcript is refused and audited: the
+/// instance goes on following its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forged_transcript_path_is_refused() {
+    let h = Harness::start().await;
+    let id = h.spawn(json!({ "role": "tester" })).await;
+    let own = Instance::find(h.pool(), &id)
+        .await
+        .unwrap()
+        .unwrap()
+        .transcript_path;
+    let forged = h.dir.path().join("attacker.jsonl");
+    std::fs::write(&forged, "").unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{}/hooks/{id}", h.server().url()))
+        .json(&json!({
+            "hook_event_name": "SessionStart",
+            "transcript_path": forged.display().to_string(),
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    eventually(
+        "the refusal in the audit log",
+        Duration::from_secs(10),
+        || async {
+            troupe::db::audit::for_instance(h.pool(), &id)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|e| e.kind == "instance.hook_refused")
+        },
+    )
+    .await;
+    let inst = Instance::find(h.pool(), &id).await.unwrap().unwrap();
+    assert_eq!(inst.transcript_path, own);
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": "still mine" }),
+        )
+        .await;
+    assert_eq!(r.structured["response"], "ECHO: still mine", "{}", r.text);
+}

@@ -389,6 +389,15 @@ impl Agent for ClaudeCode {
         }
     }
 
+    fn owns_transcript(&self, session_id: &str, path: &Path) -> bool {
+        // Claude Code names the file after the session id troupe chose (see transcript_path).
+        path.is_absolute()
+            && !path
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+            && path.file_name().and_then(|n| n.to_str()) == Some(&format!("{session_id}.jsonl"))
+    }
+
     fn parse_record(&self, line: &str) -> Record {
         parse_record(line)
     }
@@ -644,6 +653,23 @@ mod tests {
         );
         assert_eq!(cli_model("gpt-5"), None);
         assert_eq!(cli_model("opus; rm -rf"), None);
+    }
+
+    #[test]
+    fn a_transcript_is_the_session_own_file_or_refused() {
+        let claude = ClaudeCode {
+            bin: "claude".into(),
+        };
+        let own = transcript_path(Path::new("/h"), Path::new("/w"), "abc");
+        assert!(claude.owns_transcript("abc", &own));
+        for other in [
+            "/tmp/attacker.jsonl",
+            "/h/.claude/projects/-w/other.jsonl",
+            "/h/.claude/projects/../../tmp/abc.jsonl",
+            "relative/abc.jsonl",
+        ] {
+            assert!(!claude.owns_transcript("abc", Path::new(other)), "{other}");
+        }
     }
 
     #[test]

@@ -217,6 +217,10 @@ pub trait Agent: Send + Sync {
     /// A lifecycle hook's payload.
     fn hook_event(&self, payload: &Value) -> AgentEvent;
 
+    /// Whether `path`, as a hook names it, can be the transcript of session `session_id`: only
+    /// such a path is followed and recorded.
+    fn owns_transcript(&self, session_id: &str, path: &Path) -> bool;
+
     /// One line of the CLI's transcript.
     fn parse_record(&self, line: &str) -> Record;
 

@@ -2,6 +2,15 @@ use sqlx::SqlitePool;
 
 use crate::states::MessageState;
 
+/// A message as an instance's task matches a replayed transcript to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownMessage {
+    pub id: String,
+    pub content: String,
+    pub prompt_id: Option<String>,
+    pub state: MessageState,
+}
+
 /// A message sent to an instance and, once its turn ends, the answer.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Message {
@@ -154,7 +163,7 @@ impl Message {
     pub async fn for_replay(
         pool: &SqlitePool,
         instance_id: &str,
-    ) -> sqlx::Result<Vec<crate::supervisor::instance::KnownMessage>> {
+    ) -> sqlx::Result<Vec<KnownMessage>> {
         let rows = sqlx::query!(
             "SELECT id, content, prompt_id, state FROM messages
              WHERE instance_id = ?
@@ -166,7 +175,7 @@ impl Message {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|r| crate::supervisor::instance::KnownMessage {
+            .map(|r| KnownMessage {
                 id: r.id,
                 content: r.content,
                 prompt_id: r.prompt_id,

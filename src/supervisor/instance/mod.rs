@@ -17,11 +17,11 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{Duration, Instant};
+use tokio::time::Instant;
 
 use super::{Event, Shared};
 use crate::agents::transcript::TranscriptReader;
-use crate::agents::{Agent, Block, Key, Record, TypeStep};
+use crate::agents::{Agent, AgentEvent, Block, Key, Record, TypeStep};
 use crate::db::audit;
 use crate::db::instances::Instance;
 use crate::db::interrupts::Interrupt;
@@ -35,7 +35,6 @@ use crate::states::{InstanceState, InterruptOutcome, MessageState};
 
 pub use machine::InterruptReport;
 use machine::{Alive, Begin, Effect, Input, Limits, Look, Machine, Queued, Seen};
-pub use turn::KnownMessage;
 
 pub enum Command {
     /// A message was queued (its row is written).
@@ -73,6 +72,8 @@ pub struct Actor {
     shared: Arc<Shared>,
     id: String,
     session: String,
+    /// The CLI's own session id: a hook naming another session's transcript is refused.
+    agent_session: String,
     agent: Arc<dyn Agent>,
     tx: mpsc::UnboundedSender<Command>,
     machine: Machine,
@@ -106,6 +107,7 @@ impl Actor {
             shared: shared.clone(),
             id: inst.id.clone(),
             session: inst.tmux_session.clone(),
+            agent_session: inst.agent_session_id.clone(),
             agent,
             tx,
             transcript: None,
@@ -178,7 +180,23 @@ impl Actor {
                 }
             }
             Command::Hook(payload) => {
-                let event = self.agent.hook_event(&payload);
+                let mut event = self.agent.hook_event(&payload);
+                if let AgentEvent::SessionStarted {
+                    transcript: transcript @ Some(_),
+                } = &mut event
+                    && let Some(path) =
+                        transcript.take_if(|p| !self.agent.owns_transcript(&self.agent_session, p))
+                {
+                    tracing::warn!(instance = %self.id, path = %path.display(), "hook named a transcript not the instance's own; refused");
+                    audit::record(
+                        &self.shared.pool,
+                        None,
+                        Some(&self.id),
+                        "instance.hook_refused",
+                        serde_json::json!({ "transcript_path": path.display().to_string() }),
+                    )
+                    .await;
+                }
                 tracing::debug!(instance = %self.id, ?event, "hook");
                 // What the transcript already holds comes first: a hook is often the
                 // quicker signal of the two, and never the earlier event.
@@ -408,46 +426,26 @@ impl Actor {
             });
         }
         self.publish_message(&message_id, MessageState::Submitted);
-        // A paste and the keys after it, up to a pause.
-        let mut pasted: Option<String> = None;
-        let mut keys: Vec<&'static str> = Vec::new();
-        let mut steps = self.agent.type_message(&text);
-        steps.push(TypeStep::Pause(Duration::ZERO));
-        for step in steps {
-            match step {
-                TypeStep::Paste(t) if pasted.is_none() && keys.is_empty() => pasted = Some(t),
-                TypeStep::Paste(_) => {
-                    return Some(Input::DeliveryFailed {
-                        message_id,
-                        error: "the agent asked for two pastes without a pause".into(),
-                    });
-                }
-                TypeStep::Key(k) => keys.push(k),
+        // Each step is its own tmux command: an Enter in the same command sequence as the
+        // paste reached Claude Code 2.1.197 while it was still taking the paste, and was lost
+        // (1 in 21 sends).
+        let tmux = &self.shared.tmux;
+        for step in self.agent.type_message(&text) {
+            let typed = match step {
+                TypeStep::Paste(text) => tmux.paste(&self.session, &text).await,
+                TypeStep::Key(key) => tmux.send_key(&self.session, key).await,
                 TypeStep::Pause(d) => {
-                    let tmux = &self.shared.tmux;
-                    // The keys go in a second tmux command: an Enter in the same sequence as
-                    // the paste reached Claude Code 2.1.197 while it was still taking the
-                    // paste, and was lost (1 in 21 sends).
-                    let mut typed = Ok(());
-                    if let Some(text) = pasted.take() {
-                        typed = tmux.type_in(&self.session, Some(&text), &[]).await;
-                    }
-                    if typed.is_ok() && !keys.is_empty() {
-                        typed = tmux.type_in(&self.session, None, &keys).await;
-                    }
-                    keys.clear();
-                    if let Err(e) = typed {
-                        return Some(Input::DeliveryFailed {
-                            message_id,
-                            error: e.to_string(),
-                        });
-                    }
-                    if !d.is_zero() {
-                        // The CLI's own key timing (an Enter too soon after text is a
-                        // newline there), not a wait for an event.
-                        tokio::time::sleep(d).await;
-                    }
+                    // The CLI's own key timing (an Enter too soon after text is a newline
+                    // there), not a wait for an event.
+                    tokio::time::sleep(d).await;
+                    Ok(())
                 }
+            };
+            if let Err(e) = typed {
+                return Some(Input::DeliveryFailed {
+                    message_id,
+                    error: e.to_string(),
+                });
             }
         }
         None

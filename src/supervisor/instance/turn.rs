@@ -16,14 +16,7 @@ use crate::agents::AgentEvent;
 use crate::agents::{Key, Record};
 use crate::states::{InstanceState, InterruptOutcome, MessageState};
 
-/// A message the database already knows, for matching a replayed transcript to it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KnownMessage {
-    pub id: String,
-    pub content: String,
-    pub prompt_id: Option<String>,
-    pub state: MessageState,
-}
+pub use crate::db::messages::KnownMessage;
 
 /// The transcript ended the running turn but the turn-stopped hook, which normally comes
 /// within tens of milliseconds, has not: answer from the transcript after this long.
