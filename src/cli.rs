@@ -8,13 +8,15 @@ use crate::supervisor::teams::NewMember;
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    token: String,
 }
 
 impl Client {
-    pub fn new(base: &str) -> Client {
+    pub fn new(base: &str, token: &str) -> Client {
         Client {
             http: reqwest::Client::new(),
             base: base.trim_end_matches('/').to_string(),
+            token: token.to_string(),
         }
     }
 
@@ -25,7 +27,7 @@ impl Client {
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.base);
-        let mut req = self.http.request(method, &url);
+        let mut req = self.http.request(method, &url).bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(&b);
         }

@@ -64,6 +64,13 @@ pub struct Config {
     pub max_children: usize,
     /// The URL instances use to reach this server (set once the listener is bound).
     pub public_url: String,
+    /// The token every client but an instance presents. Empty: read from (or made in) the
+    /// data directory's `token` file at start.
+    pub token: String,
+    /// Host names (besides loopback) that requests may name in `Host` and `Origin`.
+    pub allowed_hosts: Vec<String>,
+    /// Listening on a non-loopback address was asked for explicitly.
+    pub allow_remote: bool,
 }
 
 impl Config {
@@ -87,6 +94,9 @@ impl Config {
             max_depth: 4,
             max_children: 10,
             public_url: String::new(),
+            token: String::new(),
+            allowed_hosts: Vec::new(),
+            allow_remote: false,
         }
     }
 }

@@ -1,11 +1,14 @@
-//! `troupe hook --url URL`: the command Claude Code runs for each lifecycle hook. It forwards
-//! the hook's JSON (stdin) to the server and always exits 0 quickly, so a server that is down
-//! never blocks or breaks the CLI.
+//! `troupe hook --url URL --token-file FILE`: the command Claude Code runs for the lifecycle
+//! hooks it cannot post itself. It forwards the hook's JSON (stdin) to the server with the
+//! instance's token, and always exits 0 quickly, so a server that is down never blocks or
+//! breaks the CLI. The token comes from a private file, never the command line, which every
+//! local user can read in `ps`.
 
 use std::io::Read;
+use std::path::Path;
 use std::time::Duration;
 
-pub async fn forward(url: &str) {
+pub async fn forward(url: &str, token_file: Option<&Path>) {
     let mut body = String::new();
     if std::io::stdin().read_to_string(&mut body).is_err() || body.trim().is_empty() {
         return;
@@ -17,10 +20,12 @@ pub async fn forward(url: &str) {
         Ok(c) => c,
         Err(_) => return,
     };
-    let _ = client
+    let mut req = client
         .post(url)
         .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await;
+        .body(body);
+    if let Some(token) = token_file.and_then(|f| std::fs::read_to_string(f).ok()) {
+        req = req.bearer_auth(token.trim());
+    }
+    let _ = req.send().await;
 }

@@ -3,6 +3,7 @@
 //! retires them, and writes every step to SQLite first.
 
 pub mod agents;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -30,6 +31,7 @@ pub use supervisor::Supervisor;
 pub struct Server {
     pub addr: SocketAddr,
     pub supervisor: Supervisor,
+    token_source: auth::TokenSource,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -38,6 +40,19 @@ impl Server {
     /// Opens the database, binds the listener and starts serving. Instances are told the
     /// bound address, so port 0 works.
     pub async fn start(mut config: Config) -> anyhow::Result<Server> {
+        if !config.bind.ip().is_loopback() && !config.allow_remote {
+            anyhow::bail!(
+                "--bind {} would serve troupe beyond this machine, and whoever reaches it can \
+                 run code as you; add --allow-remote if that is what you want (clients then \
+                 need the server token, and --allow-host names the host they use)",
+                config.bind
+            );
+        }
+        private::dir(&config.data_dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", config.data_dir.display()))?;
+        let (token, source) = auth::server_token(&config.data_dir, &config.token)
+            .map_err(|e| anyhow::anyhow!("cannot set up the server token: {e}"))?;
+        config.token = token;
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
@@ -51,8 +66,12 @@ impl Server {
             });
         }
         config.public_url = format!("http://{local}");
-        private::dir(&config.data_dir)
-            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", config.data_dir.display()))?;
+        if !addr.ip().is_loopback() {
+            tracing::warn!(
+                "troupe listens on {addr}, beyond this machine: anyone who has the server token \
+                 can run code as you"
+            );
+        }
         let pool = db::open(&config.db_path, config.db_busy_timeout).await?;
         let shutdown = CancellationToken::new();
         let supervisor = Supervisor::start(config, pool, shutdown.child_token()).await?;
@@ -82,6 +101,7 @@ impl Server {
         Ok(Server {
             addr,
             supervisor,
+            token_source: source,
             shutdown,
             task,
         })
@@ -89,6 +109,16 @@ impl Server {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The token clients present (`Authorization: Bearer`).
+    pub fn token(&self) -> &str {
+        &self.supervisor.config().token
+    }
+
+    /// Where the token came from.
+    pub fn token_source(&self) -> auth::TokenSource {
+        self.token_source
     }
 
     /// Stops serving. Instances keep running in tmux unless `terminate_instances` is set.

@@ -24,6 +24,9 @@ enum Command {
     Hook {
         #[arg(long)]
         url: String,
+        /// The file holding the instance's token.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
     },
     /// List the live instances of a running server.
     Ls {
@@ -49,6 +52,37 @@ struct ServerUrl {
         global = true
     )]
     url: String,
+    /// The server token [default: the `token` file in the server's data directory]
+    #[arg(long, env = "TROUPE_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// The server's data directory, where its token file is.
+    #[arg(long, env = "TROUPE_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+}
+
+impl ServerUrl {
+    fn client(&self) -> anyhow::Result<troupe::cli::Client> {
+        let token = match &self.token {
+            Some(t) => t.clone(),
+            None => {
+                let dir = self
+                    .data_dir
+                    .clone()
+                    .unwrap_or_else(config::default_data_dir);
+                let file = dir.join("token");
+                std::fs::read_to_string(&file)
+                    .map(|t| t.trim().to_string())
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "cannot read the server token from {}: {e}; pass --token or set \
+                             TROUPE_TOKEN (troupe serve prints it at start)",
+                            file.display()
+                        )
+                    })?
+            }
+        };
+        Ok(troupe::cli::Client::new(&self.url, &token))
+    }
 }
 
 #[derive(Subcommand)]
@@ -130,6 +164,15 @@ struct ServeArgs {
     /// On SIGTERM/Ctrl-C, terminate every instance instead of leaving them running.
     #[arg(long, env = "TROUPE_TERMINATE_ON_EXIT")]
     terminate_on_exit: bool,
+    /// The token clients present [default: the data dir's `token` file, made on first start]
+    #[arg(long, env = "TROUPE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// A host name (besides loopback) clients may use to reach troupe; repeat for more.
+    #[arg(long = "allow-host", env = "TROUPE_ALLOW_HOSTS", value_delimiter = ',')]
+    allow_hosts: Vec<String>,
+    /// Allow --bind on an address other machines can reach.
+    #[arg(long, env = "TROUPE_ALLOW_REMOTE")]
+    allow_remote: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -138,18 +181,18 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::Hook { url } => {
-            runtime.block_on(troupe::hook::forward(&url));
+        Command::Hook { url, token_file } => {
+            runtime.block_on(troupe::hook::forward(&url, token_file.as_deref()));
             Ok(())
         }
         Command::Serve(args) => runtime.block_on(serve(args)),
-        Command::Ls { server } => runtime.block_on(ls(&server.url)),
-        Command::Team { server, command } => runtime.block_on(team(&server.url, command)),
+        Command::Ls { server } => runtime.block_on(ls(server.client()?)),
+        Command::Team { server, command } => runtime.block_on(team(server.client()?, command)),
     }
 }
 
-async fn ls(url: &str) -> anyhow::Result<()> {
-    let list = troupe::cli::Client::new(url).instances().await?;
+async fn ls(client: troupe::cli::Client) -> anyhow::Result<()> {
+    let list = client.instances().await?;
     let instances = list["instances"].as_array().cloned().unwrap_or_default();
     if instances.is_empty() {
         println!("no live instances");
@@ -167,8 +210,7 @@ async fn ls(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn team(url: &str, command: TeamCommand) -> anyhow::Result<()> {
-    let client = troupe::cli::Client::new(url);
+async fn team(client: troupe::cli::Client, command: TeamCommand) -> anyhow::Result<()> {
     match command {
         TeamCommand::Create {
             name,
@@ -237,15 +279,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.startup_timeout = Duration::from_secs(args.startup_timeout);
     config.db_busy_timeout = Duration::from_secs(args.db_busy_timeout);
     config.default_wait = Duration::from_secs(args.default_wait);
+    config.token = args.token.unwrap_or_default();
+    config.allowed_hosts = args.allow_hosts;
+    config.allow_remote = args.allow_remote;
 
     let server = troupe::Server::start(config).await?;
+    let config = server.supervisor.config();
     tracing::info!(
         url = %server.url(),
-        db = %server.supervisor.config().db_path.display(),
-        tmux_socket = %server.supervisor.config().tmux_socket,
+        db = %config.db_path.display(),
+        tmux_socket = %config.tmux_socket,
         "troupe is serving; MCP at {}/mcp",
         server.url()
     );
+    print_way_in(&server);
     shutdown_signal().await;
     if args.terminate_on_exit {
         tracing::info!("shutting down; terminating instances");
@@ -254,6 +301,29 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     server.stop_with(args.terminate_on_exit).await;
     Ok(())
+}
+
+/// How to connect, with the token: printed once at every start, to stderr like the log.
+fn print_way_in(server: &troupe::Server) {
+    let config = server.supervisor.config();
+    let mcp = format!("{}/mcp", config.public_url);
+    let whence = match server.token_source() {
+        troupe::auth::TokenSource::Given => "from --token / TROUPE_TOKEN".to_string(),
+        troupe::auth::TokenSource::File => {
+            format!("from {}", config.data_dir.join("token").display())
+        }
+        troupe::auth::TokenSource::Created => {
+            format!("new, saved in {}", config.data_dir.join("token").display())
+        }
+    };
+    eprintln!(
+        "\nClients need the server token ({whence}). Add troupe to Claude Code with:\n  \
+         claude mcp add --scope user --transport http troupe {mcp} --header \"Authorization: Bearer {token}\"\n\
+         and to Codex with:\n  \
+         export TROUPE_TOKEN={token}\n  \
+         codex mcp add troupe --url {mcp} --bearer-token-env-var TROUPE_TOKEN\n",
+        token = server.token(),
+    );
 }
 
 async fn shutdown_signal() {

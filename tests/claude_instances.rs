@@ -6,7 +6,9 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::{Harness, eventually, fake_model::conversation_text, fake_model::last_user_text};
+use support::{
+    Harness, McpClient, eventually, fake_model::conversation_text, fake_model::last_user_text,
+};
 use troupe::db::instances::Instance;
 use troupe::db::interrupts::Interrupt;
 use troupe::db::messages::Message;
@@ -447,38 +449,94 @@ async fn a_cli_killed_mid_turn_is_noticed_and_resumed() {
     assert_eq!(r.structured["response"], "ECHO: after the crash");
 }
 
-/// A hook that names another file as the instance's transcript is refused and audited: the
-/// instance goes on following its own.
+/// Hooks are the instance's alone. Without its token every event kind is refused (401) and
+/// audited, and nothing changes; with it, a payload naming another session or another file as
+/// its transcript is refused and audited, and the instance goes on following its own.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_forged_transcript_path_is_refused() {
+async fn forged_hooks_are_refused() {
     let h = Harness::start().await;
     let id = h.spawn(json!({ "role": "tester" })).await;
-    let own = Instance::find(h.pool(), &id)
-        .await
-        .unwrap()
-        .unwrap()
-        .transcript_path;
+    let inst = Instance::find(h.pool(), &id).await.unwrap().unwrap();
+    let session = inst.agent_session_id.clone();
+    let own = inst.transcript_path.clone();
+    let url = format!("{}/hooks/{id}", h.server().url());
+    let http = reqwest::Client::new();
     let forged = h.dir.path().join("attacker.jsonl");
     std::fs::write(&forged, "").unwrap();
-    let r = reqwest::Client::new()
-        .post(format!("{}/hooks/{id}", h.server().url()))
-        .json(&json!({
-            "hook_event_name": "SessionStart",
-            "transcript_path": forged.display().to_string(),
-        }))
-        .send()
+    let payloads = [
+        json!({ "hook_event_name": "SessionStart", "session_id": session,
+                "transcript_path": forged.display().to_string() }),
+        json!({ "hook_event_name": "Stop", "session_id": session,
+                "last_assistant_message": "FORGED ANSWER" }),
+        json!({ "hook_event_name": "StopFailure", "session_id": session, "error": "forged" }),
+        json!({ "hook_event_name": "PermissionRequest", "session_id": session,
+                "tool_name": "Bash", "tool_input": {} }),
+        json!({ "hook_event_name": "SessionEnd", "session_id": session }),
+        json!({ "hook_event_name": "UserPromptSubmit", "session_id": session, "prompt": "x" }),
+    ];
+    for payload in &payloads {
+        for auth in [
+            None,
+            Some("Bearer not-the-instance-token"),
+            Some(&format!("Bearer {}", h.server().token()) as &str),
+        ] {
+            let mut req = http.post(&url).json(payload);
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            let r = req.send().await.unwrap();
+            assert_eq!(
+                r.status(),
+                401,
+                "{} with {auth:?}",
+                payload["hook_event_name"]
+            );
+        }
+    }
+    let refused = troupe::db::audit::for_instance(h.pool(), &id)
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "auth.refused")
+        .count();
+    assert_eq!(refused, payloads.len() * 3);
+    let inst = Instance::find(h.pool(), &id).await.unwrap().unwrap();
+    assert_eq!(
+        inst.state,
+        troupe::states::InstanceState::Idle,
+        "{}",
+        inst.state_reason
+    );
+
+    // With the instance's token (as if its own CLI were confused): another session's payload,
+    // and another file as the transcript, are refused too.
+    let token = troupe::db::credentials::Credentials::find(h.pool(), &id)
+        .await
+        .unwrap()
+        .unwrap()
+        .token;
+    let as_instance =
+        |payload: serde_json::Value| http.post(&url).bearer_auth(&token).json(&payload).send();
+    let r = as_instance(
+        json!({ "hook_event_name": "Stop", "session_id": "another-session",
+                                "last_assistant_message": "FORGED ANSWER" }),
+    )
+    .await
+    .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let r = as_instance(payloads[0].clone()).await.unwrap();
     assert!(r.status().is_success(), "{}", r.status());
     eventually(
-        "the refusal in the audit log",
+        "both refusals in the audit log",
         Duration::from_secs(10),
         || async {
-            troupe::db::audit::for_instance(h.pool(), &id)
+            let n = troupe::db::audit::for_instance(h.pool(), &id)
                 .await
                 .unwrap()
                 .into_iter()
-                .find(|e| e.kind == "instance.hook_refused")
+                .filter(|e| e.kind == "instance.hook_refused")
+                .count();
+            (n == 2).then_some(())
         },
     )
     .await;
@@ -491,4 +549,59 @@ async fn a_forged_transcript_path_is_refused() {
         )
         .await;
     assert_eq!(r.structured["response"], "ECHO: still mine", "{}", r.text);
+}
+
+/// An MCP call in an instance's name needs that instance's token: the header alone, or with
+/// the server's token, is refused and audited, and a spoofed reply never reaches anyone.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_identity_without_its_token_is_refused() {
+    let h = Harness::start().await;
+    let id = h.spawn(json!({ "role": "tester" })).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/mcp", h.server().url());
+    let init = json!({
+        "jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": { "protocolVersion": "2025-06-18", "capabilities": {},
+                    "clientInfo": { "name": "spoof", "version": "0" } }
+    });
+    for auth in [
+        None,
+        Some(h.server().token().to_string()),
+        Some("nope".to_string()),
+    ] {
+        let mut req = http
+            .post(&url)
+            .header("x-troupe-instance", &id)
+            .header("accept", "application/json, text/event-stream")
+            .json(&init);
+        if let Some(t) = auth {
+            req = req.bearer_auth(t);
+        }
+        assert_eq!(req.send().await.unwrap().status(), 401);
+    }
+    let refused = troupe::db::audit::for_instance(h.pool(), &id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "auth.refused")
+        .count();
+    assert_eq!(refused, 3);
+    // With its own token, the instance is itself: reply_to_caller works.
+    let token = troupe::db::credentials::Credentials::find(h.pool(), &id)
+        .await
+        .unwrap()
+        .unwrap()
+        .token;
+    let bearer = format!("Bearer {token}");
+    let child = McpClient::connect(
+        &url,
+        &[("x-troupe-instance", &id), ("authorization", &bearer)],
+    )
+    .await;
+    let r = child
+        .call_tool("reply_to_caller", json!({ "message": "from the real one" }))
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    let r = h.call("get_pending_replies", json!({})).await;
+    assert!(r.text.contains("from the real one"), "{}", r.text);
 }

@@ -21,7 +21,7 @@ async fn open_db(path: &Path) -> sqlx::SqlitePool {
 async fn assert_no_instances(server: &ServeProcess, spec: &ServeSpec) {
     let health = server.health().await;
     assert_eq!(health["status"], "ok", "{health}");
-    assert_eq!(health["live_instances"], 0, "{health}");
+    assert_eq!(health["service"], "troupe", "{health}");
     let mcp = server.mcp().await;
     let list = mcp.call_tool("list_instances", json!({})).await;
     assert!(

@@ -309,3 +309,64 @@ async fn a_write_lock_held_elsewhere_delays_but_loses_nothing() {
         .unwrap();
     assert!(chunks >= 2, "prompt and reply recorded: {chunks}");
 }
+
+/// A server that comes back on another port takes its instances along: a CLI that still runs
+/// is configured for the old address, so troupe starts it again with --resume (its
+/// conversation kept), and its hooks and troupe's tools reach the new address.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_on_another_port_moves_the_instances_along() {
+    let mut h = Harness::start().await;
+    let id = h.spawn(json!({ "role": "developer" })).await;
+    ask(&h, &id, "remember the word kiwi").await;
+    let old = h.addr.unwrap();
+
+    h.stop_server().await;
+    h.addr = None;
+    h.start_server().await;
+    let new_url = h.server().url();
+    assert_ne!(h.addr.unwrap().port(), old.port());
+
+    eventually(
+        "the instance started again for the new address",
+        Duration::from_secs(60),
+        || async {
+            let creds = troupe::db::credentials::Credentials::find(h.pool(), &id)
+                .await
+                .unwrap()?;
+            let inst = state(&h, &id).await;
+            (creds.server_url == new_url && inst.state == "idle").then_some(())
+        },
+    )
+    .await;
+    let events = audit::for_instance(h.pool(), &id).await.unwrap();
+    let relaunch = events
+        .iter()
+        .find(|e| e.kind == "instance.relaunch")
+        .unwrap_or_else(|| panic!("{events:?}"));
+    assert!(relaunch.detail.contains(&new_url), "{}", relaunch.detail);
+    let config_dir = h.data_dir.join("instances").join(&id);
+    for file in ["mcp.json", "settings.json"] {
+        let text = std::fs::read_to_string(config_dir.join(file)).unwrap();
+        assert!(text.contains(&new_url), "{file}: {text}");
+    }
+
+    // Its own tools reach troupe at the new address, in the same conversation.
+    let answer = ask(&h, &id, "CALL_TOOL mcp__troupe__get_instance_status {}").await;
+    let text = answer["response"].as_str().unwrap();
+    assert!(
+        text.contains(&format!("\"instance_id\":\"{id}\"")),
+        "{text}"
+    );
+    let request = h
+        .model
+        .wait_for_request(
+            |r| last_user_text(r).contains("get_instance_status"),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    assert!(
+        conversation_text(&request).contains("remember the word kiwi"),
+        "the restarted CLI kept the conversation"
+    );
+}

@@ -18,10 +18,10 @@ async fn health_and_tool_list_over_real_http() {
         .await
         .unwrap();
     assert_eq!(health["status"], "ok");
-    assert_eq!(health["live_instances"], 0);
+    assert_eq!(health, json!({ "status": "ok", "service": "troupe" }));
     assert!(dir.path().join("data/troupe.db").exists());
 
-    let mcp = McpClient::connect(&format!("{}/mcp", server.url()), &[]).await;
+    let mcp = McpClient::user(&server).await;
     let tools = mcp.request("tools/list", json!({})).await;
     let names: Vec<&str> = tools["result"]["tools"]
         .as_array()
@@ -65,14 +65,19 @@ async fn team_commands_of_the_cli_talk_to_the_server() {
     let config = troupe::Config::for_data_dir(dir.path().join("data"), &unique_socket("c"));
     let server = troupe::Server::start(config).await.unwrap();
     let url = server.url();
+    let data_dir = dir.path().join("data");
     let troupe = |args: &[&str]| {
         let url = url.clone();
+        let data_dir = data_dir.clone();
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         async move {
             tokio::task::spawn_blocking(move || {
+                // The client finds the token where the server saved it.
                 std::process::Command::new(env!("CARGO_BIN_EXE_troupe"))
                     .args(&args)
                     .env("TROUPE_URL", url)
+                    .env("TROUPE_DATA_DIR", data_dir)
+                    .env_remove("TROUPE_TOKEN")
                     .output()
                     .unwrap()
             })
@@ -80,6 +85,10 @@ async fn team_commands_of_the_cli_talk_to_the_server() {
             .unwrap()
         }
     };
+    let out = troupe(&["ls", "--token", "not-the-token-at-all"]).await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the token is not this server's"), "{err}");
 
     let out = troupe(&[
         "team",
@@ -135,7 +144,7 @@ async fn huge_waits_are_refused_by_name_and_the_session_lives_on() {
     let dir = tempfile::tempdir().unwrap();
     let config = troupe::Config::for_data_dir(dir.path().join("data"), &unique_socket("s"));
     let server = troupe::Server::start(config).await.unwrap();
-    let mcp = McpClient::connect(&format!("{}/mcp", server.url()), &[]).await;
+    let mcp = McpClient::user(&server).await;
 
     let huge = 1u64 << 63;
     let r = mcp
@@ -218,7 +227,146 @@ async fn foreign_hosts_and_web_origins_are_refused_everywhere() {
     let port = server.addr.port();
     let r = http
         .get(format!("{url}/api/instances"))
+        .bearer_auth(server.token())
         .header("origin", format!("http://localhost:{port}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    server.stop().await;
+}
+
+/// Everything but /health wants a token: the server's for the person's clients, an
+/// instance's own for its hooks and for calls in its name. A claimed identity without its
+/// token is refused and audited.
+#[tokio::test]
+async fn every_route_but_health_wants_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = troupe::Config::for_data_dir(dir.path().join("data"), &unique_socket("s"));
+    let server = troupe::Server::start(config).await.unwrap();
+    let http = reqwest::Client::new();
+    let url = server.url();
+    let token = server.token().to_string();
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("data/token"))
+            .unwrap()
+            .trim(),
+        token,
+        "the token is saved for the command line"
+    );
+    let init = json!({
+        "jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": { "protocolVersion": "2025-06-18", "capabilities": {},
+                    "clientInfo": { "name": "probe", "version": "0" } }
+    });
+    let routes = [
+        (reqwest::Method::GET, "/api/instances", None),
+        (
+            reqwest::Method::POST,
+            "/api/teams/dev-team/start",
+            Some(json!({})),
+        ),
+        (reqwest::Method::DELETE, "/api/teams/dev-team", None),
+        (reqwest::Method::POST, "/mcp", Some(init.clone())),
+        (
+            reqwest::Method::POST,
+            "/hooks/someone-0000",
+            Some(json!({ "hook_event_name": "Stop", "last_assistant_message": "FORGED" })),
+        ),
+    ];
+    for (method, path, body) in &routes {
+        let send = |auth: Option<String>| {
+            let mut req = http
+                .request(method.clone(), format!("{url}{path}"))
+                .header("accept", "application/json, text/event-stream");
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            req.send()
+        };
+        let r = send(None).await.unwrap();
+        assert_eq!(r.status(), 401, "no token on {method} {path}");
+        let text = r.text().await.unwrap();
+        assert!(
+            text.contains("Bearer"),
+            "the refusal says what to send: {text}"
+        );
+        let r = send(Some("Bearer wrong-token".into())).await.unwrap();
+        assert_eq!(r.status(), 401, "a wrong token on {method} {path}");
+    }
+    // The server token opens /api and /mcp, as a header or in the URL.
+    let r = http
+        .get(format!("{url}/api/instances"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http
+        .get(format!("{url}/api/instances?token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http
+        .post(format!("{url}/mcp?token={token}"))
+        .header("accept", "application/json, text/event-stream")
+        .json(&init)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Not a hook's, though: a hook needs its instance's own token.
+    let r = http
+        .post(format!("{url}/hooks/someone-0000"))
+        .bearer_auth(&token)
+        .json(&json!({ "hook_event_name": "Stop" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // Speaking for an instance takes that instance's token, not the server's.
+    let r = http
+        .post(format!("{url}/mcp"))
+        .bearer_auth(&token)
+        .header("x-troupe-instance", "someone-0000")
+        .header("accept", "application/json, text/event-stream")
+        .json(&init)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let refused = troupe::db::audit::of_kind(server.supervisor.pool(), "auth.refused")
+        .await
+        .unwrap();
+    assert!(
+        refused
+            .iter()
+            .any(|e| e.detail.contains("someone-0000") && e.detail.contains("/mcp")),
+        "{refused:?}"
+    );
+    server.stop().await;
+}
+
+/// A non-loopback address is served only when asked for explicitly.
+#[tokio::test]
+async fn a_network_bind_needs_its_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = troupe::Config::for_data_dir(dir.path().join("data"), &unique_socket("s"));
+    config.bind = "0.0.0.0:0".parse().unwrap();
+    let err = troupe::Server::start(config.clone()).await.err().unwrap();
+    assert!(err.to_string().contains("--allow-remote"), "{err}");
+    config.allow_remote = true;
+    let server = troupe::Server::start(config).await.unwrap();
+    // troupe's own instances are told a loopback address, which the guard lets through.
+    let public = &server.supervisor.config().public_url;
+    assert!(public.starts_with("http://127.0.0.1:"), "{public}");
+    let r = reqwest::Client::new()
+        .get(format!("{public}/api/instances"))
+        .bearer_auth(server.token())
         .send()
         .await
         .unwrap();
@@ -232,7 +380,7 @@ async fn oversized_messages_and_prompts_are_refused_with_the_limit() {
     let dir = tempfile::tempdir().unwrap();
     let config = troupe::Config::for_data_dir(dir.path().join("data"), &unique_socket("s"));
     let server = troupe::Server::start(config).await.unwrap();
-    let mcp = McpClient::connect(&format!("{}/mcp", server.url()), &[]).await;
+    let mcp = McpClient::user(&server).await;
     let big = "x".repeat(1_000_000);
     let r = mcp
         .call_tool(

@@ -77,13 +77,23 @@ impl Launch<'_> {
 /// The CLI posts HTTP hooks itself, with no process to start: measured on 2.1.197, a command
 /// hook on UserPromptSubmit (which the turn waits for) added about 20 ms to every round trip.
 /// SessionStart takes no HTTP hooks, so it runs `troupe hook`; it fires once per launch.
-pub fn settings(hook_command: &str, hook_url: &str, permission_mode: PermissionMode) -> Value {
+pub fn settings(
+    hook_command: &str,
+    hook_url: &str,
+    token: &str,
+    permission_mode: PermissionMode,
+) -> Value {
     let mut hooks = serde_json::Map::new();
     for event in HOOK_EVENTS {
         let hook = if *event == "SessionStart" {
             json!({ "type": "command", "command": hook_command, "timeout": 10 })
         } else {
-            json!({ "type": "http", "url": hook_url, "timeout": 10 })
+            json!({
+                "type": "http",
+                "url": hook_url,
+                "headers": { "Authorization": format!("Bearer {token}") },
+                "timeout": 10
+            })
         };
         hooks.insert(event.to_string(), json!([{ "hooks": [hook] }]));
     }
@@ -94,15 +104,18 @@ pub fn settings(hook_command: &str, hook_url: &str, permission_mode: PermissionM
     settings
 }
 
-/// The `--mcp-config` file: troupe itself, with a header naming the instance so its calls
-/// are attributed to it exactly.
-pub fn mcp_config(server_url: &str, instance_id: &str) -> Value {
+/// The `--mcp-config` file: troupe itself, with a header naming the instance and the
+/// instance's token proving it, so its calls are attributed to it exactly.
+pub fn mcp_config(server_url: &str, instance_id: &str, token: &str) -> Value {
     json!({
         "mcpServers": {
             "troupe": {
                 "type": "http",
                 "url": format!("{server_url}/mcp"),
-                "headers": { "X-Troupe-Instance": instance_id }
+                "headers": {
+                    "X-Troupe-Instance": instance_id,
+                    "Authorization": format!("Bearer {token}")
+                }
             }
         }
     })
@@ -334,9 +347,17 @@ impl Agent for ClaudeCode {
         let mcp_path = spec.config_dir.join("mcp.json");
         write_json(
             &settings_path,
-            &settings(spec.hook_command, spec.hook_url, spec.permission_mode),
+            &settings(
+                spec.hook_command,
+                spec.hook_url,
+                spec.token,
+                spec.permission_mode,
+            ),
         )?;
-        write_json(&mcp_path, &mcp_config(spec.mcp_url, spec.instance_id))?;
+        write_json(
+            &mcp_path,
+            &mcp_config(spec.mcp_url, spec.instance_id, spec.token),
+        )?;
         let argv = Launch {
             claude_bin: &self.bin,
             session_id: spec.session_id,
@@ -387,6 +408,10 @@ impl Agent for ClaudeCode {
             "SessionEnd" => AgentEvent::SessionEnded,
             _ => AgentEvent::Other,
         }
+    }
+
+    fn hook_session<'a>(&self, payload: &'a Value) -> Option<&'a str> {
+        payload["session_id"].as_str()
     }
 
     fn owns_transcript(&self, session_id: &str, path: &Path) -> bool {
@@ -697,9 +722,33 @@ mod tests {
 
     #[test]
     fn skip_mode_acknowledges_the_bypass_warning() {
-        let s = settings("troupe hook", "http://h/hooks/x", PermissionMode::Skip);
+        let s = settings("troupe hook", "http://h/hooks/x", "t", PermissionMode::Skip);
         assert_eq!(s["skipDangerousModePermissionPrompt"], true);
-        let s = settings("troupe hook", "http://h/hooks/x", PermissionMode::Default);
+        let s = settings(
+            "troupe hook",
+            "http://h/hooks/x",
+            "t",
+            PermissionMode::Default,
+        );
         assert!(s.get("skipDangerousModePermissionPrompt").is_none());
+    }
+
+    #[test]
+    fn hooks_and_mcp_calls_carry_the_instance_token() {
+        let s = settings(
+            "troupe hook",
+            "http://h/hooks/x",
+            "tok",
+            PermissionMode::Skip,
+        );
+        for event in HOOK_EVENTS.iter().filter(|e| **e != "SessionStart") {
+            let hook = &s["hooks"][event][0]["hooks"][0];
+            assert_eq!(hook["type"], "http", "{event}");
+            assert_eq!(hook["headers"]["Authorization"], "Bearer tok", "{event}");
+        }
+        let m = mcp_config("http://127.0.0.1:1", "dev-1a2b", "tok");
+        let headers = &m["mcpServers"]["troupe"]["headers"];
+        assert_eq!(headers["X-Troupe-Instance"], "dev-1a2b");
+        assert_eq!(headers["Authorization"], "Bearer tok");
     }
 }

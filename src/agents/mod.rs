@@ -190,6 +190,8 @@ pub struct LaunchSpec<'a> {
     pub hook_url: &'a str,
     /// troupe's MCP endpoint, for the instance's own calls to troupe.
     pub mcp_url: &'a str,
+    /// The instance's own token: its hooks and MCP calls carry it, or troupe refuses them.
+    pub token: &'a str,
     pub running_as_root: bool,
 }
 
@@ -216,6 +218,10 @@ pub trait Agent: Send + Sync {
 
     /// A lifecycle hook's payload.
     fn hook_event(&self, payload: &Value) -> AgentEvent;
+
+    /// The CLI session a hook payload names, if it names one: a payload of another session
+    /// than the instance's own is refused.
+    fn hook_session<'a>(&self, payload: &'a Value) -> Option<&'a str>;
 
     /// Whether `path`, as a hook names it, can be the transcript of session `session_id`: only
     /// such a path is followed and recorded.

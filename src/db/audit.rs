@@ -45,3 +45,13 @@ pub async fn for_instance(pool: &SqlitePool, instance_id: &str) -> sqlx::Result<
     .fetch_all(pool)
     .await
 }
+
+pub async fn of_kind(pool: &SqlitePool, kind: &str) -> sqlx::Result<Vec<AuditEvent>> {
+    sqlx::query_as!(
+        AuditEvent,
+        "SELECT * FROM audit_events WHERE kind = ? ORDER BY id",
+        kind
+    )
+    .fetch_all(pool)
+    .await
+}

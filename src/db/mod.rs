@@ -2,6 +2,7 @@
 //! One file per table: the row type and the associated functions that read and write it.
 
 pub mod audit;
+pub mod credentials;
 pub mod instances;
 pub mod interrupts;
 pub mod messages;

@@ -1,9 +1,11 @@
-//! Only local clients reach troupe: every request names a loopback host (no DNS rebinding), and
-//! a browser request must come from a loopback page (no cross-site request from any web page
-//! the user happens to open).
+//! Only the clients meant to reach troupe do: every request names an allowed host (loopback,
+//! plus any `--allow-host`), so no DNS rebinding; and a browser request must come from a page
+//! on such a host, so no cross-site request from any web page the user happens to open.
+
+use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -11,8 +13,33 @@ use serde_json::json;
 
 const LOOPBACK: &[&str] = &["localhost", "127.0.0.1", "::1"];
 
-pub async fn local_only(req: Request, next: Next) -> Response {
-    match check(req.headers()) {
+/// The host names requests may use: loopback always, and those the user added.
+#[derive(Debug, Clone, Default)]
+pub struct Allowed {
+    extra: Vec<String>,
+}
+
+impl Allowed {
+    pub fn new(extra: &[String]) -> Arc<Allowed> {
+        Arc::new(Allowed {
+            extra: extra
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .collect(),
+        })
+    }
+
+    fn host(&self, host: &str) -> bool {
+        is_loopback(host) || self.extra.iter().any(|h| host.eq_ignore_ascii_case(h))
+    }
+}
+
+pub async fn allowed_only(
+    State(allowed): State<Arc<Allowed>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match allowed.check(req.headers()) {
         Ok(()) => next.run(req).await,
         Err(why) => {
             tracing::warn!(
@@ -25,30 +52,34 @@ pub async fn local_only(req: Request, next: Next) -> Response {
     }
 }
 
-/// Why the request is refused, if it is.
-pub fn check(headers: &HeaderMap) -> Result<(), String> {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .ok_or("the request names no Host")?;
-    if !is_loopback(host_name(host)) {
-        return Err(format!(
-            "Host {host:?} is not this machine; troupe answers local clients only"
-        ));
-    }
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let origin = origin.to_str().unwrap_or("(not text)");
-        let local = origin
-            .strip_prefix("http://")
-            .or_else(|| origin.strip_prefix("https://"))
-            .is_some_and(|authority| is_loopback(host_name(authority)));
-        if !local {
+impl Allowed {
+    /// Why the request is refused, if it is.
+    pub fn check(&self, headers: &HeaderMap) -> Result<(), String> {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .ok_or("the request names no Host")?;
+        if !self.host(host_name(host)) {
             return Err(format!(
-                "requests from the web page {origin:?} are refused; troupe answers local clients only"
+                "Host {host:?} is not one troupe answers to (loopback, or a name given with \
+                 --allow-host)"
             ));
         }
+        if let Some(origin) = headers.get(header::ORIGIN) {
+            let origin = origin.to_str().unwrap_or("(not text)");
+            let ok = origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"))
+                .is_some_and(|authority| self.host(host_name(authority)));
+            if !ok {
+                return Err(format!(
+                    "requests from the web page {origin:?} are refused; troupe answers its own \
+                     clients only"
+                ));
+            }
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// The host of `host[:port]`, `[v6]:port` or `[v6]`.
@@ -76,6 +107,20 @@ mod tests {
             );
         }
         h
+    }
+
+    fn check(h: &HeaderMap) -> Result<(), String> {
+        Allowed::default().check(h)
+    }
+
+    #[test]
+    fn added_hosts_pass_as_loopback_does() {
+        let allowed = Allowed::new(&["Box.LAN".into()]);
+        assert_eq!(allowed.check(&headers(&[("host", "box.lan:8001")])), Ok(()));
+        let h = headers(&[("host", "box.lan:8001"), ("origin", "http://box.lan:8001")]);
+        assert_eq!(allowed.check(&h), Ok(()));
+        assert!(allowed.check(&headers(&[("host", "other.lan")])).is_err());
+        assert!(check(&headers(&[("host", "box.lan")])).is_err());
     }
 
     #[test]

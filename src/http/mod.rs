@@ -1,13 +1,15 @@
 //! The HTTP side: one route table, read top to bottom.
 
 mod api;
+mod auth;
 mod guard;
 
 use std::sync::Arc;
 
 use axum::body::Body;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Request, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -20,7 +22,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
-use crate::db::instances::Instance;
+use crate::auth::Caller;
 use crate::error::Error;
 use crate::mcp::Troupe;
 use crate::supervisor::Supervisor;
@@ -34,39 +36,40 @@ pub fn router(sup: Supervisor, shutdown: CancellationToken) -> Router {
             .with_sse_keep_alive(Some(std::time::Duration::from_secs(15)))
             .with_cancellation_token(shutdown.child_token()),
     );
-    let mcp_routes = Router::new()
+    // Layers run outside in: the token is checked before anything reads the request.
+    let authenticated = Router::new()
         .nest_service("/mcp", mcp)
         .layer(middleware::from_fn_with_state(
             sup.clone(),
             note_instance_client,
+        ))
+        .merge(api::routes())
+        .layer(middleware::from_fn_with_state(
+            sup.clone(),
+            auth::require_token,
         ));
+    let allowed = guard::Allowed::new(&sup.config().allowed_hosts);
     Router::new()
         .route("/health", get(health))
         .route("/hooks/{instance_id}", post(hook))
-        .merge(api::routes())
-        .merge(mcp_routes)
-        .layer(middleware::from_fn(guard::local_only))
+        .merge(authenticated)
+        .layer(middleware::from_fn_with_state(allowed, guard::allowed_only))
         .layer(TraceLayer::new_for_http())
         .with_state(sup)
 }
 
-async fn health(State(sup): State<Supervisor>) -> Result<Json<Value>, Error> {
-    let live = Instance::count_live(sup.pool()).await?;
-    Ok(Json(json!({
-        "status": "ok",
-        "version": env!("CARGO_PKG_VERSION"),
-        "live_instances": live,
-    })))
+/// Open to anyone who may reach the server at all, so it says only that troupe is up.
+async fn health() -> Json<Value> {
+    Json(json!({ "status": "ok", "service": "troupe" }))
 }
 
 /// Notices when a spawned instance's MCP client has received troupe's tool and prompt
 /// lists, which is when its model can call troupe; requests and responses pass unchanged.
 async fn note_instance_client(State(sup): State<Supervisor>, req: Request, next: Next) -> Response {
-    let instance = req
-        .headers()
-        .get(crate::mcp::INSTANCE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let instance = match req.extensions().get::<Caller>() {
+        Some(Caller::Instance(id)) => Some(id.clone()),
+        _ => None,
+    };
     let Some(instance) = instance.filter(|_| req.method() == Method::POST) else {
         return next.run(req).await;
     };
@@ -99,13 +102,20 @@ async fn note_instance_client(State(sup): State<Supervisor>, req: Request, next:
     Response::from_parts(parts, body)
 }
 
-/// Claude Code's lifecycle hooks (`troupe hook`) post their payload here.
+/// An instance's lifecycle hooks post their payload here, with the instance's own token.
 async fn hook(
     State(sup): State<Supervisor>,
     Path(instance_id): Path<String>,
-    Json(payload): Json<Value>,
-) -> Result<Json<Value>, Error> {
-    sup.hook(&instance_id, payload).await?;
+    headers: HeaderMap,
+    uri: Uri,
+    payload: Result<Json<Value>, JsonRejection>,
+) -> Result<Json<Value>, Response> {
+    let presented = crate::auth::presented(&headers, uri.query());
+    auth::instance(&sup, &instance_id, presented.as_deref(), uri.path()).await?;
+    let Json(payload) = payload.map_err(IntoResponse::into_response)?;
+    sup.hook(&instance_id, payload)
+        .await
+        .map_err(IntoResponse::into_response)?;
     // An empty JSON object: the hook decides nothing, and the CLI goes on.
     Ok(Json(json!({})))
 }

@@ -21,9 +21,6 @@ use rmcp::{RoleServer, ServerHandler, prompt, prompt_handler, prompt_router, too
 
 use crate::supervisor::Supervisor;
 
-/// The header a spawned instance's MCP config carries, naming the instance that calls.
-pub const INSTANCE_HEADER: &str = "x-troupe-instance";
-
 pub const INSTRUCTIONS: &str = "troupe runs other Claude Code instances for you, each in its own \
 terminal, and remembers everything in a database.\n\
 When a task is big or has separable parts, spawn helpers with spawn_claude: pick the role \
@@ -103,11 +100,14 @@ impl ServerHandler for Troupe {
     }
 }
 
-/// The instance making this call, when it is one troupe spawned (its MCP config names it).
+/// The instance making this call, when it is one troupe spawned: proven by its token at the
+/// HTTP layer, never taken from a header alone.
 fn caller(extensions: &Extensions) -> Option<String> {
     let parts = extensions.get::<axum::http::request::Parts>()?;
-    let value = parts.headers.get(INSTANCE_HEADER)?.to_str().ok()?.trim();
-    (!value.is_empty()).then(|| value.to_string())
+    match parts.extensions.get::<crate::auth::Caller>()? {
+        crate::auth::Caller::Instance(id) => Some(id.clone()),
+        crate::auth::Caller::User => None,
+    }
 }
 
 fn tool_error(e: crate::error::Error) -> String {

@@ -20,8 +20,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::agents::{Agent, Agents, LaunchSpec};
+use crate::auth;
 use crate::config::{Config, PermissionMode};
 use crate::db::audit;
+use crate::db::credentials::Credentials;
 use crate::db::instances::{Instance, NewInstance};
 use crate::db::messages::Message;
 use crate::error::{Error, Result};
@@ -378,11 +380,19 @@ impl Supervisor {
                 .unwrap_or(config.permission_mode);
         let dir = config.data_dir.join("instances").join(id);
         crate::private::dir(&dir)?;
+        // A resumed instance keeps its token; the URL is recorded so a server that comes
+        // back on another address knows to start the CLI again.
+        let token =
+            Credentials::for_launch(&shared.pool, id, &config.public_url, &auth::new_token())
+                .await?;
+        let token_file = dir.join("token");
+        crate::private::write(&token_file, token.as_bytes())?;
         let hook_url = format!("{}/hooks/{id}", config.public_url);
         let hook_command = format!(
-            "{} hook --url {}",
+            "{} hook --url {} --token-file {}",
             shell_quote(&config.troupe_bin.display().to_string()),
-            shell_quote(&hook_url)
+            shell_quote(&hook_url),
+            shell_quote(&token_file.display().to_string()),
         );
         let resume = !matches!(how, Launch::New);
         let plan = agent.prepare(&LaunchSpec {
@@ -396,6 +406,7 @@ impl Supervisor {
             hook_command: &hook_command,
             hook_url: &hook_url,
             mcp_url: &config.public_url,
+            token: &token,
             running_as_root: running_as_root(),
         })?;
         let argv = plan.argv;
@@ -469,7 +480,7 @@ impl Supervisor {
         let recoveries = futures::future::join_all(instances.into_iter().map(|inst| async move {
             let started = std::time::Instant::now();
             let (outcome, detail) = match self.recover(&inst).await {
-                Ok(outcome) => (outcome, String::new()),
+                Ok(done) => done,
                 Err(e) => {
                     let reason = format!("could not be brought back after a restart: {e}");
                     self.shared.instance_failed(&inst.id, &reason).await;
@@ -494,26 +505,49 @@ impl Supervisor {
         Ok(recoveries)
     }
 
-    async fn recover(&self, inst: &Instance) -> Result<&'static str> {
+    async fn recover(&self, inst: &Instance) -> Result<(&'static str, String)> {
         let tmux = &self.shared.tmux;
         if tmux.has_session(&inst.tmux_session).await? {
             if !tmux.pane_dead(&inst.tmux_session).await? {
-                self.reattach(inst)?;
-                return Ok("reattached");
+                let relaunch = self.reattach(inst).await?;
+                let detail = relaunch
+                    .map(|why| format!("{why}: it starts again with --resume once no turn runs"))
+                    .unwrap_or_default();
+                return Ok(("reattached", detail));
             }
             self.resume(inst, Launch::RespawnPane).await?;
         } else {
             self.resume(inst, Launch::NewSession).await?;
         }
-        Ok("resumed")
+        Ok(("resumed", String::new()))
     }
 
-    /// Follows a CLI that kept running while troupe was away.
-    fn reattach(&self, inst: &Instance) -> Result<()> {
+    /// Starts a running instance's CLI again in its pane, with its conversation and a
+    /// configuration that reaches this server.
+    async fn relaunch(&self, id: &str) -> Result<()> {
+        let inst = Instance::find(&self.shared.pool, id)
+            .await?
+            .ok_or_else(|| Error::UnknownInstance(id.to_string()))?;
+        self.launch(&inst, Launch::RespawnPane).await
+    }
+
+    /// Follows a CLI that kept running while troupe was away. A CLI configured for another
+    /// address (the server moved to another port) cannot send its hooks or reach troupe's
+    /// tools: it starts again with `--resume` once no turn runs.
+    async fn reattach(&self, inst: &Instance) -> Result<Option<String>> {
         let transcript = inst.transcript_path.as_deref().ok_or_else(|| {
             Error::Agent("its CLI runs but troupe never learned its transcript path".into())
         })?;
         let agent = self.shared.agent(&inst.agent)?;
+        let url = &self.shared.config.public_url;
+        let relaunch = match Credentials::find(&self.shared.pool, &inst.id).await? {
+            Some(c) if c.server_url == *url => None,
+            Some(c) => Some(format!(
+                "its CLI was configured for {}, and troupe now serves at {url}",
+                c.server_url
+            )),
+            None => Some("its CLI was started without an instance token".to_string()),
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         self.shared
             .instances
@@ -528,9 +562,10 @@ impl Supervisor {
             rx,
             Start::Reattach {
                 transcript: PathBuf::from(transcript),
+                relaunch: relaunch.clone(),
             },
         );
-        Ok(())
+        Ok(relaunch)
     }
 
     /// Relaunches the CLI with its own `--resume`, so the conversation continues. An instance

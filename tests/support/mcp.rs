@@ -34,6 +34,17 @@ impl McpClient {
         }
     }
 
+    /// A session of the person's, with the server token.
+    pub async fn user(server: &troupe::Server) -> McpClient {
+        Self::with_token(&server.url(), server.token()).await
+    }
+
+    /// A session at `base` (`http://host:port`) with a bearer token.
+    pub async fn with_token(base: &str, token: &str) -> McpClient {
+        let auth = format!("Bearer {token}");
+        Self::connect(&format!("{base}/mcp"), &[("authorization", &auth)]).await
+    }
+
     /// Initializes a session; `headers` are sent on every request (e.g. X-Troupe-Instance).
     pub async fn connect(url: &str, headers: &[(&str, &str)]) -> McpClient {
         let mut client = McpClient {
@@ -125,6 +136,9 @@ impl McpClient {
             .json(&json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }));
         if let Some(s) = &self.session {
             req = req.header("mcp-session-id", s);
+        }
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
         }
         let text = req
             .send()

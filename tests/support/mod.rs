@@ -134,7 +134,7 @@ impl Harness {
         }
         let server = troupe::Server::start(config).await.expect("server starts");
         self.addr = Some(server.addr);
-        self.mcp = McpClient::connect(&format!("{}/mcp", server.url()), &[]).await;
+        self.mcp = McpClient::user(&server).await;
         self.server = Some(server);
     }
 

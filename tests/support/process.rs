@@ -77,6 +77,7 @@ pub struct ServeProcess {
     child: Child,
     pub url: String,
     pub port: u16,
+    pub data_dir: PathBuf,
     log: PathBuf,
 }
 
@@ -125,6 +126,7 @@ impl ServeProcess {
             child,
             url: spec.url(),
             port: spec.port,
+            data_dir: spec.data_dir.clone(),
             log: spec.log.clone(),
         };
         let client = reqwest::Client::builder()
@@ -155,9 +157,17 @@ impl ServeProcess {
         }
     }
 
-    /// An MCP session with the server.
+    /// An MCP session with the server, with the token it keeps in its data directory.
     pub async fn mcp(&self) -> McpClient {
-        McpClient::connect(&format!("{}/mcp", self.url), &[]).await
+        McpClient::with_token(&self.url, &self.token()).await
+    }
+
+    /// The server token, as `serve` saved it in the data directory.
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("token"))
+            .expect("the server saved its token")
+            .trim()
+            .to_string()
     }
 
     /// GET /health as JSON (panics unless it answers 200).

@@ -115,6 +115,9 @@ pub enum Input {
     InterruptKeyFailed { id: i64, error: String },
     /// The CLI's process ended.
     ProcessExited,
+    /// Start the CLI again (with its conversation) as soon as no turn runs: its
+    /// configuration no longer reaches this server.
+    RelaunchAsked { reason: String },
 }
 
 /// What an interrupt did.
@@ -190,6 +193,11 @@ pub enum Effect {
     Exit {
         reason: String,
     },
+    /// No turn runs: end the task and start the CLI again with its conversation. Queued
+    /// messages stay queued for the new process.
+    Relaunch {
+        reason: String,
+    },
     Audit {
         kind: String,
         detail: Value,
@@ -226,6 +234,8 @@ pub struct Machine {
     pub(super) exit_check: Option<Instant>,
     pub(super) reported: Option<InstanceState>,
     pub(super) ready_pending: bool,
+    /// Why the CLI must start again once no turn runs.
+    pub(super) relaunch: Option<String>,
     pub(super) done: bool,
     pub(super) out: Vec<Effect>,
 }
@@ -251,6 +261,7 @@ impl Machine {
             exit_check: None,
             reported: None,
             ready_pending: false,
+            relaunch: None,
             done: false,
             out: Vec::new(),
         }
@@ -299,6 +310,7 @@ impl Machine {
                 self.out.push(Effect::Look(Look::Alive));
             }
             Input::ProcessExited => self.out.push(Effect::Look(Look::Alive)),
+            Input::RelaunchAsked { reason } => self.relaunch = Some(reason),
             Input::InterruptKeyFailed { id, error } => {
                 if self.interrupt.as_ref().is_some_and(|p| p.id == id) {
                     self.interrupt = None;
@@ -584,6 +596,15 @@ impl Machine {
         if self.turns.live().is_none() {
             self.waiting_permission = false;
         }
+        let free = self.turns.live().is_none()
+            && self.interrupt.is_none()
+            && !self.recovering
+            && !self.checking_alive;
+        if free && let Some(reason) = self.relaunch.take() {
+            self.done = true;
+            self.out.push(Effect::Relaunch { reason });
+            return;
+        }
         if self.waiting_permission {
             // Reported by the hook, with the tool's name.
         } else if self.turns.live().is_some() {
@@ -591,10 +612,6 @@ impl Machine {
         } else {
             self.report(InstanceState::Idle, "ready");
         }
-        let free = self.turns.live().is_none()
-            && self.interrupt.is_none()
-            && !self.recovering
-            && !self.checking_alive;
         if free && let Some(next) = self.queue.pop_front() {
             self.turns.typed(next.id.clone(), now, self.limits.submit);
             self.out.push(Effect::Deliver {

@@ -64,8 +64,12 @@ pub enum Start {
         /// The CLI continues an earlier conversation.
         resumed: bool,
     },
-    /// With a CLI that was already running when troupe (re)started.
-    Reattach { transcript: PathBuf },
+    /// With a CLI that was already running when troupe (re)started; `relaunch` says why it
+    /// must start again once no turn runs.
+    Reattach {
+        transcript: PathBuf,
+        relaunch: Option<String>,
+    },
 }
 
 pub struct Actor {
@@ -82,6 +86,9 @@ pub struct Actor {
     interrupts: HashMap<i64, oneshot::Sender<Result<InterruptReport>>>,
     /// Ends when the CLI's process does.
     exit: Option<ExitWatch>,
+    /// The task ended to start the CLI again; commands that reached it meanwhile go on to
+    /// the new task.
+    relaunched: bool,
 }
 
 impl Actor {
@@ -98,9 +105,14 @@ impl Actor {
             submit: shared.config.submit_timeout,
             interrupt: shared.config.interrupt_timeout,
         };
-        let (begin, ready, transcript) = match start {
-            Start::Launching { ready, resumed } => (Begin::Launch { resumed }, Some(ready), None),
-            Start::Reattach { transcript } => (Begin::Reattach, None, Some(transcript)),
+        let (begin, ready, transcript, relaunch) = match start {
+            Start::Launching { ready, resumed } => {
+                (Begin::Launch { resumed }, Some(ready), None, None)
+            }
+            Start::Reattach {
+                transcript,
+                relaunch,
+            } => (Begin::Reattach, None, Some(transcript), relaunch),
         };
         let actor = Actor {
             machine: Machine::new(limits, begin, Instant::now()),
@@ -114,14 +126,23 @@ impl Actor {
             ready,
             interrupts: HashMap::new(),
             exit: None,
+            relaunched: false,
         };
-        shared.tasks.spawn(actor.run(rx, transcript));
+        shared.tasks.spawn(actor.run(rx, transcript, relaunch));
     }
 
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>, transcript: Option<PathBuf>) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Command>,
+        transcript: Option<PathBuf>,
+        relaunch: Option<String>,
+    ) {
         let shutdown = self.shared.shutdown.clone();
         match Message::for_replay(&self.shared.pool, &self.id).await {
             Ok(messages) => {
+                if let Some(reason) = relaunch {
+                    self.feed(Input::RelaunchAsked { reason }).await;
+                }
                 self.feed(Input::Restore {
                     messages,
                     transcript,
@@ -169,6 +190,30 @@ impl Actor {
             }
         }
         self.detach();
+        if self.relaunched {
+            self.hand_over(&mut rx);
+        }
+    }
+
+    /// Passes what reached this task while the CLI started again on to the new task (a
+    /// message queued in that moment would otherwise wait for the next restart). Hooks are
+    /// the old process's and are dropped.
+    fn hand_over(&self, rx: &mut mpsc::UnboundedReceiver<Command>) {
+        let Some(next) = self
+            .shared
+            .instances
+            .lock()
+            .expect("instances poisoned")
+            .get(&self.id)
+            .cloned()
+        else {
+            return;
+        };
+        while let Ok(cmd) = rx.try_recv() {
+            if !matches!(cmd, Command::Hook(_)) {
+                let _ = next.send(cmd);
+            }
+        }
     }
 
     async fn handle(&mut self, cmd: Command) {
@@ -180,6 +225,22 @@ impl Actor {
                 }
             }
             Command::Hook(payload) => {
+                if let Some(other) = self
+                    .agent
+                    .hook_session(&payload)
+                    .filter(|s| *s != self.agent_session)
+                {
+                    tracing::warn!(instance = %self.id, session = other, "hook of another CLI session; refused");
+                    audit::record(
+                        &self.shared.pool,
+                        None,
+                        Some(&self.id),
+                        "instance.hook_refused",
+                        serde_json::json!({ "session_id": other }),
+                    )
+                    .await;
+                    return;
+                }
                 let mut event = self.agent.hook_event(&payload);
                 if let AgentEvent::SessionStarted {
                     transcript: transcript @ Some(_),
@@ -345,6 +406,27 @@ impl Actor {
                 self.forget();
             }
             Effect::Fail { reason, kill } => self.fail(&reason, kill).await,
+            Effect::Relaunch { reason } => {
+                audit::record(
+                    pool,
+                    None,
+                    Some(&self.id),
+                    "instance.relaunch",
+                    serde_json::json!({ "reason": reason }),
+                )
+                .await;
+                tracing::info!(instance = %self.id, "starting the CLI again: {reason}");
+                // The new task follows the same transcript; this one lets go of it first.
+                self.detach();
+                self.relaunched = true;
+                let sup = super::Supervisor {
+                    shared: self.shared.clone(),
+                };
+                if let Err(e) = sup.relaunch(&self.id).await {
+                    let reason = format!("could not start its CLI again ({reason}): {e}");
+                    self.shared.instance_failed(&self.id, &reason).await;
+                }
+            }
             Effect::Audit { kind, detail } => {
                 audit::record(pool, None, Some(&self.id), &kind, detail).await;
             }
