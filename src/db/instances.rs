@@ -173,4 +173,21 @@ impl Instance {
         .await?;
         Ok(())
     }
+
+    /// A new CLI session for an instance whose earlier one never held a conversation: the
+    /// CLI refuses to start a session id that already has a file.
+    pub async fn set_agent_session(
+        pool: &SqlitePool,
+        id: &str,
+        session_id: &str,
+    ) -> sqlx::Result<()> {
+        sqlx::query!(
+            "UPDATE instances SET agent_session_id = ?, transcript_path = NULL WHERE id = ?",
+            session_id,
+            id
+        )
+        .execute(pool)
+        .await?;
+        Ok(())
+    }
 }

@@ -585,27 +585,38 @@ impl Supervisor {
             return Ok(());
         }
         let had_turns = Message::any_started(&self.shared.pool, &inst.id).await?;
-        let transcript_exists = inst
-            .transcript_path
-            .as_deref()
-            .is_some_and(|p| Path::new(p).exists());
-        let how = match (had_turns || transcript_exists, transcript_exists) {
-            // Nothing to resume (the CLI never wrote its conversation down): start it again
-            // under the same session id, in a new tmux session.
-            (false, _) => {
-                if matches!(how, Launch::RespawnPane) {
-                    self.shared.tmux.kill_session(&inst.tmux_session).await?;
-                }
-                Launch::New
-            }
-            (true, true) => how,
-            (true, false) => {
+        let agent = self.shared.agent(&inst.agent)?;
+        let transcript = inst.transcript_path.as_deref().map(Path::new);
+        let written = match transcript.filter(|p| p.exists()) {
+            Some(path) => Some(holds_conversation(agent.as_ref(), path)?),
+            None => None,
+        };
+        let fresh;
+        let (inst, how) = match written {
+            Some(true) => (inst, how),
+            None if had_turns => {
                 return Err(Error::Agent(format!(
                     "its conversation cannot be resumed: the transcript {} is gone",
                     inst.transcript_path
                         .as_deref()
                         .unwrap_or("(never recorded)")
                 )));
+            }
+            // Nothing to resume: the CLI never wrote a conversation down (it died before its
+            // first prompt reached the file). It starts again, under a new session id when
+            // the old one has a file, which the CLI would refuse as in use.
+            _ => {
+                if matches!(how, Launch::RespawnPane) {
+                    self.shared.tmux.kill_session(&inst.tmux_session).await?;
+                }
+                if written.is_some() {
+                    let session = uuid::Uuid::new_v4().to_string();
+                    Instance::set_agent_session(&self.shared.pool, &inst.id, &session).await?;
+                }
+                fresh = Instance::find(&self.shared.pool, &inst.id)
+                    .await?
+                    .ok_or_else(|| Error::UnknownInstance(inst.id.clone()))?;
+                (&fresh, Launch::New)
             }
         };
         if !Path::new(&inst.workdir).is_dir() {
@@ -914,6 +925,18 @@ async fn new_instance_id(pool: &SqlitePool, base: &str) -> Result<String> {
             return Ok(id);
         }
     }
+}
+
+/// Whether a transcript holds any of a conversation (a prompt or a reply), so that the CLI
+/// can resume it.
+fn holds_conversation(agent: &dyn Agent, path: &Path) -> Result<bool> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(text.lines().any(|line| {
+        matches!(
+            agent.parse_record(line),
+            crate::agents::Record::Prompt { .. } | crate::agents::Record::Assistant { .. }
+        )
+    }))
 }
 
 fn shell_quote(s: &str) -> String {

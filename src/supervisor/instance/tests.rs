@@ -1715,3 +1715,53 @@ fn idle_instance_has_no_deadline() {
     assert!(!s.m.busy());
     assert_eq!(s.m.live_message(), None);
 }
+
+// ---- relaunch (the server moved) ----------------------------------------------------------
+
+#[test]
+fn relaunch_waits_for_the_running_turn_and_leaves_the_queue_for_the_new_cli() {
+    let mut s = started_machine();
+    deliver(&mut s, "m1", "hello reference one");
+    let asked = Input::RelaunchAsked {
+        reason: "moved".into(),
+    };
+    assert_eq!(s.after(5, asked), []);
+    assert!(!s.m.is_done(), "a running turn is not cut off");
+    assert_eq!(
+        delivered(&s.after(5, queue("m2", "next"))),
+        Vec::<&str>::new()
+    );
+    s.after(30, hook("UserPromptSubmit", P_ECHO));
+    let fx = s.after(200, hook("Stop", P_ECHO));
+    assert_eq!(finish_of(&fx, "m1"), answered(ECHO_REPLY));
+    assert!(
+        fx.contains(&Effect::Relaunch {
+            reason: "moved".into()
+        }),
+        "{fx:?}"
+    );
+    assert_eq!(
+        delivered(&fx),
+        Vec::<&str>::new(),
+        "m2 waits for the new CLI"
+    );
+    assert!(s.m.is_done());
+}
+
+#[test]
+fn relaunch_of_an_idle_instance_happens_at_once() {
+    let mut s = started_machine();
+    let fx = s.after(
+        5,
+        Input::RelaunchAsked {
+            reason: "moved".into(),
+        },
+    );
+    assert_eq!(
+        fx,
+        [Effect::Relaunch {
+            reason: "moved".into()
+        }]
+    );
+    assert!(s.m.is_done());
+}
