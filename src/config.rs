@@ -71,6 +71,10 @@ pub struct Config {
     pub allowed_hosts: Vec<String>,
     /// Listening on a non-loopback address was asked for explicitly.
     pub allow_remote: bool,
+    /// The most MCP sessions open at once.
+    pub max_mcp_sessions: usize,
+    /// An MCP session with no message either way for this long ends.
+    pub mcp_session_idle: Duration,
 }
 
 impl Config {
@@ -97,6 +101,8 @@ impl Config {
             token: String::new(),
             allowed_hosts: Vec::new(),
             allow_remote: false,
+            max_mcp_sessions: crate::http::MAX_MCP_SESSIONS,
+            mcp_session_idle: crate::http::MCP_SESSION_IDLE,
         }
     }
 }

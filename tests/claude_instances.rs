@@ -56,6 +56,26 @@ async fn spawn_send_and_the_answer_is_recorded() {
             .contains("You are a developer"),
         "the role's system prompt reaches the model"
     );
+    // ... through a private file: nothing secret sits on the command line, which every local
+    // user can read.
+    let out = std::process::Command::new("tmux")
+        .args(["-L", &h.socket, "display-message", "-p", "-t"])
+        .arg(format!("={}:", inst.tmux_session))
+        .arg("#{pane_pid}")
+        .output()
+        .unwrap();
+    let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let argv = String::from_utf8_lossy(&argv).replace('\0', " ");
+    assert!(argv.contains("--append-system-prompt-file"), "{argv}");
+    assert!(!argv.contains("You are a developer"), "{argv}");
+    let token = troupe::db::credentials::Credentials::find(h.pool(), &id)
+        .await
+        .unwrap()
+        .unwrap()
+        .token;
+    assert!(!argv.contains(&token), "{argv}");
+    assert!(!argv.contains(h.server().token()), "{argv}");
 
     let message_id = r.structured["message_id"].as_str().unwrap();
     let m = Message::find(h.pool(), message_id).await.unwrap().unwrap();

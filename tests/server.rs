@@ -404,3 +404,63 @@ async fn oversized_messages_and_prompts_are_refused_with_the_limit() {
     assert_eq!(r.structured["count"], 0, "nothing was started");
     server.stop().await;
 }
+
+/// Bare `initialize` calls that never come back once grew the server by 60 KB each, for good.
+/// Sessions are capped (the rest are refused with the reason) and idle ones end.
+#[tokio::test(flavor = "multi_thread")]
+async fn mcp_sessions_are_capped_and_idle_ones_end() {
+    fn rss_kb() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = troupe::Config::for_data_dir(dir.path().join("data"), &unique_socket("s"));
+    config.max_mcp_sessions = 100;
+    config.mcp_session_idle = std::time::Duration::from_secs(3);
+    let server = troupe::Server::start(config).await.unwrap();
+    let http = reqwest::Client::new();
+    let url = format!("{}/mcp", server.url());
+    let init = json!({
+        "jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": { "protocolVersion": "2025-06-18", "capabilities": {},
+                    "clientInfo": { "name": "flood", "version": "0" } }
+    });
+    let initialize = || {
+        http.post(&url)
+            .bearer_auth(server.token())
+            .header("accept", "application/json, text/event-stream")
+            .json(&init)
+            .send()
+    };
+    let mut accepted = 0;
+    let mut refused = String::new();
+    let mut rss_at_cap = 0;
+    for i in 0..3000 {
+        let r = initialize().await.unwrap();
+        if r.status() == 200 {
+            accepted += 1;
+        } else if refused.is_empty() {
+            refused = format!("{} {}", r.status(), r.text().await.unwrap());
+        }
+        if i == 299 {
+            rss_at_cap = rss_kb();
+        }
+    }
+    let rss_end = rss_kb();
+    println!("RSS after 300 initializes: {rss_at_cap} kB; after 3000: {rss_end} kB");
+    assert_eq!(accepted, 100);
+    assert!(refused.contains("100 MCP sessions open"), "{refused}");
+    assert!(
+        rss_end < rss_at_cap + 20_000,
+        "RSS grew from {rss_at_cap} kB to {rss_end} kB past the cap"
+    );
+    // Idle sessions end, and new clients get in again.
+    support::eventually(
+        "idle sessions to end",
+        std::time::Duration::from_secs(15),
+        || async { (initialize().await.unwrap().status() == 200).then_some(()) },
+    )
+    .await;
+    server.stop().await;
+}

@@ -30,7 +30,9 @@ pub struct Launch<'a> {
     pub claude_bin: &'a str,
     pub session_id: &'a str,
     pub model: &'a str,
-    pub system_prompt: &'a str,
+    /// A file holding the text appended to the CLI's system prompt: on the command line it
+    /// would be readable by every local user in `ps`, and Linux caps one argument at 128 KiB.
+    pub system_prompt_file: Option<&'a Path>,
     pub settings_path: &'a Path,
     pub mcp_config_path: &'a Path,
     pub permission_mode: PermissionMode,
@@ -47,10 +49,10 @@ impl Launch<'_> {
             argv.extend(["--session-id".into(), self.session_id.to_string()]);
         }
         argv.extend(["--model".into(), self.model.to_string()]);
-        if !self.system_prompt.is_empty() {
+        if let Some(file) = self.system_prompt_file {
             argv.extend([
-                "--append-system-prompt".into(),
-                self.system_prompt.to_string(),
+                "--append-system-prompt-file".into(),
+                file.display().to_string(),
             ]);
         }
         argv.extend([
@@ -345,6 +347,13 @@ impl Agent for ClaudeCode {
     fn prepare(&self, spec: &LaunchSpec<'_>) -> std::io::Result<LaunchPlan> {
         let settings_path = spec.config_dir.join("settings.json");
         let mcp_path = spec.config_dir.join("mcp.json");
+        let prompt_path = spec.config_dir.join("system-prompt.md");
+        let prompt_file = if spec.system_prompt.is_empty() {
+            None
+        } else {
+            crate::private::write(&prompt_path, spec.system_prompt.as_bytes())?;
+            Some(prompt_path.as_path())
+        };
         write_json(
             &settings_path,
             &settings(
@@ -362,7 +371,7 @@ impl Agent for ClaudeCode {
             claude_bin: &self.bin,
             session_id: spec.session_id,
             model: spec.model,
-            system_prompt: spec.system_prompt,
+            system_prompt_file: prompt_file,
             settings_path: &settings_path,
             mcp_config_path: &mcp_path,
             permission_mode: spec.permission_mode,

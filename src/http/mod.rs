@@ -3,6 +3,13 @@
 mod api;
 mod auth;
 mod guard;
+mod sessions;
+
+pub use sessions::{MAX_MCP_SESSIONS, MCP_SESSION_IDLE};
+
+/// The largest request body troupe reads: messages and system prompts are at most 100 KB,
+/// so this leaves room for JSON escaping and many at once.
+pub const MAX_BODY_BYTES: usize = 4 << 20;
 
 use std::sync::Arc;
 
@@ -15,9 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::StreamExt;
-use rmcp::transport::streamable_http_server::{
-    StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
-};
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
@@ -31,8 +36,12 @@ pub fn router(sup: Supervisor, shutdown: CancellationToken) -> Router {
     let mcp_sup = sup.clone();
     let mcp = StreamableHttpService::new(
         move || Ok(Troupe::new(mcp_sup.clone())),
-        Arc::new(LocalSessionManager::default()),
+        Arc::new(sessions::Sessions::new(
+            sup.config().max_mcp_sessions,
+            sup.config().mcp_session_idle,
+        )),
         StreamableHttpServerConfig::default()
+            .with_max_request_body_bytes(MAX_BODY_BYTES)
             .with_sse_keep_alive(Some(std::time::Duration::from_secs(15)))
             .with_cancellation_token(shutdown.child_token()),
     );
@@ -53,6 +62,7 @@ pub fn router(sup: Supervisor, shutdown: CancellationToken) -> Router {
         .route("/health", get(health))
         .route("/hooks/{instance_id}", post(hook))
         .merge(authenticated)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(allowed, guard::allowed_only))
         .layer(TraceLayer::new_for_http())
         .with_state(sup)
@@ -74,7 +84,7 @@ async fn note_instance_client(State(sup): State<Supervisor>, req: Request, next:
         return next.run(req).await;
     };
     let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, 16 << 20).await {
+    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(b) => b,
         Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response(),
     };

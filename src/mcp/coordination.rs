@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::instances::{InstanceView, SpawnClaudeParams};
-use super::{Troupe, caller, tool_error, with_progress};
+use super::{Troupe, caller, tool_error};
 use crate::db::instances::Instance;
 use crate::db::replies::Reply;
 use crate::error::Error;
@@ -262,12 +262,13 @@ impl Troupe {
             .wait_for_response
             .then(|| wait_for(p.timeout_seconds, self.sup.config().default_wait))
             .transpose()?;
-        let results = with_progress(
-            &ctx,
-            "waiting for the children",
-            self.sup.send_many(&tasks, sender.as_deref(), wait),
-        )
-        .await;
+        let results = self
+            .with_progress(
+                &ctx,
+                "waiting for the children",
+                self.sup.send_many(&tasks, sender.as_deref(), wait),
+            )
+            .await;
         Ok(Json(TasksResult::new(results)))
     }
 
@@ -336,12 +337,13 @@ impl Troupe {
                 parent_instance_id: s.parent_instance_id,
             })
             .collect();
-        let outcomes = with_progress(
-            &ctx,
-            "spawning",
-            self.sup.spawn_many(requests, caller.as_deref()),
-        )
-        .await;
+        let outcomes = self
+            .with_progress(
+                &ctx,
+                "spawning",
+                self.sup.spawn_many(requests, caller.as_deref()),
+            )
+            .await;
         let instances: Vec<SpawnOutcome> = outcomes
             .into_iter()
             .map(|r| match r {
@@ -384,12 +386,13 @@ impl Troupe {
             .unwrap_or(true)
             .then(|| wait_for(p.timeout_seconds, self.sup.config().default_wait))
             .transpose()?;
-        let results = with_progress(
-            &ctx,
-            "waiting for answers",
-            self.sup.send_many(&tasks, sender.as_deref(), wait),
-        )
-        .await;
+        let results = self
+            .with_progress(
+                &ctx,
+                "waiting for answers",
+                self.sup.send_many(&tasks, sender.as_deref(), wait),
+            )
+            .await;
         Ok(Json(TasksResult::new(results)))
     }
 
@@ -423,7 +426,7 @@ impl Troupe {
                 ))));
             }
             "parallel" => {
-                with_progress(
+                self.with_progress(
                     &ctx,
                     "parallel tasks",
                     self.sup.send_many(&tasks, sender.as_deref(), Some(wait)),
@@ -431,7 +434,7 @@ impl Troupe {
                 .await
             }
             "sequential" => {
-                with_progress(
+                self.with_progress(
                     &ctx,
                     "sequential tasks",
                     self.sup.pipeline(&tasks, sender.as_deref(), wait),
@@ -456,7 +459,7 @@ impl Troupe {
                 }
                 let asks: Vec<(String, String)> =
                     ids.into_iter().map(|id| (id, question.clone())).collect();
-                with_progress(
+                self.with_progress(
                     &ctx,
                     "consensus",
                     self.sup.send_many(&asks, sender.as_deref(), Some(wait)),

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use rmcp::RoleServer;
 use rmcp::service::RequestContext;
 
-use super::{Troupe, caller, tool_error, with_progress};
+use super::{Troupe, caller, tool_error};
 use crate::db::messages::Message;
 use crate::error::Error;
 use crate::supervisor::instance::InterruptReport;
@@ -110,13 +110,14 @@ impl Troupe {
         let Some(timeout) = timeout else {
             return Ok(Json(message.into()));
         };
-        let answered = with_progress(
-            &ctx,
-            &format!("waiting for {}", p.instance_id),
-            self.sup.wait_message(&message.id, timeout),
-        )
-        .await
-        .map_err(tool_error)?;
+        let answered = self
+            .with_progress(
+                &ctx,
+                &format!("waiting for {}", p.instance_id),
+                self.sup.wait_message(&message.id, timeout),
+            )
+            .await
+            .map_err(tool_error)?;
         Ok(Json(answered.into()))
     }
 
@@ -138,12 +139,13 @@ impl Troupe {
             None => None,
         };
         let message = match wait {
-            Some(wait) => match with_progress(
-                &ctx,
-                "waiting for the answer",
-                self.sup.wait_message(&p.message_id, wait),
-            )
-            .await
+            Some(wait) => match self
+                .with_progress(
+                    &ctx,
+                    "waiting for the answer",
+                    self.sup.wait_message(&p.message_id, wait),
+                )
+                .await
             {
                 Ok(m) => m,
                 Err(Error::Timeout { .. }) => find(&self.sup, &p.message_id).await?,

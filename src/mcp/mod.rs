@@ -4,17 +4,20 @@
 
 mod coordination;
 mod instances;
+mod logging;
 mod messaging;
 mod teams;
 
 use std::future::Future;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use rmcp::ErrorData as McpError;
 use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
-    Extensions, Implementation, ProgressNotificationParam, PromptMessage, Role, ServerCapabilities,
-    ServerConfig,
+    Extensions, Implementation, JsonObject, ProgressNotificationParam, PromptMessage, Role,
+    ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServerHandler, prompt, prompt_handler, prompt_router, tool_handler};
@@ -35,23 +38,137 @@ start_team; after any restart resume_team brings the members back with their con
 Combine the helpers' answers into one \
 reply for the user, and terminate_instance helpers you no longer need.";
 
+/// One per MCP session: rmcp makes one for each session (and for each tool call), so what it
+/// holds is cheap to clone.
 #[derive(Clone)]
 pub struct Troupe {
     sup: Supervisor,
     tool_router: ToolRouter<Self>,
     prompt_router: PromptRouter<Self>,
+    /// The least severe log level the client wants (`logging/setLevel`).
+    log_level: logging::LogLevel,
 }
+
+/// The tools, built once: their schemas are cleaned of formats clients do not know.
+static TOOLS: LazyLock<ToolRouter<Troupe>> = LazyLock::new(|| {
+    let mut router = Troupe::instance_tools()
+        + Troupe::lifecycle_tools()
+        + Troupe::messaging_tools()
+        + Troupe::coordination_tools()
+        + Troupe::team_tools();
+    for route in router.map.values_mut() {
+        strip_formats(Arc::make_mut(&mut route.attr.input_schema));
+        if let Some(out) = route.attr.output_schema.as_mut() {
+            strip_formats(Arc::make_mut(out));
+        }
+    }
+    router
+});
 
 impl Troupe {
     pub fn new(sup: Supervisor) -> Self {
         Troupe {
             sup,
-            tool_router: Self::instance_tools()
-                + Self::lifecycle_tools()
-                + Self::messaging_tools()
-                + Self::coordination_tools()
-                + Self::team_tools(),
+            tool_router: TOOLS.clone(),
             prompt_router: Self::prompt_router(),
+            log_level: logging::LogLevel::default(),
+        }
+    }
+
+    /// Runs a long wait and keeps the caller informed while it lasts: MCP progress
+    /// notifications every few seconds when the caller asked for them (a progressToken),
+    /// else an info log line now and then. Either also keeps the session from expiring as
+    /// idle during a wait longer than [`crate::http::MCP_SESSION_IDLE`].
+    async fn with_progress<T>(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        what: &str,
+        work: impl Future<Output = T>,
+    ) -> T {
+        let token = ctx.meta.get_progress_token();
+        let every = if token.is_some() {
+            PROGRESS_EVERY
+        } else {
+            LOG_EVERY
+        };
+        let started = std::time::Instant::now();
+        let mut work = std::pin::pin!(work);
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let mut step = 0.0;
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                _ = ticks.tick() => {
+                    step += 1.0;
+                    let text = format!("{what}: still waiting after {}s", started.elapsed().as_secs());
+                    match &token {
+                        Some(token) => {
+                            let note = ProgressNotificationParam::new(token.clone(), step)
+                                .with_message(text);
+                            let _ = ctx.peer.notify_progress(note).await;
+                        }
+                        None => self.log_level.info(ctx, text).await,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The `format` values of JSON Schema itself; schemars also writes its own (`uint`, `int64`,
+/// `double`, ...), which clients such as Claude Code warn about on every start.
+const STANDARD_FORMATS: &[&str] = &[
+    "date-time",
+    "date",
+    "time",
+    "duration",
+    "email",
+    "idn-email",
+    "hostname",
+    "idn-hostname",
+    "ipv4",
+    "ipv6",
+    "uri",
+    "uri-reference",
+    "iri",
+    "iri-reference",
+    "uuid",
+    "uri-template",
+    "json-pointer",
+    "relative-json-pointer",
+    "regex",
+];
+
+fn strip_formats(schema: &mut JsonObject) {
+    if let Some(serde_json::Value::String(f)) = schema.get("format")
+        && !STANDARD_FORMATS.contains(&f.as_str())
+    {
+        schema.remove("format");
+    }
+    for (key, value) in schema.iter_mut() {
+        match key.as_str() {
+            // Data, not schemas.
+            "default" | "const" | "enum" | "examples" => {}
+            "properties" | "$defs" | "definitions" | "patternProperties" => {
+                if let serde_json::Value::Object(map) = value {
+                    for sub in map.values_mut() {
+                        if let serde_json::Value::Object(o) = sub {
+                            strip_formats(o);
+                        }
+                    }
+                }
+            }
+            _ => match value {
+                serde_json::Value::Object(o) => strip_formats(o),
+                serde_json::Value::Array(items) => {
+                    for item in items {
+                        if let serde_json::Value::Object(o) = item {
+                            strip_formats(o);
+                        }
+                    }
+                }
+                _ => {}
+            },
         }
     }
 }
@@ -89,14 +206,27 @@ an instance's children too). Check get_instance_status for tokens and cost.";
 #[prompt_handler(router = self.prompt_router)]
 impl ServerHandler for Troupe {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(
-            ServerCapabilities::builder()
-                .enable_tools()
-                .enable_prompts()
-                .build(),
-        )
-        .with_server_info(Implementation::new("troupe", env!("CARGO_PKG_VERSION")))
-        .with_instructions(INSTRUCTIONS)
+        // Logging is deprecated in the newest protocol draft, but clients of the current
+        // one use it, and long waits speak through it.
+        #[allow(deprecated)]
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_prompts()
+            .enable_logging()
+            .build();
+        ServerConfig::new(capabilities)
+            .with_server_info(Implementation::new("troupe", env!("CARGO_PKG_VERSION")))
+            .with_instructions(INSTRUCTIONS)
+    }
+
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: rmcp::model::SetLevelRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.log_level.set(&request);
+        Ok(())
     }
 }
 
@@ -114,8 +244,10 @@ fn tool_error(e: crate::error::Error) -> String {
     e.to_string()
 }
 
-/// How often a long wait tells the client it is still going.
+/// How often a long wait tells the client it is still going: progress, when asked for.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// ... else a log line, rarely: well within the session's idle limit.
+const LOG_EVERY: Duration = Duration::from_secs(5 * 60);
 
 /// A caller's wait in seconds, checked: at least 1, at most [`crate::supervisor::MAX_WAIT`].
 fn wait_seconds(field: &str, seconds: Option<u64>, default: Duration) -> Result<Duration, String> {
@@ -133,37 +265,55 @@ fn wait_seconds(field: &str, seconds: Option<u64>, default: Duration) -> Result<
     }
 }
 
-/// Runs a long wait, sending MCP progress notifications while it lasts when the caller asked
-/// for them (a progressToken), so clients can show progress and keep the call alive.
-async fn with_progress<T>(
-    ctx: &RequestContext<RoleServer>,
-    what: &str,
-    work: impl Future<Output = T>,
-) -> T {
-    let Some(token) = ctx.meta.get_progress_token() else {
-        return work.await;
-    };
-    let started = std::time::Instant::now();
-    let mut work = std::pin::pin!(work);
-    let mut ticks =
-        tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
-    let mut step = 0.0;
-    loop {
-        tokio::select! {
-            out = &mut work => return out,
-            _ = ticks.tick() => {
-                step += 1.0;
-                let note = ProgressNotificationParam::new(token.clone(), step)
-                    .with_message(format!("{what}: {}s", started.elapsed().as_secs()));
-                let _ = ctx.peer.notify_progress(note).await;
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_clients_do_not_know_are_taken_out_and_nothing_else() {
+        let mut schema = serde_json::json!({
+            "type": "object",
+            "properties": {
+                "lines": { "type": "integer", "format": "uint", "minimum": 0 },
+                "since": { "type": "string", "format": "date-time" },
+                "tasks": { "type": "array", "items": { "$ref": "#/$defs/Task" } },
+                "default": { "type": "integer", "format": "int64" }
+            },
+            "$defs": { "Task": { "type": "object", "properties": {
+                "n": { "type": ["integer", "null"], "format": "uint64" } } } },
+            "default": { "format": "uint" }
+        });
+        let serde_json::Value::Object(map) = &mut schema else {
+            unreachable!()
+        };
+        strip_formats(map);
+        let p = &schema["properties"];
+        assert!(p["lines"].get("format").is_none());
+        assert_eq!(p["lines"]["minimum"], 0);
+        assert_eq!(p["since"]["format"], "date-time");
+        assert!(
+            p["default"].get("format").is_none(),
+            "a property named default"
+        );
+        assert!(
+            schema["$defs"]["Task"]["properties"]["n"]
+                .get("format")
+                .is_none()
+        );
+        assert_eq!(schema["default"]["format"], "uint", "data is left alone");
+        // The real tool list carries none.
+        let text = serde_json::to_string(
+            &TOOLS
+                .list_all()
+                .iter()
+                .map(|t| (t.input_schema.clone(), t.output_schema.clone()))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        for bad in ["\"uint", "\"int64", "\"int32", "\"double", "\"float"] {
+            assert!(!text.contains(bad), "{bad} in the tool schemas");
+        }
+    }
 
     #[test]
     fn waits_are_bounded_and_errors_name_the_field() {

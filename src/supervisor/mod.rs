@@ -873,8 +873,8 @@ impl Supervisor {
 /// The largest message troupe types into a CLI: a paste this size already takes the TUI a
 /// while, and anything longer belongs in a file the instance reads.
 pub const MAX_MESSAGE_BYTES: usize = 100_000;
-/// The largest system prompt (with its context): it goes on the CLI's command line, where
-/// Linux refuses a single argument over 128 KiB.
+/// The largest system prompt (with its context). It reaches the CLI through a file, so the
+/// limit is about the model: a prompt this long already takes a good part of its context.
 pub const MAX_SYSTEM_PROMPT_BYTES: usize = 100_000;
 
 /// The longest anyone waits for an answer in one call (a day); longer waits are refused by the

@@ -1,0 +1,71 @@
+//! MCP logging: the client picks a level (`logging/setLevel`), troupe sends it log lines at
+//! that level or above (`notifications/message`). The newest protocol draft deprecates
+//! logging (SEP-2577), but the clients of the current protocol use it, so the warnings are
+//! silenced here and only here.
+#![allow(deprecated)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use rmcp::RoleServer;
+use rmcp::model::{LoggingLevel, LoggingMessageNotificationParam, SetLevelRequestParams};
+use rmcp::service::RequestContext;
+
+/// One session's level; shared by the clones rmcp makes of the session's handler.
+#[derive(Debug, Clone)]
+pub struct LogLevel(Arc<AtomicU8>);
+
+impl Default for LogLevel {
+    fn default() -> Self {
+        LogLevel(Arc::new(AtomicU8::new(rank(LoggingLevel::Info))))
+    }
+}
+
+impl LogLevel {
+    pub fn set(&self, request: &SetLevelRequestParams) {
+        self.0.store(rank(request.level), Ordering::Relaxed);
+    }
+
+    fn allows(&self, level: LoggingLevel) -> bool {
+        rank(level) >= self.0.load(Ordering::Relaxed)
+    }
+
+    /// Sends an info line, if the client wants those.
+    pub async fn info(&self, ctx: &RequestContext<RoleServer>, text: String) {
+        if self.allows(LoggingLevel::Info) {
+            let note = LoggingMessageNotificationParam::new(LoggingLevel::Info, text.into())
+                .with_logger("troupe");
+            let _ = ctx.peer.notify_logging_message(note).await;
+        }
+    }
+}
+
+/// Log levels in order of severity, for comparing.
+fn rank(level: LoggingLevel) -> u8 {
+    match level {
+        LoggingLevel::Debug => 0,
+        LoggingLevel::Info => 1,
+        LoggingLevel::Notice => 2,
+        LoggingLevel::Warning => 3,
+        LoggingLevel::Error => 4,
+        LoggingLevel::Critical => 5,
+        LoggingLevel::Alert => 6,
+        LoggingLevel::Emergency => 7,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_level_lets_through_what_is_at_least_as_severe() {
+        let level = LogLevel::default();
+        assert!(level.allows(LoggingLevel::Info) && !level.allows(LoggingLevel::Debug));
+        level.set(&SetLevelRequestParams::new(LoggingLevel::Warning));
+        assert!(!level.allows(LoggingLevel::Info));
+        assert!(level.allows(LoggingLevel::Error));
+        level.set(&SetLevelRequestParams::new(LoggingLevel::Debug));
+        assert!(level.allows(LoggingLevel::Debug));
+    }
+}
