@@ -10,6 +10,7 @@ mod startup;
 #[cfg(test)]
 mod tests;
 mod turn;
+mod writes;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -35,6 +36,7 @@ use crate::states::{InstanceState, InterruptOutcome, MessageState};
 
 pub use machine::InterruptReport;
 use machine::{Alive, Begin, Effect, Input, Limits, Look, Machine, Queued, Seen};
+use writes::{Unwritten, Write};
 
 pub enum Command {
     /// A message was queued (its row is written).
@@ -86,6 +88,8 @@ pub struct Actor {
     interrupts: HashMap<i64, oneshot::Sender<Result<InterruptReport>>>,
     /// Ends when the CLI's process does.
     exit: Option<ExitWatch>,
+    /// Rows not yet written, oldest first.
+    unwritten: Unwritten,
     /// The task ended to start the CLI again; commands that reached it meanwhile go on to
     /// the new task.
     relaunched: bool,
@@ -127,6 +131,7 @@ impl Actor {
             interrupts: HashMap::new(),
             exit: None,
             relaunched: false,
+            unwritten: Unwritten::default(),
         };
         shared.tasks.spawn(actor.run(rx, transcript, relaunch));
     }
@@ -186,7 +191,19 @@ impl Actor {
                     None => break,
                 },
                 _ = sleep_until(wake) => self.feed(Input::Tick).await,
+                _ = sleep_until(self.unwritten.retry_at()) => self.flush().await,
                 _ = shutdown.cancelled() => break,
+            }
+        }
+        if self.unwritten.len() > 0 {
+            self.unwritten.due_now();
+            self.flush().await;
+            if self.unwritten.len() > 0 {
+                tracing::error!(
+                    instance = %self.id,
+                    unwritten = self.unwritten.len(),
+                    "the task ends with rows the database would not take"
+                );
             }
         }
         self.detach();
@@ -337,16 +354,14 @@ impl Actor {
                 message_id,
                 prompt_id,
             } => {
-                if let Err(e) = Message::mark_started(pool, &message_id, prompt_id.as_deref()).await
-                {
-                    tracing::error!(instance = %self.id, error = %e, "cannot record message start");
-                }
-                self.publish_message(&message_id, MessageState::Started);
+                self.persist(Write::Started {
+                    message_id,
+                    prompt_id,
+                })
+                .await
             }
             Effect::Output { message_id, record } => {
-                if let Err(e) = self.record_output(&record, message_id.as_deref()).await {
-                    tracing::error!(instance = %self.id, error = %e, "cannot record transcript line");
-                }
+                self.persist(Write::Output { message_id, record }).await
             }
             Effect::FinishMessage {
                 message_id,
@@ -354,32 +369,27 @@ impl Actor {
                 response,
                 reason,
             } => {
-                if let Err(e) =
-                    Message::finish(pool, &message_id, state, response.as_deref(), &reason).await
-                {
-                    tracing::error!(instance = %self.id, error = %e, "cannot record message outcome");
-                }
-                self.publish_message(&message_id, state);
+                self.persist(Write::Finish {
+                    message_id,
+                    state,
+                    response,
+                    reason,
+                })
+                .await
             }
-            Effect::Requeue { message_id } => {
-                if let Err(e) = Message::requeue(pool, &message_id).await {
-                    tracing::error!(instance = %self.id, error = %e, "cannot requeue message");
-                }
-                self.publish_message(&message_id, MessageState::Queued);
-            }
-            Effect::Report { state, reason } => {
-                self.shared
-                    .set_instance_state(&self.id, state, &reason)
-                    .await;
-            }
+            Effect::Requeue { message_id } => self.persist(Write::Requeue { message_id }).await,
+            Effect::Report { state, reason } => self.persist(Write::State { state, reason }).await,
             Effect::ResolveInterrupt { id, result } => {
                 let (outcome, detail) = match &result {
                     Ok(report) => (report.outcome, report.detail.clone()),
                     Err(reason) => (InterruptOutcome::Unconfirmed, reason.clone()),
                 };
-                if let Err(e) = Interrupt::record_outcome(pool, id, outcome, &detail).await {
-                    tracing::error!(instance = %self.id, error = %e, "cannot record interrupt outcome");
-                }
+                self.persist(Write::Interrupt {
+                    id,
+                    outcome,
+                    detail,
+                })
+                .await;
                 if let Some(reply) = self.interrupts.remove(&id) {
                     let _ = reply.send(result.map_err(Error::Agent));
                 }
@@ -605,6 +615,82 @@ impl Actor {
             Record::TurnEnd { .. } | Record::Other => {}
         }
         Ok(())
+    }
+
+    /// Writes the row, after any still unwritten before it.
+    async fn persist(&mut self, write: Write) {
+        self.unwritten.push(write);
+        self.flush().await;
+    }
+
+    /// Writes what is due, oldest first; a failure waits for its retry, and so does everything
+    /// after it.
+    async fn flush(&mut self) {
+        while let Some(write) = self.unwritten.next(Instant::now()).cloned() {
+            match self.write(&write).await {
+                Ok(()) => {
+                    self.unwritten.written();
+                    self.announce(&write);
+                }
+                Err(e) => {
+                    let wait = self.unwritten.failed(Instant::now());
+                    tracing::warn!(
+                        instance = %self.id,
+                        error = %e,
+                        unwritten = self.unwritten.len(),
+                        "cannot write to the database; trying again in {wait:?}"
+                    );
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn write(&self, write: &Write) -> Result<()> {
+        let pool = &self.shared.pool;
+        match write {
+            Write::Started {
+                message_id,
+                prompt_id,
+            } => Message::mark_started(pool, message_id, prompt_id.as_deref()).await?,
+            Write::Output { message_id, record } => {
+                self.record_output(record, message_id.as_deref()).await?
+            }
+            Write::Finish {
+                message_id,
+                state,
+                response,
+                reason,
+            } => Message::finish(pool, message_id, *state, response.as_deref(), reason).await?,
+            Write::Requeue { message_id } => Message::requeue(pool, message_id).await?,
+            Write::State { state, reason } => {
+                Instance::set_state(pool, &self.id, *state, reason).await?
+            }
+            Write::Interrupt {
+                id,
+                outcome,
+                detail,
+            } => Interrupt::record_outcome(pool, *id, *outcome, detail).await?,
+        }
+        Ok(())
+    }
+
+    /// Tells waiters and streams about a row once it is written.
+    fn announce(&self, write: &Write) {
+        match write {
+            Write::Started { message_id, .. } => {
+                self.publish_message(message_id, MessageState::Started)
+            }
+            Write::Finish {
+                message_id, state, ..
+            } => self.publish_message(message_id, *state),
+            Write::Requeue { message_id } => self.publish_message(message_id, MessageState::Queued),
+            Write::State { state, .. } => self.shared.publish(Event::InstanceState {
+                instance_id: self.id.clone(),
+                state: *state,
+            }),
+            Write::Output { .. } | Write::Interrupt { .. } => {}
+        }
     }
 
     fn publish_message(&self, message_id: &str, state: MessageState) {
