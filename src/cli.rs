@@ -27,9 +27,15 @@ impl Client {
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.base);
-        let mut req = self.http.request(method, &url).bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
+        let mut req = self
+            .http
+            .request(method.clone(), &url)
+            .bearer_auth(&self.token);
+        // The server takes changes only as JSON, an empty object when there is nothing to say.
+        match body {
+            Some(b) => req = req.json(&b),
+            None if method != reqwest::Method::GET => req = req.json(&json!({})),
+            None => {}
         }
         let resp = req.send().await.map_err(|e| {
             anyhow::anyhow!(

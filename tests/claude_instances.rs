@@ -625,3 +625,55 @@ async fn an_identity_without_its_token_is_refused() {
     let r = h.call("get_pending_replies", json!({})).await;
     assert!(r.text.contains("from the real one"), "{}", r.text);
 }
+
+/// kill -9 of a CLI that is still starting: the spawn fails at once with what the screen
+/// said, not at the startup timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cli_killed_while_starting_fails_the_spawn_at_once() {
+    let h = Harness::start().await;
+    let spawn = h.call(
+        "spawn_claude",
+        json!({ "role": "tester", "name": "doomed" }),
+    );
+    let kill = async {
+        let pid = eventually(
+            "the starting CLI's pane",
+            Duration::from_secs(10),
+            || async {
+                let list = Instance::list(h.pool(), true).await.unwrap();
+                let inst = list.into_iter().find(|i| i.name == "doomed")?;
+                let out = std::process::Command::new("tmux")
+                    .args(["-L", &h.socket, "display-message", "-p", "-t"])
+                    .arg(format!("={}:", inst.tmux_session))
+                    .arg("#{pane_pid}")
+                    .output()
+                    .ok()?;
+                let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                (!pid.is_empty()).then_some(pid)
+            },
+        )
+        .await;
+        let killed = std::time::Instant::now();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-9", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        killed
+    };
+    let (r, killed) = tokio::join!(spawn, kill);
+    let took = killed.elapsed();
+    println!("spawn answered {took:?} after kill -9");
+    assert!(r.is_error, "{}", r.text);
+    assert!(r.text.contains("exited while starting"), "{}", r.text);
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let inst = Instance::list(h.pool(), true)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|i| i.name == "doomed")
+        .unwrap();
+    assert_eq!(inst.state, "failed", "{}", inst.state_reason);
+}

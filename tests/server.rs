@@ -319,6 +319,24 @@ async fn every_route_but_health_wants_a_token() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // A change arrives as JSON or not at all: no simple cross-site request gets through.
+    let r = http
+        .delete(format!("{url}/api/teams/dev-team"))
+        .bearer_auth(&token)
+        .header("content-type", "text/plain")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    assert!(r.text().await.unwrap().contains("application/json"));
+    let r = http
+        .post(format!("{url}/api/teams/dev-team/start?token={token}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("a=b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
     // Not a hook's, though: a hook needs its instance's own token.
     let r = http
         .post(format!("{url}/hooks/someone-0000"))

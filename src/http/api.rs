@@ -1,7 +1,9 @@
 //! The REST API: the same operations as the MCP tools, for the command-line client and scripts.
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -19,6 +21,35 @@ pub fn routes() -> Router<Supervisor> {
         .route("/api/teams/{name}", get(get_team).delete(dissolve_team))
         .route("/api/teams/{name}/start", post(start_team))
         .route("/api/teams/{name}/resume", post(resume_team))
+        .layer(middleware::from_fn(json_only))
+}
+
+/// A request that changes something must say it carries JSON (`{}` when there is nothing to
+/// say): a browser sends no such request across sites without asking first, so no web page
+/// can make one with a simple form or a no-cors fetch.
+async fn json_only(req: Request, next: Next) -> Response {
+    let reads = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if reads || json {
+        return next.run(req).await;
+    }
+    let body = Json(json!({
+        "error": format!(
+            "{} {} changes something, so it takes a JSON body: send `Content-Type: \
+             application/json` (and `{{}}` if there is nothing else to say)",
+            req.method(),
+            req.uri().path()
+        )
+    }));
+    (StatusCode::UNSUPPORTED_MEDIA_TYPE, body).into_response()
 }
 
 async fn list_instances(State(sup): State<Supervisor>) -> Result<Json<Value>, Error> {
