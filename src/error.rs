@@ -50,7 +50,10 @@ fn next_step(state: crate::states::InstanceState) -> &'static str {
     match state {
         Suspended | Exited => "resume_instance brings it back with its conversation",
         Starting => "wait until it is ready",
-        _ => "spawn a new one",
+        Terminated | Failed => {
+            "resume_instance tries to bring it back with its conversation; or spawn a new one"
+        }
+        Idle | Busy | WaitingPermission => "try again in a moment",
     }
 }
 
