@@ -78,6 +78,11 @@ impl Server {
         let app = http::router(supervisor.clone(), shutdown.clone());
         let stop = shutdown.clone();
         let task = tokio::spawn(async move {
+            // Without TCP_NODELAY, Nagle's algorithm and delayed ACKs held each MCP answer
+            // back by about 40 ms.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move { stop.cancelled().await })
                 .await

@@ -39,22 +39,17 @@ impl Reply {
     /// Unread replies for a recipient (None: the orchestrator), oldest first, marked read.
     pub async fn take_unread(pool: &SqlitePool, to: Option<&str>) -> sqlx::Result<Vec<Reply>> {
         let now = super::now();
-        let mut tx = pool.begin().await?;
-        let rows = sqlx::query_as!(
+        // One statement: a read then a write in one transaction would fail, not wait, when
+        // another connection writes in between.
+        let mut rows = sqlx::query_as!(
             Reply,
-            "SELECT * FROM replies WHERE to_instance IS ? AND read_at IS NULL ORDER BY id",
-            to
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        sqlx::query!(
-            "UPDATE replies SET read_at = ? WHERE to_instance IS ? AND read_at IS NULL",
+            "UPDATE replies SET read_at = ? WHERE to_instance IS ? AND read_at IS NULL RETURNING *",
             now,
             to
         )
-        .execute(&mut *tx)
+        .fetch_all(pool)
         .await?;
-        tx.commit().await?;
+        rows.sort_by_key(|r| r.id);
         Ok(rows)
     }
 }

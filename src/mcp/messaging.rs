@@ -1,6 +1,7 @@
 use std::time::Duration;
 
-use rmcp::handler::server::wrapper::{Json, Parameters};
+use super::Parameters;
+use rmcp::handler::server::wrapper::Json;
 use rmcp::model::Extensions;
 use rmcp::{tool, tool_router};
 use schemars::JsonSchema;

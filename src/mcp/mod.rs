@@ -6,6 +6,7 @@ mod coordination;
 mod instances;
 mod logging;
 mod messaging;
+mod parameters;
 mod teams;
 
 use std::future::Future;
@@ -23,6 +24,7 @@ use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServerHandler, prompt, prompt_handler, prompt_router, tool_handler};
 
 use crate::supervisor::Supervisor;
+use parameters::Parameters;
 
 pub const INSTRUCTIONS: &str = "troupe runs other Claude Code instances for you, each in its own \
 terminal, and remembers everything in a database.\n\
@@ -227,6 +229,17 @@ impl ServerHandler for Troupe {
     ) -> Result<(), McpError> {
         self.log_level.set(&request);
         Ok(())
+    }
+
+    /// rmcp reads a `tools/call` whose params do not parse (`arguments` that is not an
+    /// object, say) as an unknown method, and would answer -32601 with the message
+    /// "tools/call". Say what is wrong instead.
+    async fn on_custom_request(
+        &self,
+        request: rmcp::model::CustomRequest,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CustomResult, McpError> {
+        parameters::custom_request(request)
     }
 }
 

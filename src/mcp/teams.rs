@@ -1,4 +1,5 @@
-use rmcp::handler::server::wrapper::{Json, Parameters};
+use super::Parameters;
+use rmcp::handler::server::wrapper::Json;
 use rmcp::model::Extensions;
 use rmcp::{tool, tool_router};
 use schemars::JsonSchema;

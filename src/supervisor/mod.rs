@@ -594,13 +594,19 @@ impl Supervisor {
         let fresh;
         let (inst, how) = match written {
             Some(true) => (inst, how),
-            None if had_turns => {
-                return Err(Error::Agent(format!(
-                    "its conversation cannot be resumed: the transcript {} is gone",
-                    inst.transcript_path
-                        .as_deref()
-                        .unwrap_or("(never recorded)")
-                )));
+            _ if had_turns => {
+                let path = inst
+                    .transcript_path
+                    .as_deref()
+                    .unwrap_or("(never recorded)");
+                return Err(Error::Agent(if written.is_none() {
+                    format!("its conversation cannot be resumed: the transcript {path} is gone")
+                } else {
+                    format!(
+                        "its conversation cannot be resumed: the transcript {path} no longer \
+                         holds it"
+                    )
+                }));
             }
             // Nothing to resume: the CLI never wrote a conversation down (it died before its
             // first prompt reached the file). It starts again, under a new session id when

@@ -193,7 +193,7 @@ impl McpClient {
 }
 
 /// The JSON-RPC messages in an SSE body (events without JSON data are skipped).
-fn sse_messages(text: &str) -> Vec<Value> {
+pub fn sse_messages(text: &str) -> Vec<Value> {
     text.split("\n\n")
         .filter_map(|event| {
             let data: String = event
