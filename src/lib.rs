@@ -11,6 +11,7 @@ pub mod error;
 pub mod hook;
 pub mod http;
 pub mod mcp;
+pub mod preflight;
 pub mod pricing;
 pub mod private;
 pub mod process;

@@ -162,7 +162,7 @@ struct ServeArgs {
     #[arg(long, env = "TROUPE_DEFAULT_WAIT", default_value_t = 300)]
     default_wait: u64,
     /// On SIGTERM/Ctrl-C, terminate every instance instead of leaving them running.
-    #[arg(long, env = "TROUPE_TERMINATE_ON_EXIT")]
+    #[arg(long, env = "TROUPE_TERMINATE_ON_EXIT", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     terminate_on_exit: bool,
     /// The token clients present [default: the data dir's `token` file, made on first start]
     #[arg(long, env = "TROUPE_TOKEN", hide_env_values = true)]
@@ -171,7 +171,7 @@ struct ServeArgs {
     #[arg(long = "allow-host", env = "TROUPE_ALLOW_HOSTS", value_delimiter = ',')]
     allow_hosts: Vec<String>,
     /// Allow --bind on an address other machines can reach.
-    #[arg(long, env = "TROUPE_ALLOW_REMOTE")]
+    #[arg(long, env = "TROUPE_ALLOW_REMOTE", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     allow_remote: bool,
 }
 
@@ -256,18 +256,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "troupe=info,tower_http=warn".into()),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
 
-    let db_path = args
-        .db
-        .unwrap_or_else(|| config::default_data_dir().join("troupe.db"));
-    let data_dir = args.data_dir.unwrap_or_else(|| {
-        db_path
+    let db_path = troupe::preflight::absolute(
+        &args
+            .db
+            .unwrap_or_else(|| config::default_data_dir().join("troupe.db")),
+    )?;
+    let data_dir = match args.data_dir {
+        Some(dir) => troupe::preflight::absolute(&dir)?,
+        None => db_path
             .parent()
             .map(|p| p.to_path_buf())
-            .unwrap_or_else(config::default_data_dir)
-    });
+            .unwrap_or_else(config::default_data_dir),
+    };
+    let found = troupe::preflight::check(&args.claude_bin, &data_dir)?;
     let mut config = Config::for_data_dir(data_dir, &args.tmux_socket);
     config.bind = args.bind;
     config.db_path = db_path;
@@ -289,6 +294,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         url = %server.url(),
         db = %config.db_path.display(),
         tmux_socket = %config.tmux_socket,
+        claude = %found.claude,
+        tmux = %found.tmux,
         "troupe is serving; MCP at {}/mcp",
         server.url()
     );

@@ -312,13 +312,11 @@ async fn bad_input_gets_a_clear_error() {
     assert!(r.is_error);
     assert!(r.text.contains("no instance ghost-0000"), "{}", r.text);
 
-    let r = h.call("spawn_claude", json!({ "role": "juggler" })).await;
+    let r = h
+        .call("spawn_claude", json!({ "role": "juggler; rm -rf /" }))
+        .await;
     assert!(r.is_error);
-    assert!(
-        r.text.contains("unknown role") && r.text.contains("architect"),
-        "{}",
-        r.text
-    );
+    assert!(r.text.contains("is not usable"), "{}", r.text);
 
     let r = h
         .call("spawn_claude", json!({ "name": "bad name; rm -rf" }))
@@ -676,4 +674,31 @@ async fn a_cli_killed_while_starting_fails_the_spawn_at_once() {
         .find(|i| i.name == "doomed")
         .unwrap();
     assert_eq!(inst.state, "failed", "{}", inst.state_reason);
+}
+
+/// Any role name works: the presets keep their prompts, others get one built from the name.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_role_outside_the_presets_gets_a_prompt_of_its_own() {
+    let h = Harness::start().await;
+    let id = h.spawn(json!({ "role": "Security Specialist" })).await;
+    assert!(id.starts_with("security-specialist-"), "{id}");
+    let inst = Instance::find(h.pool(), &id).await.unwrap().unwrap();
+    assert_eq!(
+        (inst.role.as_str(), inst.model.as_str()),
+        ("security specialist", "sonnet")
+    );
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": "check the login form" }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    let request = main_request(&h, "check the login form").await;
+    assert!(
+        request["system"]
+            .to_string()
+            .contains("You are the security specialist"),
+        "the built prompt reaches the model"
+    );
 }

@@ -119,8 +119,8 @@ async fn team_commands_of_the_cli_talk_to_the_server() {
     let out = troupe(&["team", "create", "dev-team", "--members", "tester"]).await;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("exists already"));
-    let out = troupe(&["team", "create", "odd", "--members", "juggler:opus"]).await;
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown role"));
+    let out = troupe(&["team", "create", "odd", "--members", "jug/gler:opus"]).await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not usable"));
 
     let out = troupe(&["team", "dissolve", "dev-team"]).await;
     assert!(

@@ -21,8 +21,9 @@ pub struct SpawnClaudeParams {
     /// sonnet; tester, documenter: haiku).
     #[serde(default)]
     pub model: Option<String>,
-    /// Role preset: architect, developer, reviewer, tester, documenter or researcher. Sets the
-    /// default model and system prompt. Defaults to developer.
+    /// Role: a preset (architect, developer, reviewer, tester, documenter, researcher), which
+    /// sets the default model and system prompt, or any other role ("security specialist"),
+    /// which runs on sonnet with a prompt built from its name. Defaults to developer.
     #[serde(default)]
     pub role: Option<String>,
     /// Initial context or instructions, added to the instance's system prompt.

@@ -254,7 +254,9 @@ fn caller(extensions: &Extensions) -> Option<String> {
 }
 
 fn tool_error(e: crate::error::Error) -> String {
-    e.to_string()
+    let text = e.to_string();
+    tracing::info!("refused a call: {text}");
+    text
 }
 
 /// How often a long wait tells the client it is still going: progress, when asked for.

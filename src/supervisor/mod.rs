@@ -87,6 +87,7 @@ impl Shared {
 
     /// The instance cannot go on: say why, and end its messages.
     pub async fn instance_failed(&self, id: &str, reason: &str) {
+        tracing::warn!(instance = id, "failed: {reason}");
         self.set_instance_state(id, InstanceState::Failed, reason)
             .await;
         self.fail_messages(id, reason).await;
@@ -215,18 +216,9 @@ impl Supervisor {
         let shared = &self.shared;
         let config = &shared.config;
 
-        let role_name = req
-            .role
-            .as_deref()
-            .unwrap_or("developer")
-            .trim()
-            .to_ascii_lowercase();
-        let role = roles::find(&role_name).ok_or_else(|| {
-            Error::InvalidInput(format!(
-                "unknown role {role_name:?}; choose one of: {}",
-                roles::names().join(", ")
-            ))
-        })?;
+        let role = roles::resolve(req.role.as_deref().unwrap_or("developer"))
+            .map_err(Error::InvalidInput)?;
+        let role_name = role.name.clone();
         let prompt_bytes = req
             .system_prompt
             .as_deref()
@@ -289,7 +281,7 @@ impl Supervisor {
             )));
         }
 
-        let id = new_instance_id(&shared.pool, name.as_deref().unwrap_or(&role_name)).await?;
+        let id = new_instance_id(&shared.pool, name.as_deref().unwrap_or(&role.slug)).await?;
         let workdir = match workdir {
             Some(dir) => dir,
             None => {
@@ -328,6 +320,13 @@ impl Supervisor {
             },
         )
         .await?;
+        tracing::info!(
+            instance = %id,
+            role = %role_name,
+            model = %model,
+            parent = parent.as_deref().unwrap_or("-"),
+            "spawning in {workdir_str}"
+        );
         audit::record(
             &shared.pool,
             caller,
@@ -666,6 +665,7 @@ impl Supervisor {
                 json!({}),
             )
             .await;
+            tracing::info!(instance = instance_id, "resumed");
         }
         Instance::find(&self.shared.pool, instance_id)
             .await?
@@ -825,6 +825,7 @@ impl Supervisor {
             serde_json::to_value(&report).unwrap_or_default(),
         )
         .await;
+        tracing::info!(instance = instance_id, outcome = %report.outcome, "interrupt");
         Ok(report)
     }
 
@@ -845,6 +846,7 @@ impl Supervisor {
             json!({}),
         )
         .await;
+        tracing::info!(instance = instance_id, "terminated");
         Ok(())
     }
 

@@ -16,7 +16,8 @@ pub struct NewMember {
     /// Seat name, unique in the team (defaults to the role).
     #[serde(default)]
     pub name: Option<String>,
-    /// Role preset: architect, developer, reviewer, tester, documenter or researcher.
+    /// Role: a preset (architect, developer, reviewer, tester, documenter, researcher) or any
+    /// other role name, which runs on sonnet with a prompt built from the name.
     pub role: String,
     /// The agent CLI; only "claude" for now.
     #[serde(default)]
@@ -74,13 +75,8 @@ impl Supervisor {
         let team_id = format!("team-{}", uuid::Uuid::now_v7().simple());
         let mut seats: Vec<TeamMember> = Vec::new();
         for m in members {
-            let role = m.role.trim().to_ascii_lowercase();
-            let preset = roles::find(&role).ok_or_else(|| {
-                Error::InvalidInput(format!(
-                    "unknown role {role:?}; choose one of: {}",
-                    roles::names().join(", ")
-                ))
-            })?;
+            let preset = roles::resolve(&m.role).map_err(Error::InvalidInput)?;
+            let role = preset.name.clone();
             let agent = m
                 .agent
                 .as_deref()
@@ -106,7 +102,7 @@ impl Supervisor {
             }
             let base = match m.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
                 Some(n) => validate_name(n)?,
-                None => role.clone(),
+                None => preset.slug.clone(),
             };
             let mut seat = base.clone();
             let mut n = 2;

@@ -90,6 +90,13 @@ pub struct Actor {
     exit: Option<ExitWatch>,
     /// Rows not yet written, oldest first.
     unwritten: Unwritten,
+    /// This task has logged that the instance is ready.
+    ready_said: bool,
+    /// Interrupt answers, sent when the step that decided them is carried out.
+    answers: Vec<(
+        oneshot::Sender<Result<InterruptReport>>,
+        Result<InterruptReport>,
+    )>,
     /// The task ended to start the CLI again; commands that reached it meanwhile go on to
     /// the new task.
     relaunched: bool,
@@ -132,6 +139,8 @@ impl Actor {
             exit: None,
             relaunched: false,
             unwritten: Unwritten::default(),
+            ready_said: false,
+            answers: Vec::new(),
         };
         shared.tasks.spawn(actor.run(rx, transcript, relaunch));
     }
@@ -313,6 +322,9 @@ impl Actor {
                 }
             }
         }
+        for (reply, result) in self.answers.drain(..) {
+            let _ = reply.send(result);
+        }
     }
 
     async fn carry_out(&mut self, effect: Effect) -> Option<Input> {
@@ -390,8 +402,10 @@ impl Actor {
                     detail,
                 })
                 .await;
+                // Answered once the whole step is carried out: the state it leads to (idle)
+                // is written by then, so the caller never reads the instance as still busy.
                 if let Some(reply) = self.interrupts.remove(&id) {
-                    let _ = reply.send(result.map_err(Error::Agent));
+                    self.answers.push((reply, result.map_err(Error::Agent)));
                 }
             }
             Effect::Ready => {
@@ -401,6 +415,7 @@ impl Actor {
                 }
             }
             Effect::Exit { reason } => {
+                tracing::warn!(instance = %self.id, "exited: {reason}");
                 self.shared
                     .set_instance_state(&self.id, InstanceState::Exited, &reason)
                     .await;
@@ -676,7 +691,7 @@ impl Actor {
     }
 
     /// Tells waiters and streams about a row once it is written.
-    fn announce(&self, write: &Write) {
+    fn announce(&mut self, write: &Write) {
         match write {
             Write::Started { message_id, .. } => {
                 self.publish_message(message_id, MessageState::Started)
@@ -685,10 +700,25 @@ impl Actor {
                 message_id, state, ..
             } => self.publish_message(message_id, *state),
             Write::Requeue { message_id } => self.publish_message(message_id, MessageState::Queued),
-            Write::State { state, .. } => self.shared.publish(Event::InstanceState {
-                instance_id: self.id.clone(),
-                state: *state,
-            }),
+            Write::State { state, reason } => {
+                // Busy and idle alternate with every turn; only what a person acts on is said.
+                match state {
+                    InstanceState::Idle if !self.ready_said => {
+                        tracing::info!(instance = %self.id, "ready")
+                    }
+                    InstanceState::WaitingPermission => {
+                        tracing::info!(instance = %self.id, "waiting for permission: {reason}")
+                    }
+                    _ => {}
+                }
+                if *state == InstanceState::Idle {
+                    self.ready_said = true;
+                }
+                self.shared.publish(Event::InstanceState {
+                    instance_id: self.id.clone(),
+                    state: *state,
+                })
+            }
             Write::Output { .. } | Write::Interrupt { .. } => {}
         }
     }

@@ -1,0 +1,111 @@
+//! `troupe serve` checks what it needs before it serves: a relative path is made absolute,
+//! and a missing CLI or tmux is said at start, naming what fixes it.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::unique_socket;
+
+/// Runs `troupe serve` until it exits or `limit` passes (then stops it); returns whether it
+/// exited by itself, and what it printed.
+fn serve(
+    args: &[&str],
+    cwd: &std::path::Path,
+    env: &[(&str, &str)],
+    limit: Duration,
+) -> (bool, String) {
+    let log = cwd.join("serve.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_troupe"))
+        .arg("serve")
+        .args(args)
+        .current_dir(cwd)
+        .envs(env.iter().copied())
+        .env_remove("TROUPE_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    let exited = loop {
+        if child.try_wait().unwrap().is_some() {
+            break true;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break false;
+        }
+        // A blocking wait for another process: nothing in this one has to make progress.
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (exited, std::fs::read_to_string(&log).unwrap())
+}
+
+#[test]
+fn a_relative_database_path_is_made_absolute() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = unique_socket("rel");
+    let _tmux = support::TmuxServer(socket.clone());
+    let (exited, log) = serve(
+        &[
+            "--bind",
+            "127.0.0.1:0",
+            "--db",
+            "rel/t.db",
+            "--tmux-socket",
+            &socket,
+        ],
+        dir.path(),
+        &[],
+        Duration::from_secs(3),
+    );
+    assert!(!exited, "serve should keep serving: {log}");
+    let abs = dir.path().join("rel/t.db");
+    assert!(log.contains(&format!("db={}", abs.display())), "{log}");
+    assert!(abs.exists());
+    assert!(
+        dir.path().join("rel/token").exists(),
+        "the data dir is the db's: {log}"
+    );
+    assert!(
+        !log.contains('\u{1b}'),
+        "no colour codes when not on a terminal: {log}"
+    );
+}
+
+#[test]
+fn a_missing_cli_or_tmux_is_said_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (exited, log) = serve(
+        &[
+            "--bind",
+            "127.0.0.1:0",
+            "--db",
+            "t.db",
+            "--claude-bin",
+            "/nonexistent/claude",
+        ],
+        dir.path(),
+        &[],
+        Duration::from_secs(10),
+    );
+    assert!(exited, "{log}");
+    assert!(
+        log.contains("cannot run the Claude Code CLI \"/nonexistent/claude\""),
+        "{log}"
+    );
+    assert!(log.contains("--claude-bin (TROUPE_CLAUDE_BIN)"), "{log}");
+
+    let (exited, log) = serve(
+        &["--bind", "127.0.0.1:0", "--db", "t.db"],
+        dir.path(),
+        &[("PATH", "/nonexistent")],
+        Duration::from_secs(10),
+    );
+    assert!(exited, "{log}");
+    assert!(log.contains("cannot run tmux"), "{log}");
+}
