@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use serde_json::json;
 use support::Harness;
 use troupe::db::instances::Instance;
@@ -41,6 +43,14 @@ async fn a_main_session_spawns_and_coordinates_its_children() {
     }
     // Parent by identity: the spawns named no parent, the header did.
     let children = Instance::children(h.pool(), &main, false).await.unwrap();
+    let main_dir = Instance::find(h.pool(), &main)
+        .await
+        .unwrap()
+        .unwrap()
+        .workdir;
+    for c in &children {
+        assert_eq!(c.workdir, main_dir, "a helper works where its parent works");
+    }
     let ids: Vec<String> = children.iter().map(|c| c.id.clone()).collect();
     assert_eq!(ids.len(), 2, "{ids:?}");
     assert!(
@@ -283,4 +293,128 @@ async fn tree_limits_refuse_a_spawn_with_the_reason() {
         2,
         "nothing half-spawned"
     );
+}
+
+/// The person's own Claude Code session (not one troupe started) spawns without naming a
+/// directory: troupe asks the client for its roots, and the helper works where the person does.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_helper_of_the_person_works_in_the_person_own_directory() {
+    let h = Harness::start().await;
+    let project = h.dir.path().join("my project");
+    std::fs::create_dir_all(&project).unwrap();
+    let project = project.canonicalize().unwrap();
+    // The person's session trusts its own folder, as it would after the first start.
+    let state_file = h.home.join(".claude.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+    state["projects"][project.display().to_string()] = json!({ "hasTrustDialogAccepted": true });
+    std::fs::write(&state_file, state.to_string()).unwrap();
+    let mcp = h.dir.path().join("person-mcp.json");
+    let config = json!({ "mcpServers": { "troupe": {
+        "type": "http",
+        "url": format!("{}/mcp", h.server().url()),
+        "headers": { "Authorization": format!("Bearer {}", h.server().token()) }
+    }}});
+    std::fs::write(&mcp, config.to_string()).unwrap();
+
+    let socket = support::unique_socket("person");
+    let _tmux = support::TmuxServer(socket.clone());
+    let mut cmd = std::process::Command::new("tmux");
+    cmd.args([
+        "-L",
+        &socket,
+        "new-session",
+        "-d",
+        "-s",
+        "person",
+        "-x",
+        "200",
+        "-y",
+        "50",
+        "-c",
+    ])
+    .arg(&project);
+    for (k, v) in support::instance_env(&h.home, &h.model.base_url()) {
+        cmd.arg("-e").arg(format!("{k}={v}"));
+    }
+    cmd.args([
+        "-e",
+        "IS_SANDBOX=1",
+        "claude",
+        "--dangerously-skip-permissions",
+    ])
+    .args([
+        "--settings",
+        r#"{"skipDangerousModePermissionPrompt": true}"#,
+    ])
+    .arg("--mcp-config")
+    .arg(&mcp);
+    assert!(cmd.status().unwrap().success());
+    let screen = || {
+        let out = std::process::Command::new("tmux")
+            .args(["-L", &socket, "capture-pane", "-p", "-t", "person"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let started = std::time::Instant::now();
+    while !screen().contains("bypass permissions on") {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the person's session did not start:\n{}",
+            screen()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let keys = |args: &[&str]| {
+        std::process::Command::new("tmux")
+            .args(["-L", &socket, "send-keys", "-t", "person"])
+            .args(args)
+            .status()
+            .unwrap()
+    };
+    let call = r#"CALL_TOOL mcp__troupe__spawn_claude {"role": "tester", "name": "helper"}"#;
+    keys(&["-l", call]);
+    keys(&["Enter"]);
+    let mut last_enter = std::time::Instant::now();
+    let mut tried = 0;
+    let started = std::time::Instant::now();
+    let helper = loop {
+        let list = Instance::list(h.pool(), false).await.unwrap();
+        if let Some(i) = list
+            .into_iter()
+            .find(|i| i.name == "helper" && i.state == "idle")
+        {
+            break i;
+        }
+        let now = screen();
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no helper; the person's screen:\n{now}"
+        );
+        // The TUI can drop an Enter that lands right after it starts: the text then still
+        // sits in its input box.
+        if last_enter.elapsed() > Duration::from_secs(1)
+            && troupe::agents::claude::input_box(&now).is_some_and(|t| !t.is_empty())
+        {
+            keys(&["Enter"]);
+            last_enter = std::time::Instant::now();
+        }
+        // Its MCP client connects after the TUI is up: a call made before finds no tool.
+        let misses = now.matches("No such tool available").count();
+        if misses > tried {
+            tried = misses;
+            keys(&["-l", call]);
+            keys(&["Enter"]);
+            last_enter = std::time::Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        helper.workdir,
+        project.display().to_string(),
+        "{}",
+        screen()
+    );
+    assert_eq!(helper.parent_id, None);
 }

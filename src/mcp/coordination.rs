@@ -325,16 +325,21 @@ impl Troupe {
             return Err(tool_error(Error::InvalidInput("instances is empty".into())));
         }
         let caller = caller(&extensions);
+        let unplaced = p.instances.iter().any(|s| s.project_dir.is_none());
+        let default = match unplaced {
+            true => self.default_dir(&ctx, caller.as_deref(), None).await,
+            false => None,
+        };
         let requests = p
             .instances
             .into_iter()
             .map(|s| SpawnRequest {
+                project_dir: s.project_dir.or_else(|| default.clone()),
                 name: s.name,
                 role: s.role,
                 model: s.model,
                 system_prompt: s.system_prompt,
                 context: s.context,
-                project_dir: s.project_dir,
                 parent_instance_id: s.parent_instance_id,
             })
             .collect();

@@ -2,7 +2,8 @@ use super::Parameters;
 use crate::states::InstanceState;
 use rmcp::handler::server::wrapper::Json;
 use rmcp::model::Extensions;
-use rmcp::{tool, tool_router};
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -32,8 +33,9 @@ pub struct SpawnClaudeParams {
     /// A system prompt that replaces the role's preset prompt.
     #[serde(default)]
     pub system_prompt: Option<String>,
-    /// Absolute path of the directory the instance works in. Defaults to a fresh workspace
-    /// under troupe's data directory.
+    /// Absolute path of the directory the instance works in. Defaults to the parent
+    /// instance's directory; for the person's own session, to the directory its client works
+    /// in (its MCP roots); else a fresh workspace under troupe's data directory.
     #[serde(default)]
     pub project_dir: Option<String>,
     /// A short name (letters, digits, '-', '_'); the id becomes name-xxxx. Defaults to the role.
@@ -170,9 +172,12 @@ impl Troupe {
     pub async fn spawn_claude(
         &self,
         Parameters(p): Parameters<SpawnClaudeParams>,
-        extensions: Extensions,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<Json<SpawnResult>, String> {
-        let caller = caller(&extensions);
+        let caller = caller(&ctx.extensions);
+        let project_dir = self
+            .default_dir(&ctx, caller.as_deref(), p.project_dir)
+            .await;
         let inst = self
             .sup
             .spawn_claude(
@@ -182,7 +187,7 @@ impl Troupe {
                     model: p.model,
                     system_prompt: p.system_prompt,
                     context: p.context,
-                    project_dir: p.project_dir,
+                    project_dir,
                     parent_instance_id: p.parent_instance_id,
                 },
                 caller.as_deref(),

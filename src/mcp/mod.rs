@@ -7,6 +7,7 @@ mod instances;
 mod logging;
 mod messaging;
 mod parameters;
+mod roots;
 mod teams;
 
 use std::future::Future;
@@ -31,7 +32,9 @@ terminal, and remembers everything in a database.\n\
 When a task is big or has separable parts, spawn helpers with spawn_claude: pick the role \
 (architect on opus for design, developer or reviewer or researcher on sonnet, tester or \
 documenter on haiku) and prefer the cheaper model when the work is simple. Tell the user what \
-you spawn and why. Send work with send_to_instance (it waits for the answer by default; on a \
+you spawn and why. Helpers work in project_dir: pass the absolute path of the code they \
+should see (it defaults to your client's working directory when your client tells troupe its \
+roots, else to an empty workspace). Send work with send_to_instance (it waits for the answer by default; on a \
 timeout it returns the message id, and get_message fetches the answer later). Read progress \
 with get_instance_output and get_instance_status. interrupt_instance stops a turn and keeps \
 the conversation, so you can redirect the instance. suspend_instance frees an idle \
@@ -74,6 +77,22 @@ impl Troupe {
             tool_router: TOOLS.clone(),
             prompt_router: Self::prompt_router(),
             log_level: logging::LogLevel::default(),
+        }
+    }
+
+    /// Where an instance works when the caller named no `project_dir`: for the person's own
+    /// session, the directory its client works in (its MCP roots); an instance's helpers
+    /// inherit its directory in the supervisor.
+    async fn default_dir(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        caller: Option<&str>,
+        given: Option<String>,
+    ) -> Option<String> {
+        match given.filter(|d| !d.trim().is_empty()) {
+            Some(dir) => Some(dir),
+            None if caller.is_none() => roots::client_dir(ctx).await,
+            None => None,
         }
     }
 
@@ -194,7 +213,8 @@ in parallel; work where a cheaper model is good enough; when the user asks for s
 perspectives. Do small tasks yourself.\n\n\
 Which model: architect on opus for design and hard decisions; developer, reviewer and researcher \
 on sonnet; tester and documenter on haiku. Prefer the cheaper model whenever the work is simple.\n\n\
-How: tell the user what you spawn and why. Give each instance a clear, self-contained task. Use \
+How: tell the user what you spawn and why. Give each instance a clear, self-contained task, \
+and the project_dir (absolute path) of the code it should work on. Use \
 coordinate_instances for parallel work (mode parallel), pipelines (sequential) and second \
 opinions (consensus); an instance may spawn its own helpers, which become its children \
 (get_instance_tree shows the team). Report progress to the user, interrupt_instance to redirect \

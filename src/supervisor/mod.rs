@@ -282,6 +282,17 @@ impl Supervisor {
         }
 
         let id = new_instance_id(&shared.pool, name.as_deref().unwrap_or(&role.slug)).await?;
+        // A helper works where its parent works, unless told otherwise.
+        let workdir = match workdir {
+            Some(dir) => Some(dir),
+            None => match &parent {
+                Some(p) => Instance::find(&shared.pool, p)
+                    .await?
+                    .map(|i| PathBuf::from(i.workdir))
+                    .filter(|d| d.is_dir()),
+                None => None,
+            },
+        };
         let workdir = match workdir {
             Some(dir) => dir,
             None => {
