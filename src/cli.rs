@@ -62,6 +62,7 @@ impl Client {
         name: &str,
         description: &str,
         members: &[NewMember],
+        project_dir: Option<&str>,
     ) -> anyhow::Result<Value> {
         let members: Vec<Value> = members
             .iter()
@@ -70,7 +71,12 @@ impl Client {
         self.call(
             reqwest::Method::POST,
             "/api/teams",
-            Some(json!({ "name": name, "description": description, "members": members })),
+            Some(json!({
+                "name": name,
+                "description": description,
+                "members": members,
+                "project_dir": project_dir,
+            })),
         )
         .await
     }
@@ -150,6 +156,9 @@ pub fn print_team(team: &Value) {
             _ => String::new(),
         }
     );
+    if let Some(dir) = team["project_dir"].as_str() {
+        println!("  works in {dir}");
+    }
     for m in team["members"].as_array().into_iter().flatten() {
         println!(
             "  {:<14} {:<11} {:<8} {:<22} {}",
@@ -160,6 +169,17 @@ pub fn print_team(team: &Value) {
             m["state"].as_str().unwrap_or("")
         );
     }
+}
+
+/// A directory from the command line, made absolute against the current directory: the
+/// server runs elsewhere and takes absolute paths only.
+pub fn absolute_dir(dir: &str) -> anyhow::Result<String> {
+    let path = std::path::absolute(dir)
+        .map_err(|e| anyhow::anyhow!("cannot make {dir:?} an absolute path: {e}"))?;
+    if !path.is_dir() {
+        anyhow::bail!("{} is not a directory", path.display());
+    }
+    Ok(path.display().to_string())
 }
 
 #[cfg(test)]

@@ -98,7 +98,7 @@ enum TeamCommand {
         /// Start the members right away.
         #[arg(long)]
         start: bool,
-        /// Absolute path the members work in (with --start).
+        /// The directory the members work in, kept with the team (relative to here is fine).
         #[arg(long)]
         project_dir: Option<String>,
     },
@@ -109,6 +109,7 @@ enum TeamCommand {
     /// Spawn the members that have no instance yet.
     Start {
         name: String,
+        /// The directory the members work in, kept as the team's from now on.
         #[arg(long)]
         project_dir: Option<String>,
     },
@@ -220,9 +221,15 @@ async fn team(client: troupe::cli::Client, command: TeamCommand) -> anyhow::Resu
             project_dir,
         } => {
             let members = troupe::cli::parse_members(&members)?;
-            let mut team = client.create_team(&name, &description, &members).await?;
+            let project_dir = project_dir
+                .as_deref()
+                .map(troupe::cli::absolute_dir)
+                .transpose()?;
+            let mut team = client
+                .create_team(&name, &description, &members, project_dir.as_deref())
+                .await?;
             if start {
-                team = client.start_team(&name, project_dir.as_deref()).await?;
+                team = client.start_team(&name, None).await?;
             }
             troupe::cli::print_team(&team);
         }
@@ -238,6 +245,10 @@ async fn team(client: troupe::cli::Client, command: TeamCommand) -> anyhow::Resu
         }
         TeamCommand::Show { name } => troupe::cli::print_team(&client.team(&name).await?),
         TeamCommand::Start { name, project_dir } => {
+            let project_dir = project_dir
+                .as_deref()
+                .map(troupe::cli::absolute_dir)
+                .transpose()?;
             troupe::cli::print_team(&client.start_team(&name, project_dir.as_deref()).await?)
         }
         TeamCommand::Resume { name } => troupe::cli::print_team(&client.resume_team(&name).await?),

@@ -440,3 +440,82 @@ async fn writes_that_fail_during_a_turn_are_kept_and_written_later() {
     let inst = state(&h, &id).await;
     assert_eq!(inst.state, "idle", "{}", inst.state_reason);
 }
+
+/// `troupe team create --project-dir rel --start`: the relative path is the caller's, the team
+/// keeps it, and its members work there, also when resumed after a full stop.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_team_created_with_a_relative_directory_works_there() {
+    let mut h = Harness::start().await;
+    let project = h.dir.path().join("app");
+    std::fs::create_dir_all(&project).unwrap();
+    let project = project.canonicalize().unwrap().display().to_string();
+    let troupe = |args: &[&str], url: String| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_troupe"))
+            .args(args)
+            .current_dir(h.dir.path())
+            .env("TROUPE_URL", url)
+            .env("TROUPE_DATA_DIR", &h.data_dir)
+            .env_remove("TROUPE_TOKEN")
+            .output()
+            .unwrap()
+    };
+    // A create that fails leaves nothing behind: the same name works right after.
+    let r = h
+        .call(
+            "create_team",
+            json!({ "name": "web", "members": [{ "role": "tester" }], "project_dir": "app" }),
+        )
+        .await;
+    assert!(
+        r.is_error && r.text.contains("must be an absolute path"),
+        "{}",
+        r.text
+    );
+    let out = troupe(
+        &[
+            "team",
+            "create",
+            "web",
+            "--members",
+            "tester",
+            "--project-dir",
+            "nowhere",
+        ],
+        h.server().url(),
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a directory"));
+    let out = troupe(
+        &[
+            "team",
+            "create",
+            "web",
+            "--members",
+            "tester",
+            "--project-dir",
+            "app",
+            "--start",
+        ],
+        h.server().url(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(shown.contains(&format!("works in {project}")), "{shown}");
+    let team = h.call("get_team", json!({ "name": "web" })).await;
+    let id = team.structured["members"][0]["instance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(state(&h, &id).await.workdir, project);
+
+    h.stop_server().await;
+    h.kill_tmux();
+    h.start_server().await;
+    let r = h.call("resume_team", json!({ "name": "web" })).await;
+    assert!(!r.is_error, "{}", r.text);
+    assert_eq!(state(&h, &id).await.workdir, project);
+}

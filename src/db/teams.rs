@@ -8,6 +8,8 @@ pub struct Team {
     pub description: String,
     pub created_at: String,
     pub dissolved_at: Option<String>,
+    /// Where the members work (absolute), when the team was given a directory.
+    pub project_dir: Option<String>,
 }
 
 /// A seat on a team, and the instance currently filling it (if it was started).
@@ -23,22 +25,48 @@ pub struct TeamMember {
 }
 
 impl Team {
-    pub async fn insert(
+    /// The team and all its seats, or nothing: a create that fails leaves no half a team.
+    pub async fn insert_with_members(
         pool: &SqlitePool,
         id: &str,
         name: &str,
         description: &str,
+        project_dir: Option<&str>,
+        members: &[TeamMember],
     ) -> sqlx::Result<()> {
         let now = super::now();
+        let mut tx = pool.begin().await?;
         sqlx::query!(
-            "INSERT INTO teams (id, name, description, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO teams (id, name, description, created_at, project_dir) VALUES (?, ?, ?, ?, ?)",
             id,
             name,
             description,
-            now
+            now,
+            project_dir
         )
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
+        for m in members {
+            sqlx::query!(
+                "INSERT INTO team_members (team_id, name, role, agent, model, system_prompt)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+                m.team_id,
+                m.name,
+                m.role,
+                m.agent,
+                m.model,
+                m.system_prompt
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    pub async fn set_project_dir(pool: &SqlitePool, id: &str, dir: &str) -> sqlx::Result<()> {
+        sqlx::query!("UPDATE teams SET project_dir = ? WHERE id = ?", dir, id)
+            .execute(pool)
+            .await?;
         Ok(())
     }
 
@@ -79,22 +107,6 @@ impl Team {
 }
 
 impl TeamMember {
-    pub async fn insert(pool: &SqlitePool, m: &TeamMember) -> sqlx::Result<()> {
-        sqlx::query!(
-            "INSERT INTO team_members (team_id, name, role, agent, model, system_prompt)
-             VALUES (?, ?, ?, ?, ?, ?)",
-            m.team_id,
-            m.name,
-            m.role,
-            m.agent,
-            m.model,
-            m.system_prompt
-        )
-        .execute(pool)
-        .await?;
-        Ok(())
-    }
-
     pub async fn for_team(pool: &SqlitePool, team_id: &str) -> sqlx::Result<Vec<TeamMember>> {
         sqlx::query_as!(
             TeamMember,

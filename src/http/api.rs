@@ -63,6 +63,8 @@ struct CreateTeam {
     #[serde(default)]
     description: String,
     members: Vec<NewMember>,
+    #[serde(default)]
+    project_dir: Option<String>,
 }
 
 async fn create_team(
@@ -70,7 +72,13 @@ async fn create_team(
     Json(body): Json<CreateTeam>,
 ) -> Result<(StatusCode, Json<TeamView>), Error> {
     let team = sup
-        .create_team(&body.name, &body.description, body.members, None)
+        .create_team(
+            &body.name,
+            &body.description,
+            body.members,
+            body.project_dir,
+            None,
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(team)))
 }

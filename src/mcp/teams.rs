@@ -17,6 +17,9 @@ pub struct CreateTeamParams {
     pub description: Option<String>,
     /// The seats: role (required), name, agent, model, system_prompt.
     pub members: Vec<NewMember>,
+    /// Absolute path of the code the members work on; start_team and resume_team use it.
+    #[serde(default)]
+    pub project_dir: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -29,7 +32,8 @@ pub struct TeamNameParams {
 pub struct StartTeamParams {
     /// The team's name.
     pub name: String,
-    /// Absolute path the members work in (default: a workspace each).
+    /// Absolute path the members work in; kept as the team's from now on (default: the one
+    /// the team has, else a workspace each).
     #[serde(default)]
     pub project_dir: Option<String>,
 }
@@ -55,6 +59,7 @@ impl Troupe {
                 &p.name,
                 p.description.as_deref().unwrap_or(""),
                 p.members,
+                p.project_dir,
                 caller(&extensions).as_deref(),
             )
             .await

@@ -49,6 +49,8 @@ pub struct TeamView {
     pub description: String,
     pub created_at: String,
     pub dissolved_at: Option<String>,
+    /// Where the members work, when the team has a directory.
+    pub project_dir: Option<String>,
     pub members: Vec<MemberView>,
 }
 
@@ -58,10 +60,19 @@ impl Supervisor {
         name: &str,
         description: &str,
         members: Vec<NewMember>,
+        project_dir: Option<String>,
         caller: Option<&str>,
     ) -> Result<TeamView> {
         let pool = self.pool();
         let name = validate_name(name.trim())?;
+        let project_dir = match project_dir
+            .as_deref()
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+        {
+            Some(dir) => Some(super::project_dir(dir)?.display().to_string()),
+            None => None,
+        };
         if members.is_empty() {
             return Err(Error::InvalidInput(
                 "a team needs at least one member (role, and optionally name and model)".into(),
@@ -120,10 +131,15 @@ impl Supervisor {
                 instance_id: None,
             });
         }
-        Team::insert(pool, &team_id, &name, description).await?;
-        for seat in &seats {
-            TeamMember::insert(pool, seat).await?;
-        }
+        Team::insert_with_members(
+            pool,
+            &team_id,
+            &name,
+            description,
+            project_dir.as_deref(),
+            &seats,
+        )
+        .await?;
         audit::record(
             pool,
             caller,
@@ -155,7 +171,18 @@ impl Supervisor {
         project_dir: Option<String>,
         caller: Option<&str>,
     ) -> Result<TeamView> {
-        let team = self.find_team(name).await?;
+        let mut team = self.find_team(name).await?;
+        // A directory given now is the team's from now on.
+        if let Some(dir) = project_dir
+            .as_deref()
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+        {
+            let dir = super::project_dir(dir)?.display().to_string();
+            Team::set_project_dir(self.pool(), &team.id, &dir).await?;
+            team.project_dir = Some(dir);
+        }
+        let project_dir = team.project_dir.clone();
         let members = TeamMember::for_team(self.pool(), &team.id).await?;
         let spawns = members
             .into_iter()
@@ -186,7 +213,10 @@ impl Supervisor {
             async move {
                 match m.instance_id.clone() {
                     Some(id) => self.resume_instance(&id, caller).await.map(|_| ()),
-                    None => self.spawn_member(team, m, None, caller).await,
+                    None => {
+                        self.spawn_member(team, m, team.project_dir.clone(), caller)
+                            .await
+                    }
                 }
             }
         });
@@ -295,6 +325,7 @@ impl Supervisor {
             description: team.description,
             created_at: team.created_at,
             dissolved_at: team.dissolved_at,
+            project_dir: team.project_dir,
             members,
         })
     }
