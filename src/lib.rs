@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod hook;
 pub mod http;
+pub mod install;
 pub mod mcp;
 pub mod preflight;
 pub mod pricing;

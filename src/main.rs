@@ -33,6 +33,13 @@ enum Command {
         #[command(flatten)]
         server: ServerUrl,
     },
+    /// Add troupe to an MCP client's configuration (or take it out again).
+    Mcp {
+        #[command(flatten)]
+        server: ServerUrl,
+        #[command(subcommand)]
+        command: McpCommand,
+    },
     /// Persistent teams: create, list, show, start, resume, dissolve.
     Team {
         #[command(flatten)]
@@ -62,7 +69,11 @@ struct ServerUrl {
 
 impl ServerUrl {
     fn client(&self) -> anyhow::Result<troupe::cli::Client> {
-        let token = match &self.token {
+        Ok(troupe::cli::Client::new(&self.url, &self.token()?))
+    }
+
+    fn token(&self) -> anyhow::Result<String> {
+        Ok(match &self.token {
             Some(t) => t.clone(),
             None => {
                 let dir = self
@@ -80,9 +91,31 @@ impl ServerUrl {
                         )
                     })?
             }
-        };
-        Ok(troupe::cli::Client::new(&self.url, &token))
+        })
     }
+}
+
+#[derive(Subcommand)]
+enum McpCommand {
+    /// Write troupe, with the server token, into the client's MCP configuration.
+    Install {
+        #[arg(long, value_enum, default_value = "claude")]
+        client: troupe::install::Client,
+        #[arg(long, value_enum, default_value = "user")]
+        scope: troupe::install::Scope,
+        /// The Codex executable (with --client codex).
+        #[arg(long, env = "TROUPE_CODEX_BIN", default_value = "codex")]
+        codex_bin: String,
+    },
+    /// Take troupe out of the client's MCP configuration.
+    Uninstall {
+        #[arg(long, value_enum, default_value = "claude")]
+        client: troupe::install::Client,
+        #[arg(long, value_enum, default_value = "user")]
+        scope: troupe::install::Scope,
+        #[arg(long, env = "TROUPE_CODEX_BIN", default_value = "codex")]
+        codex_bin: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -188,8 +221,63 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Ls { server } => runtime.block_on(ls(server.client()?)),
+        Command::Mcp { server, command } => mcp(&server, command),
         Command::Team { server, command } => runtime.block_on(team(server.client()?, command)),
     }
+}
+
+fn mcp(server: &ServerUrl, command: McpCommand) -> anyhow::Result<()> {
+    use troupe::install::{self, Client, Scope};
+    let home = std::env::var_os("HOME").map(PathBuf::from).ok_or_else(|| {
+        anyhow::anyhow!("HOME is not set; troupe cannot find the client's config")
+    })?;
+    let cwd = std::env::current_dir()?;
+    let mcp_url = format!("{}/mcp", server.url.trim_end_matches('/'));
+    let desktop = || {
+        anyhow::anyhow!(
+            "Claude Desktop speaks MCP over stdio only, and troupe has no stdio endpoint yet; \
+             use --client claude or --client codex"
+        )
+    };
+    let codex_scope = |scope: Scope| {
+        if scope == Scope::Project {
+            anyhow::bail!("Codex keeps MCP servers per user only; leave out --scope project");
+        }
+        Ok(())
+    };
+    let outcome = match command {
+        McpCommand::Install {
+            client,
+            scope,
+            codex_bin,
+        } => match client {
+            Client::Claude => install::install_claude(
+                scope,
+                &install::claude_file(scope, &home, &cwd),
+                &mcp_url,
+                &server.token()?,
+            )?,
+            Client::Codex => {
+                codex_scope(scope)?;
+                install::install_codex(&codex_bin, &mcp_url)?
+            }
+            Client::Desktop => return Err(desktop()),
+        },
+        McpCommand::Uninstall {
+            client,
+            scope,
+            codex_bin,
+        } => match client {
+            Client::Claude => install::uninstall_claude(&install::claude_file(scope, &home, &cwd))?,
+            Client::Codex => {
+                codex_scope(scope)?;
+                install::uninstall_codex(&codex_bin)?
+            }
+            Client::Desktop => return Err(desktop()),
+        },
+    };
+    println!("{outcome}");
+    Ok(())
 }
 
 async fn ls(client: troupe::cli::Client) -> anyhow::Result<()> {

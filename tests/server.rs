@@ -482,3 +482,72 @@ async fn mcp_sessions_are_capped_and_idle_ones_end() {
     .await;
     server.stop().await;
 }
+
+/// `troupe mcp install` writes troupe with the token into the client's own configuration, the
+/// real client then connects, a second install changes nothing, and uninstall removes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn mcp_install_puts_troupe_into_claude_code_and_codex() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join(".codex")).unwrap();
+    let data_dir = dir.path().join("data");
+    let config = troupe::Config::for_data_dir(data_dir.clone(), &unique_socket("i"));
+    let server = troupe::Server::start(config).await.unwrap();
+    let url = server.url();
+    let run = |program: &str, args: &[&str]| {
+        let out = std::process::Command::new(program)
+            .args(args)
+            .current_dir(dir.path())
+            .env("HOME", &home)
+            .env("CODEX_HOME", home.join(".codex"))
+            .env("TROUPE_URL", &url)
+            .env("TROUPE_DATA_DIR", &data_dir)
+            .env_remove("TROUPE_TOKEN")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    // The commands below call the server, which runs on this runtime.
+    let troupe = env!("CARGO_BIN_EXE_troupe");
+
+    let (ok, said) = tokio::task::block_in_place(|| run(troupe, &["mcp", "install"]));
+    assert!(ok, "{said}");
+    assert!(said.starts_with("added troupe"), "{said}");
+    let (ok, said) = tokio::task::block_in_place(|| run(troupe, &["mcp", "install"]));
+    assert!(ok && said.contains("nothing changed"), "{said}");
+    let (ok, listed) = tokio::task::block_in_place(|| run("claude", &["mcp", "list"]));
+    assert!(ok, "{listed}");
+    assert!(
+        listed.contains("troupe") && listed.contains("Connected"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains("unknown format"),
+        "no schema warnings: {listed}"
+    );
+    let (ok, said) = tokio::task::block_in_place(|| run(troupe, &["mcp", "uninstall"]));
+    assert!(ok && said.starts_with("removed"), "{said}");
+    let (_, listed) = tokio::task::block_in_place(|| run("claude", &["mcp", "list"]));
+    assert!(!listed.contains("troupe"), "{listed}");
+
+    let (ok, said) =
+        tokio::task::block_in_place(|| run(troupe, &["mcp", "install", "--client", "codex"]));
+    assert!(ok, "{said}");
+    assert!(said.contains("TROUPE_TOKEN"), "{said}");
+    let (ok, shown) =
+        tokio::task::block_in_place(|| run("codex", &["mcp", "get", "troupe", "--json"]));
+    assert!(ok, "{shown}");
+    assert!(shown.contains(&format!("{url}/mcp")), "{shown}");
+    let (ok, said) =
+        tokio::task::block_in_place(|| run(troupe, &["mcp", "install", "--client", "codex"]));
+    assert!(ok && said.contains("nothing changed"), "{said}");
+    let (ok, said) =
+        tokio::task::block_in_place(|| run(troupe, &["mcp", "uninstall", "--client", "codex"]));
+    assert!(ok && said.starts_with("removed"), "{said}");
+    server.stop().await;
+}
