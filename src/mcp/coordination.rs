@@ -4,8 +4,8 @@
 use crate::states::{InstanceState, InterruptOutcome};
 use std::time::Duration;
 
+use super::Json;
 use super::Parameters;
-use rmcp::handler::server::wrapper::Json;
 use rmcp::model::Extensions;
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, tool, tool_router};

@@ -1,6 +1,6 @@
+use super::Json;
 use super::Parameters;
 use crate::states::InstanceState;
-use rmcp::handler::server::wrapper::Json;
 use rmcp::model::Extensions;
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, tool, tool_router};

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
+use super::Json;
 use super::Parameters;
-use rmcp::handler::server::wrapper::Json;
 use rmcp::model::Extensions;
 use rmcp::{tool, tool_router};
 use schemars::JsonSchema;

@@ -2,6 +2,7 @@
 //! supervisor, shape the answer. Failures a calling model can act on come back as tool errors
 //! (`is_error`), with text that says what to do.
 
+mod answer;
 mod coordination;
 mod instances;
 mod logging;
@@ -25,6 +26,7 @@ use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServerHandler, prompt, prompt_handler, prompt_router, tool_handler};
 
 use crate::supervisor::Supervisor;
+use answer::Json;
 use parameters::Parameters;
 
 pub const INSTRUCTIONS: &str = "troupe runs other Claude Code instances for you, each in its own \

@@ -1,0 +1,180 @@
+//! Tool results for two readers: `structuredContent` keeps the JSON for programs, and the text
+//! content is written for the person reading the client's TUI: the answer first, line breaks
+//! as line breaks, fields as `name: value`, lists as lists. rmcp's own `Json<T>` puts the JSON
+//! text there, where every `\n` of an answer shows as a backslash and an n.
+//!
+//! The type is called `Json` because rmcp's `#[tool]` macro declares a tool's output schema
+//! from a return type of that name.
+
+use std::borrow::Cow;
+
+use rmcp::handler::server::tool::IntoCallToolResult;
+use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
+
+pub struct Json<T>(pub T);
+
+impl<T: JsonSchema> JsonSchema for Json<T> {
+    fn schema_name() -> Cow<'static, str> {
+        T::schema_name()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        T::json_schema(generator)
+    }
+}
+
+impl<T: Serialize + JsonSchema + 'static> IntoCallToolResult for Json<T> {
+    fn into_call_tool_result(self) -> Result<CallToolResponse, rmcp::ErrorData> {
+        let value = serde_json::to_value(self.0).map_err(|e| {
+            rmcp::ErrorData::internal_error(format!("cannot serialize the result: {e}"), None)
+        })?;
+        let mut result = CallToolResult::structured(value.clone());
+        result.content = vec![ContentBlock::text(readable(&value))];
+        Ok(result.into())
+    }
+}
+
+/// Fields that are the answer itself, shown first and as they are.
+const LEADS: &[&str] = &["response", "text", "answer"];
+
+/// The value as a person reads it.
+pub fn readable(value: &Value) -> String {
+    let mut out = String::new();
+    if let Value::Object(map) = value {
+        for key in LEADS {
+            if let Some(Value::String(lead)) = map.get(*key)
+                && !lead.is_empty()
+            {
+                out.push_str(lead.trim_end());
+                out.push_str("\n\n");
+            }
+        }
+        fields(map, 0, &mut out);
+    } else {
+        item(value, 0, &mut out);
+    }
+    out.trim_end().to_string()
+}
+
+fn fields(map: &serde_json::Map<String, Value>, indent: usize, out: &mut String) {
+    for (key, value) in map {
+        let shown_first = indent == 0
+            && LEADS.contains(&key.as_str())
+            && value.as_str().is_some_and(|s| !s.is_empty());
+        if shown_first || value.is_null() {
+            continue;
+        }
+        let pad = "  ".repeat(indent);
+        match value {
+            Value::Object(inner) if inner.is_empty() => {}
+            Value::Object(inner) => {
+                out.push_str(&format!("{pad}{key}:\n"));
+                fields(inner, indent + 1, out);
+            }
+            Value::Array(items) if items.is_empty() => out.push_str(&format!("{pad}{key}: none\n")),
+            Value::Array(items) if items.iter().all(is_scalar) => {
+                let joined: Vec<String> = items.iter().map(scalar).collect();
+                out.push_str(&format!("{pad}{key}: {}\n", joined.join(", ")));
+            }
+            Value::Array(items) => {
+                out.push_str(&format!("{pad}{key}:\n"));
+                for it in items {
+                    item(it, indent + 1, out);
+                }
+            }
+            Value::String(s) if s.contains('\n') => {
+                out.push_str(&format!("{pad}{key}:\n"));
+                for line in s.trim_end().lines() {
+                    out.push_str(&format!("{pad}  {line}\n"));
+                }
+            }
+            other => out.push_str(&format!("{pad}{key}: {}\n", scalar(other))),
+        }
+    }
+}
+
+/// One element of a list: `- ` and its fields beneath.
+fn item(value: &Value, indent: usize, out: &mut String) {
+    let pad = "  ".repeat(indent);
+    match value {
+        Value::Object(map) => {
+            let mut inner = String::new();
+            fields(map, indent + 1, &mut inner);
+            let body = inner.trim_start();
+            out.push_str(&format!("{pad}- {body}"));
+            if !body.ends_with('\n') {
+                out.push('\n');
+            }
+        }
+        Value::String(s) if s.contains('\n') => {
+            out.push_str(&format!("{pad}-\n"));
+            for line in s.trim_end().lines() {
+                out.push_str(&format!("{pad}  {line}\n"));
+            }
+        }
+        other => out.push_str(&format!("{pad}- {}\n", scalar(other))),
+    }
+}
+
+fn is_scalar(v: &Value) -> bool {
+    !matches!(v, Value::Object(_) | Value::Array(_))
+        && !v.as_str().is_some_and(|s| s.contains('\n'))
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_answer_comes_first_with_its_line_breaks() {
+        let v = json!({
+            "message_id": "msg-1",
+            "response": "line one\nline two",
+            "status": "answered",
+            "finished_at": null
+        });
+        let text = readable(&v);
+        assert!(text.starts_with("line one\nline two\n\n"), "{text}");
+        assert!(text.contains("message_id: msg-1\n"), "{text}");
+        assert!(text.contains("status: answered"), "{text}");
+        assert!(!text.contains("finished_at"), "nulls are left out: {text}");
+        assert!(!text.contains("\\n"), "{text}");
+        assert_eq!(text.matches("line one").count(), 1, "shown once: {text}");
+    }
+
+    #[test]
+    fn lists_and_nested_fields_read_as_lists() {
+        let v = json!({
+            "count": 2,
+            "instances": [
+                { "instance_id": "dev-1", "state": "idle", "usage": { "cost_micros": 5 } },
+                { "instance_id": "qa-2", "state": "busy" }
+            ],
+            "ids": ["a", "b"],
+            "none": []
+        });
+        let text = readable(&v);
+        assert!(text.contains("instances:\n  - instance_id: dev-1\n    state: idle\n    usage:\n      cost_micros: 5\n  - instance_id: qa-2\n"), "{text}");
+        assert!(text.contains("ids: a, b"), "{text}");
+        assert!(text.contains("none: none"), "{text}");
+    }
+
+    #[test]
+    fn a_tree_shows_as_drawn() {
+        let v =
+            json!({ "text": "main-1\n├── a-2\n└── b-3", "roots": [{ "instance_id": "main-1" }] });
+        assert!(readable(&v).starts_with("main-1\n├── a-2\n└── b-3\n\n"));
+    }
+}
