@@ -254,6 +254,11 @@ async fn a_long_wait_reports_progress() {
         .collect();
     assert!(!progress.is_empty(), "{messages:?}");
     assert_eq!(progress[0]["params"]["progressToken"], "count-1");
+    let said = progress[0]["params"]["message"].as_str().unwrap();
+    assert!(
+        said.contains("message msg-") && said.contains("get_message"),
+        "{said}"
+    );
     let answer = messages.iter().find(|m| m.get("result").is_some()).unwrap();
     assert_eq!(answer["result"]["structuredContent"]["status"], "answered");
 }
@@ -417,4 +422,43 @@ async fn a_helper_of_the_person_works_in_the_person_own_directory() {
         screen()
     );
     assert_eq!(helper.parent_id, None);
+}
+
+/// A wait the client gives up on (Esc in Claude Code) leaves the message running: the
+/// instance's status names it, and get_message fetches its answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_wait_leaves_the_message_running_and_findable() {
+    let h = Harness::start().await;
+    let id = h.spawn(json!({ "role": "tester" })).await;
+    let call = h.call(
+        "send_to_instance",
+        json!({ "instance_id": id, "message": "please count slowly to 8" }),
+    );
+    // The client hangs up mid-wait.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), call)
+            .await
+            .is_err()
+    );
+    let status = h
+        .call("get_instance_status", json!({ "instance_id": id }))
+        .await;
+    let open = status.structured["instances"][0]["open_messages"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(open.len(), 1, "{}", status.structured);
+    let message_id = open[0].as_str().unwrap();
+    let r = h
+        .call(
+            "get_message",
+            json!({ "message_id": message_id, "wait_seconds": 60 }),
+        )
+        .await;
+    assert_eq!(r.structured["status"], "answered", "{}", r.structured);
+    assert!(
+        r.text.starts_with("1"),
+        "the answer comes first: {}",
+        r.text
+    );
 }

@@ -219,12 +219,13 @@ impl Message {
         Ok(n > 0)
     }
 
-    pub async fn count_pending(pool: &SqlitePool, instance_id: &str) -> sqlx::Result<i64> {
+    /// The ids of the instance's messages still queued or in progress, oldest first.
+    pub async fn open_ids(pool: &SqlitePool, instance_id: &str) -> sqlx::Result<Vec<String>> {
         sqlx::query_scalar!(
-            "SELECT COUNT(*) FROM messages WHERE instance_id = ? AND state IN ('queued', 'submitted', 'started')",
+            "SELECT id FROM messages WHERE instance_id = ? AND state IN ('queued', 'submitted', 'started') ORDER BY created_at, id",
             instance_id
         )
-        .fetch_one(pool)
+        .fetch_all(pool)
         .await
     }
 }

@@ -110,6 +110,8 @@ pub struct InstanceStatus {
     pub instance: InstanceView,
     /// Messages queued or in progress.
     pub pending_messages: i64,
+    /// Their ids, oldest first: get_message fetches each one's answer.
+    pub open_messages: Vec<String>,
     /// Tokens and cost so far (micro-dollars).
     pub usage: UsageTotals,
 }
@@ -241,7 +243,7 @@ impl Troupe {
         };
         let mut instances = Vec::with_capacity(rows.len());
         for inst in rows {
-            let pending_messages = Message::count_pending(pool, &inst.id)
+            let open_messages = Message::open_ids(pool, &inst.id)
                 .await
                 .map_err(|e| tool_error(e.into()))?;
             let usage = UsageRecord::totals_for_instance(pool, &inst.id)
@@ -249,7 +251,8 @@ impl Troupe {
                 .map_err(|e| tool_error(e.into()))?;
             instances.push(InstanceStatus {
                 instance: inst.into(),
-                pending_messages,
+                pending_messages: open_messages.len() as i64,
+                open_messages,
                 usage,
             });
         }

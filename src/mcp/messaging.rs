@@ -114,7 +114,10 @@ impl Troupe {
         let answered = self
             .with_progress(
                 &ctx,
-                &format!("waiting for {}", p.instance_id),
+                &format!(
+                    "message {} to {} (get_message fetches it if this wait ends)",
+                    message.id, p.instance_id
+                ),
                 self.sup.wait_message(&message.id, timeout),
             )
             .await
@@ -143,7 +146,7 @@ impl Troupe {
             Some(wait) => match self
                 .with_progress(
                     &ctx,
-                    "waiting for the answer",
+                    &format!("message {}", p.message_id),
                     self.sup.wait_message(&p.message_id, wait),
                 )
                 .await
