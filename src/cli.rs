@@ -99,6 +99,21 @@ impl Client {
         .await
     }
 
+    /// Attaches a session troupe did not start (`troupe chat`).
+    pub async fn attach(&self, body: &Value) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::POST, "/api/sessions", Some(body.clone()))
+            .await
+    }
+
+    pub async fn detach(&self, id: &str) -> anyhow::Result<Value> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/api/sessions/{id}/end"),
+            None,
+        )
+        .await
+    }
+
     pub async fn resume_team(&self, name: &str) -> anyhow::Result<Value> {
         self.call(
             reqwest::Method::POST,

@@ -54,6 +54,9 @@ fn next_step(state: crate::states::InstanceState) -> &'static str {
             "resume_instance tries to bring it back with its conversation; or spawn a new one"
         }
         Idle | Busy | WaitingPermission => "try again in a moment",
+        Attached => {
+            "it is a session troupe did not start (troupe chat); talk to it in its own terminal"
+        }
     }
 }
 

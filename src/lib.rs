@@ -4,6 +4,7 @@
 
 pub mod agents;
 pub mod auth;
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -28,6 +28,35 @@ enum Command {
         #[arg(long)]
         token_file: Option<PathBuf>,
     },
+    /// Talk to your own Claude Code, here, with troupe as its way to a team: the session's
+    /// spawns are its children, its cost is counted. Starts `troupe serve` if none answers.
+    Chat {
+        #[command(flatten)]
+        server: ServerUrl,
+        /// The first message.
+        prompt: Option<String>,
+        /// The directory the session (and its helpers) work in [default: here].
+        #[arg(long)]
+        project: Option<PathBuf>,
+        /// Context added to the system prompt.
+        #[arg(long)]
+        context: Option<String>,
+        /// More system prompt, after troupe's orchestrator guidance.
+        #[arg(long)]
+        system: Option<String>,
+        /// The model of the session (claude --model).
+        #[arg(long)]
+        model: Option<String>,
+        /// Start or resume this team first; its members are named in the system prompt.
+        #[arg(long)]
+        team: Option<String>,
+        /// The Claude Code executable.
+        #[arg(long, env = "TROUPE_CLAUDE_BIN", default_value = "claude")]
+        claude_bin: String,
+        /// Passed to claude as they are (after --).
+        #[arg(last = true)]
+        claude_args: Vec<String>,
+    },
     /// List the live instances of a running server.
     Ls {
         #[command(flatten)]
@@ -221,6 +250,39 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Ls { server } => runtime.block_on(ls(server.client()?)),
+        Command::Chat {
+            server,
+            prompt,
+            project,
+            context,
+            system,
+            model,
+            team,
+            claude_bin,
+            claude_args,
+        } => {
+            let data_dir = server
+                .data_dir
+                .clone()
+                .unwrap_or_else(config::default_data_dir);
+            let args = troupe::chat::ChatArgs {
+                prompt,
+                project,
+                context,
+                system,
+                model,
+                team,
+                claude_bin,
+                claude_args,
+            };
+            let code = runtime.block_on(troupe::chat::run(
+                &server.url,
+                &data_dir,
+                || server.token(),
+                args,
+            ))?;
+            std::process::exit(code)
+        }
         Command::Mcp { server, command } => mcp(&server, command),
         Command::Team { server, command } => runtime.block_on(team(server.client()?, command)),
     }

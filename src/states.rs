@@ -28,6 +28,9 @@ pub enum InstanceState {
     Terminated,
     /// Its CLI is gone or could not start; the reason says why.
     Failed,
+    /// A session troupe did not start (`troupe chat`): its spawns are its children and its
+    /// tokens are counted, but troupe does not type into it.
+    Attached,
 }
 
 impl InstanceState {
@@ -84,7 +87,7 @@ pub enum InterruptOutcome {
 
 /// The stored (and serialised) name of each state, and what follows from it. Rows are read
 /// with `query_as!`, which converts the stored text with `From`; the database refuses any other
-/// text (migrations 0003 and 0004), so the fallback never applies to a row troupe wrote.
+/// text (migrations 0003, 0004 and 0007), so the fallback never applies to a row troupe wrote.
 macro_rules! stored_names {
     ($t:ident, fallback $fallback:ident, { $($v:ident => $name:literal),* $(,)? }) => {
         impl $t {
@@ -131,6 +134,7 @@ stored_names!(InstanceState, fallback Failed, {
     Exited => "exited",
     Terminated => "terminated",
     Failed => "failed",
+    Attached => "attached",
 });
 stored_names!(MessageState, fallback Failed, {
     Queued => "queued",
@@ -167,7 +171,7 @@ mod tests {
         check(InstanceState::ALL);
         check(MessageState::ALL);
         check(InterruptOutcome::ALL);
-        assert_eq!(InstanceState::ALL.len(), 8);
+        assert_eq!(InstanceState::ALL.len(), 9);
         assert_eq!(
             MessageState::from("timed_out".to_string()),
             MessageState::Failed

@@ -300,20 +300,142 @@ async fn tree_limits_refuse_a_spawn_with_the_reason() {
     );
 }
 
-/// The person's own Claude Code session (not one troupe started) spawns without naming a
-/// directory: troupe asks the client for its roots, and the helper works where the person does.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_helper_of_the_person_works_in_the_person_own_directory() {
-    let h = Harness::start().await;
-    let project = h.dir.path().join("my project");
+/// A terminal of the person's own, outside troupe, in tmux: for sessions troupe did not start.
+struct Terminal {
+    socket: String,
+    _tmux: support::TmuxServer,
+}
+
+impl Terminal {
+    /// Runs `argv` in `dir` with the fake model's environment (and `env`).
+    fn open(
+        h: &Harness,
+        dir: &std::path::Path,
+        env: &[(&str, String)],
+        argv: &[String],
+    ) -> Terminal {
+        let socket = support::unique_socket("person");
+        let tmux = support::TmuxServer(socket.clone());
+        let mut cmd = std::process::Command::new("tmux");
+        cmd.args([
+            "-L",
+            &socket,
+            "new-session",
+            "-d",
+            "-s",
+            "person",
+            "-x",
+            "200",
+            "-y",
+            "50",
+        ])
+        .arg("-c")
+        .arg(dir);
+        let base = support::instance_env(&h.home, &h.model.base_url());
+        for (k, v) in base.iter().map(|(k, v)| (k.as_str(), v.clone())).chain(
+            env.iter()
+                .map(|(k, v)| (*k, v.clone()))
+                .chain([("IS_SANDBOX", "1".to_string())]),
+        ) {
+            cmd.arg("-e").arg(format!("{k}={v}"));
+        }
+        cmd.args(argv);
+        assert!(cmd.status().unwrap().success());
+        Terminal {
+            socket,
+            _tmux: tmux,
+        }
+    }
+
+    fn screen(&self) -> String {
+        let out = std::process::Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "person"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, args: &[&str]) {
+        std::process::Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "person"])
+            .args(args)
+            .status()
+            .unwrap();
+    }
+
+    fn say(&self, text: &str) {
+        self.keys(&["-l", text]);
+        self.keys(&["Enter"]);
+    }
+
+    /// Waits until `found` gives something, typing `call` again when the session's MCP
+    /// client was not connected yet, and pressing Enter again when the TUI dropped it.
+    async fn until<T, F, Fut>(&self, what: &str, call: &str, mut found: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let started = std::time::Instant::now();
+        let mut last_enter = std::time::Instant::now();
+        let mut tried = 0;
+        loop {
+            if let Some(v) = found().await {
+                return v;
+            }
+            let now = self.screen();
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no {what}; the person's screen:\n{now}"
+            );
+            // The TUI can drop an Enter that lands right after it starts: the text then
+            // still sits in its input box.
+            if last_enter.elapsed() > Duration::from_secs(1)
+                && troupe::agents::claude::input_box(&now).is_some_and(|t| !t.is_empty())
+            {
+                self.keys(&["Enter"]);
+                last_enter = std::time::Instant::now();
+            }
+            // Its MCP client connects after the TUI is up: a call made before finds no tool.
+            let misses = now.matches("No such tool available").count();
+            if misses > tried {
+                tried = misses;
+                self.say(call);
+                last_enter = std::time::Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// The person's folder, trusted by their Claude Code as after its first start.
+fn trusted_project(h: &Harness, name: &str) -> std::path::PathBuf {
+    let project = h.dir.path().join(name);
     std::fs::create_dir_all(&project).unwrap();
     let project = project.canonicalize().unwrap();
-    // The person's session trusts its own folder, as it would after the first start.
     let state_file = h.home.join(".claude.json");
     let mut state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
     state["projects"][project.display().to_string()] = json!({ "hasTrustDialogAccepted": true });
     std::fs::write(&state_file, state.to_string()).unwrap();
+    project
+}
+
+fn argv(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+const SKIP: [&str; 3] = [
+    "--dangerously-skip-permissions",
+    "--settings",
+    r#"{"skipDangerousModePermissionPrompt": true}"#,
+];
+
+/// The person's own Claude Code session (not one troupe started) spawns without naming a
+/// directory: troupe asks the client for its roots, and the helper works where the person does.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_helper_of_the_person_works_in_the_person_own_directory() {
+    let h = Harness::start().await;
+    let project = trusted_project(&h, "my project");
     let mcp = h.dir.path().join("person-mcp.json");
     let config = json!({ "mcpServers": { "troupe": {
         "type": "http",
@@ -321,144 +443,76 @@ async fn a_helper_of_the_person_works_in_the_person_own_directory() {
         "headers": { "Authorization": format!("Bearer {}", h.server().token()) }
     }}});
     std::fs::write(&mcp, config.to_string()).unwrap();
-
-    let socket = support::unique_socket("person");
-    let _tmux = support::TmuxServer(socket.clone());
-    let mut cmd = std::process::Command::new("tmux");
-    cmd.args([
-        "-L",
-        &socket,
-        "new-session",
-        "-d",
-        "-s",
-        "person",
-        "-x",
-        "200",
-        "-y",
-        "50",
-        "-c",
-    ])
-    .arg(&project);
-    for (k, v) in support::instance_env(&h.home, &h.model.base_url()) {
-        cmd.arg("-e").arg(format!("{k}={v}"));
-    }
-    cmd.args([
-        "-e",
-        "IS_SANDBOX=1",
-        "claude",
-        "--dangerously-skip-permissions",
-    ])
-    .args([
-        "--settings",
-        r#"{"skipDangerousModePermissionPrompt": true}"#,
-    ])
-    .arg("--mcp-config")
-    .arg(&mcp);
-    assert!(cmd.status().unwrap().success());
-    let screen = || {
-        let out = std::process::Command::new("tmux")
-            .args(["-L", &socket, "capture-pane", "-p", "-t", "person"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let started = std::time::Instant::now();
-    while !screen().contains("bypass permissions on") {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the person's session did not start:\n{}",
-            screen()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let keys = |args: &[&str]| {
-        std::process::Command::new("tmux")
-            .args(["-L", &socket, "send-keys", "-t", "person"])
-            .args(args)
-            .status()
-            .unwrap()
-    };
+    let mut command = argv(&["claude"]);
+    command.extend(argv(&SKIP));
+    command.extend(argv(&["--mcp-config", mcp.to_str().unwrap()]));
+    let term = Terminal::open(&h, &project, &[], &command);
     let call = r#"CALL_TOOL mcp__troupe__spawn_claude {"role": "tester", "name": "helper"}"#;
-    keys(&["-l", call]);
-    keys(&["Enter"]);
-    let mut last_enter = std::time::Instant::now();
-    let mut tried = 0;
-    let started = std::time::Instant::now();
-    let helper = loop {
-        let list = Instance::list(h.pool(), false).await.unwrap();
-        if let Some(i) = list
-            .into_iter()
-            .find(|i| i.name == "helper" && i.state == "idle")
-        {
-            break i;
-        }
-        let now = screen();
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no helper; the person's screen:\n{now}"
-        );
-        // The TUI can drop an Enter that lands right after it starts: the text then still
-        // sits in its input box.
-        if last_enter.elapsed() > Duration::from_secs(1)
-            && troupe::agents::claude::input_box(&now).is_some_and(|t| !t.is_empty())
-        {
-            keys(&["Enter"]);
-            last_enter = std::time::Instant::now();
-        }
-        // Its MCP client connects after the TUI is up: a call made before finds no tool.
-        let misses = now.matches("No such tool available").count();
-        if misses > tried {
-            tried = misses;
-            keys(&["-l", call]);
-            keys(&["Enter"]);
-            last_enter = std::time::Instant::now();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert_eq!(
-        helper.workdir,
-        project.display().to_string(),
-        "{}",
-        screen()
-    );
+    term.say(call);
+    let helper = term
+        .until("helper", call, || async {
+            Instance::list(h.pool(), false)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|i| i.name == "helper" && i.state == "idle")
+        })
+        .await;
+    assert_eq!(helper.workdir, project.display().to_string());
     assert_eq!(helper.parent_id, None);
 }
 
-/// A wait the client gives up on (Esc in Claude Code) leaves the message running: the
-/// instance's status names it, and get_message fetches its answer.
+/// `troupe chat PROMPT`: the person's own claude, attached as a root instance. Its spawn is
+/// its child, working in its directory; its tokens are in the ledger; it ends with the CLI.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_cancelled_wait_leaves_the_message_running_and_findable() {
+async fn troupe_chat_attaches_the_person_session_as_the_root() {
     let h = Harness::start().await;
-    let id = h.spawn(json!({ "role": "tester" })).await;
-    let call = h.call(
-        "send_to_instance",
-        json!({ "instance_id": id, "message": "please count slowly to 8" }),
-    );
-    // The client hangs up mid-wait.
-    assert!(
-        tokio::time::timeout(Duration::from_millis(1500), call)
-            .await
-            .is_err()
-    );
-    let status = h
-        .call("get_instance_status", json!({ "instance_id": id }))
+    let project = trusted_project(&h, "repo");
+    let call = r#"CALL_TOOL mcp__troupe__spawn_claude {"role": "tester", "name": "kid"}"#;
+    let mut command = argv(&[env!("CARGO_BIN_EXE_troupe"), "chat", call, "--"]);
+    command.extend(argv(&SKIP));
+    let env = [
+        ("TROUPE_URL", h.server().url()),
+        ("TROUPE_DATA_DIR", h.data_dir.display().to_string()),
+    ];
+    let term = Terminal::open(&h, &project, &env, &command);
+    let kid = term
+        .until("spawned child", call, || async {
+            Instance::list(h.pool(), false)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|i| i.name == "kid" && i.state == "idle")
+        })
         .await;
-    let open = status.structured["instances"][0]["open_messages"]
-        .as_array()
-        .unwrap()
-        .clone();
-    assert_eq!(open.len(), 1, "{}", status.structured);
-    let message_id = open[0].as_str().unwrap();
-    let r = h
-        .call(
-            "get_message",
-            json!({ "message_id": message_id, "wait_seconds": 60 }),
-        )
-        .await;
-    assert_eq!(r.structured["status"], "answered", "{}", r.structured);
-    assert!(
-        r.text.starts_with("1"),
-        "the answer comes first: {}",
-        r.text
-    );
+    let root_id = kid
+        .parent_id
+        .clone()
+        .expect("the chat's spawn has a parent");
+    let root = Instance::find(h.pool(), &root_id).await.unwrap().unwrap();
+    assert_eq!(root.state, "attached", "{}", root.state_reason);
+    assert_eq!(root.role, "orchestrator");
+    assert_eq!(kid.workdir, project.display().to_string());
+    assert_eq!(root.workdir, project.display().to_string());
+    let tree = h.call("get_instance_tree", json!({})).await;
+    let text = tree.structured["text"].as_str().unwrap();
+    assert!(text.contains(&root_id) && text.contains(&kid.id), "{text}");
+    support::eventually(
+        "the chat's usage in the ledger",
+        Duration::from_secs(15),
+        || async {
+            let rows = troupe::db::usage::UsageRecord::for_instance(h.pool(), &root_id)
+                .await
+                .unwrap();
+            (!rows.is_empty()).then_some(())
+        },
+    )
+    .await;
+
+    term.say("/exit");
+    support::eventually("the chat to end", Duration::from_secs(30), || async {
+        let root = Instance::find(h.pool(), &root_id).await.unwrap().unwrap();
+        (root.state == "terminated").then_some(())
+    })
+    .await;
 }

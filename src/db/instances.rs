@@ -132,8 +132,18 @@ impl Instance {
     pub async fn recoverable(pool: &SqlitePool) -> sqlx::Result<Vec<Instance>> {
         sqlx::query_as!(
             Instance,
-            "SELECT * FROM instances WHERE state NOT IN ('terminated', 'failed', 'suspended', 'exited')
+            "SELECT * FROM instances WHERE state NOT IN ('terminated', 'failed', 'suspended', 'exited', 'attached')
              ORDER BY created_at, id"
+        )
+        .fetch_all(pool)
+        .await
+    }
+
+    /// Sessions attached by `troupe chat` and not ended.
+    pub async fn attached(pool: &SqlitePool) -> sqlx::Result<Vec<Instance>> {
+        sqlx::query_as!(
+            Instance,
+            "SELECT * FROM instances WHERE state = 'attached' ORDER BY created_at, id"
         )
         .fetch_all(pool)
         .await

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use crate::db::instances::Instance;
 use crate::error::Error;
 use crate::supervisor::Supervisor;
+use crate::supervisor::attached::{AttachRequest, Attached};
 use crate::supervisor::teams::{NewMember, TeamView};
 
 pub fn routes() -> Router<Supervisor> {
@@ -21,6 +22,8 @@ pub fn routes() -> Router<Supervisor> {
         .route("/api/teams/{name}", get(get_team).delete(dissolve_team))
         .route("/api/teams/{name}/start", post(start_team))
         .route("/api/teams/{name}/resume", post(resume_team))
+        .route("/api/sessions", post(attach_session))
+        .route("/api/sessions/{id}/end", post(end_session))
         .layer(middleware::from_fn(json_only))
 }
 
@@ -121,4 +124,20 @@ async fn dissolve_team(
     Path(name): Path<String>,
 ) -> Result<Json<TeamView>, Error> {
     Ok(Json(sup.dissolve_team(&name, None).await?))
+}
+
+/// `troupe chat` attaches the person's own session as a root instance.
+async fn attach_session(
+    State(sup): State<Supervisor>,
+    Json(body): Json<AttachRequest>,
+) -> Result<(StatusCode, Json<Attached>), Error> {
+    Ok((StatusCode::CREATED, Json(sup.attach(body, None).await?)))
+}
+
+async fn end_session(
+    State(sup): State<Supervisor>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Error> {
+    sup.detach(&id, None).await?;
+    Ok(Json(json!({ "instance_id": id, "state": "terminated" })))
 }

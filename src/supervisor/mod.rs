@@ -2,6 +2,7 @@
 //! interrupt and terminate; it writes the intent to SQLite, acts through tmux, records the
 //! outcome, and publishes an [`Event`] that waiters and streams listen to.
 
+pub mod attached;
 pub mod coordination;
 pub mod hierarchy;
 pub mod instance;
@@ -61,6 +62,8 @@ pub(crate) struct Shared {
     /// Every instance task, so a shutdown can wait for each to finish its current step.
     tasks: TaskTracker,
     agents: Agents,
+    /// Sessions attached by `troupe chat`, each with what stops following it.
+    attached: Mutex<HashMap<String, CancellationToken>>,
 }
 
 impl Shared {
@@ -175,6 +178,7 @@ impl Supervisor {
             watcher: TranscriptWatcher::new(),
             shutdown,
             tasks: TaskTracker::new(),
+            attached: Mutex::new(HashMap::new()),
         });
         Ok(Supervisor { shared })
     }
@@ -486,6 +490,7 @@ impl Supervisor {
     /// reattach to a live CLI, relaunch a dead one with `--resume`, or record why it cannot
     /// come back. Each outcome goes to the audit log; nothing is deleted.
     pub async fn reconcile(&self) -> Result<Vec<Recovery>> {
+        self.follow_all_attached().await?;
         let instances = Instance::recoverable(&self.shared.pool).await?;
         let recoveries = futures::future::join_all(instances.into_iter().map(|inst| async move {
             let started = std::time::Instant::now();

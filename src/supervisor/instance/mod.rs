@@ -577,59 +577,8 @@ impl Actor {
         }
     }
 
-    /// Writes a transcript record's output chunks and the model call's usage.
     async fn record_output(&self, record: &Record, message_id: Option<&str>) -> Result<()> {
-        let pool = &self.shared.pool;
-        let id = self.id.as_str();
-        match record {
-            Record::Prompt { uuid, text, .. } => {
-                OutputChunk::insert(pool, id, message_id, "prompt", uuid, text).await?;
-            }
-            Record::Interrupted { uuid, .. } => {
-                OutputChunk::insert(pool, id, message_id, "interrupt", uuid, "[interrupted]")
-                    .await?;
-            }
-            Record::ToolResult { uuid, text, .. } => {
-                OutputChunk::insert(pool, id, message_id, "tool_result", uuid, text).await?;
-            }
-            Record::Assistant {
-                uuid,
-                message_id: response_id,
-                model,
-                blocks,
-                usage,
-                synthetic,
-                ..
-            } => {
-                for (i, block) in blocks.iter().enumerate() {
-                    let source_id = format!("{uuid}:{i}");
-                    let (source, content) = match block {
-                        Block::Text(text) => ("assistant", text.clone()),
-                        Block::ToolUse { name, input } => ("tool_use", format!("{name} {input}")),
-                    };
-                    OutputChunk::insert(pool, id, message_id, source, &source_id, &content).await?;
-                }
-                if let Some(usage) = usage.filter(|_| !*synthetic && !response_id.is_empty()) {
-                    UsageRecord::insert(
-                        pool,
-                        &NewUsage {
-                            instance_id: id,
-                            message_id,
-                            source_id: response_id,
-                            model,
-                            input_tokens: usage.input,
-                            output_tokens: usage.output,
-                            cache_creation_tokens: usage.cache_creation,
-                            cache_read_tokens: usage.cache_read,
-                            cost_micros: pricing::cost_micros(model, &usage),
-                        },
-                    )
-                    .await?;
-                }
-            }
-            Record::TurnEnd { .. } | Record::Other => {}
-        }
-        Ok(())
+        record_output(&self.shared.pool, &self.id, record, message_id).await
     }
 
     /// Writes the row, after any still unwritten before it.
@@ -831,7 +780,7 @@ async fn exited(watch: &Option<ExitWatch>) {
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
+pub(super) async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
@@ -845,4 +794,61 @@ fn last_lines(screen: &str, n: usize) -> String {
         .filter(|l| !l.trim().is_empty())
         .collect();
     lines[lines.len().saturating_sub(n)..].join(" | ")
+}
+
+/// Writes a transcript record's output chunks and the model call's usage.
+pub(crate) async fn record_output(
+    pool: &sqlx::SqlitePool,
+    id: &str,
+    record: &Record,
+    message_id: Option<&str>,
+) -> Result<()> {
+    match record {
+        Record::Prompt { uuid, text, .. } => {
+            OutputChunk::insert(pool, id, message_id, "prompt", uuid, text).await?;
+        }
+        Record::Interrupted { uuid, .. } => {
+            OutputChunk::insert(pool, id, message_id, "interrupt", uuid, "[interrupted]").await?;
+        }
+        Record::ToolResult { uuid, text, .. } => {
+            OutputChunk::insert(pool, id, message_id, "tool_result", uuid, text).await?;
+        }
+        Record::Assistant {
+            uuid,
+            message_id: response_id,
+            model,
+            blocks,
+            usage,
+            synthetic,
+            ..
+        } => {
+            for (i, block) in blocks.iter().enumerate() {
+                let source_id = format!("{uuid}:{i}");
+                let (source, content) = match block {
+                    Block::Text(text) => ("assistant", text.clone()),
+                    Block::ToolUse { name, input } => ("tool_use", format!("{name} {input}")),
+                };
+                OutputChunk::insert(pool, id, message_id, source, &source_id, &content).await?;
+            }
+            if let Some(usage) = usage.filter(|_| !*synthetic && !response_id.is_empty()) {
+                UsageRecord::insert(
+                    pool,
+                    &NewUsage {
+                        instance_id: id,
+                        message_id,
+                        source_id: response_id,
+                        model,
+                        input_tokens: usage.input,
+                        output_tokens: usage.output,
+                        cache_creation_tokens: usage.cache_creation,
+                        cache_read_tokens: usage.cache_read,
+                        cost_micros: pricing::cost_micros(model, &usage),
+                    },
+                )
+                .await?;
+            }
+        }
+        Record::TurnEnd { .. } | Record::Other => {}
+    }
+    Ok(())
 }

@@ -1,0 +1,216 @@
+//! `troupe chat`: the person's own Claude Code, in their own terminal, as the orchestrator.
+//! It makes sure a server answers (starting `troupe serve` in the background when none does),
+//! attaches the session as a root instance, so its spawns are its children and its tokens and
+//! cost are counted, and runs `claude` with troupe as its MCP server and the orchestrator
+//! guidance in its system prompt. When `claude` exits, the session is detached.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::agents::claude;
+use crate::cli::Client;
+
+pub struct ChatArgs {
+    pub prompt: Option<String>,
+    pub project: Option<PathBuf>,
+    pub context: Option<String>,
+    pub system: Option<String>,
+    pub model: Option<String>,
+    pub team: Option<String>,
+    pub claude_bin: String,
+    /// Passed to `claude` as they are.
+    pub claude_args: Vec<String>,
+}
+
+/// How long a server started here may take to answer.
+const SERVER_START: Duration = Duration::from_secs(20);
+
+/// Runs the chat; returns the CLI's exit code.
+pub async fn run(
+    url: &str,
+    data_dir: &Path,
+    token: impl Fn() -> anyhow::Result<String>,
+    args: ChatArgs,
+) -> anyhow::Result<i32> {
+    let url = url.trim_end_matches('/');
+    ensure_server(url, data_dir).await?;
+    let client = Client::new(url, &token()?);
+
+    let project = std::path::absolute(args.project.clone().unwrap_or(std::env::current_dir()?))?;
+    let project = project
+        .canonicalize()
+        .map_err(|e| anyhow::anyhow!("--project {}: {e}", project.display()))?;
+    let roster = match &args.team {
+        Some(team) => Some(team_roster(&client, team).await?),
+        None => None,
+    };
+
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .ok_or_else(|| anyhow::anyhow!("HOME is not set; claude keeps its sessions under it"))?;
+    let session = uuid::Uuid::new_v4().to_string();
+    let transcript = claude::transcript_path(&home, &project, &session);
+    let attached = client
+        .attach(&json!({
+            "role": "orchestrator",
+            "model": args.model,
+            "project_dir": project.display().to_string(),
+            "session_id": session,
+            "transcript_path": transcript.display().to_string(),
+        }))
+        .await?;
+    let id = attached["instance_id"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("the server did not name the attached session"))?
+        .to_string();
+    let instance_token = attached["token"].as_str().unwrap_or_default();
+
+    let dir = data_dir.join("instances").join(&id);
+    crate::private::dir(&dir)?;
+    let mcp_file = dir.join("chat-mcp.json");
+    let mcp = claude::mcp_config(url, &id, instance_token);
+    crate::private::write(&mcp_file, serde_json::to_string_pretty(&mcp)?.as_bytes())?;
+    let prompt_file = dir.join("chat-prompt.md");
+    let prompt = system_prompt(&args, roster.as_deref());
+    crate::private::write(&prompt_file, prompt.as_bytes())?;
+
+    let mut cmd = tokio::process::Command::new(&args.claude_bin);
+    cmd.current_dir(&project)
+        .arg("--session-id")
+        .arg(&session)
+        .arg("--mcp-config")
+        .arg(&mcp_file)
+        .arg("--append-system-prompt-file")
+        .arg(&prompt_file);
+    if let Some(model) = &args.model {
+        cmd.args(["--model", model]);
+    }
+    cmd.args(&args.claude_args);
+    if let Some(p) = &args.prompt {
+        cmd.arg(p);
+    }
+    // Ctrl-C belongs to the CLI in the foreground; this process only waits for it.
+    let swallow = tokio::spawn(async { while tokio::signal::ctrl_c().await.is_ok() {} });
+    let status = cmd.status().await;
+    swallow.abort();
+    let ended = client.detach(&id).await;
+    let status = status.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot run the Claude Code CLI {:?}: {e}; install it with `npm install -g \
+             @anthropic-ai/claude-code` or name it with --claude-bin",
+            args.claude_bin
+        )
+    })?;
+    if let Err(e) = ended {
+        eprintln!("troupe: the session ended, but the server was not told: {e}");
+    }
+    Ok(status.code().unwrap_or(1))
+}
+
+/// The orchestrator guidance, then what the person added, then the team.
+fn system_prompt(args: &ChatArgs, roster: Option<&str>) -> String {
+    let mut parts = vec![crate::mcp::ORCHESTRATION_GUIDE.to_string()];
+    if let Some(system) = args.system.as_deref().filter(|s| !s.trim().is_empty()) {
+        parts.push(system.to_string());
+    }
+    if let Some(context) = args.context.as_deref().filter(|s| !s.trim().is_empty()) {
+        parts.push(format!("Context: {context}"));
+    }
+    if let Some(roster) = roster {
+        parts.push(roster.to_string());
+    }
+    parts.join("\n\n")
+}
+
+/// Starts or resumes the team, and names its members for the system prompt.
+async fn team_roster(client: &Client, team: &str) -> anyhow::Result<String> {
+    client.team(team).await.map_err(|e| {
+        anyhow::anyhow!("{e}; create the team first with `troupe team create {team} --members …`")
+    })?;
+    let view = client.resume_team(team).await?;
+    let mut lines = vec![format!(
+        "Your team {team} is running; send its members work with send_to_instance:"
+    )];
+    for m in view["members"].as_array().into_iter().flatten() {
+        lines.push(format!(
+            "- {} ({}, {}): instance_id {}",
+            m["name"].as_str().unwrap_or("?"),
+            m["role"].as_str().unwrap_or("?"),
+            m["model"].as_str().unwrap_or("?"),
+            m["instance_id"].as_str().unwrap_or("(not started)")
+        ));
+    }
+    Ok(lines.join("\n"))
+}
+
+/// A server answers at `url`, or one is started here in the background, with its log in the
+/// data directory.
+async fn ensure_server(url: &str, data_dir: &Path) -> anyhow::Result<()> {
+    if healthy(url).await {
+        return Ok(());
+    }
+    let bind = url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow::anyhow!("--url {url} is not an http:// URL"))?;
+    crate::private::dir(data_dir)?;
+    let log_path = data_dir.join("serve.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)?;
+    let exe = std::env::current_exe()?;
+    eprintln!(
+        "troupe: no server at {url}; starting one (its log: {})",
+        log_path.display()
+    );
+    let mut child = std::process::Command::new(exe);
+    child
+        .args(["serve", "--bind", bind, "--data-dir"])
+        .arg(data_dir)
+        .arg("--db")
+        .arg(data_dir.join("troupe.db"))
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // Its own process group: the terminal's Ctrl-C is the chat's, not the server's.
+    std::os::unix::process::CommandExt::process_group(&mut child, 0);
+    let mut server = child.spawn()?;
+    let deadline = tokio::time::Instant::now() + SERVER_START;
+    let mut wait = Duration::from_millis(20);
+    // Another process's readiness: asked until it answers, with a deadline.
+    while tokio::time::Instant::now() < deadline {
+        if let Some(status) = server.try_wait()? {
+            anyhow::bail!(
+                "the server started here exited ({status}); its log {} says why",
+                log_path.display()
+            );
+        }
+        if healthy(url).await {
+            return Ok(());
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_millis(250));
+    }
+    anyhow::bail!(
+        "the server started here did not answer within {SERVER_START:?}; see {}",
+        log_path.display()
+    )
+}
+
+async fn healthy(url: &str) -> bool {
+    let Ok(client) = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+    else {
+        return false;
+    };
+    match client.get(format!("{url}/health")).send().await {
+        Ok(r) => r
+            .json::<Value>()
+            .await
+            .is_ok_and(|v| v["service"] == "troupe"),
+        Err(_) => false,
+    }
+}
