@@ -468,8 +468,24 @@ async fn a_helper_of_the_person_works_in_the_person_own_directory() {
 async fn troupe_chat_attaches_the_person_session_as_the_root() {
     let h = Harness::start().await;
     let project = trusted_project(&h, "repo");
+    let r = h
+        .call(
+            "create_team",
+            json!({ "name": "crew", "members": [{ "role": "reviewer", "name": "rita" }] }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
     let call = r#"CALL_TOOL mcp__troupe__spawn_claude {"role": "tester", "name": "kid"}"#;
-    let mut command = argv(&[env!("CARGO_BIN_EXE_troupe"), "chat", call, "--"]);
+    let mut command = argv(&[
+        env!("CARGO_BIN_EXE_troupe"),
+        "chat",
+        "--team",
+        "crew",
+        "--context",
+        "the login page",
+        call,
+        "--",
+    ]);
     command.extend(argv(&SKIP));
     let env = [
         ("TROUPE_URL", h.server().url()),
@@ -497,6 +513,34 @@ async fn troupe_chat_attaches_the_person_session_as_the_root() {
     let tree = h.call("get_instance_tree", json!({})).await;
     let text = tree.structured["text"].as_str().unwrap();
     assert!(text.contains(&root_id) && text.contains(&kid.id), "{text}");
+    // The team was started first and is named, with the guidance and the context.
+    let team = h.call("get_team", json!({ "name": "crew" })).await;
+    let rita = team.structured["members"][0]["instance_id"]
+        .as_str()
+        .expect("the team was started")
+        .to_string();
+    let request = h
+        .model
+        .wait_for_request(
+            |r| {
+                r["system"]
+                    .to_string()
+                    .contains("You can run other Claude Code instances")
+            },
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    let system = request["system"].to_string();
+    assert!(
+        system.contains("You can run other Claude Code instances"),
+        "{system}"
+    );
+    assert!(system.contains("Context: the login page"), "{system}");
+    assert!(
+        system.contains(&format!("- rita (reviewer, sonnet): instance_id {rita}")),
+        "{system}"
+    );
     support::eventually(
         "the chat's usage in the ledger",
         Duration::from_secs(15),
