@@ -78,13 +78,7 @@ impl Supervisor {
                 req.transcript_path
             )));
         }
-        let live = Instance::count_live(&shared.pool).await?;
-        if live >= shared.config.max_instances as i64 {
-            return Err(Error::Limit(format!(
-                "{live} instances are running (max_instances = {}); terminate some first",
-                shared.config.max_instances
-            )));
-        }
+        self.check_room().await?;
         let id = new_instance_id(&shared.pool, name.as_deref().unwrap_or("chat")).await?;
         let workdir = workdir.display().to_string();
         Instance::insert(

@@ -277,13 +277,7 @@ impl Supervisor {
             Some(dir) => Some(project_dir(dir)?),
             None => None,
         };
-        let live = Instance::count_live(&shared.pool).await?;
-        if live >= config.max_instances as i64 {
-            return Err(Error::Limit(format!(
-                "{live} instances are running (max_instances = {}); terminate some first",
-                config.max_instances
-            )));
-        }
+        self.check_room().await?;
 
         let id = new_instance_id(&shared.pool, name.as_deref().unwrap_or(&role.slug)).await?;
         // A helper works where its parent works, unless told otherwise.
@@ -374,6 +368,18 @@ impl Supervisor {
         Instance::find(&shared.pool, &id)
             .await?
             .ok_or_else(|| Error::UnknownInstance(id.clone()))
+    }
+
+    /// Refuses a new instance when `max_instances` are live.
+    async fn check_room(&self) -> Result<()> {
+        let max = self.shared.config.max_instances;
+        let live = Instance::count_live(&self.shared.pool).await?;
+        if live >= max as i64 {
+            return Err(Error::Limit(format!(
+                "{live} instances are running (max_instances = {max}); terminate some first"
+            )));
+        }
+        Ok(())
     }
 
     /// Writes the instance's settings and MCP config, starts the CLI in its tmux session and
