@@ -423,10 +423,25 @@ async fn oversized_messages_and_prompts_are_refused_with_the_limit() {
     server.stop().await;
 }
 
+async fn initialize(http: &reqwest::Client, server: &troupe::Server) -> reqwest::Response {
+    let init = json!({
+        "jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": { "protocolVersion": "2025-06-18", "capabilities": {},
+                    "clientInfo": { "name": "flood", "version": "0" } }
+    });
+    http.post(format!("{}/mcp", server.url()))
+        .bearer_auth(server.token())
+        .header("accept", "application/json, text/event-stream")
+        .json(&init)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Bare `initialize` calls that never come back once grew the server by 60 KB each, for good.
-/// Sessions are capped (the rest are refused with the reason) and idle ones end.
+/// Sessions are capped: the rest are refused with the reason, and memory stays flat.
 #[tokio::test(flavor = "multi_thread")]
-async fn mcp_sessions_are_capped_and_idle_ones_end() {
+async fn mcp_sessions_are_capped() {
     fn rss_kb() -> u64 {
         let status = std::fs::read_to_string("/proc/self/status").unwrap();
         let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
@@ -435,27 +450,13 @@ async fn mcp_sessions_are_capped_and_idle_ones_end() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = troupe::Config::for_data_dir(dir.path().join("data"), &unique_socket("s"));
     config.max_mcp_sessions = 100;
-    config.mcp_session_idle = std::time::Duration::from_secs(3);
     let server = troupe::Server::start(config).await.unwrap();
     let http = reqwest::Client::new();
-    let url = format!("{}/mcp", server.url());
-    let init = json!({
-        "jsonrpc": "2.0", "id": 0, "method": "initialize",
-        "params": { "protocolVersion": "2025-06-18", "capabilities": {},
-                    "clientInfo": { "name": "flood", "version": "0" } }
-    });
-    let initialize = || {
-        http.post(&url)
-            .bearer_auth(server.token())
-            .header("accept", "application/json, text/event-stream")
-            .json(&init)
-            .send()
-    };
     let mut accepted = 0;
     let mut refused = String::new();
     let mut rss_at_cap = 0;
     for i in 0..3000 {
-        let r = initialize().await.unwrap();
+        let r = initialize(&http, &server).await;
         if r.status() == 200 {
             accepted += 1;
         } else if refused.is_empty() {
@@ -473,11 +474,25 @@ async fn mcp_sessions_are_capped_and_idle_ones_end() {
         rss_end < rss_at_cap + 20_000,
         "RSS grew from {rss_at_cap} kB to {rss_end} kB past the cap"
     );
-    // Idle sessions end, and new clients get in again.
+    server.stop().await;
+}
+
+/// A session with no message for the idle limit ends, and makes room for a new client.
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_mcp_sessions_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = troupe::Config::for_data_dir(dir.path().join("data"), &unique_socket("s"));
+    config.max_mcp_sessions = 3;
+    config.mcp_session_idle = std::time::Duration::from_secs(2);
+    let server = troupe::Server::start(config).await.unwrap();
+    let http = reqwest::Client::new();
+    let statuses = futures::future::join_all((0..4).map(|_| initialize(&http, &server))).await;
+    let ok = statuses.iter().filter(|r| r.status() == 200).count();
+    assert_eq!(ok, 3, "the fourth is refused while three are open");
     support::eventually(
         "idle sessions to end",
         std::time::Duration::from_secs(15),
-        || async { (initialize().await.unwrap().status() == 200).then_some(()) },
+        || async { (initialize(&http, &server).await.status() == 200).then_some(()) },
     )
     .await;
     server.stop().await;
