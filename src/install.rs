@@ -139,6 +139,49 @@ pub fn uninstall_claude(file: &Path) -> anyhow::Result<Outcome> {
     )))
 }
 
+/// Claude Desktop's config file.
+pub fn desktop_file(home: &Path) -> PathBuf {
+    let base = if cfg!(target_os = "macos") {
+        home.join("Library").join("Application Support")
+    } else {
+        std::env::var_os("XDG_CONFIG_HOME")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| home.join(".config"))
+    };
+    base.join("Claude").join("claude_desktop_config.json")
+}
+
+/// Claude Desktop speaks stdio only: it runs `troupe stdio`, which finds the token in the
+/// data directory, so the token is not written into the Desktop's config.
+pub fn install_desktop(file: &Path, troupe_bin: &Path, url: &str) -> anyhow::Result<Outcome> {
+    let entry = json!({
+        "command": troupe_bin.display().to_string(),
+        "args": ["stdio"],
+        "env": { "TROUPE_URL": url }
+    });
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    }
+    let mut doc = read_json(file)?;
+    let changed = put_server(&mut doc, entry)
+        .map_err(|e| anyhow::anyhow!("cannot add troupe to {}: {e}", file.display()))?;
+    if !changed {
+        return Ok(Outcome::Unchanged(format!(
+            "{} already runs troupe stdio for {url}; nothing changed",
+            file.display()
+        )));
+    }
+    write_json(file, &doc)?;
+    Ok(Outcome::Changed(format!(
+        "added troupe to {} as mcpServers.troupe: `{} stdio`, forwarding to {url}; restart \
+         Claude Desktop to load it",
+        file.display(),
+        troupe_bin.display()
+    )))
+}
+
 /// Codex, through its own CLI (`codex_bin`): the entry names the variable that holds the
 /// token (TROUPE_TOKEN), never the token.
 pub fn install_codex(codex_bin: &str, mcp_url: &str) -> anyhow::Result<Outcome> {

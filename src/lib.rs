@@ -12,6 +12,7 @@ pub mod error;
 pub mod hook;
 pub mod http;
 pub mod install;
+pub mod local;
 pub mod mcp;
 pub mod preflight;
 pub mod pricing;
@@ -19,6 +20,7 @@ pub mod private;
 pub mod process;
 pub mod roles;
 pub mod states;
+pub mod stdio;
 pub mod supervisor;
 pub mod tmux;
 

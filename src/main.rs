@@ -57,6 +57,12 @@ enum Command {
         #[arg(last = true)]
         claude_args: Vec<String>,
     },
+    /// MCP over stdio, for clients that speak nothing else: forwards to the server at --url
+    /// (one registry for both), starting `troupe serve` there if none answers.
+    Stdio {
+        #[command(flatten)]
+        server: ServerUrl,
+    },
     /// List the live instances of a running server.
     Ls {
         #[command(flatten)]
@@ -250,6 +256,14 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Ls { server } => runtime.block_on(ls(server.client()?)),
+        Command::Stdio { server } => runtime.block_on(async {
+            let data_dir = server
+                .data_dir
+                .clone()
+                .unwrap_or_else(config::default_data_dir);
+            troupe::local::ensure_server(&server.url, &data_dir).await?;
+            troupe::stdio::run(&server.url, &server.token()?).await
+        }),
         Command::Chat {
             server,
             prompt,
@@ -295,11 +309,11 @@ fn mcp(server: &ServerUrl, command: McpCommand) -> anyhow::Result<()> {
     })?;
     let cwd = std::env::current_dir()?;
     let mcp_url = format!("{}/mcp", server.url.trim_end_matches('/'));
-    let desktop = || {
-        anyhow::anyhow!(
-            "Claude Desktop speaks MCP over stdio only, and troupe has no stdio endpoint yet; \
-             use --client claude or --client codex"
-        )
+    let desktop_scope = |scope: Scope| {
+        if scope == Scope::Project {
+            anyhow::bail!("Claude Desktop has one config per user; leave out --scope project");
+        }
+        Ok(())
     };
     let codex_scope = |scope: Scope| {
         if scope == Scope::Project {
@@ -323,7 +337,14 @@ fn mcp(server: &ServerUrl, command: McpCommand) -> anyhow::Result<()> {
                 codex_scope(scope)?;
                 install::install_codex(&codex_bin, &mcp_url)?
             }
-            Client::Desktop => return Err(desktop()),
+            Client::Desktop => {
+                desktop_scope(scope)?;
+                install::install_desktop(
+                    &install::desktop_file(&home),
+                    &std::env::current_exe()?,
+                    server.url.trim_end_matches('/'),
+                )?
+            }
         },
         McpCommand::Uninstall {
             client,
@@ -335,7 +356,10 @@ fn mcp(server: &ServerUrl, command: McpCommand) -> anyhow::Result<()> {
                 codex_scope(scope)?;
                 install::uninstall_codex(&codex_bin)?
             }
-            Client::Desktop => return Err(desktop()),
+            Client::Desktop => {
+                desktop_scope(scope)?;
+                install::uninstall_claude(&install::desktop_file(&home))?
+            }
         },
     };
     println!("{outcome}");

@@ -501,7 +501,7 @@ async fn idle_mcp_sessions_end() {
 /// `troupe mcp install` writes troupe with the token into the client's own configuration, the
 /// real client then connects, a second install changes nothing, and uninstall removes it.
 #[tokio::test(flavor = "multi_thread")]
-async fn mcp_install_puts_troupe_into_claude_code_and_codex() {
+async fn mcp_install_puts_troupe_into_claude_code_codex_and_desktop() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     std::fs::create_dir_all(home.join(".codex")).unwrap();
@@ -515,6 +515,7 @@ async fn mcp_install_puts_troupe_into_claude_code_and_codex() {
             .current_dir(dir.path())
             .env("HOME", &home)
             .env("CODEX_HOME", home.join(".codex"))
+            .env_remove("XDG_CONFIG_HOME")
             .env("TROUPE_URL", &url)
             .env("TROUPE_DATA_DIR", &data_dir)
             .env_remove("TROUPE_TOKEN")
@@ -563,6 +564,47 @@ async fn mcp_install_puts_troupe_into_claude_code_and_codex() {
     assert!(ok && said.contains("nothing changed"), "{said}");
     let (ok, said) =
         tokio::task::block_in_place(|| run(troupe, &["mcp", "uninstall", "--client", "codex"]));
+    assert!(ok && said.starts_with("removed"), "{said}");
+
+    // Claude Desktop runs `troupe stdio`, which finds the token itself.
+    let (ok, said) =
+        tokio::task::block_in_place(|| run(troupe, &["mcp", "install", "--client", "desktop"]));
+    assert!(ok && said.starts_with("added troupe"), "{said}");
+    let file = home.join(".config/Claude/claude_desktop_config.json");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        !text.contains(server.token()),
+        "no token in the Desktop's file: {text}"
+    );
+    let entry: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let entry = &entry["mcpServers"]["troupe"];
+    assert_eq!(entry["args"], json!(["stdio"]));
+    // Run it as the Desktop would: it answers an initialize.
+    let out = tokio::task::block_in_place(|| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(entry["command"].as_str().unwrap())
+            .args(["stdio"])
+            .env("TROUPE_URL", entry["env"]["TROUPE_URL"].as_str().unwrap())
+            .env("TROUPE_DATA_DIR", &data_dir)
+            .env_remove("TROUPE_TOKEN")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let init = json!({
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": { "protocolVersion": "2025-06-18", "capabilities": {},
+                        "clientInfo": { "name": "desktop", "version": "0" } }
+        });
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{init}").unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    });
+    let answered = String::from_utf8_lossy(&out.stdout);
+    assert!(answered.contains("\"serverInfo\""), "{answered}");
+    let (ok, said) =
+        tokio::task::block_in_place(|| run(troupe, &["mcp", "uninstall", "--client", "desktop"]));
     assert!(ok && said.starts_with("removed"), "{said}");
     server.stop().await;
 }
