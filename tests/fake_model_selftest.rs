@@ -470,3 +470,41 @@ async fn dropping_the_server_ends_streams_and_closes_the_port() {
     .await;
     assert!(refused.is_ok(), "server still answering after drop");
 }
+
+/// The real Codex CLI (0.169.0) answers through the fake's Responses API, fully offline.
+#[tokio::test(flavor = "multi_thread")]
+async fn codex_exec_answers_through_the_responses_api() {
+    let fake = FakeModel::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("codex-home");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    let config = format!(
+        "model = \"gpt-5\"\nmodel_provider = \"fake\"\napproval_policy = \"never\"\n\n\
+         [model_providers.fake]\nname = \"fake\"\nbase_url = \"{}/v1\"\nwire_api = \"responses\"\n\n\
+         [projects.\"{}\"]\ntrust_level = \"trusted\"\n\n[analytics]\nenabled = false\n",
+        fake.base_url(),
+        work.display()
+    );
+    std::fs::write(home.join("config.toml"), config).unwrap();
+    let out = tokio::process::Command::new("codex")
+        .args(["exec", "--skip-git-repo-check", "hello responses"])
+        .current_dir(&work)
+        .env("CODEX_HOME", &home)
+        .output()
+        .await
+        .expect("codex runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("ECHO: hello responses"), "{stdout}");
+    let asked = fake
+        .requests()
+        .iter()
+        .any(|r| fake_model::responses_user_text(r) == "hello responses");
+    assert!(asked, "the request reached the fake");
+}

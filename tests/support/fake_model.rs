@@ -1,5 +1,7 @@
-//! A fake Anthropic Messages API server, used to run the real Claude Code CLI
-//! fully offline (point it here with `ANTHROPIC_BASE_URL=<base_url()>`).
+//! A fake model API server, used to run the real CLIs fully offline: the Anthropic Messages
+//! API for Claude Code (`ANTHROPIC_BASE_URL=<base_url()>`) and the OpenAI Responses API for
+//! Codex (a provider with `base_url = "<base_url()>/v1"`, `wire_api = "responses"`), the
+//! latter answering text only so far.
 //!
 //! What it answers is decided on the text of the *last user message* of each
 //! `/v1/messages` request (see [`last_user_text`]):
@@ -120,6 +122,7 @@ impl FakeModel {
         let app = Router::new()
             .route("/v1/messages", any(messages))
             .route("/v1/messages/count_tokens", any(count_tokens))
+            .route("/v1/responses", any(responses))
             .fallback(other)
             .layer(DefaultBodyLimit::disable())
             .with_state(inner.clone());
@@ -733,4 +736,140 @@ async fn other(State(inner): State<Arc<Inner>>, method: Method, uri: Uri) -> Res
     tracing::info!("fake model: unhandled {method} {uri}, answering {{}}");
     inner.update(|r| r.others.push(format!("{method} {uri}")));
     ([(header::CONTENT_TYPE, "application/json")], "{}").into_response()
+}
+
+// ---------------------------------------------------------------------------
+// OpenAI Responses API (`POST /v1/responses`, streamed), for the Codex CLI. The same rules
+// answer, on the text of the last user message of the request's `input`.
+
+/// The text of the last user message of a Responses request.
+pub fn responses_user_text(body: &Value) -> String {
+    body["input"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|item| item["role"] == "user")
+        .next_back()
+        .map(|item| match &item["content"] {
+            Value::String(s) => s.clone(),
+            Value::Array(parts) => parts
+                .iter()
+                .filter_map(|p| p["text"].as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            _ => String::new(),
+        })
+        .unwrap_or_default()
+}
+
+async fn responses(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
+    let body: Value = match serde_json::from_slice(&body) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => return error_response(StatusCode::BAD_REQUEST, "body must be a JSON object"),
+    };
+    let text = responses_user_text(&body);
+    inner.update(|r| {
+        r.requests.push(body.clone());
+        r.texts.push(text.clone());
+    });
+    // The rules read an Anthropic-shaped request; the last user text is all they use.
+    let as_messages = json!({ "messages": [{ "role": "user", "content": text }] });
+    let reply = default_reply(&as_messages);
+    let model = body["model"].as_str().unwrap_or("gpt-fake").to_string();
+    let (tx, rx) = mpsc::channel::<String>(64);
+    let guard = StreamGuard(inner.clone());
+    inner.update(|r| r.active_streams += 1);
+    tokio::spawn(async move {
+        let _guard = guard;
+        let _ = produce_response(&tx, &model, reply).await;
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|event| (Ok::<_, Infallible>(event), rx))
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream".to_string()),
+            (header::CACHE_CONTROL, "no-cache".to_string()),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+async fn produce_response(
+    tx: &mpsc::Sender<String>,
+    model: &str,
+    reply: Reply,
+) -> Result<(), Gone> {
+    let response_id = format!("resp_fake_{}", hex_id());
+    let item_id = format!("msg_fake_{}", hex_id());
+    let created = json!({ "id": response_id, "object": "response", "status": "in_progress",
+                          "model": model, "output": [] });
+    send(
+        tx,
+        json!({ "type": "response.created", "response": created }),
+    )
+    .await?;
+    let item = json!({ "id": item_id, "type": "message", "status": "in_progress",
+                       "role": "assistant", "content": [] });
+    send(
+        tx,
+        json!({ "type": "response.output_item.added", "output_index": 0, "item": item }),
+    )
+    .await?;
+    send(tx, json!({ "type": "response.content_part.added", "item_id": item_id, "output_index": 0,
+                     "content_index": 0, "part": { "type": "output_text", "text": "", "annotations": [] } })).await?;
+    let (chunks, every) = match reply {
+        Reply::Text(t) => (text_chunks(&t), Duration::ZERO),
+        Reply::Slow { chunks, every } => (chunks, every),
+        Reply::ToolUse { name, .. } => (vec![format!("(no tools here: {name})")], Duration::ZERO),
+    };
+    let mut full = String::new();
+    for chunk in chunks {
+        if !every.is_zero() {
+            pause(tx, every).await?;
+        }
+        full.push_str(&chunk);
+        send(
+            tx,
+            json!({ "type": "response.output_text.delta", "item_id": item_id,
+                         "output_index": 0, "content_index": 0, "delta": chunk }),
+        )
+        .await?;
+    }
+    let part = json!({ "type": "output_text", "text": full, "annotations": [] });
+    send(
+        tx,
+        json!({ "type": "response.output_text.done", "item_id": item_id, "output_index": 0,
+                     "content_index": 0, "text": full }),
+    )
+    .await?;
+    send(
+        tx,
+        json!({ "type": "response.content_part.done", "item_id": item_id, "output_index": 0,
+                     "content_index": 0, "part": part }),
+    )
+    .await?;
+    let done_item = json!({ "id": item_id, "type": "message", "status": "completed",
+                            "role": "assistant", "content": [part] });
+    send(
+        tx,
+        json!({ "type": "response.output_item.done", "output_index": 0, "item": done_item }),
+    )
+    .await?;
+    let words = word_count(&full);
+    let completed = json!({
+        "id": response_id, "object": "response", "status": "completed", "model": model,
+        "output": [done_item],
+        "usage": { "input_tokens": 100, "input_tokens_details": { "cached_tokens": 0 },
+                   "output_tokens": words, "output_tokens_details": { "reasoning_tokens": 0 },
+                   "total_tokens": 100 + words }
+    });
+    send(
+        tx,
+        json!({ "type": "response.completed", "response": completed }),
+    )
+    .await
 }
