@@ -748,8 +748,7 @@ pub fn responses_user_text(body: &Value) -> String {
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|item| item["role"] == "user")
-        .next_back()
+        .rfind(|item| item["role"] == "user")
         .map(|item| match &item["content"] {
             Value::String(s) => s.clone(),
             Value::Array(parts) => parts
