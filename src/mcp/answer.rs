@@ -64,7 +64,8 @@ fn fields(map: &serde_json::Map<String, Value>, indent: usize, out: &mut String)
         let shown_first = indent == 0
             && LEADS.contains(&key.as_str())
             && value.as_str().is_some_and(|s| !s.is_empty());
-        if shown_first || value.is_null() {
+        // Nothing to read: left out rather than shown empty.
+        if shown_first || value.is_null() || value.as_str() == Some("") {
             continue;
         }
         let pad = "  ".repeat(indent);
