@@ -11,7 +11,7 @@ pub struct Found {
 }
 
 pub fn check(claude_bin: &str, data_dir: &Path) -> anyhow::Result<Found> {
-    let tmux = version("tmux", &["-V"]).map_err(|e| {
+    let tmux = crate::tmux::version().map_err(|e| {
         anyhow::anyhow!(
             "cannot run tmux ({e}); troupe runs every instance in tmux: install it (apt install \
              tmux, brew install tmux)"
@@ -42,7 +42,8 @@ pub fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
         .map_err(|e| anyhow::anyhow!("cannot make {} an absolute path: {e}", path.display()))
 }
 
-fn version(bin: &str, args: &[&str]) -> Result<String, String> {
+/// The first line `bin args` prints, or why there is none.
+pub(crate) fn version(bin: &str, args: &[&str]) -> Result<String, String> {
     let out = std::process::Command::new(bin)
         .args(args)
         .stdin(std::process::Stdio::null())

@@ -17,6 +17,11 @@ pub enum TmuxError {
     Failed { command: String, stderr: String },
 }
 
+/// The installed tmux's version (`tmux -V`), checked before troupe serves.
+pub fn version() -> Result<String, String> {
+    crate::preflight::version("tmux", &["-V"])
+}
+
 /// A handle on one tmux server, named by its socket.
 #[derive(Debug, Clone)]
 pub struct Tmux {
