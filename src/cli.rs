@@ -130,7 +130,8 @@ impl Client {
 }
 
 /// Parses the seed's member list: `architect:opus,developer:sonnet,tester:haiku`, each entry
-/// `role[:model]` or `name=role[:model]`.
+/// `role[:model]` or `name=role[:model]`, where the model may name its agent
+/// (`coder:codex/gpt-5`, or `coder:codex` for Codex's default model).
 pub fn parse_members(spec: &str) -> anyhow::Result<Vec<NewMember>> {
     let mut members = Vec::new();
     for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
@@ -145,10 +146,14 @@ pub fn parse_members(spec: &str) -> anyhow::Result<Vec<NewMember>> {
         if role.is_empty() {
             anyhow::bail!("member {entry:?} has no role; write role[:model] or name=role[:model]");
         }
+        let (agent, model) = match model {
+            Some(m) => crate::supervisor::teams::split_agent(&m),
+            None => (None, None),
+        };
         members.push(NewMember {
             name,
             role: role.to_string(),
-            agent: None,
+            agent,
             model,
             system_prompt: None,
         });
@@ -211,6 +216,12 @@ mod tests {
         assert_eq!(m[2].name.as_deref(), Some("lead"));
         assert_eq!(m[2].role, "tester");
         assert_eq!(m[3].model, None);
+        let m = parse_members("architect:opus,coder:codex/gpt-5,helper:codex").unwrap();
+        assert_eq!(m[0].agent, None);
+        assert_eq!(m[1].agent.as_deref(), Some("codex"));
+        assert_eq!(m[1].model.as_deref(), Some("gpt-5"));
+        assert_eq!(m[2].agent.as_deref(), Some("codex"));
+        assert_eq!(m[2].model, None);
         assert!(parse_members("").is_err());
         assert!(parse_members(":opus").is_err());
     }

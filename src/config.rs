@@ -43,6 +43,10 @@ pub struct Config {
     pub tmux_socket: String,
     /// The Claude Code executable.
     pub claude_bin: String,
+    /// The Codex executable.
+    pub codex_bin: String,
+    /// Why Codex instances cannot run (the check at start found no working `codex`).
+    pub codex_missing: Option<String>,
     /// The troupe executable that instances' hooks run (`troupe hook`).
     pub troupe_bin: PathBuf,
     pub permission_mode: PermissionMode,
@@ -87,6 +91,8 @@ impl Config {
             data_dir,
             tmux_socket: tmux_socket.to_string(),
             claude_bin: "claude".into(),
+            codex_bin: "codex".into(),
+            codex_missing: None,
             troupe_bin: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("troupe")),
             permission_mode: PermissionMode::Skip,
             instance_env: Vec::new(),

@@ -204,6 +204,9 @@ struct ServeArgs {
     /// The Claude Code executable.
     #[arg(long, env = "TROUPE_CLAUDE_BIN", default_value = "claude")]
     claude_bin: String,
+    /// The Codex executable (optional: without it, spawn_codex says how to install it).
+    #[arg(long, env = "TROUPE_CODEX_BIN", default_value = "codex")]
+    codex_bin: String,
     /// How instances ask for tool permissions.
     #[arg(
         long,
@@ -457,11 +460,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .map(|p| p.to_path_buf())
             .unwrap_or_else(config::default_data_dir),
     };
-    let found = troupe::preflight::check(&args.claude_bin, &data_dir)?;
+    let found = troupe::preflight::check(&args.claude_bin, &args.codex_bin, &data_dir)?;
     let mut config = Config::for_data_dir(data_dir, &args.tmux_socket);
     config.bind = args.bind;
     config.db_path = db_path;
     config.claude_bin = args.claude_bin;
+    config.codex_bin = args.codex_bin;
+    config.codex_missing = found.codex.clone().err();
     config.permission_mode = args.permission_mode;
     config.max_instances = args.max_instances;
     config.max_depth = args.max_depth;
@@ -480,10 +485,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         db = %config.db_path.display(),
         tmux_socket = %config.tmux_socket,
         claude = %found.claude,
+        codex = found.codex.as_deref().unwrap_or("not found"),
         tmux = %found.tmux,
         "troupe is serving; MCP at {}/mcp",
         server.url()
     );
+    if let Err(why) = &found.codex {
+        tracing::info!("Codex instances are off: {why}");
+    }
     print_way_in(&server);
     shutdown_signal().await;
     if args.terminate_on_exit {

@@ -8,9 +8,11 @@ use std::path::{Path, PathBuf};
 pub struct Found {
     pub tmux: String,
     pub claude: String,
+    /// Codex's version, or why Codex instances cannot run: Codex is optional.
+    pub codex: Result<String, String>,
 }
 
-pub fn check(claude_bin: &str, data_dir: &Path) -> anyhow::Result<Found> {
+pub fn check(claude_bin: &str, codex_bin: &str, data_dir: &Path) -> anyhow::Result<Found> {
     let tmux = crate::tmux::version().map_err(|e| {
         anyhow::anyhow!(
             "cannot run tmux ({e}); troupe runs every instance in tmux: install it (apt install \
@@ -32,7 +34,17 @@ pub fn check(claude_bin: &str, data_dir: &Path) -> anyhow::Result<Found> {
             data_dir.display()
         )
     })?;
-    Ok(Found { tmux, claude })
+    let codex = version(codex_bin, &["--version"]).map_err(|e| {
+        format!(
+            "cannot run the Codex CLI {codex_bin:?} ({e}); install it with `npm install -g \
+             @openai/codex`, or point --codex-bin (TROUPE_CODEX_BIN) at it, and restart troupe"
+        )
+    });
+    Ok(Found {
+        tmux,
+        claude,
+        codex,
+    })
 }
 
 /// A path as given, made absolute against the current directory: instances start in other
@@ -76,9 +88,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_missing_codex_only_turns_codex_off() {
+        let dir = tempfile::tempdir().unwrap();
+        if let Ok(found) = check("true", "/nonexistent/codex", dir.path()) {
+            let why = found.codex.unwrap_err();
+            assert!(why.contains("--codex-bin") && why.contains("@openai/codex"), "{why}");
+        }
+    }
+
+    #[test]
     fn a_missing_cli_is_named_with_the_flag_that_fixes_it() {
         let dir = tempfile::tempdir().unwrap();
-        let e = check("/nonexistent/claude", dir.path())
+        let e = check("/nonexistent/claude", "codex", dir.path())
             .unwrap_err()
             .to_string();
         assert!(

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::{
-    Agent, AgentEvent, Block, Key, LaunchPlan, LaunchSpec, Record, Screen, ScreenKind, TypeStep,
-    Usage,
+    Agent, AgentEvent, Block, Habits, Key, LaunchPlan, LaunchSpec, Record, RecordParser, Screen,
+    ScreenKind, TypeStep, Usage, write_json,
 };
 use crate::config::PermissionMode;
 
@@ -329,6 +329,15 @@ pub fn input_box(screen: &str) -> Option<String> {
     Some(text.join("\n").trim().to_string())
 }
 
+/// Claude Code's transcript lines stand on their own.
+struct Lines;
+
+impl RecordParser for Lines {
+    fn parse(&mut self, line: &str) -> Record {
+        parse_record(line)
+    }
+}
+
 /// Claude Code, driven through its hooks, its JSONL transcript and its TUI.
 pub struct ClaudeCode {
     /// The `claude` executable.
@@ -342,6 +351,15 @@ impl Agent for ClaudeCode {
 
     fn cli_model(&self, requested: &str) -> Option<String> {
         cli_model(requested)
+    }
+
+    fn default_model(&self, role_model: &str) -> String {
+        role_model.to_string()
+    }
+
+    fn model_hint(&self) -> &'static str {
+        "use opus, sonnet or haiku (optionally with a version, e.g. sonnet-4) or a full \
+         claude-* model id"
     }
 
     fn prepare(&self, spec: &LaunchSpec<'_>) -> std::io::Result<LaunchPlan> {
@@ -432,8 +450,16 @@ impl Agent for ClaudeCode {
             && path.file_name().and_then(|n| n.to_str()) == Some(&format!("{session_id}.jsonl"))
     }
 
-    fn parse_record(&self, line: &str) -> Record {
-        parse_record(line)
+    fn habits(&self) -> Habits {
+        Habits {
+            session_id_chosen: true,
+            announces_session: true,
+            lists_prompts: true,
+        }
+    }
+
+    fn parser(&self) -> Box<dyn RecordParser> {
+        Box::new(Lines)
     }
 
     fn read_screen(&self, screen: &str) -> Screen {
@@ -469,29 +495,11 @@ impl Agent for ClaudeCode {
     }
 }
 
-/// A message as Claude Code must receive it to read it as text, never as keys or commands:
-/// control characters (the escape that would end a bracketed paste, a carriage return that
-/// would act as Enter) are dropped, line ends become `\n`, and a first character the input box
-/// takes as a mode (`/` commands, `!` shell, `#` memory, `&` background) gets a space before
-/// it. Verified on 2.1.197: ` /clear`, ` !echo hi` and ` # note` reach the model as the text
-/// `/clear`, `!echo hi` and `# note`.
+/// A message as Claude Code must receive it to read it as text. Verified on 2.1.197: `
+/// /clear`, ` !echo hi` and ` # note` reach the model as the text `/clear`, `!echo hi` and
+/// `# note`.
 pub fn as_text(text: &str) -> String {
-    let text: String = text
-        .replace("\r\n", "\n")
-        .chars()
-        .map(|c| if c == '\r' { '\n' } else { c })
-        .filter(|c| matches!(c, '\n' | '\t') || !c.is_control())
-        .collect();
-    if text.starts_with(['/', '!', '#', '&']) {
-        format!(" {text}")
-    } else {
-        text
-    }
-}
-
-fn write_json(path: &Path, value: &Value) -> std::io::Result<()> {
-    let text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
-    crate::private::write(path, text.as_bytes())
+    super::as_text(text, &['/', '!', '#', '&'])
 }
 
 #[cfg(test)]

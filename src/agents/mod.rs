@@ -3,6 +3,7 @@
 //! mean (as [`AgentEvent`]s and [`Record`]s), which keys do what, and what its screen tells.
 
 pub mod claude;
+pub mod codex;
 pub mod transcript;
 
 use std::path::{Path, PathBuf};
@@ -184,6 +185,14 @@ pub struct LaunchSpec<'a> {
     pub resume: bool,
     /// A directory of the instance's own, for config files.
     pub config_dir: &'a Path,
+    /// The directory the CLI works in.
+    pub workdir: &'a Path,
+    /// The environment the CLI is started with (before the agent's own additions): where a
+    /// CLI keeps the user's own configuration is read from it.
+    pub env: &'a [(String, String)],
+    /// A sandbox mode for CLIs that have one (Codex: read-only, workspace-write,
+    /// danger-full-access).
+    pub sandbox: Option<&'a str>,
     /// The shell command a lifecycle hook runs (reads the payload on stdin and posts it).
     pub hook_command: &'a str,
     /// Where a lifecycle hook posts its payload, for CLIs that post hooks themselves.
@@ -202,6 +211,25 @@ pub struct LaunchPlan {
     pub env: Vec<(String, String)>,
 }
 
+/// How a CLI behaves at startup, where CLIs differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Habits {
+    /// troupe chooses the CLI's session id before launch (else the CLI makes one up and a
+    /// hook names it).
+    pub session_id_chosen: bool,
+    /// The session-started hook fires at launch. A CLI that fires it only with its first
+    /// prompt is started once its input box is on screen.
+    pub announces_session: bool,
+    /// The CLI's MCP client fetches troupe's prompts as well as its tools at startup.
+    pub lists_prompts: bool,
+}
+
+/// Reads one transcript, line by line; a parser may remember what earlier lines said (the
+/// model a later usage line is billed to).
+pub trait RecordParser: Send + Sync {
+    fn parse(&mut self, line: &str) -> Record;
+}
+
 /// One agent CLI. Implementations do no I/O beyond writing their config files in
 /// [`Agent::prepare`]; reading screens, transcripts and hooks is done by the caller, who
 /// hands the text over to be interpreted.
@@ -212,6 +240,13 @@ pub trait Agent: Send + Sync {
     /// The model the CLI is launched with, from what a caller asked for; None when the CLI
     /// has no such model.
     fn cli_model(&self, requested: &str) -> Option<String>;
+
+    /// The model an instance runs when the caller named none: the role's (a Claude model),
+    /// or what fits this CLI instead.
+    fn default_model(&self, role_model: &str) -> String;
+
+    /// Which model names the CLI takes, for an error that names the fix.
+    fn model_hint(&self) -> &'static str;
 
     /// Writes the instance's config files and returns its launch line.
     fn prepare(&self, spec: &LaunchSpec<'_>) -> std::io::Result<LaunchPlan>;
@@ -227,8 +262,16 @@ pub trait Agent: Send + Sync {
     /// such a path is followed and recorded.
     fn owns_transcript(&self, session_id: &str, path: &Path) -> bool;
 
-    /// One line of the CLI's transcript.
-    fn parse_record(&self, line: &str) -> Record;
+    /// How the CLI behaves at startup.
+    fn habits(&self) -> Habits;
+
+    /// A reader for one transcript, from its first line.
+    fn parser(&self) -> Box<dyn RecordParser>;
+
+    /// One line of the CLI's transcript, read on its own.
+    fn parse_record(&self, line: &str) -> Record {
+        self.parser().parse(line)
+    }
 
     /// What the screen (capture-pane text) tells.
     fn read_screen(&self, screen: &str) -> Screen;
@@ -244,13 +287,17 @@ pub trait Agent: Send + Sync {
 #[derive(Clone)]
 pub struct Agents {
     claude: Arc<dyn Agent>,
+    codex: Arc<dyn Agent>,
 }
 
 impl Agents {
-    pub fn new(claude_bin: &str) -> Self {
+    pub fn new(claude_bin: &str, codex_bin: &str) -> Self {
         Agents {
             claude: Arc::new(claude::ClaudeCode {
                 bin: claude_bin.to_string(),
+            }),
+            codex: Arc::new(codex::Codex {
+                bin: codex_bin.to_string(),
             }),
         }
     }
@@ -258,7 +305,33 @@ impl Agents {
     pub fn get(&self, name: &str) -> Option<Arc<dyn Agent>> {
         match name {
             "claude" => Some(self.claude.clone()),
+            "codex" => Some(self.codex.clone()),
             _ => None,
         }
     }
+}
+
+/// A message as a TUI must receive it to read it as text, never as keys or commands: control
+/// characters (the escape that would end a bracketed paste, a carriage return that would act
+/// as Enter) are dropped, line ends become `\n`, and a first character the input box takes as
+/// a mode (`modes`: `/` commands, `!` shell, ...) gets a space before it, which the CLIs drop
+/// when they send the text to the model.
+pub fn as_text(text: &str, modes: &[char]) -> String {
+    let text: String = text
+        .replace("\r\n", "\n")
+        .chars()
+        .map(|c| if c == '\r' { '\n' } else { c })
+        .filter(|c| matches!(c, '\n' | '\t') || !c.is_control())
+        .collect();
+    if text.starts_with(modes) {
+        format!(" {text}")
+    } else {
+        text
+    }
+}
+
+/// Writes a JSON config file only the user can read (it may hold the instance's token).
+pub(crate) fn write_json(path: &Path, value: &Value) -> std::io::Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
+    crate::private::write(path, text.as_bytes())
 }

@@ -23,6 +23,7 @@ pub struct Instance {
     pub state_since: String,
     pub created_at: String,
     pub terminated_at: Option<String>,
+    pub sandbox_mode: Option<String>,
 }
 
 /// What a spawn writes before anything is started.
@@ -38,6 +39,7 @@ pub struct NewInstance<'a> {
     pub parent_id: Option<&'a str>,
     pub tmux_session: &'a str,
     pub agent_session_id: &'a str,
+    pub sandbox_mode: Option<&'a str>,
 }
 
 impl Instance {
@@ -45,8 +47,9 @@ impl Instance {
         let now = super::now();
         sqlx::query!(
             "INSERT INTO instances (id, name, agent, model, role, system_prompt, workdir, permission_mode,
-                parent_id, tmux_session, agent_session_id, state, state_since, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'starting', ?, ?)",
+                parent_id, tmux_session, agent_session_id, sandbox_mode, state, state_since,
+                created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'starting', ?, ?)",
             new.id,
             new.name,
             new.agent,
@@ -58,6 +61,7 @@ impl Instance {
             new.parent_id,
             new.tmux_session,
             new.agent_session_id,
+            new.sandbox_mode,
             now,
             now,
         )
@@ -182,6 +186,23 @@ impl Instance {
         .execute(pool)
         .await?;
         Ok(())
+    }
+
+    /// The CLI session a CLI that names its own sessions reported, the first time one does.
+    /// Returns false when the instance already has one.
+    pub async fn adopt_agent_session(
+        pool: &SqlitePool,
+        id: &str,
+        session_id: &str,
+    ) -> sqlx::Result<bool> {
+        let done = sqlx::query!(
+            "UPDATE instances SET agent_session_id = ? WHERE id = ? AND agent_session_id = ''",
+            session_id,
+            id
+        )
+        .execute(pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// A new CLI session for an instance whose earlier one never held a conversation: the

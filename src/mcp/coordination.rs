@@ -105,8 +105,21 @@ pub struct RepliesResult {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct SpawnManyParams {
-    /// One entry per instance, with the same fields as spawn_claude.
-    pub instances: Vec<SpawnClaudeParams>,
+    /// One entry per instance: spawn_claude's fields, and `agent` (claude or codex) with
+    /// spawn_codex's `sandbox_mode` for Codex.
+    pub instances: Vec<SpawnEntry>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SpawnEntry {
+    #[serde(flatten)]
+    pub spawn: SpawnClaudeParams,
+    /// The agent CLI: claude (the default) or codex.
+    #[serde(default)]
+    pub agent: Option<String>,
+    /// Codex only: read-only, workspace-write or danger-full-access.
+    #[serde(default)]
+    pub sandbox_mode: Option<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -313,7 +326,7 @@ impl Troupe {
 
     #[tool(
         name = "spawn_multiple_instances",
-        description = "Spawn several instances in parallel (each entry takes spawn_claude's fields); returns each one's id or error."
+        description = "Spawn several instances in parallel (each entry takes spawn_claude's fields, plus agent: claude or codex); returns each one's id or error."
     )]
     pub async fn spawn_multiple_instances(
         &self,
@@ -325,7 +338,7 @@ impl Troupe {
             return Err(tool_error(Error::InvalidInput("instances is empty".into())));
         }
         let caller = caller(&extensions);
-        let unplaced = p.instances.iter().any(|s| s.project_dir.is_none());
+        let unplaced = p.instances.iter().any(|s| s.spawn.project_dir.is_none());
         let default = match unplaced {
             true => self.default_dir(&ctx, caller.as_deref(), None).await,
             false => None,
@@ -333,14 +346,16 @@ impl Troupe {
         let requests = p
             .instances
             .into_iter()
-            .map(|s| SpawnRequest {
-                project_dir: s.project_dir.or_else(|| default.clone()),
-                name: s.name,
-                role: s.role,
-                model: s.model,
-                system_prompt: s.system_prompt,
-                context: s.context,
-                parent_instance_id: s.parent_instance_id,
+            .map(|e| SpawnRequest {
+                agent: e.agent,
+                sandbox_mode: e.sandbox_mode,
+                project_dir: e.spawn.project_dir.or_else(|| default.clone()),
+                name: e.spawn.name,
+                role: e.spawn.role,
+                model: e.spawn.model,
+                system_prompt: e.spawn.system_prompt,
+                context: e.spawn.context,
+                parent_instance_id: e.spawn.parent_instance_id,
             })
             .collect();
         let outcomes = self

@@ -46,6 +46,38 @@ pub struct SpawnClaudeParams {
     pub parent_instance_id: Option<String>,
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SpawnCodexParams {
+    /// Model: an OpenAI model id such as gpt-5 (the default), gpt-5-codex or o4-mini, or a
+    /// model your Codex provider serves.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Role: a preset (architect, developer, reviewer, tester, documenter, researcher), which
+    /// sets the system prompt, or any other role name. Defaults to developer.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Initial context or instructions, added to the instance's system prompt.
+    #[serde(default)]
+    pub context: Option<String>,
+    /// A system prompt that replaces the role's preset prompt.
+    #[serde(default)]
+    pub system_prompt: Option<String>,
+    /// Absolute path of the directory the instance works in (defaults as for spawn_claude).
+    #[serde(default)]
+    pub project_dir: Option<String>,
+    /// Codex's sandbox for the commands it runs: read-only, workspace-write or
+    /// danger-full-access. Omitted, Codex runs without sandbox and approvals (as Claude
+    /// instances skip permission prompts).
+    #[serde(default)]
+    pub sandbox_mode: Option<String>,
+    /// A short name (letters, digits, '-', '_'); the id becomes name-xxxx. Defaults to the role.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The parent instance. Defaults to the calling instance when an instance spawns.
+    #[serde(default, alias = "parent_id")]
+    pub parent_instance_id: Option<String>,
+}
+
 /// An instance as troupe reports it.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct InstanceView {
@@ -182,8 +214,49 @@ impl Troupe {
             .await;
         let inst = self
             .sup
-            .spawn_claude(
+            .spawn(
                 SpawnRequest {
+                    agent: None,
+                    sandbox_mode: None,
+                    name: p.name,
+                    role: p.role,
+                    model: p.model,
+                    system_prompt: p.system_prompt,
+                    context: p.context,
+                    project_dir,
+                    parent_instance_id: p.parent_instance_id,
+                },
+                caller.as_deref(),
+            )
+            .await
+            .map_err(tool_error)?;
+        Ok(Json(SpawnResult {
+            instance_id: inst.id.clone(),
+            status: inst.state,
+            instance: inst.into(),
+        }))
+    }
+
+    /// Start a Codex instance in its own tmux session and wait until it is ready.
+    #[tool(
+        name = "spawn_codex",
+        description = "Create a new OpenAI Codex CLI instance with a role and model (default gpt-5); returns its instance_id once it is ready. It takes the same messages, interrupts and hierarchy as a Claude instance."
+    )]
+    pub async fn spawn_codex(
+        &self,
+        Parameters(p): Parameters<SpawnCodexParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<SpawnResult>, String> {
+        let caller = caller(&ctx.extensions);
+        let project_dir = self
+            .default_dir(&ctx, caller.as_deref(), p.project_dir)
+            .await;
+        let inst = self
+            .sup
+            .spawn(
+                SpawnRequest {
+                    agent: Some("codex".into()),
+                    sandbox_mode: p.sandbox_mode,
                     name: p.name,
                     role: p.role,
                     model: p.model,

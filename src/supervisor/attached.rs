@@ -95,6 +95,7 @@ impl Supervisor {
                 parent_id: None,
                 tmux_session: "",
                 agent_session_id: &session,
+                sandbox_mode: None,
             },
         )
         .await?;

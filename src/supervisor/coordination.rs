@@ -129,7 +129,7 @@ impl Supervisor {
         requests: Vec<SpawnRequest>,
         caller: Option<&str>,
     ) -> Vec<Result<Instance>> {
-        futures::future::join_all(requests.into_iter().map(|r| self.spawn_claude(r, caller))).await
+        futures::future::join_all(requests.into_iter().map(|r| self.spawn(r, caller))).await
     }
 
     /// Interrupts several instances at once.

@@ -142,9 +142,13 @@ pub struct Recovery {
     pub detail: String,
 }
 
-/// What a caller asks for when spawning a Claude Code instance.
+/// What a caller asks for when spawning an instance.
 #[derive(Debug, Default, Clone)]
 pub struct SpawnRequest {
+    /// The agent CLI (`claude`, the default, or `codex`).
+    pub agent: Option<String>,
+    /// The CLI's sandbox, for CLIs that have one.
+    pub sandbox_mode: Option<String>,
     pub name: Option<String>,
     pub role: Option<String>,
     pub model: Option<String>,
@@ -170,7 +174,7 @@ impl Supervisor {
         let shared = Arc::new(Shared {
             pool,
             tmux: Tmux::new(config.tmux_socket.clone()),
-            agents: Agents::new(&config.claude_bin),
+            agents: Agents::new(&config.claude_bin, &config.codex_bin),
             config,
             events,
             instances: Mutex::new(HashMap::new()),
@@ -215,10 +219,47 @@ impl Supervisor {
         }
     }
 
-    /// Starts a Claude Code instance and returns once it is ready for messages.
-    pub async fn spawn_claude(&self, req: SpawnRequest, caller: Option<&str>) -> Result<Instance> {
+    /// Starts an instance (Claude Code unless the request names another agent) and returns
+    /// once it is ready for messages.
+    pub async fn spawn(&self, req: SpawnRequest, caller: Option<&str>) -> Result<Instance> {
         let shared = &self.shared;
         let config = &shared.config;
+        let agent_name = req
+            .agent
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .unwrap_or("claude")
+            .to_ascii_lowercase();
+        let agent = shared.agent(&agent_name).map_err(|_| {
+            Error::InvalidInput(format!(
+                "unknown agent {agent_name:?}; troupe runs claude and codex"
+            ))
+        })?;
+        if agent.name() == "codex"
+            && let Some(why) = &config.codex_missing
+        {
+            return Err(Error::InvalidInput(why.clone()));
+        }
+        let sandbox_mode = req
+            .sandbox_mode
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        if let Some(s) = sandbox_mode {
+            if agent.name() != "codex" {
+                return Err(Error::InvalidInput(format!(
+                    "sandbox_mode is a Codex setting; {} instances have none",
+                    agent.name()
+                )));
+            }
+            if !crate::agents::codex::SANDBOX_MODES.contains(&s) {
+                return Err(Error::InvalidInput(format!(
+                    "unknown sandbox_mode {s:?}; use one of {}",
+                    crate::agents::codex::SANDBOX_MODES.join(", ")
+                )));
+            }
+        }
 
         let role = roles::resolve(req.role.as_deref().unwrap_or("developer"))
             .map_err(Error::InvalidInput)?;
@@ -240,13 +281,13 @@ impl Supervisor {
             .as_deref()
             .map(str::trim)
             .filter(|m| !m.is_empty())
-            .unwrap_or(role.model)
-            .to_string();
-        let agent = shared.agent("claude")?;
+            .map(str::to_string)
+            .unwrap_or_else(|| agent.default_model(role.model));
         agent.cli_model(&model).ok_or_else(|| {
             Error::InvalidInput(format!(
-                "unknown model {model:?}; use opus, sonnet or haiku (optionally with a version, \
-                 e.g. sonnet-4) or a full claude-* model id"
+                "unknown {} model {model:?}; {}",
+                agent.name(),
+                agent.model_hint()
             ))
         })?;
         let name = match req.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
@@ -308,7 +349,12 @@ impl Supervisor {
             system_prompt.push_str("\n\nContext for this work:\n");
             system_prompt.push_str(context);
         }
-        let session_id = uuid::Uuid::new_v4().to_string();
+        // A CLI that names its own sessions reports the id with its first prompt.
+        let session_id = if agent.habits().session_id_chosen {
+            uuid::Uuid::new_v4().to_string()
+        } else {
+            String::new()
+        };
         let tmux_session = format!("troupe-{id}");
         let workdir_str = workdir.display().to_string();
 
@@ -326,11 +372,13 @@ impl Supervisor {
                 parent_id: parent.as_deref(),
                 tmux_session: &tmux_session,
                 agent_session_id: &session_id,
+                sandbox_mode,
             },
         )
         .await?;
         tracing::info!(
             instance = %id,
+            agent = agent.name(),
             role = %role_name,
             model = %model,
             parent = parent.as_deref().unwrap_or("-"),
@@ -341,7 +389,7 @@ impl Supervisor {
             caller,
             Some(&id),
             "instance.spawn",
-            json!({ "role": role_name, "model": model, "workdir": workdir_str, "parent": parent }),
+            json!({ "agent": agent.name(), "role": role_name, "model": model, "workdir": workdir_str, "parent": parent }),
         )
         .await;
 
@@ -423,6 +471,9 @@ impl Supervisor {
             permission_mode,
             resume,
             config_dir: &dir,
+            workdir: Path::new(&inst.workdir),
+            env: &config.instance_env,
+            sandbox: inst.sandbox_mode.as_deref(),
             hook_command: &hook_command,
             hook_url: &hook_url,
             mcp_url: &config.public_url,
@@ -430,8 +481,11 @@ impl Supervisor {
             running_as_root: running_as_root(),
         })?;
         let argv = plan.argv;
+        let agent_habits = agent.habits();
         let mut env = config.instance_env.clone();
         env.push(("TROUPE_INSTANCE_ID".into(), id.to_string()));
+        // The agent's own settings win over the configured environment (its config home).
+        env.retain(|(k, _)| !plan.env.iter().any(|(pk, _)| pk == k));
         env.extend(plan.env);
 
         let (tx, rx) = mpsc::unbounded_channel();
@@ -482,6 +536,11 @@ impl Supervisor {
             Start::Launching {
                 ready: ready_tx,
                 resumed: resume,
+                transcript: inst
+                    .transcript_path
+                    .as_ref()
+                    .filter(|_| resume && !agent_habits.announces_session)
+                    .map(PathBuf::from),
             },
         );
         match ready_rx.await {
@@ -637,7 +696,11 @@ impl Supervisor {
                     self.shared.tmux.kill_session(&inst.tmux_session).await?;
                 }
                 if written.is_some() {
-                    let session = uuid::Uuid::new_v4().to_string();
+                    let session = if agent.habits().session_id_chosen {
+                        uuid::Uuid::new_v4().to_string()
+                    } else {
+                        String::new()
+                    };
                     Instance::set_agent_session(&self.shared.pool, &inst.id, &session).await?;
                 }
                 fresh = Instance::find(&self.shared.pool, &inst.id)

@@ -19,10 +19,11 @@ pub struct NewMember {
     /// Role: a preset (architect, developer, reviewer, tester, documenter, researcher) or any
     /// other role name, which runs on sonnet with a prompt built from the name.
     pub role: String,
-    /// The agent CLI; only "claude" for now.
+    /// The agent CLI: claude (the default) or codex.
     #[serde(default)]
     pub agent: Option<String>,
-    /// Model (defaults to the role's).
+    /// Model (defaults to the role's for Claude, gpt-5 for Codex). `codex/gpt-5` names the
+    /// agent too.
     #[serde(default)]
     pub model: Option<String>,
     /// A system prompt replacing the role's preset.
@@ -52,6 +53,22 @@ pub struct TeamView {
     /// Where the members work, when the team has a directory.
     pub project_dir: Option<String>,
     pub members: Vec<MemberView>,
+}
+
+/// A member's model as written, `codex/gpt-5`, `codex` or `opus`: the agent it names (if
+/// any) and the model (None for the agent's default).
+pub fn split_agent(spec: &str) -> (Option<String>, Option<String>) {
+    let spec = spec.trim();
+    let known = |a: &str| matches!(a.to_ascii_lowercase().as_str(), "claude" | "codex");
+    match spec.split_once('/') {
+        Some((agent, model)) => (
+            Some(agent.trim().to_ascii_lowercase()),
+            Some(model.trim().to_string()).filter(|m| !m.is_empty()),
+        ),
+        None if known(spec) => (Some(spec.to_ascii_lowercase()), None),
+        None if spec.is_empty() => (None, None),
+        None => (None, Some(spec.to_string())),
+    }
 }
 
 impl Supervisor {
@@ -88,27 +105,28 @@ impl Supervisor {
         for m in members {
             let preset = roles::resolve(&m.role).map_err(Error::InvalidInput)?;
             let role = preset.name.clone();
+            let (named_agent, model) = match m.model.as_deref() {
+                Some(spec) => split_agent(spec),
+                None => (None, None),
+            };
             let agent = m
                 .agent
                 .as_deref()
-                .unwrap_or("claude")
-                .trim()
-                .to_ascii_lowercase();
-            if agent != "claude" {
-                return Err(Error::InvalidInput(format!(
-                    "agent {agent:?} is not supported; use claude"
-                )));
-            }
-            let model = m
-                .model
-                .as_deref()
                 .map(str::trim)
-                .filter(|m| !m.is_empty())
-                .unwrap_or(preset.model)
-                .to_string();
-            if self.shared.agent(&agent)?.cli_model(&model).is_none() {
+                .filter(|a| !a.is_empty())
+                .map(str::to_ascii_lowercase)
+                .or(named_agent)
+                .unwrap_or_else(|| "claude".into());
+            let cli = self.shared.agent(&agent).map_err(|_| {
+                Error::InvalidInput(format!(
+                    "member {role}: unknown agent {agent:?}; use claude or codex"
+                ))
+            })?;
+            let model = model.unwrap_or_else(|| cli.default_model(preset.model));
+            if cli.cli_model(&model).is_none() {
                 return Err(Error::InvalidInput(format!(
-                    "unknown model {model:?} for {role}"
+                    "member {role}: unknown {agent} model {model:?}; {}",
+                    cli.model_hint()
                 )));
             }
             let base = match m.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
@@ -269,8 +287,10 @@ impl Supervisor {
         caller: Option<&str>,
     ) -> Result<()> {
         let inst = self
-            .spawn_claude(
+            .spawn(
                 SpawnRequest {
+                    agent: Some(m.agent.clone()),
+                    sandbox_mode: None,
                     name: Some(m.name.clone()),
                     role: Some(m.role.clone()),
                     model: Some(m.model.clone()),

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 use tokio::time::{Duration, Instant};
 
-use crate::agents::{AgentEvent, Key, Record, Screen};
+use crate::agents::{AgentEvent, Habits, Key, Record, Screen};
 use crate::states::{InstanceState, InterruptOutcome, MessageState};
 use crate::supervisor::McpList;
 
@@ -216,6 +216,7 @@ pub const EXIT_CHECK_DELAY: Duration = Duration::from_millis(500);
 
 pub struct Machine {
     pub(super) limits: Limits,
+    pub(super) habits: Habits,
     pub(super) startup: Option<Startup>,
     pub(super) turns: Turns,
     pub(super) queue: VecDeque<Queued>,
@@ -248,6 +249,11 @@ impl Machine {
         };
         Machine {
             limits,
+            habits: Habits {
+                session_id_chosen: true,
+                announces_session: true,
+                lists_prompts: true,
+            },
             startup,
             turns: Turns::default(),
             queue: VecDeque::new(),
@@ -265,6 +271,17 @@ impl Machine {
             done: false,
             out: Vec::new(),
         }
+    }
+
+    /// How the CLI behaves where CLIs differ (Claude Code's ways unless told otherwise).
+    pub fn with_habits(mut self, habits: Habits) -> Machine {
+        self.habits = habits;
+        if !habits.lists_prompts
+            && let Some(startup) = self.startup.as_mut()
+        {
+            startup.lists_tools_only();
+        }
+        self
     }
 
     /// Feeds one input; returns what to do, in order.

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use super::{Event, Shared};
 use crate::agents::transcript::TranscriptReader;
-use crate::agents::{Agent, AgentEvent, Block, Key, Record, TypeStep};
+use crate::agents::{Agent, AgentEvent, Block, Key, Record, RecordParser, TypeStep};
 use crate::db::audit;
 use crate::db::instances::Instance;
 use crate::db::interrupts::Interrupt;
@@ -65,6 +65,9 @@ pub enum Start {
         ready: oneshot::Sender<Result<()>>,
         /// The CLI continues an earlier conversation.
         resumed: bool,
+        /// The conversation's transcript, to read from the start, for a CLI whose hooks name
+        /// it only when the next prompt comes.
+        transcript: Option<PathBuf>,
     },
     /// With a CLI that was already running when troupe (re)started; `relaunch` says why it
     /// must start again once no turn runs.
@@ -84,6 +87,8 @@ pub struct Actor {
     tx: mpsc::UnboundedSender<Command>,
     machine: Machine,
     transcript: Option<TranscriptReader>,
+    /// Reads the followed transcript's lines (started afresh with each file).
+    parser: Box<dyn RecordParser>,
     ready: Option<oneshot::Sender<Result<()>>>,
     interrupts: HashMap<i64, oneshot::Sender<Result<InterruptReport>>>,
     /// Ends when the CLI's process does.
@@ -117,16 +122,19 @@ impl Actor {
             interrupt: shared.config.interrupt_timeout,
         };
         let (begin, ready, transcript, relaunch) = match start {
-            Start::Launching { ready, resumed } => {
-                (Begin::Launch { resumed }, Some(ready), None, None)
-            }
+            Start::Launching {
+                ready,
+                resumed,
+                transcript,
+            } => (Begin::Launch { resumed }, Some(ready), transcript, None),
             Start::Reattach {
                 transcript,
                 relaunch,
             } => (Begin::Reattach, None, Some(transcript), relaunch),
         };
         let actor = Actor {
-            machine: Machine::new(limits, begin, Instant::now()),
+            machine: Machine::new(limits, begin, Instant::now()).with_habits(agent.habits()),
+            parser: agent.parser(),
             shared: shared.clone(),
             id: inst.id.clone(),
             session: inst.tmux_session.clone(),
@@ -251,6 +259,7 @@ impl Actor {
                 }
             }
             Command::Hook(payload) => {
+                self.adopt_session(&payload).await;
                 if let Some(other) = self
                     .agent
                     .hook_session(&payload)
@@ -460,6 +469,33 @@ impl Actor {
         None
     }
 
+    /// A CLI that names its own sessions reports the id in its first hook (Codex, with its
+    /// first prompt): the instance takes it, and from then on hooks of any other session are
+    /// refused. The id is checked before it is kept: it goes on the CLI's command line to
+    /// resume.
+    async fn adopt_session(&mut self, payload: &serde_json::Value) {
+        if !self.agent_session.is_empty() {
+            return;
+        }
+        let Some(session) = self.agent.hook_session(payload) else {
+            return;
+        };
+        let plain = !session.is_empty()
+            && session.len() <= 64
+            && !session.starts_with('-')
+            && session.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if !plain {
+            tracing::warn!(instance = %self.id, "hook named a session id troupe cannot use; ignored");
+            return;
+        }
+        match Instance::adopt_agent_session(&self.shared.pool, &self.id, session).await {
+            Ok(_) => self.agent_session = session.to_string(),
+            Err(e) => {
+                tracing::error!(instance = %self.id, error = %e, "cannot record the CLI's session id")
+            }
+        }
+    }
+
     async fn follow(&mut self, path: PathBuf) -> Option<Input> {
         tracing::debug!(instance = %self.id, path = %path.display(), "following transcript");
         if let Some(old) = self.transcript.take() {
@@ -475,6 +511,7 @@ impl Actor {
             tracing::warn!(instance = %self.id, error = %e, "cannot watch transcript; relying on hooks");
         }
         self.transcript = Some(TranscriptReader::new(path));
+        self.parser = self.agent.parser();
         Some(self.read_transcript(true).unwrap_or(Input::Records {
             records: Vec::new(),
             history: true,
@@ -495,7 +532,7 @@ impl Actor {
         }
         let records = lines
             .iter()
-            .map(|l| self.agent.parse_record(l))
+            .map(|l| self.parser.parse(l))
             .filter(|r| *r != Record::Other)
             .collect();
         Some(Input::Records { records, history })

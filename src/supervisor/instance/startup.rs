@@ -32,6 +32,8 @@ pub(super) struct Startup {
     /// Set when the session started: when to stop waiting for the MCP client.
     grace_end: Option<Instant>,
     lists: Vec<McpList>,
+    /// How many lists the CLI's MCP client fetches (tools, and prompts where it does).
+    lists_needed: usize,
     listed_at: Option<Instant>,
 }
 
@@ -44,8 +46,13 @@ impl Startup {
             timed_out: false,
             grace_end: None,
             lists: Vec::new(),
+            lists_needed: 2,
             listed_at: None,
         }
+    }
+
+    pub fn lists_tools_only(&mut self) {
+        self.lists_needed = 1;
     }
 
     pub fn session_started(&mut self, now: Instant) {
@@ -56,7 +63,7 @@ impl Startup {
     }
 
     fn settled_at(&self) -> Option<Instant> {
-        if self.lists.len() == 2 {
+        if self.lists.len() >= self.lists_needed {
             self.listed_at.map(|t| t + MCP_SETTLE)
         } else {
             None
@@ -116,6 +123,15 @@ impl Machine {
             return;
         }
         let mut next = now + STARTUP_SCREEN_CHECK;
+        if seen.screen.kind == ScreenKind::Ready && !self.habits.announces_session {
+            // This CLI's session-started hook waits for the first prompt: its input box is
+            // the sign that it started.
+            if let Some(startup) = self.startup.as_mut() {
+                startup.session_started(now);
+            }
+            self.ready_if_started(now);
+            return;
+        }
         if let ScreenKind::Dialog(name) = &seen.screen.kind {
             self.out.push(Effect::Press(Key::AcceptDialog));
             self.out.push(Effect::Audit {
@@ -153,7 +169,7 @@ impl Machine {
             return;
         }
         let startup = self.startup.take().expect("checked");
-        if startup.lists.len() < 2 {
+        if startup.lists.len() < startup.lists_needed {
             self.out.push(Effect::Warn(
                 "the CLI's MCP client did not list troupe's tools; it may not reach troupe".into(),
             ));

@@ -1,0 +1,965 @@
+//! OpenAI's Codex CLI: how troupe launches it, the per-instance CODEX_HOME it runs in, the
+//! hooks it installs and trusts, how it reads the rollout file, and the few screen patterns
+//! only the screen can tell (checked against the 0.169.0 captures in tests).
+//!
+//! The user's own Codex configuration is never written. Each instance gets a CODEX_HOME of
+//! its own (an overlay): the user's `config.toml` with troupe's additions (the instance's
+//! MCP connection to troupe, its hooks' trust, its work directory's trust, its system prompt),
+//! and links to the user's login and instructions. Its sessions live there too, so `codex
+//! resume` finds them.
+
+use std::path::{Component, Path, PathBuf};
+
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use toml_edit::{DocumentMut, Item, Table, value};
+
+use super::{
+    Agent, AgentEvent, Block, Habits, Key, LaunchPlan, LaunchSpec, Record, RecordParser, Screen,
+    ScreenKind, TypeStep, Usage, write_json,
+};
+use crate::config::PermissionMode;
+
+/// The hooks troupe installs, with the name Codex keys their trust by. PermissionRequest is
+/// left out until troupe answers permission requests: in skip mode none come.
+pub const HOOK_EVENTS: &[(&str, &str)] = &[
+    ("SessionStart", "session_start"),
+    ("UserPromptSubmit", "user_prompt_submit"),
+    ("Stop", "stop"),
+    ("SessionEnd", "session_end"),
+];
+
+/// Seconds a hook may take. Codex 0.169 clamps a SessionEnd hook to 3 s (and warns on screen
+/// about a longer one); `troupe hook` itself gives up after 3 s.
+fn hook_timeout(event: &str) -> u64 {
+    if event == "SessionEnd" { 3 } else { 10 }
+}
+
+/// The sandbox modes Codex knows.
+pub const SANDBOX_MODES: &[&str] = &["read-only", "workspace-write", "danger-full-access"];
+
+/// The model an instance runs when none is asked for.
+pub const DEFAULT_MODEL: &str = "gpt-5";
+
+/// Files and folders of the user's CODEX_HOME an instance shares (linked, not copied, so a
+/// refreshed login reaches both): the login, global instructions, prompts and skills.
+const SHARED_FILES: &[&str] = &["auth.json", "AGENTS.md", "prompts", "skills"];
+
+/// Codex's trust hash of one command hook: SHA-256 over the hook's identity as compact JSON
+/// with sorted keys (the event's snake-case name and the handler with Codex's defaults
+/// filled in). Verified against the hashes Codex 0.169.0 writes when a person trusts hooks.
+pub fn hook_trust_hash(event_key: &str, command: &str, timeout: u64) -> String {
+    // Keys in sorted order: serde_json keeps insertion order here.
+    let mut handler = Map::new();
+    handler.insert("async".into(), json!(false));
+    handler.insert("command".into(), json!(command));
+    handler.insert("timeout".into(), json!(timeout));
+    handler.insert("type".into(), json!("command"));
+    let mut identity = Map::new();
+    identity.insert("event_name".into(), json!(event_key));
+    identity.insert("hooks".into(), json!([Value::Object(handler)]));
+    let text = serde_json::to_string(&Value::Object(identity)).expect("plain JSON");
+    let digest = Sha256::digest(text.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// The overlay's `hooks.json`: every event runs the hook command, which posts the payload to
+/// troupe with the instance's token.
+pub fn hooks_file(hook_command: &str) -> Value {
+    let mut hooks = Map::new();
+    for (event, _) in HOOK_EVENTS {
+        hooks.insert(
+            event.to_string(),
+            json!([{ "hooks": [{
+                "type": "command",
+                "command": hook_command,
+                "timeout": hook_timeout(event),
+            }] }]),
+        );
+    }
+    json!({ "hooks": hooks })
+}
+
+/// What troupe adds to (or replaces in) the user's config for one instance.
+pub struct Overlay<'a> {
+    pub hooks_path: &'a Path,
+    pub hook_command: &'a str,
+    pub workdir: &'a Path,
+    pub mcp_url: &'a str,
+    pub instance_id: &'a str,
+    pub token: &'a str,
+    pub system_prompt: &'a str,
+}
+
+/// The instance's `config.toml`: the user's, with their own hooks and any `troupe` MCP entry
+/// removed (an instance runs troupe's hooks, and reaches troupe as itself), and troupe's
+/// additions.
+pub fn overlay_config(user_config: &str, o: &Overlay<'_>) -> Result<String, String> {
+    let mut doc: DocumentMut = user_config.parse().map_err(|e| format!("{e}"))?;
+    doc.remove("hooks");
+    if !o.system_prompt.is_empty() {
+        doc["developer_instructions"] = value(o.system_prompt);
+    }
+    // An instance is started by troupe, not by a person who could answer an update prompt.
+    doc["check_for_update_on_startup"] = value(false);
+
+    let projects = table(&mut doc, "projects");
+    let mut project = Table::new();
+    project["trust_level"] = value("trusted");
+    projects.insert(&o.workdir.display().to_string(), Item::Table(project));
+
+    let servers = table(&mut doc, "mcp_servers");
+    let mut troupe = Table::new();
+    troupe["url"] = value(format!("{}/mcp", o.mcp_url));
+    let mut headers = toml_edit::InlineTable::new();
+    headers.insert("X-Troupe-Instance", o.instance_id.into());
+    headers.insert("Authorization", format!("Bearer {}", o.token).into());
+    troupe["http_headers"] = value(headers);
+    servers.insert("troupe", Item::Table(troupe));
+
+    let mut state = Table::new();
+    state.set_implicit(true);
+    for (event, key) in HOOK_EVENTS {
+        let mut entry = Table::new();
+        entry["trusted_hash"] = value(hook_trust_hash(key, o.hook_command, hook_timeout(event)));
+        state.insert(
+            &format!("{}:{key}:0:0", o.hooks_path.display()),
+            Item::Table(entry),
+        );
+    }
+    let mut hooks = Table::new();
+    hooks.set_implicit(true);
+    hooks.insert("state", Item::Table(state));
+    doc.insert("hooks", Item::Table(hooks));
+    Ok(doc.to_string())
+}
+
+fn table<'d>(doc: &'d mut DocumentMut, key: &str) -> &'d mut Table {
+    if !doc.get(key).is_some_and(Item::is_table) {
+        let mut t = Table::new();
+        t.set_implicit(true);
+        doc.insert(key, Item::Table(t));
+    }
+    doc[key].as_table_mut().expect("just made a table")
+}
+
+/// Where the user keeps Codex's configuration: CODEX_HOME, else `~/.codex`, from the
+/// instance's environment first, then troupe's own.
+pub fn user_codex_home(env: &[(String, String)]) -> Option<PathBuf> {
+    let var = |name: &str| {
+        env.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var(name).ok())
+            .filter(|v| !v.is_empty())
+    };
+    var("CODEX_HOME")
+        .map(PathBuf::from)
+        .or_else(|| var("HOME").map(|h| Path::new(&h).join(".codex")))
+}
+
+/// The command line for one launch.
+pub fn argv(
+    bin: &str,
+    session_id: &str,
+    resume: bool,
+    model: &str,
+    permission_mode: PermissionMode,
+    sandbox: Option<&str>,
+) -> Vec<String> {
+    let mut argv = vec![bin.to_string()];
+    if resume && !session_id.is_empty() {
+        argv.extend(["resume".into(), session_id.to_string()]);
+    }
+    // No shared background server: an instance's processes live and die with its pane.
+    argv.extend(["--no-daemon".into(), "-m".into(), model.to_string()]);
+    let (sandbox, approval) = match (permission_mode, sandbox) {
+        (PermissionMode::Skip, None) => {
+            argv.push("--dangerously-bypass-approvals-and-sandbox".into());
+            return argv;
+        }
+        // Sandboxed, but nobody is asked: a refused command is the model's to handle.
+        (PermissionMode::Skip, Some(s)) => (s, "never"),
+        (PermissionMode::AcceptEdits, s) => (s.unwrap_or("workspace-write"), "on-request"),
+        (PermissionMode::Default, s) => (s.unwrap_or("read-only"), "on-request"),
+        (PermissionMode::Plan, _) => ("read-only", "never"),
+    };
+    argv.extend([
+        "-s".into(),
+        sandbox.to_string(),
+        "-a".into(),
+        approval.to_string(),
+    ]);
+    argv
+}
+
+/// The model name Codex is launched with: an OpenAI model id (`gpt-5`, `o3`, `gpt-5-codex`)
+/// or whatever a custom provider calls its models, as long as it is a plain name.
+pub fn cli_model(requested: &str) -> Option<String> {
+    let m = requested.trim();
+    let plain = !m.is_empty()
+        && m.len() <= 64
+        && !m.starts_with(['-', '.'])
+        && m.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._:".contains(c));
+    // Claude's names belong to the other agent: a team member `codex/sonnet` is a mistake.
+    let claude = super::claude::cli_model(m).is_some();
+    (plain && !claude).then(|| m.to_string())
+}
+
+/// Reads a rollout file. Codex writes a line per event: the user's message
+/// (`item_completed` UserMessage, with the turn id), each response item (assistant messages,
+/// tool calls and their output), a `token_usage_record` per model response, and the turn's
+/// end (`task_complete`) or its interruption (`turn_aborted`). Usage lines name no model:
+/// the latest `turn_context` says which one ran.
+#[derive(Debug, Default)]
+pub struct Rollout {
+    model: String,
+}
+
+impl RecordParser for Rollout {
+    fn parse(&mut self, line: &str) -> Record {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            return Record::Other;
+        };
+        let ts = v["timestamp"].as_str().unwrap_or_default().to_string();
+        let p = &v["payload"];
+        let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        match (v["type"].as_str(), p["type"].as_str()) {
+            (Some("turn_context"), _) => {
+                if let Some(model) = p["model"].as_str() {
+                    self.model = model.to_string();
+                }
+                Record::Other
+            }
+            (Some("event_msg"), Some("item_completed")) if p["item"]["type"] == "UserMessage" => {
+                Record::Prompt {
+                    uuid: s(&p["item"]["id"]),
+                    prompt_id: p["turn_id"].as_str().map(str::to_string),
+                    text: texts(&p["item"]["content"]),
+                    ts,
+                }
+            }
+            (Some("event_msg"), Some("task_complete")) => Record::TurnEnd {
+                uuid: format!("end:{}", s(&p["turn_id"])),
+                ts,
+            },
+            (Some("event_msg"), Some("turn_aborted")) => Record::Interrupted {
+                uuid: format!("aborted:{}", s(&p["turn_id"])),
+                prompt_id: p["turn_id"].as_str().map(str::to_string),
+            },
+            (Some("response_item"), Some("message")) if p["role"] == "assistant" => {
+                let id = s(&p["id"]);
+                Record::Assistant {
+                    uuid: id.clone(),
+                    ts,
+                    message_id: id,
+                    model: self.model.clone(),
+                    blocks: vec![Block::Text(texts(&p["content"]))],
+                    usage: None,
+                    synthetic: false,
+                    api_error: false,
+                }
+            }
+            (Some("response_item"), Some(kind @ ("function_call" | "custom_tool_call"))) => {
+                let call = s(&p["call_id"]);
+                let raw = if kind == "function_call" {
+                    &p["arguments"]
+                } else {
+                    &p["input"]
+                };
+                // Function arguments arrive as JSON text.
+                let input = raw
+                    .as_str()
+                    .and_then(|a| serde_json::from_str(a).ok())
+                    .unwrap_or_else(|| raw.clone());
+                Record::Assistant {
+                    uuid: format!("call:{call}"),
+                    ts,
+                    message_id: format!("call:{call}"),
+                    model: self.model.clone(),
+                    blocks: vec![Block::ToolUse {
+                        name: s(&p["name"]),
+                        input,
+                    }],
+                    usage: None,
+                    synthetic: false,
+                    api_error: false,
+                }
+            }
+            (
+                Some("response_item"),
+                Some("function_call_output" | "custom_tool_call_output"),
+            ) => {
+                let output = &p["output"];
+                let text = match output {
+                    Value::String(t) => t.clone(),
+                    Value::Object(_) if output["content"].is_string() => s(&output["content"]),
+                    other => texts(other),
+                };
+                Record::ToolResult {
+                    uuid: format!("output:{}", s(&p["call_id"])),
+                    text,
+                    ts,
+                }
+            }
+            (Some("token_usage_record"), _) => {
+                let u = &p["usage"];
+                let n = |k: &str| u[k].as_i64().unwrap_or(0);
+                // OpenAI counts cached input inside input_tokens; troupe bills them apart.
+                let cached = n("cached_input_tokens");
+                let id = s(&p["response_id"]);
+                Record::Assistant {
+                    uuid: format!("usage:{id}"),
+                    ts,
+                    message_id: id,
+                    model: self.model.clone(),
+                    blocks: Vec::new(),
+                    usage: Some(Usage {
+                        input: (n("input_tokens") - cached).max(0),
+                        output: n("output_tokens"),
+                        cache_creation: n("cache_write_input_tokens"),
+                        cache_read: cached,
+                    }),
+                    synthetic: false,
+                    api_error: false,
+                }
+            }
+            (Some("event_msg"), Some("error")) => Record::Assistant {
+                uuid: format!("error:{ts}"),
+                ts: ts.clone(),
+                message_id: format!("error:{ts}"),
+                model: self.model.clone(),
+                blocks: vec![Block::Text(s(&p["message"]))],
+                usage: None,
+                synthetic: false,
+                api_error: true,
+            },
+            _ => Record::Other,
+        }
+    }
+}
+
+/// The text parts of a message's content, joined.
+fn texts(content: &Value) -> String {
+    match content {
+        Value::String(t) => t.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// What Codex's screen shows, for the few things only the screen tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodexScreen {
+    /// "Hooks need review": troupe's hooks were not trusted (their trust hash no longer
+    /// matches what this Codex computes).
+    HooksReview,
+    /// "Do you trust the contents of this directory?"
+    TrustDialog,
+    /// An approval prompt for a command or an edit.
+    ApprovalPrompt,
+    Busy,
+    Ready,
+    Unknown,
+}
+
+pub fn classify_screen(screen: &str) -> CodexScreen {
+    if screen.contains("Hooks need review") {
+        CodexScreen::HooksReview
+    } else if screen.contains("trust the contents of this directory") {
+        CodexScreen::TrustDialog
+    } else if screen.contains("Would you like to run the following command")
+        || screen.contains("Would you like to make the following edits")
+    {
+        CodexScreen::ApprovalPrompt
+    } else if screen.contains("esc to interrupt") {
+        CodexScreen::Busy
+    } else if input_line(screen).is_some() {
+        CodexScreen::Ready
+    } else {
+        CodexScreen::Unknown
+    }
+}
+
+/// The placeholders Codex shows in an empty input box.
+const PLACEHOLDERS: &[&str] = &["Ask Codex to do anything"];
+
+/// The input box's line (the last line starting with `›`, above the footer), or None when
+/// no input box is on screen.
+fn input_line(screen: &str) -> Option<&str> {
+    let lines: Vec<&str> = screen.lines().collect();
+    // The footer names the model and the directory under the box; history lines above it
+    // start with `›` too.
+    let footer = lines
+        .iter()
+        .rposition(|l| l.contains("? for shortcuts") || l.contains(" · /"))?;
+    lines[..footer]
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix('›'))
+}
+
+/// The text waiting in the input box: empty when it shows only its placeholder.
+pub fn input_box(screen: &str) -> Option<String> {
+    let text = input_line(screen)?.trim();
+    Some(if PLACEHOLDERS.contains(&text) {
+        String::new()
+    } else {
+        text.to_string()
+    })
+}
+
+/// A message as Codex must receive it to read it as text. Verified on 0.169.0: a pasted
+/// `/status` opens the status panel and `!echo hi` runs a shell command, while ` /status`
+/// and ` !echo hi` reach the model as `/status` and `!echo hi`.
+pub fn as_text(text: &str) -> String {
+    super::as_text(text, &['/', '!', '@', '$', '#', '&'])
+}
+
+/// Codex, driven through its hooks, its rollout file and its TUI.
+pub struct Codex {
+    /// The `codex` executable.
+    pub bin: String,
+}
+
+impl Agent for Codex {
+    fn name(&self) -> &'static str {
+        "codex"
+    }
+
+    fn cli_model(&self, requested: &str) -> Option<String> {
+        cli_model(requested)
+    }
+
+    fn default_model(&self, _role_model: &str) -> String {
+        DEFAULT_MODEL.to_string()
+    }
+
+    fn model_hint(&self) -> &'static str {
+        "use an OpenAI model id such as gpt-5, gpt-5-codex or o4-mini (letters, digits, '-', \
+         '.', '_' and ':'), or a model your Codex provider serves"
+    }
+
+    fn prepare(&self, spec: &LaunchSpec<'_>) -> std::io::Result<LaunchPlan> {
+        if let Some(s) = spec.sandbox.filter(|s| !SANDBOX_MODES.contains(s)) {
+            return Err(std::io::Error::other(format!(
+                "unknown sandbox mode {s:?}; use one of {}",
+                SANDBOX_MODES.join(", ")
+            )));
+        }
+        let home = spec.config_dir.join("codex-home");
+        crate::private::dir(&home)?;
+        let user_home = user_codex_home(spec.env).filter(|h| *h != home);
+        let user_config = match &user_home {
+            Some(h) => match std::fs::read_to_string(h.join("config.toml")) {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                Err(e) => return Err(e),
+            },
+            None => String::new(),
+        };
+        let hooks_path = home.join("hooks.json");
+        write_json(&hooks_path, &hooks_file(spec.hook_command))?;
+        let config = overlay_config(
+            &user_config,
+            &Overlay {
+                hooks_path: &hooks_path,
+                hook_command: spec.hook_command,
+                workdir: spec.workdir,
+                mcp_url: spec.mcp_url,
+                instance_id: spec.instance_id,
+                token: spec.token,
+                system_prompt: spec.system_prompt,
+            },
+        )
+        .map_err(|e| {
+            let at = user_home
+                .as_ref()
+                .map(|h| h.join("config.toml").display().to_string())
+                .unwrap_or_default();
+            std::io::Error::other(format!(
+                "your Codex config {at} does not parse, so troupe cannot build the \
+                 instance's config from it: {e}"
+            ))
+        })?;
+        crate::private::write(&home.join("config.toml"), config.as_bytes())?;
+        if let Some(user_home) = &user_home {
+            for name in SHARED_FILES {
+                link(&user_home.join(name), &home.join(name))?;
+            }
+        }
+        Ok(LaunchPlan {
+            argv: argv(
+                &self.bin,
+                spec.session_id,
+                spec.resume,
+                spec.model,
+                spec.permission_mode,
+                spec.sandbox,
+            ),
+            env: vec![("CODEX_HOME".into(), home.display().to_string())],
+        })
+    }
+
+    fn hook_event(&self, payload: &Value) -> AgentEvent {
+        let turn_id = payload["turn_id"].as_str().map(str::to_string);
+        match payload["hook_event_name"].as_str().unwrap_or_default() {
+            "SessionStart" => AgentEvent::SessionStarted {
+                transcript: payload["transcript_path"].as_str().map(PathBuf::from),
+            },
+            "UserPromptSubmit" => AgentEvent::PromptSubmitted { prompt_id: turn_id },
+            "Stop" => AgentEvent::TurnStopped {
+                prompt_id: turn_id,
+                reply: payload["last_assistant_message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            },
+            "PermissionRequest" => AgentEvent::PermissionRequested {
+                tool: payload["tool_name"]
+                    .as_str()
+                    .unwrap_or("a tool")
+                    .to_string(),
+                input: payload["tool_input"].clone(),
+            },
+            "SessionEnd" => AgentEvent::SessionEnded,
+            _ => AgentEvent::Other,
+        }
+    }
+
+    fn hook_session<'a>(&self, payload: &'a Value) -> Option<&'a str> {
+        payload["session_id"].as_str()
+    }
+
+    fn owns_transcript(&self, session_id: &str, path: &Path) -> bool {
+        // Codex names its rollout `rollout-<time>-<session id>.jsonl`.
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        !session_id.is_empty()
+            && path.is_absolute()
+            && !path.components().any(|c| matches!(c, Component::ParentDir))
+            && name.starts_with("rollout-")
+            && name.ends_with(&format!("-{session_id}.jsonl"))
+    }
+
+    fn habits(&self) -> Habits {
+        // Measured on 0.169.0: SessionStart fires, and the rollout file appears, only when
+        // the first prompt is submitted; the MCP client lists tools only.
+        Habits {
+            session_id_chosen: false,
+            announces_session: false,
+            lists_prompts: false,
+        }
+    }
+
+    fn parser(&self) -> Box<dyn RecordParser> {
+        Box::new(Rollout::default())
+    }
+
+    fn read_screen(&self, screen: &str) -> Screen {
+        let kind = match classify_screen(screen) {
+            CodexScreen::HooksReview => ScreenKind::Refused(
+                "Codex asks to review troupe's hooks: it did not accept the trust troupe \
+                 wrote for them (a Codex version troupe does not know?)"
+                    .into(),
+            ),
+            // troupe was asked to work in this directory; the dialog's default is "trust".
+            CodexScreen::TrustDialog => ScreenKind::Dialog("trust"),
+            CodexScreen::ApprovalPrompt => ScreenKind::PermissionPrompt,
+            CodexScreen::Busy => ScreenKind::Busy,
+            CodexScreen::Ready => ScreenKind::Ready,
+            CodexScreen::Unknown => ScreenKind::Unknown,
+        };
+        Screen {
+            kind,
+            input_pending: input_box(screen).is_some_and(|t| !t.is_empty()),
+        }
+    }
+
+    fn key(&self, key: Key) -> &'static str {
+        match key {
+            Key::Submit | Key::AcceptDialog => "Enter",
+            Key::Interrupt => "Escape",
+        }
+    }
+
+    fn type_message(&self, text: &str) -> Vec<TypeStep> {
+        // Measured on 0.169.0: an Enter right after *typed* keys becomes a newline (Codex
+        // takes fast keys for a paste), but right after a bracketed paste it submits.
+        vec![TypeStep::Paste(as_text(text)), TypeStep::Key("Enter")]
+    }
+}
+
+/// Links `to` to the user's `from`, replacing an older link; nothing when `from` is absent.
+fn link(from: &Path, to: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(to) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::remove_file(to)?,
+        // Something of the instance's own (Codex wrote it): leave it.
+        Ok(_) => return Ok(()),
+        Err(_) => {}
+    }
+    if from.exists() {
+        std::os::unix::fs::symlink(from, to)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/codex-0.169.0");
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!("{REF}/{name}")).unwrap()
+    }
+
+    fn records(name: &str) -> Vec<Record> {
+        let mut parser = Rollout::default();
+        fixture(name)
+            .lines()
+            .map(|l| parser.parse(l))
+            .filter(|r| *r != Record::Other)
+            .collect()
+    }
+
+    fn kind(r: &Record) -> &'static str {
+        match r {
+            Record::Prompt { .. } => "prompt",
+            Record::ToolResult { .. } => "tool_result",
+            Record::Interrupted { .. } => "interrupted",
+            Record::Assistant { usage: Some(_), .. } => "usage",
+            Record::Assistant { .. } => "assistant",
+            Record::TurnEnd { .. } => "end",
+            Record::Other => "other",
+        }
+    }
+
+    #[test]
+    fn reference_rollout_reads_as_turns() {
+        let records = records("rollout-0.jsonl");
+        let kinds: Vec<&str> = records.iter().map(kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                "prompt",
+                "assistant",
+                "usage",
+                "end", // echo
+                "prompt",
+                "interrupted", // slow count, Escape: the partial reply is not kept
+                "prompt",
+                "assistant",
+                "usage",
+                "end", // follow-up
+            ]
+        );
+        let Record::Prompt {
+            text, prompt_id, ..
+        } = &records[0]
+        else {
+            panic!("a prompt")
+        };
+        assert_eq!(text, "hello codex reference");
+        assert_eq!(
+            prompt_id.as_deref(),
+            Some("01a2134d-6030-76d0-9994-3c9f9d5516d0")
+        );
+        let Record::Assistant { blocks, model, .. } = &records[1] else {
+            panic!("a reply")
+        };
+        assert_eq!(blocks, &[Block::Text("ECHO: hello codex reference".into())]);
+        assert_eq!(model, "gpt-fake");
+        let Record::Assistant {
+            usage, message_id, ..
+        } = &records[2]
+        else {
+            panic!("usage")
+        };
+        assert_eq!(message_id, "resp_fake_d9c156530da54b01");
+        assert_eq!(
+            *usage,
+            Some(Usage {
+                input: 12083,
+                output: 4,
+                cache_creation: 0,
+                cache_read: 0
+            })
+        );
+        let Record::Interrupted { prompt_id, .. } = &records[5] else {
+            panic!("interrupted")
+        };
+        assert_eq!(
+            prompt_id.as_deref(),
+            Some("01a2134d-6ad1-7c20-bdee-59cb4cede5d7")
+        );
+    }
+
+    #[test]
+    fn a_resumed_rollout_goes_on_in_the_same_file() {
+        let kinds: Vec<&str> = records("rollout-interrupt-resume.jsonl")
+            .iter()
+            .map(kind)
+            .collect();
+        // Interrupted count, then after `codex resume`: a follow-up, four more prompts, and
+        // a shell command typed with `!`, a turn of its own with no prompt in it.
+        assert_eq!(&kinds[..2], ["prompt", "interrupted"]);
+        assert_eq!(&kinds[2..6], ["prompt", "assistant", "usage", "end"]);
+        assert_eq!(kinds.iter().filter(|k| **k == "prompt").count(), 6);
+        assert_eq!(kinds.iter().filter(|k| **k == "end").count(), 6);
+    }
+
+    #[test]
+    fn cached_input_is_billed_apart() {
+        let line = json!({"timestamp": "t", "type": "token_usage_record", "payload": {
+            "response_id": "resp_1", "usage": {"input_tokens": 1000, "cached_input_tokens": 600,
+            "cache_write_input_tokens": 50, "output_tokens": 20}}});
+        let Record::Assistant { usage, .. } = Rollout::default().parse(&line.to_string()) else {
+            panic!("usage")
+        };
+        assert_eq!(
+            usage,
+            Some(Usage {
+                input: 400,
+                output: 20,
+                cache_creation: 50,
+                cache_read: 600
+            })
+        );
+    }
+
+    #[test]
+    fn tool_calls_and_their_output_are_recognised() {
+        let mut parser = Rollout::default();
+        let call = json!({"timestamp": "t1", "type": "response_item", "payload": {
+            "type": "function_call", "name": "shell", "call_id": "c1",
+            "arguments": "{\"command\":[\"ls\"]}"}});
+        let out = json!({"timestamp": "t2", "type": "response_item", "payload": {
+            "type": "function_call_output", "call_id": "c1", "output": "a.txt"}});
+        let Record::Assistant { blocks, .. } = parser.parse(&call.to_string()) else {
+            panic!("a call")
+        };
+        assert_eq!(
+            blocks,
+            [Block::ToolUse {
+                name: "shell".into(),
+                input: json!({"command": ["ls"]})
+            }]
+        );
+        assert!(matches!(parser.parse(&out.to_string()),
+            Record::ToolResult { text, .. } if text == "a.txt"));
+    }
+
+    #[test]
+    fn reference_hooks_become_events() {
+        let codex = Codex { bin: "codex".into() };
+        let events: Vec<AgentEvent> = fixture("hook-payloads.jsonl")
+            .lines()
+            .map(|l| codex.hook_event(&serde_json::from_str(l).unwrap()))
+            .collect();
+        assert!(matches!(&events[0], AgentEvent::SessionStarted { transcript: Some(p) }
+            if codex.owns_transcript("01a227bc-bb8a-79a3-a15c-7e9b771156fc", p)));
+        assert_eq!(
+            events[1],
+            AgentEvent::PromptSubmitted {
+                prompt_id: Some("01a227bc-c282-71e2-aafb-05d979a33e4e".into())
+            }
+        );
+        assert_eq!(
+            events[2],
+            AgentEvent::TurnStopped {
+                prompt_id: Some("01a227bc-c282-71e2-aafb-05d979a33e4e".into()),
+                reply: "ECHO: hello codex hooks".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_transcript_is_the_session_own_rollout_or_refused() {
+        let codex = Codex { bin: "codex".into() };
+        let own = Path::new("/h/sessions/2026/11/29/rollout-2026-11-29T14-36-49-abc.jsonl");
+        assert!(codex.owns_transcript("abc", own));
+        assert!(!codex.owns_transcript("", own), "no session known yet");
+        for other in [
+            "/tmp/attacker.jsonl",
+            "/h/sessions/rollout-2026-other.jsonl",
+            "/h/sessions/../../tmp/rollout-x-abc.jsonl",
+            "relative/rollout-x-abc.jsonl",
+        ] {
+            assert!(!codex.owns_transcript("abc", Path::new(other)), "{other}");
+        }
+    }
+
+    #[test]
+    fn trust_hashes_match_what_codex_writes() {
+        // Written by Codex 0.169.0 when "Trust all" was chosen for these hooks.
+        assert_eq!(
+            hook_trust_hash("stop", "/tmp/cx/hook.sh", 10),
+            "sha256:a2963ce8525970b22625661ec5c922e8dfea4816b4c6860f63fd428848714344"
+        );
+        assert_eq!(
+            hook_trust_hash("session_start", "/tmp/cx/hook.sh", 10),
+            "sha256:ca5cc4770af4b1ee3fcdfafd3a4ba90c3f1c8f90e229971a08568343ab4e006c"
+        );
+    }
+
+    #[test]
+    fn the_overlay_keeps_the_user_config_and_adds_troupe() {
+        let user = "model = \"o3\"\nmodel_provider = \"corp\"\n\n\
+                    [model_providers.corp]\nbase_url = \"https://llm.corp/v1\"\n\n\
+                    [mcp_servers.troupe]\nurl = \"http://old\"\n\n\
+                    [mcp_servers.docs]\ncommand = \"docs-mcp\"\n\n\
+                    [hooks.state.\"/u/hooks.json:stop:0:0\"]\ntrusted_hash = \"sha256:x\"\n";
+        let text = overlay_config(
+            user,
+            &Overlay {
+                hooks_path: Path::new("/d/codex-home/hooks.json"),
+                hook_command: "troupe hook",
+                workdir: Path::new("/w/proj"),
+                mcp_url: "http://127.0.0.1:7",
+                instance_id: "dev-1a2b",
+                token: "tok",
+                system_prompt: "You are a \"developer\".\nBe brief.",
+            },
+        )
+        .unwrap();
+        let doc: toml_edit::DocumentMut = text.parse().unwrap();
+        assert_eq!(doc["model_provider"].as_str(), Some("corp"));
+        assert_eq!(
+            doc["model_providers"]["corp"]["base_url"].as_str(),
+            Some("https://llm.corp/v1")
+        );
+        assert_eq!(doc["mcp_servers"]["docs"]["command"].as_str(), Some("docs-mcp"));
+        let troupe = &doc["mcp_servers"]["troupe"];
+        assert_eq!(troupe["url"].as_str(), Some("http://127.0.0.1:7/mcp"));
+        assert_eq!(
+            troupe["http_headers"]["Authorization"].as_str(),
+            Some("Bearer tok")
+        );
+        assert_eq!(
+            troupe["http_headers"]["X-Troupe-Instance"].as_str(),
+            Some("dev-1a2b")
+        );
+        assert_eq!(
+            doc["projects"]["/w/proj"]["trust_level"].as_str(),
+            Some("trusted")
+        );
+        assert_eq!(
+            doc["developer_instructions"].as_str(),
+            Some("You are a \"developer\".\nBe brief.")
+        );
+        let state = doc["hooks"]["state"].as_table().unwrap();
+        assert!(state.get("/u/hooks.json:stop:0:0").is_none(), "the user's hooks are not run");
+        assert_eq!(
+            state["/d/codex-home/hooks.json:stop:0:0"]["trusted_hash"].as_str(),
+            Some(hook_trust_hash("stop", "troupe hook", 10).as_str())
+        );
+        assert!(overlay_config("not = = toml", &Overlay {
+            hooks_path: Path::new("/h"),
+            hook_command: "c",
+            workdir: Path::new("/w"),
+            mcp_url: "u",
+            instance_id: "i",
+            token: "t",
+            system_prompt: "",
+        })
+        .is_err());
+    }
+
+    #[test]
+    fn launch_lines_per_mode() {
+        let a = argv("codex", "", false, "gpt-5", PermissionMode::Skip, None);
+        assert_eq!(
+            a,
+            [
+                "codex",
+                "--no-daemon",
+                "-m",
+                "gpt-5",
+                "--dangerously-bypass-approvals-and-sandbox"
+            ]
+        );
+        let a = argv(
+            "codex",
+            "sid",
+            true,
+            "gpt-5",
+            PermissionMode::Skip,
+            Some("workspace-write"),
+        );
+        assert_eq!(
+            a,
+            [
+                "codex",
+                "resume",
+                "sid",
+                "--no-daemon",
+                "-m",
+                "gpt-5",
+                "-s",
+                "workspace-write",
+                "-a",
+                "never"
+            ]
+        );
+        // A resume with no session known yet starts a new conversation.
+        let a = argv("codex", "", true, "gpt-5", PermissionMode::Default, None);
+        assert_eq!(a[1], "--no-daemon");
+        assert!(a.ends_with(&["-s".into(), "read-only".into(), "-a".into(), "on-request".into()]));
+    }
+
+    #[test]
+    fn model_names() {
+        assert_eq!(cli_model("gpt-5").as_deref(), Some("gpt-5"));
+        assert_eq!(cli_model("o4-mini").as_deref(), Some("o4-mini"));
+        assert_eq!(cli_model("gpt-fake").as_deref(), Some("gpt-fake"));
+        assert_eq!(cli_model("sonnet"), None);
+        assert_eq!(cli_model("gpt-5; rm -rf /"), None);
+        assert_eq!(cli_model("--help"), None);
+        assert_eq!(cli_model(""), None);
+    }
+
+    #[test]
+    fn reference_screens_classify() {
+        let cases = [
+            ("01-idle.txt", CodexScreen::Ready),
+            ("02-turn-finished.txt", CodexScreen::Ready),
+            ("03-busy.txt", CodexScreen::Ready),
+            ("04-interrupted.txt", CodexScreen::Ready),
+            ("05-after-followup.txt", CodexScreen::Ready),
+            ("hooks-review.txt", CodexScreen::HooksReview),
+        ];
+        for (file, want) in cases {
+            assert_eq!(
+                classify_screen(&fixture(&format!("screens/{file}"))),
+                want,
+                "{file}"
+            );
+        }
+        for file in ["01-idle.txt", "04-interrupted.txt", "05-after-followup.txt"] {
+            assert_eq!(
+                input_box(&fixture(&format!("screens/{file}"))).as_deref(),
+                Some(""),
+                "{file}: the box shows its placeholder, not the earlier prompts"
+            );
+        }
+        let pending = fixture("screens/01-idle.txt")
+            .replace("› Ask Codex to do anything", "› fix the tests");
+        assert_eq!(input_box(&pending).as_deref(), Some("fix the tests"));
+    }
+
+    #[test]
+    fn hostile_text_is_typed_as_text() {
+        assert_eq!(as_text("/status"), " /status");
+        assert_eq!(as_text("!echo hi"), " !echo hi");
+        assert_eq!(as_text("@file"), " @file");
+        assert_eq!(as_text("fix /etc/hosts"), "fix /etc/hosts");
+        assert_eq!(as_text("a\x1b[201~\rb"), "a[201~\nb");
+    }
+}
