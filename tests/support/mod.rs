@@ -32,6 +32,22 @@ pub fn seed_home(home: &Path) {
     std::fs::write(home.join(".claude/settings.json"), "{}").unwrap();
 }
 
+/// Writes the user's Codex config a test runs under (`$HOME/.codex/config.toml`): the fake
+/// model as its provider, and nothing that reaches the network. troupe builds each Codex
+/// instance's own config from it.
+pub fn seed_codex_home(home: &Path, model_url: &str) {
+    let dir = home.join(".codex");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = format!(
+        "model = \"gpt-5\"\nmodel_provider = \"fake\"\napproval_policy = \"never\"\n\n\
+         [model_providers.fake]\nname = \"fake\"\nbase_url = \"{model_url}/v1\"\n\
+         wire_api = \"responses\"\n\n[analytics]\nenabled = false\n\n\
+         [features]\nplugins = false\napps = false\nremote_plugin = false\n\
+         in_app_updates = false\napi_key_model_discovery = false\ndaemon_auto_start = false\n"
+    );
+    std::fs::write(dir.join("config.toml"), config).unwrap();
+}
+
 /// The environment that points a Claude Code instance at the fake model, offline.
 pub fn instance_env(home: &Path, model_url: &str) -> Vec<(String, String)> {
     [
@@ -100,6 +116,7 @@ impl Harness {
         seed_home(&home);
         let data_dir = dir.path().join("data");
         let model = FakeModel::start().await;
+        seed_codex_home(&home, &model.base_url());
         let socket = unique_socket("h");
         let mut h = Harness {
             dir,
@@ -121,6 +138,7 @@ impl Harness {
         config.troupe_bin = PathBuf::from(env!("CARGO_BIN_EXE_troupe"));
         config.claude_bin =
             std::env::var("TROUPE_TEST_CLAUDE_BIN").unwrap_or_else(|_| "claude".into());
+        config.codex_bin = std::env::var("TROUPE_TEST_CODEX_BIN").unwrap_or_else(|_| "codex".into());
         config.instance_env = instance_env(&self.home, &self.model.base_url());
         (self.tune)(&mut config);
         config
@@ -167,6 +185,13 @@ impl Harness {
     pub async fn spawn(&self, args: Value) -> String {
         let r = self.call("spawn_claude", args).await;
         assert!(!r.is_error, "spawn_claude failed: {}", r.text);
+        r.structured["instance_id"].as_str().unwrap().to_string()
+    }
+
+    /// Spawns a Codex instance and returns its id, failing the test with the tool's error.
+    pub async fn spawn_codex(&self, args: Value) -> String {
+        let r = self.call("spawn_codex", args).await;
+        assert!(!r.is_error, "spawn_codex failed: {}", r.text);
         r.structured["instance_id"].as_str().unwrap().to_string()
     }
 

@@ -1,0 +1,153 @@
+//! Codex instances end to end: the real Codex CLI in tmux, against the fake model's OpenAI
+//! Responses API, driven through troupe's MCP tools exactly as Claude instances are.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::fake_model::responses_user_text;
+use support::{Harness, eventually};
+use troupe::db::instances::Instance;
+use troupe::db::interrupts::Interrupt;
+use troupe::db::messages::Message;
+use troupe::db::usage::UsageRecord;
+
+/// The Responses request whose last user text ends with `needle`.
+async fn codex_request(h: &Harness, needle: &str) -> Value {
+    let needle = needle.to_string();
+    h.model
+        .wait_for_request(
+            move |r| r["input"].is_array() && responses_user_text(r).ends_with(&needle),
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("the model received the message")
+}
+
+/// Every text of a Responses request's input, joined: the conversation the model sees.
+fn input_text(body: &Value) -> String {
+    body["input"].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spawn_codex_send_and_the_answer_and_usage_are_recorded() {
+    let h = Harness::start().await;
+    let id = h
+        .spawn_codex(json!({ "role": "developer", "name": "cx" }))
+        .await;
+    assert!(id.starts_with("cx-"), "{id}");
+    let inst = Instance::find(h.pool(), &id).await.unwrap().unwrap();
+    assert_eq!(inst.agent, "codex");
+    assert_eq!(inst.model, "gpt-5");
+    assert_eq!(inst.state, "idle");
+
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": "hello codex" }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    assert_eq!(r.structured["status"], "answered", "{}", r.structured);
+    assert_eq!(r.structured["response"], "ECHO: hello codex");
+    let request = codex_request(&h, "hello codex").await;
+    assert!(
+        input_text(&request).contains("You are a developer"),
+        "the role's prompt reaches the model as developer instructions"
+    );
+
+    let message_id = r.structured["message_id"].as_str().unwrap();
+    let m = Message::find(h.pool(), message_id).await.unwrap().unwrap();
+    assert!(m.prompt_id.is_some(), "Codex's turn id ties the turn to it");
+    let inst = Instance::find(h.pool(), &id).await.unwrap().unwrap();
+    assert!(!inst.agent_session_id.is_empty(), "the session id was learned");
+    assert!(
+        inst.transcript_path
+            .as_deref()
+            .is_some_and(|p| p.contains(&inst.agent_session_id)),
+        "{:?}",
+        inst.transcript_path
+    );
+
+    // One usage row per model response of the turn, with what the fake reported.
+    let rows = eventually("the turn's usage row", Duration::from_secs(10), || async {
+        let rows = UsageRecord::for_instance(h.pool(), &id).await.unwrap();
+        (!rows.is_empty()).then_some(rows)
+    })
+    .await;
+    let turn: Vec<&UsageRecord> = rows
+        .iter()
+        .filter(|u| u.message_id.as_deref() == Some(message_id))
+        .collect();
+    assert_eq!(turn.len(), 1, "{rows:?}");
+    assert_eq!(turn[0].input_tokens, 100);
+    assert_eq!(turn[0].output_tokens, 3, "ECHO: hello codex is three words");
+    assert_eq!(turn[0].model, "gpt-5");
+
+    // The same tools as for Claude.
+    let out = h
+        .call("get_instance_output", json!({ "instance_id": id }))
+        .await;
+    assert!(
+        out.structured["output"]
+            .as_str()
+            .unwrap()
+            .contains("ECHO: hello codex"),
+        "{}",
+        out.text
+    );
+    let second = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": "and a second one" }),
+        )
+        .await;
+    assert_eq!(second.structured["response"], "ECHO: and a second one");
+    let r = h
+        .call("terminate_instance", json!({ "instance_id": id }))
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    assert!(!h.tmux_has_session(&inst.tmux_session));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn interrupting_codex_keeps_the_conversation() {
+    let h = Harness::start().await;
+    let id = h.spawn_codex(json!({ "role": "researcher" })).await;
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": "please count slowly to 40", "wait_for_response": false }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    let message_id = r.structured["message_id"].as_str().unwrap().to_string();
+    codex_request(&h, "please count slowly to 40").await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    let r = h
+        .call("interrupt_instance", json!({ "instance_id": id }))
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    assert_eq!(r.structured["outcome"], "confirmed", "{}", r.structured);
+    assert_eq!(r.structured["message_id"], message_id.as_str());
+    let rows = Interrupt::for_instance(h.pool(), &id).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].outcome, "confirmed");
+    let m = Message::find(h.pool(), &message_id).await.unwrap().unwrap();
+    assert_eq!(m.state, "interrupted");
+
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": "what number did you reach" }),
+        )
+        .await;
+    assert_eq!(r.structured["response"], "ECHO: what number did you reach");
+    let followup = codex_request(&h, "what number did you reach").await;
+    assert!(
+        input_text(&followup).contains("please count slowly to 40"),
+        "the interrupted turn is still in the conversation"
+    );
+}
