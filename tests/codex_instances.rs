@@ -151,3 +151,127 @@ async fn interrupting_codex_keeps_the_conversation() {
         "the interrupted turn is still in the conversation"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_codex_instance_resumes_its_conversation_after_tmux_is_killed() {
+    let mut h = Harness::start().await;
+    let id = h.spawn_codex(json!({ "role": "developer" })).await;
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": "remember the word pineapple" }),
+        )
+        .await;
+    assert_eq!(r.structured["response"], "ECHO: remember the word pineapple");
+    // The rollout holds the turn (its usage line) before the CLI is killed.
+    h.wait_for_transcript(&id, r.structured["message_id"].as_str().unwrap())
+        .await;
+    let session = Instance::find(h.pool(), &id)
+        .await
+        .unwrap()
+        .unwrap()
+        .agent_session_id;
+
+    h.stop_server().await;
+    h.kill_tmux();
+    h.start_server().await;
+
+    let inst = Instance::find(h.pool(), &id).await.unwrap().unwrap();
+    assert_eq!(inst.state, "idle", "{}", inst.state_reason);
+    assert_eq!(inst.agent_session_id, session, "the same Codex session");
+    assert!(h.tmux_has_session(&inst.tmux_session));
+    let events = troupe::db::audit::for_instance(h.pool(), &id).await.unwrap();
+    assert!(
+        events.iter().any(|e| e.kind == "instance.resumed"),
+        "{events:?}"
+    );
+
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": "which word did I ask you to remember" }),
+        )
+        .await;
+    assert_eq!(
+        r.structured["response"], "ECHO: which word did I ask you to remember",
+        "{}",
+        r.text
+    );
+    let request = codex_request(&h, "which word did I ask you to remember").await;
+    assert!(
+        input_text(&request).contains("remember the word pineapple"),
+        "codex resume sent the earlier conversation"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_of_the_server_during_a_codex_turn_loses_nothing() {
+    use support::process::{ServeProcess, ServeSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    support::seed_home(&home);
+    let model = support::FakeModel::start().await;
+    support::seed_codex_home(&home, &model.base_url());
+    let socket = support::unique_socket("cx9");
+    let _tmux = support::TmuxServer(socket.clone());
+    let mut spec = ServeSpec::new(
+        dir.path(),
+        &socket,
+        support::instance_env(&home, &model.base_url()),
+    );
+    spec.extra_args.extend([
+        "--codex-bin".into(),
+        std::env::var("TROUPE_TEST_CODEX_BIN").unwrap_or_else(|_| "codex".into()),
+    ]);
+    let server = ServeProcess::start(&spec).await;
+    let mcp = server.mcp().await;
+    let r = mcp
+        .call_tool("spawn_codex", json!({ "role": "tester" }))
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    let id = r.structured["instance_id"].as_str().unwrap().to_string();
+    let r = mcp
+        .call_tool(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": "please count slowly to 8", "wait_for_response": false }),
+        )
+        .await;
+    let message_id = r.structured["message_id"].as_str().unwrap().to_string();
+    model
+        .wait_for_request(
+            |r| r["input"].is_array() && responses_user_text(r).ends_with("count slowly to 8"),
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("the model got the question");
+
+    server.kill9();
+    let server = ServeProcess::start(&spec).await;
+    let mcp = server.mcp().await;
+    let m = mcp
+        .call_tool(
+            "get_message",
+            json!({ "message_id": message_id, "wait_seconds": 30 }),
+        )
+        .await;
+    assert!(!m.is_error, "{}", m.text);
+    assert_eq!(
+        m.structured["status"],
+        "answered",
+        "{}\n{}",
+        m.structured,
+        ServeProcess::log_tail(&spec, 40)
+    );
+    assert_eq!(
+        m.structured["response"].as_str().unwrap().trim(),
+        "1 2 3 4 5 6 7 8"
+    );
+    let r = mcp
+        .call_tool(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": "still here?" }),
+        )
+        .await;
+    assert_eq!(r.structured["response"], "ECHO: still here?", "{}", r.text);
+    assert!(server.terminate().success());
+}
