@@ -275,3 +275,109 @@ async fn kill_9_of_the_server_during_a_codex_turn_loses_nothing() {
     assert_eq!(r.structured["response"], "ECHO: still here?", "{}", r.text);
     assert!(server.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claude_parent_spawns_a_codex_child_and_coordinates_it() {
+    let h = Harness::start().await;
+    let main = h
+        .spawn(json!({ "role": "architect", "name": "main" }))
+        .await;
+    let ask = |text: String| {
+        let h = &h;
+        let main = main.clone();
+        async move {
+            let r = h
+                .call(
+                    "send_to_instance",
+                    json!({ "instance_id": main, "message": text, "timeout_seconds": 120 }),
+                )
+                .await;
+            assert!(!r.is_error, "{}", r.text);
+            assert_eq!(r.structured["status"], "answered", "{}", r.structured);
+            r.structured["response"].as_str().unwrap().to_string()
+        }
+    };
+    let text =
+        ask(r#"CALL_TOOL mcp__troupe__spawn_codex {"role": "developer", "name": "coder"}"#.into())
+            .await;
+    assert!(text.contains("\"instance_id\":\"coder-"), "{text}");
+    let children = Instance::children(h.pool(), &main, false).await.unwrap();
+    assert_eq!(children.len(), 1);
+    let child = &children[0];
+    assert_eq!(child.agent, "codex");
+
+    let call = format!(
+        "CALL_TOOL mcp__troupe__coordinate_instances {}",
+        json!({ "mode": "parallel", "tasks": [{ "instance_id": child.id, "message": "port the parser" }] })
+    );
+    let text = ask(call).await;
+    assert!(text.contains("ECHO: port the parser"), "{text}");
+    assert!(text.contains("\"answered\":1"), "{text}");
+
+    let tree = h.call("get_instance_tree", json!({})).await;
+    let roots = tree.structured["roots"].as_array().unwrap();
+    assert_eq!(roots.len(), 1, "{}", tree.structured);
+    assert_eq!(roots[0]["children"][0]["instance_id"], child.id.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_team_with_a_codex_member_starts_both_agents() {
+    let h = Harness::start().await;
+    let r = h
+        .call(
+            "create_team",
+            json!({ "name": "mixed", "members": [
+                { "role": "architect", "model": "haiku" },
+                { "role": "developer", "name": "coder", "model": "codex/gpt-5" }
+            ]}),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    let r = h.call("start_team", json!({ "name": "mixed" })).await;
+    assert!(!r.is_error, "{}", r.text);
+    let list = Instance::list(h.pool(), false).await.unwrap();
+    let mut agents: Vec<(&str, &str)> = list
+        .iter()
+        .map(|i| (i.agent.as_str(), i.model.as_str()))
+        .collect();
+    agents.sort();
+    assert_eq!(agents, [("claude", "haiku"), ("codex", "gpt-5")]);
+    let coder = list.iter().find(|i| i.agent == "codex").unwrap();
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": coder.id, "message": "hello teammate" }),
+        )
+        .await;
+    assert_eq!(r.structured["response"], "ECHO: hello teammate", "{}", r.text);
+
+    let bad = h
+        .call(
+            "create_team",
+            json!({ "name": "bad", "members": [{ "role": "developer", "model": "codex/sonnet" }] }),
+        )
+        .await;
+    assert!(bad.is_error);
+    assert!(bad.text.contains("unknown codex model"), "{}", bad.text);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_codex_input_gets_a_clear_error() {
+    let h = Harness::start().await;
+    let r = h
+        .call("spawn_codex", json!({ "sandbox_mode": "yolo" }))
+        .await;
+    assert!(r.is_error);
+    assert!(r.text.contains("unknown sandbox_mode"), "{}", r.text);
+    let r = h
+        .call("spawn_claude", json!({ "model": "gpt-5" }))
+        .await;
+    assert!(r.is_error);
+    assert!(r.text.contains("unknown claude model"), "{}", r.text);
+    let r = h
+        .call("spawn_codex", json!({ "model": "gpt-5 --yolo" }))
+        .await;
+    assert!(r.is_error);
+    assert!(r.text.contains("unknown codex model"), "{}", r.text);
+    assert!(Instance::list(h.pool(), true).await.unwrap().is_empty());
+}
