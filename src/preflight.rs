@@ -92,7 +92,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         if let Ok(found) = check("true", "/nonexistent/codex", dir.path()) {
             let why = found.codex.unwrap_err();
-            assert!(why.contains("--codex-bin") && why.contains("@openai/codex"), "{why}");
+            assert!(
+                why.contains("--codex-bin") && why.contains("@openai/codex"),
+                "{why}"
+            );
         }
     }
 

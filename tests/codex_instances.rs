@@ -61,7 +61,10 @@ async fn spawn_codex_send_and_the_answer_and_usage_are_recorded() {
     let m = Message::find(h.pool(), message_id).await.unwrap().unwrap();
     assert!(m.prompt_id.is_some(), "Codex's turn id ties the turn to it");
     let inst = Instance::find(h.pool(), &id).await.unwrap().unwrap();
-    assert!(!inst.agent_session_id.is_empty(), "the session id was learned");
+    assert!(
+        !inst.agent_session_id.is_empty(),
+        "the session id was learned"
+    );
     assert!(
         inst.transcript_path
             .as_deref()
@@ -162,7 +165,10 @@ async fn a_codex_instance_resumes_its_conversation_after_tmux_is_killed() {
             json!({ "instance_id": id, "message": "remember the word pineapple" }),
         )
         .await;
-    assert_eq!(r.structured["response"], "ECHO: remember the word pineapple");
+    assert_eq!(
+        r.structured["response"],
+        "ECHO: remember the word pineapple"
+    );
     // The rollout holds the turn (its usage line) before the CLI is killed.
     h.wait_for_transcript(&id, r.structured["message_id"].as_str().unwrap())
         .await;
@@ -180,7 +186,9 @@ async fn a_codex_instance_resumes_its_conversation_after_tmux_is_killed() {
     assert_eq!(inst.state, "idle", "{}", inst.state_reason);
     assert_eq!(inst.agent_session_id, session, "the same Codex session");
     assert!(h.tmux_has_session(&inst.tmux_session));
-    let events = troupe::db::audit::for_instance(h.pool(), &id).await.unwrap();
+    let events = troupe::db::audit::for_instance(h.pool(), &id)
+        .await
+        .unwrap();
     assert!(
         events.iter().any(|e| e.kind == "instance.resumed"),
         "{events:?}"
@@ -349,7 +357,11 @@ async fn a_team_with_a_codex_member_starts_both_agents() {
             json!({ "instance_id": coder.id, "message": "hello teammate" }),
         )
         .await;
-    assert_eq!(r.structured["response"], "ECHO: hello teammate", "{}", r.text);
+    assert_eq!(
+        r.structured["response"], "ECHO: hello teammate",
+        "{}",
+        r.text
+    );
 
     let bad = h
         .call(
@@ -369,9 +381,7 @@ async fn bad_codex_input_gets_a_clear_error() {
         .await;
     assert!(r.is_error);
     assert!(r.text.contains("unknown sandbox_mode"), "{}", r.text);
-    let r = h
-        .call("spawn_claude", json!({ "model": "gpt-5" }))
-        .await;
+    let r = h.call("spawn_claude", json!({ "model": "gpt-5" })).await;
     assert!(r.is_error);
     assert!(r.text.contains("unknown claude model"), "{}", r.text);
     let r = h
@@ -380,4 +390,37 @@ async fn bad_codex_input_gets_a_clear_error() {
     assert!(r.is_error);
     assert!(r.text.contains("unknown codex model"), "{}", r.text);
     assert!(Instance::list(h.pool(), true).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_codex_instance_spawns_children_of_its_own_through_troupe() {
+    let h = Harness::start().await;
+    let parent = h
+        .spawn_codex(json!({ "role": "architect", "name": "lead" }))
+        .await;
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({
+                "instance_id": parent,
+                "message": r#"CALL_TOOL mcp__troupe__spawn_claude {"role": "tester", "name": "kid"}"#,
+                "timeout_seconds": 120
+            }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    assert_eq!(r.structured["status"], "answered", "{}", r.structured);
+    let answer = r.structured["response"].as_str().unwrap();
+    assert!(
+        answer.contains("kid-"),
+        "the tool's result came back: {answer}"
+    );
+    let children = Instance::children(h.pool(), &parent, false).await.unwrap();
+    assert_eq!(
+        children.len(),
+        1,
+        "the spawn was attributed to the Codex parent"
+    );
+    assert!(children[0].id.starts_with("kid-"));
+    assert_eq!(children[0].agent, "claude");
 }

@@ -111,3 +111,71 @@ async fn stdio_and_http_share_one_registry() {
     assert!(status.success(), "{status}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_spawned_on_either_transport_are_seen_on_both() {
+    let h = support::Harness::start().await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_troupe"))
+        .arg("stdio")
+        .env("TROUPE_URL", h.server().url())
+        .env("TROUPE_TOKEN", h.server().token())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut io = Stdio {
+        stdin: child.stdin.take().unwrap(),
+        lines: BufReader::new(child.stdout.take().unwrap()).lines(),
+        child,
+    };
+    io.send(json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": { "protocolVersion": "2025-06-18", "capabilities": {},
+                    "clientInfo": { "name": "desktop", "version": "0" } }
+    }))
+    .await;
+    io.answer(1).await;
+    io.send(json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }))
+        .await;
+
+    // Over HTTP: a lead. Through stdio: a Codex helper under it, named with the seed's
+    // `parent_id`.
+    let lead = h
+        .spawn(json!({ "role": "architect", "name": "lead" }))
+        .await;
+    io.send(json!({
+        "jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": { "name": "spawn_codex", "arguments": { "name": "viastdio", "parent_id": lead } }
+    }))
+    .await;
+    let spawned = io.answer(2).await;
+    assert_eq!(spawned["result"]["isError"], false, "{spawned}");
+    let helper = spawned["result"]["structuredContent"]["instance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let over_http = h.call("list_instances", json!({})).await;
+    let ids: Vec<&str> = over_http.structured["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["instance_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&helper.as_str()) && ids.contains(&lead.as_str()),
+        "{ids:?}"
+    );
+    let kids = h.call("get_children", json!({ "parent_id": lead })).await;
+    assert!(kids.text.contains(&helper), "{}", kids.text);
+
+    io.send(json!({
+        "jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": { "name": "list_instances", "arguments": {} }
+    }))
+    .await;
+    let listed = io.answer(3).await;
+    let text = listed["result"]["structuredContent"].to_string();
+    assert!(text.contains(&lead) && text.contains(&helper), "{text}");
+}

@@ -280,8 +280,12 @@ impl RecordParser for Rollout {
                     ts,
                     message_id: format!("call:{call}"),
                     model: self.model.clone(),
+                    // An MCP tool is named within its server's namespace (`mcp__troupe`).
                     blocks: vec![Block::ToolUse {
-                        name: s(&p["name"]),
+                        name: match p["namespace"].as_str() {
+                            Some(ns) => format!("{ns}__{}", s(&p["name"])),
+                            None => s(&p["name"]),
+                        },
                         input,
                     }],
                     usage: None,
@@ -289,10 +293,7 @@ impl RecordParser for Rollout {
                     api_error: false,
                 }
             }
-            (
-                Some("response_item"),
-                Some("function_call_output" | "custom_tool_call_output"),
-            ) => {
+            (Some("response_item"), Some("function_call_output" | "custom_tool_call_output")) => {
                 let output = &p["output"];
                 let text = match output {
                     Value::String(t) => t.clone(),
@@ -540,7 +541,10 @@ impl Agent for Codex {
 
     fn owns_transcript(&self, session_id: &str, path: &Path) -> bool {
         // Codex names its rollout `rollout-<time>-<session id>.jsonl`.
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         !session_id.is_empty()
             && path.is_absolute()
             && !path.components().any(|c| matches!(c, Component::ParentDir))
@@ -758,13 +762,17 @@ mod tests {
 
     #[test]
     fn reference_hooks_become_events() {
-        let codex = Codex { bin: "codex".into() };
+        let codex = Codex {
+            bin: "codex".into(),
+        };
         let events: Vec<AgentEvent> = fixture("hook-payloads.jsonl")
             .lines()
             .map(|l| codex.hook_event(&serde_json::from_str(l).unwrap()))
             .collect();
-        assert!(matches!(&events[0], AgentEvent::SessionStarted { transcript: Some(p) }
-            if codex.owns_transcript("01a227bc-bb8a-79a3-a15c-7e9b771156fc", p)));
+        assert!(
+            matches!(&events[0], AgentEvent::SessionStarted { transcript: Some(p) }
+            if codex.owns_transcript("01a227bc-bb8a-79a3-a15c-7e9b771156fc", p))
+        );
         assert_eq!(
             events[1],
             AgentEvent::PromptSubmitted {
@@ -782,7 +790,9 @@ mod tests {
 
     #[test]
     fn a_transcript_is_the_session_own_rollout_or_refused() {
-        let codex = Codex { bin: "codex".into() };
+        let codex = Codex {
+            bin: "codex".into(),
+        };
         let own = Path::new("/h/sessions/2026/11/29/rollout-2026-11-29T14-36-49-abc.jsonl");
         assert!(codex.owns_transcript("abc", own));
         assert!(!codex.owns_transcript("", own), "no session known yet");
@@ -835,7 +845,10 @@ mod tests {
             doc["model_providers"]["corp"]["base_url"].as_str(),
             Some("https://llm.corp/v1")
         );
-        assert_eq!(doc["mcp_servers"]["docs"]["command"].as_str(), Some("docs-mcp"));
+        assert_eq!(
+            doc["mcp_servers"]["docs"]["command"].as_str(),
+            Some("docs-mcp")
+        );
         let troupe = &doc["mcp_servers"]["troupe"];
         assert_eq!(troupe["url"].as_str(), Some("http://127.0.0.1:7/mcp"));
         assert_eq!(
@@ -855,21 +868,29 @@ mod tests {
             Some("You are a \"developer\".\nBe brief.")
         );
         let state = doc["hooks"]["state"].as_table().unwrap();
-        assert!(state.get("/u/hooks.json:stop:0:0").is_none(), "the user's hooks are not run");
+        assert!(
+            state.get("/u/hooks.json:stop:0:0").is_none(),
+            "the user's hooks are not run"
+        );
         assert_eq!(
             state["/d/codex-home/hooks.json:stop:0:0"]["trusted_hash"].as_str(),
             Some(hook_trust_hash("stop", "troupe hook", 10).as_str())
         );
-        assert!(overlay_config("not = = toml", &Overlay {
-            hooks_path: Path::new("/h"),
-            hook_command: "c",
-            workdir: Path::new("/w"),
-            mcp_url: "u",
-            instance_id: "i",
-            token: "t",
-            system_prompt: "",
-        })
-        .is_err());
+        assert!(
+            overlay_config(
+                "not = = toml",
+                &Overlay {
+                    hooks_path: Path::new("/h"),
+                    hook_command: "c",
+                    workdir: Path::new("/w"),
+                    mcp_url: "u",
+                    instance_id: "i",
+                    token: "t",
+                    system_prompt: "",
+                }
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -911,7 +932,12 @@ mod tests {
         // A resume with no session known yet starts a new conversation.
         let a = argv("codex", "", true, "gpt-5", PermissionMode::Default, None);
         assert_eq!(a[1], "--no-daemon");
-        assert!(a.ends_with(&["-s".into(), "read-only".into(), "-a".into(), "on-request".into()]));
+        assert!(a.ends_with(&[
+            "-s".into(),
+            "read-only".into(),
+            "-a".into(),
+            "on-request".into()
+        ]));
     }
 
     #[test]
@@ -949,8 +975,8 @@ mod tests {
                 "{file}: the box shows its placeholder, not the earlier prompts"
             );
         }
-        let pending = fixture("screens/01-idle.txt")
-            .replace("› Ask Codex to do anything", "› fix the tests");
+        let pending =
+            fixture("screens/01-idle.txt").replace("› Ask Codex to do anything", "› fix the tests");
         assert_eq!(input_box(&pending).as_deref(), Some("fix the tests"));
     }
 

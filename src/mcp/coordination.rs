@@ -41,7 +41,7 @@ pub struct TreeResult {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ChildrenParams {
     /// The parent; defaults to the calling instance.
-    #[serde(default, alias = "parent_id", alias = "parent_instance_id")]
+    #[serde(default, alias = "parent_instance_id")]
     pub instance_id: Option<String>,
 }
 
@@ -56,7 +56,7 @@ pub struct BroadcastParams {
     /// The message for every live child.
     pub message: String,
     /// The parent; defaults to the calling instance.
-    #[serde(default, alias = "parent_id", alias = "parent_instance_id")]
+    #[serde(default, alias = "parent_instance_id")]
     pub instance_id: Option<String>,
     /// Wait for every child's answer (default false).
     #[serde(default)]

@@ -42,7 +42,7 @@ pub struct SpawnClaudeParams {
     #[serde(default)]
     pub name: Option<String>,
     /// The parent instance. Defaults to the calling instance when an instance spawns.
-    #[serde(default, alias = "parent_id")]
+    #[serde(default)]
     pub parent_instance_id: Option<String>,
 }
 
@@ -74,7 +74,7 @@ pub struct SpawnCodexParams {
     #[serde(default)]
     pub name: Option<String>,
     /// The parent instance. Defaults to the calling instance when an instance spawns.
-    #[serde(default, alias = "parent_id")]
+    #[serde(default)]
     pub parent_instance_id: Option<String>,
 }
 

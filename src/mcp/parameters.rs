@@ -23,9 +23,36 @@ impl<P: JsonSchema> JsonSchema for Parameters<P> {
     }
 }
 
+/// Argument names the seed's clients use, and troupe's name for each. Every tool call, over
+/// HTTP or through `troupe stdio` (which forwards to HTTP), is read through this one table.
+pub const ALIASES: &[(&str, &str)] = &[("parent_id", "parent_instance_id")];
+
+/// Renames aliased keys to troupe's names, in the arguments and in the objects of their
+/// lists (spawn_multiple_instances' entries). A key given under both names keeps troupe's.
+pub fn normalise(arguments: &mut serde_json::Map<String, Value>) {
+    for (alias, name) in ALIASES {
+        if let Some(v) = arguments.remove(*alias)
+            && !arguments.contains_key(*name)
+        {
+            arguments.insert(name.to_string(), v);
+        }
+    }
+    for v in arguments.values_mut() {
+        if let Value::Array(items) = v {
+            for item in items {
+                if let Value::Object(inner) = item {
+                    normalise(inner);
+                }
+            }
+        }
+    }
+}
+
 impl<S, P: DeserializeOwned> FromContextPart<ToolCallContext<'_, S>> for Parameters<P> {
     fn from_context_part(context: &mut ToolCallContext<'_, S>) -> Result<Self, McpError> {
-        let arguments = Value::Object(context.arguments.take().unwrap_or_default());
+        let mut arguments = context.arguments.take().unwrap_or_default();
+        normalise(&mut arguments);
+        let arguments = Value::Object(arguments);
         serde_path_to_error::deserialize(arguments)
             .map(Parameters)
             // rmcp turns errors with this prefix into a tool error (isError), as before.
@@ -50,4 +77,29 @@ pub fn custom_request(request: CustomRequest) -> Result<CustomResult, McpError> 
         request.method,
         None,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_seed_argument_names_are_read_as_troupe_names() {
+        let mut args = json!({ "parent_id": "a-1", "instances": [{ "parent_id": "b-2" }, 3] })
+            .as_object()
+            .cloned()
+            .unwrap();
+        normalise(&mut args);
+        assert_eq!(
+            Value::Object(args),
+            json!({ "parent_instance_id": "a-1", "instances": [{ "parent_instance_id": "b-2" }, 3] })
+        );
+        let mut both = json!({ "parent_id": "x", "parent_instance_id": "y" })
+            .as_object()
+            .cloned()
+            .unwrap();
+        normalise(&mut both);
+        assert_eq!(Value::Object(both), json!({ "parent_instance_id": "y" }));
+    }
 }

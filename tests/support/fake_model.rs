@@ -771,8 +771,21 @@ async fn responses(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
         r.requests.push(body.clone());
         r.texts.push(text.clone());
     });
-    // The rules read an Anthropic-shaped request; the last user text is all they use.
-    let as_messages = json!({ "messages": [{ "role": "user", "content": text }] });
+    // The rules read an Anthropic-shaped request: the last user text, or the output of the
+    // function call that the last model response made.
+    let last = body["input"].as_array().and_then(|items| items.last());
+    let as_messages = match last {
+        Some(item) if item["type"] == "function_call_output" => {
+            let output = match &item["output"] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            json!({ "messages": [{ "role": "user", "content": [
+                { "type": "tool_result", "tool_use_id": item["call_id"], "content": output }
+            ] }] })
+        }
+        _ => json!({ "messages": [{ "role": "user", "content": text }] }),
+    };
     let reply = default_reply(&as_messages);
     let model = body["model"].as_str().unwrap_or("gpt-fake").to_string();
     let (tx, rx) = mpsc::channel::<String>(64);
@@ -780,7 +793,7 @@ async fn responses(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     inner.update(|r| r.active_streams += 1);
     tokio::spawn(async move {
         let _guard = guard;
-        let _ = produce_response(&tx, &model, reply).await;
+        let _ = produce_response(&tx, &model, &body, reply).await;
     });
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv()
@@ -797,11 +810,102 @@ async fn responses(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
         .into_response()
 }
 
+/// The request's own name for a tool asked for as `name`, and its namespace: Claude Code
+/// calls troupe's tools `mcp__troupe__<tool>`; Codex lists them as the tools of a namespace
+/// `mcp__troupe`, called by their own name with the namespace beside it.
+fn responses_tool_name(body: &Value, name: &str) -> (String, Option<String>) {
+    let tools = body["tools"].as_array().cloned().unwrap_or_default();
+    for t in &tools {
+        if t["type"] == "namespace"
+            && let Some(ns) = t["name"].as_str()
+            && let Some(short) = name.strip_prefix(ns).and_then(|r| r.strip_prefix("__"))
+            && t["tools"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|f| f["name"] == short)
+        {
+            return (short.to_string(), Some(ns.to_string()));
+        }
+    }
+    (name.to_string(), None)
+}
+
+/// One `function_call` output item, then the response's end.
+async fn produce_function_call(
+    tx: &mpsc::Sender<String>,
+    model: &str,
+    name: &str,
+    namespace: Option<String>,
+    input: &Value,
+) -> Result<(), Gone> {
+    let response_id = format!("resp_fake_{}", hex_id());
+    let item_id = format!("fc_fake_{}", hex_id());
+    let call_id = format!("call_fake_{}", hex_id());
+    let created = json!({ "id": response_id, "object": "response", "status": "in_progress",
+                          "model": model, "output": [] });
+    send(
+        tx,
+        json!({ "type": "response.created", "response": created }),
+    )
+    .await?;
+    let mut item = json!({ "id": item_id, "type": "function_call", "status": "in_progress",
+                           "call_id": call_id, "name": name, "arguments": "" });
+    if let Some(ns) = &namespace {
+        item["namespace"] = json!(ns);
+    }
+    send(
+        tx,
+        json!({ "type": "response.output_item.added", "output_index": 0, "item": item }),
+    )
+    .await?;
+    let arguments = input.to_string();
+    send(
+        tx,
+        json!({ "type": "response.function_call_arguments.delta", "item_id": item_id,
+                "output_index": 0, "delta": arguments }),
+    )
+    .await?;
+    send(
+        tx,
+        json!({ "type": "response.function_call_arguments.done", "item_id": item_id,
+                "output_index": 0, "arguments": arguments }),
+    )
+    .await?;
+    let mut done = json!({ "id": item_id, "type": "function_call", "status": "completed",
+                           "call_id": call_id, "name": name, "arguments": arguments });
+    if let Some(ns) = &namespace {
+        done["namespace"] = json!(ns);
+    }
+    send(
+        tx,
+        json!({ "type": "response.output_item.done", "output_index": 0, "item": done }),
+    )
+    .await?;
+    let completed = json!({
+        "id": response_id, "object": "response", "status": "completed", "model": model,
+        "output": [done],
+        "usage": { "input_tokens": 100, "input_tokens_details": { "cached_tokens": 0 },
+                   "output_tokens": 10, "output_tokens_details": { "reasoning_tokens": 0 },
+                   "total_tokens": 110 }
+    });
+    send(
+        tx,
+        json!({ "type": "response.completed", "response": completed }),
+    )
+    .await
+}
+
 async fn produce_response(
     tx: &mpsc::Sender<String>,
     model: &str,
+    body: &Value,
     reply: Reply,
 ) -> Result<(), Gone> {
+    if let Reply::ToolUse { name, input } = &reply {
+        let (name, namespace) = responses_tool_name(body, name);
+        return produce_function_call(tx, model, &name, namespace, input).await;
+    }
     let response_id = format!("resp_fake_{}", hex_id());
     let item_id = format!("msg_fake_{}", hex_id());
     let created = json!({ "id": response_id, "object": "response", "status": "in_progress",
@@ -823,7 +927,7 @@ async fn produce_response(
     let (chunks, every) = match reply {
         Reply::Text(t) => (text_chunks(&t), Duration::ZERO),
         Reply::Slow { chunks, every } => (chunks, every),
-        Reply::ToolUse { name, .. } => (vec![format!("(no tools here: {name})")], Duration::ZERO),
+        Reply::ToolUse { .. } => unreachable!("answered as a function call"),
     };
     let mut full = String::new();
     for chunk in chunks {

@@ -138,7 +138,8 @@ impl Harness {
         config.troupe_bin = PathBuf::from(env!("CARGO_BIN_EXE_troupe"));
         config.claude_bin =
             std::env::var("TROUPE_TEST_CLAUDE_BIN").unwrap_or_else(|_| "claude".into());
-        config.codex_bin = std::env::var("TROUPE_TEST_CODEX_BIN").unwrap_or_else(|_| "codex".into());
+        config.codex_bin =
+            std::env::var("TROUPE_TEST_CODEX_BIN").unwrap_or_else(|_| "codex".into());
         config.instance_env = instance_env(&self.home, &self.model.base_url());
         (self.tune)(&mut config);
         config

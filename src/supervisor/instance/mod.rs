@@ -483,7 +483,9 @@ impl Actor {
         let plain = !session.is_empty()
             && session.len() <= 64
             && !session.starts_with('-')
-            && session.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+            && session
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-');
         if !plain {
             tracing::warn!(instance = %self.id, "hook named a session id troupe cannot use; ignored");
             return;
