@@ -332,7 +332,8 @@ async fn bad_input_gets_a_clear_error() {
 
     let r = h.call("spawn_claude", json!({ "model": "gpt-5" })).await;
     assert!(r.is_error);
-    assert!(r.text.contains("unknown model"), "{}", r.text);
+    assert!(r.text.contains("unknown claude model"), "{}", r.text);
+    assert!(r.text.contains("spawn_codex runs it"), "{}", r.text);
 
     let r = h
         .call(

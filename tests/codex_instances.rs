@@ -222,15 +222,11 @@ async fn kill_9_of_the_server_during_a_codex_turn_loses_nothing() {
     support::seed_codex_home(&home, &model.base_url());
     let socket = support::unique_socket("cx9");
     let _tmux = support::TmuxServer(socket.clone());
-    let mut spec = ServeSpec::new(
+    let spec = ServeSpec::new(
         dir.path(),
         &socket,
         support::instance_env(&home, &model.base_url()),
     );
-    spec.extra_args.extend([
-        "--codex-bin".into(),
-        std::env::var("TROUPE_TEST_CODEX_BIN").unwrap_or_else(|_| "codex".into()),
-    ]);
     let server = ServeProcess::start(&spec).await;
     let mcp = server.mcp().await;
     let r = mcp

@@ -2,6 +2,9 @@
 
 #[path = "support/fake_model.rs"]
 mod fake_model;
+#[path = "support/clis.rs"]
+#[allow(dead_code)]
+mod support_clis;
 
 use std::time::{Duration, Instant};
 
@@ -488,7 +491,7 @@ async fn codex_exec_answers_through_the_responses_api() {
         work.display()
     );
     std::fs::write(home.join("config.toml"), config).unwrap();
-    let out = tokio::process::Command::new("codex")
+    let out = tokio::process::Command::new(support_clis::codex_bin())
         .args(["exec", "--skip-git-repo-check", "hello responses"])
         .current_dir(&work)
         .env("CODEX_HOME", &home)

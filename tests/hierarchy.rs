@@ -443,7 +443,7 @@ async fn a_helper_of_the_person_works_in_the_person_own_directory() {
         "headers": { "Authorization": format!("Bearer {}", h.server().token()) }
     }}});
     std::fs::write(&mcp, config.to_string()).unwrap();
-    let mut command = argv(&["claude"]);
+    let mut command = vec![support::clis::claude_bin()];
     command.extend(argv(&SKIP));
     command.extend(argv(&["--mcp-config", mcp.to_str().unwrap()]));
     let term = Terminal::open(&h, &project, &[], &command);
@@ -490,6 +490,7 @@ async fn troupe_chat_attaches_the_person_session_as_the_root() {
     let env = [
         ("TROUPE_URL", h.server().url()),
         ("TROUPE_DATA_DIR", h.data_dir.display().to_string()),
+        ("TROUPE_CLAUDE_BIN", support::clis::claude_bin()),
     ];
     let term = Terminal::open(&h, &project, &env, &command);
     let kid = term

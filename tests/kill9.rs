@@ -26,11 +26,7 @@ async fn kill_9_mid_answer_then_restart_loses_nothing() {
     let model = FakeModel::start().await;
     let socket = unique_socket("k9");
     let _tmux = support::TmuxServer(socket.clone());
-    let mut spec = ServeSpec::new(dir.path(), &socket, instance_env(&home, &model.base_url()));
-    spec.extra_args.extend([
-        "--claude-bin".into(),
-        std::env::var("TROUPE_TEST_CLAUDE_BIN").unwrap_or_else(|_| "claude".into()),
-    ]);
+    let spec = ServeSpec::new(dir.path(), &socket, instance_env(&home, &model.base_url()));
 
     let server = ServeProcess::start(&spec).await;
     let mcp = server.mcp().await;

@@ -509,6 +509,8 @@ async fn mcp_install_puts_troupe_into_claude_code_codex_and_desktop() {
     let config = troupe::Config::for_data_dir(data_dir.clone(), &unique_socket("i"));
     let server = troupe::Server::start(config).await.unwrap();
     let url = server.url();
+    let claude = support::clis::claude_bin();
+    let codex = support::clis::codex_bin();
     let run = |program: &str, args: &[&str]| {
         let out = std::process::Command::new(program)
             .args(args)
@@ -518,6 +520,7 @@ async fn mcp_install_puts_troupe_into_claude_code_codex_and_desktop() {
             .env_remove("XDG_CONFIG_HOME")
             .env("TROUPE_URL", &url)
             .env("TROUPE_DATA_DIR", &data_dir)
+            .env("TROUPE_CODEX_BIN", &codex)
             .env_remove("TROUPE_TOKEN")
             .output()
             .unwrap();
@@ -536,7 +539,7 @@ async fn mcp_install_puts_troupe_into_claude_code_codex_and_desktop() {
     assert!(said.starts_with("added troupe"), "{said}");
     let (ok, said) = tokio::task::block_in_place(|| run(troupe, &["mcp", "install"]));
     assert!(ok && said.contains("nothing changed"), "{said}");
-    let (ok, listed) = tokio::task::block_in_place(|| run("claude", &["mcp", "list"]));
+    let (ok, listed) = tokio::task::block_in_place(|| run(&claude, &["mcp", "list"]));
     assert!(ok, "{listed}");
     assert!(
         listed.contains("troupe") && listed.contains("Connected"),
@@ -548,7 +551,7 @@ async fn mcp_install_puts_troupe_into_claude_code_codex_and_desktop() {
     );
     let (ok, said) = tokio::task::block_in_place(|| run(troupe, &["mcp", "uninstall"]));
     assert!(ok && said.starts_with("removed"), "{said}");
-    let (_, listed) = tokio::task::block_in_place(|| run("claude", &["mcp", "list"]));
+    let (_, listed) = tokio::task::block_in_place(|| run(&claude, &["mcp", "list"]));
     assert!(!listed.contains("troupe"), "{listed}");
 
     let (ok, said) =
@@ -556,7 +559,7 @@ async fn mcp_install_puts_troupe_into_claude_code_codex_and_desktop() {
     assert!(ok, "{said}");
     assert!(said.contains("TROUPE_TOKEN"), "{said}");
     let (ok, shown) =
-        tokio::task::block_in_place(|| run("codex", &["mcp", "get", "troupe", "--json"]));
+        tokio::task::block_in_place(|| run(&codex, &["mcp", "get", "troupe", "--json"]));
     assert!(ok, "{shown}");
     assert!(shown.contains(&format!("{url}/mcp")), "{shown}");
     let (ok, said) =

@@ -12,7 +12,7 @@ use rmcp::{RoleServer, tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::instances::{InstanceView, SpawnClaudeParams};
+use super::instances::InstanceView;
 use super::{Troupe, caller, tool_error};
 use crate::db::instances::Instance;
 use crate::db::replies::Reply;
@@ -110,10 +110,33 @@ pub struct SpawnManyParams {
     pub instances: Vec<SpawnEntry>,
 }
 
+/// spawn_claude's fields, written out: a flattened struct would lose the path of a bad field
+/// in the error.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct SpawnEntry {
-    #[serde(flatten)]
-    pub spawn: SpawnClaudeParams,
+    /// Model: for Claude opus, sonnet, haiku or a claude-* id (default: the role's); for
+    /// Codex an OpenAI model id (default gpt-5).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Role: a preset (architect, developer, reviewer, tester, documenter, researcher) or any
+    /// other role name. Defaults to developer.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Initial context or instructions, added to the instance's system prompt.
+    #[serde(default)]
+    pub context: Option<String>,
+    /// A system prompt that replaces the role's preset prompt.
+    #[serde(default)]
+    pub system_prompt: Option<String>,
+    /// Absolute path of the directory the instance works in (defaults as for spawn_claude).
+    #[serde(default)]
+    pub project_dir: Option<String>,
+    /// A short name (letters, digits, '-', '_'); the id becomes name-xxxx. Defaults to the role.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The parent instance. Defaults to the calling instance when an instance spawns.
+    #[serde(default)]
+    pub parent_instance_id: Option<String>,
     /// The agent CLI: claude (the default) or codex.
     #[serde(default)]
     pub agent: Option<String>,
@@ -338,7 +361,7 @@ impl Troupe {
             return Err(tool_error(Error::InvalidInput("instances is empty".into())));
         }
         let caller = caller(&extensions);
-        let unplaced = p.instances.iter().any(|s| s.spawn.project_dir.is_none());
+        let unplaced = p.instances.iter().any(|s| s.project_dir.is_none());
         let default = match unplaced {
             true => self.default_dir(&ctx, caller.as_deref(), None).await,
             false => None,
@@ -349,13 +372,13 @@ impl Troupe {
             .map(|e| SpawnRequest {
                 agent: e.agent,
                 sandbox_mode: e.sandbox_mode,
-                project_dir: e.spawn.project_dir.or_else(|| default.clone()),
-                name: e.spawn.name,
-                role: e.spawn.role,
-                model: e.spawn.model,
-                system_prompt: e.spawn.system_prompt,
-                context: e.spawn.context,
-                parent_instance_id: e.spawn.parent_instance_id,
+                project_dir: e.project_dir.or_else(|| default.clone()),
+                name: e.name,
+                role: e.role,
+                model: e.model,
+                system_prompt: e.system_prompt,
+                context: e.context,
+                parent_instance_id: e.parent_instance_id,
             })
             .collect();
         let outcomes = self

@@ -29,35 +29,67 @@ pub const ALIASES: &[(&str, &str)] = &[("parent_id", "parent_instance_id")];
 
 /// Renames aliased keys to troupe's names, in the arguments and in the objects of their
 /// lists (spawn_multiple_instances' entries). A key given under both names keeps troupe's.
-pub fn normalise(arguments: &mut serde_json::Map<String, Value>) {
+/// Returns each renamed key's path as troupe names it and as the caller wrote it, so an
+/// error about it can use the caller's words.
+pub fn normalise(arguments: &mut serde_json::Map<String, Value>) -> Vec<(String, String)> {
+    let mut renamed = Vec::new();
+    rename(arguments, "", &mut renamed);
+    renamed
+}
+
+fn rename(
+    arguments: &mut serde_json::Map<String, Value>,
+    at: &str,
+    renamed: &mut Vec<(String, String)>,
+) {
     for (alias, name) in ALIASES {
         if let Some(v) = arguments.remove(*alias)
             && !arguments.contains_key(*name)
         {
             arguments.insert(name.to_string(), v);
+            renamed.push((format!("{at}{name}"), format!("{at}{alias}")));
         }
     }
-    for v in arguments.values_mut() {
+    for (key, v) in arguments.iter_mut() {
         if let Value::Array(items) = v {
-            for item in items {
+            for (i, item) in items.iter_mut().enumerate() {
                 if let Value::Object(inner) = item {
-                    normalise(inner);
+                    rename(inner, &format!("{at}{key}[{i}]."), renamed);
                 }
             }
         }
     }
 }
 
+/// A deserialization error's path in the caller's words.
+fn callers_path(path: String, renamed: &[(String, String)]) -> String {
+    for (ours, theirs) in renamed {
+        if let Some(rest) = path.strip_prefix(ours.as_str())
+            && (rest.is_empty() || rest.starts_with(['.', '[']))
+        {
+            return format!("{theirs}{rest}");
+        }
+    }
+    path
+}
+
 impl<S, P: DeserializeOwned> FromContextPart<ToolCallContext<'_, S>> for Parameters<P> {
     fn from_context_part(context: &mut ToolCallContext<'_, S>) -> Result<Self, McpError> {
         let mut arguments = context.arguments.take().unwrap_or_default();
-        normalise(&mut arguments);
+        let renamed = normalise(&mut arguments);
         let arguments = Value::Object(arguments);
         serde_path_to_error::deserialize(arguments)
             .map(Parameters)
             // rmcp turns errors with this prefix into a tool error (isError), as before.
             .map_err(|e| {
-                McpError::invalid_params(format!("failed to deserialize parameters: {e}"), None)
+                let path = callers_path(e.path().to_string(), &renamed);
+                let e = e.into_inner();
+                let said = if path == "." {
+                    e.to_string()
+                } else {
+                    format!("{path}: {e}")
+                };
+                McpError::invalid_params(format!("failed to deserialize parameters: {said}"), None)
             })
     }
 }
@@ -90,7 +122,15 @@ mod tests {
             .as_object()
             .cloned()
             .unwrap();
-        normalise(&mut args);
+        let renamed = normalise(&mut args);
+        assert_eq!(
+            callers_path("instances[0].parent_instance_id".into(), &renamed),
+            "instances[0].parent_id"
+        );
+        assert_eq!(
+            callers_path("parent_instance_id_x".into(), &renamed),
+            "parent_instance_id_x"
+        );
         assert_eq!(
             Value::Object(args),
             json!({ "parent_instance_id": "a-1", "instances": [{ "parent_instance_id": "b-2" }, 3] })

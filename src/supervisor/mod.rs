@@ -284,8 +284,19 @@ impl Supervisor {
             .map(str::to_string)
             .unwrap_or_else(|| agent.default_model(role.model));
         agent.cli_model(&model).ok_or_else(|| {
+            let other = if agent.name() == "claude" {
+                ("codex", "spawn_codex")
+            } else {
+                ("claude", "spawn_claude")
+            };
+            let elsewhere = match shared.agent(other.0) {
+                Ok(a) if a.cli_model(&model).is_some() => {
+                    format!(" ({model} is a {} model: {} runs it)", other.0, other.1)
+                }
+                _ => String::new(),
+            };
             Error::InvalidInput(format!(
-                "unknown {} model {model:?}; {}",
+                "unknown {} model {model:?}; {}{elsewhere}",
                 agent.name(),
                 agent.model_hint()
             ))

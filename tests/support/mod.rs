@@ -2,6 +2,7 @@
 //! a temp HOME seeded so the real Claude Code CLI runs offline against [`FakeModel`].
 #![allow(dead_code)]
 
+pub mod clis;
 pub mod fake_model;
 pub mod mcp;
 pub mod process;
@@ -136,10 +137,8 @@ impl Harness {
     pub fn config(&self) -> troupe::Config {
         let mut config = troupe::Config::for_data_dir(self.data_dir.clone(), &self.socket);
         config.troupe_bin = PathBuf::from(env!("CARGO_BIN_EXE_troupe"));
-        config.claude_bin =
-            std::env::var("TROUPE_TEST_CLAUDE_BIN").unwrap_or_else(|_| "claude".into());
-        config.codex_bin =
-            std::env::var("TROUPE_TEST_CODEX_BIN").unwrap_or_else(|_| "codex".into());
+        config.claude_bin = clis::claude_bin();
+        config.codex_bin = clis::codex_bin();
         config.instance_env = instance_env(&self.home, &self.model.base_url());
         (self.tune)(&mut config);
         config

@@ -49,12 +49,11 @@ pub struct ServeSpec {
 
 impl ServeSpec {
     /// db = `dir/data/troupe.db`, data_dir = `dir/data`, log = `dir/serve.log`, a fresh port.
-    /// `TROUPE_TEST_CLAUDE_BIN`, when set, becomes the server's `TROUPE_CLAUDE_BIN` (as in the
-    /// in-process harness); a `--claude-bin` in `extra_args` still wins.
+    /// The server runs the suite's pinned CLIs (see `clis`), as the in-process harness does;
+    /// a `--claude-bin` or `--codex-bin` in `extra_args` still wins.
     pub fn new(dir: &Path, socket: &str, mut env: Vec<(String, String)>) -> ServeSpec {
-        if let Ok(bin) = std::env::var("TROUPE_TEST_CLAUDE_BIN") {
-            env.insert(0, ("TROUPE_CLAUDE_BIN".into(), bin));
-        }
+        env.insert(0, ("TROUPE_CLAUDE_BIN".into(), super::clis::claude_bin()));
+        env.insert(0, ("TROUPE_CODEX_BIN".into(), super::clis::codex_bin()));
         let data_dir = dir.join("data");
         ServeSpec {
             port: free_port(),
