@@ -391,8 +391,11 @@ async fn bad_codex_input_gets_a_clear_error() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_codex_instance_spawns_children_of_its_own_through_troupe() {
     let h = Harness::start().await;
+    // Sandboxed: Codex must still call troupe's tools without stopping to ask.
     let parent = h
-        .spawn_codex(json!({ "role": "architect", "name": "lead" }))
+        .spawn_codex(
+            json!({ "role": "architect", "name": "lead", "sandbox_mode": "workspace-write" }),
+        )
         .await;
     let r = h
         .call(

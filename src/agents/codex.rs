@@ -116,6 +116,9 @@ pub fn overlay_config(user_config: &str, o: &Overlay<'_>) -> Result<String, Stri
     headers.insert("X-Troupe-Instance", o.instance_id.into());
     headers.insert("Authorization", format!("Bearer {}", o.token).into());
     troupe["http_headers"] = value(headers);
+    // troupe's tools are what an instance is started to use; in a sandbox with approvals
+    // off Codex would refuse them ("requires approval, but approval policy is never").
+    troupe["default_tools_approval_mode"] = value("approve");
     servers.insert("troupe", Item::Table(troupe));
 
     let mut state = Table::new();
@@ -378,6 +381,7 @@ pub fn classify_screen(screen: &str) -> CodexScreen {
         CodexScreen::TrustDialog
     } else if screen.contains("Would you like to run the following command")
         || screen.contains("Would you like to make the following edits")
+        || (screen.contains("MCP server to run tool") && screen.contains("Allow"))
     {
         CodexScreen::ApprovalPrompt
     } else if screen.contains("esc to interrupt") {
@@ -860,6 +864,10 @@ mod tests {
             Some("dev-1a2b")
         );
         assert_eq!(
+            troupe["default_tools_approval_mode"].as_str(),
+            Some("approve")
+        );
+        assert_eq!(
             doc["projects"]["/w/proj"]["trust_level"].as_str(),
             Some("trusted")
         );
@@ -960,6 +968,7 @@ mod tests {
             ("04-interrupted.txt", CodexScreen::Ready),
             ("05-after-followup.txt", CodexScreen::Ready),
             ("hooks-review.txt", CodexScreen::HooksReview),
+            ("mcp-tool-approval.txt", CodexScreen::ApprovalPrompt),
         ];
         for (file, want) in cases {
             assert_eq!(
