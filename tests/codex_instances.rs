@@ -414,6 +414,22 @@ async fn a_codex_instance_spawns_children_of_its_own_through_troupe() {
         answer.contains("kid-"),
         "the tool's result came back: {answer}"
     );
+    // Two model responses in that turn (the call, then the text after its result): a usage
+    // row for each, with what the fake reported for each.
+    let message_id = r.structured["message_id"].as_str().unwrap().to_string();
+    let rows = eventually("both usage rows", Duration::from_secs(10), || async {
+        let rows: Vec<UsageRecord> = UsageRecord::for_instance(h.pool(), &parent)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|u| u.message_id.as_deref() == Some(message_id.as_str()))
+            .collect();
+        (rows.len() >= 2).then_some(rows)
+    })
+    .await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0].output_tokens, 10, "the function call");
+    assert!(rows.iter().all(|u| u.input_tokens == 100), "{rows:?}");
     let children = Instance::children(h.pool(), &parent, false).await.unwrap();
     assert_eq!(
         children.len(),
