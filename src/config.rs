@@ -45,6 +45,8 @@ pub struct Config {
     pub claude_bin: String,
     /// The Codex executable.
     pub codex_bin: String,
+    /// What each model costs.
+    pub prices: crate::pricing::PriceTable,
     /// Why Codex instances cannot run (the check at start found no working `codex`).
     pub codex_missing: Option<String>,
     /// The troupe executable that instances' hooks run (`troupe hook`).
@@ -92,6 +94,7 @@ impl Config {
             tmux_socket: tmux_socket.to_string(),
             claude_bin: "claude".into(),
             codex_bin: "codex".into(),
+            prices: crate::pricing::PriceTable::defaults(),
             codex_missing: None,
             troupe_bin: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("troupe")),
             permission_mode: PermissionMode::Skip,

@@ -112,7 +112,10 @@ async fn spawn_send_and_the_answer_is_recorded() {
             .iter()
             .all(|u| u.input_tokens > 0 && u.output_tokens > 0)
     );
-    assert!(usage.iter().all(|u| u.cost_micros > 0), "{usage:?}");
+    assert!(
+        usage.iter().all(|u| u.cost_micros.is_some_and(|c| c > 0)),
+        "{usage:?}"
+    );
 
     let out = h
         .call("get_instance_output", json!({ "instance_id": id }))
@@ -702,4 +705,81 @@ async fn a_role_outside_the_presets_gets_a_prompt_of_its_own() {
             .contains("You are the security specialist"),
         "the built prompt reaches the model"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_ledger_holds_what_the_model_reported_at_its_price() {
+    let h = Harness::start().await;
+    let id = h.spawn(json!({ "role": "tester", "model": "haiku" })).await;
+    for text in ["first call", "second call"] {
+        let r = h
+            .call(
+                "send_to_instance",
+                json!({ "instance_id": id, "message": text }),
+            )
+            .await;
+        assert_eq!(r.structured["status"], "answered", "{}", r.text);
+        h.wait_for_transcript(&id, r.structured["message_id"].as_str().unwrap())
+            .await;
+    }
+    let rows = UsageRecord::for_instance(h.pool(), &id).await.unwrap();
+    assert!(rows.len() >= 2, "{rows:?}");
+    let reported = h.model.reported();
+    for row in &rows {
+        let fake = reported
+            .iter()
+            .find(|r| r.id == row.source_id)
+            .unwrap_or_else(|| panic!("{} is not a response the fake gave", row.source_id));
+        assert_eq!(
+            (
+                row.input_tokens,
+                row.output_tokens,
+                row.cache_creation_tokens,
+                row.cache_read_tokens
+            ),
+            (
+                fake.input,
+                fake.output,
+                fake.cache_creation,
+                fake.cache_read
+            ),
+            "{row:?}"
+        );
+        assert!(
+            fake.cache_creation > 0 && fake.cache_read > 0,
+            "every kind is counted"
+        );
+        assert!(row.model.starts_with("claude-haiku-4"), "{}", row.model);
+        // Haiku 4.x: $1 input, $5 output, $1.25 cache write, $0.10 cache read per million.
+        let price = fake.input as f64
+            + fake.output as f64 * 5.0
+            + fake.cache_creation as f64 * 1.25
+            + fake.cache_read as f64 * 0.1;
+        assert_eq!(row.cost_micros, Some(price.round() as i64), "{row:?}");
+    }
+
+    // A model with no price: its tokens are counted, its cost is not made up.
+    let odd = h
+        .spawn(json!({ "role": "tester", "model": "claude-unpriced-1" }))
+        .await;
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": odd, "message": "what does this cost" }),
+        )
+        .await;
+    assert_eq!(r.structured["status"], "answered", "{}", r.text);
+    h.wait_for_transcript(&odd, r.structured["message_id"].as_str().unwrap())
+        .await;
+    let rows = UsageRecord::for_instance(h.pool(), &odd).await.unwrap();
+    assert!(
+        rows.iter()
+            .all(|u| u.cost_micros.is_none() && u.input_tokens > 0),
+        "{rows:?}"
+    );
+    let status = h
+        .call("get_instance_status", json!({ "instance_id": odd }))
+        .await;
+    let usage = &status.structured["instances"][0]["usage"];
+    assert!(usage["unpriced_calls"].as_i64().unwrap() >= 1, "{usage}");
 }

@@ -84,9 +84,26 @@ async fn spawn_codex_send_and_the_answer_and_usage_are_recorded() {
         .filter(|u| u.message_id.as_deref() == Some(message_id))
         .collect();
     assert_eq!(turn.len(), 1, "{rows:?}");
-    assert_eq!(turn[0].input_tokens, 100);
+    let reported = h.model.reported();
+    let fake = reported
+        .iter()
+        .find(|r| r.id == turn[0].source_id)
+        .expect("the row is a response the fake gave");
+    assert_eq!(
+        (
+            turn[0].input_tokens,
+            turn[0].output_tokens,
+            turn[0].cache_read_tokens
+        ),
+        (fake.input, fake.output, fake.cache_read),
+        "the ledger holds what the fake reported, cached input apart"
+    );
     assert_eq!(turn[0].output_tokens, 3, "ECHO: hello codex is three words");
     assert_eq!(turn[0].model, "gpt-5");
+    // gpt-5: $1.25 input, $10 output, $0.125 cached input per million tokens.
+    let price =
+        fake.input as f64 * 1.25 + fake.output as f64 * 10.0 + fake.cache_read as f64 * 0.125;
+    assert_eq!(turn[0].cost_micros, Some(price.round() as i64));
 
     // The same tools as for Claude.
     let out = h
@@ -429,7 +446,14 @@ async fn a_codex_instance_spawns_children_of_its_own_through_troupe() {
     .await;
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert_eq!(rows[0].output_tokens, 10, "the function call");
-    assert!(rows.iter().all(|u| u.input_tokens == 100), "{rows:?}");
+    let reported = h.model.reported();
+    for row in &rows {
+        let fake = reported.iter().find(|r| r.id == row.source_id).unwrap();
+        assert_eq!(
+            (row.input_tokens, row.output_tokens, row.cache_read_tokens),
+            (fake.input, fake.output, fake.cache_read)
+        );
+    }
     let children = Instance::children(h.pool(), &parent, false).await.unwrap();
     assert_eq!(
         children.len(),

@@ -12,7 +12,8 @@ pub struct UsageRecord {
     pub output_tokens: i64,
     pub cache_creation_tokens: i64,
     pub cache_read_tokens: i64,
-    pub cost_micros: i64,
+    /// None: the model has no price.
+    pub cost_micros: Option<i64>,
     pub created_at: String,
 }
 
@@ -25,7 +26,7 @@ pub struct NewUsage<'a> {
     pub output_tokens: i64,
     pub cache_creation_tokens: i64,
     pub cache_read_tokens: i64,
-    pub cost_micros: i64,
+    pub cost_micros: Option<i64>,
 }
 
 /// Totals over some usage rows.
@@ -35,7 +36,10 @@ pub struct UsageTotals {
     pub output_tokens: i64,
     pub cache_creation_tokens: i64,
     pub cache_read_tokens: i64,
+    /// The cost of the priced calls.
     pub cost_micros: i64,
+    /// Calls to models with no price: their tokens are counted, their cost is not known.
+    pub unpriced_calls: i64,
 }
 
 impl UsageRecord {
@@ -87,7 +91,8 @@ impl UsageRecord {
                       COALESCE(SUM(output_tokens), 0) AS "output_tokens!: i64",
                       COALESCE(SUM(cache_creation_tokens), 0) AS "cache_creation_tokens!: i64",
                       COALESCE(SUM(cache_read_tokens), 0) AS "cache_read_tokens!: i64",
-                      COALESCE(SUM(cost_micros), 0) AS "cost_micros!: i64"
+                      COALESCE(SUM(cost_micros), 0) AS "cost_micros!: i64",
+                      COUNT(*) - COUNT(cost_micros) AS "unpriced_calls!: i64"
                FROM usage_records WHERE instance_id = ?"#,
             instance_id
         )

@@ -216,7 +216,15 @@ impl Supervisor {
             }
             let mut retry = None;
             while let Some(record) = unwritten.front() {
-                match record_output(&self.shared.pool, id, record, None).await {
+                match record_output(
+                    &self.shared.pool,
+                    &self.shared.config.prices,
+                    id,
+                    record,
+                    None,
+                )
+                .await
+                {
                     Ok(()) => {
                         unwritten.pop_front();
                     }

@@ -73,6 +73,21 @@ struct Recorded {
     cancelled_streams: usize,
     /// Producer tasks, aborted when the `FakeModel` is dropped.
     producers: Vec<AbortHandle>,
+    /// The usage each finished response reported, in order.
+    reported: Vec<Reported>,
+}
+
+/// What one model response said it used, as the CLI was told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reported {
+    /// The message id (Anthropic) or response id (OpenAI).
+    pub id: String,
+    pub model: String,
+    /// Input tokens not read from the cache (OpenAI's input_tokens minus cached_tokens).
+    pub input: i64,
+    pub output: i64,
+    pub cache_creation: i64,
+    pub cache_read: i64,
 }
 
 struct Inner {
@@ -177,6 +192,11 @@ impl FakeModel {
     /// Number of streamed answers cut short because the client disconnected.
     pub fn cancelled_streams(&self) -> usize {
         self.inner.recorded().cancelled_streams
+    }
+
+    /// The usage of every response streamed to its end, in order.
+    pub fn reported(&self) -> Vec<Reported> {
+        self.inner.recorded().reported.clone()
     }
 
     /// Appends every `/v1/messages` request body as one JSON line to `path`.
@@ -519,6 +539,8 @@ async fn messages(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
 
     let model = body["model"].as_str().unwrap_or("claude-fake").to_string();
     let input_tokens = input_tokens(&body);
+    // Made-up cache figures, so that a ledger shows it keeps every kind apart.
+    let (cache_creation, cache_read) = (CACHE_CREATION_TOKENS, input_tokens / 2);
     let request_id = format!("req_fake_{}", hex_id());
     let message_id = format!("msg_fake_{}", hex_id());
 
@@ -555,8 +577,8 @@ async fn messages(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
             "usage": {
                 "input_tokens": input_tokens,
                 "output_tokens": output_tokens,
-                "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
+                "cache_creation_input_tokens": cache_creation,
+                "cache_read_input_tokens": cache_read,
             },
         });
         return (
@@ -582,8 +604,8 @@ async fn messages(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
             "usage": {
                 "input_tokens": input_tokens,
                 "output_tokens": 1,
-                "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
+                "cache_creation_input_tokens": cache_creation,
+                "cache_read_input_tokens": cache_read,
             },
         },
     });
@@ -591,9 +613,22 @@ async fn messages(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     let (tx, rx) = mpsc::channel::<String>(16);
     inner.update(|r| r.active_streams += 1);
     let task_inner = inner.clone();
+    let message_id_for_ledger = message_id.clone();
+    let model_for_ledger = model.clone();
     let producer = tokio::spawn(async move {
         let _guard = StreamGuard(task_inner.clone());
-        if produce(&tx, start, reply).await.is_err() {
+        let reported = Reported {
+            id: message_id_for_ledger,
+            model: model_for_ledger,
+            input: input_tokens as i64,
+            output: 0,
+            cache_creation: cache_creation as i64,
+            cache_read: cache_read as i64,
+        };
+        if produce(&tx, start, reply, &task_inner, reported)
+            .await
+            .is_err()
+        {
             task_inner.update(|r| r.cancelled_streams += 1);
         }
     });
@@ -645,7 +680,18 @@ async fn pause(tx: &mpsc::Sender<String>, delay: Duration) -> Result<(), Gone> {
     }
 }
 
-async fn produce(tx: &mpsc::Sender<String>, start: Value, reply: Reply) -> Result<(), Gone> {
+/// Cache writes every Anthropic response reports (cache reads: half its input).
+pub const CACHE_CREATION_TOKENS: usize = 32;
+/// Of the 100 input tokens every Responses answer reports, this many were cached.
+pub const RESPONSES_CACHED_TOKENS: i64 = 40;
+
+async fn produce(
+    tx: &mpsc::Sender<String>,
+    start: Value,
+    reply: Reply,
+    inner: &Inner,
+    mut reported: Reported,
+) -> Result<(), Gone> {
     send(tx, start).await?;
     let (stop_reason, output_tokens) = match reply {
         Reply::ToolUse { name, input } => {
@@ -695,7 +741,10 @@ async fn produce(tx: &mpsc::Sender<String>, start: Value, reply: Reply) -> Resul
         }),
     )
     .await?;
-    send(tx, json!({"type": "message_stop"})).await
+    send(tx, json!({"type": "message_stop"})).await?;
+    reported.output = output_tokens as i64;
+    inner.update(|r| r.reported.push(reported));
+    Ok(())
 }
 
 async fn send_text_start(tx: &mpsc::Sender<String>) -> Result<(), Gone> {
@@ -791,9 +840,12 @@ async fn responses(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     let (tx, rx) = mpsc::channel::<String>(64);
     let guard = StreamGuard(inner.clone());
     inner.update(|r| r.active_streams += 1);
+    let recorder = inner.clone();
     tokio::spawn(async move {
         let _guard = guard;
-        let _ = produce_response(&tx, &model, &body, reply).await;
+        if let Ok(reported) = produce_response(&tx, &model, &body, reply).await {
+            recorder.update(|r| r.reported.push(reported));
+        }
     });
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv()
@@ -838,7 +890,7 @@ async fn produce_function_call(
     name: &str,
     namespace: Option<String>,
     input: &Value,
-) -> Result<(), Gone> {
+) -> Result<Reported, Gone> {
     let response_id = format!("resp_fake_{}", hex_id());
     let item_id = format!("fc_fake_{}", hex_id());
     let call_id = format!("call_fake_{}", hex_id());
@@ -885,7 +937,8 @@ async fn produce_function_call(
     let completed = json!({
         "id": response_id, "object": "response", "status": "completed", "model": model,
         "output": [done],
-        "usage": { "input_tokens": 100, "input_tokens_details": { "cached_tokens": 0 },
+        "usage": { "input_tokens": 100,
+                   "input_tokens_details": { "cached_tokens": RESPONSES_CACHED_TOKENS },
                    "output_tokens": 10, "output_tokens_details": { "reasoning_tokens": 0 },
                    "total_tokens": 110 }
     });
@@ -893,7 +946,19 @@ async fn produce_function_call(
         tx,
         json!({ "type": "response.completed", "response": completed }),
     )
-    .await
+    .await?;
+    Ok(responses_reported(&response_id, model, 10))
+}
+
+fn responses_reported(id: &str, model: &str, output: i64) -> Reported {
+    Reported {
+        id: id.to_string(),
+        model: model.to_string(),
+        input: 100 - RESPONSES_CACHED_TOKENS,
+        output,
+        cache_creation: 0,
+        cache_read: RESPONSES_CACHED_TOKENS,
+    }
 }
 
 async fn produce_response(
@@ -901,7 +966,7 @@ async fn produce_response(
     model: &str,
     body: &Value,
     reply: Reply,
-) -> Result<(), Gone> {
+) -> Result<Reported, Gone> {
     if let Reply::ToolUse { name, input } = &reply {
         let (name, namespace) = responses_tool_name(body, name);
         return produce_function_call(tx, model, &name, namespace, input).await;
@@ -966,7 +1031,8 @@ async fn produce_response(
     let completed = json!({
         "id": response_id, "object": "response", "status": "completed", "model": model,
         "output": [done_item],
-        "usage": { "input_tokens": 100, "input_tokens_details": { "cached_tokens": 0 },
+        "usage": { "input_tokens": 100,
+                   "input_tokens_details": { "cached_tokens": RESPONSES_CACHED_TOKENS },
                    "output_tokens": words, "output_tokens_details": { "reasoning_tokens": 0 },
                    "total_tokens": 100 + words }
     });
@@ -974,5 +1040,6 @@ async fn produce_response(
         tx,
         json!({ "type": "response.completed", "response": completed }),
     )
-    .await
+    .await?;
+    Ok(responses_reported(&response_id, model, words as i64))
 }

@@ -617,7 +617,14 @@ impl Actor {
     }
 
     async fn record_output(&self, record: &Record, message_id: Option<&str>) -> Result<()> {
-        record_output(&self.shared.pool, &self.id, record, message_id).await
+        record_output(
+            &self.shared.pool,
+            &self.shared.config.prices,
+            &self.id,
+            record,
+            message_id,
+        )
+        .await
     }
 
     /// Writes the row, after any still unwritten before it.
@@ -835,9 +842,17 @@ fn last_lines(screen: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join(" | ")
 }
 
+/// The day a transcript timestamp (RFC 3339) falls on; today when it has none.
+fn call_day(ts: &str) -> chrono::NaiveDate {
+    ts.get(..10)
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| chrono::Utc::now().date_naive())
+}
+
 /// Writes a transcript record's output chunks and the model call's usage.
 pub(crate) async fn record_output(
     pool: &sqlx::SqlitePool,
+    prices: &pricing::PriceTable,
     id: &str,
     record: &Record,
     message_id: Option<&str>,
@@ -854,6 +869,7 @@ pub(crate) async fn record_output(
         }
         Record::Assistant {
             uuid,
+            ts,
             message_id: response_id,
             model,
             blocks,
@@ -881,7 +897,8 @@ pub(crate) async fn record_output(
                         output_tokens: usage.output,
                         cache_creation_tokens: usage.cache_creation,
                         cache_read_tokens: usage.cache_read,
-                        cost_micros: pricing::cost_micros(model, &usage),
+                        // Priced as of the day of the call, by the CLI's clock.
+                        cost_micros: prices.cost_micros(model, call_day(ts), &usage),
                     },
                 )
                 .await?;
