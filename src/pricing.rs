@@ -154,6 +154,11 @@ mod tests {
             t.cost_micros("gpt-5-mini", today, &usage),
             Some(250_000 + 2_000 + 25_000 + 250)
         );
+        assert_eq!(
+            t.cost_micros("claude-sonnet-5", today, &usage),
+            Some(3_000_000 + 15_000 + 375_000 + 3_000),
+            "what the pinned Claude Code's `sonnet` is"
+        );
         assert_eq!(t.cost_micros("mystery", today, &usage), None);
         assert_eq!(t.cost_micros("gpt-50", today, &usage), None, "not a gpt-5");
     }

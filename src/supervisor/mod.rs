@@ -158,6 +158,9 @@ pub struct SpawnRequest {
     pub parent_instance_id: Option<String>,
 }
 
+/// How long a task that has written its instance's end may take to finish its last step.
+const TASK_ENDING: Duration = Duration::from_secs(10);
+
 /// Cheap to clone: every handler holds one.
 #[derive(Clone)]
 pub struct Supervisor {
@@ -202,6 +205,32 @@ impl Supervisor {
             .expect("instances poisoned")
             .get(id)
             .cloned()
+    }
+
+    /// The live task of an instance, for work that must reach a task that goes on. A task
+    /// writes its instance's end (exited, failed) before it lets go of its handle; an instance
+    /// that reads as stopped while its task is still there is waited for until the task has
+    /// ended, so that a resume after it never races it.
+    async fn live_going_on(&self, id: &str) -> Result<mpsc::UnboundedSender<Command>> {
+        if let Some(tx) = self.handle(id) {
+            let stopped = Instance::find(&self.shared.pool, id)
+                .await?
+                .is_some_and(|i| {
+                    matches!(
+                        i.state,
+                        InstanceState::Exited
+                            | InstanceState::Failed
+                            | InstanceState::Suspended
+                            | InstanceState::Terminated
+                    )
+                });
+            if !stopped {
+                return Ok(tx);
+            }
+            // The receiver goes when the task's last step is done.
+            let _ = tokio::time::timeout(TASK_ENDING, tx.closed()).await;
+        }
+        self.live(id).await
     }
 
     /// The live task of an instance, or the reason there is none.
@@ -739,7 +768,7 @@ impl Supervisor {
         instance_id: &str,
         caller: Option<&str>,
     ) -> Result<Instance> {
-        if self.handle(instance_id).is_none() {
+        if self.live_going_on(instance_id).await.is_err() {
             let inst = Instance::find(&self.shared.pool, instance_id)
                 .await?
                 .ok_or_else(|| Error::UnknownInstance(instance_id.to_string()))?;
@@ -826,7 +855,7 @@ impl Supervisor {
                 text.len()
             )));
         }
-        let tx = match self.live(instance_id).await {
+        let tx = match self.live_going_on(instance_id).await {
             Ok(tx) => tx,
             // Its conversation is kept: bring it back, then queue.
             Err(Error::NotRunning {
