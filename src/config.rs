@@ -62,8 +62,10 @@ pub struct Config {
     pub interrupt_timeout: Duration,
     /// Default wait for an answer when the caller gives none.
     pub default_wait: Duration,
-    /// Most instances alive at once.
-    pub max_instances: usize,
+    /// The controls the config file sets (`[orchestration]`).
+    pub file_controls: crate::settings::Layer,
+    /// The controls the environment and `serve`'s flags set.
+    pub env_controls: crate::settings::Layer,
     /// Deepest allowed tree: 1 means no instance may spawn children.
     pub max_depth: usize,
     /// Most live children one instance may have.
@@ -103,7 +105,8 @@ impl Config {
             submit_timeout: Duration::from_secs(30),
             interrupt_timeout: Duration::from_secs(15),
             default_wait: Duration::from_secs(300),
-            max_instances: 50,
+            file_controls: crate::settings::Layer::default(),
+            env_controls: crate::settings::Layer::default(),
             max_depth: 4,
             max_children: 10,
             public_url: String::new(),
@@ -125,4 +128,13 @@ pub fn default_data_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."));
     home.join(".local").join("share").join("troupe")
+}
+
+/// A switch as people write it: 1/0, true/false, yes/no, on/off (any case).
+pub fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" | "y" => Some(true),
+        "0" | "false" | "no" | "off" | "n" => Some(false),
+        _ => None,
+    }
 }

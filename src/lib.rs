@@ -19,6 +19,7 @@ pub mod pricing;
 pub mod private;
 pub mod process;
 pub mod roles;
+pub mod settings;
 pub mod states;
 pub mod stdio;
 pub mod supervisor;

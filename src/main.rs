@@ -215,9 +215,14 @@ struct ServeArgs {
         default_value = "skip"
     )]
     permission_mode: PermissionMode,
-    /// Most instances alive at once.
-    #[arg(long, env = "TROUPE_MAX_INSTANCES", default_value_t = 50)]
-    max_instances: usize,
+    /// Most instances alive at once [default: 50; also MAX_INSTANCES, the config file, or
+    /// configure_orchestration].
+    #[arg(long)]
+    max_instances: Option<u32>,
+    /// troupe's config file: [orchestration] controls and [[prices]]
+    /// [default: $XDG_CONFIG_HOME/troupe/config.toml]
+    #[arg(long, env = "TROUPE_CONFIG")]
+    config: Option<PathBuf>,
     /// Deepest parent/child tree (1: instances cannot spawn children).
     #[arg(long, env = "TROUPE_MAX_DEPTH", default_value_t = 4)]
     max_depth: usize,
@@ -468,7 +473,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.codex_bin = args.codex_bin;
     config.codex_missing = found.codex.clone().err();
     config.permission_mode = args.permission_mode;
-    config.max_instances = args.max_instances;
+    let config_path = match &args.config {
+        Some(p) => troupe::preflight::absolute(p)?,
+        None => troupe::settings::default_config_file(),
+    };
+    let file = troupe::settings::read_config_file(&config_path).map_err(|e| {
+        anyhow::anyhow!("{e}; fix it, or start with --config pointing at another file")
+    })?;
+    let tools = troupe::mcp::tool_names();
+    file.orchestration
+        .check(&tools)
+        .map_err(|e| anyhow::anyhow!("{}: [orchestration] {e}", config_path.display()))?;
+    config.prices = config
+        .prices
+        .with(file.prices)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
+    config.file_controls = file.orchestration;
+    let mut env_controls = troupe::settings::Layer::from_env(|k| std::env::var(k).ok())
+        .map_err(|e| anyhow::anyhow!("in the environment: {e}"))?;
+    if let Some(n) = args.max_instances {
+        env_controls.max_instances = Some(n);
+    }
+    env_controls
+        .check(&tools)
+        .map_err(|e| anyhow::anyhow!("in the environment: {e}"))?;
+    config.env_controls = env_controls;
     config.max_depth = args.max_depth;
     config.max_children = args.max_children;
     config.startup_timeout = Duration::from_secs(args.startup_timeout);

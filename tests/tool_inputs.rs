@@ -1074,7 +1074,7 @@ fn arbitrary_json_never_breaks_a_tool_or_the_session_and_errors_name_the_field()
     let mut config = troupe::Config::for_data_dir(dir.path().join("data"), &socket);
     config.claude_bin = "/nonexistent/claude".into();
     config.troupe_bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_troupe"));
-    config.max_instances = 3;
+    config.env_controls.max_instances = Some(3);
     config.max_children = 2;
     config.startup_timeout = Duration::from_secs(10);
     let server = rt

@@ -8,6 +8,7 @@ pub mod interrupts;
 pub mod messages;
 pub mod output;
 pub mod replies;
+pub mod settings;
 pub mod teams;
 pub mod usage;
 

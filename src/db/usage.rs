@@ -100,3 +100,17 @@ impl UsageRecord {
         .await
     }
 }
+
+impl UsageRecord {
+    /// The cost (micro-dollars) of every priced call recorded at or after `since` (an RFC 3339
+    /// timestamp as the rows hold them).
+    pub async fn cost_since(pool: &SqlitePool, since: &str) -> sqlx::Result<i64> {
+        sqlx::query_scalar!(
+            r#"SELECT COALESCE(SUM(cost_micros), 0) AS "cost!: i64" FROM usage_records
+               WHERE created_at >= ?"#,
+            since
+        )
+        .fetch_one(pool)
+        .await
+    }
+}

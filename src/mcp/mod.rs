@@ -9,6 +9,7 @@ mod logging;
 mod messaging;
 mod parameters;
 mod roots;
+mod settings;
 mod teams;
 
 use std::future::Future;
@@ -62,7 +63,8 @@ static TOOLS: LazyLock<ToolRouter<Troupe>> = LazyLock::new(|| {
         + Troupe::lifecycle_tools()
         + Troupe::messaging_tools()
         + Troupe::coordination_tools()
-        + Troupe::team_tools();
+        + Troupe::team_tools()
+        + Troupe::settings_tools();
     for route in router.map.values_mut() {
         strip_formats(Arc::make_mut(&mut route.attr.input_schema));
         if let Some(out) = route.attr.output_schema.as_mut() {
@@ -71,6 +73,14 @@ static TOOLS: LazyLock<ToolRouter<Troupe>> = LazyLock::new(|| {
     }
     router
 });
+
+/// The names of troupe's tools (for settings that name tools).
+pub fn tool_names() -> Vec<&'static str> {
+    let router: &'static ToolRouter<Troupe> = &TOOLS;
+    let mut names: Vec<&'static str> = router.map.keys().map(|k| k.as_ref()).collect();
+    names.sort_unstable();
+    names
+}
 
 impl Troupe {
     pub fn new(sup: Supervisor) -> Self {

@@ -78,7 +78,7 @@ impl Supervisor {
                 req.transcript_path
             )));
         }
-        self.check_room().await?;
+        self.check_room(&self.settings()).await?;
         let id = new_instance_id(&shared.pool, name.as_deref().unwrap_or("chat")).await?;
         let workdir = workdir.display().to_string();
         Instance::insert(

@@ -3,6 +3,7 @@
 //! outcome, and publishes an [`Event`] that waiters and streams listen to.
 
 pub mod attached;
+pub mod controls;
 pub mod coordination;
 pub mod hierarchy;
 pub mod instance;
@@ -64,6 +65,10 @@ pub(crate) struct Shared {
     agents: Agents,
     /// Sessions attached by `troupe chat`, each with what stops following it.
     attached: Mutex<HashMap<String, CancellationToken>>,
+    /// The controls set in the conversation (as the settings table holds them).
+    controls: std::sync::RwLock<crate::settings::Layer>,
+    /// When this server started: the session a session budget counts from.
+    started_at: String,
 }
 
 impl Shared {
@@ -174,7 +179,10 @@ impl Supervisor {
         shutdown: CancellationToken,
     ) -> Result<Self> {
         let (events, _) = broadcast::channel(1024);
+        let controls = crate::db::settings::load(&pool).await?;
         let shared = Arc::new(Shared {
+            controls: std::sync::RwLock::new(controls),
+            started_at: crate::db::now(),
             pool,
             tmux: Tmux::new(config.tmux_socket.clone()),
             agents: Agents::new(&config.claude_bin, &config.codex_bin),
@@ -253,6 +261,8 @@ impl Supervisor {
     pub async fn spawn(&self, req: SpawnRequest, caller: Option<&str>) -> Result<Instance> {
         let shared = &self.shared;
         let config = &shared.config;
+        let settings = self.settings();
+        self.check_enabled(&settings)?;
         let agent_name = req
             .agent
             .as_deref()
@@ -311,8 +321,12 @@ impl Supervisor {
             .map(str::trim)
             .filter(|m| !m.is_empty())
             .map(str::to_string)
-            .unwrap_or_else(|| agent.default_model(role.model));
-        agent.cli_model(&model).ok_or_else(|| {
+            .unwrap_or_else(|| {
+                settings.default_model(&role.name, &agent.default_model(role.model), |m| {
+                    agent.cli_model(m).is_some()
+                })
+            });
+        let cli_model = agent.cli_model(&model).ok_or_else(|| {
             let other = if agent.name() == "claude" {
                 ("codex", "spawn_codex")
             } else {
@@ -330,6 +344,14 @@ impl Supervisor {
                 agent.model_hint()
             ))
         })?;
+        if !settings.model_allowed(&model, &cli_model) {
+            return Err(Error::Limit(format!(
+                "model {model} is not allowed: allowed_models is {} (set in {}); pick one of \
+                 those, or change allowed_models with configure_orchestration",
+                settings.allowed_models.value.join(", "),
+                controls::source_words(settings.allowed_models.source)
+            )));
+        }
         let name = match req.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
             Some(n) => Some(validate_name(n)?),
             None => None,
@@ -358,7 +380,8 @@ impl Supervisor {
             Some(dir) => Some(project_dir(dir)?),
             None => None,
         };
-        self.check_room().await?;
+        self.check_room(&settings).await?;
+        self.check_spending(&settings).await?;
 
         let id = new_instance_id(&shared.pool, name.as_deref().unwrap_or(&role.slug)).await?;
         // A helper works where its parent works, unless told otherwise.
@@ -459,12 +482,13 @@ impl Supervisor {
     }
 
     /// Refuses a new instance when `max_instances` are live.
-    async fn check_room(&self) -> Result<()> {
-        let max = self.shared.config.max_instances;
+    async fn check_room(&self, settings: &crate::settings::Settings) -> Result<()> {
+        let max = settings.max_instances.value;
         let live = Instance::count_live(&self.shared.pool).await?;
         if live >= max as i64 {
             return Err(Error::Limit(format!(
-                "{live} instances are running (max_instances = {max}); terminate some first"
+                "{live} instances are running (max_instances = {max}, set in {}); terminate                  some first, or raise it with configure_orchestration(max_instances=...)",
+                controls::source_words(settings.max_instances.source)
             )));
         }
         Ok(())
@@ -855,6 +879,9 @@ impl Supervisor {
                 text.len()
             )));
         }
+        let settings = self.settings();
+        self.check_enabled(&settings)?;
+        self.check_spending(&settings).await?;
         let tx = match self.live_going_on(instance_id).await {
             Ok(tx) => tx,
             // Its conversation is kept: bring it back, then queue.

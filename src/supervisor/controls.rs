@@ -1,0 +1,156 @@
+//! The controls at work: limits, budgets and allowed models checked before a spawn or a send,
+//! and the conversation's changes to them (configure_orchestration).
+
+use serde_json::json;
+
+use super::Supervisor;
+use crate::db::audit;
+use crate::db::usage::UsageRecord;
+use crate::error::{Error, Result};
+use crate::settings::{Layer, Settings};
+
+/// Micro-dollars as dollars, for people.
+pub fn dollars(micros: i64) -> String {
+    format!("${:.2}", micros as f64 / 1e6)
+}
+
+impl Supervisor {
+    /// Every control, with where its value comes from.
+    pub fn settings(&self) -> Settings {
+        let conversation = self
+            .shared
+            .controls
+            .read()
+            .expect("controls poisoned")
+            .clone();
+        let config = &self.shared.config;
+        Settings::resolve(&config.file_controls, &config.env_controls, &conversation)
+    }
+
+    /// Changes controls from the conversation (they win over the environment and the config
+    /// file until reset) and returns them all.
+    pub async fn configure(
+        &self,
+        update: Layer,
+        reset: Vec<String>,
+        tools: &[&str],
+        caller: Option<&str>,
+    ) -> Result<Settings> {
+        update.check(tools).map_err(Error::InvalidInput)?;
+        let known = serde_json::to_value(Layer {
+            enabled: Some(true),
+            require_approval: Some(vec![]),
+            max_instances: Some(1),
+            max_session_cost: Some(0.0),
+            max_cost_per_hour: Some(0.0),
+            allowed_models: Some(vec![]),
+            preferred_models: Some(vec![]),
+            default_models: Some(Default::default()),
+            auto_terminate_after: Some(1),
+            notify_on: Some(vec![]),
+        })
+        .unwrap_or_default();
+        for key in &reset {
+            if known.get(key).is_none() {
+                return Err(Error::InvalidInput(format!(
+                    "reset: {key:?} is not a control; the controls are {}",
+                    known
+                        .as_object()
+                        .map(|o| o.keys().cloned().collect::<Vec<_>>().join(", "))
+                        .unwrap_or_default()
+                )));
+            }
+        }
+        crate::db::settings::store(&self.shared.pool, &update, &reset, caller).await?;
+        let fresh = crate::db::settings::load(&self.shared.pool).await?;
+        *self.shared.controls.write().expect("controls poisoned") = fresh;
+        audit::record(
+            &self.shared.pool,
+            caller,
+            None,
+            "settings.changed",
+            json!({ "set": update, "reset": reset }),
+        )
+        .await;
+        tracing::info!("orchestration settings changed: {}", json!(update));
+        Ok(self.settings())
+    }
+
+    /// Refuses new work when orchestration is switched off.
+    pub(crate) fn check_enabled(&self, settings: &Settings) -> Result<()> {
+        if settings.enabled.value {
+            return Ok(());
+        }
+        Err(Error::Limit(format!(
+            "orchestration is disabled (set in {}); configure_orchestration(enabled=true) turns it \
+             back on",
+            source_words(settings.enabled.source)
+        )))
+    }
+
+    /// Refuses new work once a budget is spent: it names the limit, by how much it is passed,
+    /// and how to raise it.
+    pub(crate) async fn check_spending(&self, settings: &Settings) -> Result<()> {
+        if let Some(err) = self.over_budget(settings).await? {
+            return Err(Error::Limit(err));
+        }
+        Ok(())
+    }
+
+    /// Which budget is spent, in words, if one is.
+    pub(crate) async fn over_budget(&self, settings: &Settings) -> Result<Option<String>> {
+        let pool = &self.shared.pool;
+        if let Some(max) = settings.max_session_cost.value {
+            let spent = UsageRecord::cost_since(pool, &self.shared.started_at).await?;
+            let limit = (max * 1e6).round() as i64;
+            if spent >= limit {
+                return Ok(Some(format!(
+                    "this session (since troupe started at {}) has cost {}, which reaches \
+                     max_session_cost {} (set in {}){}; raise it with \
+                     configure_orchestration(max_session_cost=...) to go on",
+                    self.shared.started_at,
+                    dollars(spent),
+                    dollars(limit),
+                    source_words(settings.max_session_cost.source),
+                    over(spent, limit)
+                )));
+            }
+        }
+        if let Some(max) = settings.max_cost_per_hour.value {
+            let hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1))
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let spent = UsageRecord::cost_since(pool, &hour_ago).await?;
+            let limit = (max * 1e6).round() as i64;
+            if spent >= limit {
+                return Ok(Some(format!(
+                    "the last hour has cost {}, which reaches max_cost_per_hour {} (set in {}){}; \
+                     wait, or raise it with configure_orchestration(max_cost_per_hour=...)",
+                    dollars(spent),
+                    dollars(limit),
+                    source_words(settings.max_cost_per_hour.source),
+                    over(spent, limit)
+                )));
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn over(spent: i64, limit: i64) -> String {
+    if spent > limit {
+        format!(", {} over", dollars(spent - limit))
+    } else {
+        String::new()
+    }
+}
+
+/// Where a setting came from, as a person would say it.
+pub fn source_words(source: crate::settings::Source) -> &'static str {
+    use crate::settings::Source::*;
+    match source {
+        Default => "troupe's defaults",
+        ConfigFile => "the config file",
+        Environment => "the environment or serve's flags",
+        Conversation => "the conversation (configure_orchestration)",
+    }
+}

@@ -1,0 +1,177 @@
+//! troupe's controls: limits, budgets and allowed models, set in the conversation (and kept
+//! across restarts), from the environment, or from the config file, each refusing with an
+//! error that names it.
+
+mod support;
+
+use serde_json::json;
+use support::Harness;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn limits_set_in_the_conversation_refuse_by_name_and_survive_a_restart() {
+    let mut h = Harness::start_with(|c| c.env_controls.max_cost_per_hour = Some(100.0)).await;
+    let r = h
+        .call(
+            "configure_orchestration",
+            json!({ "max_instances": 1, "allowed_models": ["haiku"] }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    let s = &r.structured["settings"];
+    assert_eq!(s["max_instances"]["value"], 1);
+    assert_eq!(s["max_instances"]["source"], "conversation");
+    assert_eq!(s["max_cost_per_hour"]["source"], "environment");
+    assert_eq!(s["notify_on"]["source"], "default");
+    assert!(
+        r.structured["precedence"]
+            .as_str()
+            .unwrap()
+            .starts_with("conversation")
+    );
+
+    let denied = h.call("spawn_claude", json!({ "model": "sonnet" })).await;
+    assert!(denied.is_error);
+    assert!(denied.text.contains("allowed_models"), "{}", denied.text);
+    let id = h.spawn(json!({ "role": "tester", "model": "haiku" })).await;
+    let full = h.call("spawn_claude", json!({ "model": "haiku" })).await;
+    assert!(full.is_error);
+    assert!(full.text.contains("max_instances = 1"), "{}", full.text);
+    assert!(
+        full.text.contains("configure_orchestration"),
+        "{}",
+        full.text
+    );
+
+    h.stop_server().await;
+    h.start_server().await;
+    let r = h.call("get_orchestration_settings", json!({})).await;
+    assert_eq!(
+        r.structured["settings"]["max_instances"]["value"], 1,
+        "{}",
+        r.text
+    );
+    let again = h.call("spawn_claude", json!({ "model": "haiku" })).await;
+    assert!(again.text.contains("max_instances = 1"), "{}", again.text);
+
+    let r = h
+        .call(
+            "configure_orchestration",
+            json!({ "reset": ["max_instances"] }),
+        )
+        .await;
+    assert_eq!(r.structured["settings"]["max_instances"]["value"], 50);
+    assert_eq!(
+        r.structured["settings"]["max_instances"]["source"],
+        "default"
+    );
+    let bad = h
+        .call(
+            "configure_orchestration",
+            json!({ "reset": ["max_everything"] }),
+        )
+        .await;
+    assert!(
+        bad.is_error && bad.text.contains("not a control"),
+        "{}",
+        bad.text
+    );
+    let bad = h
+        .call(
+            "configure_orchestration",
+            json!({ "notify_on": ["everything"] }),
+        )
+        .await;
+    assert!(
+        bad.is_error && bad.text.contains("notify_on"),
+        "{}",
+        bad.text
+    );
+
+    // Off: nothing new starts and no work is sent.
+    h.call("configure_orchestration", json!({ "enabled": false }))
+        .await;
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": "hi" }),
+        )
+        .await;
+    assert!(
+        r.is_error && r.text.contains("orchestration is disabled"),
+        "{}",
+        r.text
+    );
+    let r = h.call("spawn_claude", json!({ "model": "haiku" })).await;
+    assert!(r.is_error && r.text.contains("enabled=true"), "{}", r.text);
+    let audit = troupe::db::audit::of_kind(h.pool(), "settings.changed")
+        .await
+        .unwrap();
+    assert!(audit.len() >= 3, "{audit:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spent_session_budget_refuses_new_work_and_says_by_how_much() {
+    let h = Harness::start().await;
+    let id = h.spawn(json!({ "role": "tester", "model": "haiku" })).await;
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": "one" }),
+        )
+        .await;
+    h.wait_for_transcript(&id, r.structured["message_id"].as_str().unwrap())
+        .await;
+    h.call(
+        "configure_orchestration",
+        json!({ "max_session_cost": 0.0001 }),
+    )
+    .await;
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": "two" }),
+        )
+        .await;
+    assert!(r.is_error, "{}", r.text);
+    assert!(r.text.contains("max_session_cost $0.00"), "{}", r.text);
+    assert!(r.text.contains("over"), "{}", r.text);
+    let r = h.call("spawn_claude", json!({ "model": "haiku" })).await;
+    assert!(
+        r.is_error && r.text.contains("max_session_cost"),
+        "{}",
+        r.text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_default_model_per_role_comes_from_the_settings() {
+    let h = Harness::start_with(|c| {
+        c.file_controls.default_models =
+            Some([("tester".to_string(), "sonnet".to_string())].into());
+        c.env_controls.preferred_models = Some(vec!["haiku".into()]);
+    })
+    .await;
+    let tester = h.spawn(json!({ "role": "tester" })).await;
+    let architect = h.spawn(json!({ "role": "architect" })).await;
+    let model = |id: &str| {
+        let pool = h.pool().clone();
+        let id = id.to_string();
+        async move {
+            troupe::db::instances::Instance::find(&pool, &id)
+                .await
+                .unwrap()
+                .unwrap()
+                .model
+        }
+    };
+    assert_eq!(
+        model(&tester).await,
+        "sonnet",
+        "the config file's per-role default"
+    );
+    assert_eq!(
+        model(&architect).await,
+        "haiku",
+        "opus is not preferred: the first preferred"
+    );
+}
