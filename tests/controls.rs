@@ -175,3 +175,45 @@ async fn the_default_model_per_role_comes_from_the_settings() {
         "opus is not preferred: the first preferred"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_config_file_sets_controls_and_prices() {
+    use support::process::{ServeProcess, ServeSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    std::fs::write(
+        &file,
+        "[orchestration]\nmax_instances = 2\nallowed_models = [\"haiku\", \"gpt-5\"]\n\
+         auto_terminate_after = 3600\nnotify_on = [\"spawn\", \"error\"]\n\n\
+         [[prices]]\nmodel = \"claude-haiku-4\"\nvalid_from = \"2020-01-01\"\ninput = 100.0\n\
+         output = 100.0\ncache_write = 100.0\ncache_read = 100.0\n",
+    )
+    .unwrap();
+    let socket = support::unique_socket("cf");
+    let _tmux = support::TmuxServer(socket.clone());
+    let mut spec = ServeSpec::new(
+        dir.path(),
+        &socket,
+        vec![("MAX_INSTANCES".into(), "3".into())],
+    );
+    spec.extra_args
+        .extend(["--config".into(), file.display().to_string()]);
+    let server = ServeProcess::start(&spec).await;
+    let mcp = server.mcp().await;
+    let r = mcp.call_tool("get_orchestration_settings", json!({})).await;
+    assert!(!r.is_error, "{}", r.text);
+    let s = &r.structured["settings"];
+    assert_eq!(
+        s["max_instances"]["value"], 3,
+        "the environment wins over the file"
+    );
+    assert_eq!(s["max_instances"]["source"], "environment");
+    assert_eq!(s["allowed_models"]["source"], "config_file");
+    assert_eq!(s["auto_terminate_after"]["value"], 3600);
+    assert_eq!(s["notify_on"]["value"], json!(["spawn", "error"]));
+    let r = mcp
+        .call_tool("spawn_claude", json!({ "model": "opus" }))
+        .await;
+    assert!(r.is_error && r.text.contains("config file"), "{}", r.text);
+    assert!(server.terminate().success());
+}

@@ -22,6 +22,8 @@ fn serve(
         .arg("serve")
         .args(args)
         .current_dir(cwd)
+        .env("TROUPE_CLAUDE_BIN", support::clis::claude_bin())
+        .env("XDG_CONFIG_HOME", cwd.join("no-config"))
         .envs(env.iter().copied())
         .env_remove("TROUPE_TOKEN")
         .stdin(Stdio::null())
@@ -108,4 +110,61 @@ fn a_missing_cli_or_tmux_is_said_at_start() {
     );
     assert!(exited, "{log}");
     assert!(log.contains("cannot run tmux"), "{log}");
+}
+
+#[test]
+fn a_config_file_that_does_not_parse_is_said_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("troupe.toml");
+    for (text, said) in [
+        (
+            "[orchestration]\nmax_instances = \"many\"\n",
+            "does not parse",
+        ),
+        (
+            "[orchestration]\nmax_instancs = 3\n",
+            "unknown field `max_instancs`",
+        ),
+        (
+            "[orchestration]\nrequire_approval = [\"rm_rf\"]\n",
+            "\"rm_rf\" is not one of troupe's tools",
+        ),
+        (
+            "[[prices]]\nmodel = \"m\"\nvalid_from = \"2026-01-01\"\ninput = -1.0\n\
+             output = 1.0\ncache_write = 1.0\ncache_read = 1.0\n",
+            "0 or more",
+        ),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let (exited, log) = serve(
+            &[
+                "--bind",
+                "127.0.0.1:0",
+                "--db",
+                "t.db",
+                "--config",
+                file.to_str().unwrap(),
+            ],
+            dir.path(),
+            &[],
+            Duration::from_secs(10),
+        );
+        assert!(exited, "{log}");
+        assert!(
+            log.contains(file.to_str().unwrap()),
+            "names the file: {log}"
+        );
+        assert!(log.contains(said), "{said}: {log}");
+    }
+    let (exited, log) = serve(
+        &["--bind", "127.0.0.1:0", "--db", "t.db"],
+        dir.path(),
+        &[("MAX_INSTANCES", "lots")],
+        Duration::from_secs(10),
+    );
+    assert!(exited, "{log}");
+    assert!(
+        log.contains("MAX_INSTANCES=\"lots\" is not a number"),
+        "{log}"
+    );
 }
