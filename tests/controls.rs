@@ -217,3 +217,91 @@ async fn the_config_file_sets_controls_and_prices() {
     assert!(r.is_error && r.text.contains("config file"), "{}", r.text);
     assert!(server.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn session_metrics_add_up_and_count_the_time_parallel_work_saved() {
+    let h = Harness::start().await;
+    let a = h.spawn(json!({ "role": "tester", "name": "a" })).await;
+    let b = h
+        .spawn(json!({ "role": "tester", "name": "b", "parent_instance_id": a }))
+        .await;
+    // Two 3-second turns at once: 6 numbers, one every 0.5 s, each.
+    let mut ids = Vec::new();
+    for id in [&a, &b] {
+        let r = h
+            .call(
+                "send_to_instance",
+                json!({ "instance_id": id, "message": "please count slowly to 6", "wait_for_response": false }),
+            )
+            .await;
+        ids.push(r.structured["message_id"].as_str().unwrap().to_string());
+    }
+    for (id, m) in [&a, &b].into_iter().zip(&ids) {
+        let r = h
+            .call(
+                "get_message",
+                json!({ "message_id": m, "wait_seconds": 30 }),
+            )
+            .await;
+        assert_eq!(r.structured["status"], "answered", "{}", r.text);
+        h.wait_for_transcript(id, m).await;
+    }
+    let r = h.call("get_session_metrics", json!({})).await;
+    assert!(!r.is_error, "{}", r.text);
+    let m = &r.structured;
+    assert_eq!(m["instances_spawned"], 2);
+    assert_eq!(m["instances_active"], 2);
+    assert_eq!(m["messages_answered"], 2);
+    assert_eq!(m["unpriced_calls"], 0);
+    let saved = m["time_saved_seconds"].as_f64().unwrap();
+    let busy = m["busy_seconds"].as_f64().unwrap();
+    assert!((2.0..4.5).contains(&saved), "about 3 s saved: {m}");
+    assert!(busy > 5.0, "{m}");
+    let total: i64 = m["cost_by_model"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["cost_micros"].as_i64().unwrap())
+        .sum();
+    assert_eq!(m["cost_micros"].as_i64().unwrap(), total);
+    assert!(total > 0);
+    let tokens: i64 = [
+        "input_tokens",
+        "output_tokens",
+        "cache_creation_tokens",
+        "cache_read_tokens",
+    ]
+    .iter()
+    .map(|k| m[k].as_i64().unwrap())
+    .sum();
+    assert_eq!(m["total_tokens"].as_i64().unwrap(), tokens);
+    assert!(
+        r.text.starts_with("scope: every instance") || r.text.contains("cost: $"),
+        "{}",
+        r.text
+    );
+
+    // One subtree, and the same over REST.
+    let sub = h
+        .call("get_session_metrics", json!({ "instance_id": b }))
+        .await;
+    assert_eq!(sub.structured["instances_spawned"], 1, "{}", sub.text);
+    let rest: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/api/metrics", h.server().url()))
+        .bearer_auth(h.server().token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rest["cost_micros"], m["cost_micros"]);
+    let bad = h
+        .call("get_session_metrics", json!({ "team": "nope" }))
+        .await;
+    assert!(
+        bad.is_error && bad.text.contains("no team named"),
+        "{}",
+        bad.text
+    );
+}

@@ -6,6 +6,7 @@ pub mod credentials;
 pub mod instances;
 pub mod interrupts;
 pub mod messages;
+pub mod metrics;
 pub mod output;
 pub mod replies;
 pub mod settings;

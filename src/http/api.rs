@@ -18,6 +18,8 @@ use crate::supervisor::teams::{NewMember, TeamView};
 pub fn routes() -> Router<Supervisor> {
     Router::new()
         .route("/api/instances", get(list_instances))
+        .route("/api/metrics", get(metrics))
+        .route("/api/settings", get(settings))
         .route("/api/teams", get(list_teams).post(create_team))
         .route("/api/teams/{name}", get(get_team).delete(dissolve_team))
         .route("/api/teams/{name}/start", post(start_team))
@@ -84,6 +86,40 @@ async fn create_team(
         )
         .await?;
     Ok((StatusCode::CREATED, Json(team)))
+}
+
+#[derive(Deserialize, Default)]
+struct MetricsQuery {
+    #[serde(default)]
+    team: Option<String>,
+    #[serde(default)]
+    instance_id: Option<String>,
+}
+
+/// `GET /api/metrics[?team=NAME|?instance_id=ID]`: the session's figures.
+async fn metrics(
+    State(sup): State<Supervisor>,
+    axum::extract::Query(q): axum::extract::Query<MetricsQuery>,
+) -> Result<Json<crate::supervisor::metrics::Metrics>, Error> {
+    let scope = match (q.team, q.instance_id) {
+        (Some(_), Some(_)) => {
+            return Err(Error::InvalidInput(
+                "give team or instance_id, not both".into(),
+            ));
+        }
+        (Some(t), None) => crate::supervisor::metrics::Scope::Team(t),
+        (None, Some(i)) => crate::supervisor::metrics::Scope::Subtree(i),
+        (None, None) => crate::supervisor::metrics::Scope::All,
+    };
+    Ok(Json(sup.metrics(scope).await?))
+}
+
+/// `GET /api/settings`: every control with its source.
+async fn settings(State(sup): State<Supervisor>) -> Json<Value> {
+    Json(json!({
+        "precedence": crate::mcp::SETTINGS_PRECEDENCE,
+        "settings": sup.settings(),
+    }))
 }
 
 async fn list_teams(State(sup): State<Supervisor>) -> Result<Json<Value>, Error> {

@@ -10,6 +10,7 @@ mod messaging;
 mod parameters;
 mod roots;
 mod settings;
+pub use settings::PRECEDENCE as SETTINGS_PRECEDENCE;
 mod teams;
 
 use std::future::Future;

@@ -55,6 +55,19 @@ pub struct ConfigureParams {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct NoParams {}
 
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct MetricsParams {
+    /// Only this team's instances.
+    #[serde(default)]
+    pub team: Option<String>,
+    /// Only this instance and everything under it.
+    #[serde(default)]
+    pub instance_id: Option<String>,
+    /// Only the calling instance and everything under it.
+    #[serde(default)]
+    pub mine: bool,
+}
+
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct SettingsView {
     /// Which source wins, first to last.
@@ -98,6 +111,41 @@ impl Troupe {
             precedence: PRECEDENCE,
             settings,
         }))
+    }
+
+    #[tool(
+        name = "get_session_metrics",
+        description = "What's the total cost so far? Instances spawned and active (by state), tokens by kind, cost by model and in total (unpriced models marked), messages sent and answered, interrupts, and the time working in parallel saved. For every instance, one team (team), one subtree (instance_id), or the caller's own (mine)."
+    )]
+    pub async fn get_session_metrics(
+        &self,
+        Parameters(p): Parameters<MetricsParams>,
+        extensions: Extensions,
+    ) -> Result<Json<crate::supervisor::metrics::Metrics>, String> {
+        use crate::supervisor::metrics::Scope;
+        let given = [p.team.is_some(), p.instance_id.is_some(), p.mine]
+            .iter()
+            .filter(|x| **x)
+            .count();
+        if given > 1 {
+            return Err(tool_error(crate::error::Error::InvalidInput(
+                "give one of team, instance_id or mine".into(),
+            )));
+        }
+        let scope = if let Some(t) = p.team {
+            Scope::Team(t)
+        } else if let Some(i) = p.instance_id {
+            Scope::Subtree(i)
+        } else if p.mine {
+            match caller(&extensions) {
+                Some(me) => Scope::Subtree(me),
+                // The person's session has no instance of its own: everything is theirs.
+                None => Scope::All,
+            }
+        } else {
+            Scope::All
+        };
+        self.sup.metrics(scope).await.map(Json).map_err(tool_error)
     }
 
     #[tool(

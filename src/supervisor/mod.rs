@@ -7,6 +7,7 @@ pub mod controls;
 pub mod coordination;
 pub mod hierarchy;
 pub mod instance;
+pub mod metrics;
 pub mod teams;
 mod watcher;
 
