@@ -18,6 +18,7 @@ pub mod preflight;
 pub mod pricing;
 pub mod private;
 pub mod process;
+pub mod report;
 pub mod roles;
 pub mod settings;
 pub mod states;

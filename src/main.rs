@@ -75,6 +75,14 @@ enum Command {
         #[command(subcommand)]
         command: McpCommand,
     },
+    /// Cost and audit reports, read from the database (the server may be stopped).
+    Report {
+        /// The database [default: $XDG_DATA_HOME/troupe/troupe.db]
+        #[arg(long, env = "TROUPE_DB", global = true)]
+        db: Option<PathBuf>,
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
     /// Persistent teams: create, list, show, start, resume, dissolve.
     Team {
         #[command(flatten)]
@@ -150,6 +158,34 @@ enum McpCommand {
         scope: troupe::install::Scope,
         #[arg(long, env = "TROUPE_CODEX_BIN", default_value = "codex")]
         codex_bin: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Tokens and cost, grouped by instance, model, team, day or message.
+    Cost {
+        #[arg(long, value_enum, default_value = "instance")]
+        by: troupe::report::By,
+        /// Only calls on or after this day (YYYY-MM-DD).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this team's instances.
+        #[arg(long)]
+        team: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: troupe::report::Format,
+    },
+    /// The audit log: spawns, messages' ends, interrupts, settings, refusals.
+    Audit {
+        /// Only events on or after this day (YYYY-MM-DD).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this instance's events.
+        #[arg(long)]
+        instance: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: troupe::report::Format,
     },
 }
 
@@ -307,6 +343,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Mcp { server, command } => mcp(&server, command),
         Command::Team { server, command } => runtime.block_on(team(server.client()?, command)),
+        Command::Report { db, command } => runtime.block_on(report(db, command)),
     }
 }
 
@@ -440,6 +477,43 @@ async fn team(client: troupe::cli::Client, command: TeamCommand) -> anyhow::Resu
             println!("dissolved");
         }
     }
+    Ok(())
+}
+
+async fn report(db: Option<PathBuf>, command: ReportCommand) -> anyhow::Result<()> {
+    let path = db.unwrap_or_else(|| config::default_data_dir().join("troupe.db"));
+    let pool = troupe::report::open(&path).await?;
+    let day = |d: Option<String>| -> anyhow::Result<Option<String>> {
+        match d {
+            Some(d) => {
+                chrono::NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").map_err(|_| {
+                    anyhow::anyhow!("--since {d:?} is not a day; write it as YYYY-MM-DD")
+                })?;
+                Ok(Some(d.trim().to_string()))
+            }
+            None => Ok(None),
+        }
+    };
+    let (report, format) = match command {
+        ReportCommand::Cost {
+            by,
+            since,
+            team,
+            format,
+        } => (
+            troupe::report::cost(&pool, by, day(since)?.as_deref(), team.as_deref()).await?,
+            format,
+        ),
+        ReportCommand::Audit {
+            since,
+            instance,
+            format,
+        } => (
+            troupe::report::audit(&pool, day(since)?.as_deref(), instance.as_deref()).await?,
+            format,
+        ),
+    };
+    print!("{}", report.render(format));
     Ok(())
 }
 
