@@ -783,3 +783,36 @@ async fn the_ledger_holds_what_the_model_reported_at_its_price() {
     let usage = &status.structured["instances"][0]["usage"];
     assert!(usage["unpriced_calls"].as_i64().unwrap() >= 1, "{usage}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupt_right_as_the_turn_begins_still_stops_it() {
+    let h = Harness::start().await;
+    let id = h.spawn(json!({ "role": "tester" })).await;
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": "please count slowly to 40", "wait_for_response": false }),
+        )
+        .await;
+    let message_id = r.structured["message_id"].as_str().unwrap().to_string();
+    main_request(&h, "please count slowly to 40").await;
+    let r = h
+        .call("interrupt_instance", json!({ "instance_id": id }))
+        .await;
+    assert_eq!(r.structured["outcome"], "confirmed", "{}", r.text);
+    let m = Message::find(h.pool(), &message_id).await.unwrap().unwrap();
+    assert_eq!(m.state, "interrupted");
+    // Claude Code took the message back into its input box; troupe emptied it, so the next
+    // message arrives on its own.
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": "a fresh start" }),
+        )
+        .await;
+    assert_eq!(
+        r.structured["response"], "ECHO: a fresh start",
+        "{}",
+        r.text
+    );
+}

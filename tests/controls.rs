@@ -305,3 +305,158 @@ async fn session_metrics_add_up_and_count_the_time_parallel_work_saved() {
         bad.text
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_budget_crossed_during_a_slow_reply_interrupts_it_and_says_so_once() {
+    let h = Harness::start().await;
+    let mut notices = h.mcp.listen().await;
+    h.call(
+        "configure_orchestration",
+        json!({ "notify_on": ["cost_threshold", "spawn"] }),
+    )
+    .await;
+    let slow = h.spawn(json!({ "role": "tester", "name": "slow" })).await;
+    let quick = h.spawn(json!({ "role": "tester", "name": "quick" })).await;
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": slow, "message": "please count slowly to 40", "wait_for_response": false }),
+        )
+        .await;
+    let counting = r.structured["message_id"].as_str().unwrap().to_string();
+    h.model
+        .wait_for_request(
+            |r| support::fake_model::last_user_text(r).ends_with("count slowly to 40"),
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    // The budget runs out as the turn begins (an interrupt that early needs its key again).
+    // Nothing spent yet; a millionth of a dollar is spent by the next call.
+    h.call(
+        "configure_orchestration",
+        json!({ "max_session_cost": 0.000001 }),
+    )
+    .await;
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": quick, "message": "hello" }),
+        )
+        .await;
+    assert_eq!(r.structured["status"], "answered", "{}", r.text);
+
+    let m = h
+        .call(
+            "get_message",
+            json!({ "message_id": counting, "wait_seconds": 30 }),
+        )
+        .await;
+    assert_eq!(m.structured["status"], "interrupted", "{}", m.text);
+    let crossed = support::eventually(
+        "the crossing in the audit log",
+        std::time::Duration::from_secs(10),
+        || async {
+            let rows = troupe::db::audit::of_kind(h.pool(), "budget.crossed")
+                .await
+                .unwrap();
+            (!rows.is_empty()).then_some(rows)
+        },
+    )
+    .await;
+    assert_eq!(crossed.len(), 1);
+    assert!(
+        crossed[0].detail.contains("max_session_cost"),
+        "{}",
+        crossed[0].detail
+    );
+    assert!(crossed[0].detail.contains(&slow), "{}", crossed[0].detail);
+
+    // The person's session heard: a spawn notice, then the crossing, once.
+    let mut kinds = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !kinds.contains(&"cost_threshold".to_string()) {
+        let note = tokio::time::timeout_at(deadline, notices.recv())
+            .await
+            .expect("the crossing was told")
+            .unwrap();
+        if note["method"] == "notifications/message" {
+            kinds.push(note["params"]["data"]["kind"].as_str().unwrap().to_string());
+        }
+    }
+    assert!(kinds.contains(&"spawn".to_string()), "{kinds:?}");
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": quick, "message": "more" }),
+        )
+        .await;
+    assert!(
+        r.is_error && r.text.contains("max_session_cost"),
+        "{}",
+        r.text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_instance_is_suspended_and_the_next_message_brings_it_back() {
+    let h = Harness::start().await;
+    let id = h.spawn(json!({ "role": "tester" })).await;
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": "remember kiwi" }),
+        )
+        .await;
+    h.wait_for_transcript(&id, r.structured["message_id"].as_str().unwrap())
+        .await;
+    h.call(
+        "configure_orchestration",
+        json!({ "auto_terminate_after": 1 }),
+    )
+    .await;
+    support::eventually(
+        "the idle instance suspended",
+        std::time::Duration::from_secs(15),
+        || async {
+            let i = troupe::db::instances::Instance::find(h.pool(), &id)
+                .await
+                .unwrap()
+                .unwrap();
+            (i.state == "suspended").then_some(())
+        },
+    )
+    .await;
+    let audit = troupe::db::audit::of_kind(h.pool(), "instance.auto_suspended")
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+    h.call(
+        "configure_orchestration",
+        json!({ "reset": ["auto_terminate_after"] }),
+    )
+    .await;
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": "what did I say" }),
+        )
+        .await;
+    assert_eq!(
+        r.structured["response"], "ECHO: what did I say",
+        "{}",
+        r.text
+    );
+    let request = h
+        .model
+        .wait_for_request(
+            |r| support::fake_model::last_user_text(r).ends_with("what did I say"),
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    assert!(
+        support::fake_model::conversation_text(&request).contains("remember kiwi"),
+        "the conversation came back"
+    );
+}

@@ -486,6 +486,8 @@ impl Agent for ClaudeCode {
         match key {
             Key::Submit | Key::AcceptDialog => "Enter",
             Key::Interrupt => "Escape",
+            // Verified on Claude Code 2.1.197: Ctrl-U empties a one-line input box.
+            Key::ClearInput => "C-u",
         }
     }
 

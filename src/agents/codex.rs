@@ -594,6 +594,8 @@ impl Agent for Codex {
         match key {
             Key::Submit | Key::AcceptDialog => "Enter",
             Key::Interrupt => "Escape",
+            // Verified on Claude Code 2.1.197: Ctrl-U empties a one-line input box.
+            Key::ClearInput => "C-u",
         }
     }
 

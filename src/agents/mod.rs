@@ -136,6 +136,8 @@ pub enum Key {
     Interrupt,
     /// Take the default answer of a startup dialog.
     AcceptDialog,
+    /// Empty the input box (a line of it).
+    ClearInput,
 }
 
 /// One step of typing a message into the TUI.

@@ -40,6 +40,40 @@ impl LogLevel {
     }
 }
 
+/// Sends each notice to the session until it is gone: budget crossings and errors as
+/// warnings, spawns and terminations as notices.
+pub async fn forward_notices(
+    mut events: tokio::sync::broadcast::Receiver<crate::supervisor::Event>,
+    peer: rmcp::service::Peer<RoleServer>,
+    level: LogLevel,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match events.recv().await {
+            Ok(crate::supervisor::Event::Notice { kind, text }) => {
+                let severity = match kind {
+                    "error" | "cost_threshold" => LoggingLevel::Warning,
+                    _ => LoggingLevel::Notice,
+                };
+                if !level.allows(severity) {
+                    continue;
+                }
+                let note = LoggingMessageNotificationParam::new(
+                    severity,
+                    serde_json::json!({ "kind": kind, "text": text }),
+                )
+                .with_logger("troupe");
+                if peer.notify_logging_message(note).await.is_err() {
+                    break;
+                }
+            }
+            Ok(_) if peer.is_transport_closed() => break,
+            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => break,
+        }
+    }
+}
+
 /// Log levels in order of severity, for comparing.
 fn rank(level: LoggingLevel) -> u8 {
     match level {

@@ -264,6 +264,17 @@ impl ServerHandler for Troupe {
         Ok(())
     }
 
+    /// The person's session hears of what `notify_on` names (spawns, terminations, errors,
+    /// budgets) as log notifications, for as long as it stays connected.
+    async fn on_initialized(&self, context: rmcp::service::NotificationContext<RoleServer>) {
+        if caller(&context.extensions).is_some() {
+            return;
+        }
+        let events = self.sup.subscribe();
+        let level = self.log_level.clone();
+        tokio::spawn(logging::forward_notices(events, context.peer, level));
+    }
+
     /// rmcp reads a `tools/call` whose params do not parse (`arguments` that is not an
     /// object, say) as an unknown method, and would answer -32601 with the message
     /// "tools/call". Say what is wrong instead.

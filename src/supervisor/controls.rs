@@ -17,14 +17,7 @@ pub fn dollars(micros: i64) -> String {
 impl Supervisor {
     /// Every control, with where its value comes from.
     pub fn settings(&self) -> Settings {
-        let conversation = self
-            .shared
-            .controls
-            .read()
-            .expect("controls poisoned")
-            .clone();
-        let config = &self.shared.config;
-        Settings::resolve(&config.file_controls, &config.env_controls, &conversation)
+        self.shared.settings()
     }
 
     /// Changes controls from the conversation (they win over the environment and the config
@@ -64,6 +57,7 @@ impl Supervisor {
         crate::db::settings::store(&self.shared.pool, &update, &reset, caller).await?;
         let fresh = crate::db::settings::load(&self.shared.pool).await?;
         *self.shared.controls.write().expect("controls poisoned") = fresh;
+        self.shared.publish(super::Event::SettingsChanged);
         audit::record(
             &self.shared.pool,
             caller,

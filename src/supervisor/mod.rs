@@ -9,6 +9,7 @@ pub mod hierarchy;
 pub mod instance;
 pub mod metrics;
 pub mod teams;
+mod watchdog;
 mod watcher;
 
 use std::collections::HashMap;
@@ -49,6 +50,12 @@ pub enum Event {
         message_id: String,
         state: MessageState,
     },
+    /// A model call's usage was recorded.
+    Usage { instance_id: String },
+    /// Something the orchestrating session asked to be told about (`notify_on`).
+    Notice { kind: &'static str, text: String },
+    /// The controls changed.
+    SettingsChanged,
 }
 
 pub(crate) struct Shared {
@@ -78,6 +85,23 @@ impl Shared {
         let _ = self.events.send(event);
     }
 
+    /// Every control, with where its value comes from.
+    pub fn settings(&self) -> crate::settings::Settings {
+        let conversation = self.controls.read().expect("controls poisoned").clone();
+        crate::settings::Settings::resolve(
+            &self.config.file_controls,
+            &self.config.env_controls,
+            &conversation,
+        )
+    }
+
+    /// Tells the orchestrating session, when `notify_on` asks for this kind.
+    pub fn notice(&self, kind: &'static str, text: String) {
+        if self.settings().notifies(kind) {
+            self.publish(Event::Notice { kind, text });
+        }
+    }
+
     /// Fails the instance's unfinished messages and wakes whoever waits on them.
     pub async fn fail_messages(&self, instance_id: &str, reason: &str) {
         match Message::fail_unfinished(&self.pool, instance_id, reason).await {
@@ -97,6 +121,7 @@ impl Shared {
     /// The instance cannot go on: say why, and end its messages.
     pub async fn instance_failed(&self, id: &str, reason: &str) {
         tracing::warn!(instance = id, "failed: {reason}");
+        self.notice("error", format!("{id} failed: {reason}"));
         self.set_instance_state(id, InstanceState::Failed, reason)
             .await;
         self.fail_messages(id, reason).await;
@@ -196,7 +221,9 @@ impl Supervisor {
             tasks: TaskTracker::new(),
             attached: Mutex::new(HashMap::new()),
         });
-        Ok(Supervisor { shared })
+        let sup = Supervisor { shared };
+        watchdog::spawn(sup.clone());
+        Ok(sup)
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -205,6 +232,11 @@ impl Supervisor {
 
     pub fn config(&self) -> &Config {
         &self.shared.config
+    }
+
+    /// Everything that changes, as it changes.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.shared.events.subscribe()
     }
 
     fn handle(&self, id: &str) -> Option<mpsc::UnboundedSender<Command>> {
@@ -461,7 +493,13 @@ impl Supervisor {
             .await?
             .ok_or_else(|| Error::UnknownInstance(id.clone()))?;
         match self.launch(&inst, Launch::New).await {
-            Ok(()) => {}
+            Ok(()) => shared.notice(
+                "spawn",
+                format!(
+                    "spawned {id} ({role_name}, {} {model}) in {workdir_str}",
+                    agent.name()
+                ),
+            ),
             Err(e) => {
                 let reason = e.to_string();
                 shared.instance_failed(&id, &reason).await;
@@ -1000,6 +1038,8 @@ impl Supervisor {
         )
         .await;
         tracing::info!(instance = instance_id, "terminated");
+        self.shared
+            .notice("terminate", format!("terminated {instance_id}"));
         Ok(())
     }
 

@@ -124,6 +124,41 @@ impl McpClient {
         (session, message)
     }
 
+    /// Opens the session's own stream (`GET /mcp`): what the server sends outside any request
+    /// (log notifications) arrives there. Messages are handed over as they come.
+    pub async fn listen(&self) -> tokio::sync::mpsc::UnboundedReceiver<Value> {
+        use futures::StreamExt;
+        let mut req = self
+            .http
+            .get(&self.url)
+            .header("accept", "text/event-stream");
+        if let Some(s) = &self.session {
+            req = req.header("mcp-session-id", s);
+        }
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.expect("GET /mcp sent");
+        assert!(resp.status().is_success(), "GET /mcp: {}", resp.status());
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut body = resp.bytes_stream();
+            let mut buf = String::new();
+            while let Some(Ok(chunk)) = body.next().await {
+                buf.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buf.find("\n\n") {
+                    let event: String = buf.drain(..end + 2).collect();
+                    for m in sse_messages(&event) {
+                        if tx.send(m).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        rx
+    }
+
     /// A JSON-RPC request; returns every message the server sent on its stream
     /// (notifications such as progress, then the response).
     pub async fn request_all(&self, method: &str, params: Value) -> Vec<Value> {

@@ -2,10 +2,21 @@
 //! writing the interrupted turn to its transcript; a turn that ends on its own first, or no
 //! sign at all within the limit, is reported as such.
 
-use tokio::time::Instant;
+use tokio::time::{Duration, Instant};
 
 use super::machine::{Effect, InterruptReport, Look, Machine, Seen};
 use crate::states::InterruptOutcome;
+
+/// An interrupt key that lands as a turn begins can be lost (measured with Claude Code
+/// 2.1.197: an Escape about 0.3 s after the prompt was sent stopped nothing). Unconfirmed
+/// after this long, with the turn still running on screen, the key is pressed again ...
+pub const INTERRUPT_AGAIN: Duration = Duration::from_millis(1500);
+/// ... at most this many times in all.
+pub const INTERRUPT_PRESSES: u32 = 3;
+/// After the clear key, the box is looked at again this soon ...
+pub const CLEAR_CHECK: Duration = Duration::from_millis(200);
+/// ... and the key pressed at most this many times (one line each).
+pub const CLEAR_PRESSES: u32 = 20;
 
 #[derive(Debug)]
 pub(super) struct Pending {
@@ -13,6 +24,9 @@ pub(super) struct Pending {
     pub message_id: Option<String>,
     /// When to stop waiting for the CLI's confirmation (None once the look is asked for).
     pub deadline: Option<Instant>,
+    /// When to look whether the key needs pressing again.
+    pub again_at: Option<Instant>,
+    pub presses: u32,
 }
 
 impl Machine {
@@ -47,10 +61,40 @@ impl Machine {
             id,
             message_id: self.live_message(),
             deadline: Some(now + self.limits.interrupt),
+            again_at: Some(now + INTERRUPT_AGAIN),
+            presses: 1,
         });
     }
 
+    /// The look before pressing the key again: only a turn still running on screen gets it
+    /// (a second key on an idle input box would mean something else to the CLI).
+    pub(super) fn interrupt_again_seen(&mut self, now: Instant, id: i64, seen: &Seen) {
+        if self.withdrawn(now, id, seen) {
+            return;
+        }
+        let Some(pending) = self.interrupt.as_mut().filter(|p| p.id == id) else {
+            return;
+        };
+        if seen.screen.kind == crate::agents::ScreenKind::Busy
+            && pending.presses < INTERRUPT_PRESSES
+        {
+            pending.presses += 1;
+            pending.again_at = Some(now + INTERRUPT_AGAIN);
+            self.out.push(Effect::PressInterrupt { id });
+        }
+    }
+
     pub(super) fn interrupt_tick(&mut self, now: Instant) {
+        if let Some(pending) = self.interrupt.as_mut()
+            && pending.again_at.is_some_and(|t| now >= t)
+            && pending.deadline.is_some_and(|d| now < d)
+        {
+            pending.again_at = None;
+            let id = pending.id;
+            // The confirmation may sit unread in the transcript.
+            self.out.push(Effect::ReadTranscript);
+            self.out.push(Effect::Look(Look::InterruptAgain { id }));
+        }
         if let Some(pending) = self.interrupt.as_mut()
             && pending.deadline.is_some_and(|d| now >= d)
         {
@@ -62,7 +106,10 @@ impl Machine {
         }
     }
 
-    pub(super) fn interrupt_late_seen(&mut self, id: i64, seen: &Seen) {
+    pub(super) fn interrupt_late_seen(&mut self, now: Instant, id: i64, seen: &Seen) {
+        if self.withdrawn(now, id, seen) {
+            return;
+        }
         if self.interrupt.as_ref().is_some_and(|p| p.id == id) {
             self.resolve_interrupt(
                 InterruptOutcome::Unconfirmed,
@@ -73,6 +120,61 @@ impl Machine {
                     seen.tail
                 ),
             );
+        }
+    }
+
+    /// An interrupt key that lands before the model's first word makes Claude Code take the
+    /// turn back: nothing is answered, nothing is written as interrupted, and the prompt is put
+    /// back in the input box (seen on 2.1.197). The screen shows it: the CLI idle, the box not
+    /// empty. The turn is over; the box is emptied so the next message is not typed after it.
+    fn withdrawn(&mut self, now: Instant, id: i64, seen: &Seen) -> bool {
+        let taken_back = self.interrupt.as_ref().is_some_and(|p| p.id == id)
+            && seen.screen.kind == crate::agents::ScreenKind::Ready
+            && seen.screen.input_pending;
+        if !taken_back {
+            return false;
+        }
+        self.out.push(Effect::Press(crate::agents::Key::ClearInput));
+        self.clearing = Some((Some(now + CLEAR_CHECK), CLEAR_PRESSES - 1));
+        // Answered first: completing the turn with an interrupt pending would report it as
+        // finished before the interrupt.
+        self.resolve_interrupt(
+            InterruptOutcome::Confirmed,
+            None,
+            None,
+            "the turn stopped before the model answered; the conversation is kept",
+        );
+        if let Some(key) = self.turns.live_key() {
+            self.complete(
+                now,
+                key,
+                crate::states::MessageState::Interrupted,
+                None,
+                "interrupted before the model answered; the CLI took the message back",
+            );
+        }
+        true
+    }
+
+    pub(super) fn clearing_tick(&mut self, now: Instant) {
+        if let Some((Some(at), left)) = self.clearing
+            && now >= at
+        {
+            // No other look until this one is answered.
+            self.clearing = Some((None, left));
+            self.out.push(Effect::Look(Look::Cleared));
+        }
+    }
+
+    pub(super) fn cleared_seen(&mut self, now: Instant, seen: &Seen) {
+        let Some((_, left)) = self.clearing else {
+            return;
+        };
+        if seen.screen.input_pending && left > 0 {
+            self.out.push(Effect::Press(crate::agents::Key::ClearInput));
+            self.clearing = Some((Some(now + CLEAR_CHECK), left - 1));
+        } else {
+            self.clearing = None;
         }
     }
 

@@ -61,6 +61,10 @@ pub enum Look {
     SubmitLate { message_id: String },
     /// An interrupt was not confirmed in time.
     InterruptLate { id: i64 },
+    /// An interrupt not confirmed yet: is the turn still running on screen?
+    InterruptAgain { id: i64 },
+    /// Is the input box empty now?
+    Cleared,
     /// After a restart: did the CLI take a message typed before troupe went away?
     Recover,
     /// Is the CLI still there (after SessionEnd, or a failed tmux command)?
@@ -230,6 +234,9 @@ pub struct Machine {
     pub(super) recovering: bool,
     /// A tmux command failed: nothing is typed until a look says the CLI is still there.
     pub(super) checking_alive: bool,
+    /// Text the CLI put back in its input box is being cleared: when to look again, and how
+    /// many more times the key may be pressed.
+    pub(super) clearing: Option<(Option<Instant>, u32)>,
     /// A reattach replays the transcript before anything else happens.
     pub(super) reattaching: bool,
     pub(super) exit_check: Option<Instant>,
@@ -263,6 +270,7 @@ impl Machine {
             unacknowledged: Vec::new(),
             recovering: false,
             checking_alive: false,
+            clearing: None,
             reattaching: begin == Begin::Reattach,
             exit_check: None,
             reported: None,
@@ -354,6 +362,8 @@ impl Machine {
             self.startup.as_ref().and_then(Startup::next_deadline),
             self.turns.next_deadline(),
             self.interrupt.as_ref().and_then(|p| p.deadline),
+            self.interrupt.as_ref().and_then(|p| p.again_at),
+            self.clearing.and_then(|(at, _)| at),
             self.exit_check,
         ]
         .into_iter()
@@ -506,7 +516,9 @@ impl Machine {
             Look::Recover => self.recover(now, &seen),
             Look::Nudge => self.nudge_seen(now, &seen),
             Look::SubmitLate { message_id } => self.submit_late_seen(&message_id, &seen),
-            Look::InterruptLate { id } => self.interrupt_late_seen(id, &seen),
+            Look::InterruptLate { id } => self.interrupt_late_seen(now, id, &seen),
+            Look::InterruptAgain { id } => self.interrupt_again_seen(now, id, &seen),
+            Look::Cleared => self.cleared_seen(now, &seen),
             Look::Alive => {
                 self.checking_alive = false;
                 if seen.alive != Alive::Running {
@@ -520,6 +532,7 @@ impl Machine {
         self.startup_tick(now);
         self.turns_tick(now);
         self.interrupt_tick(now);
+        self.clearing_tick(now);
         if self.exit_check.is_some_and(|t| now >= t) {
             self.exit_check = None;
             self.out.push(Effect::Look(Look::Alive));
@@ -616,7 +629,8 @@ impl Machine {
         let free = self.turns.live().is_none()
             && self.interrupt.is_none()
             && !self.recovering
-            && !self.checking_alive;
+            && !self.checking_alive
+            && self.clearing.is_none();
         if free && let Some(reason) = self.relaunch.take() {
             self.done = true;
             self.out.push(Effect::Relaunch { reason });

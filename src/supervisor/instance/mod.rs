@@ -426,6 +426,8 @@ impl Actor {
             Effect::Exit { reason } => {
                 tracing::warn!(instance = %self.id, "exited: {reason}");
                 self.shared
+                    .notice("error", format!("{} exited: {reason}", self.id));
+                self.shared
                     .set_instance_state(&self.id, InstanceState::Exited, &reason)
                     .await;
                 audit::record(
@@ -714,6 +716,12 @@ impl Actor {
                     state: *state,
                 })
             }
+            Write::Output {
+                record: Record::Assistant { usage: Some(_), .. },
+                ..
+            } => self.shared.publish(Event::Usage {
+                instance_id: self.id.clone(),
+            }),
             Write::Output { .. } | Write::Interrupt { .. } => {}
         }
     }

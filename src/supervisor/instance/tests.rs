@@ -1183,6 +1183,68 @@ fn message_queued_behind_a_busy_turn_is_typed_when_the_turn_ends() {
 // ---- interrupts ----------------------------------------------------------------------------
 
 #[test]
+fn an_interrupt_before_the_first_word_takes_the_turn_back_and_the_box_is_emptied() {
+    let mut s = started_machine();
+    deliver(&mut s, "m1", "please count slowly to 40");
+    s.after(30, hook("UserPromptSubmit", P_COUNT));
+    s.after(5, queue("m2", "next"));
+    s.after(300, Input::InterruptAsked { id: 4 });
+    s.tick();
+    // The CLI is idle again with the message back in its input box, and wrote nothing.
+    let fx = s.after(
+        0,
+        Input::Seen {
+            look: Look::InterruptAgain { id: 4 },
+            seen: look_at("input-pending.txt", Alive::Running),
+        },
+    );
+    assert_eq!(fx[0], Effect::Press(Key::ClearInput), "{fx:?}");
+    assert_eq!(finish_of(&fx, "m1").state, MessageState::Interrupted);
+    let report = resolution(&fx, 4);
+    assert_eq!(report.outcome, InterruptOutcome::Confirmed);
+    assert_eq!(
+        delivered(&fx),
+        Vec::<&str>::new(),
+        "not while the box holds text"
+    );
+    assert_eq!(s.tick(), [Effect::Look(Look::Cleared)]);
+    let fx = s.after(
+        0,
+        Input::Seen {
+            look: Look::Cleared,
+            seen: look_at("input-pending.txt", Alive::Running),
+        },
+    );
+    assert_eq!(fx, [Effect::Press(Key::ClearInput)], "a line at a time");
+    assert_eq!(s.tick(), [Effect::Look(Look::Cleared)]);
+    let fx = s.after(
+        0,
+        Input::Seen {
+            look: Look::Cleared,
+            seen: look_at("01-idle.txt", Alive::Running),
+        },
+    );
+    assert_eq!(delivered(&fx), ["m2"], "typed once the box is empty");
+}
+
+#[test]
+fn an_interrupt_key_is_not_pressed_again_on_a_screen_that_is_not_busy() {
+    let mut s = started_machine();
+    deliver(&mut s, "m1", "please count slowly to 40");
+    s.after(30, hook("UserPromptSubmit", P_COUNT));
+    s.after(300, Input::InterruptAsked { id: 3 });
+    s.tick();
+    let fx = s.after(
+        0,
+        Input::Seen {
+            look: Look::InterruptAgain { id: 3 },
+            seen: look_at("01-idle.txt", Alive::Running),
+        },
+    );
+    assert_eq!(fx, []);
+}
+
+#[test]
 fn interrupt_without_confirmation_resolves_unconfirmed_after_the_limit() {
     let mut s = started_machine();
     deliver(&mut s, "m1", "please count slowly to 40");
@@ -1192,7 +1254,36 @@ fn interrupt_without_confirmation_resolves_unconfirmed_after_the_limit() {
         [Effect::PressInterrupt { id: 7 }]
     );
     assert!(s.m.busy());
-    assert_eq!(s.wait(), Some(LIMITS.interrupt));
+    // Unconfirmed while the screen shows the turn running: the key again, twice more at most.
+    for press in 2..=4 {
+        assert_eq!(s.wait(), Some(super::interrupt::INTERRUPT_AGAIN));
+        assert_eq!(
+            s.tick(),
+            [
+                Effect::ReadTranscript,
+                Effect::Look(Look::InterruptAgain { id: 7 })
+            ]
+        );
+        let fx = s.after(
+            0,
+            Input::Seen {
+                look: Look::InterruptAgain { id: 7 },
+                seen: look_at("04-busy-streaming.txt", Alive::Running),
+            },
+        );
+        if press <= super::interrupt::INTERRUPT_PRESSES {
+            assert_eq!(fx, [Effect::PressInterrupt { id: 7 }], "press {press}");
+        } else {
+            assert_eq!(
+                fx,
+                [],
+                "no more than {} presses",
+                super::interrupt::INTERRUPT_PRESSES
+            );
+        }
+    }
+    let waited = super::interrupt::INTERRUPT_AGAIN * 3;
+    assert_eq!(s.wait(), Some(LIMITS.interrupt - waited));
     assert_eq!(
         s.tick(),
         [

@@ -113,6 +113,10 @@ impl Turns {
         self.list.iter_mut().find(|t| t.key == key)
     }
 
+    pub(super) fn live_key(&self) -> Option<u64> {
+        self.live
+    }
+
     pub(super) fn live(&self) -> Option<&Turn> {
         self.live.and_then(|k| self.get(k))
     }
@@ -377,7 +381,7 @@ impl Machine {
 
     /// Records a turn's outcome; the instance is free before its caller hears the answer,
     /// so a caller that looks right after sees it idle.
-    fn complete(
+    pub(super) fn complete(
         &mut self,
         now: Instant,
         key: u64,
