@@ -460,3 +460,87 @@ async fn an_idle_instance_is_suspended_and_the_next_message_brings_it_back() {
         "the conversation came back"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn require_approval_asks_a_client_that_can_ask_and_refuses_with_a_code_otherwise() {
+    let h = Harness::start().await;
+    h.call(
+        "configure_orchestration",
+        json!({ "require_approval": ["spawn_claude"] }),
+    )
+    .await;
+    // A client that can ask its user.
+    let asking = support::McpClient::declaring(h.server(), json!({ "elicitation": {} })).await;
+    let (r, asked) = asking
+        .call_tool_answering(
+            "spawn_claude",
+            json!({ "role": "tester", "name": "yes" }),
+            json!({ "action": "accept", "content": { "approve": true } }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0]["method"], "elicitation/create");
+    assert!(
+        asked[0]["params"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("spawn_claude"),
+        "{}",
+        asked[0]
+    );
+    let (r, _) = asking
+        .call_tool_answering(
+            "spawn_claude",
+            json!({ "role": "tester", "name": "no" }),
+            json!({ "action": "decline" }),
+        )
+        .await;
+    assert!(r.is_error && r.text.contains("declined"), "{}", r.text);
+
+    // A client that cannot: refused, with a code to call again with once the user agrees.
+    let r = h
+        .call("spawn_claude", json!({ "role": "tester", "name": "later" }))
+        .await;
+    assert!(r.is_error, "{}", r.text);
+    assert!(r.text.contains("Ask the user"), "{}", r.text);
+    let code = r
+        .text
+        .split("\"approval\": \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a code in the refusal")
+        .to_string();
+    let r = h
+        .call(
+            "spawn_claude",
+            json!({ "role": "tester", "name": "later", "approval": code }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    let again = h
+        .call(
+            "spawn_claude",
+            json!({ "role": "tester", "name": "twice", "approval": code }),
+        )
+        .await;
+    assert!(
+        again.is_error && again.text.contains("not valid"),
+        "{}",
+        again.text
+    );
+    // Tools not named are not asked about.
+    assert!(!h.call("list_instances", json!({})).await.is_error);
+
+    let names: Vec<String> = troupe::db::instances::Instance::list(h.pool(), false)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    for kind in ["approval.asked", "approval.granted", "approval.refused"] {
+        let rows = troupe::db::audit::of_kind(h.pool(), kind).await.unwrap();
+        assert!(!rows.is_empty(), "{kind}");
+    }
+}

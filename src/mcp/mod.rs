@@ -3,6 +3,7 @@
 //! (`is_error`), with text that says what to do.
 
 mod answer;
+mod approval;
 mod coordination;
 mod instances;
 mod logging;
@@ -262,6 +263,25 @@ impl ServerHandler for Troupe {
     ) -> Result<(), McpError> {
         self.log_level.set(&request);
         Ok(())
+    }
+
+    /// A tool the person must approve is asked about (or refused) before it runs.
+    async fn call_tool(
+        &self,
+        mut request: rmcp::model::CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CallToolResponse, McpError> {
+        let who = caller(&context.extensions);
+        if let Err(text) = approval::check(&self.sup, &mut request, &context, who.as_deref()).await
+        {
+            tracing::info!("refused a call: {text}");
+            return Ok(
+                rmcp::model::CallToolResult::error(vec![rmcp::model::ContentBlock::text(text)])
+                    .into(),
+            );
+        }
+        let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
+        self.tool_router.call(tcc).await
     }
 
     /// The person's session hears of what `notify_on` names (spawns, terminations, errors,

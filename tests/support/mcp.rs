@@ -47,6 +47,25 @@ impl McpClient {
 
     /// Initializes a session; `headers` are sent on every request (e.g. X-Troupe-Instance).
     pub async fn connect(url: &str, headers: &[(&str, &str)]) -> McpClient {
+        Self::connect_declaring(url, headers, json!({})).await
+    }
+
+    /// A session of the person's whose client declares `capabilities` (e.g. elicitation).
+    pub async fn declaring(server: &troupe::Server, capabilities: Value) -> McpClient {
+        let auth = format!("Bearer {}", server.token());
+        Self::connect_declaring(
+            &format!("{}/mcp", server.url()),
+            &[("authorization", &auth)],
+            capabilities,
+        )
+        .await
+    }
+
+    pub async fn connect_declaring(
+        url: &str,
+        headers: &[(&str, &str)],
+        capabilities: Value,
+    ) -> McpClient {
         let mut client = McpClient {
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(600))
@@ -65,7 +84,7 @@ impl McpClient {
                 "jsonrpc": "2.0", "id": 0, "method": "initialize",
                 "params": {
                     "protocolVersion": "2025-06-18",
-                    "capabilities": {},
+                    "capabilities": capabilities,
                     "clientInfo": { "name": "troupe-tests", "version": "0" }
                 }
             }))
@@ -193,6 +212,57 @@ impl McpClient {
             .1
     }
 
+    /// A tools/call during which the server may ask the client something (elicitation): each
+    /// request of the server's is answered with `answer` as its result. Returns the tool's
+    /// result and the requests the server made.
+    pub async fn call_tool_answering(
+        &self,
+        name: &str,
+        arguments: Value,
+        answer: Value,
+    ) -> (ToolResult, Vec<Value>) {
+        use futures::StreamExt;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let body = json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call",
+                           "params": { "name": name, "arguments": arguments } });
+        let resp = self.send_raw(&body).await;
+        let mut stream = resp.bytes_stream();
+        let mut buf = String::new();
+        let mut asked = Vec::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buf.find("\n\n") {
+                let event: String = buf.drain(..end + 2).collect();
+                for m in sse_messages(&event) {
+                    if m.get("method").is_some() && m.get("id").is_some() {
+                        asked.push(m.clone());
+                        let reply = json!({ "jsonrpc": "2.0", "id": m["id"], "result": answer });
+                        self.send_raw(&reply).await;
+                    } else if m["id"] == id {
+                        return (tool_result(&m), asked);
+                    }
+                }
+            }
+        }
+        panic!("the stream ended without an answer to {name}");
+    }
+
+    async fn send_raw(&self, body: &Value) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(&self.url)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .json(body);
+        if let Some(s) = &self.session {
+            req = req.header("mcp-session-id", s);
+        }
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
+        }
+        req.send().await.expect("MCP request sent")
+    }
+
     pub async fn call_tool(&self, name: &str, arguments: Value) -> ToolResult {
         let response = self
             .request(
@@ -200,30 +270,7 @@ impl McpClient {
                 json!({ "name": name, "arguments": arguments }),
             )
             .await;
-        if let Some(err) = response.get("error") {
-            // Protocol-level failures (bad parameters) read as tool errors in assertions.
-            return ToolResult {
-                is_error: true,
-                text: err["message"].as_str().unwrap_or_default().to_string(),
-                structured: Value::Null,
-            };
-        }
-        let result = &response["result"];
-        let text = result["content"]
-            .as_array()
-            .map(|blocks| {
-                blocks
-                    .iter()
-                    .filter_map(|b| b["text"].as_str())
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })
-            .unwrap_or_default();
-        ToolResult {
-            is_error: result["isError"].as_bool().unwrap_or(false),
-            text,
-            structured: result["structuredContent"].clone(),
-        }
+        tool_result(&response)
     }
 }
 
@@ -240,4 +287,32 @@ pub fn sse_messages(text: &str) -> Vec<Value> {
             serde_json::from_str::<Value>(&data).ok()
         })
         .collect()
+}
+
+/// A tools/call response as a ToolResult; protocol-level failures (bad parameters) read as
+/// tool errors in assertions.
+fn tool_result(response: &Value) -> ToolResult {
+    if let Some(err) = response.get("error") {
+        return ToolResult {
+            is_error: true,
+            text: err["message"].as_str().unwrap_or_default().to_string(),
+            structured: Value::Null,
+        };
+    }
+    let result = &response["result"];
+    let text = result["content"]
+        .as_array()
+        .map(|blocks| {
+            blocks
+                .iter()
+                .filter_map(|b| b["text"].as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default();
+    ToolResult {
+        is_error: result["isError"].as_bool().unwrap_or(false),
+        text,
+        structured: result["structuredContent"].clone(),
+    }
 }

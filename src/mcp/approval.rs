@@ -1,0 +1,160 @@
+//! require_approval: a tool the person must approve asks them through MCP elicitation when
+//! their client can show a question; otherwise the call is refused with a one-time code, and
+//! the model asks the person and calls again with it. Every question, approval and refusal
+//! is audited.
+
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use rmcp::RoleServer;
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::ElicitationMode;
+use rmcp::service::{ElicitationError, RequestContext};
+use serde_json::json;
+
+use crate::db::audit;
+use crate::supervisor::Supervisor;
+
+/// The argument that carries a confirmation code.
+pub const CODE_ARG: &str = "approval";
+/// How long a code is good for.
+const CODE_LIFE: Duration = Duration::from_secs(10 * 60);
+/// How long the person has to answer the question.
+const ASK_WAIT: Duration = Duration::from_secs(10 * 60);
+
+/// Codes handed out and not used yet: code → (tool, handed out at).
+static CODES: LazyLock<Mutex<HashMap<String, (String, Instant)>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// The person's answer to "allow this call?".
+#[derive(Debug, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
+pub struct Approve {
+    /// Allow this call.
+    pub approve: bool,
+}
+rmcp::elicit_safe!(Approve);
+
+/// Whether the call may go on; Err holds the answer to give instead.
+pub async fn check(
+    sup: &Supervisor,
+    request: &mut CallToolRequestParams,
+    ctx: &RequestContext<RoleServer>,
+    caller: Option<&str>,
+) -> Result<(), String> {
+    let tool = request.name.to_string();
+    let settings = sup.settings();
+    let code = request
+        .arguments
+        .as_mut()
+        .and_then(|a| a.remove(CODE_ARG))
+        .and_then(|v| v.as_str().map(str::to_string));
+    if !settings.needs_approval(&tool) {
+        return Ok(());
+    }
+    let pool = sup.pool();
+    if let Some(code) = code {
+        let valid = {
+            let mut codes = CODES.lock().expect("codes poisoned");
+            codes.retain(|_, (_, at)| at.elapsed() < CODE_LIFE);
+            codes.remove(&code).is_some_and(|(t, _)| t == tool)
+        };
+        if valid {
+            audit::record(
+                pool,
+                caller,
+                None,
+                "approval.granted",
+                json!({ "tool": tool, "how": "confirmation code" }),
+            )
+            .await;
+            return Ok(());
+        }
+        audit::record(
+            pool,
+            caller,
+            None,
+            "approval.refused",
+            json!({ "tool": tool, "why": "unknown or used code" }),
+        )
+        .await;
+        return Err(format!(
+            "{tool}: the approval code is not valid (each is good once, for 10 minutes, for the \
+             tool it was given for). Call {tool} without it to get a new one, and ask the user."
+        ));
+    }
+    let summary = request
+        .arguments
+        .as_ref()
+        .map(|a| serde_json::Value::Object(a.clone()).to_string())
+        .unwrap_or_else(|| "{}".into());
+    let source = crate::supervisor::controls::source_words(settings.require_approval.source);
+    // Only the person's own session can show them a question; an instance's would be asked
+    // in a pane nobody watches.
+    if caller.is_none()
+        && ctx
+            .peer
+            .supported_elicitation_modes()
+            .contains(&ElicitationMode::Form)
+    {
+        audit::record(
+            pool,
+            caller,
+            None,
+            "approval.asked",
+            json!({ "tool": tool, "how": "elicitation" }),
+        )
+        .await;
+        let question =
+            format!("troupe: allow {tool} {summary}? (require_approval, set in {source})");
+        let answer = ctx
+            .peer
+            .elicit_with_timeout::<Approve>(question, Some(ASK_WAIT))
+            .await;
+        let (allowed, why) = match answer {
+            Ok(Some(Approve { approve: true })) => (true, "approved"),
+            Ok(_) => (false, "not approved"),
+            Err(ElicitationError::UserDeclined) => (false, "declined"),
+            Err(ElicitationError::UserCancelled) => (false, "cancelled"),
+            Err(_) => (false, "no answer"),
+        };
+        let kind = if allowed {
+            "approval.granted"
+        } else {
+            "approval.refused"
+        };
+        audit::record(
+            pool,
+            caller,
+            None,
+            kind,
+            json!({ "tool": tool, "how": "elicitation", "answer": why }),
+        )
+        .await;
+        return if allowed {
+            Ok(())
+        } else {
+            Err(format!(
+                "{tool} was not run: the user {why} it. Ask them what they want instead."
+            ))
+        };
+    }
+    let code = format!("ok-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    CODES
+        .lock()
+        .expect("codes poisoned")
+        .insert(code.clone(), (tool.clone(), Instant::now()));
+    audit::record(
+        pool,
+        caller,
+        None,
+        "approval.asked",
+        json!({ "tool": tool, "how": "confirmation code" }),
+    )
+    .await;
+    Err(format!(
+        "{tool} needs the user's approval first (require_approval, set in {source}). Ask the \
+         user whether to run {tool} with {summary}; if they agree, call {tool} again with the \
+         same arguments and \"{CODE_ARG}\": \"{code}\" (good once, for 10 minutes)."
+    ))
+}
