@@ -23,7 +23,7 @@ pub struct ConfigureParams {
     pub require_approval: Option<Vec<String>>,
     /// Most instances alive at once.
     #[serde(default)]
-    pub max_instances: Option<u32>,
+    pub max_instances: Option<u64>,
     /// Most dollars all instances may cost since troupe started; reaching it interrupts
     /// running turns and refuses new spawns and sends.
     #[serde(default)]
@@ -89,10 +89,21 @@ impl Troupe {
         Parameters(p): Parameters<ConfigureParams>,
         extensions: Extensions,
     ) -> Result<Json<SettingsView>, String> {
+        let max_instances = match p.max_instances.map(u32::try_from) {
+            Some(Err(_)) => {
+                return Err(tool_error(crate::error::Error::InvalidInput(format!(
+                    "max_instances: {} is more instances than troupe counts; give at most {}",
+                    p.max_instances.unwrap_or_default(),
+                    u32::MAX
+                ))));
+            }
+            Some(Ok(n)) => Some(n),
+            None => None,
+        };
         let update = Layer {
             enabled: p.enabled,
             require_approval: p.require_approval,
-            max_instances: p.max_instances,
+            max_instances,
             max_session_cost: p.max_session_cost,
             max_cost_per_hour: p.max_cost_per_hour,
             allowed_models: p.allowed_models,
