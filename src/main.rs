@@ -288,7 +288,19 @@ struct ServeArgs {
     allow_remote: bool,
 }
 
-fn main() -> anyhow::Result<()> {
+/// Errors are for people: the message and its causes, never a stack trace (even with
+/// RUST_BACKTRACE set), and exit status 1.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
