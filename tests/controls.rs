@@ -141,6 +141,22 @@ async fn a_spent_session_budget_refuses_new_work_and_says_by_how_much() {
         "{}",
         r.text
     );
+
+    // The hourly budget, alone.
+    h.call(
+        "configure_orchestration",
+        json!({ "reset": ["max_session_cost"], "max_cost_per_hour": 0.0001 }),
+    )
+    .await;
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": "three" }),
+        )
+        .await;
+    assert!(r.is_error, "{}", r.text);
+    assert!(r.text.contains("the last hour has cost"), "{}", r.text);
+    assert!(r.text.contains("max_cost_per_hour"), "{}", r.text);
 }
 
 #[tokio::test(flavor = "multi_thread")]

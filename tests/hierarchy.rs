@@ -561,3 +561,54 @@ async fn troupe_chat_attaches_the_person_session_as_the_root() {
     })
     .await;
 }
+
+/// require_approval, with the real Claude Code as the person's client: it declares
+/// elicitation, so troupe's question appears in the person's TUI, and their answer decides.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_person_approves_a_spawn_in_their_own_claude_code() {
+    let h = Harness::start().await;
+    h.call(
+        "configure_orchestration",
+        json!({ "require_approval": ["spawn_claude"] }),
+    )
+    .await;
+    let project = trusted_project(&h, "approvals");
+    let mcp = h.dir.path().join("person-mcp.json");
+    let config = json!({ "mcpServers": { "troupe": {
+        "type": "http",
+        "url": format!("{}/mcp", h.server().url()),
+        "headers": { "Authorization": format!("Bearer {}", h.server().token()) }
+    }}});
+    std::fs::write(&mcp, config.to_string()).unwrap();
+    let mut command = vec![support::clis::claude_bin()];
+    command.extend(argv(&SKIP));
+    command.extend(argv(&["--mcp-config", mcp.to_str().unwrap()]));
+    let term = Terminal::open(&h, &project, &[], &command);
+    let call = r#"CALL_TOOL mcp__troupe__spawn_claude {"role": "tester", "name": "approved"}"#;
+    term.say(call);
+    let question = term
+        .until("troupe's question on the person's screen", call, || async {
+            let s = term.screen();
+            s.contains("allow spawn_claude").then_some(s)
+        })
+        .await;
+    // Claude Code shows it as a form: the box ticked with Space, then Accept.
+    assert!(question.contains("requests your input"), "{question}");
+    term.keys(&["Space"]);
+    term.keys(&["Down"]);
+    term.keys(&["Enter"]);
+    let helper = term
+        .until("the approved helper", call, || async {
+            Instance::list(h.pool(), false)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|i| i.name == "approved" && i.state == "idle")
+        })
+        .await;
+    assert_eq!(helper.parent_id, None);
+    let granted = troupe::db::audit::of_kind(h.pool(), "approval.granted")
+        .await
+        .unwrap();
+    assert!(granted[0].detail.contains("elicitation"), "{granted:?}");
+}
