@@ -463,3 +463,34 @@ async fn a_codex_instance_spawns_children_of_its_own_through_troupe() {
     assert!(children[0].id.starts_with("kid-"));
     assert_eq!(children[0].agent, "claude");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupt_right_as_a_codex_turn_begins_still_stops_it() {
+    let h = Harness::start().await;
+    let id = h.spawn_codex(json!({ "role": "tester" })).await;
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": "please count slowly to 40", "wait_for_response": false }),
+        )
+        .await;
+    let message_id = r.structured["message_id"].as_str().unwrap().to_string();
+    codex_request(&h, "please count slowly to 40").await;
+    let r = h
+        .call("interrupt_instance", json!({ "instance_id": id }))
+        .await;
+    assert_eq!(r.structured["outcome"], "confirmed", "{}", r.text);
+    let m = Message::find(h.pool(), &message_id).await.unwrap().unwrap();
+    assert_eq!(m.state, "interrupted");
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": "a fresh start" }),
+        )
+        .await;
+    assert_eq!(
+        r.structured["response"], "ECHO: a fresh start",
+        "{}",
+        r.text
+    );
+}
