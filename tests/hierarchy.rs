@@ -592,20 +592,36 @@ async fn the_person_approves_a_spawn_in_their_own_claude_code() {
             s.contains("allow spawn_claude").then_some(s)
         })
         .await;
-    // Claude Code shows it as a form: the box ticked with Space, then Accept.
+    // Claude Code shows it as a form: the box ticked with Space, then Accept. Each key is
+    // pressed once the screen shows the one before it took.
     assert!(question.contains("requests your input"), "{question}");
-    term.keys(&["Space"]);
-    term.keys(&["Down"]);
+    let step = |key: &'static str, shows: &'static str| {
+        let term = &term;
+        async move {
+            term.keys(&[key]);
+            support::eventually(shows, Duration::from_secs(10), || async {
+                term.screen().contains(shows).then_some(())
+            })
+            .await;
+        }
+    };
+    step("Space", "☒").await;
+    step("Down", "❯ Accept").await;
     term.keys(&["Enter"]);
-    let helper = term
-        .until("the approved helper", call, || async {
-            Instance::list(h.pool(), false)
-                .await
-                .unwrap()
-                .into_iter()
-                .find(|i| i.name == "approved" && i.state == "idle")
-        })
-        .await;
+    let helper = support::eventually("the approved helper", Duration::from_secs(60), || async {
+        let found = Instance::list(h.pool(), false)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|i| i.name == "approved" && i.state == "idle");
+        if found.is_none() && term.screen().contains("❯ Accept") {
+            // The TUI dropped the Enter: the form is still there.
+            term.keys(&["Enter"]);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        found
+    })
+    .await;
     assert_eq!(helper.parent_id, None);
     let granted = troupe::db::audit::of_kind(h.pool(), "approval.granted")
         .await
