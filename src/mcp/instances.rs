@@ -196,6 +196,29 @@ pub struct TerminateResult {
     pub terminated: Vec<String>,
 }
 
+impl Troupe {
+    /// One spawn on behalf of the caller, placed where the caller works unless told.
+    async fn spawn_one(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        project_dir: Option<String>,
+        mut req: SpawnRequest,
+    ) -> Result<Json<SpawnResult>, String> {
+        let caller = caller(&ctx.extensions);
+        req.project_dir = self.default_dir(ctx, caller.as_deref(), project_dir).await;
+        let inst = self
+            .sup
+            .spawn(req, caller.as_deref())
+            .await
+            .map_err(tool_error)?;
+        Ok(Json(SpawnResult {
+            instance_id: inst.id.clone(),
+            status: inst.state,
+            instance: inst.into(),
+        }))
+    }
+}
+
 #[tool_router(router = instance_tools, vis = "pub(super)")]
 impl Troupe {
     /// Start a Claude Code instance in its own tmux session and wait until it is ready.
@@ -208,33 +231,23 @@ impl Troupe {
         Parameters(p): Parameters<SpawnClaudeParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<SpawnResult>, String> {
-        let caller = caller(&ctx.extensions);
-        let project_dir = self
-            .default_dir(&ctx, caller.as_deref(), p.project_dir)
-            .await;
-        let inst = self
-            .sup
-            .spawn(
-                SpawnRequest {
-                    agent: None,
-                    sandbox_mode: None,
-                    name: p.name,
-                    role: p.role,
-                    model: p.model,
-                    system_prompt: p.system_prompt,
-                    context: p.context,
-                    project_dir,
-                    parent_instance_id: p.parent_instance_id,
-                },
-                caller.as_deref(),
-            )
-            .await
-            .map_err(tool_error)?;
-        Ok(Json(SpawnResult {
-            instance_id: inst.id.clone(),
-            status: inst.state,
-            instance: inst.into(),
-        }))
+        let project_dir = p.project_dir.clone();
+        self.spawn_one(
+            &ctx,
+            project_dir,
+            SpawnRequest {
+                agent: None,
+                sandbox_mode: None,
+                name: p.name,
+                role: p.role,
+                model: p.model,
+                system_prompt: p.system_prompt,
+                context: p.context,
+                project_dir: None,
+                parent_instance_id: p.parent_instance_id,
+            },
+        )
+        .await
     }
 
     /// Start a Codex instance in its own tmux session and wait until it is ready.
@@ -247,33 +260,23 @@ impl Troupe {
         Parameters(p): Parameters<SpawnCodexParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<SpawnResult>, String> {
-        let caller = caller(&ctx.extensions);
-        let project_dir = self
-            .default_dir(&ctx, caller.as_deref(), p.project_dir)
-            .await;
-        let inst = self
-            .sup
-            .spawn(
-                SpawnRequest {
-                    agent: Some("codex".into()),
-                    sandbox_mode: p.sandbox_mode,
-                    name: p.name,
-                    role: p.role,
-                    model: p.model,
-                    system_prompt: p.system_prompt,
-                    context: p.context,
-                    project_dir,
-                    parent_instance_id: p.parent_instance_id,
-                },
-                caller.as_deref(),
-            )
-            .await
-            .map_err(tool_error)?;
-        Ok(Json(SpawnResult {
-            instance_id: inst.id.clone(),
-            status: inst.state,
-            instance: inst.into(),
-        }))
+        let project_dir = p.project_dir.clone();
+        self.spawn_one(
+            &ctx,
+            project_dir,
+            SpawnRequest {
+                agent: Some("codex".into()),
+                sandbox_mode: p.sandbox_mode,
+                name: p.name,
+                role: p.role,
+                model: p.model,
+                system_prompt: p.system_prompt,
+                context: p.context,
+                project_dir: None,
+                parent_instance_id: p.parent_instance_id,
+            },
+        )
+        .await
     }
 
     #[tool(
