@@ -7,59 +7,21 @@
 //!
 //! cargo bench --bench codex_roundtrip   (CODEX_ROUNDTRIP_SENDS, default 20 of each)
 
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use common::{BAR_MEDIAN_MS, BAR_P90_MS, lines, now_ns, summary};
+
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::{Harness, TmuxServer};
 
 const QUIET_BEFORE_SEND: Duration = Duration::from_millis(300);
 const POLL_EVERY: Duration = Duration::from_millis(3);
-const BAR_MEDIAN_MS: f64 = 30.0;
-const BAR_P90_MS: f64 = 40.0;
-
-fn now_ns() -> i128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_nanos() as i128
-}
-
-fn lines(path: &Path) -> Vec<i128> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .split_inclusive('\n')
-        .filter_map(|l| l.strip_suffix('\n')?.trim().parse().ok())
-        .collect()
-}
-
-struct Stats {
-    median: f64,
-    p90: f64,
-}
-
-fn summary(name: &str, mut ms: Vec<f64>) -> Stats {
-    ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let pick = |q: f64| ms[((ms.len() as f64 - 1.0) * q).round() as usize];
-    let stats = Stats {
-        median: pick(0.5),
-        p90: pick(0.9),
-    };
-    println!(
-        "{name:<42} n={:<3} min={:>7.1}ms  median={:>7.1}ms  p90={:>7.1}ms  max={:>7.1}ms",
-        ms.len(),
-        ms[0],
-        stats.median,
-        stats.p90,
-        ms[ms.len() - 1]
-    );
-    stats
-}
-
 /// The same Codex troupe runs, started by hand: the harness's Codex config, a Stop hook that
 /// writes the time, nothing of troupe's.
 struct Floor {

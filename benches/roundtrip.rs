@@ -11,13 +11,16 @@
 //! cargo bench --bench roundtrip   (ROUNDTRIP_SENDS, default 40 of each;
 //!                                  ROUNDTRIP_INSTANCES, default 3, for spawn-to-ready)
 
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
+
+use common::{BAR_MEDIAN_MS, BAR_P90_MS, lines, now_ns, summary};
 
 use std::collections::HashMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::{Harness, TmuxServer};
@@ -26,9 +29,6 @@ use troupe::db::messages::Message;
 
 /// The model of troupe's instances and of the floor's CLI.
 const MODEL: &str = "haiku";
-/// The bars the overhead is held to (from the issue); printed next to the figures, not enforced.
-const BAR_MEDIAN_MS: f64 = 30.0;
-const BAR_P90_MS: f64 = 40.0;
 /// Long enough for the TUI to have taken every typed key before Enter, so the floor holds
 /// nothing but the CLI's turn. troupe's call waits as long after the floor's turn as the floor's
 /// Enter waits after troupe's answer: without it troupe's send would share the CPU with the
@@ -57,14 +57,6 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// Wall-clock nanoseconds, the clock `date +%s%N` in the floor's hooks reads.
-fn now_ns() -> i128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_nanos() as i128
-}
-
 /// CPU time (user + system) this process has used so far.
 fn cpu_time() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -77,29 +69,6 @@ fn cpu_time() -> Duration {
     let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
         + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
     Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
-}
-
-struct Stats {
-    median: f64,
-    p90: f64,
-}
-
-fn summary(name: &str, mut ms: Vec<f64>) -> Stats {
-    ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let pick = |q: f64| ms[((ms.len() as f64 - 1.0) * q).round() as usize];
-    let stats = Stats {
-        median: pick(0.5),
-        p90: pick(0.9),
-    };
-    println!(
-        "{name:<42} n={:<3} min={:>7.1}ms  median={:>7.1}ms  p90={:>7.1}ms  max={:>7.1}ms",
-        ms.len(),
-        ms[0],
-        stats.median,
-        stats.p90,
-        ms[ms.len() - 1]
-    );
-    stats
 }
 
 /// The same Claude Code troupe runs, started by hand in a tmux session of its own: no MCP
@@ -306,15 +275,6 @@ impl Floor {
             );
         }
     }
-}
-
-/// The timestamps a hook log holds (a line being written is skipped until it is complete).
-fn lines(path: &Path) -> Vec<i128> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .split_inclusive('\n')
-        .filter_map(|l| l.strip_suffix('\n')?.trim().parse().ok())
-        .collect()
 }
 
 /// When the CLI registered each prompt, by its text (every text the bench sends is unique).
