@@ -57,6 +57,10 @@ impl Client {
             .await
     }
 
+    pub async fn metrics(&self) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::GET, "/api/metrics", None).await
+    }
+
     pub async fn create_team(
         &self,
         name: &str,
@@ -166,6 +170,58 @@ pub fn parse_members(spec: &str) -> anyhow::Result<Vec<NewMember>> {
     Ok(members)
 }
 
+/// Rows as an aligned table under a header, for people.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<&str>| {
+        let mut l = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ");
+        l.truncate(l.trim_end().len());
+        l + "\n"
+    };
+    let mut out = line(header.to_vec());
+    for r in rows {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+/// How long ago an RFC 3339 time was, as people say it (`12s`, `5m`, `3h`, `2d`).
+pub fn age(since: &str, now: chrono::DateTime<chrono::Utc>) -> String {
+    let Ok(t) = chrono::DateTime::parse_from_rfc3339(since) else {
+        return "-".into();
+    };
+    let secs = (now - t.to_utc()).num_seconds().max(0);
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m", secs / 60),
+        3600..86400 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86400),
+    }
+}
+
+/// An instance's cost for people: dollars, with the unpriced calls said.
+pub fn cost(usage: &Value) -> String {
+    let micros = usage["cost_micros"].as_i64().unwrap_or(0);
+    let unpriced = usage["unpriced_calls"].as_i64().unwrap_or(0);
+    match unpriced {
+        0 => format!("${:.4}", micros as f64 / 1e6),
+        n => format!("${:.4} +{n} unpriced", micros as f64 / 1e6),
+    }
+}
+
 /// One line per team member.
 pub fn print_team(team: &Value) {
     println!(
@@ -204,7 +260,26 @@ pub fn absolute_dir(dir: &str) -> anyhow::Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_members;
+    use super::{age, parse_members, table};
+
+    #[test]
+    fn tables_align_and_ages_read_short() {
+        let t = table(
+            &["ID", "STATE"],
+            &[
+                vec!["dev-1a2b".into(), "idle".into()],
+                vec!["a".into(), "busy".into()],
+            ],
+        );
+        assert_eq!(t, "ID        STATE\ndev-1a2b  idle\na         busy\n");
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(age("2026-12-01T09:59:48Z", now), "12s");
+        assert_eq!(age("2026-12-01T07:00:00Z", now), "3h");
+        assert_eq!(age("2026-11-28T10:00:00Z", now), "3d");
+        assert_eq!(age("never", now), "-");
+    }
 
     #[test]
     fn the_seed_member_list_parses() {

@@ -67,6 +67,17 @@ enum Command {
     Ls {
         #[command(flatten)]
         server: ServerUrl,
+        /// The server's answer as JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What the session has cost so far: tokens, cost by model, messages, time saved.
+    Cost {
+        #[command(flatten)]
+        server: ServerUrl,
+        /// The server's answer as JSON, for scripts.
+        #[arg(long)]
+        json: bool,
     },
     /// Add troupe to an MCP client's configuration (or take it out again).
     Mcp {
@@ -311,7 +322,8 @@ fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(args) => runtime.block_on(serve(args)),
-        Command::Ls { server } => runtime.block_on(ls(server.client()?)),
+        Command::Ls { server, json } => runtime.block_on(ls(server.client()?, json)),
+        Command::Cost { server, json } => runtime.block_on(cost(server.client()?, json)),
         Command::Stdio { server } => runtime.block_on(async {
             let data_dir = server
                 .data_dir
@@ -423,20 +435,102 @@ fn mcp(server: &ServerUrl, command: McpCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn ls(client: troupe::cli::Client) -> anyhow::Result<()> {
+async fn ls(client: troupe::cli::Client, json: bool) -> anyhow::Result<()> {
     let list = client.instances().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
     let instances = list["instances"].as_array().cloned().unwrap_or_default();
     if instances.is_empty() {
-        println!("no live instances");
+        println!("no live instances; spawn one from your MCP client, or `troupe team start NAME`");
+        return Ok(());
     }
-    for i in instances {
-        println!(
-            "{:<24} {:<11} {:<8} {:<18} {}",
-            i["id"].as_str().unwrap_or(""),
-            i["role"].as_str().unwrap_or(""),
-            i["model"].as_str().unwrap_or(""),
-            i["state"].as_str().unwrap_or(""),
-            i["state_reason"].as_str().unwrap_or("")
+    let now = chrono::Utc::now();
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
+    let rows: Vec<Vec<String>> = instances
+        .iter()
+        .map(|i| {
+            vec![
+                s(&i["id"]),
+                s(&i["agent"]),
+                s(&i["role"]),
+                s(&i["model"]),
+                s(&i["state"]),
+                s(&i["parent_id"]),
+                troupe::cli::age(i["created_at"].as_str().unwrap_or(""), now),
+                troupe::cli::cost(&i["usage"]),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        troupe::cli::table(
+            &[
+                "ID", "AGENT", "ROLE", "MODEL", "STATE", "PARENT", "AGE", "COST"
+            ],
+            &rows
+        )
+    );
+    Ok(())
+}
+
+async fn cost(client: troupe::cli::Client, json: bool) -> anyhow::Result<()> {
+    let m = client.metrics().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&m)?);
+        return Ok(());
+    }
+    let n = |k: &str| m[k].as_i64().unwrap_or(0);
+    println!(
+        "{} spawned, {} active · {} tokens · {}{} · {} of {} messages answered · {:.0} s saved by parallel work",
+        n("instances_spawned"),
+        n("instances_active"),
+        n("total_tokens"),
+        m["cost"].as_str().unwrap_or("$0.00"),
+        match n("unpriced_calls") {
+            0 => String::new(),
+            u => format!(" (+{u} unpriced calls)"),
+        },
+        n("messages_answered"),
+        n("messages_sent"),
+        m["time_saved_seconds"].as_f64().unwrap_or(0.0)
+    );
+    let rows: Vec<Vec<String>> = m["cost_by_model"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let i = |k: &str| r[k].as_i64().unwrap_or(0).to_string();
+            vec![
+                r["model"].as_str().unwrap_or("-").to_string(),
+                i("calls"),
+                i("input_tokens"),
+                i("output_tokens"),
+                i("cache_creation_tokens"),
+                i("cache_read_tokens"),
+                match r["cost_micros"].as_i64() {
+                    Some(c) => format!("${:.4}", c as f64 / 1e6),
+                    None => "unpriced".into(),
+                },
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        print!(
+            "{}",
+            troupe::cli::table(
+                &[
+                    "MODEL",
+                    "CALLS",
+                    "INPUT",
+                    "OUTPUT",
+                    "CACHE WRITE",
+                    "CACHE READ",
+                    "COST"
+                ],
+                &rows
+            )
         );
     }
     Ok(())

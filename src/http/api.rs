@@ -57,9 +57,17 @@ async fn json_only(req: Request, next: Next) -> Response {
     (StatusCode::UNSUPPORTED_MEDIA_TYPE, body).into_response()
 }
 
+/// `GET /api/instances`: the live instances, each with its tokens and cost so far.
 async fn list_instances(State(sup): State<Supervisor>) -> Result<Json<Value>, Error> {
-    let instances = Instance::list(sup.pool(), false).await?;
-    Ok(Json(json!({ "instances": instances })))
+    let mut out = Vec::new();
+    for inst in Instance::list(sup.pool(), false).await? {
+        let usage =
+            crate::db::usage::UsageRecord::totals_for_instance(sup.pool(), &inst.id).await?;
+        let mut row = serde_json::to_value(&inst).unwrap_or_default();
+        row["usage"] = serde_json::to_value(usage).unwrap_or_default();
+        out.push(row);
+    }
+    Ok(Json(json!({ "instances": out })))
 }
 
 #[derive(Deserialize)]
