@@ -57,6 +57,29 @@ impl Client {
             .await
     }
 
+    pub async fn send(&self, id: &str, message: &str, wait: bool) -> anyhow::Result<Value> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/api/instances/{id}/send"),
+            Some(json!({ "message": message, "wait": wait })),
+        )
+        .await
+    }
+
+    /// `interrupt`, `terminate` or `resume` one instance.
+    pub async fn act(&self, id: &str, action: &str) -> anyhow::Result<Value> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/api/instances/{id}/{action}"),
+            None,
+        )
+        .await
+    }
+
+    pub async fn tree(&self) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::GET, "/api/tree", None).await
+    }
+
     pub async fn metrics(&self) -> anyhow::Result<Value> {
         self.call(reqwest::Method::GET, "/api/metrics", None).await
     }

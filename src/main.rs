@@ -71,6 +71,54 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The parent/child tree of the live instances.
+    Tree {
+        #[command(flatten)]
+        server: ServerUrl,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a message to an instance and print its answer.
+    Send {
+        #[command(flatten)]
+        server: ServerUrl,
+        /// The instance id.
+        id: String,
+        /// The message.
+        message: String,
+        /// Queue it and print its id instead of waiting for the answer.
+        #[arg(long)]
+        no_wait: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop an instance's running turn (or every instance's with --all); conversations are kept.
+    Interrupt {
+        #[command(flatten)]
+        server: ServerUrl,
+        /// The instance id.
+        #[arg(required_unless_present = "all")]
+        id: Option<String>,
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
+    /// Terminate an instance and everything under it (or every instance with --all).
+    Kill {
+        #[command(flatten)]
+        server: ServerUrl,
+        /// The instance id.
+        #[arg(required_unless_present = "all")]
+        id: Option<String>,
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
+    /// Bring a suspended or stopped instance back with its conversation.
+    Resume {
+        #[command(flatten)]
+        server: ServerUrl,
+        /// The instance id.
+        id: String,
+    },
     /// What the session has cost so far: tokens, cost by model, messages, time saved.
     Cost {
         #[command(flatten)]
@@ -324,6 +372,57 @@ fn run() -> anyhow::Result<()> {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Ls { server, json } => runtime.block_on(ls(server.client()?, json)),
         Command::Cost { server, json } => runtime.block_on(cost(server.client()?, json)),
+        Command::Tree { server, json } => runtime.block_on(async {
+            let t = server.client()?.tree().await?;
+            match json {
+                true => println!("{}", serde_json::to_string_pretty(&t)?),
+                false => match t["text"].as_str().filter(|s| !s.trim().is_empty()) {
+                    Some(text) => println!("{}", text.trim_end()),
+                    None => println!("no live instances"),
+                },
+            }
+            Ok(())
+        }),
+        Command::Send {
+            server,
+            id,
+            message,
+            no_wait,
+            json,
+        } => runtime.block_on(async {
+            let m = server.client()?.send(&id, &message, !no_wait).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&m)?);
+            } else if no_wait {
+                println!("queued as {}", m["id"].as_str().unwrap_or("?"));
+            } else {
+                match m["state"].as_str() {
+                    Some("answered") => println!("{}", m["response"].as_str().unwrap_or("")),
+                    other => anyhow::bail!(
+                        "message {} ended {}: {}",
+                        m["id"].as_str().unwrap_or("?"),
+                        other.unwrap_or("?"),
+                        m["state_reason"].as_str().unwrap_or("")
+                    ),
+                }
+            }
+            Ok(())
+        }),
+        Command::Interrupt { server, id, all } => {
+            runtime.block_on(each(server.client()?, id, all, "interrupt"))
+        }
+        Command::Kill { server, id, all } => {
+            runtime.block_on(each(server.client()?, id, all, "terminate"))
+        }
+        Command::Resume { server, id } => runtime.block_on(async {
+            let i = server.client()?.act(&id, "resume").await?;
+            println!(
+                "{} is {}",
+                i["id"].as_str().unwrap_or(&id),
+                i["state"].as_str().unwrap_or("?")
+            );
+            Ok(())
+        }),
         Command::Stdio { server } => runtime.block_on(async {
             let data_dir = server
                 .data_dir
@@ -472,6 +571,61 @@ async fn ls(client: troupe::cli::Client, json: bool) -> anyhow::Result<()> {
             &rows
         )
     );
+    Ok(())
+}
+
+/// `interrupt` or `terminate` one instance, or every live one.
+async fn each(
+    client: troupe::cli::Client,
+    id: Option<String>,
+    all: bool,
+    action: &str,
+) -> anyhow::Result<()> {
+    let ids: Vec<String> = match (id, all) {
+        (Some(id), _) => vec![id],
+        (None, _) => {
+            let list = client.instances().await?;
+            let live: Vec<&serde_json::Value> =
+                list["instances"].as_array().into_iter().flatten().collect();
+            let is_live = |id: &serde_json::Value| live.iter().any(|i| i["id"] == *id);
+            live.iter()
+                // Terminating a parent ends its children first: only the tops are named.
+                .filter(|i| action == "interrupt" || !is_live(&i["parent_id"]))
+                .filter_map(|i| i["id"].as_str().map(str::to_string))
+                .collect()
+        }
+    };
+    if ids.is_empty() {
+        println!("no live instances");
+    }
+    let mut failed = 0;
+    for id in ids {
+        match client.act(&id, action).await {
+            Ok(r) if action == "interrupt" => println!(
+                "{id}: {} ({})",
+                r["outcome"].as_str().unwrap_or("?"),
+                r["detail"].as_str().unwrap_or("")
+            ),
+            Ok(r) => println!(
+                "terminated {}",
+                r["terminated"]
+                    .as_array()
+                    .map(|t| t
+                        .iter()
+                        .filter_map(|v| v.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                    .unwrap_or_default()
+            ),
+            Err(e) => {
+                eprintln!("{id}: {e:#}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of them could not be done; `troupe ls` shows what runs");
+    }
     Ok(())
 }
 

@@ -83,3 +83,88 @@ async fn ls_and_cost_print_tables_and_json() {
     assert!(out.starts_with("error: cannot reach troupe"), "{out}");
     assert!(out.contains("troupe serve"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn send_interrupt_kill_resume_and_tree_from_the_command_line() {
+    let h = Harness::start().await;
+    let url = h.server().url();
+    let token = h.server().token().to_string();
+    let run = |args: Vec<String>| {
+        let (url, token) = (url.clone(), token.clone());
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            troupe(&url, &token, &args)
+        })
+    };
+    let lead = h
+        .spawn(json!({ "role": "architect", "name": "lead", "model": "haiku" }))
+        .await;
+    let kid = h
+        .spawn(json!({ "role": "tester", "name": "kid", "parent_instance_id": lead }))
+        .await;
+
+    let (ok, out) = run(vec!["send".into(), kid.clone(), "hello there".into()])
+        .await
+        .unwrap();
+    assert!(ok, "{out}");
+    assert_eq!(out.trim(), "ECHO: hello there");
+    let (ok, out) = run(vec!["tree".into()]).await.unwrap();
+    assert!(ok && out.contains(&lead) && out.contains(&kid), "{out}");
+
+    let (ok, out) = run(vec![
+        "send".into(),
+        kid.clone(),
+        "please count slowly to 40".into(),
+        "--no-wait".into(),
+    ])
+    .await
+    .unwrap();
+    assert!(ok && out.starts_with("queued as msg-"), "{out}");
+    h.model
+        .wait_for_request(
+            |r| support::fake_model::last_user_text(r).ends_with("count slowly to 40"),
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    let (ok, out) = run(vec!["interrupt".into(), "--all".into()]).await.unwrap();
+    assert!(ok, "{out}");
+    assert!(out.contains(&format!("{kid}: confirmed")), "{out}");
+
+    let (ok, out) = run(vec!["kill".into(), "--all".into()]).await.unwrap();
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&kid) && out.contains(&lead),
+        "one kill of the top ends both: {out}"
+    );
+    let (ok, out) = run(vec!["resume".into(), kid.clone()]).await.unwrap();
+    assert!(ok && out.contains("idle"), "{out}");
+
+    let (ok, out) = run(vec!["send".into(), "ghost-0000".into(), "hi".into()])
+        .await
+        .unwrap();
+    assert!(
+        !ok && out.contains("ghost-0000") && out.contains("404"),
+        "{out}"
+    );
+
+    // The REST API says what is wrong, in JSON, with the status that fits.
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{url}/api/instances/{kid}/send"))
+        .bearer_auth(&token)
+        .json(&json!({ "mesage": "typo" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("mesage"), "{body}");
+    let r = http
+        .get(format!("{url}/api/instances/ghost-0000"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}

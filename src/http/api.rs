@@ -18,6 +18,12 @@ use crate::supervisor::teams::{NewMember, TeamView};
 pub fn routes() -> Router<Supervisor> {
     Router::new()
         .route("/api/instances", get(list_instances))
+        .route("/api/instances/{id}", get(get_instance))
+        .route("/api/instances/{id}/send", post(send))
+        .route("/api/instances/{id}/interrupt", post(interrupt))
+        .route("/api/instances/{id}/terminate", post(terminate))
+        .route("/api/instances/{id}/resume", post(resume))
+        .route("/api/tree", get(tree))
         .route("/api/metrics", get(metrics))
         .route("/api/settings", get(settings))
         .route("/api/teams", get(list_teams).post(create_team))
@@ -94,6 +100,88 @@ async fn create_team(
         )
         .await?;
     Ok((StatusCode::CREATED, Json(team)))
+}
+
+/// `GET /api/instances/{id}`: one instance, with its usage (404 for an unknown id).
+async fn get_instance(
+    State(sup): State<Supervisor>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Error> {
+    let inst = Instance::find(sup.pool(), &id)
+        .await?
+        .ok_or_else(|| Error::UnknownInstance(id.clone()))?;
+    let usage = crate::db::usage::UsageRecord::totals_for_instance(sup.pool(), &id).await?;
+    let mut row = serde_json::to_value(&inst).unwrap_or_default();
+    row["usage"] = serde_json::to_value(usage).unwrap_or_default();
+    Ok(Json(row))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendBody {
+    message: String,
+    /// Wait for the answer (default true).
+    #[serde(default)]
+    wait: Option<bool>,
+    /// Seconds to wait (default: the server's --default-wait).
+    #[serde(default)]
+    timeout_seconds: Option<u64>,
+}
+
+/// `POST /api/instances/{id}/send {"message": ..., "wait": true}`: the message, answered
+/// when `wait` (the default), queued otherwise.
+async fn send(
+    State(sup): State<Supervisor>,
+    Path(id): Path<String>,
+    body: Result<Json<SendBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<crate::db::messages::Message>, Error> {
+    let Json(body) = body.map_err(|e| Error::InvalidInput(e.body_text()))?;
+    let message = sup.send(&id, &body.message, None).await?;
+    if body.wait == Some(false) {
+        return Ok(Json(message));
+    }
+    let wait = match body.timeout_seconds {
+        Some(s) if s == 0 || s > crate::supervisor::MAX_WAIT.as_secs() => {
+            return Err(Error::InvalidInput(format!(
+                "timeout_seconds must be 1 to {}",
+                crate::supervisor::MAX_WAIT.as_secs()
+            )));
+        }
+        Some(s) => std::time::Duration::from_secs(s),
+        None => sup.config().default_wait,
+    };
+    Ok(Json(sup.wait_message(&message.id, wait).await?))
+}
+
+/// `POST /api/instances/{id}/interrupt`: stops the running turn, keeps the conversation.
+async fn interrupt(
+    State(sup): State<Supervisor>,
+    Path(id): Path<String>,
+) -> Result<Json<crate::supervisor::instance::InterruptReport>, Error> {
+    Ok(Json(sup.interrupt(&id, None).await?))
+}
+
+/// `POST /api/instances/{id}/terminate`: ends it and everything under it.
+async fn terminate(
+    State(sup): State<Supervisor>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Error> {
+    let done = sup.terminate(&id, None).await?;
+    Ok(Json(json!({ "terminated": done })))
+}
+
+/// `POST /api/instances/{id}/resume`: brings a stopped instance back with its conversation.
+async fn resume(
+    State(sup): State<Supervisor>,
+    Path(id): Path<String>,
+) -> Result<Json<Instance>, Error> {
+    Ok(Json(sup.resume_instance(&id, None).await?))
+}
+
+/// `GET /api/tree`: the parent/child tree, as text and as nodes.
+async fn tree(State(sup): State<Supervisor>) -> Result<Json<Value>, Error> {
+    let (roots, text) = sup.tree(None, false).await?;
+    Ok(Json(json!({ "text": text, "roots": roots })))
 }
 
 #[derive(Deserialize, Default)]
