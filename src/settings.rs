@@ -59,6 +59,20 @@ pub struct Layer {
 /// The tools that start instances: what `require_approval = true` stands for.
 pub const SPAWNING_TOOLS: &[&str] = &["spawn_claude", "spawn_codex", "spawn_multiple_instances"];
 
+/// Every control's name, as `Layer` spells its fields (and the settings table its keys).
+pub const CONTROLS: &[&str] = &[
+    "enabled",
+    "require_approval",
+    "max_instances",
+    "max_session_cost",
+    "max_cost_per_hour",
+    "allowed_models",
+    "preferred_models",
+    "default_models",
+    "auto_terminate_after",
+    "notify_on",
+];
+
 /// The kinds `notify_on` takes.
 pub const NOTIFY_KINDS: &[&str] = &["spawn", "terminate", "error", "cost_threshold"];
 
@@ -418,6 +432,28 @@ mod tests {
             "gpt-5",
             "haiku is not Codex's"
         );
+    }
+
+    #[test]
+    fn every_control_is_named() {
+        let all = Layer {
+            enabled: Some(true),
+            require_approval: Some(vec![]),
+            max_instances: Some(1),
+            max_session_cost: Some(0.0),
+            max_cost_per_hour: Some(0.0),
+            allowed_models: Some(vec![]),
+            preferred_models: Some(vec![]),
+            default_models: Some(BTreeMap::new()),
+            auto_terminate_after: Some(1),
+            notify_on: Some(vec![]),
+        };
+        let v = serde_json::to_value(all).unwrap();
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut named = CONTROLS.to_vec();
+        keys.sort_unstable();
+        named.sort_unstable();
+        assert_eq!(keys, named);
     }
 
     #[test]

@@ -193,7 +193,7 @@ async fn the_default_model_per_role_comes_from_the_settings() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_config_file_sets_controls_and_prices() {
+async fn the_config_file_sets_controls_and_its_price_entry_is_accepted() {
     use support::process::{ServeProcess, ServeSpec};
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("config.toml");

@@ -9,6 +9,7 @@ pub mod messages;
 pub mod metrics;
 pub mod output;
 pub mod replies;
+pub mod report;
 pub mod settings;
 pub mod teams;
 pub mod usage;

@@ -30,29 +30,14 @@ impl Supervisor {
         caller: Option<&str>,
     ) -> Result<Settings> {
         update.check(tools).map_err(Error::InvalidInput)?;
-        let known = serde_json::to_value(Layer {
-            enabled: Some(true),
-            require_approval: Some(vec![]),
-            max_instances: Some(1),
-            max_session_cost: Some(0.0),
-            max_cost_per_hour: Some(0.0),
-            allowed_models: Some(vec![]),
-            preferred_models: Some(vec![]),
-            default_models: Some(Default::default()),
-            auto_terminate_after: Some(1),
-            notify_on: Some(vec![]),
-        })
-        .unwrap_or_default();
-        for key in &reset {
-            if known.get(key).is_none() {
-                return Err(Error::InvalidInput(format!(
-                    "reset: {key:?} is not a control; the controls are {}",
-                    known
-                        .as_object()
-                        .map(|o| o.keys().cloned().collect::<Vec<_>>().join(", "))
-                        .unwrap_or_default()
-                )));
-            }
+        if let Some(key) = reset
+            .iter()
+            .find(|k| !crate::settings::CONTROLS.contains(&k.as_str()))
+        {
+            return Err(Error::InvalidInput(format!(
+                "reset: {key:?} is not a control; the controls are {}",
+                crate::settings::CONTROLS.join(", ")
+            )));
         }
         crate::db::settings::store(&self.shared.pool, &update, &reset, caller).await?;
         let fresh = crate::db::settings::load(&self.shared.pool).await?;
