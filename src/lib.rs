@@ -25,6 +25,7 @@ pub mod states;
 pub mod stdio;
 pub mod supervisor;
 pub mod tmux;
+pub mod weblogin;
 
 use std::net::SocketAddr;
 
@@ -80,6 +81,15 @@ impl Server {
             );
         }
         let pool = db::open(&config.db_path, config.db_busy_timeout).await?;
+        match db::events::prune(&pool).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                events = n,
+                "forgot live events older than {} days",
+                db::events::KEEP_DAYS
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot prune the event log"),
+        }
         let shutdown = CancellationToken::new();
         let supervisor = Supervisor::start(config, pool, shutdown.child_token()).await?;
         let app = http::router(supervisor.clone(), shutdown.clone());
@@ -124,6 +134,15 @@ impl Server {
     }
 
     /// The token clients present (`Authorization: Bearer`).
+    /// A one-time link that logs a browser in to the dashboard (good for a day, once).
+    pub fn login_link(&self) -> String {
+        let code = self
+            .supervisor
+            .logins()
+            .issue(weblogin::START_LINK_LIFETIME);
+        format!("{}/login?code={code}", self.supervisor.config().public_url)
+    }
+
     pub fn token(&self) -> &str {
         &self.supervisor.config().token
     }

@@ -86,6 +86,9 @@ enum Command {
         id: String,
         /// The message.
         message: String,
+        /// Wait for the answer and print it (the default).
+        #[arg(long, conflicts_with = "no_wait")]
+        wait: bool,
         /// Queue it and print its id instead of waiting for the answer.
         #[arg(long)]
         no_wait: bool,
@@ -111,6 +114,35 @@ enum Command {
         id: Option<String>,
         #[arg(long, conflicts_with = "id")]
         all: bool,
+    },
+    /// What an instance said and did: its recent output, and with -f everything after it,
+    /// live, until the instance ends or you press Ctrl-C.
+    Logs {
+        #[command(flatten)]
+        server: ServerUrl,
+        /// The instance id.
+        id: String,
+        /// Keep following the output as it is written.
+        #[arg(short, long)]
+        follow: bool,
+        /// How many recent chunks to show first.
+        #[arg(short = 'n', long, default_value_t = 50)]
+        lines: u32,
+        /// One JSON object per chunk, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Open an instance's tmux session in this terminal (detach with Ctrl-b d).
+    Attach {
+        #[command(flatten)]
+        server: ServerUrl,
+        /// The instance id.
+        id: String,
+    },
+    /// Print a one-time link that logs a browser in to the dashboard.
+    Open {
+        #[command(flatten)]
+        server: ServerUrl,
     },
     /// Bring a suspended or stopped instance back with its conversation.
     Resume {
@@ -387,6 +419,7 @@ fn run() -> anyhow::Result<()> {
             server,
             id,
             message,
+            wait: _,
             no_wait,
             json,
         } => runtime.block_on(async {
@@ -414,6 +447,29 @@ fn run() -> anyhow::Result<()> {
         Command::Kill { server, id, all } => {
             runtime.block_on(each(server.client()?, id, all, "terminate"))
         }
+        Command::Logs {
+            server,
+            id,
+            follow,
+            lines,
+            json,
+        } => runtime.block_on(troupe::cli::logs::run(
+            &server.client()?,
+            &id,
+            follow,
+            lines,
+            json,
+        )),
+        Command::Attach { server, id } => runtime.block_on(attach(server.client()?, &id)),
+        Command::Open { server } => runtime.block_on(async {
+            let link = server.client()?.login_link().await?;
+            println!("{}", link["url"].as_str().unwrap_or(""));
+            eprintln!(
+                "Open it in a browser within {} minutes; it works once.",
+                link["expires_in_seconds"].as_u64().unwrap_or(600) / 60
+            );
+            Ok(())
+        }),
         Command::Resume { server, id } => runtime.block_on(async {
             let i = server.client()?.act(&id, "resume").await?;
             println!(
@@ -531,6 +587,37 @@ fn mcp(server: &ServerUrl, command: McpCommand) -> anyhow::Result<()> {
         },
     };
     println!("{outcome}");
+    Ok(())
+}
+
+/// Hands the terminal to tmux, attached to the instance's session on troupe's socket.
+async fn attach(client: troupe::cli::Client, id: &str) -> anyhow::Result<()> {
+    let inst = client.instance(id).await?;
+    let (Some(socket), Some(session)) =
+        (inst["tmux_socket"].as_str(), inst["tmux_session"].as_str())
+    else {
+        anyhow::bail!("the server did not say where {id}'s tmux session is");
+    };
+    if inst["state"] == "attached" {
+        anyhow::bail!("{id} is a session troupe did not start; it has no tmux session of troupe's");
+    }
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        anyhow::bail!(
+            "troupe attach needs a terminal; from a script, run: tmux -L {socket} attach -t {session}"
+        );
+    }
+    let status = std::process::Command::new("tmux")
+        .args(["-L", socket, "attach-session", "-t", session])
+        // Inside tmux already, a nested client is what this asks for.
+        .env_remove("TMUX")
+        .status()
+        .map_err(|e| anyhow::anyhow!("cannot run tmux: {e}"))?;
+    if !status.success() {
+        anyhow::bail!(
+            "tmux could not attach to {session} on socket {socket}: is {id} still running? \
+             (`troupe resume {id}` brings a stopped one back)"
+        );
+    }
     Ok(())
 }
 
@@ -885,8 +972,10 @@ fn print_way_in(server: &troupe::Server) {
          claude mcp add --scope user --transport http troupe {mcp} --header \"Authorization: Bearer {token}\"\n\
          and to Codex with:\n  \
          export TROUPE_TOKEN={token}\n  \
-         codex mcp add troupe --url {mcp} --bearer-token-env-var TROUPE_TOKEN\n",
+         codex mcp add troupe --url {mcp} --bearer-token-env-var TROUPE_TOKEN\n\n\
+         The dashboard (a one-time link; `troupe open` makes another):\n  {link}\n",
         token = server.token(),
+        link = server.login_link(),
     );
 }
 

@@ -80,7 +80,10 @@ async fn ls_and_cost_print_tables_and_json() {
         troupe(&format!("http://127.0.0.1:{port}"), &token, &["ls"])
     });
     assert!(!ok);
-    assert!(out.starts_with("error: cannot reach troupe"), "{out}");
+    assert!(
+        out.starts_with("error: no troupe server answers at"),
+        "{out}"
+    );
     assert!(out.contains("troupe serve"), "{out}");
 }
 

@@ -21,6 +21,7 @@ pub async fn record(
     )
     .execute(pool)
     .await;
+    super::events::written();
     if let Err(e) = result {
         tracing::warn!(kind, error = %e, "could not write audit event");
     }

@@ -67,6 +67,7 @@ impl Instance {
         )
         .execute(pool)
         .await?;
+        super::events::written();
         Ok(())
     }
 
@@ -128,6 +129,7 @@ impl Instance {
         )
         .execute(pool)
         .await?;
+        super::events::written();
         Ok(())
     }
 

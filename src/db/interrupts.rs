@@ -29,6 +29,7 @@ impl Interrupt {
         )
         .execute(pool)
         .await?;
+        super::events::written();
         Ok(done.last_insert_rowid())
     }
 
@@ -52,6 +53,7 @@ impl Interrupt {
         )
         .execute(pool)
         .await?;
+        super::events::written();
         Ok(())
     }
 

@@ -54,6 +54,7 @@ impl Message {
         )
         .execute(pool)
         .await?;
+        super::events::written();
         Ok(())
     }
 
@@ -87,6 +88,7 @@ impl Message {
         )
         .execute(pool)
         .await?;
+        super::events::written();
         Ok(())
     }
 
@@ -109,6 +111,7 @@ impl Message {
         )
         .execute(pool)
         .await?;
+        super::events::written();
         Ok(())
     }
 
@@ -135,6 +138,7 @@ impl Message {
         )
         .execute(pool)
         .await?;
+        super::events::written();
         Ok(())
     }
 
@@ -146,7 +150,7 @@ impl Message {
         reason: &str,
     ) -> sqlx::Result<Vec<String>> {
         let now = super::now();
-        sqlx::query_scalar!(
+        let ids = sqlx::query_scalar!(
             "UPDATE messages SET state = 'failed', state_reason = ?, finished_at = ?
              WHERE instance_id = ? AND state IN ('queued', 'submitted', 'started')
              RETURNING id",
@@ -155,7 +159,9 @@ impl Message {
             instance_id
         )
         .fetch_all(pool)
-        .await
+        .await?;
+        super::events::written();
+        Ok(ids)
     }
 
     /// What the instance's task needs to match a replayed transcript to messages: every
@@ -205,6 +211,7 @@ impl Message {
         )
         .execute(pool)
         .await?;
+        super::events::written();
         Ok(())
     }
 

@@ -3,11 +3,13 @@
 
 pub mod audit;
 pub mod credentials;
+pub mod events;
 pub mod instances;
 pub mod interrupts;
 pub mod messages;
 pub mod metrics;
 pub mod output;
+pub mod pages;
 pub mod replies;
 pub mod report;
 pub mod settings;

@@ -36,6 +36,7 @@ impl OutputChunk {
         )
         .execute(pool)
         .await?;
+        super::events::written();
         Ok(())
     }
 

@@ -56,7 +56,9 @@ pub async fn store(
             .await?;
         }
     }
-    tx.commit().await
+    tx.commit().await?;
+    super::events::written();
+    Ok(())
 }
 
 /// `over`'s controls laid on `base`.

@@ -60,13 +60,16 @@ impl Team {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await
+        tx.commit().await?;
+        super::events::written();
+        Ok(())
     }
 
     pub async fn set_project_dir(pool: &SqlitePool, id: &str, dir: &str) -> sqlx::Result<()> {
         sqlx::query!("UPDATE teams SET project_dir = ? WHERE id = ?", dir, id)
             .execute(pool)
             .await?;
+        super::events::written();
         Ok(())
     }
 
@@ -102,6 +105,7 @@ impl Team {
         )
         .execute(pool)
         .await?;
+        super::events::written();
         Ok(())
     }
 }

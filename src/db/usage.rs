@@ -65,6 +65,7 @@ impl UsageRecord {
         )
         .execute(pool)
         .await?;
+        super::events::written();
         Ok(())
     }
 

@@ -1,6 +1,6 @@
 //! The REST API: the same operations as the MCP tools, for the command-line client and scripts.
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -10,15 +10,19 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::db::instances::Instance;
+use crate::db::pages;
 use crate::error::Error;
+use crate::states::InstanceState;
 use crate::supervisor::Supervisor;
 use crate::supervisor::attached::{AttachRequest, Attached};
 use crate::supervisor::teams::{NewMember, TeamView};
 
 pub fn routes() -> Router<Supervisor> {
     Router::new()
-        .route("/api/instances", get(list_instances))
+        .route("/api/instances", get(list_instances).post(spawn))
         .route("/api/instances/{id}", get(get_instance))
+        .route("/api/instances/{id}/output", get(output))
+        .route("/api/instances/{id}/messages", get(messages))
         .route("/api/instances/{id}/send", post(send))
         .route("/api/instances/{id}/interrupt", post(interrupt))
         .route("/api/instances/{id}/terminate", post(terminate))
@@ -26,6 +30,11 @@ pub fn routes() -> Router<Supervisor> {
         .route("/api/tree", get(tree))
         .route("/api/metrics", get(metrics))
         .route("/api/settings", get(settings))
+        .route("/api/usage", get(usage))
+        .route("/api/limits", get(limits))
+        .route("/api/audit", get(audit))
+        .route("/api/events", get(super::events::stream))
+        .route("/api/login-link", post(login_link))
         .route("/api/teams", get(list_teams).post(create_team))
         .route("/api/teams/{name}", get(get_team).delete(dissolve_team))
         .route("/api/teams/{name}/start", post(start_team))
@@ -63,10 +72,102 @@ async fn json_only(req: Request, next: Next) -> Response {
     (StatusCode::UNSUPPORTED_MEDIA_TYPE, body).into_response()
 }
 
-/// `GET /api/instances`: the live instances, each with its tokens and cost so far.
-async fn list_instances(State(sup): State<Supervisor>) -> Result<Json<Value>, Error> {
+/// A query string read into `T`; a bad one is a 400 that says what is wrong.
+struct Params<T>(T);
+
+impl<T, S> FromRequestParts<S> for Params<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Error> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(t)) => Ok(Params(t)),
+            Err(e) => Err(Error::InvalidInput(e.body_text())),
+        }
+    }
+}
+
+/// `limit` as asked, checked.
+fn limit(asked: Option<i64>) -> Result<i64, Error> {
+    match asked {
+        None => Ok(pages::DEFAULT_LIMIT),
+        Some(n) if (1..=pages::MAX_LIMIT).contains(&n) => Ok(n),
+        Some(n) => Err(Error::InvalidInput(format!(
+            "limit must be 1 to {}, not {n}",
+            pages::MAX_LIMIT
+        ))),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    #[serde(default)]
+    all: Option<bool>,
+    /// Comma-separated states.
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    agent: Option<String>,
+    #[serde(default)]
+    team: Option<String>,
+    #[serde(default)]
+    parent: Option<String>,
+    #[serde(default)]
+    token: Option<String>,
+}
+
+/// `GET /api/instances`: the instances (live ones unless `all=true`), each with its tokens
+/// and cost so far, narrowed by state, role, agent, team or parent.
+async fn list_instances(
+    State(sup): State<Supervisor>,
+    Params(q): Params<ListQuery>,
+) -> Result<Json<Value>, Error> {
+    let _ = q.token;
+    let states: Vec<InstanceState> = match &q.state {
+        Some(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                serde_json::from_value(Value::String(s.to_string())).map_err(|_| {
+                    Error::InvalidInput(format!(
+                        "state: {s:?} is not an instance state; the states are starting, idle, \
+                         busy, waiting_permission, suspended, exited, terminated, failed, attached"
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        None => Vec::new(),
+    };
+    let team_id = match &q.team {
+        Some(name) => Some(sup.team(name).await?.team_id),
+        None => None,
+    };
+    // Asking for ended states means asking for ended instances.
+    let all = q.all.unwrap_or(false) || states.iter().any(|s| s.is_ended());
     let mut out = Vec::new();
-    for inst in Instance::list(sup.pool(), false).await? {
+    for inst in Instance::list(sup.pool(), all).await? {
+        let keep = (states.is_empty() || states.contains(&inst.state))
+            && q.role.as_ref().is_none_or(|r| *r == inst.role)
+            && q.agent.as_ref().is_none_or(|a| *a == inst.agent)
+            && team_id
+                .as_ref()
+                .is_none_or(|t| inst.team_id.as_ref() == Some(t))
+            && q.parent
+                .as_ref()
+                .is_none_or(|p| inst.parent_id.as_ref() == Some(p));
+        if !keep {
+            continue;
+        }
         let usage =
             crate::db::usage::UsageRecord::totals_for_instance(sup.pool(), &inst.id).await?;
         let mut row = serde_json::to_value(&inst).unwrap_or_default();
@@ -74,6 +175,206 @@ async fn list_instances(State(sup): State<Supervisor>) -> Result<Json<Value>, Er
         out.push(row);
     }
     Ok(Json(json!({ "instances": out })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpawnBody {
+    #[serde(default)]
+    agent: Option<String>,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    system_prompt: Option<String>,
+    #[serde(default)]
+    context: Option<String>,
+    #[serde(default)]
+    project_dir: Option<String>,
+    #[serde(default)]
+    parent_instance_id: Option<String>,
+    #[serde(default)]
+    sandbox_mode: Option<String>,
+}
+
+/// `POST /api/instances`: spawns an instance for the person.
+async fn spawn(
+    State(sup): State<Supervisor>,
+    body: Result<Json<SpawnBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<Instance>), Error> {
+    let Json(b) = body.map_err(|e| Error::InvalidInput(e.body_text()))?;
+    let req = crate::supervisor::SpawnRequest {
+        agent: b.agent,
+        sandbox_mode: b.sandbox_mode,
+        name: b.name,
+        role: b.role,
+        model: b.model,
+        system_prompt: b.system_prompt,
+        context: b.context,
+        project_dir: b.project_dir,
+        parent_instance_id: b.parent_instance_id,
+    };
+    Ok((StatusCode::CREATED, Json(sup.spawn(req, None).await?)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct OutputQuery {
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    before: Option<i64>,
+    #[serde(default)]
+    after: Option<i64>,
+    #[serde(default)]
+    token: Option<String>,
+}
+
+/// `GET /api/instances/{id}/output`: what it said and did, a page at a time.
+async fn output(
+    State(sup): State<Supervisor>,
+    Path(id): Path<String>,
+    Params(q): Params<OutputQuery>,
+) -> Result<Json<Value>, Error> {
+    let _ = q.token;
+    known(&sup, &id).await?;
+    if q.before.is_some() && q.after.is_some() {
+        return Err(Error::InvalidInput("give before or after, not both".into()));
+    }
+    let page = pages::output(sup.pool(), &id, q.before, q.after, limit(q.limit)?).await?;
+    Ok(Json(json!({
+        "chunks": page.rows,
+        "next_before": page.next_before.and_then(|c| c.parse::<i64>().ok()),
+    })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct MessagesQuery {
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    before: Option<String>,
+    #[serde(default)]
+    token: Option<String>,
+}
+
+/// `GET /api/instances/{id}/messages`: the messages sent to it, with their delivery states.
+async fn messages(
+    State(sup): State<Supervisor>,
+    Path(id): Path<String>,
+    Params(q): Params<MessagesQuery>,
+) -> Result<Json<Value>, Error> {
+    let _ = q.token;
+    known(&sup, &id).await?;
+    if let Some(before) = &q.before {
+        let found = crate::db::messages::Message::find(sup.pool(), before).await?;
+        if found.is_none_or(|m| m.instance_id != id) {
+            return Err(Error::InvalidInput(format!(
+                "before: {before:?} is not one of {id}'s messages"
+            )));
+        }
+    }
+    let page = pages::messages(sup.pool(), &id, q.before.as_deref(), limit(q.limit)?).await?;
+    Ok(Json(
+        json!({ "messages": page.rows, "next_before": page.next_before }),
+    ))
+}
+
+async fn known(sup: &Supervisor, id: &str) -> Result<(), Error> {
+    if Instance::exists(sup.pool(), id).await? {
+        Ok(())
+    } else {
+        Err(Error::UnknownInstance(id.to_string()))
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct UsageQuery {
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    before: Option<i64>,
+    #[serde(default)]
+    token: Option<String>,
+}
+
+/// `GET /api/usage`: one row per model call, newest page first.
+async fn usage(
+    State(sup): State<Supervisor>,
+    Params(q): Params<UsageQuery>,
+) -> Result<Json<Value>, Error> {
+    let _ = q.token;
+    let page = pages::usage(sup.pool(), q.before, limit(q.limit)?).await?;
+    Ok(Json(json!({
+        "usage": page.rows,
+        "next_before": page.next_before.and_then(|c| c.parse::<i64>().ok()),
+    })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    before: Option<i64>,
+    #[serde(default)]
+    instance_id: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    token: Option<String>,
+}
+
+/// `GET /api/audit`: the audit log, a page at a time.
+async fn audit(
+    State(sup): State<Supervisor>,
+    Params(q): Params<AuditQuery>,
+) -> Result<Json<Value>, Error> {
+    let _ = q.token;
+    let page = pages::audit(
+        sup.pool(),
+        q.instance_id.as_deref(),
+        q.kind.as_deref(),
+        q.before,
+        limit(q.limit)?,
+    )
+    .await?;
+    let events: Vec<Value> = page
+        .rows
+        .into_iter()
+        .map(|e| {
+            let detail =
+                serde_json::from_str::<Value>(&e.detail).unwrap_or(Value::String(e.detail));
+            json!({
+                "id": e.id, "at": e.at, "actor": e.actor, "instance_id": e.instance_id,
+                "kind": e.kind, "detail": detail,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "events": events,
+        "next_before": page.next_before.and_then(|c| c.parse::<i64>().ok()),
+    })))
+}
+
+/// `GET /api/limits`: each limit with how much of it is used.
+async fn limits(State(sup): State<Supervisor>) -> Result<Json<Value>, Error> {
+    Ok(Json(json!({ "limits": sup.limits().await? })))
+}
+
+/// `POST /api/login-link`: a one-time dashboard link (what `troupe open` prints).
+async fn login_link(State(sup): State<Supervisor>) -> Json<Value> {
+    let code = sup.logins().issue(crate::weblogin::LINK_LIFETIME);
+    Json(json!({
+        "url": format!("{}/login?code={code}", sup.config().public_url),
+        "expires_in_seconds": crate::weblogin::LINK_LIFETIME.as_secs(),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -113,6 +414,8 @@ async fn get_instance(
     let usage = crate::db::usage::UsageRecord::totals_for_instance(sup.pool(), &id).await?;
     let mut row = serde_json::to_value(&inst).unwrap_or_default();
     row["usage"] = serde_json::to_value(usage).unwrap_or_default();
+    // Where `troupe attach` finds it: `tmux -L <socket> attach -t <session>`.
+    row["tmux_socket"] = json!(sup.config().tmux_socket);
     Ok(Json(row))
 }
 

@@ -30,6 +30,12 @@ pub async fn require_token(
         None => match presented {
             Some(t) if auth::same(&t, &sup.config().token) => Caller::User,
             Some(_) => return refuse("the token is not this server's", &sup),
+            // The dashboard's cookie: only this server's pages send it (SameSite=Strict).
+            None if !path.starts_with("/mcp")
+                && crate::weblogin::has_session(req.headers(), &sup.config().token) =>
+            {
+                Caller::User
+            }
             None => return refuse("this request carries no token", &sup),
         },
     };

@@ -2,6 +2,8 @@
 
 mod api;
 mod auth;
+mod dashboard;
+mod events;
 mod guard;
 mod sessions;
 
@@ -60,6 +62,10 @@ pub fn router(sup: Supervisor, shutdown: CancellationToken) -> Router {
     let allowed = guard::Allowed::new(&sup.config().allowed_hosts);
     Router::new()
         .route("/health", get(health))
+        .route("/", get(dashboard::index))
+        .route("/login", get(dashboard::login))
+        .route("/assets/app.js", get(dashboard::app_js))
+        .route("/assets/app.css", get(dashboard::app_css))
         .route("/hooks/{instance_id}", post(hook))
         .merge(authenticated)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))

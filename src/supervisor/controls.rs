@@ -115,6 +115,55 @@ impl Supervisor {
     }
 }
 
+/// A limit and how much of it is used.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LimitUse {
+    pub name: &'static str,
+    pub used: f64,
+    /// None: no limit is set.
+    pub limit: Option<f64>,
+    /// `instances` or `dollars`.
+    pub unit: &'static str,
+    /// Where the limit was set, in words.
+    pub source: &'static str,
+}
+
+impl Supervisor {
+    /// The limits in force and how close each is: for a person watching, not a decision.
+    pub async fn limits(&self) -> Result<Vec<LimitUse>> {
+        let settings = self.settings();
+        let pool = &self.shared.pool;
+        let live = crate::db::instances::Instance::count_live(pool).await?;
+        let session = UsageRecord::cost_since(pool, &self.shared.started_at).await?;
+        let hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let hour = UsageRecord::cost_since(pool, &hour_ago).await?;
+        Ok(vec![
+            LimitUse {
+                name: "max_instances",
+                used: live as f64,
+                limit: Some(f64::from(settings.max_instances.value)),
+                unit: "instances",
+                source: source_words(settings.max_instances.source),
+            },
+            LimitUse {
+                name: "max_session_cost",
+                used: session as f64 / 1e6,
+                limit: settings.max_session_cost.value,
+                unit: "dollars",
+                source: source_words(settings.max_session_cost.source),
+            },
+            LimitUse {
+                name: "max_cost_per_hour",
+                used: hour as f64 / 1e6,
+                limit: settings.max_cost_per_hour.value,
+                unit: "dollars",
+                source: source_words(settings.max_cost_per_hour.source),
+            },
+        ])
+    }
+}
+
 fn over(spent: i64, limit: i64) -> String {
     if spent > limit {
         format!(", {} over", dollars(spent - limit))

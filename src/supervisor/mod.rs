@@ -77,6 +77,8 @@ pub(crate) struct Shared {
     controls: std::sync::RwLock<crate::settings::Layer>,
     /// When this server started: the session a session budget counts from.
     started_at: String,
+    /// Dashboard login codes not yet used.
+    logins: crate::weblogin::Codes,
 }
 
 impl Shared {
@@ -220,6 +222,7 @@ impl Supervisor {
             shutdown,
             tasks: TaskTracker::new(),
             attached: Mutex::new(HashMap::new()),
+            logins: crate::weblogin::Codes::default(),
         });
         let sup = Supervisor { shared };
         watchdog::spawn(sup.clone());
@@ -232,6 +235,21 @@ impl Supervisor {
 
     pub fn config(&self) -> &Config {
         &self.shared.config
+    }
+
+    /// Cancelled when the server stops: long-lived responses (event streams) end with it.
+    pub fn stopping(&self) -> CancellationToken {
+        self.shared.shutdown.clone()
+    }
+
+    /// The dashboard's one-time login codes.
+    pub fn logins(&self) -> &crate::weblogin::Codes {
+        &self.shared.logins
+    }
+
+    /// When this server started.
+    pub fn started_at(&self) -> &str {
+        &self.shared.started_at
     }
 
     /// Everything that changes, as it changes.

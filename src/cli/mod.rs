@@ -1,6 +1,10 @@
 //! The command-line client: `troupe team ...` and `troupe ls` talk to a running server's REST
 //! API and print what it says.
 
+pub mod logs;
+pub mod sse;
+
+use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::supervisor::teams::NewMember;
@@ -37,12 +41,7 @@ impl Client {
             None if method != reqwest::Method::GET => req = req.json(&json!({})),
             None => {}
         }
-        let resp = req.send().await.map_err(|e| {
-            anyhow::anyhow!(
-                "cannot reach troupe at {}: {e} (is `troupe serve` running?)",
-                self.base
-            )
-        })?;
+        let resp = req.send().await.map_err(|e| unreachable(&self.base, &e))?;
         let status = resp.status();
         let value: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
@@ -50,6 +49,51 @@ impl Client {
             anyhow::bail!("{msg} ({status})");
         }
         Ok(value)
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub async fn instance(&self, id: &str) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::GET, &format!("/api/instances/{id}"), None)
+            .await
+    }
+
+    /// The last `limit` output chunks of an instance, oldest first.
+    pub async fn output(&self, id: &str, limit: u32) -> anyhow::Result<Value> {
+        self.call(
+            reqwest::Method::GET,
+            &format!("/api/instances/{id}/output?limit={limit}"),
+            None,
+        )
+        .await
+    }
+
+    pub async fn login_link(&self) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::POST, "/api/login-link", None)
+            .await
+    }
+
+    /// Opens `/api/events` (with `query`, e.g. `instance_id=…&kinds=output`): once this
+    /// returns, every later change reaches the stream.
+    pub async fn events(&self, query: &str) -> anyhow::Result<sse::Events> {
+        let url = format!("{}/api/events?{query}", self.base);
+        let resp = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| unreachable(&self.base, &e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let value: Value = resp.json().await.unwrap_or(Value::Null);
+            let msg = value["error"].as_str().unwrap_or("request failed");
+            anyhow::bail!("{msg} ({status})");
+        }
+        Ok(sse::Events::new(resp.bytes_stream().boxed()))
     }
 
     pub async fn instances(&self) -> anyhow::Result<Value> {
@@ -154,6 +198,21 @@ impl Client {
         self.call(reqwest::Method::DELETE, &format!("/api/teams/{name}"), None)
             .await
     }
+}
+
+/// What to say when no server answers: where it was looked for and how to start one.
+fn unreachable(base: &str, e: &reqwest::Error) -> anyhow::Error {
+    let why = if e.is_connect() {
+        "nothing is listening there".to_string()
+    } else if e.is_timeout() {
+        "it did not answer in time".to_string()
+    } else {
+        e.to_string()
+    };
+    anyhow::anyhow!(
+        "no troupe server answers at {base} ({why}). Start one with `troupe serve`, or point \
+         --url / TROUPE_URL at the one you run"
+    )
 }
 
 /// Parses the seed's member list: `architect:opus,developer:sonnet,tester:haiku`, each entry

@@ -1,0 +1,115 @@
+//! The event log behind the live stream. Triggers (migration 0011) write a row for every change
+//! the stream reports, in the same transaction as the change; this module reads them back in
+//! order and tells waiting streams when there may be more.
+
+use std::sync::LazyLock;
+
+use sqlx::SqlitePool;
+use tokio::sync::watch;
+
+/// Bumped after every committed write that may have added events. A stream holds a receiver:
+/// it marks the value seen, reads, then waits for a change, so a write between its read and
+/// its wait still wakes it.
+static WRITTEN: LazyLock<watch::Sender<u64>> = LazyLock::new(|| watch::channel(0).0);
+
+/// Called by each write to a table the event log follows, after the write has committed.
+pub(crate) fn written() {
+    WRITTEN.send_modify(|n| *n = n.wrapping_add(1));
+}
+
+/// A receiver that wakes after each [`written`].
+pub fn subscribe() -> watch::Receiver<u64> {
+    WRITTEN.subscribe()
+}
+
+/// How long events are kept: a client that was away longer starts from what is there.
+pub const KEEP_DAYS: i64 = 7;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LoggedEvent {
+    pub id: i64,
+    pub at: String,
+    pub kind: String,
+    pub instance_id: Option<String>,
+    /// The event's JSON, as the trigger wrote it.
+    pub data: String,
+}
+
+/// Which events a reader wants.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub instance_id: Option<String>,
+    /// Empty: every kind.
+    pub kinds: Vec<String>,
+}
+
+impl Filter {
+    pub fn wants(&self, event: &LoggedEvent) -> bool {
+        let instance = match &self.instance_id {
+            Some(id) => event.instance_id.as_deref() == Some(id.as_str()),
+            None => true,
+        };
+        instance && (self.kinds.is_empty() || self.kinds.contains(&event.kind))
+    }
+}
+
+/// Up to `limit` events after `after`, oldest first.
+pub async fn after(pool: &SqlitePool, after: i64, limit: i64) -> sqlx::Result<Vec<LoggedEvent>> {
+    sqlx::query_as!(
+        LoggedEvent,
+        "SELECT id, at, kind, instance_id, data FROM events WHERE id > ? ORDER BY id LIMIT ?",
+        after,
+        limit
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// The newest event's id (0 when there is none): where a stream that wants only what happens
+/// next starts.
+pub async fn last_id(pool: &SqlitePool) -> sqlx::Result<i64> {
+    let id = sqlx::query_scalar!("SELECT MAX(id) FROM events")
+        .fetch_one(pool)
+        .await?;
+    Ok(id.unwrap_or(0))
+}
+
+/// Forgets events older than [`KEEP_DAYS`]; what they reported stays in its own table.
+pub async fn prune(pool: &SqlitePool) -> sqlx::Result<u64> {
+    let cutoff = (chrono::Utc::now() - chrono::Duration::days(KEEP_DAYS))
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string();
+    let done = sqlx::query!("DELETE FROM events WHERE at < ?", cutoff)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: &str, instance: Option<&str>) -> LoggedEvent {
+        LoggedEvent {
+            id: 1,
+            at: String::new(),
+            kind: kind.into(),
+            instance_id: instance.map(str::to_string),
+            data: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn a_filter_keeps_the_instance_and_kinds_asked_for() {
+        let all = Filter::default();
+        assert!(all.wants(&event("team", None)));
+        let one = Filter {
+            instance_id: Some("dev-1".into()),
+            kinds: vec!["output".into(), "message".into()],
+        };
+        assert!(one.wants(&event("output", Some("dev-1"))));
+        assert!(!one.wants(&event("output", Some("dev-2"))));
+        assert!(!one.wants(&event("usage", Some("dev-1"))));
+        assert!(!one.wants(&event("team", None)));
+    }
+}

@@ -1,0 +1,120 @@
+//! The dashboard: a page and two assets compiled into the binary, and the login that trades a
+//! one-time code (or the server token) for a session cookie.
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use crate::supervisor::Supervisor;
+use crate::weblogin;
+
+const INDEX: &str = include_str!("dashboard/index.html");
+const LOGIN: &str = include_str!("dashboard/login.html");
+const APP_JS: &str = include_str!("dashboard/app.js");
+const APP_CSS: &str = include_str!("dashboard/app.css");
+
+/// Nothing but the page's own files may run or load, and no other site may frame it.
+const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; \
+                   script-src 'self'; connect-src 'self'; frame-ancestors 'none'; \
+                   base-uri 'none'; form-action 'self'";
+
+/// `GET /`: the dashboard for a logged-in browser, else how to log in.
+pub async fn index(State(sup): State<Supervisor>, headers: HeaderMap) -> Response {
+    if weblogin::has_session(&headers, &sup.config().token) {
+        page(StatusCode::OK, INDEX)
+    } else {
+        page(StatusCode::OK, LOGIN)
+    }
+}
+
+pub async fn app_js() -> Response {
+    asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+pub async fn app_css() -> Response {
+    asset("text/css; charset=utf-8", APP_CSS)
+}
+
+#[derive(Deserialize, Default)]
+pub struct LoginQuery {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    token: Option<String>,
+}
+
+/// `GET /login?code=…` (or `?token=…`): sets the session cookie and sends the browser to `/`,
+/// so the code leaves the address bar at once.
+pub async fn login(
+    State(sup): State<Supervisor>,
+    query: Result<Query<LoginQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let q = query.map(|Query(q)| q).unwrap_or_default();
+    let token = &sup.config().token;
+    let ok = match (&q.code, &q.token) {
+        (Some(code), _) => sup.logins().redeem(code),
+        (None, Some(t)) => crate::auth::same(t, token),
+        (None, None) => false,
+    };
+    if !ok {
+        tracing::warn!("refused a dashboard login: the link's code is used, expired or wrong");
+        let mut response = page(StatusCode::UNAUTHORIZED, LOGIN);
+        response.headers_mut().insert(
+            "x-troupe-login",
+            HeaderValue::from_static("the link is used, expired or wrong"),
+        );
+        return response;
+    }
+    let secure = sup.config().public_url.starts_with("https://");
+    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+    if let Ok(cookie) = HeaderValue::from_str(&weblogin::set_cookie(token, secure)) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    no_store(&mut response);
+    response
+}
+
+fn page(status: StatusCode, html: &'static str) -> Response {
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        html,
+    )
+        .into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    no_store(&mut response);
+    response
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut response = ([(header::CONTENT_TYPE, content_type)], body).into_response();
+    response.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // A new binary may bring new assets under the same names.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+fn no_store(response: &mut Response) {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
