@@ -171,3 +171,117 @@ async fn send_interrupt_kill_resume_and_tree_from_the_command_line() {
         .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_follow_open_and_attach_from_the_command_line() {
+    let h = Harness::start().await;
+    let url = h.server().url();
+    let token = h.server().token().to_string();
+    let id = h
+        .spawn(json!({ "role": "developer", "name": "logger", "model": "haiku" }))
+        .await;
+    let (ok, out) = tokio::task::block_in_place(|| {
+        troupe(
+            &url,
+            &token,
+            &["send", &id, "first words", "--wait", "--json"],
+        )
+    });
+    assert!(ok, "{out}");
+    let sent: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(sent["response"], "ECHO: first words");
+    // The answer is back before the CLI has written the turn down.
+    h.wait_for_transcript(&id, sent["id"].as_str().unwrap())
+        .await;
+
+    // The conversation so far, for people and as JSON lines.
+    let (ok, out) = tokio::task::block_in_place(|| troupe(&url, &token, &["logs", &id]));
+    assert!(ok, "{out}");
+    assert!(out.contains("> first words\n"), "{out}");
+    assert!(out.contains("ECHO: first words\n"), "{out}");
+    let (ok, out) =
+        tokio::task::block_in_place(|| troupe(&url, &token, &["logs", &id, "--json", "-n", "1"]));
+    assert!(ok, "{out}");
+    let line: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(line["source"], "assistant");
+
+    // -f follows live output until the instance ends.
+    let mut follower = tokio::process::Command::new(env!("CARGO_BIN_EXE_troupe"))
+        .args(["logs", "-f", &id])
+        .env("TROUPE_URL", &url)
+        .env("TROUPE_TOKEN", &token)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = follower.stdout.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    // The history arrives first, so the stream is open once it has been printed.
+    let mut history = Vec::new();
+    while !history.iter().any(|l: &String| l == "ECHO: first words") {
+        history.push(lines.next_line().await.unwrap().expect("history"));
+    }
+    let (ok, out) =
+        tokio::task::block_in_place(|| troupe(&url, &token, &["send", &id, "later words"]));
+    assert!(ok, "{out}");
+    let mut followed = Vec::new();
+    while !followed.iter().any(|l: &String| l == "ECHO: later words") {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("followed output within 30s")
+            .unwrap()
+            .expect("the follower goes on");
+        followed.push(line);
+    }
+    assert!(
+        followed.contains(&"> later words".to_string()),
+        "{followed:?}"
+    );
+    assert!(
+        !followed.contains(&"ECHO: first words".to_string()),
+        "history is not printed twice: {followed:?}"
+    );
+    let (ok, out) = tokio::task::block_in_place(|| troupe(&url, &token, &["kill", &id]));
+    assert!(ok, "{out}");
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), follower.wait())
+        .await
+        .expect("logs -f ends when the instance does")
+        .unwrap();
+    assert!(status.success());
+
+    // open: a one-time link that logs a browser in.
+    let (ok, out) = tokio::task::block_in_place(|| troupe(&url, &token, &["open"]));
+    assert!(ok, "{out}");
+    let link = out.lines().next().unwrap().to_string();
+    assert!(link.starts_with(&format!("{url}/login?code=")), "{out}");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http.get(&link).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains(&token), "the cookie is not the token");
+    assert_eq!(
+        http.get(&link).send().await.unwrap().status(),
+        401,
+        "once only"
+    );
+
+    // attach needs a terminal, and says what to run instead.
+    let (ok, out) = tokio::task::block_in_place(|| troupe(&url, &token, &["attach", &id]));
+    assert!(!ok);
+    assert!(out.contains("tmux -L"), "{out}");
+
+    // Errors name what to do next.
+    let (ok, out) = tokio::task::block_in_place(|| troupe(&url, &token, &["logs", "ghost-0000"]));
+    assert!(
+        !ok && out.contains("ghost-0000") && out.contains("list_instances"),
+        "{out}"
+    );
+}

@@ -140,7 +140,9 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = match &self {
             Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
-            Error::UnknownInstance(_) | Error::UnknownMessage(_) => StatusCode::NOT_FOUND,
+            Error::UnknownInstance(_) | Error::UnknownMessage(_) | Error::UnknownTeam(_) => {
+                StatusCode::NOT_FOUND
+            }
             Error::NotRunning { .. } | Error::Limit(_) => StatusCode::CONFLICT,
             Error::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,

@@ -313,11 +313,7 @@ impl Supervisor {
     async fn find_team(&self, name: &str) -> Result<Team> {
         Team::find_by_name(self.pool(), name.trim())
             .await?
-            .ok_or_else(|| {
-                Error::InvalidInput(format!(
-                    "no team named {name:?}; list_teams shows the teams"
-                ))
-            })
+            .ok_or_else(|| Error::UnknownTeam(name.trim().to_string()))
     }
 
     async fn view(&self, team: Team) -> Result<TeamView> {
