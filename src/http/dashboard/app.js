@@ -339,8 +339,8 @@ function instanceRow(inst, childCount) {
     attrs: { role: 'button', tabindex: '0', 'aria-pressed': String(state.selected === inst.id) },
     title: inst.state_reason ? `${inst.state}: ${inst.state_reason}` : inst.state,
     on: {
-      click: () => select(inst.id),
-      keydown: (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); select(inst.id); } },
+      click: () => select(inst.id, true),
+      keydown: (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); select(inst.id, true); } },
     },
   }, [
     caret,
@@ -391,7 +391,11 @@ function toggleCollapsed(id) {
 const out = { id: null, gen: 0, ids: [], nodes: new Map(), nextBefore: null, stick: true };
 const msgs = { id: null, gen: 0, list: new Map(), nextBefore: null };
 
-function select(id) {
+const narrow = window.matchMedia('(max-width: 720px)');
+
+/** Shows one instance. `reveal`: a person picked it, so on a phone scroll to it. */
+function select(id, reveal = false) {
+  if (reveal && narrow.matches) $('detail').scrollIntoView({ behavior: 'smooth', block: 'start' });
   if (!id || state.selected === id) return;
   state.selected = id;
   if (decodeURIComponent(location.hash.slice(1)) !== id) history.replaceState(null, '', '#' + enc(id));
@@ -578,7 +582,10 @@ function chunkNode(c) {
       break;
     case 'interrupt':
       node.append(el('span', { className: 'label', text: '■ interrupted' }));
-      if (content.trim() && content.trim().toLowerCase() !== 'interrupted') node.append(el('div', { className: 'text', text: content }));
+      // "[interrupted]" and the like say no more than the label does.
+      if (content.trim() && !/^\W*(request )?interrupted( by user)?\W*$/i.test(content)) {
+        node.append(el('div', { className: 'text', text: content }));
+      }
       break;
     case 'tool_use':
     case 'tool_result':
@@ -870,7 +877,10 @@ function drawChart() {
   let t1 = Math.max(now, total.points[total.points.length - 1][0]);
   let t0 = total.points[0][0];
   if (t1 - t0 < 60_000) t0 = t1 - 60_000; // at least a minute wide, so one call is a step
-  const vmax = niceCeil(Math.max(total.cost, 1));
+  // Gridlines at round amounts: a step of 1, 2 or 5 times a power of ten, 2 to 5 of them.
+  const step = niceStep(Math.max(total.cost, 1) / 4);
+  const lines = Math.max(2, Math.ceil(Math.max(total.cost, 1) / step));
+  const vmax = step * lines;
   const x = (t) => pad.l + ((t - t0) / (t1 - t0)) * (W - pad.l - pad.r);
   const y = (v) => H - pad.b - (v / vmax) * (H - pad.t - pad.b);
 
@@ -878,8 +888,8 @@ function drawChart() {
     viewBox: `0 0 ${W} ${H}`, width: W, height: H, class: 'chart-svg', role: 'img',
     'aria-label': `Cumulative cost: ${fmtCost(total.cost)} over ${rows.length} model calls`,
   });
-  for (let i = 0; i <= 4; i++) {
-    const v = (vmax * i) / 4;
+  for (let i = 0; i <= lines; i++) {
+    const v = step * i;
     chart.append(
       svgEl('line', { x1: pad.l, x2: W - pad.r, y1: y(v), y2: y(v), class: 'grid' }),
       svgEl('text', { x: pad.l - 6, y: y(v) + 4, class: 'axis', 'text-anchor': 'end' }, [v === 0 ? '$0' : fmtCost(v)]),
@@ -913,10 +923,10 @@ function stepPath(series, x, y, t0, t1, className) {
   return svgEl('path', { d, class: className }, [svgEl('title', {}, [`${series.model}: ${fmtCost(series.cost)}`])]);
 }
 
-/** A round number at or above v (micros), so the axis reads 0, $0.25, $0.50… */
-function niceCeil(v) {
+/** The round step (micros) at or above v, so the axis reads $0, $0.0100, $0.0200… */
+function niceStep(v) {
   const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+  for (const m of [1, 2, 5, 10]) if (m * p >= v) return m * p;
   return 10 * p;
 }
 
@@ -935,15 +945,24 @@ async function loadLimits() {
   renderLimits(data.limits ?? []);
 }
 
+const isMoney = (unit) => ['usd', 'dollars', 'dollar', '$'].includes(String(unit ?? '').toLowerCase()) || String(unit ?? '').toLowerCase().includes('micro');
+
 /** Amounts in a limit's unit: dollars for money (as micros or as dollars), else a count. */
 function fmtAmount(v, unit) {
   if (v == null) return '—';
   const u = String(unit ?? '').toLowerCase();
   if (u.includes('micro')) return fmtCost(v);
-  if (['usd', 'dollars', 'dollar', '$'].includes(u)) return fmtDollars(Number(v));
+  if (isMoney(u)) return fmtDollars(Number(v));
   const n = Number(v);
   const text = Number.isInteger(n) ? String(n) : n.toFixed(2);
   return unit ? `${text} ${unit}` : text;
+}
+
+/** "3 / 10 instances", "$1.20 / $5.00", "$0.4000 · no limit". */
+function limitText(l) {
+  if (l.limit == null) return `${fmtAmount(l.used, l.unit)} · no limit`;
+  if (isMoney(l.unit)) return `${fmtAmount(l.used, l.unit)} / ${fmtAmount(l.limit, l.unit)}`;
+  return `${fmtAmount(l.used, '')} / ${fmtAmount(l.limit, l.unit)}`;
 }
 
 function renderLimits(limits) {
@@ -961,13 +980,10 @@ function renderLimits(limits) {
     return el('div', { className: `limit lv-${level}`, dataset: { testid: 'limit-row', limitName: l.name } }, [
       el('div', { className: 'limit-head' }, [
         el('span', { className: 'limit-name', text: String(l.name ?? '').replace(/_/g, ' '), title: l.name }),
-        el('span', {
-          className: 'limit-value',
-          text: l.limit == null ? `${fmtAmount(l.used, l.unit)} · no limit` : `${fmtAmount(l.used, l.unit)} / ${fmtAmount(l.limit, l.unit)}`,
-        }),
+        el('span', { className: 'limit-value', text: limitText(l) }),
       ]),
       el('div', { className: 'bar', attrs: { role: 'meter', 'aria-valuemin': 0, 'aria-valuemax': has ? l.limit : null, 'aria-valuenow': l.used } }, [fill]),
-      l.source ? el('div', { className: 'muted limit-source', text: `set by ${String(l.source).replace(/_/g, ' ')}` }) : null,
+      l.source ? el('div', { className: 'muted limit-source', text: `from ${String(l.source).replace(/_/g, ' ')}` }) : null,
     ]);
   }));
 }
@@ -1029,7 +1045,7 @@ function memberRow(m) {
     el('span', { className: 'muted', text: [m.role, model].filter(Boolean).join(' · ') }),
     stateBadge(m.state),
   ]);
-  if (m.instance_id) row.addEventListener('click', () => select(m.instance_id));
+  if (m.instance_id) row.addEventListener('click', () => select(m.instance_id, true));
   return row;
 }
 
@@ -1099,7 +1115,7 @@ function auditRow(ev) {
       ev.actor ? el('span', { className: 'muted', text: `by ${ev.actor}` }) : null,
       ev.instance_id ? el('button', {
         className: 'link', text: ev.instance_id, attrs: { type: 'button' },
-        on: { click: (e) => { e.stopPropagation(); select(ev.instance_id); } },
+        on: { click: (e) => { e.stopPropagation(); select(ev.instance_id, true); } },
       }) : null,
     ]),
     detail ? el('code', { className: 'audit-detail', text: detail }) : null,
@@ -1284,6 +1300,8 @@ function wire() {
     out.stick = atBottom(box);
     if (out.stick) $('jump-latest').hidden = true;
   }, { passive: true });
+  // The box shrinks when the messages below it load or grow: keep the end in view.
+  new ResizeObserver(() => { if (out.stick) box.scrollTop = box.scrollHeight; }).observe(box);
   $('jump-latest').addEventListener('click', () => {
     box.scrollTop = box.scrollHeight;
     out.stick = true;
