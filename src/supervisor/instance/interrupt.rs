@@ -145,6 +145,16 @@ impl Machine {
             "the turn stopped before the model answered; the conversation is kept",
         );
         if let Some(key) = self.turns.live_key() {
+            // The CLI writes nothing for a turn it takes back, so the output marks it here, as
+            // a transcript's interrupt record would be.
+            let turn = self.turns.live();
+            self.out.push(Effect::Output {
+                message_id: turn.and_then(|t| t.message_id.clone()),
+                record: crate::agents::Record::Interrupted {
+                    uuid: format!("interrupt-{id}"),
+                    prompt_id: turn.and_then(|t| t.prompt_id.clone()),
+                },
+            });
             self.complete(
                 now,
                 key,

@@ -1200,6 +1200,13 @@ fn an_interrupt_before_the_first_word_takes_the_turn_back_and_the_box_is_emptied
     );
     assert_eq!(fx[0], Effect::Press(Key::ClearInput), "{fx:?}");
     assert_eq!(finish_of(&fx, "m1").state, MessageState::Interrupted);
+    assert!(
+        fx.iter().any(|e| matches!(e, Effect::Output {
+            message_id: Some(m),
+            record: crate::agents::Record::Interrupted { .. },
+        } if m == "m1")),
+        "the output marks the interrupt the CLI wrote nothing for: {fx:?}"
+    );
     let report = resolution(&fx, 4);
     assert_eq!(report.outcome, InterruptOutcome::Confirmed);
     assert_eq!(

@@ -35,7 +35,7 @@ const MAX_ORPHANS: usize = 1000;
 pub(super) struct Turn {
     key: u64,
     pub message_id: Option<String>,
-    prompt_id: Option<String>,
+    pub(super) prompt_id: Option<String>,
     /// The CLI's timestamp of the prompt, once the transcript showed it.
     prompt_ts: Option<String>,
     /// The CLI took the prompt (its hook or its transcript said so).

@@ -1,0 +1,203 @@
+//! The dashboard in a real headless Chromium against a real server, with a team of real Claude
+//! Code instances answering through the fake model: log in with the one-time link, see a spawn
+//! appear without reload, watch a sent message's answer arrive, interrupt a slow reply. The
+//! screenshots are kept in target/test-artifacts/.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::Harness;
+use support::browser::{Browser, Viewport};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn artifacts() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts")
+}
+
+async fn post(h: &Harness, path: &str, body: Value) -> Value {
+    let r = reqwest::Client::new()
+        .post(format!("{}{path}", h.server().url()))
+        .bearer_auth(h.server().token())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    r.json().await.unwrap()
+}
+
+fn row(id: &str) -> String {
+    format!("[data-testid=instance-row][data-instance-id=\"{id}\"]")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_shows_a_team_at_work_live() {
+    let h = Harness::start().await;
+    let url = h.server().url();
+
+    // A team at work before the page opens: three members, each with an answered message.
+    post(
+        &h,
+        "/api/teams",
+        json!({
+            "name": "webapp",
+            "description": "the signup flow",
+            "members": [
+                { "name": "architect", "role": "architect", "model": "opus" },
+                { "name": "developer", "role": "developer", "model": "sonnet" },
+                { "name": "tester", "role": "tester", "model": "haiku" }
+            ]
+        }),
+    )
+    .await;
+    let team = post(&h, "/api/teams/webapp/start", json!({})).await;
+    let members: Vec<String> = team["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["instance_id"].as_str().unwrap().to_string())
+        .collect();
+    for (id, text) in members.iter().zip([
+        "Sketch the signup flow's modules",
+        "Write the signup form handler",
+        "List the signup edge cases to test",
+    ]) {
+        let m = post(
+            &h,
+            &format!("/api/instances/{id}/send"),
+            json!({ "message": text }),
+        )
+        .await;
+        assert_eq!(m["state"], "answered", "{m}");
+    }
+
+    let browser = Browser::start().await;
+
+    // Not logged in: the page says how to log in, and the API refuses the browser.
+    browser.goto(&format!("{url}/")).await;
+    browser.find("[data-testid=login]").await;
+
+    // The one-time link logs in and leaves the address bar; the cookie is out of scripts' reach.
+    browser.goto(&h.server().login_link()).await;
+    assert_eq!(browser.current_url().await, format!("{url}/"));
+    let cookie = browser
+        .cookie("troupe_session")
+        .await
+        .expect("a session cookie");
+    assert!(cookie.http_only, "{cookie:?}");
+    assert_eq!(cookie.same_site.as_deref(), Some("Strict"));
+    let seen_by_scripts = browser.execute("return document.cookie", &[]).await;
+    assert_eq!(seen_by_scripts, json!(""));
+    browser
+        .wait_for_text("[data-testid=connection]", "live", WAIT)
+        .await;
+    for id in &members {
+        browser
+            .wait_for(&row(id), "the member's row", WAIT, |_| true)
+            .await;
+    }
+
+    // A spawn through the API appears without reload.
+    let spawned = post(
+        &h,
+        "/api/instances",
+        json!({ "role": "reviewer", "name": "reviewer", "model": "haiku" }),
+    )
+    .await;
+    let id = spawned["id"].as_str().unwrap().to_string();
+    let state = format!("{} [data-testid=instance-state]", row(&id));
+    browser.wait_for_text(&state, "idle", WAIT).await;
+
+    // Its output: a message sent from the page, and its answer arriving.
+    browser.find(&row(&id)).await.click().await;
+    let input = browser.find("[data-testid=send-input]").await;
+    input.send_keys("Review the signup handler").await;
+    browser
+        .find("[data-testid=send-button]")
+        .await
+        .click()
+        .await;
+    browser
+        .wait_for_text(
+            "[data-testid=output]",
+            "ECHO: Review the signup handler",
+            WAIT,
+        )
+        .await;
+    browser
+        .wait_for_text("[data-testid=message-state]", "answered", WAIT)
+        .await;
+
+    // A slow reply, interrupted from the page: the state changes and the turn is marked.
+    input.send_keys("please count slowly to 60").await;
+    browser
+        .find("[data-testid=send-button]")
+        .await
+        .click()
+        .await;
+    browser.wait_for_text(&state, "busy", WAIT).await;
+    // Claude Code writes an answer down when it is complete, so the reply's start is seen at
+    // the model, not in the output.
+    h.model
+        .wait_for_request(
+            |r| support::fake_model::last_user_text(r).ends_with("count slowly to 60"),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    browser.screenshot(artifacts().join("dashboard.png")).await;
+    browser
+        .find("[data-testid=interrupt-button]")
+        .await
+        .click()
+        .await;
+    browser.wait_for_text(&state, "idle", WAIT).await;
+    browser
+        .wait_for(
+            "[data-testid=output-chunk][data-source=interrupt]",
+            "the interrupt marked in the output",
+            WAIT,
+            |_| true,
+        )
+        .await;
+    support::eventually("the message shown interrupted", WAIT, || async {
+        for s in browser.find_all("[data-testid=message-state]").await {
+            if s.text().await == "interrupted" {
+                return Some(());
+            }
+        }
+        None
+    })
+    .await;
+    browser
+        .screenshot(artifacts().join("dashboard-interrupted.png"))
+        .await;
+    browser.quit().await;
+
+    // And on a phone.
+    let phone = Browser::start_with(Viewport::PHONE).await;
+    phone.goto(&h.server().login_link()).await;
+    phone
+        .wait_for_text("[data-testid=connection]", "live", WAIT)
+        .await;
+    phone
+        .wait_for(&row(&id), "the reviewer's row", WAIT, |_| true)
+        .await;
+    let overflow = phone
+        .execute(
+            "return document.documentElement.scrollWidth - window.innerWidth",
+            &[],
+        )
+        .await;
+    assert!(
+        overflow.as_i64().unwrap_or(0) <= 0,
+        "nothing wider than the phone: {overflow}"
+    );
+    phone
+        .screenshot(artifacts().join("dashboard-phone.png"))
+        .await;
+    phone.quit().await;
+}
