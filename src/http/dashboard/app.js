@@ -388,7 +388,12 @@ function toggleCollapsed(id) {
 // The selected instance: header, buttons, output, messages
 // ---------------------------------------------------------------------------------------
 
-const out = { id: null, gen: 0, ids: [], nodes: new Map(), nextBefore: null, stick: true };
+const out = {
+  id: null, gen: 0, ids: [], nodes: new Map(), nextBefore: null, stick: true,
+  loaded: false,
+  realInterrupts: new Set(), // message ids with an interrupt chunk of their own
+  marks: new Map(),          // message id -> an interrupt line made from the message's state
+};
 const msgs = { id: null, gen: 0, list: new Map(), nextBefore: null };
 
 const narrow = window.matchMedia('(max-width: 720px)');
@@ -474,6 +479,9 @@ function resetOutput(id) {
   out.nodes = new Map();
   out.nextBefore = null;
   out.stick = true;
+  out.loaded = false;
+  out.realInterrupts = new Set();
+  out.marks = new Map();
   $('output').replaceChildren(el('p', { className: 'placeholder', text: 'loading…' }));
   $('load-earlier').hidden = true;
   $('jump-latest').hidden = true;
@@ -485,6 +493,8 @@ async function loadOutput() {
   if (gen !== out.gen) return; // another instance was selected meanwhile
   out.nextBefore = data.next_before ?? null;
   addChunks(data.chunks ?? [], 'bottom');
+  out.loaded = true;
+  markInterruptedMessages();
   showEmptyOutput();
 }
 
@@ -498,6 +508,7 @@ async function loadEarlier() {
     if (gen !== out.gen) return;
     out.nextBefore = data.next_before ?? null;
     addChunks(data.chunks ?? [], 'keep');
+    markInterruptedMessages();
   } finally {
     button.disabled = false;
   }
@@ -515,7 +526,9 @@ async function loadOutputSince() {
 function showEmptyOutput() {
   const box = $('output');
   $('load-earlier').hidden = out.nextBefore == null;
-  if (!out.ids.length) box.replaceChildren(el('p', { className: 'placeholder', text: 'Nothing said or done yet.' }));
+  if (!out.ids.length && !out.marks.size) {
+    box.replaceChildren(el('p', { className: 'placeholder', text: 'Nothing said or done yet.' }));
+  }
 }
 
 /**
@@ -527,16 +540,24 @@ function addChunks(chunks, scroll) {
   const wasAtBottom = atBottom(box);
   const beforeHeight = box.scrollHeight;
   const beforeTop = box.scrollTop;
-  if (!out.ids.length) box.replaceChildren();
+  box.querySelector(':scope > .placeholder')?.remove();
   let appended = false;
   for (const c of chunks) {
     if (out.nodes.has(c.id)) continue;
+    if (c.source === 'interrupt' && c.message_id) {
+      out.realInterrupts.add(c.message_id);
+      out.marks.get(c.message_id)?.remove(); // the chunk says it now
+      out.marks.delete(c.message_id);
+    }
     const node = chunkNode(c);
     const at = insertAt(out.ids, c.id);
     const next = out.ids[at];
     out.ids.splice(at, 0, c.id);
     out.nodes.set(c.id, node);
     if (next === undefined) { box.append(node); appended = true; } else box.insertBefore(node, out.nodes.get(next));
+    // The transcript can be read after the interrupt was marked: the mark follows its turn.
+    const mark = c.message_id && out.marks.get(c.message_id);
+    if (mark && mark.compareDocumentPosition(node) & Node.DOCUMENT_POSITION_FOLLOWING) node.after(mark);
   }
   $('load-earlier').hidden = out.nextBefore == null;
   if (scroll === 'bottom' || (scroll === 'auto' && (wasAtBottom || out.stick))) {
@@ -570,7 +591,7 @@ function chunkNode(c) {
   const content = String(c.content ?? '');
   const node = el('div', {
     className: `chunk src-${cls(source)}`,
-    dataset: { testid: 'output-chunk', source, chunkId: c.id },
+    dataset: { testid: 'output-chunk', source, chunkId: c.id, messageId: c.message_id, at: ms(c.created_at) },
     title: fmtFullTime(c.created_at),
   });
   switch (source) {
@@ -611,6 +632,37 @@ function toolBody(label, content) {
   ]);
 }
 
+/**
+ * An interrupted turn is not always in the transcript (a turn stopped before the model
+ * answered leaves no chunk), so the output also marks it from the message's state.
+ */
+function markInterrupted(messageId, detail, when) {
+  if (!out.loaded || !messageId || out.realInterrupts.has(messageId) || out.marks.has(messageId)) return;
+  const at = ms(when) ?? Date.now();
+  const shown = out.ids.map((id) => out.nodes.get(id));
+  // Older than everything shown while there is more to load: it belongs to a page not read yet.
+  if (out.nextBefore != null && shown.length && at < Number(shown[0].dataset.at)) return;
+  const own = shown.filter((n) => n.dataset.messageId === messageId).pop();
+  const later = own ? null : shown.find((n) => Number(n.dataset.at) > at);
+  const node = chunkNode({ id: '', source: 'interrupt', content: detail || '', message_id: messageId, created_at: when });
+  node.dataset.derived = 'message-state';
+  const box = $('output');
+  const follow = out.stick || atBottom(box);
+  box.querySelector(':scope > .placeholder')?.remove();
+  if (own) own.after(node);
+  else if (later) box.insertBefore(node, later);
+  else box.append(node);
+  out.marks.set(messageId, node);
+  if (follow) box.scrollTop = box.scrollHeight;
+}
+
+function markInterruptedMessages() {
+  if (msgs.id !== out.id) return;
+  for (const m of msgs.list.values()) {
+    if (m.state === 'interrupted') markInterrupted(m.id, m.state_reason, m.finished_at);
+  }
+}
+
 function onOutput(chunk) {
   if (chunk.instance_id !== out.id) return;
   addChunks([chunk], 'auto');
@@ -646,6 +698,7 @@ function upsertMessage(m, render = true) {
   const cur = msgs.list.get(m.id);
   if (cur && (MESSAGE_RANK[m.state] ?? 0) < (MESSAGE_RANK[cur.state] ?? 0)) return;
   msgs.list.set(m.id, { ...(cur ?? {}), ...m });
+  if (m.state === 'interrupted' && msgs.id === out.id) markInterrupted(m.id, m.state_reason, m.finished_at);
   if (render) renderMessages();
 }
 
@@ -763,6 +816,7 @@ function resumeSelected() {
 function onInterrupt(d) {
   if (d.instance_id !== state.selected) return;
   $('action-status').textContent = `interrupt ${d.outcome ?? ''}${d.detail ? ` (${d.detail})` : ''}`;
+  if (d.outcome === 'confirmed' && d.instance_id === out.id) markInterrupted(d.message_id, d.detail, d.confirmed_at);
 }
 
 // ----- spawning -----
