@@ -344,7 +344,10 @@ function instanceRow(inst, childCount) {
     },
   }, [
     caret,
-    el('span', { className: 'name', text: inst.name || inst.id, title: inst.id }),
+    el('span', { className: 'name', title: inst.id }, [
+      inst.name || inst.id,
+      inst.name && inst.name !== inst.id ? el('span', { className: 'id', text: inst.id }) : null,
+    ]),
     stateBadge(inst.state, 'instance-state'),
     el('span', { className: 'role', text: inst.role || '' }),
     el('span', { className: 'model', text: model, title: model }),
