@@ -478,3 +478,36 @@ async fn events_resume_from_the_last_event_id_and_miss_nothing() {
     back.until(|e, d| e.event == "instance" && d["state"] == "terminated")
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spawn_whose_client_hangs_up_still_finishes() {
+    let h = Harness::start().await;
+    let api = Api::new(&h);
+    // The client gives up before the CLI is ready, as a closed browser tab does, at several
+    // points of the spawn.
+    for ms in [15, 30, 60, 120, 240] {
+        let gone = api
+            .http
+            .post(format!("{}/api/instances", api.url))
+            .bearer_auth(&api.token)
+            .json(&json!({ "role": "developer", "name": format!("orphan-{ms}"), "model": "haiku" }))
+            .timeout(Duration::from_millis(ms))
+            .send()
+            .await;
+        assert!(gone.is_err(), "the request was cut off: {gone:?}");
+    }
+    let states = support::eventually("every spawn over", Duration::from_secs(60), || async {
+        let (_, list) = api.get("/api/instances?all=true").await;
+        let states: Vec<String> = list["instances"]
+            .as_array()?
+            .iter()
+            .map(|i| i["state"].as_str().unwrap().to_string())
+            .collect();
+        (!states.is_empty() && states.iter().all(|s| s != "starting")).then_some(states)
+    })
+    .await;
+    assert!(
+        states.iter().all(|s| s == "idle"),
+        "none left starting with nothing following it: {states:?}"
+    );
+}

@@ -281,7 +281,7 @@ async fn logs_follow_open_and_attach_from_the_command_line() {
     // Errors name what to do next.
     let (ok, out) = tokio::task::block_in_place(|| troupe(&url, &token, &["logs", "ghost-0000"]));
     assert!(
-        !ok && out.contains("ghost-0000") && out.contains("list_instances"),
+        !ok && out.contains("ghost-0000") && out.contains("`troupe ls`"),
         "{out}"
     );
 }

@@ -46,7 +46,7 @@ impl Client {
         let value: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
             let msg = value["error"].as_str().unwrap_or("request failed");
-            anyhow::bail!("{msg} ({status})");
+            anyhow::bail!("{} ({status})", for_the_command_line(msg));
         }
         Ok(value)
     }
@@ -198,6 +198,22 @@ impl Client {
         self.call(reqwest::Method::DELETE, &format!("/api/teams/{name}"), None)
             .await
     }
+}
+
+/// The server's errors name the MCP tools that fix things; at a shell, the command is the
+/// next step.
+pub fn for_the_command_line(error: &str) -> String {
+    const NEXT: &[(&str, &str)] = &[
+        ("list_instances shows", "`troupe ls` shows"),
+        ("list_teams shows", "`troupe team ls` shows"),
+        ("resume_instance brings", "`troupe resume <id>` brings"),
+        ("resume_instance tries", "`troupe resume <id>` tries"),
+        ("or interrupt_instance", "or `troupe interrupt <id>`"),
+    ];
+    NEXT.iter()
+        .fold(error.to_string(), |text, (tool, command)| {
+            text.replace(tool, command)
+        })
 }
 
 /// What to say when no server answers: where it was looked for and how to start one.
@@ -361,6 +377,22 @@ mod tests {
         assert_eq!(age("2026-12-01T07:00:00Z", now), "3h");
         assert_eq!(age("2026-11-28T10:00:00Z", now), "3d");
         assert_eq!(age("never", now), "-");
+    }
+
+    #[test]
+    fn errors_name_the_command_to_run() {
+        assert_eq!(
+            super::for_the_command_line(
+                "no instance ghost; list_instances shows the instances that exist"
+            ),
+            "no instance ghost; `troupe ls` shows the instances that exist"
+        );
+        assert_eq!(
+            super::for_the_command_line(
+                "instance dev-1 is exited; resume_instance brings it back with its conversation"
+            ),
+            "instance dev-1 is exited; `troupe resume <id>` brings it back with its conversation"
+        );
     }
 
     #[test]

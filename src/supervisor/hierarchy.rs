@@ -189,6 +189,15 @@ impl Supervisor {
     /// Ends an instance and, first, all of its descendants (deepest first). Returns the ids
     /// terminated, in order.
     pub async fn terminate(&self, instance_id: &str, caller: Option<&str>) -> Result<Vec<String>> {
+        let (sup, id, caller) = (
+            self.clone(),
+            instance_id.to_string(),
+            caller.map(str::to_string),
+        );
+        super::to_the_end(async move { sup.terminate_now(&id, caller.as_deref()).await }).await
+    }
+
+    async fn terminate_now(&self, instance_id: &str, caller: Option<&str>) -> Result<Vec<String>> {
         // Fail fast, with the usual error, if the instance itself cannot be terminated.
         self.live(instance_id).await?;
         let mut done = Vec::new();

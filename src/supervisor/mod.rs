@@ -310,6 +310,11 @@ impl Supervisor {
     /// Starts an instance (Claude Code unless the request names another agent) and returns
     /// once it is ready for messages.
     pub async fn spawn(&self, req: SpawnRequest, caller: Option<&str>) -> Result<Instance> {
+        let (sup, caller) = (self.clone(), caller.map(str::to_string));
+        to_the_end(async move { sup.spawn_now(req, caller.as_deref()).await }).await
+    }
+
+    async fn spawn_now(&self, req: SpawnRequest, caller: Option<&str>) -> Result<Instance> {
         let shared = &self.shared;
         let config = &shared.config;
         let settings = self.settings();
@@ -849,6 +854,15 @@ impl Supervisor {
         instance_id: &str,
         caller: Option<&str>,
     ) -> Result<Instance> {
+        let (sup, id, caller) = (
+            self.clone(),
+            instance_id.to_string(),
+            caller.map(str::to_string),
+        );
+        to_the_end(async move { sup.resume_now(&id, caller.as_deref()).await }).await
+    }
+
+    async fn resume_now(&self, instance_id: &str, caller: Option<&str>) -> Result<Instance> {
         if self.live_going_on(instance_id).await.is_err() {
             let inst = Instance::find(&self.shared.pool, instance_id)
                 .await?
@@ -1086,6 +1100,20 @@ impl Supervisor {
         {
             tracing::warn!("instance tasks still busy after 10s; exiting without them");
         }
+    }
+}
+
+/// Runs `work` to its end even when the caller stops waiting: an HTTP client that disconnects
+/// drops its handler, and a spawn or terminate stopped halfway would leave rows that no task
+/// follows (an instance `starting` for good).
+pub(crate) async fn to_the_end<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    match tokio::spawn(work).await {
+        Ok(result) => result,
+        Err(e) => Err(Error::Agent(format!(
+            "the operation stopped unexpectedly: {e}"
+        ))),
     }
 }
 

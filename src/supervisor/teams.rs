@@ -189,6 +189,20 @@ impl Supervisor {
         project_dir: Option<String>,
         caller: Option<&str>,
     ) -> Result<TeamView> {
+        let (sup, name, caller) = (self.clone(), name.to_string(), caller.map(str::to_string));
+        super::to_the_end(async move {
+            sup.start_team_now(&name, project_dir, caller.as_deref())
+                .await
+        })
+        .await
+    }
+
+    async fn start_team_now(
+        &self,
+        name: &str,
+        project_dir: Option<String>,
+        caller: Option<&str>,
+    ) -> Result<TeamView> {
         let mut team = self.find_team(name).await?;
         // A directory given now is the team's from now on.
         if let Some(dir) = project_dir
@@ -224,6 +238,11 @@ impl Supervisor {
     /// Brings every member back: live ones are left alone, stopped ones resume their own
     /// conversation, seats never filled are spawned.
     pub async fn resume_team(&self, name: &str, caller: Option<&str>) -> Result<TeamView> {
+        let (sup, name, caller) = (self.clone(), name.to_string(), caller.map(str::to_string));
+        super::to_the_end(async move { sup.resume_team_now(&name, caller.as_deref()).await }).await
+    }
+
+    async fn resume_team_now(&self, name: &str, caller: Option<&str>) -> Result<TeamView> {
         let team = self.find_team(name).await?;
         let members = TeamMember::for_team(self.pool(), &team.id).await?;
         let work = members.into_iter().map(|m| {
@@ -255,6 +274,12 @@ impl Supervisor {
 
     /// Terminates the members' instances and retires the team (its records stay).
     pub async fn dissolve_team(&self, name: &str, caller: Option<&str>) -> Result<TeamView> {
+        let (sup, name, caller) = (self.clone(), name.to_string(), caller.map(str::to_string));
+        super::to_the_end(async move { sup.dissolve_team_now(&name, caller.as_deref()).await })
+            .await
+    }
+
+    async fn dissolve_team_now(&self, name: &str, caller: Option<&str>) -> Result<TeamView> {
         let team = self.find_team(name).await?;
         for m in TeamMember::for_team(self.pool(), &team.id).await? {
             if let Some(id) = m.instance_id
