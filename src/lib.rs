@@ -14,6 +14,7 @@ pub mod http;
 pub mod install;
 pub mod local;
 pub mod mcp;
+pub mod permissions;
 pub mod preflight;
 pub mod pricing;
 pub mod private;

@@ -216,6 +216,7 @@ async fn spawn(
         context: b.context,
         project_dir: b.project_dir,
         parent_instance_id: b.parent_instance_id,
+        ..Default::default()
     };
     Ok((StatusCode::CREATED, Json(sup.spawn(req, None).await?)))
 }

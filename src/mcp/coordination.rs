@@ -379,6 +379,7 @@ impl Troupe {
                 system_prompt: e.system_prompt,
                 context: e.context,
                 parent_instance_id: e.parent_instance_id,
+                ..Default::default()
             })
             .collect();
         let outcomes = self

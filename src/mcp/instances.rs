@@ -245,6 +245,7 @@ impl Troupe {
                 context: p.context,
                 project_dir: None,
                 parent_instance_id: p.parent_instance_id,
+                ..Default::default()
             },
         )
         .await
@@ -274,6 +275,7 @@ impl Troupe {
                 context: p.context,
                 project_dir: None,
                 parent_instance_id: p.parent_instance_id,
+                ..Default::default()
             },
         )
         .await

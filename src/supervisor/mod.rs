@@ -189,6 +189,13 @@ pub struct SpawnRequest {
     pub context: Option<String>,
     pub project_dir: Option<String>,
     pub parent_instance_id: Option<String>,
+    /// Work in a git worktree of its own, on a branch of its own, made from project_dir's
+    /// repository at its HEAD.
+    pub use_worktree: bool,
+    /// `skip` (prompts skipped), or one of the CLI's prompting modes; None: the server's.
+    pub permission_mode: Option<String>,
+    /// Rules that decide permission requests without asking anyone.
+    pub permission_rules: Option<crate::permissions::Rules>,
 }
 
 /// How long a task that has written its instance's end may take to finish its last step.

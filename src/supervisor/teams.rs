@@ -326,6 +326,7 @@ impl Supervisor {
                     )),
                     project_dir,
                     parent_instance_id: None,
+                    ..Default::default()
                 },
                 caller,
             )
