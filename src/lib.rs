@@ -27,6 +27,7 @@ pub mod stdio;
 pub mod supervisor;
 pub mod tmux;
 pub mod weblogin;
+pub mod worktree;
 
 use std::net::SocketAddr;
 
