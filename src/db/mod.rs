@@ -15,6 +15,7 @@ pub mod report;
 pub mod settings;
 pub mod teams;
 pub mod usage;
+pub mod worktrees;
 
 use std::path::Path;
 use std::str::FromStr;
