@@ -19,6 +19,9 @@ pub enum Error {
     },
     #[error("limit reached: {0}")]
     Limit(String),
+    /// The caller may not do this to that instance (an instance reaching outside its tree).
+    #[error("{0}")]
+    Forbidden(String),
     #[error(
         "no answer from {instance_id} within {seconds}s; message {message_id} is still {state}. \
          Fetch the answer later with get_message(message_id=\"{message_id}\") or interrupt_instance"

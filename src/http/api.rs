@@ -23,6 +23,8 @@ pub fn routes() -> Router<Supervisor> {
         .route("/api/instances/{id}", get(get_instance))
         .route("/api/instances/{id}/output", get(output))
         .route("/api/instances/{id}/messages", get(messages))
+        .route("/api/instances/{id}/files", get(files))
+        .route("/api/instances/{id}/files/content", get(file_content))
         .route("/api/instances/{id}/send", post(send))
         .route("/api/instances/{id}/interrupt", post(interrupt))
         .route("/api/instances/{id}/terminate", post(terminate))
@@ -291,6 +293,70 @@ async fn known(sup: &Supervisor, id: &str) -> Result<(), Error> {
     } else {
         Err(Error::UnknownInstance(id.to_string()))
     }
+}
+
+/// The instance a request speaks for, if it is one (then it sees only its own tree's files).
+fn calling_instance(caller: &crate::auth::Caller) -> Option<&str> {
+    match caller {
+        crate::auth::Caller::Instance(id) => Some(id),
+        crate::auth::Caller::User => None,
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FilesQuery {
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    recursive: Option<bool>,
+    #[serde(default)]
+    max_entries: Option<u64>,
+    #[serde(default)]
+    token: Option<String>,
+}
+
+/// `GET /api/instances/{id}/files?path=<dir>&recursive=true`: what is in its working
+/// directory, as list_instance_files answers.
+async fn files(
+    State(sup): State<Supervisor>,
+    Path(id): Path<String>,
+    axum::Extension(caller): axum::Extension<crate::auth::Caller>,
+    Params(q): Params<FilesQuery>,
+) -> Result<Json<crate::files::Listing>, Error> {
+    let _ = q.token;
+    let path = q.path.unwrap_or_default();
+    let recursive = q.recursive.unwrap_or(false);
+    let who = calling_instance(&caller);
+    let listing = crate::files::list_for(&sup, who, &id, &path, recursive, q.max_entries).await?;
+    Ok(Json(listing))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileQuery {
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    max_bytes: Option<u64>,
+    #[serde(default)]
+    token: Option<String>,
+}
+
+/// `GET /api/instances/{id}/files/content?path=<file>&max_bytes=N`: one file from its
+/// working directory, as retrieve_instance_file answers.
+async fn file_content(
+    State(sup): State<Supervisor>,
+    Path(id): Path<String>,
+    axum::Extension(caller): axum::Extension<crate::auth::Caller>,
+    Params(q): Params<FileQuery>,
+) -> Result<Json<crate::files::FileContent>, Error> {
+    let _ = q.token;
+    let path = q.path.unwrap_or_default();
+    let who = calling_instance(&caller);
+    Ok(Json(
+        crate::files::read_for(&sup, who, &id, &path, q.max_bytes).await?,
+    ))
 }
 
 #[derive(Deserialize, Default)]

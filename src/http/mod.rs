@@ -144,6 +144,7 @@ impl IntoResponse for Error {
                 StatusCode::NOT_FOUND
             }
             Error::NotRunning { .. } | Error::Limit(_) => StatusCode::CONFLICT,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

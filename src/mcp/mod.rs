@@ -5,6 +5,7 @@
 mod answer;
 mod approval;
 mod coordination;
+mod files;
 mod instances;
 mod logging;
 mod messaging;
@@ -66,6 +67,7 @@ static TOOLS: LazyLock<ToolRouter<Troupe>> = LazyLock::new(|| {
         + Troupe::messaging_tools()
         + Troupe::coordination_tools()
         + Troupe::team_tools()
+        + Troupe::file_tools()
         + Troupe::settings_tools();
     for route in router.map.values_mut() {
         strip_formats(Arc::make_mut(&mut route.attr.input_schema));

@@ -262,6 +262,38 @@ impl Supervisor {
         })
     }
 
+    /// The instance `id`, when `caller` may look into it: the person (no caller) into any;
+    /// an instance into itself and its descendants only.
+    pub async fn visible_to(&self, caller: Option<&str>, id: &str) -> Result<Instance> {
+        let inst = Instance::find(self.pool(), id)
+            .await?
+            .ok_or_else(|| Error::UnknownInstance(id.to_string()))?;
+        let Some(caller) = caller else {
+            return Ok(inst);
+        };
+        let mut current = Some(inst.id.clone());
+        let mut steps = 0;
+        while let Some(at) = current {
+            if at == caller {
+                return Ok(inst);
+            }
+            steps += 1;
+            if steps > 64 {
+                break;
+            }
+            current = match at == inst.id {
+                true => inst.parent_id.clone(),
+                false => Instance::find(self.pool(), &at)
+                    .await?
+                    .and_then(|i| i.parent_id),
+            };
+        }
+        Err(Error::Forbidden(format!(
+            "{id} is neither {caller} nor one of its descendants; an instance may look only \
+             into itself and the instances it spawned (and theirs)"
+        )))
+    }
+
     /// Replies waiting for `to` (None: the orchestrating session); each is returned once.
     pub async fn pending_replies(&self, to: Option<&str>) -> Result<Vec<Reply>> {
         Ok(Reply::take_unread(self.pool(), to).await?)
