@@ -62,6 +62,8 @@ pub struct Config {
     pub interrupt_timeout: Duration,
     /// Default wait for an answer when the caller gives none.
     pub default_wait: Duration,
+    /// How long a permission request is held for someone to decide it.
+    pub permission_wait: Duration,
     /// The controls the config file sets (`[orchestration]`).
     pub file_controls: crate::settings::Layer,
     /// The controls the environment and `serve`'s flags set.
@@ -105,6 +107,7 @@ impl Config {
             submit_timeout: Duration::from_secs(30),
             interrupt_timeout: Duration::from_secs(15),
             default_wait: Duration::from_secs(300),
+            permission_wait: Duration::from_secs(300),
             file_controls: crate::settings::Layer::default(),
             env_controls: crate::settings::Layer::default(),
             max_depth: 4,

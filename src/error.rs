@@ -19,6 +19,10 @@ pub enum Error {
     },
     #[error("limit reached: {0}")]
     Limit(String),
+    /// Not done, for a reason the caller can fix: the text says what is in the way (a
+    /// worktree with uncommitted changes, say) and what to do.
+    #[error("{0}")]
+    Refused(String),
     /// The caller may not do this to that instance (an instance reaching outside its tree).
     #[error("{0}")]
     Forbidden(String),

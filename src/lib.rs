@@ -84,6 +84,16 @@ impl Server {
             );
         }
         let pool = db::open(&config.db_path, config.db_busy_timeout).await?;
+        // Nothing holds a previous run's permission questions any more; their CLIs show
+        // their own dialogs.
+        match db::permissions::PermissionRequest::expire_all_pending(&pool).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                requests = n,
+                "permission requests of the previous run expired"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot expire old permission requests"),
+        }
         match db::events::prune(&pool).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(

@@ -296,6 +296,10 @@ enum TeamCommand {
         /// The directory the members work in, kept with the team (relative to here is fine).
         #[arg(long)]
         project_dir: Option<String>,
+        /// Each member works in a git worktree of its own (branch troupe/<member>), made from
+        /// the project directory's repository.
+        #[arg(long)]
+        worktrees: bool,
     },
     /// List teams.
     Ls,
@@ -365,6 +369,10 @@ struct ServeArgs {
     /// Default seconds send_to_instance waits for an answer.
     #[arg(long, env = "TROUPE_DEFAULT_WAIT", default_value_t = 300)]
     default_wait: u64,
+    /// Seconds a permission request is held for a decision (respond_to_permission, the
+    /// dashboard, a rule); after that the CLI's own dialog waits for a person at its pane.
+    #[arg(long, env = "TROUPE_PERMISSION_WAIT", default_value_t = 300)]
+    permission_wait: u64,
     /// On SIGTERM/Ctrl-C, terminate every instance instead of leaving them running.
     #[arg(long, env = "TROUPE_TERMINATE_ON_EXIT", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     terminate_on_exit: bool,
@@ -785,8 +793,12 @@ async fn team(client: troupe::cli::Client, command: TeamCommand) -> anyhow::Resu
             description,
             start,
             project_dir,
+            worktrees,
         } => {
-            let members = troupe::cli::parse_members(&members)?;
+            let mut members = troupe::cli::parse_members(&members)?;
+            for m in &mut members {
+                m.use_worktree = worktrees;
+            }
             let project_dir = project_dir
                 .as_deref()
                 .map(troupe::cli::absolute_dir)
@@ -924,6 +936,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.startup_timeout = Duration::from_secs(args.startup_timeout);
     config.db_busy_timeout = Duration::from_secs(args.db_busy_timeout);
     config.default_wait = Duration::from_secs(args.default_wait);
+    if args.permission_wait == 0 || args.permission_wait > 3600 {
+        anyhow::bail!("--permission-wait must be 1 to 3600 seconds");
+    }
+    config.permission_wait = Duration::from_secs(args.permission_wait);
     config.token = args.token.unwrap_or_default();
     config.allowed_hosts = args.allow_hosts;
     config.allow_remote = args.allow_remote;

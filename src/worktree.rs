@@ -317,7 +317,8 @@ pub fn worktree_path(root: &Path, instance_id: &str) -> Result<PathBuf> {
             root.display()
         )));
     }
-    if path.exists() || path.symlink_metadata().is_ok() {
+    // Anything there, a dangling symlink included.
+    if path.symlink_metadata().is_ok() {
         return Err(Error::Agent(format!(
             "the worktree directory {} exists already",
             path.display()

@@ -123,7 +123,11 @@ async fn spawn_codex_send_and_the_answer_and_usage_are_recorded() {
             json!({ "instance_id": id, "message": "and a second one" }),
         )
         .await;
-    assert_eq!(second.structured["response"], "ECHO: and a second one");
+    assert_eq!(
+        second.structured["response"], "ECHO: and a second one",
+        "{}",
+        second.text
+    );
     let r = h
         .call("terminate_instance", json!({ "instance_id": id }))
         .await;

@@ -73,6 +73,9 @@ impl Launch<'_> {
     }
 }
 
+/// Seconds the CLI waits for troupe's answer to a PermissionRequest hook.
+pub const PERMISSION_HOOK_TIMEOUT: u64 = 3700;
+
 /// The `--settings` file: hooks that post each lifecycle event to troupe, and, in skip mode,
 /// the acknowledgement that would otherwise stop the CLI at a warning dialog.
 ///
@@ -90,11 +93,18 @@ pub fn settings(
         let hook = if *event == "SessionStart" {
             json!({ "type": "command", "command": hook_command, "timeout": 10 })
         } else {
+            // troupe holds a permission question until someone decides, and answers within
+            // its --permission-wait (at most an hour): the CLI must not give up first.
+            let timeout = if *event == "PermissionRequest" {
+                PERMISSION_HOOK_TIMEOUT
+            } else {
+                10
+            };
             json!({
                 "type": "http",
                 "url": hook_url,
                 "headers": { "Authorization": format!("Bearer {token}") },
-                "timeout": 10
+                "timeout": timeout
             })
         };
         hooks.insert(event.to_string(), json!([{ "hooks": [hook] }]));

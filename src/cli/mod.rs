@@ -137,7 +137,12 @@ impl Client {
     ) -> anyhow::Result<Value> {
         let members: Vec<Value> = members
             .iter()
-            .map(|m| json!({ "name": m.name, "role": m.role, "model": m.model, "agent": m.agent }))
+            .map(|m| {
+                json!({
+                    "name": m.name, "role": m.role, "model": m.model, "agent": m.agent,
+                    "use_worktree": m.use_worktree,
+                })
+            })
             .collect();
         self.call(
             reqwest::Method::POST,
@@ -258,6 +263,7 @@ pub fn parse_members(spec: &str) -> anyhow::Result<Vec<NewMember>> {
             agent,
             model,
             system_prompt: None,
+            ..Default::default()
         });
     }
     if members.is_empty() {

@@ -24,6 +24,8 @@ pub struct Instance {
     pub created_at: String,
     pub terminated_at: Option<String>,
     pub sandbox_mode: Option<String>,
+    /// JSON `{"allow": [...], "deny": [...]}`: rules that decide its permission requests.
+    pub permission_rules: Option<String>,
 }
 
 /// What a spawn writes before anything is started.
@@ -40,6 +42,7 @@ pub struct NewInstance<'a> {
     pub tmux_session: &'a str,
     pub agent_session_id: &'a str,
     pub sandbox_mode: Option<&'a str>,
+    pub permission_rules: Option<&'a str>,
 }
 
 impl Instance {
@@ -47,9 +50,9 @@ impl Instance {
         let now = super::now();
         sqlx::query!(
             "INSERT INTO instances (id, name, agent, model, role, system_prompt, workdir, permission_mode,
-                parent_id, tmux_session, agent_session_id, sandbox_mode, state, state_since,
-                created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'starting', ?, ?)",
+                parent_id, tmux_session, agent_session_id, sandbox_mode, permission_rules, state,
+                state_since, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'starting', ?, ?)",
             new.id,
             new.name,
             new.agent,
@@ -62,6 +65,7 @@ impl Instance {
             new.tmux_session,
             new.agent_session_id,
             new.sandbox_mode,
+            new.permission_rules,
             now,
             now,
         )

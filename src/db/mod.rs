@@ -10,6 +10,7 @@ pub mod messages;
 pub mod metrics;
 pub mod output;
 pub mod pages;
+pub mod permissions;
 pub mod replies;
 pub mod report;
 pub mod settings;

@@ -10,6 +10,8 @@ pub struct Team {
     pub dissolved_at: Option<String>,
     /// Where the members work (absolute), when the team was given a directory.
     pub project_dir: Option<String>,
+    /// JSON rules that decide every member's permission requests.
+    pub permission_rules: Option<String>,
 }
 
 /// A seat on a team, and the instance currently filling it (if it was started).
@@ -22,6 +24,10 @@ pub struct TeamMember {
     pub model: String,
     pub system_prompt: String,
     pub instance_id: Option<String>,
+    /// The member's permission mode; None: the server's.
+    pub permission_mode: Option<String>,
+    /// The member works in a git worktree of its own (from the team's project_dir).
+    pub use_worktree: bool,
 }
 
 impl Team {
@@ -48,19 +54,38 @@ impl Team {
         .await?;
         for m in members {
             sqlx::query!(
-                "INSERT INTO team_members (team_id, name, role, agent, model, system_prompt)
-                 VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO team_members (team_id, name, role, agent, model, system_prompt,
+                     permission_mode, use_worktree)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 m.team_id,
                 m.name,
                 m.role,
                 m.agent,
                 m.model,
-                m.system_prompt
+                m.system_prompt,
+                m.permission_mode,
+                m.use_worktree
             )
             .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
+        super::events::written();
+        Ok(())
+    }
+
+    pub async fn set_permission_rules(
+        pool: &SqlitePool,
+        id: &str,
+        rules: &str,
+    ) -> sqlx::Result<()> {
+        sqlx::query!(
+            "UPDATE teams SET permission_rules = ? WHERE id = ?",
+            rules,
+            id
+        )
+        .execute(pool)
+        .await?;
         super::events::written();
         Ok(())
     }
@@ -71,6 +96,12 @@ impl Team {
             .await?;
         super::events::written();
         Ok(())
+    }
+
+    pub async fn find_by_id(pool: &SqlitePool, id: &str) -> sqlx::Result<Option<Team>> {
+        sqlx::query_as!(Team, "SELECT * FROM teams WHERE id = ?", id)
+            .fetch_optional(pool)
+            .await
     }
 
     /// The team of that name that has not been dissolved.

@@ -29,6 +29,8 @@ pub fn routes() -> Router<Supervisor> {
         .route("/api/instances/{id}/interrupt", post(interrupt))
         .route("/api/instances/{id}/terminate", post(terminate))
         .route("/api/instances/{id}/resume", post(resume))
+        .route("/api/instances/{id}/worktree", get(worktree_status))
+        .route("/api/instances/{id}/worktree/remove", post(remove_worktree))
         .route("/api/tree", get(tree))
         .route("/api/metrics", get(metrics))
         .route("/api/settings", get(settings))
@@ -37,6 +39,11 @@ pub fn routes() -> Router<Supervisor> {
         .route("/api/audit", get(audit))
         .route("/api/events", get(super::events::stream))
         .route("/api/login-link", post(login_link))
+        .route("/api/permissions", get(pending_permissions))
+        .route(
+            "/api/instances/{id}/permissions/{request_id}",
+            post(respond_to_permission),
+        )
         .route("/api/teams", get(list_teams).post(create_team))
         .route("/api/teams/{name}", get(get_team).delete(dissolve_team))
         .route("/api/teams/{name}/start", post(start_team))
@@ -200,6 +207,12 @@ struct SpawnBody {
     parent_instance_id: Option<String>,
     #[serde(default)]
     sandbox_mode: Option<String>,
+    #[serde(default)]
+    use_worktree: bool,
+    #[serde(default)]
+    permission_mode: Option<String>,
+    #[serde(default)]
+    permission_rules: Option<crate::permissions::Rules>,
 }
 
 /// `POST /api/instances`: spawns an instance for the person.
@@ -218,7 +231,9 @@ async fn spawn(
         context: b.context,
         project_dir: b.project_dir,
         parent_instance_id: b.parent_instance_id,
-        ..Default::default()
+        use_worktree: b.use_worktree,
+        permission_mode: b.permission_mode,
+        permission_rules: b.permission_rules,
     };
     Ok((StatusCode::CREATED, Json(sup.spawn(req, None).await?)))
 }
@@ -430,6 +445,49 @@ async fn audit(
     })))
 }
 
+/// `GET /api/permissions`: permission requests waiting for a decision.
+async fn pending_permissions(State(sup): State<Supervisor>) -> Result<Json<Value>, Error> {
+    let requests: Vec<Value> = sup
+        .pending_permissions(None)
+        .await?
+        .into_iter()
+        .map(permission_json)
+        .collect();
+    Ok(Json(json!({ "requests": requests })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RespondBody {
+    decision: crate::permissions::Decision,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// `POST /api/instances/{id}/permissions/{request_id} {"decision": "allow"|"deny"}`.
+async fn respond_to_permission(
+    State(sup): State<Supervisor>,
+    Path((id, request_id)): Path<(String, String)>,
+    body: Result<Json<RespondBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, Error> {
+    let Json(b) = body.map_err(|e| Error::InvalidInput(e.body_text()))?;
+    known(&sup, &id).await?;
+    let req = sup
+        .respond_to_permission(&id, &request_id, b.decision, b.message, None)
+        .await?;
+    Ok(Json(permission_json(req)))
+}
+
+fn permission_json(r: crate::db::permissions::PermissionRequest) -> Value {
+    let input = serde_json::from_str::<Value>(&r.tool_input).unwrap_or(Value::String(r.tool_input));
+    json!({
+        "request_id": r.id, "instance_id": r.instance_id, "message_id": r.message_id,
+        "tool_name": r.tool_name, "tool_input": input, "summary": r.summary, "state": r.state,
+        "decided_by": r.decided_by, "message": r.message, "asked_at": r.asked_at,
+        "decided_at": r.decided_at,
+    })
+}
+
 /// `GET /api/limits`: each limit with how much of it is used.
 async fn limits(State(sup): State<Supervisor>) -> Result<Json<Value>, Error> {
     Ok(Json(json!({ "limits": sup.limits().await? })))
@@ -452,12 +510,17 @@ struct CreateTeam {
     members: Vec<NewMember>,
     #[serde(default)]
     project_dir: Option<String>,
+    #[serde(default)]
+    permission_rules: Option<crate::permissions::Rules>,
 }
 
 async fn create_team(
     State(sup): State<Supervisor>,
     Json(body): Json<CreateTeam>,
 ) -> Result<(StatusCode, Json<TeamView>), Error> {
+    if let Some(rules) = &body.permission_rules {
+        rules.check().map_err(Error::InvalidInput)?;
+    }
     let team = sup
         .create_team(
             &body.name,
@@ -467,6 +530,13 @@ async fn create_team(
             None,
         )
         .await?;
+    let team = match body.permission_rules.filter(|r| !r.is_empty()) {
+        Some(rules) => {
+            sup.set_team_permission_rules(&team.name, &rules, None)
+                .await?
+        }
+        None => team,
+    };
     Ok((StatusCode::CREATED, Json(team)))
 }
 
@@ -546,6 +616,38 @@ async fn resume(
     Path(id): Path<String>,
 ) -> Result<Json<Instance>, Error> {
     Ok(Json(sup.resume_instance(&id, None).await?))
+}
+
+/// The instance a request comes from, when it is one.
+fn instance_caller(caller: &crate::auth::Caller) -> Option<&str> {
+    match caller {
+        crate::auth::Caller::Instance(id) => Some(id),
+        crate::auth::Caller::User => None,
+    }
+}
+
+/// `GET /api/instances/{id}/worktree`: its worktree's branch, base, uncommitted files, diff
+/// stat and commits ahead, as get_worktree_status answers.
+async fn worktree_status(
+    State(sup): State<Supervisor>,
+    Path(id): Path<String>,
+    axum::Extension(caller): axum::Extension<crate::auth::Caller>,
+) -> Result<Json<crate::supervisor::worktrees::WorktreeStatus>, Error> {
+    Ok(Json(
+        sup.worktree_status(&id, instance_caller(&caller)).await?,
+    ))
+}
+
+/// `POST /api/instances/{id}/worktree/remove`: removes an ended instance's clean worktree
+/// and keeps its branch; 409 with the reason when anything would be lost.
+async fn remove_worktree(
+    State(sup): State<Supervisor>,
+    Path(id): Path<String>,
+    axum::Extension(caller): axum::Extension<crate::auth::Caller>,
+) -> Result<Json<crate::supervisor::worktrees::WorktreeRemoved>, Error> {
+    Ok(Json(
+        sup.remove_worktree(&id, instance_caller(&caller)).await?,
+    ))
 }
 
 /// `GET /api/tree`: the parent/child tree, as text and as nodes.

@@ -31,6 +31,7 @@ pub const KINDS: &[&str] = &[
     "audit",
     "team",
     "settings",
+    "permission",
 ];
 
 #[derive(Deserialize, Default)]

@@ -129,11 +129,11 @@ async fn hook(
     let presented = crate::auth::presented(&headers, uri.query());
     auth::instance(&sup, &instance_id, presented.as_deref(), uri.path()).await?;
     let Json(payload) = payload.map_err(IntoResponse::into_response)?;
-    sup.hook(&instance_id, payload)
+    let answer = sup
+        .hook(&instance_id, payload)
         .await
         .map_err(IntoResponse::into_response)?;
-    // An empty JSON object: the hook decides nothing, and the CLI goes on.
-    Ok(Json(json!({})))
+    Ok(Json(answer))
 }
 
 impl IntoResponse for Error {
@@ -143,7 +143,7 @@ impl IntoResponse for Error {
             Error::UnknownInstance(_) | Error::UnknownMessage(_) | Error::UnknownTeam(_) => {
                 StatusCode::NOT_FOUND
             }
-            Error::NotRunning { .. } | Error::Limit(_) => StatusCode::CONFLICT,
+            Error::NotRunning { .. } | Error::Limit(_) | Error::Refused(_) => StatusCode::CONFLICT,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,

@@ -101,6 +101,9 @@ pub struct PendingRepliesParams {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct RepliesResult {
     pub replies: Vec<Reply>,
+    /// Permission requests from instances below you that wait for your decision
+    /// (respond_to_permission).
+    pub permission_requests: Vec<super::permissions::RequestView>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -143,6 +146,18 @@ pub struct SpawnEntry {
     /// Codex only: read-only, workspace-write or danger-full-access.
     #[serde(default)]
     pub sandbox_mode: Option<String>,
+    /// Work in a git worktree of its own: troupe makes one from project_dir's repository at
+    /// its current HEAD, on a new branch troupe/<name>, under its data directory. Terminate
+    /// keeps the worktree and the branch; get_worktree_status reports it, remove_worktree
+    /// removes it once nothing would be lost.
+    #[serde(default)]
+    pub use_worktree: bool,
+    /// skip (the server's default) or a prompting mode: default, accept-edits, plan.
+    #[serde(default)]
+    pub permission_mode: Option<String>,
+    /// Rules that decide its permission requests without asking (as for spawn_claude).
+    #[serde(default)]
+    pub permission_rules: Option<crate::permissions::Rules>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -344,7 +359,18 @@ impl Troupe {
             .pending_replies(inbox.as_deref())
             .await
             .map_err(tool_error)?;
-        Ok(Json(RepliesResult { replies }))
+        let permission_requests = self
+            .sup
+            .pending_permissions(caller(&extensions).as_deref())
+            .await
+            .map_err(tool_error)?
+            .into_iter()
+            .map(Into::into)
+            .collect();
+        Ok(Json(RepliesResult {
+            replies,
+            permission_requests,
+        }))
     }
 
     #[tool(
@@ -379,7 +405,9 @@ impl Troupe {
                 system_prompt: e.system_prompt,
                 context: e.context,
                 parent_instance_id: e.parent_instance_id,
-                ..Default::default()
+                use_worktree: e.use_worktree,
+                permission_mode: e.permission_mode,
+                permission_rules: e.permission_rules,
             })
             .collect();
         let outcomes = self

@@ -44,6 +44,23 @@ pub struct SpawnClaudeParams {
     /// The parent instance. Defaults to the calling instance when an instance spawns.
     #[serde(default)]
     pub parent_instance_id: Option<String>,
+    /// Work in a git worktree of its own: troupe makes one from project_dir's repository at
+    /// its current HEAD, on a new branch troupe/<name>, under its data directory. Terminate
+    /// keeps the worktree and the branch; get_worktree_status reports it, remove_worktree
+    /// removes it once nothing would be lost.
+    #[serde(default)]
+    pub use_worktree: bool,
+    /// How it asks before using tools: skip (the server's default: no prompts), or a
+    /// prompting mode, default, accept-edits or plan, in which each permission request waits
+    /// for a decision (respond_to_permission, the dashboard, or a rule) and the instance's
+    /// state is waiting_permission meanwhile.
+    #[serde(default)]
+    pub permission_mode: Option<String>,
+    /// Rules that decide permission requests without asking anyone: {"allow": ["Bash(npm
+    /// test*)", "Read"], "deny": ["Bash(rm *)"]}; a tool name, optionally with a pattern on
+    /// its command, file path or URL (`*` any text). Deny wins.
+    #[serde(default)]
+    pub permission_rules: Option<crate::permissions::Rules>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -76,6 +93,23 @@ pub struct SpawnCodexParams {
     /// The parent instance. Defaults to the calling instance when an instance spawns.
     #[serde(default)]
     pub parent_instance_id: Option<String>,
+    /// Work in a git worktree of its own: troupe makes one from project_dir's repository at
+    /// its current HEAD, on a new branch troupe/<name>, under its data directory. Terminate
+    /// keeps the worktree and the branch; get_worktree_status reports it, remove_worktree
+    /// removes it once nothing would be lost.
+    #[serde(default)]
+    pub use_worktree: bool,
+    /// How it asks before using tools: skip (the server's default: no prompts), or a
+    /// prompting mode, default, accept-edits or plan, in which each permission request waits
+    /// for a decision (respond_to_permission, the dashboard, or a rule) and the instance's
+    /// state is waiting_permission meanwhile.
+    #[serde(default)]
+    pub permission_mode: Option<String>,
+    /// Rules that decide permission requests without asking anyone: {"allow": ["Bash(npm
+    /// test*)", "Read"], "deny": ["Bash(rm *)"]}; a tool name, optionally with a pattern on
+    /// its command, file path or URL (`*` any text). Deny wins.
+    #[serde(default)]
+    pub permission_rules: Option<crate::permissions::Rules>,
 }
 
 /// An instance as troupe reports it.
@@ -94,6 +128,8 @@ pub struct InstanceView {
     pub workdir: String,
     pub tmux_session: String,
     pub created_at: String,
+    /// skip (no prompts) or the prompting mode its permission requests come from.
+    pub permission_mode: String,
 }
 
 impl From<Instance> for InstanceView {
@@ -111,6 +147,7 @@ impl From<Instance> for InstanceView {
             workdir: i.workdir,
             tmux_session: i.tmux_session,
             created_at: i.created_at,
+            permission_mode: i.permission_mode,
         }
     }
 }
@@ -245,7 +282,9 @@ impl Troupe {
                 context: p.context,
                 project_dir: None,
                 parent_instance_id: p.parent_instance_id,
-                ..Default::default()
+                use_worktree: p.use_worktree,
+                permission_mode: p.permission_mode,
+                permission_rules: p.permission_rules,
             },
         )
         .await
@@ -275,7 +314,9 @@ impl Troupe {
                 context: p.context,
                 project_dir: None,
                 parent_instance_id: p.parent_instance_id,
-                ..Default::default()
+                use_worktree: p.use_worktree,
+                permission_mode: p.permission_mode,
+                permission_rules: p.permission_rules,
             },
         )
         .await

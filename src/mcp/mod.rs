@@ -10,10 +10,12 @@ mod instances;
 mod logging;
 mod messaging;
 mod parameters;
+mod permissions;
 mod roots;
 mod settings;
 pub use settings::PRECEDENCE as SETTINGS_PRECEDENCE;
 mod teams;
+mod worktrees;
 
 use std::future::Future;
 use std::sync::{Arc, LazyLock};
@@ -67,7 +69,9 @@ static TOOLS: LazyLock<ToolRouter<Troupe>> = LazyLock::new(|| {
         + Troupe::messaging_tools()
         + Troupe::coordination_tools()
         + Troupe::team_tools()
+        + Troupe::worktree_tools()
         + Troupe::file_tools()
+        + Troupe::permission_tools()
         + Troupe::settings_tools();
     for route in router.map.values_mut() {
         strip_formats(Arc::make_mut(&mut route.attr.input_schema));

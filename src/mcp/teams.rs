@@ -20,6 +20,10 @@ pub struct CreateTeamParams {
     /// Absolute path of the code the members work on; start_team and resume_team use it.
     #[serde(default)]
     pub project_dir: Option<String>,
+    /// Rules that decide every member's permission requests without asking anyone (members in
+    /// a prompting permission_mode): {"allow": ["Bash(npm test*)"], "deny": ["Bash(rm *)"]}.
+    #[serde(default)]
+    pub permission_rules: Option<crate::permissions::Rules>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -54,17 +58,32 @@ impl Troupe {
         Parameters(p): Parameters<CreateTeamParams>,
         extensions: Extensions,
     ) -> Result<Json<TeamView>, String> {
-        self.sup
+        let caller = caller(&extensions);
+        if let Some(rules) = &p.permission_rules {
+            rules
+                .check()
+                .map_err(|e| tool_error(crate::error::Error::InvalidInput(e)))?;
+        }
+        let team = self
+            .sup
             .create_team(
                 &p.name,
                 p.description.as_deref().unwrap_or(""),
                 p.members,
                 p.project_dir,
-                caller(&extensions).as_deref(),
+                caller.as_deref(),
             )
             .await
-            .map(Json)
-            .map_err(tool_error)
+            .map_err(tool_error)?;
+        match p.permission_rules.filter(|r| !r.is_empty()) {
+            Some(rules) => self
+                .sup
+                .set_team_permission_rules(&team.name, &rules, caller.as_deref())
+                .await
+                .map(Json)
+                .map_err(tool_error),
+            None => Ok(Json(team)),
+        }
     }
 
     #[tool(

@@ -96,6 +96,7 @@ impl Supervisor {
                 tmux_session: "",
                 agent_session_id: &session,
                 sandbox_mode: None,
+                permission_rules: None,
             },
         )
         .await?;

@@ -8,9 +8,11 @@ pub mod coordination;
 pub mod hierarchy;
 pub mod instance;
 pub mod metrics;
+mod permissions;
 pub mod teams;
 mod watchdog;
 mod watcher;
+pub mod worktrees;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -79,6 +81,8 @@ pub(crate) struct Shared {
     started_at: String,
     /// Dashboard login codes not yet used.
     logins: crate::weblogin::Codes,
+    /// Permission requests whose CLI hook is held, each with what wakes it.
+    permission_waiters: Mutex<HashMap<String, oneshot::Sender<permissions::Verdict>>>,
 }
 
 impl Shared {
@@ -230,6 +234,7 @@ impl Supervisor {
             tasks: TaskTracker::new(),
             attached: Mutex::new(HashMap::new()),
             logins: crate::weblogin::Codes::default(),
+            permission_waiters: Mutex::new(HashMap::new()),
         });
         let sup = Supervisor { shared };
         watchdog::spawn(sup.clone());
@@ -363,6 +368,28 @@ impl Supervisor {
             }
         }
 
+        let permission_mode = match req
+            .permission_mode
+            .as_deref()
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+        {
+            Some(m) => <PermissionMode as clap::ValueEnum>::from_str(m, true).map_err(|_| {
+                Error::InvalidInput(format!(
+                    "unknown permission_mode {m:?}; use skip (prompts skipped), default (the CLI \
+                     asks for each tool and troupe routes the question), accept-edits or plan"
+                ))
+            })?,
+            None => config.permission_mode,
+        };
+        let permission_rules = match req.permission_rules.as_ref().filter(|r| !r.is_empty()) {
+            Some(rules) => {
+                rules.check().map_err(Error::InvalidInput)?;
+                Some(serde_json::to_string(rules).unwrap_or_default())
+            }
+            None => None,
+        };
+
         let role = roles::resolve(req.role.as_deref().unwrap_or("developer"))
             .map_err(Error::InvalidInput)?;
         let role_name = role.name.clone();
@@ -458,6 +485,23 @@ impl Supervisor {
                 None => None,
             },
         };
+        // A worktree of its own, made from that directory's repository once the row is
+        // written; every check that can refuse runs now, before anything is.
+        let worktree = match (req.use_worktree, &workdir) {
+            (false, _) => None,
+            (true, Some(dir)) => Some(self.plan_worktree(dir, &id).await?),
+            (true, None) => {
+                return Err(Error::InvalidInput(
+                    "use_worktree needs a project_dir: the absolute path of a directory in \
+                     the git repository the instance should work on"
+                        .into(),
+                ));
+            }
+        };
+        let workdir = match &worktree {
+            Some(plan) => Some(plan.workdir.clone()),
+            None => workdir,
+        };
         let workdir = match workdir {
             Some(dir) => dir,
             None => {
@@ -494,11 +538,12 @@ impl Supervisor {
                 role: &role_name,
                 system_prompt: &system_prompt,
                 workdir: &workdir_str,
-                permission_mode: config.permission_mode.as_str(),
+                permission_mode: permission_mode.as_str(),
                 parent_id: parent.as_deref(),
                 tmux_session: &tmux_session,
                 agent_session_id: &session_id,
                 sandbox_mode,
+                permission_rules: permission_rules.as_deref(),
             },
         )
         .await?;
@@ -519,6 +564,23 @@ impl Supervisor {
         )
         .await;
 
+        if let Some(plan) = &worktree
+            && let Err(e) = self
+                .make_worktree(plan, &id, name.as_deref().unwrap_or(&id), caller)
+                .await
+        {
+            let reason = format!("could not make its worktree: {e}");
+            shared.instance_failed(&id, &reason).await;
+            audit::record(
+                &shared.pool,
+                caller,
+                Some(&id),
+                "instance.failed",
+                json!({ "reason": reason }),
+            )
+            .await;
+            return Err(e);
+        }
         let inst = Instance::find(&shared.pool, &id)
             .await?
             .ok_or_else(|| Error::UnknownInstance(id.clone()))?;
@@ -1089,11 +1151,40 @@ impl Supervisor {
         }
     }
 
-    /// A lifecycle hook posted by an instance's CLI.
-    pub async fn hook(&self, instance_id: &str, payload: serde_json::Value) -> Result<()> {
+    /// A lifecycle hook posted by an instance's CLI; returns the hook's answer (an empty
+    /// object but for a permission request someone decided).
+    pub async fn hook(
+        &self,
+        instance_id: &str,
+        payload: serde_json::Value,
+    ) -> Result<serde_json::Value> {
         let tx = self.live(instance_id).await?;
+        let inst = Instance::find(&self.shared.pool, instance_id)
+            .await?
+            .ok_or_else(|| Error::UnknownInstance(instance_id.to_string()))?;
+        let agent = self.shared.agent(&inst.agent)?;
+        if let crate::agents::AgentEvent::PermissionRequested { tool, input } =
+            agent.hook_event(&payload)
+        {
+            // Only the CLI session troupe started may ask in the instance's name.
+            let session = agent.hook_session(&payload);
+            if session
+                .is_some_and(|s| !inst.agent_session_id.is_empty() && s != inst.agent_session_id)
+            {
+                audit::record(
+                    &self.shared.pool,
+                    None,
+                    Some(instance_id),
+                    "instance.hook_refused",
+                    json!({ "session_id": session, "hook": "PermissionRequest" }),
+                )
+                .await;
+                return Ok(json!({}));
+            }
+            return self.permission_requested(&inst, &tx, tool, input).await;
+        }
         let _ = tx.send(Command::Hook(payload));
-        Ok(())
+        Ok(json!({}))
     }
 
     /// Ends every instance's task (not its tmux session) so the process can exit, and waits

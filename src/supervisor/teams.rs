@@ -29,6 +29,13 @@ pub struct NewMember {
     /// A system prompt replacing the role's preset.
     #[serde(default)]
     pub system_prompt: Option<String>,
+    /// `skip` (the server's default) or a prompting mode: default, accept-edits, plan.
+    #[serde(default)]
+    pub permission_mode: Option<String>,
+    /// Work in a git worktree of its own, on a branch troupe/<member name>, made from the
+    /// team's project_dir repository when the member is spawned.
+    #[serde(default)]
+    pub use_worktree: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
@@ -41,6 +48,8 @@ pub struct MemberView {
     pub instance_id: Option<String>,
     /// That instance's state (not_started when there is none).
     pub state: String,
+    /// The member works in a git worktree of its own.
+    pub use_worktree: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
@@ -147,6 +156,8 @@ impl Supervisor {
                 model,
                 system_prompt: m.system_prompt.unwrap_or_default(),
                 instance_id: None,
+                permission_mode: m.permission_mode,
+                use_worktree: m.use_worktree,
             });
         }
         Team::insert_with_members(
@@ -167,6 +178,28 @@ impl Supervisor {
         )
         .await;
         self.team(&name).await
+    }
+
+    /// Sets the rules that decide every member's permission requests without asking.
+    pub async fn set_team_permission_rules(
+        &self,
+        name: &str,
+        rules: &crate::permissions::Rules,
+        caller: Option<&str>,
+    ) -> Result<TeamView> {
+        rules.check().map_err(Error::InvalidInput)?;
+        let team = self.find_team(name).await?;
+        let text = serde_json::to_string(rules).unwrap_or_default();
+        Team::set_permission_rules(self.pool(), &team.id, &text).await?;
+        audit::record(
+            self.pool(),
+            caller,
+            None,
+            "team.permission_rules",
+            json!({ "team": team.name, "rules": rules }),
+        )
+        .await;
+        self.view(team).await
     }
 
     pub async fn team(&self, name: &str) -> Result<TeamView> {
@@ -326,6 +359,8 @@ impl Supervisor {
                     )),
                     project_dir,
                     parent_instance_id: None,
+                    permission_mode: m.permission_mode.clone(),
+                    use_worktree: m.use_worktree,
                     ..Default::default()
                 },
                 caller,
@@ -359,6 +394,7 @@ impl Supervisor {
                 model: m.model,
                 instance_id: m.instance_id,
                 state,
+                use_worktree: m.use_worktree,
             });
         }
         Ok(TeamView {

@@ -119,6 +119,11 @@ pub enum Input {
     InterruptKeyFailed { id: i64, error: String },
     /// The CLI's process ended.
     ProcessExited,
+    /// The CLI asks for permission to use a tool, and troupe holds the question (`summary`
+    /// says what it is) until someone decides.
+    PermissionAsked { request_id: String, summary: String },
+    /// A held permission question was decided, so the CLI goes on with its turn.
+    PermissionAnswered,
     /// Start the CLI again (with its conversation) as soon as no turn runs: its
     /// configuration no longer reaches this server.
     RelaunchAsked { reason: String },
@@ -335,6 +340,17 @@ impl Machine {
                 self.out.push(Effect::Look(Look::Alive));
             }
             Input::ProcessExited => self.out.push(Effect::Look(Look::Alive)),
+            Input::PermissionAsked {
+                request_id,
+                summary,
+            } => {
+                self.waiting_permission = true;
+                self.report(
+                    InstanceState::WaitingPermission,
+                    &format!("{summary} (permission request {request_id})"),
+                );
+            }
+            Input::PermissionAnswered => self.waiting_permission = false,
             Input::RelaunchAsked { reason } => self.relaunch = Some(reason),
             Input::InterruptKeyFailed { id, error } => {
                 if self.interrupt.as_ref().is_some_and(|p| p.id == id) {

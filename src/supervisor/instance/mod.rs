@@ -56,6 +56,12 @@ pub enum Command {
     Suspend(oneshot::Sender<Result<()>>),
     /// The CLI's process was already gone when troupe looked for it.
     ProcessExited,
+    /// See [`Input::PermissionAsked`].
+    PermissionAsked {
+        request_id: String,
+        summary: String,
+    },
+    PermissionAnswered,
 }
 
 /// How the task starts.
@@ -303,6 +309,17 @@ impl Actor {
             }
             Command::McpList(list) => self.feed(Input::McpListed(list)).await,
             Command::ProcessExited => self.feed(Input::ProcessExited).await,
+            Command::PermissionAsked {
+                request_id,
+                summary,
+            } => {
+                self.feed(Input::PermissionAsked {
+                    request_id,
+                    summary,
+                })
+                .await
+            }
+            Command::PermissionAnswered => self.feed(Input::PermissionAnswered).await,
             Command::Interrupt(reply) => {
                 let message_id = self.machine.live_message();
                 match Interrupt::insert(&self.shared.pool, &self.id, message_id.as_deref()).await {

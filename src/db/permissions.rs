@@ -1,0 +1,126 @@
+//! Permission requests and their decisions.
+
+use sqlx::SqlitePool;
+
+/// One permission request, as stored.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PermissionRequest {
+    pub id: String,
+    pub instance_id: String,
+    pub message_id: Option<String>,
+    pub tool_name: String,
+    /// JSON, as the CLI sent it.
+    pub tool_input: String,
+    pub summary: String,
+    /// pending | allowed | denied | expired
+    pub state: String,
+    pub decided_by: Option<String>,
+    pub message: Option<String>,
+    pub asked_at: String,
+    pub decided_at: Option<String>,
+}
+
+pub struct NewRequest<'a> {
+    pub id: &'a str,
+    pub instance_id: &'a str,
+    pub message_id: Option<&'a str>,
+    pub tool_name: &'a str,
+    pub tool_input: &'a str,
+    pub summary: &'a str,
+}
+
+impl PermissionRequest {
+    pub async fn insert(pool: &SqlitePool, new: &NewRequest<'_>) -> sqlx::Result<()> {
+        let now = super::now();
+        sqlx::query!(
+            "INSERT INTO permission_requests
+                 (id, instance_id, message_id, tool_name, tool_input, summary, asked_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            new.id,
+            new.instance_id,
+            new.message_id,
+            new.tool_name,
+            new.tool_input,
+            new.summary,
+            now
+        )
+        .execute(pool)
+        .await?;
+        super::events::written();
+        Ok(())
+    }
+
+    /// Settles a pending request (`allowed`, `denied` or `expired`); false when it was no
+    /// longer pending, so two deciders never both win.
+    pub async fn settle(
+        pool: &SqlitePool,
+        id: &str,
+        state: &str,
+        decided_by: Option<&str>,
+        message: Option<&str>,
+    ) -> sqlx::Result<bool> {
+        let now = super::now();
+        let done = sqlx::query!(
+            "UPDATE permission_requests
+             SET state = ?, decided_by = ?, message = ?, decided_at = ?
+             WHERE id = ? AND state = 'pending'",
+            state,
+            decided_by,
+            message,
+            now,
+            id
+        )
+        .execute(pool)
+        .await?;
+        super::events::written();
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn find(pool: &SqlitePool, id: &str) -> sqlx::Result<Option<PermissionRequest>> {
+        sqlx::query_as!(
+            PermissionRequest,
+            "SELECT * FROM permission_requests WHERE id = ?",
+            id
+        )
+        .fetch_optional(pool)
+        .await
+    }
+
+    /// Every request still waiting for a decision, oldest first.
+    pub async fn pending(pool: &SqlitePool) -> sqlx::Result<Vec<PermissionRequest>> {
+        sqlx::query_as!(
+            PermissionRequest,
+            "SELECT * FROM permission_requests WHERE state = 'pending' ORDER BY asked_at, id"
+        )
+        .fetch_all(pool)
+        .await
+    }
+
+    /// An instance's requests, newest last.
+    pub async fn for_instance(
+        pool: &SqlitePool,
+        instance_id: &str,
+    ) -> sqlx::Result<Vec<PermissionRequest>> {
+        sqlx::query_as!(
+            PermissionRequest,
+            "SELECT * FROM permission_requests WHERE instance_id = ? ORDER BY asked_at, id",
+            instance_id
+        )
+        .fetch_all(pool)
+        .await
+    }
+
+    /// Requests left pending by a previous run: nothing holds their CLI's hook any more.
+    pub async fn expire_all_pending(pool: &SqlitePool) -> sqlx::Result<u64> {
+        let now = super::now();
+        let done = sqlx::query!(
+            "UPDATE permission_requests SET state = 'expired', decided_at = ?
+             WHERE state = 'pending'",
+            now
+        )
+        .execute(pool)
+        .await?;
+        super::events::written();
+        Ok(done.rows_affected())
+    }
+}

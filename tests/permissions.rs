@@ -1,0 +1,252 @@
+//! Permission requests routed to whoever decides, with the real Claude Code in its prompting
+//! permission mode against the fake model: the instance waits (waiting_permission, the
+//! command in its state), its parent sees the request, respond_to_permission allows or denies,
+//! and the turn finishes either way; a rule decides without asking anyone.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Harness, McpClient, eventually};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn token_of(h: &Harness, id: &str) -> String {
+    troupe::db::credentials::Credentials::find(h.pool(), id)
+        .await
+        .unwrap()
+        .unwrap()
+        .token
+}
+
+/// An MCP session that speaks for instance `id`, with its own token.
+async fn as_instance(h: &Harness, id: &str) -> McpClient {
+    let bearer = format!("Bearer {}", token_of(h, id).await);
+    McpClient::connect(
+        &format!("{}/mcp", h.server().url()),
+        &[("x-troupe-instance", id), ("authorization", &bearer)],
+    )
+    .await
+}
+
+async fn instance(h: &Harness, id: &str) -> Value {
+    let r = h
+        .call("get_instance_status", json!({ "instance_id": id }))
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    r.structured["instances"][0].clone()
+}
+
+/// Sends `message` without waiting and returns its id.
+async fn send(h: &Harness, id: &str, message: &str) -> String {
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": message, "wait_for_response": false }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    r.structured["message_id"].as_str().unwrap().to_string()
+}
+
+/// Waits for the instance to stop at a permission request and returns the request's id.
+async fn waiting_request(h: &Harness, id: &str, command: &str) -> String {
+    eventually("the instance waiting for permission", WAIT, || async {
+        let s = instance(h, id).await;
+        let reason = s["state_reason"].as_str().unwrap_or_default().to_string();
+        if s["state"] != "waiting_permission" {
+            return None;
+        }
+        assert!(
+            reason.contains(command),
+            "the command is in the state: {reason}"
+        );
+        let at = reason.find("perm-")?;
+        Some(
+            reason[at..]
+                .trim_end_matches(')')
+                .split_whitespace()
+                .next()?
+                .to_string(),
+        )
+    })
+    .await
+}
+
+async fn answered(h: &Harness, message_id: &str) -> Value {
+    let r = h
+        .call(
+            "get_message",
+            json!({ "message_id": message_id, "wait_seconds": 60 }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    assert_eq!(r.structured["status"], "answered", "{}", r.text);
+    r.structured
+}
+
+fn bash(command: &str) -> String {
+    format!(
+        "CALL_TOOL Bash {}",
+        json!({ "command": command, "description": "make a file" })
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_permission_request_waits_for_its_parent_and_is_allowed_or_denied() {
+    let h = Harness::start().await;
+    let lead = h
+        .spawn(json!({ "role": "architect", "name": "lead", "model": "haiku" }))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let workdir = dir.path().canonicalize().unwrap();
+    let kid = h
+        .spawn(json!({
+            "role": "developer", "name": "careful", "model": "haiku",
+            "parent_instance_id": lead, "permission_mode": "default",
+            "project_dir": workdir.display().to_string(),
+        }))
+        .await;
+    assert_eq!(instance(&h, &kid).await["permission_mode"], "default");
+    let lead_mcp = as_instance(&h, &lead).await;
+    let kid_mcp = as_instance(&h, &kid).await;
+
+    // Allowed by the parent: the command runs and the turn finishes.
+    let made = workdir.join("allowed.txt");
+    let m = send(&h, &kid, &bash(&format!("touch {}", made.display()))).await;
+    let request = waiting_request(&h, &kid, "touch").await;
+    assert!(!made.exists(), "nothing runs before a decision");
+    let pending = lead_mcp.call_tool("get_pending_replies", json!({})).await;
+    assert!(!pending.is_error, "{}", pending.text);
+    let asks = &pending.structured["permission_requests"];
+    assert_eq!(asks[0]["request_id"], request.as_str(), "{}", pending.text);
+    assert_eq!(asks[0]["tool_name"], "Bash");
+    assert!(
+        asks[0]["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("Bash: touch")
+    );
+    // The asking instance may not decide for itself.
+    let own = kid_mcp
+        .call_tool(
+            "respond_to_permission",
+            json!({ "instance_id": kid, "request_id": request, "decision": "allow" }),
+        )
+        .await;
+    assert!(own.is_error && own.text.contains("its own"), "{}", own.text);
+    let r = lead_mcp
+        .call_tool(
+            "respond_to_permission",
+            json!({ "instance_id": kid, "request_id": request, "decision": "allow" }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    assert_eq!(r.structured["state"], "allowed");
+    assert_eq!(r.structured["decided_by"], lead.as_str());
+    answered(&h, &m).await;
+    assert!(made.exists(), "the allowed command ran");
+    let again = lead_mcp
+        .call_tool(
+            "respond_to_permission",
+            json!({ "instance_id": kid, "request_id": request, "decision": "deny" }),
+        )
+        .await;
+    assert!(
+        again.is_error && again.text.contains("already allowed"),
+        "{}",
+        again.text
+    );
+
+    // Denied by the person, with a reason: nothing runs and the turn still finishes.
+    let refused = workdir.join("denied.txt");
+    let m = send(&h, &kid, &bash(&format!("touch {}", refused.display()))).await;
+    let request = waiting_request(&h, &kid, "denied.txt").await;
+    let r = h
+        .call(
+            "respond_to_permission",
+            json!({
+                "instance_id": kid, "request_id": request, "decision": "deny",
+                "message": "not in this directory"
+            }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    assert_eq!(r.structured["decided_by"], "person");
+    let done = answered(&h, &m).await;
+    assert!(!refused.exists(), "the denied command did not run");
+    assert!(
+        done["response"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not in this directory"),
+        "the model was told why: {done}"
+    );
+    assert_eq!(instance(&h, &kid).await["state"], "idle");
+
+    // Each decision and who made it is audited.
+    let decided = troupe::db::audit::of_kind(h.pool(), "permission.decided")
+        .await
+        .unwrap();
+    let by: Vec<String> = decided
+        .iter()
+        .map(|e| serde_json::from_str::<Value>(&e.detail).unwrap()["by"].to_string())
+        .collect();
+    assert_eq!(by, [format!("{lead:?}"), "\"person\"".to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rule_decides_without_asking_anyone() {
+    let h = Harness::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let workdir = dir.path().canonicalize().unwrap();
+    let kid = h
+        .spawn(json!({
+            "role": "developer", "name": "ruled", "model": "haiku",
+            "permission_mode": "default",
+            "permission_rules": { "allow": ["Bash(touch *)"], "deny": ["Bash(touch *forbidden*)"] },
+            "project_dir": workdir.display().to_string(),
+        }))
+        .await;
+    let allowed = workdir.join("by-rule.txt");
+    let m = send(&h, &kid, &bash(&format!("touch {}", allowed.display()))).await;
+    answered(&h, &m).await;
+    assert!(allowed.exists(), "the rule allowed it");
+    let forbidden = workdir.join("forbidden.txt");
+    let m = send(&h, &kid, &bash(&format!("touch {}", forbidden.display()))).await;
+    answered(&h, &m).await;
+    assert!(!forbidden.exists(), "the deny rule won");
+
+    let pending = h.call("get_pending_permissions", json!({})).await;
+    assert_eq!(
+        pending.structured["requests"],
+        json!([]),
+        "nobody was asked"
+    );
+    let decided = troupe::db::audit::of_kind(h.pool(), "permission.decided")
+        .await
+        .unwrap();
+    let by: Vec<Value> = decided
+        .iter()
+        .map(|e| serde_json::from_str::<Value>(&e.detail).unwrap())
+        .collect();
+    assert_eq!(by.len(), 2, "{by:?}");
+    assert_eq!(by[0]["by"], "rule Bash(touch *)");
+    assert_eq!(by[0]["decision"], "allow");
+    assert_eq!(by[1]["by"], "rule Bash(touch *forbidden*)");
+    assert_eq!(by[1]["decision"], "deny");
+
+    // A rule that cannot match anything is refused when it is set.
+    let bad = h
+        .call(
+            "spawn_claude",
+            json!({ "role": "tester", "permission_rules": { "allow": ["Bash(npm test*"] } }),
+        )
+        .await;
+    assert!(
+        bad.is_error && bad.text.contains("Tool(pattern)"),
+        "{}",
+        bad.text
+    );
+}
