@@ -250,3 +250,53 @@ async fn a_rule_decides_without_asking_anyone() {
         bad.text
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_persons_client_is_asked_when_it_can_answer_at_once() {
+    let h = Harness::start().await;
+    let person = McpClient::declaring(h.server(), json!({ "elicitation": { "form": {} } })).await;
+    let mut heard = person.listen().await;
+    let dir = tempfile::tempdir().unwrap();
+    let workdir = dir.path().canonicalize().unwrap();
+    let kid = h
+        .spawn(json!({
+            "role": "developer", "model": "haiku", "permission_mode": "default",
+            "project_dir": workdir.display().to_string(),
+        }))
+        .await;
+    let made = workdir.join("asked.txt");
+    let m = send(&h, &kid, &bash(&format!("touch {}", made.display()))).await;
+    // The question arrives on the session's own stream, next to the notification.
+    let (mut noticed, mut question) = (false, None);
+    while question.is_none() || !noticed {
+        let msg = tokio::time::timeout(WAIT, heard.recv())
+            .await
+            .expect("the person hears of it")
+            .expect("the stream goes on");
+        match msg["method"].as_str() {
+            Some("elicitation/create") => question = Some(msg),
+            Some("notifications/message") if msg["params"]["data"]["kind"] == "permission" => {
+                let text = msg["params"]["data"]["text"].as_str().unwrap();
+                assert!(text.contains("respond_to_permission"), "{text}");
+                noticed = true;
+            }
+            _ => {}
+        }
+    }
+    let question = question.unwrap();
+    assert!(
+        question["params"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Bash: touch"),
+        "{question}"
+    );
+    person
+        .reply(
+            &question["id"],
+            json!({ "action": "accept", "content": { "allow": true } }),
+        )
+        .await;
+    answered(&h, &m).await;
+    assert!(made.exists(), "allowed from the person's client");
+}

@@ -43,13 +43,30 @@ impl LogLevel {
 /// Sends each notice to the session until it is gone: budget crossings and errors as
 /// warnings, spawns and terminations as notices.
 pub async fn forward_notices(
+    sup: crate::supervisor::Supervisor,
     mut events: tokio::sync::broadcast::Receiver<crate::supervisor::Event>,
     peer: rmcp::service::Peer<RoleServer>,
     level: LogLevel,
 ) {
     use tokio::sync::broadcast::error::RecvError;
+    let asks = peer
+        .supported_elicitation_modes()
+        .contains(&rmcp::service::ElicitationMode::Form);
     loop {
         match events.recv().await {
+            Ok(crate::supervisor::Event::PermissionAsked {
+                instance_id,
+                request_id,
+                summary,
+            }) if asks => {
+                tokio::spawn(super::permissions::ask_person(
+                    sup.clone(),
+                    peer.clone(),
+                    instance_id,
+                    request_id,
+                    summary,
+                ));
+            }
             Ok(crate::supervisor::Event::Notice { kind, text }) => {
                 let severity = match kind {
                     "error" | "cost_threshold" => LoggingLevel::Warning,

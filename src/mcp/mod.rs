@@ -298,7 +298,12 @@ impl ServerHandler for Troupe {
         }
         let events = self.sup.subscribe();
         let level = self.log_level.clone();
-        tokio::spawn(logging::forward_notices(events, context.peer, level));
+        tokio::spawn(logging::forward_notices(
+            self.sup.clone(),
+            events,
+            context.peer,
+            level,
+        ));
     }
 
     /// rmcp reads a `tools/call` whose params do not parse (`arguments` that is not an

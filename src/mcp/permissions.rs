@@ -73,6 +73,44 @@ pub struct PendingResult {
     pub requests: Vec<RequestView>,
 }
 
+/// The person's answer to a permission question asked through their client.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+pub struct PermissionAnswer {
+    /// Allow this tool use (leave unchecked to deny it).
+    pub allow: bool,
+}
+rmcp::elicit_safe!(PermissionAnswer);
+
+/// Asks the person's client (one that declared form elicitation) to decide a permission
+/// request at once. Any other decider may get there first; then this answer is dropped.
+pub async fn ask_person(
+    sup: crate::supervisor::Supervisor,
+    peer: rmcp::service::Peer<rmcp::RoleServer>,
+    instance_id: String,
+    request_id: String,
+    summary: String,
+) {
+    let question = format!("troupe: {instance_id} asks to use {summary}. Allow it?");
+    let wait = sup.config().permission_wait;
+    let answer = peer
+        .elicit_with_timeout::<PermissionAnswer>(question, Some(wait))
+        .await;
+    let decision = match answer {
+        Ok(Some(PermissionAnswer { allow: true })) => Decision::Allow,
+        Ok(Some(PermissionAnswer { allow: false }))
+        | Err(rmcp::service::ElicitationError::UserDeclined) => Decision::Deny,
+        // Cancelled, timed out or no form: the request waits for another decider.
+        _ => return,
+    };
+    let message = (decision == Decision::Deny).then(|| "the person declined".to_string());
+    if let Err(e) = sup
+        .respond_to_permission(&instance_id, &request_id, decision, message, None)
+        .await
+    {
+        tracing::debug!(request = %request_id, "the person's answer came too late: {e}");
+    }
+}
+
 #[tool_router(router = permission_tools, vis = "pub(super)")]
 impl Troupe {
     #[tool(

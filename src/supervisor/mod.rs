@@ -58,6 +58,12 @@ pub enum Event {
     Notice { kind: &'static str, text: String },
     /// The controls changed.
     SettingsChanged,
+    /// An instance waits for a decision on a permission request.
+    PermissionAsked {
+        instance_id: String,
+        request_id: String,
+        summary: String,
+    },
 }
 
 pub(crate) struct Shared {

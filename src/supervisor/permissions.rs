@@ -127,6 +127,11 @@ impl Supervisor {
             request_id: id.clone(),
             summary: summary.clone(),
         });
+        self.shared.publish(Event::PermissionAsked {
+            instance_id: inst.id.clone(),
+            request_id: id.clone(),
+            summary: summary.clone(),
+        });
         // Asked of everyone who may decide, whatever notify_on says: the CLI waits on it.
         self.shared.publish(Event::Notice {
             kind: "permission",

@@ -247,6 +247,13 @@ impl McpClient {
         panic!("the stream ended without an answer to {name}");
     }
 
+    /// Answers a request the server made (an elicitation, say) with `result`.
+    pub async fn reply(&self, request_id: &Value, result: Value) {
+        let reply = json!({ "jsonrpc": "2.0", "id": request_id, "result": result });
+        let status = self.send_raw(&reply).await.status();
+        assert!(status.is_success(), "the reply was taken: {status}");
+    }
+
     async fn send_raw(&self, body: &Value) -> reqwest::Response {
         let mut req = self
             .http
