@@ -201,3 +201,136 @@ async fn the_dashboard_shows_a_team_at_work_live() {
         .await;
     phone.quit().await;
 }
+
+/// Whether anything on the page matches `css`, polled until it is as `wanted` (tests only).
+async fn wait_until_present(browser: &Browser, css: &str, wanted: bool, what: &str) {
+    support::eventually(what, WAIT, || async {
+        (browser.try_find(css).await.is_some() == wanted).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_permission_request_is_decided_from_the_dashboard() {
+    let started = std::time::Instant::now();
+    let h = Harness::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let workdir = dir.path().canonicalize().unwrap();
+    let spawned = post(
+        &h,
+        "/api/instances",
+        json!({
+            "role": "developer", "model": "haiku", "name": "careful",
+            "permission_mode": "default", "project_dir": workdir.display().to_string(),
+        }),
+    )
+    .await;
+    let id = spawned["id"].as_str().unwrap().to_string();
+
+    let browser = Browser::start().await;
+    browser.goto(&h.server().login_link()).await;
+    browser
+        .wait_for_text("[data-testid=connection]", "live", WAIT)
+        .await;
+    let state = format!("{} [data-testid=instance-state]", row(&id));
+    browser.wait_for_text(&state, "idle", WAIT).await;
+    assert!(
+        browser.find("[data-testid=permissions]").await.prop("hidden").await == json!(true),
+        "the panel stays out of the way while nothing waits"
+    );
+    browser.find(&row(&id)).await.click().await;
+
+    // Asked: the request shows with its instance and command, the tree says it waits, and
+    // nothing runs before a decision.
+    let made = workdir.join("allowed.txt");
+    let bash = |command: String| {
+        format!(
+            "CALL_TOOL Bash {}",
+            json!({ "command": command, "description": "x" })
+        )
+    };
+    post(
+        &h,
+        &format!("/api/instances/{id}/send"),
+        json!({ "message": bash(format!("touch {}", made.display())), "wait": false }),
+    )
+    .await;
+    let request = format!("[data-testid=permission-row][data-instance-id=\"{id}\"]");
+    let asked = browser
+        .wait_for_text(&request, "allowed.txt", WAIT)
+        .await;
+    let text = asked.text().await;
+    assert!(
+        text.contains("careful") && text.contains("Bash: touch"),
+        "{text}"
+    );
+    assert!(
+        asked.attr("data-request-id").await.unwrap().starts_with("perm-"),
+        "{text}"
+    );
+    browser.wait_for_text(&state, "waiting_permission", WAIT).await;
+    // The input arrives with the list after the event: wait for it too, for the screenshot.
+    browser
+        .wait_for_text(&format!("{request} .perm-input"), "\"command\"", WAIT)
+        .await;
+    assert!(!made.exists(), "nothing runs before a decision");
+    browser
+        .screenshot(artifacts().join("dashboard-permission.png"))
+        .await;
+
+    // Allowed: the command runs, the request leaves the list, the instance is idle again.
+    asked
+        .find("[data-testid=permission-allow]")
+        .await
+        .click()
+        .await;
+    support::eventually("the allowed command to run", WAIT, || async {
+        made.exists().then_some(())
+    })
+    .await;
+    wait_until_present(&browser, &request, false, "the request to leave the list").await;
+    browser
+        .wait_for_text("[data-testid=permission-decided]", "allowed by person", WAIT)
+        .await;
+    browser.wait_for_text(&state, "idle", WAIT).await;
+
+    // Denied with a reason typed inline: nothing runs and the model is told why.
+    let refused = workdir.join("denied.txt");
+    post(
+        &h,
+        &format!("/api/instances/{id}/send"),
+        json!({ "message": bash(format!("touch {}", refused.display())), "wait": false }),
+    )
+    .await;
+    let asked = browser.wait_for_text(&request, "denied.txt", WAIT).await;
+    let deny = asked.find("[data-testid=permission-deny]").await;
+    deny.click().await; // opens the reason field
+    asked
+        .find("[data-testid=permission-reason]")
+        .await
+        .send_keys("not in this directory")
+        .await;
+    browser
+        .screenshot(artifacts().join("dashboard-permission-deny.png"))
+        .await;
+    deny.click().await;
+    wait_until_present(&browser, &request, false, "the denied request to leave the list").await;
+    browser
+        .wait_for_text("[data-testid=output]", "not in this directory", WAIT)
+        .await;
+    browser.wait_for_text(&state, "idle", WAIT).await;
+    assert!(!refused.exists(), "the denied command did not run");
+
+    // The audit log tells it in words.
+    browser
+        .wait_for_text("[data-testid=audit]", "denied by person: not in this directory", WAIT)
+        .await;
+    browser
+        .wait_for_text("[data-testid=audit]", "asks: Bash: touch", WAIT)
+        .await;
+    browser
+        .screenshot(artifacts().join("dashboard-permission-decided.png"))
+        .await;
+    browser.quit().await;
+    eprintln!("the permission test took {:?}", started.elapsed());
+}

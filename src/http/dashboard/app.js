@@ -244,6 +244,7 @@ const renderInstances = perFrame(() => {
   renderTree();
   renderTotals();
   renderDetailHead();
+  if (perms.pending.size) renderPermissions(); // rows name their instance
 });
 
 function renderTotals() {
@@ -334,7 +335,7 @@ function instanceRow(inst, childCount) {
   const costTitle = `${tokenBreakdown(u)}${u.unpriced_calls ? ` · ${u.unpriced_calls} unpriced calls` : ''}`;
   const model = [inst.agent, inst.model].filter(Boolean).join('/');
   const row = el('div', {
-    className: `row${ended ? ' ended' : ''}${state.selected === inst.id ? ' selected' : ''}`,
+    className: `row${ended ? ' ended' : ''}${state.selected === inst.id ? ' selected' : ''}${inst.state === 'waiting_permission' ? ' asking' : ''}`,
     dataset: { testid: 'instance-row', instanceId: inst.id },
     attrs: { role: 'button', tabindex: '0', 'aria-pressed': String(state.selected === inst.id) },
     title: inst.state_reason ? `${inst.state}: ${inst.state_reason}` : inst.state,
@@ -1117,6 +1118,232 @@ async function teamAction(button, fn) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Permission requests: each one holds an instance until someone decides, so they sit above
+// everything while they wait
+// ---------------------------------------------------------------------------------------
+
+const KEEP_DECIDED = 5;          // decided requests kept in view, dimmed
+const DECIDED_SHOWN_MS = 15000;  // how long a decision made in view keeps the panel open
+const LONG_INPUT = 160;          // tool input longer than this (compact JSON) is folded
+
+const perms = {
+  pending: new Map(), // request id -> request, with .seenAt (when this page first heard of it)
+  rows: new Map(),    // request id -> its row, kept across updates so a reason being typed survives
+  settled: new Set(), // ids known decided: a list read before the decision cannot bring them back
+  decided: [],        // the last few decided, newest first
+  busy: new Set(),    // ids with a decision on its way to the server
+};
+
+/** REST answers call it request_id, events call it id. */
+const requestId = (r) => r.request_id ?? r.id;
+
+async function loadPermissions() {
+  const asked = Date.now();
+  const data = await api('GET', '/api/permissions');
+  const listed = new Set();
+  for (const r of data.requests ?? []) {
+    listed.add(r.request_id);
+    upsertPermission(r);
+  }
+  // Pending here but not listed: decided while this page was not listening. One first heard
+  // of after the list was asked for is newer than the list, so it stays.
+  for (const [id, r] of perms.pending) {
+    if (!listed.has(id) && r.seenAt < asked) {
+      perms.pending.delete(id);
+      perms.settled.add(id);
+    }
+  }
+  renderPermissions();
+}
+
+const refreshPermissions = debounce(() => report(loadPermissions()), 250, 1000);
+
+function onPermission(data) {
+  const r = { ...data, request_id: requestId(data) };
+  upsertPermission(r);
+  // Events leave tool_input out; the list has it.
+  const cur = perms.pending.get(r.request_id);
+  if (cur && !('tool_input' in cur)) refreshPermissions();
+  renderPermissions();
+}
+
+function upsertPermission(r) {
+  const id = r.request_id;
+  if (!id || perms.settled.has(id)) return;
+  if (r.state && r.state !== 'pending') return settlePermission(r);
+  const cur = perms.pending.get(id);
+  perms.pending.set(id, { ...(cur ?? { seenAt: Date.now() }), ...r });
+}
+
+/** Out of the pending list, into the few kept dimmed with who decided. */
+function settlePermission(r) {
+  const id = r.request_id;
+  const was = perms.pending.get(id);
+  perms.settled.add(id);
+  perms.pending.delete(id);
+  // Only one that was on screen keeps the panel open a while: requests a rule decides at
+  // once would otherwise pop the panel up for nothing to do.
+  const entry = { ...(was ?? {}), ...r, decidedSeenAt: Date.now(), wasShown: perms.rows.has(id) };
+  perms.decided = [entry, ...perms.decided.filter((d) => d.request_id !== id)].slice(0, KEEP_DECIDED);
+}
+
+/** Whether the instance has a request this page knows is waiting. */
+const hasPendingFor = (instanceId) => [...perms.pending.values()].some((r) => r.instance_id === instanceId);
+
+const renderPermissions = perFrame(drawPermissions);
+
+function drawPermissions() {
+  const list = $('permission-list');
+  const pending = [...perms.pending.values()].sort(
+    (a, b) => (a.asked_at ?? '').localeCompare(b.asked_at ?? '') || a.request_id.localeCompare(b.request_id));
+  for (const [id, row] of perms.rows) {
+    if (perms.pending.has(id)) continue;
+    row.remove();
+    perms.rows.delete(id);
+  }
+  // Rows are kept and moved, never made anew, so focus and a half-typed reason stay put.
+  pending.forEach((r, i) => {
+    let row = perms.rows.get(r.request_id);
+    if (!row) perms.rows.set(r.request_id, (row = permissionRow(r)));
+    else updatePermissionRow(row, r);
+    if (list.children[i] !== row) list.insertBefore(row, list.children[i] ?? null);
+  });
+  $('permission-decided').replaceChildren(...perms.decided.map(decidedRow));
+  $('permission-count').textContent = pending.length ? `(${pending.length})` : '';
+  showPermissionsPanel();
+  if (!signedOut) document.title = pending.length ? `(${pending.length}) troupe: permission asked` : 'troupe';
+}
+
+function showPermissionsPanel() {
+  const now = Date.now();
+  const recent = perms.decided.some((d) => d.wasShown && now - d.decidedSeenAt < DECIDED_SHOWN_MS);
+  const box = $('permissions');
+  box.hidden = !perms.pending.size && !recent;
+  // Only decided ones left: still in view for a moment, but nothing asks for the person now.
+  box.classList.toggle('quiet', !perms.pending.size);
+}
+
+const instanceName = (id) => state.instances.get(id)?.name || id;
+
+function permissionRow(r) {
+  const id = r.request_id;
+  const reason = el('input', {
+    className: 'perm-reason', dataset: { testid: 'permission-reason' },
+    attrs: { type: 'text', maxlength: 2000, hidden: true, placeholder: 'Reason, shown to the model (optional)', 'aria-label': 'Reason for denying' },
+  });
+  const allow = el('button', { className: 'small allow', text: 'Allow', dataset: { testid: 'permission-allow' }, attrs: { type: 'button' } });
+  const deny = el('button', { className: 'small danger', text: 'Deny', dataset: { testid: 'permission-deny' }, attrs: { type: 'button' } });
+  const cancel = el('button', { className: 'small ghost', text: 'Cancel', attrs: { type: 'button', hidden: true } });
+  const row = el('div', {
+    className: 'perm-row', dataset: { testid: 'permission-row', requestId: id, instanceId: r.instance_id },
+  }, [
+    el('div', { className: 'perm-head' }, [
+      el('button', {
+        className: 'link perm-instance', text: instanceName(r.instance_id), title: `show ${r.instance_id}`,
+        attrs: { type: 'button' }, on: { click: () => select(r.instance_id, true) },
+      }),
+      el('span', { className: 'perm-summary', text: r.summary || r.tool_name || id }),
+      el('span', { className: 'muted perm-when' }, ['waiting ', ageSince(r.asked_at)]),
+    ]),
+    toolInput(r),
+    el('div', { className: 'perm-actions' }, [allow, deny, reason, cancel]),
+  ]);
+
+  // Deny takes two steps: the first opens the reason field, the second (or Enter) denies.
+  const closeReason = () => {
+    row.classList.remove('denying');
+    reason.hidden = true;
+    cancel.hidden = true;
+    deny.textContent = 'Deny';
+  };
+  allow.addEventListener('click', () => decidePermission(id, 'allow'));
+  deny.addEventListener('click', () => {
+    if (!row.classList.contains('denying')) {
+      row.classList.add('denying');
+      reason.hidden = false;
+      cancel.hidden = false;
+      deny.textContent = 'Deny with this reason';
+      reason.focus();
+      return;
+    }
+    decidePermission(id, 'deny', reason.value);
+  });
+  reason.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter') { e.preventDefault(); decidePermission(id, 'deny', reason.value); }
+    if (e.key === 'Escape') { e.preventDefault(); closeReason(); deny.focus(); }
+  });
+  cancel.addEventListener('click', closeReason);
+  return row;
+}
+
+/** What can change while a request waits: its instance's name, and its input once read. */
+function updatePermissionRow(row, r) {
+  row.querySelector('.perm-instance').textContent = instanceName(r.instance_id);
+  const shown = row.querySelector('.perm-input');
+  if (shown.dataset.known !== '1' && 'tool_input' in r) shown.replaceWith(toolInput(r));
+  const busy = perms.busy.has(r.request_id);
+  for (const b of row.querySelectorAll('.perm-actions button, .perm-reason')) b.disabled = busy;
+}
+
+/** The tool's input as one line of JSON, folded into a <details> when it is long. */
+function toolInput(r) {
+  if (!('tool_input' in r)) return el('code', { className: 'perm-input muted', text: 'reading the input…' });
+  const compact = typeof r.tool_input === 'string' ? r.tool_input : JSON.stringify(r.tool_input);
+  if (compact.length <= LONG_INPUT) {
+    return el('code', { className: 'perm-input', text: compact, dataset: { known: '1' } });
+  }
+  const full = typeof r.tool_input === 'string' ? r.tool_input : JSON.stringify(r.tool_input, null, 2);
+  return el('details', { className: 'perm-input', dataset: { known: '1' } }, [
+    el('summary', {}, [el('code', { text: preview(compact, LONG_INPUT) }), el('span', { className: 'muted', text: ` (${fmtCount(compact.length)} chars)` })]),
+    el('pre', { text: full }),
+  ]);
+}
+
+/** An age that tick() keeps current (the same painting as the tree's). */
+function ageSince(iso) {
+  const span = el('span', { className: 'age', dataset: { created: ms(iso) ?? '' }, title: `asked ${fmtFullTime(iso)}` });
+  paintAge(span);
+  return span;
+}
+
+function decidedRow(d) {
+  const by = d.decided_by ? ` by ${d.decided_by}` : d.state === 'expired' ? ': nobody decided in time' : '';
+  return el('div', {
+    className: `perm-row decided pd-${cls(d.state)}`,
+    dataset: { testid: 'permission-decided', requestId: d.request_id, instanceId: d.instance_id, state: d.state },
+    title: d.decided_at ? `decided ${fmtFullTime(d.decided_at)}` : '',
+  }, [
+    el('div', { className: 'perm-head' }, [
+      el('span', { className: 'perm-instance', text: instanceName(d.instance_id) }),
+      el('span', { className: 'perm-summary', text: d.summary || d.tool_name || d.request_id }),
+      el('span', { className: 'perm-verdict', text: `${d.state}${by}` }),
+    ]),
+    d.message ? el('div', { className: 'muted perm-message', text: `reason: ${d.message}` }) : null,
+  ]);
+}
+
+async function decidePermission(id, decision, message) {
+  const r = perms.pending.get(id);
+  if (!r || perms.busy.has(id)) return;
+  perms.busy.add(id);
+  renderPermissions();
+  try {
+    const body = { decision };
+    if (message && message.trim()) body.message = message.trim();
+    const done = await api('POST', instancePath(r.instance_id, `/permissions/${enc(id)}`), body);
+    settlePermission({ ...r, ...done, request_id: requestId(done) ?? id });
+  } catch (e) {
+    if (e instanceof SessionGone) return;
+    showError(new Error(`${decision} ${r.summary || id}: ${e.message}`));
+    // Decided elsewhere, expired, or the CLI stopped waiting: the list says what still waits.
+    refreshPermissions();
+  } finally {
+    perms.busy.delete(id);
+    renderPermissions();
+  }
+}
+
+// ---------------------------------------------------------------------------------------
 // The audit log: newest first
 // ---------------------------------------------------------------------------------------
 
@@ -1160,21 +1387,53 @@ function compactDetail(detail) {
   return JSON.stringify(detail);
 }
 
+/** Audit detail as an object, whether it came as one or as JSON text; null when neither. */
+function detailObject(detail) {
+  if (detail && typeof detail === 'object') return detail;
+  try { const d = JSON.parse(detail); return d && typeof d === 'object' ? d : null; } catch { return null; }
+}
+
+/** The gist of a tool's input: the command or the file when it has one, else its JSON. */
+function inputGist(input) {
+  if (input && typeof input === 'object') {
+    for (const k of ['command', 'file_path', 'path', 'url', 'pattern']) if (typeof input[k] === 'string') return input[k];
+  }
+  return compactDetail(input);
+}
+
+/** A line in words for the kinds a person reads the log for; null for the rest. */
+function auditSummary(ev) {
+  const d = detailObject(ev.detail);
+  if (!d) return null;
+  switch (ev.kind) {
+    case 'permission.asked':
+      return `asks: ${d.tool_name ?? 'a tool'}${d.tool_input != null ? `: ${preview(inputGist(d.tool_input), 200)}` : ''}`;
+    case 'permission.decided':
+      return `${{ allow: 'allowed', deny: 'denied' }[d.decision] ?? 'decided'} by ${d.by ?? 'someone'}${d.message ? `: ${preview(d.message, 200)}` : ''}`;
+    case 'permission.expired':
+      return 'expired: nobody decided in time';
+    default:
+      return null;
+  }
+}
+
 function auditRow(ev) {
   const detail = compactDetail(ev.detail);
+  const summary = auditSummary(ev);
   const row = el('div', {
     className: 'audit-row', dataset: { testid: 'audit-row', auditId: ev.id },
     on: { click: () => row.classList.toggle('expanded') },
   }, [
     el('div', { className: 'audit-head' }, [
       el('span', { className: 'muted', text: fmtTime(ev.at), title: fmtFullTime(ev.at) }),
-      el('span', { className: 'audit-kind', text: ev.kind }),
+      el('span', { className: `audit-kind k-${cls(String(ev.kind ?? '').split('.')[0])}`, text: ev.kind }),
       ev.actor ? el('span', { className: 'muted', text: `by ${ev.actor}` }) : null,
       ev.instance_id ? el('button', {
         className: 'link', text: ev.instance_id, attrs: { type: 'button' },
         on: { click: (e) => { e.stopPropagation(); select(ev.instance_id, true); } },
       }) : null,
     ]),
+    summary ? el('div', { className: 'audit-summary', text: summary, dataset: { testid: 'audit-summary' } }) : null,
     detail ? el('code', { className: 'audit-detail', text: detail }) : null,
   ]);
   return row;
@@ -1194,6 +1453,7 @@ function resync() {
   report(loadLimits());
   report(loadTeams());
   report(loadAudit());
+  report(loadPermissions());
   if (out.id) report(loadOutputSince());
   if (msgs.id) report(loadMessages());
 }
@@ -1202,7 +1462,7 @@ function resync() {
 // Live events
 // ---------------------------------------------------------------------------------------
 
-const EVENT_KINDS = ['instance', 'message', 'output', 'interrupt', 'usage', 'audit', 'team', 'settings'];
+const EVENT_KINDS = ['instance', 'message', 'output', 'interrupt', 'usage', 'audit', 'team', 'settings', 'permission'];
 
 const conn = {
   es: null,
@@ -1304,6 +1564,8 @@ function apply(kind, data) {
       upsertInstance(data);
       refreshLimits();
       refreshTeams();
+      // Waiting on a request this page has not heard of (its event was missed): read the list.
+      if (data.state === 'waiting_permission' && !hasPendingFor(data.id)) refreshPermissions();
       break;
     case 'message':
       if (data.instance_id === msgs.id) upsertMessage(data);
@@ -1326,6 +1588,9 @@ function apply(kind, data) {
       break;
     case 'settings':
       refreshLimits();
+      break;
+    case 'permission':
+      onPermission(data);
       break;
   }
 }
@@ -1377,7 +1642,8 @@ function wire() {
 
 /** Once a second: the ages in the tree move; every 30 s the chart's right edge catches up. */
 function tick() {
-  for (const span of document.querySelectorAll('#tree .age')) paintAge(span);
+  for (const span of document.querySelectorAll('#tree .age, #permissions .age')) paintAge(span);
+  showPermissionsPanel(); // a decision made here stays in view only a while
   if (Date.now() % 30000 < 1000) renderChart();
 }
 
@@ -1387,7 +1653,7 @@ async function start() {
   connect();
   // Listen first, then read: anything that happens while the GETs run is in the stream.
   await streamOpened(3000);
-  const loads = await Promise.allSettled([loadInstances(), loadUsage(), loadLimits(), loadTeams(), loadAudit()]);
+  const loads = await Promise.allSettled([loadInstances(), loadUsage(), loadLimits(), loadTeams(), loadAudit(), loadPermissions()]);
   for (const r of loads) if (r.status === 'rejected') showError(r.reason);
   if (signedOut) return;
   conn.ready = true;
