@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// Allow and deny lists: each entry a tool name, optionally with a pattern on its input,
 /// `Bash(npm test*)`, `Write(src/*)`, `mcp__troupe__spawn_claude`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "serde_json::Map<String, serde_json::Value>")]
 pub struct Rules {
     /// Requests these match are allowed without asking.
     #[serde(default)]
@@ -15,6 +15,26 @@ pub struct Rules {
     /// Requests these match are denied without asking (deny wins over allow).
     #[serde(default)]
     pub deny: Vec<String>,
+}
+
+/// Read from a JSON object only (serde would take a list for a struct too), so `[]` is an
+/// error that names the field.
+impl TryFrom<serde_json::Map<String, serde_json::Value>> for Rules {
+    type Error = String;
+
+    fn try_from(map: serde_json::Map<String, serde_json::Value>) -> Result<Self, String> {
+        let list = |key: &str| -> Result<Vec<String>, String> {
+            match map.get(key) {
+                None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+                Some(v) => serde_json::from_value(v.clone())
+                    .map_err(|_| format!("{key} must be a list of rules like \"Bash(npm test*)\"")),
+            }
+        };
+        Ok(Rules {
+            allow: list("allow")?,
+            deny: list("deny")?,
+        })
+    }
 }
 
 /// What became of a permission request.

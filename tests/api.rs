@@ -511,3 +511,43 @@ async fn a_spawn_whose_client_hangs_up_still_finishes() {
         "none left starting with nothing following it: {states:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_cannot_use_the_persons_rest_api() {
+    let h = Harness::start().await;
+    let id = h
+        .spawn(json!({ "role": "developer", "model": "haiku" }))
+        .await;
+    let token = troupe::db::credentials::Credentials::find(h.pool(), &id)
+        .await
+        .unwrap()
+        .unwrap()
+        .token;
+    let http = reqwest::Client::new();
+    let url = h.server().url();
+    for (method, path) in [
+        (reqwest::Method::GET, "/api/instances".to_string()),
+        (reqwest::Method::POST, "/api/instances".to_string()),
+        (
+            reqwest::Method::POST,
+            format!("/api/instances/{id}/terminate"),
+        ),
+    ] {
+        let r = http
+            .request(method.clone(), format!("{url}{path}"))
+            .bearer_auth(&token)
+            .header("x-troupe-instance", &id)
+            .json(&json!({ "role": "developer" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{method} {path}");
+        let body: Value = r.json().await.unwrap();
+        assert!(body["error"].as_str().unwrap().contains("MCP"), "{body}");
+    }
+    let (_, list) = Api::new(&h).get("/api/instances").await;
+    assert_eq!(
+        list["instances"][0]["state"], "idle",
+        "nothing was done in its name"
+    );
+}

@@ -393,7 +393,7 @@ async fn an_instance_reads_its_own_and_its_childrens_files_but_not_its_parents()
         );
     }
 
-    // Over REST the same: the instance's own token and header, 403 for its parent's files.
+    // REST is the person's: an instance, even with its own token, is sent to its MCP tools.
     let url = h.server().url();
     let (status, answer) = get(
         &url,
@@ -403,9 +403,10 @@ async fn an_instance_reads_its_own_and_its_childrens_files_but_not_its_parents()
         Some(&parent),
     )
     .await;
-    assert_eq!(
-        (status, &answer["content"]),
-        (200, &json!("the child's work"))
+    assert_eq!(status, 403, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("MCP"),
+        "{answer}"
     );
     for route in ["files", "files/content"] {
         let (status, err) = get(

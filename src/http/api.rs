@@ -51,6 +51,24 @@ pub fn routes() -> Router<Supervisor> {
         .route("/api/sessions", post(attach_session))
         .route("/api/sessions/{id}/end", post(end_session))
         .layer(middleware::from_fn(json_only))
+        .layer(middleware::from_fn(person_only))
+}
+
+/// The REST API acts for the person: an instance proves who it is to reach MCP, where each
+/// tool checks what that instance may do, and gets no way around those checks here.
+async fn person_only(req: Request, next: Next) -> Response {
+    match req.extensions().get::<crate::auth::Caller>() {
+        Some(crate::auth::Caller::Instance(id)) => {
+            let body = Json(json!({
+                "error": format!(
+                    "the REST API is for the person's clients; instance {id} talks to troupe \
+                     through its MCP tools"
+                )
+            }));
+            (StatusCode::FORBIDDEN, body).into_response()
+        }
+        _ => next.run(req).await,
+    }
 }
 
 /// A request that changes something must say it carries JSON (`{}` when there is nothing to

@@ -18,7 +18,8 @@ pub struct RespondParams {
     /// instance's state.
     pub request_id: String,
     /// allow or deny.
-    pub decision: Decision,
+    #[schemars(regex(pattern = "^(allow|deny)$"))]
+    pub decision: String,
     /// With deny: why, shown to the instance's model so it can do something else.
     #[serde(default)]
     pub message: Option<String>,
@@ -122,11 +123,20 @@ impl Troupe {
         Parameters(p): Parameters<RespondParams>,
         extensions: Extensions,
     ) -> Result<Json<RequestView>, String> {
+        let decision = match p.decision.trim() {
+            "allow" => Decision::Allow,
+            "deny" => Decision::Deny,
+            other => {
+                return Err(tool_error(crate::error::Error::InvalidInput(format!(
+                    "decision: {other:?} is neither allow nor deny"
+                ))));
+            }
+        };
         self.sup
             .respond_to_permission(
                 &p.instance_id,
                 &p.request_id,
-                p.decision,
+                decision,
                 p.message,
                 caller(&extensions).as_deref(),
             )
