@@ -235,7 +235,12 @@ async fn a_permission_request_is_decided_from_the_dashboard() {
     let state = format!("{} [data-testid=instance-state]", row(&id));
     browser.wait_for_text(&state, "idle", WAIT).await;
     assert!(
-        browser.find("[data-testid=permissions]").await.prop("hidden").await == json!(true),
+        browser
+            .find("[data-testid=permissions]")
+            .await
+            .prop("hidden")
+            .await
+            == json!(true),
         "the panel stays out of the way while nothing waits"
     );
     browser.find(&row(&id)).await.click().await;
@@ -256,19 +261,23 @@ async fn a_permission_request_is_decided_from_the_dashboard() {
     )
     .await;
     let request = format!("[data-testid=permission-row][data-instance-id=\"{id}\"]");
-    let asked = browser
-        .wait_for_text(&request, "allowed.txt", WAIT)
-        .await;
+    let asked = browser.wait_for_text(&request, "allowed.txt", WAIT).await;
     let text = asked.text().await;
     assert!(
         text.contains("careful") && text.contains("Bash: touch"),
         "{text}"
     );
     assert!(
-        asked.attr("data-request-id").await.unwrap().starts_with("perm-"),
+        asked
+            .attr("data-request-id")
+            .await
+            .unwrap()
+            .starts_with("perm-"),
         "{text}"
     );
-    browser.wait_for_text(&state, "waiting_permission", WAIT).await;
+    browser
+        .wait_for_text(&state, "waiting_permission", WAIT)
+        .await;
     // The input arrives with the list after the event: wait for it too, for the screenshot.
     browser
         .wait_for_text(&format!("{request} .perm-input"), "\"command\"", WAIT)
@@ -290,7 +299,11 @@ async fn a_permission_request_is_decided_from_the_dashboard() {
     .await;
     wait_until_present(&browser, &request, false, "the request to leave the list").await;
     browser
-        .wait_for_text("[data-testid=permission-decided]", "allowed by person", WAIT)
+        .wait_for_text(
+            "[data-testid=permission-decided]",
+            "allowed by person",
+            WAIT,
+        )
         .await;
     browser.wait_for_text(&state, "idle", WAIT).await;
 
@@ -314,7 +327,13 @@ async fn a_permission_request_is_decided_from_the_dashboard() {
         .screenshot(artifacts().join("dashboard-permission-deny.png"))
         .await;
     deny.click().await;
-    wait_until_present(&browser, &request, false, "the denied request to leave the list").await;
+    wait_until_present(
+        &browser,
+        &request,
+        false,
+        "the denied request to leave the list",
+    )
+    .await;
     browser
         .wait_for_text("[data-testid=output]", "not in this directory", WAIT)
         .await;
@@ -323,7 +342,11 @@ async fn a_permission_request_is_decided_from_the_dashboard() {
 
     // The audit log tells it in words.
     browser
-        .wait_for_text("[data-testid=audit]", "denied by person: not in this directory", WAIT)
+        .wait_for_text(
+            "[data-testid=audit]",
+            "denied by person: not in this directory",
+            WAIT,
+        )
         .await;
     browser
         .wait_for_text("[data-testid=audit]", "asks: Bash: touch", WAIT)
