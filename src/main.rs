@@ -20,7 +20,8 @@ struct Cli {
 enum Command {
     /// Run the server: MCP (streamable HTTP) at /mcp, health at /health.
     Serve(ServeArgs),
-    /// Forward a Claude Code hook payload (stdin) to the server. Installed by troupe itself.
+    /// Forward a CLI's hook payload (stdin) to the server; for a permission request, print
+    /// the server's answer. Installed by troupe itself.
     Hook {
         #[arg(long)]
         url: String,

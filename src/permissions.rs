@@ -209,8 +209,10 @@ pub fn glob(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|&c| c == '*')
 }
 
-/// What Claude Code's PermissionRequest hook answers: allow or deny (with the reason shown
-/// to the model), or nothing, which leaves the CLI's own dialog for a person at the pane.
+/// What a PermissionRequest hook answers: allow or deny (with the reason shown to the
+/// model), or nothing, which leaves the CLI's own dialog for a person at the pane. Claude
+/// Code 2.1.197 and Codex 0.169.0 read the same shape (verified on both: tests/permissions.rs,
+/// tests/codex_permissions.rs).
 pub fn hook_answer(decision: Option<Decision>, message: Option<&str>) -> serde_json::Value {
     let Some(decision) = decision else {
         return serde_json::json!({});

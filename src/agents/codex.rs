@@ -20,19 +20,35 @@ use super::{
 };
 use crate::config::PermissionMode;
 
-/// The hooks troupe installs, with the name Codex keys their trust by. PermissionRequest is
-/// left out until troupe answers permission requests: in skip mode none come.
+/// The hooks troupe installs, with the name Codex keys their trust by.
+///
+/// PermissionRequest (verified on 0.169.0, tests/fixtures/codex-0.169.0/README.md) fires when
+/// Codex would ask its person, before its approval dialog opens: `tool_name` `Bash` with
+/// `tool_input` `{command, description}` for a shell command the model asked to run outside
+/// the sandbox. The hook's stdout answers it in Claude Code's shape,
+/// `{"hookSpecificOutput": {"hookEventName": "PermissionRequest", "decision": {"behavior":
+/// "allow"}}}` or `"deny"` with a `message` the model reads; `{}` leaves the dialog to open.
 pub const HOOK_EVENTS: &[(&str, &str)] = &[
     ("SessionStart", "session_start"),
     ("UserPromptSubmit", "user_prompt_submit"),
     ("Stop", "stop"),
+    ("PermissionRequest", "permission_request"),
     ("SessionEnd", "session_end"),
 ];
 
+/// Seconds Codex gives troupe's answer to a PermissionRequest hook: troupe holds the question
+/// until someone decides, within its --permission-wait (at most an hour), so Codex must not
+/// give up first. 0.169.0 takes it unclamped.
+pub const PERMISSION_HOOK_TIMEOUT: u64 = 3700;
+
 /// Seconds a hook may take. Codex 0.169 clamps a SessionEnd hook to 3 s (and warns on screen
-/// about a longer one); `troupe hook` itself gives up after 3 s.
+/// about a longer one); `troupe hook` itself gives up on a reporting hook after 3 s.
 fn hook_timeout(event: &str) -> u64 {
-    if event == "SessionEnd" { 3 } else { 10 }
+    match event {
+        "SessionEnd" => 3,
+        "PermissionRequest" => PERMISSION_HOOK_TIMEOUT,
+        _ => 10,
+    }
 }
 
 /// The sandbox modes Codex knows.
@@ -163,7 +179,11 @@ pub fn user_codex_home(env: &[(String, String)]) -> Option<PathBuf> {
         .or_else(|| var("HOME").map(|h| Path::new(&h).join(".codex")))
 }
 
-/// The command line for one launch.
+/// The command line for one launch. Codex 0.169 has two approval policies, `never` and
+/// `on-request`: in `on-request` the sandbox holds every command, and Codex asks (its
+/// PermissionRequest hook, then its dialog) when the model asks to run one outside it
+/// (`sandbox_permissions: "require_escalated"`), as its instructions tell it to when the
+/// sandbox stops a command. So the prompting modes run sandboxed with `on-request`.
 pub fn argv(
     bin: &str,
     session_id: &str,
@@ -795,6 +815,39 @@ mod tests {
     }
 
     #[test]
+    fn a_permission_request_names_the_command() {
+        let codex = Codex {
+            bin: "codex".into(),
+        };
+        let asks: Vec<AgentEvent> = fixture("hook-payloads-permission.jsonl")
+            .lines()
+            .map(|l| codex.hook_event(&serde_json::from_str(l).unwrap()))
+            .filter(|e| matches!(e, AgentEvent::PermissionRequested { .. }))
+            .collect();
+        assert_eq!(asks.len(), 2, "one per turn");
+        let AgentEvent::PermissionRequested { tool, input } = &asks[0] else {
+            unreachable!()
+        };
+        assert_eq!(tool, "Bash");
+        assert_eq!(input["command"], "touch /TMP/work/made.txt");
+        assert_eq!(
+            crate::permissions::describe(tool, input),
+            "Bash: touch /TMP/work/made.txt"
+        );
+    }
+
+    #[test]
+    fn the_permission_hook_outlasts_troupes_wait() {
+        let hooks = hooks_file("troupe hook");
+        let timeout = |event: &str| hooks["hooks"][event][0]["hooks"][0]["timeout"].as_u64();
+        assert_eq!(timeout("PermissionRequest"), Some(PERMISSION_HOOK_TIMEOUT));
+        assert_eq!(timeout("Stop"), Some(10));
+        assert_eq!(timeout("SessionEnd"), Some(3));
+        assert!(crate::hook::PERMISSION_TIMEOUT.as_secs() > 3600);
+        assert!(crate::hook::PERMISSION_TIMEOUT.as_secs() < PERMISSION_HOOK_TIMEOUT);
+    }
+
+    #[test]
     fn a_transcript_is_the_session_own_rollout_or_refused() {
         let codex = Codex {
             bin: "codex".into(),
@@ -886,6 +939,13 @@ mod tests {
             state["/d/codex-home/hooks.json:stop:0:0"]["trusted_hash"].as_str(),
             Some(hook_trust_hash("stop", "troupe hook", 10).as_str())
         );
+        assert_eq!(
+            state["/d/codex-home/hooks.json:permission_request:0:0"]["trusted_hash"].as_str(),
+            Some(
+                hook_trust_hash("permission_request", "troupe hook", PERMISSION_HOOK_TIMEOUT)
+                    .as_str()
+            )
+        );
         assert!(
             overlay_config(
                 "not = = toml",
@@ -971,6 +1031,10 @@ mod tests {
             ("05-after-followup.txt", CodexScreen::Ready),
             ("hooks-review.txt", CodexScreen::HooksReview),
             ("mcp-tool-approval.txt", CodexScreen::ApprovalPrompt),
+            ("exec-approval.txt", CodexScreen::ApprovalPrompt),
+            // The PermissionRequest hook runs before the dialog opens.
+            ("permission-hook-running.txt", CodexScreen::Busy),
+            ("permission-denied-by-hook.txt", CodexScreen::Ready),
         ];
         for (file, want) in cases {
             assert_eq!(

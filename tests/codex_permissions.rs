@@ -1,0 +1,229 @@
+//! Permission requests of a Codex instance in a prompting mode, with the real Codex CLI
+//! against the fake model: the model asks to run a command outside the sandbox, Codex's
+//! PermissionRequest hook (`troupe hook`) holds it at troupe, the instance waits
+//! (waiting_permission, the command in its state), respond_to_permission allows or denies and
+//! the turn finishes either way; a rule decides without asking anyone.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Harness, eventually};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn instance(h: &Harness, id: &str) -> Value {
+    let r = h
+        .call("get_instance_status", json!({ "instance_id": id }))
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    r.structured["instances"][0].clone()
+}
+
+/// Sends `message` without waiting and returns its id.
+async fn send(h: &Harness, id: &str, message: &str) -> String {
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": message, "wait_for_response": false }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    r.structured["message_id"].as_str().unwrap().to_string()
+}
+
+/// Waits for the instance to stop at a permission request and returns the request's id.
+async fn waiting_request(h: &Harness, id: &str, command: &str) -> String {
+    eventually("the instance waiting for permission", WAIT, || async {
+        let s = instance(h, id).await;
+        if s["state"] != "waiting_permission" {
+            return None;
+        }
+        let reason = s["state_reason"].as_str().unwrap_or_default().to_string();
+        assert!(
+            reason.contains(command),
+            "the command is in the state: {reason}"
+        );
+        let at = reason.find("perm-")?;
+        Some(
+            reason[at..]
+                .trim_end_matches(')')
+                .split_whitespace()
+                .next()?
+                .to_string(),
+        )
+    })
+    .await
+}
+
+async fn answered(h: &Harness, message_id: &str) -> Value {
+    let r = h
+        .call(
+            "get_message",
+            json!({ "message_id": message_id, "wait_seconds": 60 }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    assert_eq!(r.structured["status"], "answered", "{}", r.text);
+    r.structured
+}
+
+/// What a model sends to run `command` outside Codex's sandbox: Codex asks first.
+fn escalated(command: &str) -> String {
+    format!(
+        "CALL_TOOL exec_command {}",
+        json!({
+            "cmd": command,
+            "sandbox_permissions": "require_escalated",
+            "justification": "Do you want to make this file?"
+        })
+    )
+}
+
+async fn spawn_careful(h: &Harness, workdir: &std::path::Path, rules: Value) -> String {
+    h.spawn_codex(json!({
+        "role": "developer", "name": "careful", "permission_mode": "default",
+        "permission_rules": rules, "project_dir": workdir.display().to_string(),
+    }))
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_codex_permission_request_waits_and_is_allowed_or_denied() {
+    let h = Harness::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let workdir = dir.path().canonicalize().unwrap();
+    let id = spawn_careful(&h, &workdir, json!({})).await;
+    assert_eq!(instance(&h, &id).await["permission_mode"], "default");
+
+    // Allowed by the person: the command runs outside the sandbox and the turn finishes.
+    let made = workdir.join("allowed.txt");
+    let m = send(&h, &id, &escalated(&format!("touch {}", made.display()))).await;
+    let request = waiting_request(&h, &id, "touch").await;
+    assert!(!made.exists(), "nothing runs before a decision");
+    let pending = h.call("get_pending_permissions", json!({})).await;
+    assert!(!pending.is_error, "{}", pending.text);
+    let ask = &pending.structured["requests"][0];
+    assert_eq!(ask["request_id"], request.as_str(), "{}", pending.text);
+    assert_eq!(ask["tool_name"], "Bash");
+    assert_eq!(
+        ask["summary"],
+        format!("Bash: touch {}", made.display()),
+        "{}",
+        pending.text
+    );
+    let r = h
+        .call(
+            "respond_to_permission",
+            json!({ "instance_id": id, "request_id": request, "decision": "allow" }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    assert_eq!(r.structured["state"], "allowed");
+    answered(&h, &m).await;
+    assert!(made.exists(), "the allowed command ran");
+
+    // Denied, with a reason: nothing runs, the model reads why, the turn still finishes.
+    let refused = workdir.join("denied.txt");
+    let m = send(&h, &id, &escalated(&format!("touch {}", refused.display()))).await;
+    let request = waiting_request(&h, &id, "denied.txt").await;
+    let r = h
+        .call(
+            "respond_to_permission",
+            json!({
+                "instance_id": id, "request_id": request, "decision": "deny",
+                "message": "not in this directory"
+            }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    assert_eq!(r.structured["state"], "denied");
+    let done = answered(&h, &m).await;
+    assert!(!refused.exists(), "the denied command did not run");
+    assert!(
+        done["response"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not in this directory"),
+        "the model was told why: {done}"
+    );
+    eventually("the instance idle again", WAIT, || async {
+        (instance(&h, &id).await["state"] == "idle").then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rule_decides_a_codex_request_without_asking_anyone() {
+    let h = Harness::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let workdir = dir.path().canonicalize().unwrap();
+    let id = spawn_careful(
+        &h,
+        &workdir,
+        json!({ "allow": ["Bash(touch *)"], "deny": ["Bash(touch *forbidden*)"] }),
+    )
+    .await;
+    let allowed = workdir.join("by-rule.txt");
+    let m = send(&h, &id, &escalated(&format!("touch {}", allowed.display()))).await;
+    answered(&h, &m).await;
+    assert!(allowed.exists(), "the rule allowed it");
+    let forbidden = workdir.join("forbidden.txt");
+    let m = send(
+        &h,
+        &id,
+        &escalated(&format!("touch {}", forbidden.display())),
+    )
+    .await;
+    let done = answered(&h, &m).await;
+    assert!(!forbidden.exists(), "the deny rule won");
+    assert!(
+        done["response"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Bash(touch *forbidden*)"),
+        "the model was told which rule: {done}"
+    );
+    let pending = h.call("get_pending_permissions", json!({})).await;
+    assert_eq!(
+        pending.structured["requests"],
+        json!([]),
+        "nobody was asked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_undecided_codex_request_falls_back_to_codexs_own_dialog() {
+    let h = Harness::start_with(|c| c.permission_wait = Duration::from_secs(2)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let workdir = dir.path().canonicalize().unwrap();
+    let id = spawn_careful(&h, &workdir, json!({})).await;
+    let made = workdir.join("undecided.txt");
+    send(&h, &id, &escalated(&format!("touch {}", made.display()))).await;
+    let request = waiting_request(&h, &id, "undecided.txt").await;
+    // Past the wait troupe answers nothing, and Codex asks at its pane.
+    let inst = troupe::db::instances::Instance::find(h.pool(), &id)
+        .await
+        .unwrap()
+        .unwrap();
+    eventually("Codex's approval dialog", WAIT, || async {
+        h.capture(&inst.tmux_session)
+            .contains("Would you like to run the following command")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(instance(&h, &id).await["state"], "waiting_permission");
+    let late = h
+        .call(
+            "respond_to_permission",
+            json!({ "instance_id": id, "request_id": request, "decision": "allow" }),
+        )
+        .await;
+    assert!(
+        late.is_error && late.text.contains("expired"),
+        "{}",
+        late.text
+    );
+    assert!(!made.exists(), "nobody allowed it");
+}
