@@ -22,6 +22,14 @@ pub fn version() -> Result<String, String> {
     crate::preflight::version("tmux", &["-V"])
 }
 
+/// How many times new-session is tried again when it meets a server that is exiting.
+const NEW_SESSION_ATTEMPTS: u32 = 3;
+
+/// What tmux says when the server a client connected to exits under it.
+fn server_went_away(stderr: &str) -> bool {
+    stderr.contains("server exited unexpectedly") || stderr.contains("lost server")
+}
+
 /// A handle on one tmux server, named by its socket.
 #[derive(Debug, Clone)]
 pub struct Tmux {
@@ -106,7 +114,21 @@ impl Tmux {
         for part in keep.to_vec() {
             cmd.push_param(part.into_owned());
         }
-        self.run(cmd, None).await.map(|_| ())
+        let args = owned(cmd);
+        let mut attempts = 0;
+        loop {
+            match self.run_args(args.clone(), None).await {
+                // The last session just ended and its server is on its way out: this client
+                // reached it as it went. The next one starts a server of its own.
+                Err(TmuxError::Failed { stderr, .. })
+                    if server_went_away(&stderr) && attempts < NEW_SESSION_ATTEMPTS =>
+                {
+                    attempts += 1;
+                    tracing::debug!("tmux server went away during new-session ({stderr}); again");
+                }
+                other => return other.map(|_| ()),
+            }
+        }
     }
 
     /// Restarts the program in a session whose pane is dead (or kills what runs there), with
