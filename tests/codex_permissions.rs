@@ -9,65 +9,8 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::asking::{WAIT, answered, send, status, waiting_request};
 use support::{Harness, eventually};
-
-const WAIT: Duration = Duration::from_secs(60);
-
-async fn instance(h: &Harness, id: &str) -> Value {
-    let r = h
-        .call("get_instance_status", json!({ "instance_id": id }))
-        .await;
-    assert!(!r.is_error, "{}", r.text);
-    r.structured["instances"][0].clone()
-}
-
-/// Sends `message` without waiting and returns its id.
-async fn send(h: &Harness, id: &str, message: &str) -> String {
-    let r = h
-        .call(
-            "send_to_instance",
-            json!({ "instance_id": id, "message": message, "wait_for_response": false }),
-        )
-        .await;
-    assert!(!r.is_error, "{}", r.text);
-    r.structured["message_id"].as_str().unwrap().to_string()
-}
-
-/// Waits for the instance to stop at a permission request and returns the request's id.
-async fn waiting_request(h: &Harness, id: &str, command: &str) -> String {
-    eventually("the instance waiting for permission", WAIT, || async {
-        let s = instance(h, id).await;
-        if s["state"] != "waiting_permission" {
-            return None;
-        }
-        let reason = s["state_reason"].as_str().unwrap_or_default().to_string();
-        assert!(
-            reason.contains(command),
-            "the command is in the state: {reason}"
-        );
-        let at = reason.find("perm-")?;
-        Some(
-            reason[at..]
-                .trim_end_matches(')')
-                .split_whitespace()
-                .next()?
-                .to_string(),
-        )
-    })
-    .await
-}
-
-async fn answered(h: &Harness, message_id: &str) -> Value {
-    let r = h
-        .call(
-            "get_message",
-            json!({ "message_id": message_id, "wait_seconds": 60 }),
-        )
-        .await;
-    assert!(!r.is_error, "{}", r.text);
-    assert_eq!(r.structured["status"], "answered", "{}", r.text);
-    r.structured
-}
 
 /// What a model sends to run `command` outside Codex's sandbox: Codex asks first.
 fn escalated(command: &str) -> String {
@@ -95,7 +38,7 @@ async fn a_codex_permission_request_waits_and_is_allowed_or_denied() {
     let dir = tempfile::tempdir().unwrap();
     let workdir = dir.path().canonicalize().unwrap();
     let id = spawn_careful(&h, &workdir, json!({})).await;
-    assert_eq!(instance(&h, &id).await["permission_mode"], "default");
+    assert_eq!(status(&h, &id).await["permission_mode"], "default");
 
     // Allowed by the person: the command runs outside the sandbox and the turn finishes.
     let made = workdir.join("allowed.txt");
@@ -149,7 +92,7 @@ async fn a_codex_permission_request_waits_and_is_allowed_or_denied() {
         "the model was told why: {done}"
     );
     eventually("the instance idle again", WAIT, || async {
-        (instance(&h, &id).await["state"] == "idle").then_some(())
+        (status(&h, &id).await["state"] == "idle").then_some(())
     })
     .await;
 }
@@ -213,7 +156,7 @@ async fn an_undecided_codex_request_falls_back_to_codexs_own_dialog() {
             .then_some(())
     })
     .await;
-    assert_eq!(instance(&h, &id).await["state"], "waiting_permission");
+    assert_eq!(status(&h, &id).await["state"], "waiting_permission");
     let late = h
         .call(
             "respond_to_permission",

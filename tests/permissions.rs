@@ -5,86 +5,9 @@
 
 mod support;
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
-use support::{Harness, McpClient, eventually};
-
-const WAIT: Duration = Duration::from_secs(60);
-
-async fn token_of(h: &Harness, id: &str) -> String {
-    troupe::db::credentials::Credentials::find(h.pool(), id)
-        .await
-        .unwrap()
-        .unwrap()
-        .token
-}
-
-/// An MCP session that speaks for instance `id`, with its own token.
-async fn as_instance(h: &Harness, id: &str) -> McpClient {
-    let bearer = format!("Bearer {}", token_of(h, id).await);
-    McpClient::connect(
-        &format!("{}/mcp", h.server().url()),
-        &[("x-troupe-instance", id), ("authorization", &bearer)],
-    )
-    .await
-}
-
-async fn instance(h: &Harness, id: &str) -> Value {
-    let r = h
-        .call("get_instance_status", json!({ "instance_id": id }))
-        .await;
-    assert!(!r.is_error, "{}", r.text);
-    r.structured["instances"][0].clone()
-}
-
-/// Sends `message` without waiting and returns its id.
-async fn send(h: &Harness, id: &str, message: &str) -> String {
-    let r = h
-        .call(
-            "send_to_instance",
-            json!({ "instance_id": id, "message": message, "wait_for_response": false }),
-        )
-        .await;
-    assert!(!r.is_error, "{}", r.text);
-    r.structured["message_id"].as_str().unwrap().to_string()
-}
-
-/// Waits for the instance to stop at a permission request and returns the request's id.
-async fn waiting_request(h: &Harness, id: &str, command: &str) -> String {
-    eventually("the instance waiting for permission", WAIT, || async {
-        let s = instance(h, id).await;
-        let reason = s["state_reason"].as_str().unwrap_or_default().to_string();
-        if s["state"] != "waiting_permission" {
-            return None;
-        }
-        assert!(
-            reason.contains(command),
-            "the command is in the state: {reason}"
-        );
-        let at = reason.find("perm-")?;
-        Some(
-            reason[at..]
-                .trim_end_matches(')')
-                .split_whitespace()
-                .next()?
-                .to_string(),
-        )
-    })
-    .await
-}
-
-async fn answered(h: &Harness, message_id: &str) -> Value {
-    let r = h
-        .call(
-            "get_message",
-            json!({ "message_id": message_id, "wait_seconds": 60 }),
-        )
-        .await;
-    assert!(!r.is_error, "{}", r.text);
-    assert_eq!(r.structured["status"], "answered", "{}", r.text);
-    r.structured
-}
+use support::asking::{WAIT, answered, as_instance, send, status, waiting_request};
+use support::{Harness, McpClient};
 
 fn bash(command: &str) -> String {
     format!(
@@ -108,7 +31,7 @@ async fn a_permission_request_waits_for_its_parent_and_is_allowed_or_denied() {
             "project_dir": workdir.display().to_string(),
         }))
         .await;
-    assert_eq!(instance(&h, &kid).await["permission_mode"], "default");
+    assert_eq!(status(&h, &kid).await["permission_mode"], "default");
     let lead_mcp = as_instance(&h, &lead).await;
     let kid_mcp = as_instance(&h, &kid).await;
 
@@ -183,7 +106,7 @@ async fn a_permission_request_waits_for_its_parent_and_is_allowed_or_denied() {
             .contains("not in this directory"),
         "the model was told why: {done}"
     );
-    assert_eq!(instance(&h, &kid).await["state"], "idle");
+    assert_eq!(status(&h, &kid).await["state"], "idle");
 
     // Each decision and who made it is audited.
     let decided = troupe::db::audit::of_kind(h.pool(), "permission.decided")

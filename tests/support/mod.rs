@@ -2,6 +2,7 @@
 //! a temp HOME seeded so the real Claude Code CLI runs offline against [`FakeModel`].
 #![allow(dead_code)]
 
+pub mod asking;
 pub mod browser;
 pub mod clis;
 pub mod fake_model;
