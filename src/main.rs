@@ -9,7 +9,7 @@ use troupe::config::{self, Config, PermissionMode};
 #[command(
     name = "troupe",
     version,
-    about = "Run a team of Claude Code instances in tmux from one MCP session"
+    about = "Run a team of Claude Code and Codex instances in tmux from one MCP session"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -18,7 +18,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server: MCP (streamable HTTP) at /mcp, health at /health.
+    /// Run the server: MCP (streamable HTTP) at /mcp, the REST API and live events under /api,
+    /// the dashboard at /.
     Serve(ServeArgs),
     /// Forward a CLI's hook payload (stdin) to the server; for a permission request, print
     /// the server's answer. Installed by troupe itself.

@@ -304,6 +304,17 @@ impl Agents {
         }
     }
 
+    /// Whether any CLI would read this hook payload as a permission request: a quick test that
+    /// spares every other hook a database read.
+    pub fn may_be_permission_request(&self, payload: &Value) -> bool {
+        [&self.claude, &self.codex].iter().any(|a| {
+            matches!(
+                a.hook_event(payload),
+                AgentEvent::PermissionRequested { .. }
+            )
+        })
+    }
+
     pub fn get(&self, name: &str) -> Option<Arc<dyn Agent>> {
         match name {
             "claude" => Some(self.claude.clone()),

@@ -1165,6 +1165,12 @@ impl Supervisor {
         payload: serde_json::Value,
     ) -> Result<serde_json::Value> {
         let tx = self.live(instance_id).await?;
+        // Lifecycle hooks hold the CLI's turn until answered: only a permission request waits
+        // on more than handing the payload to the instance's task.
+        if !self.shared.agents.may_be_permission_request(&payload) {
+            let _ = tx.send(Command::Hook(payload));
+            return Ok(json!({}));
+        }
         let inst = Instance::find(&self.shared.pool, instance_id)
             .await?
             .ok_or_else(|| Error::UnknownInstance(instance_id.to_string()))?;
