@@ -134,6 +134,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Permission requests waiting for a decision (instances in a prompting permission mode).
+    Permissions {
+        #[command(flatten)]
+        server: ServerUrl,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let an instance go on with the tool use it asks permission for.
+    Allow {
+        #[command(flatten)]
+        server: ServerUrl,
+        /// The request id (`perm-…`, from `troupe permissions`).
+        request_id: String,
+    },
+    /// Refuse a tool use an instance asks permission for; it goes on without it.
+    Deny {
+        #[command(flatten)]
+        server: ServerUrl,
+        /// The request id (`perm-…`, from `troupe permissions`).
+        request_id: String,
+        /// Why, for the instance's model.
+        #[arg(short, long)]
+        message: Option<String>,
+    },
     /// Open an instance's tmux session in this terminal (detach with Ctrl-b d).
     Attach {
         #[command(flatten)]
@@ -477,6 +501,62 @@ fn run() -> anyhow::Result<()> {
             eprintln!(
                 "Open it in a browser within {} minutes; it works once.",
                 link["expires_in_seconds"].as_u64().unwrap_or(600) / 60
+            );
+            Ok(())
+        }),
+        Command::Permissions { server, json } => runtime.block_on(async {
+            let p = server.client()?.permissions().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&p)?);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = p["requests"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| {
+                    let field = |k: &str| r[k].as_str().unwrap_or("").to_string();
+                    vec![
+                        field("request_id"),
+                        field("instance_id"),
+                        troupe::cli::age(&field("asked_at"), chrono::Utc::now()),
+                        field("summary"),
+                    ]
+                })
+                .collect();
+            if rows.is_empty() {
+                println!("no permission requests are waiting");
+            } else {
+                print!(
+                    "{}",
+                    troupe::cli::table(&["REQUEST", "INSTANCE", "WAITING", "ASKS"], &rows)
+                );
+                eprintln!("decide with: troupe allow <request> | troupe deny <request> -m <why>");
+            }
+            Ok(())
+        }),
+        Command::Allow { server, request_id } => runtime.block_on(async {
+            let r = server.client()?.decide(&request_id, "allow", None).await?;
+            println!(
+                "{request_id} allowed: {} goes on with {}",
+                r["instance_id"].as_str().unwrap_or("?"),
+                r["summary"].as_str().unwrap_or("it")
+            );
+            Ok(())
+        }),
+        Command::Deny {
+            server,
+            request_id,
+            message,
+        } => runtime.block_on(async {
+            let r = server
+                .client()?
+                .decide(&request_id, "deny", message.as_deref())
+                .await?;
+            println!(
+                "{request_id} denied: {} goes on without {}",
+                r["instance_id"].as_str().unwrap_or("?"),
+                r["summary"].as_str().unwrap_or("it")
             );
             Ok(())
         }),

@@ -223,3 +223,75 @@ async fn the_persons_client_is_asked_when_it_can_answer_at_once() {
     answered(&h, &m).await;
     assert!(made.exists(), "allowed from the person's client");
 }
+
+fn troupe(h: &Harness, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_troupe"))
+        .args(args)
+        .env("TROUPE_URL", h.server().url())
+        .env("TROUPE_TOKEN", h.server().token())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_command_line_lists_allows_and_denies() {
+    let h = Harness::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let workdir = dir.path().canonicalize().unwrap();
+    let kid = h
+        .spawn(json!({
+            "role": "developer", "name": "shell", "model": "haiku", "permission_mode": "default",
+            "project_dir": workdir.display().to_string(),
+        }))
+        .await;
+    let (ok, out) = tokio::task::block_in_place(|| troupe(&h, &["permissions"]));
+    assert!(
+        ok && out.contains("no permission requests are waiting"),
+        "{out}"
+    );
+
+    let made = workdir.join("from-the-shell.txt");
+    let m = send(&h, &kid, &bash(&format!("touch {}", made.display()))).await;
+    let request = waiting_request(&h, &kid, "from-the-shell").await;
+    let (ok, out) = tokio::task::block_in_place(|| troupe(&h, &["permissions"]));
+    assert!(ok, "{out}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with(&request))
+        .unwrap_or_else(|| panic!("{request} listed: {out}"));
+    assert!(row.contains(&kid) && row.contains("Bash: touch"), "{row}");
+    let (ok, out) = tokio::task::block_in_place(|| troupe(&h, &["allow", &request]));
+    assert!(ok && out.contains("allowed"), "{out}");
+    answered(&h, &m).await;
+    assert!(made.exists());
+
+    let refused = workdir.join("refused-from-the-shell.txt");
+    let m = send(&h, &kid, &bash(&format!("touch {}", refused.display()))).await;
+    let request = waiting_request(&h, &kid, "refused-from-the-shell").await;
+    let (ok, out) = tokio::task::block_in_place(|| {
+        troupe(&h, &["deny", &request, "-m", "use the build directory"])
+    });
+    assert!(ok && out.contains("denied"), "{out}");
+    let done = answered(&h, &m).await;
+    assert!(!refused.exists());
+    assert!(
+        done["response"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("use the build directory")
+    );
+
+    let (ok, out) = tokio::task::block_in_place(|| troupe(&h, &["allow", &request]));
+    assert!(
+        !ok && out.contains("troupe permissions"),
+        "decided already: {out}"
+    );
+}

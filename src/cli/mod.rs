@@ -110,6 +110,40 @@ impl Client {
         .await
     }
 
+    /// Permission requests waiting for a decision.
+    pub async fn permissions(&self) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::GET, "/api/permissions", None)
+            .await
+    }
+
+    /// Allows or denies a waiting permission request, found by its id.
+    pub async fn decide(
+        &self,
+        request_id: &str,
+        decision: &str,
+        message: Option<&str>,
+    ) -> anyhow::Result<Value> {
+        let pending = self.permissions().await?;
+        let Some(instance) = pending["requests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["request_id"] == request_id)
+            .and_then(|r| r["instance_id"].as_str())
+        else {
+            anyhow::bail!(
+                "no permission request {request_id} is waiting; `troupe permissions` lists the \
+                 ones that are"
+            );
+        };
+        self.call(
+            reqwest::Method::POST,
+            &format!("/api/instances/{instance}/permissions/{request_id}"),
+            Some(json!({ "decision": decision, "message": message })),
+        )
+        .await
+    }
+
     /// `interrupt`, `terminate` or `resume` one instance.
     pub async fn act(&self, id: &str, action: &str) -> anyhow::Result<Value> {
         self.call(
