@@ -199,6 +199,7 @@ impl Supervisor {
 
     async fn terminate_now(&self, instance_id: &str, caller: Option<&str>) -> Result<Vec<String>> {
         // Fail fast, with the usual error, if the instance itself cannot be terminated.
+        self.after_reconcile(instance_id).await;
         self.live(instance_id).await?;
         let mut done = Vec::new();
         for id in self.live_descendants(instance_id).await? {

@@ -87,6 +87,9 @@ pub(crate) struct Shared {
     started_at: String,
     /// Dashboard login codes not yet used.
     logins: crate::weblogin::Codes,
+    /// True once the instances of the previous run are back under supervision: until then an
+    /// instance without a task may be one still being reattached.
+    reconciled: tokio::sync::watch::Sender<bool>,
     /// Permission requests whose CLI hook is held, each with what wakes it.
     permission_waiters: Mutex<HashMap<String, oneshot::Sender<permissions::Verdict>>>,
 }
@@ -241,6 +244,7 @@ impl Supervisor {
             attached: Mutex::new(HashMap::new()),
             logins: crate::weblogin::Codes::default(),
             permission_waiters: Mutex::new(HashMap::new()),
+            reconciled: tokio::sync::watch::channel(false).0,
         });
         let sup = Supervisor { shared };
         watchdog::spawn(sup.clone());
@@ -310,11 +314,26 @@ impl Supervisor {
         self.live(id).await
     }
 
+    /// Right after a restart an instance may not have its task yet: a caller's request waits
+    /// for the previous run's instances to be reattached rather than hear that a running
+    /// instance is not running. (Only for callers: the reattachment itself never waits here.)
+    pub(crate) async fn after_reconcile(&self, id: &str) {
+        if self.handle(id).is_some() {
+            return;
+        }
+        let mut reconciled = self.shared.reconciled.subscribe();
+        if !*reconciled.borrow_and_update() {
+            let wait = self.shared.config.startup_timeout + Duration::from_secs(10);
+            let _ = tokio::time::timeout(wait, reconciled.wait_for(|done| *done)).await;
+        }
+    }
+
     /// The live task of an instance, or the reason there is none.
     async fn live(&self, id: &str) -> Result<mpsc::UnboundedSender<Command>> {
         if let Some(tx) = self.handle(id) {
             return Ok(tx);
         }
+
         match Instance::find(&self.shared.pool, id).await? {
             None => Err(Error::UnknownInstance(id.to_string())),
             Some(inst) => Err(Error::NotRunning {
@@ -756,6 +775,14 @@ impl Supervisor {
     /// reattach to a live CLI, relaunch a dead one with `--resume`, or record why it cannot
     /// come back. Each outcome goes to the audit log; nothing is deleted.
     pub async fn reconcile(&self) -> Result<Vec<Recovery>> {
+        // Whatever happens here, callers waiting on an instance stop waiting at the end.
+        struct Done<'a>(&'a tokio::sync::watch::Sender<bool>);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.send_replace(true);
+            }
+        }
+        let _done = Done(&self.shared.reconciled);
         self.follow_all_attached().await?;
         let instances = Instance::recoverable(&self.shared.pool).await?;
         let recoveries = futures::future::join_all(instances.into_iter().map(|inst| async move {
@@ -1028,6 +1055,7 @@ impl Supervisor {
         let settings = self.settings();
         self.check_enabled(&settings)?;
         self.check_spending(&settings).await?;
+        self.after_reconcile(instance_id).await;
         let tx = match self.live_going_on(instance_id).await {
             Ok(tx) => tx,
             // Its conversation is kept: bring it back, then queue.
@@ -1106,6 +1134,7 @@ impl Supervisor {
         instance_id: &str,
         caller: Option<&str>,
     ) -> Result<InterruptReport> {
+        self.after_reconcile(instance_id).await;
         let tx = self.live(instance_id).await?;
         let (reply, rx) = oneshot::channel();
         tx.send(Command::Interrupt(reply))
