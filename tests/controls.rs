@@ -444,9 +444,18 @@ async fn an_idle_instance_is_suspended_and_the_next_message_brings_it_back() {
         },
     )
     .await;
-    let audit = troupe::db::audit::of_kind(h.pool(), "instance.auto_suspended")
-        .await
-        .unwrap();
+    // The state is written first, then the audit row that says why.
+    let audit = support::eventually(
+        "the suspension audited",
+        std::time::Duration::from_secs(10),
+        || async {
+            let rows = troupe::db::audit::of_kind(h.pool(), "instance.auto_suspended")
+                .await
+                .unwrap();
+            (!rows.is_empty()).then_some(rows)
+        },
+    )
+    .await;
     assert_eq!(audit.len(), 1);
     h.call(
         "configure_orchestration",
