@@ -696,11 +696,7 @@ async fn attach(client: troupe::cli::Client, id: &str) -> anyhow::Result<()> {
             "troupe attach needs a terminal; from a script, run: tmux -L {socket} attach -t {session}"
         );
     }
-    let status = std::process::Command::new("tmux")
-        .args(["-L", socket, "attach-session", "-t", session])
-        // Inside tmux already, a nested client is what this asks for.
-        .env_remove("TMUX")
-        .status()
+    let status = troupe::tmux::attach_here(socket, session)
         .map_err(|e| anyhow::anyhow!("cannot run tmux: {e}"))?;
     if !status.success() {
         anyhow::bail!(

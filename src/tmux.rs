@@ -22,6 +22,15 @@ pub fn version() -> Result<String, String> {
     crate::preflight::version("tmux", &["-V"])
 }
 
+/// Hands this terminal to a tmux client attached to `session` on `socket` (`troupe attach`),
+/// and returns when the person detaches. Inside tmux already, a nested client is what is asked.
+pub fn attach_here(socket: &str, session: &str) -> std::io::Result<std::process::ExitStatus> {
+    std::process::Command::new("tmux")
+        .args(["-L", socket, "attach-session", "-t", &format!("={session}")])
+        .env_remove("TMUX")
+        .status()
+}
+
 /// How many times new-session is tried again when it meets a server that is exiting.
 const NEW_SESSION_ATTEMPTS: u32 = 3;
 
