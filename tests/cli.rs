@@ -7,20 +7,7 @@ use serde_json::{Value, json};
 use support::Harness;
 
 fn troupe(url: &str, token: &str, args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_troupe"))
-        .args(args)
-        .env("TROUPE_URL", url)
-        .env("TROUPE_TOKEN", token)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    support::process::troupe_cli(url, token, args)
 }
 
 #[tokio::test(flavor = "multi_thread")]

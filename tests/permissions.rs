@@ -225,20 +225,7 @@ async fn the_persons_client_is_asked_when_it_can_answer_at_once() {
 }
 
 fn troupe(h: &Harness, args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_troupe"))
-        .args(args)
-        .env("TROUPE_URL", h.server().url())
-        .env("TROUPE_TOKEN", h.server().token())
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    support::process::troupe_cli(&h.server().url(), h.server().token(), args)
 }
 
 #[tokio::test(flavor = "multi_thread")]

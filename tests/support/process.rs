@@ -240,3 +240,22 @@ fn tail_of(path: &Path, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
+
+/// Runs the troupe command line against a server; returns whether it succeeded and what it
+/// printed (stdout, then stderr).
+pub fn troupe_cli(url: &str, token: &str, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_troupe"))
+        .args(args)
+        .env("TROUPE_URL", url)
+        .env("TROUPE_TOKEN", token)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
