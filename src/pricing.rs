@@ -163,6 +163,30 @@ mod tests {
         assert_eq!(t.cost_micros("gpt-50", today, &usage), None, "not a gpt-5");
     }
 
+    /// The models the tested Claude Code versions run for `opus`, `sonnet` and `haiku`, and
+    /// the rest of 2.1.328's catalog: each has its own price, not a shorter prefix's.
+    #[test]
+    fn every_model_the_tested_clis_name_is_priced() {
+        let t = PriceTable::defaults();
+        let today = day("2026-12-06");
+        for (model, input, cache_read) in [
+            ("claude-opus-5-5", 4.0, 0.2),
+            ("claude-sonnet-5-5", 2.0, 0.1),
+            ("claude-haiku-5-5", 0.1, 0.01),
+            ("claude-opus-5", 5.0, 0.5),
+            ("claude-opus-4-8", 5.0, 0.5),
+            ("claude-haiku-4-5-20251001", 1.0, 0.1),
+            ("claude-sonnet-4-6", 3.0, 0.3),
+            ("claude-fable-5-2", 8.0, 0.2),
+            ("claude-mythos-5-1", 10.0, 0.25),
+        ] {
+            let p = t
+                .price_of(model, today)
+                .unwrap_or_else(|| panic!("{model} is not priced"));
+            assert_eq!((p.input, p.cache_read), (input, cache_read), "{model}");
+        }
+    }
+
     #[test]
     fn a_price_applies_from_its_date() {
         let t = PriceTable::defaults();

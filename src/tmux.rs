@@ -226,6 +226,16 @@ impl Tmux {
         .map(|_| ())
     }
 
+    /// Presses named keys in order, in one tmux command (verified on Claude Code 2.1.328:
+    /// `Down Enter` sent together moves a dialog's cursor and then confirms).
+    pub async fn send_keys(&self, name: &str, keys: &[&str]) -> Result<(), TmuxError> {
+        let mut send = SendKeys::new().target_pane(pane(name));
+        for key in keys {
+            send = send.key(*key);
+        }
+        self.run(send.build(), None).await.map(|_| ())
+    }
+
     /// Pastes text as one bracketed paste, so a TUI receives newlines as part of the text
     /// instead of as Enter presses. Loading and pasting the buffer go in one tmux command
     /// sequence: one process on the path of every message instead of two.

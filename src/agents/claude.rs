@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+use super::versions::{Tested, Version};
 use super::{
     Agent, AgentEvent, Block, Habits, Key, LaunchPlan, LaunchSpec, Record, RecordParser, Screen,
     ScreenKind, TypeStep, Usage, write_json,
@@ -38,6 +39,8 @@ pub struct Launch<'a> {
     pub permission_mode: PermissionMode,
     /// Continue an existing conversation (`--resume`) instead of starting one.
     pub resume: bool,
+    /// The CLI's version, when known: some flags' values changed between releases.
+    pub version: Option<Version>,
 }
 
 impl Launch<'_> {
@@ -61,15 +64,36 @@ impl Launch<'_> {
             "--mcp-config".into(),
             self.mcp_config_path.display().to_string(),
         ]);
+        // Always explicit: with no mode given, 2.1.284 and later start in auto mode, whose
+        // safety check needs Anthropic's API and stops every tool call behind a gateway.
         match self.permission_mode {
             PermissionMode::Skip => argv.push("--dangerously-skip-permissions".into()),
-            PermissionMode::Default => {}
+            PermissionMode::Default => argv.extend([
+                "--permission-mode".into(),
+                asking_mode(self.version).into(),
+            ]),
             PermissionMode::AcceptEdits => {
                 argv.extend(["--permission-mode".into(), "acceptEdits".into()])
             }
             PermissionMode::Plan => argv.extend(["--permission-mode".into(), "plan".into()]),
         }
         argv
+    }
+}
+
+/// The Claude Code versions troupe's tests run, each with captures in `tests/fixtures/`.
+pub const TESTED: Tested = Tested {
+    product: "Claude Code",
+    versions: &[Version(2, 1, 197), Version(2, 1, 328)],
+};
+
+/// The name of the mode that asks before each tool call: `default` until 2.1.200 renamed it
+/// `manual` (2.1.328 still takes `default`, 2.1.197 refuses `manual`: both checked). An
+/// unknown version gets the name both take.
+fn asking_mode(version: Option<Version>) -> &'static str {
+    match version {
+        Some(v) if v >= Version(2, 1, 200) => "manual",
+        _ => "default",
     }
 }
 
@@ -118,11 +142,17 @@ pub fn settings(
 
 /// The `--mcp-config` file: troupe itself, with a header naming the instance and the
 /// instance's token proving it, so its calls are attributed to it exactly.
+///
+/// `alwaysLoad` puts troupe's tools in front of the model from the first request: since
+/// 2.1.2xx the CLI otherwise defers MCP tools behind its ToolSearch tool, and an instance
+/// would have to search before it could answer its caller (seen on 2.1.328; 2.1.197 takes
+/// the key too).
 pub fn mcp_config(server_url: &str, instance_id: &str, token: &str) -> Value {
     json!({
         "mcpServers": {
             "troupe": {
                 "type": "http",
+                "alwaysLoad": true,
                 "url": format!("{server_url}/mcp"),
                 "headers": {
                     "X-Troupe-Instance": instance_id,
@@ -304,8 +334,11 @@ pub enum ClaudeScreen {
     Unknown,
 }
 
+/// The trust dialog's choice troupe takes (the same words on every tested version).
+const TRUST_YES: &str = "Yes, I trust this folder";
+
 pub fn classify_screen(screen: &str) -> ClaudeScreen {
-    if screen.contains("Yes, I trust this folder") {
+    if screen.contains(TRUST_YES) {
         ClaudeScreen::TrustDialog
     } else if screen.contains("Bypass Permissions mode") && screen.contains("Yes, I accept") {
         ClaudeScreen::BypassWarning
@@ -349,14 +382,32 @@ impl RecordParser for Lines {
 }
 
 /// Claude Code, driven through its hooks, its JSONL transcript and its TUI.
+#[derive(Clone)]
 pub struct ClaudeCode {
     /// The `claude` executable.
     pub bin: String,
+    /// The version of it an instance was launched with, when known.
+    pub version: Option<Version>,
 }
 
 impl Agent for ClaudeCode {
     fn name(&self) -> &'static str {
         "claude"
+    }
+
+    fn bin(&self) -> &str {
+        &self.bin
+    }
+
+    fn tested(&self) -> Tested {
+        TESTED
+    }
+
+    fn at_version(&self, version: Option<Version>) -> std::sync::Arc<dyn Agent> {
+        std::sync::Arc::new(ClaudeCode {
+            version,
+            ..self.clone()
+        })
     }
 
     fn cli_model(&self, requested: &str) -> Option<String> {
@@ -404,6 +455,7 @@ impl Agent for ClaudeCode {
             mcp_config_path: &mcp_path,
             permission_mode: spec.permission_mode,
             resume: spec.resume,
+            version: self.version,
         }
         .argv();
         let mut env = Vec::new();
@@ -474,8 +526,18 @@ impl Agent for ClaudeCode {
 
     fn read_screen(&self, screen: &str) -> Screen {
         let kind = match classify_screen(screen) {
-            // troupe was asked to work in this directory; the dialog's default is "trust".
-            ClaudeScreen::TrustDialog => ScreenKind::Dialog("trust"),
+            // troupe was asked to work in this directory. The choice is found by its label:
+            // 2.1.197 lists "Yes" first, 2.1.328 "No, exit" first.
+            ClaudeScreen::TrustDialog => match super::choose(screen, TRUST_YES, '❯') {
+                Some(keys) => ScreenKind::Dialog {
+                    name: "trust",
+                    keys,
+                },
+                None => ScreenKind::Refused(format!(
+                    "the CLI asks whether to trust the folder, and troupe cannot find its \
+                     \"{TRUST_YES}\" choice on the screen"
+                )),
+            },
             ClaudeScreen::BypassWarning => ScreenKind::Refused(
                 "the CLI stopped at the bypass-permissions warning; troupe does not accept it \
                  on the user's behalf"
@@ -494,7 +556,7 @@ impl Agent for ClaudeCode {
 
     fn key(&self, key: Key) -> &'static str {
         match key {
-            Key::Submit | Key::AcceptDialog => "Enter",
+            Key::Submit => "Enter",
             Key::Interrupt => "Escape",
             // Verified on Claude Code 2.1.197: Ctrl-U empties a one-line input box.
             Key::ClearInput => "C-u",
@@ -503,15 +565,33 @@ impl Agent for ClaudeCode {
 
     fn type_message(&self, text: &str) -> Vec<TypeStep> {
         // Measured on 2.1.197: Enter may follow pasted text at once, multi-line intact.
-        vec![TypeStep::Paste(as_text(text)), TypeStep::Key("Enter")]
+        vec![
+            TypeStep::Paste(as_text(text, self.version)),
+            TypeStep::Key("Enter"),
+        ]
     }
 }
 
-/// A message as Claude Code must receive it to read it as text. Verified on 2.1.197: `
-/// /clear`, ` !echo hi` and ` # note` reach the model as the text `/clear`, `!echo hi` and
-/// `# note`.
-pub fn as_text(text: &str) -> String {
-    super::as_text(text, &['/', '!', '#', '&'])
+/// The word put before a message that starts with `/`, where a leading space no longer
+/// keeps the CLI from running it as a command.
+pub const SLASH_PREFIX: &str = "Text: ";
+
+/// A message as Claude Code must receive it to read it as text, never as a command.
+///
+/// Verified on 2.1.197: ` /clear`, ` !echo hi` and ` # note` reach the model as the text
+/// `/clear`, `!echo hi` and `# note`. Verified on 2.1.328: a leading space still keeps `!`,
+/// `#` and `&` text (the model gets the space too), but ` /help` opens the help: the CLI
+/// trims before it looks for a command, and a newline, a no-break space, a zero-width space
+/// or a word joiner in front all fail the same way. So on versions after 2.1.197 (and on an
+/// unknown one) a message starting with `/` gets a visible word in front.
+pub fn as_text(text: &str, version: Option<Version>) -> String {
+    let text = super::as_text(text, &['/', '!', '#', '&']);
+    let space_keeps_slash_text = version.is_some_and(|v| v <= Version(2, 1, 197));
+    if !space_keeps_slash_text && text.trim_start().starts_with('/') {
+        format!("{SLASH_PREFIX}{}", text.trim_start())
+    } else {
+        text
+    }
 }
 
 #[cfg(test)]
@@ -713,6 +793,7 @@ mod tests {
     fn a_transcript_is_the_session_own_file_or_refused() {
         let claude = ClaudeCode {
             bin: "claude".into(),
+            version: None,
         };
         let own = transcript_path(Path::new("/h"), Path::new("/w"), "abc");
         assert!(claude.owns_transcript("abc", &own));
@@ -728,19 +809,27 @@ mod tests {
 
     #[test]
     fn hostile_text_is_typed_as_text() {
-        assert_eq!(as_text("/clear"), " /clear");
-        assert_eq!(as_text("!rm -rf ~"), " !rm -rf ~");
-        assert_eq!(as_text("# remember"), " # remember");
-        assert_eq!(as_text("&later"), " &later");
-        assert_eq!(as_text("fix /etc/hosts"), "fix /etc/hosts");
-        assert_eq!(
-            as_text("ECHO one\x1b[201~\rECHO two\r"),
-            "ECHO one[201~\nECHO two\n"
-        );
-        assert_eq!(as_text("a\r\nb\u{9b}c\u{7f}"), "a\nbc");
-        assert_eq!(as_text("line one\n\tline two"), "line one\n\tline two");
+        const OLD: Option<Version> = Some(Version(2, 1, 197));
+        const NEW: Option<Version> = Some(Version(2, 1, 328));
+        assert_eq!(as_text("/clear", OLD), " /clear");
+        assert_eq!(as_text("/clear", NEW), "Text: /clear");
+        assert_eq!(as_text("  /exit now", NEW), "Text: /exit now");
+        assert_eq!(as_text("/clear", None), "Text: /clear");
+        for v in [OLD, NEW, None] {
+            assert_eq!(as_text("!rm -rf ~", v), " !rm -rf ~");
+            assert_eq!(as_text("# remember", v), " # remember");
+            assert_eq!(as_text("&later", v), " &later");
+            assert_eq!(as_text("fix /etc/hosts", v), "fix /etc/hosts");
+            assert_eq!(
+                as_text("ECHO one\x1b[201~\rECHO two\r", v),
+                "ECHO one[201~\nECHO two\n"
+            );
+            assert_eq!(as_text("a\r\nb\u{9b}c\u{7f}", v), "a\nbc");
+            assert_eq!(as_text("line one\n\tline two", v), "line one\n\tline two");
+        }
         let typed = ClaudeCode {
             bin: "claude".into(),
+            version: OLD,
         }
         .type_message("/exit");
         assert_eq!(

@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use toml_edit::{DocumentMut, Item, Table, value};
 
+use super::versions::{Tested, Version};
 use super::{
     Agent, AgentEvent, Block, Habits, Key, LaunchPlan, LaunchSpec, Record, RecordParser, Screen,
     ScreenKind, TypeStep, Usage, write_json,
@@ -379,6 +380,12 @@ fn texts(content: &Value) -> String {
     }
 }
 
+/// The Codex versions troupe's tests run, each with captures in `tests/fixtures/`.
+pub const TESTED: Tested = Tested {
+    product: "Codex",
+    versions: &[Version(0, 169, 0)],
+};
+
 /// What Codex's screen shows, for the few things only the screen tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodexScreen {
@@ -394,10 +401,16 @@ pub enum CodexScreen {
     Unknown,
 }
 
+/// The trust dialog's choices that trust the folder: Codex 0.169's words (from its binary),
+/// and the older dialog's.
+const TRUST_YES: &[&str] = &["Trust and continue", "Yes, continue"];
+
 pub fn classify_screen(screen: &str) -> CodexScreen {
     if screen.contains("Hooks need review") {
         CodexScreen::HooksReview
-    } else if screen.contains("trust the contents of this directory") {
+    } else if screen.contains("trust the contents of this directory")
+        || screen.contains("Trust this folder?")
+    {
         CodexScreen::TrustDialog
     } else if screen.contains("Would you like to run the following command")
         || screen.contains("Would you like to make the following edits")
@@ -449,6 +462,7 @@ pub fn as_text(text: &str) -> String {
 }
 
 /// Codex, driven through its hooks, its rollout file and its TUI.
+#[derive(Clone)]
 pub struct Codex {
     /// The `codex` executable.
     pub bin: String,
@@ -457,6 +471,19 @@ pub struct Codex {
 impl Agent for Codex {
     fn name(&self) -> &'static str {
         "codex"
+    }
+
+    fn bin(&self) -> &str {
+        &self.bin
+    }
+
+    fn tested(&self) -> Tested {
+        TESTED
+    }
+
+    fn at_version(&self, _version: Option<Version>) -> std::sync::Arc<dyn Agent> {
+        // Nothing in how troupe drives Codex differs between the versions it knows.
+        std::sync::Arc::new(self.clone())
     }
 
     fn cli_model(&self, requested: &str) -> Option<String> {
@@ -597,8 +624,22 @@ impl Agent for Codex {
                  wrote for them (a Codex version troupe does not know?)"
                     .into(),
             ),
-            // troupe was asked to work in this directory; the dialog's default is "trust".
-            CodexScreen::TrustDialog => ScreenKind::Dialog("trust"),
+            // troupe was asked to work in this directory (and trusts it in the instance's
+            // config, so this dialog is not expected); the choice is found by its label.
+            CodexScreen::TrustDialog => match TRUST_YES
+                .iter()
+                .find_map(|label| super::choose(screen, label, '›'))
+            {
+                Some(keys) => ScreenKind::Dialog {
+                    name: "trust",
+                    keys,
+                },
+                None => ScreenKind::Refused(
+                    "Codex asks whether to trust the folder, and troupe cannot find a choice \
+                     that trusts it on the screen"
+                        .into(),
+                ),
+            },
             CodexScreen::ApprovalPrompt => ScreenKind::PermissionPrompt,
             CodexScreen::Busy => ScreenKind::Busy,
             CodexScreen::Ready => ScreenKind::Ready,
@@ -612,7 +653,7 @@ impl Agent for Codex {
 
     fn key(&self, key: Key) -> &'static str {
         match key {
-            Key::Submit | Key::AcceptDialog => "Enter",
+            Key::Submit => "Enter",
             Key::Interrupt => "Escape",
             // Verified on Claude Code 2.1.197: Ctrl-U empties a one-line input box.
             Key::ClearInput => "C-u",

@@ -5,6 +5,7 @@
 pub mod claude;
 pub mod codex;
 pub mod transcript;
+pub mod versions;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -134,8 +135,6 @@ pub enum Key {
     Submit,
     /// Stop the running turn, keeping the conversation.
     Interrupt,
-    /// Take the default answer of a startup dialog.
-    AcceptDialog,
     /// Empty the input box (a line of it).
     ClearInput,
 }
@@ -153,9 +152,13 @@ pub enum TypeStep {
 /// What the screen shows, for the few things only the screen tells.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScreenKind {
-    /// A startup dialog troupe answers with [`Key::AcceptDialog`] (e.g. trusting the folder
-    /// troupe was asked to work in). The name goes to the audit log.
-    Dialog(&'static str),
+    /// A startup dialog troupe answers (e.g. trusting the folder troupe was asked to work
+    /// in). `keys` choose troupe's answer by its label from the screen as drawn, never by
+    /// its position: CLI releases reorder the choices. The name goes to the audit log.
+    Dialog {
+        name: &'static str,
+        keys: Vec<&'static str>,
+    },
     /// A startup dialog troupe must not answer for the user: the CLI cannot start.
     Refused(String),
     /// A tool permission dialog.
@@ -239,6 +242,16 @@ pub trait Agent: Send + Sync {
     /// The name stored with each instance (`claude`, `codex`).
     fn name(&self) -> &'static str;
 
+    /// The executable it runs.
+    fn bin(&self) -> &str;
+
+    /// The versions troupe is tested against.
+    fn tested(&self) -> versions::Tested;
+
+    /// This agent as it drives one version of its CLI (None: not known). Launch lines and
+    /// typing differ between releases; an instance keeps the agent it was launched with.
+    fn at_version(&self, version: Option<versions::Version>) -> Arc<dyn Agent>;
+
     /// The model the CLI is launched with, from what a caller asked for; None when the CLI
     /// has no such model.
     fn cli_model(&self, requested: &str) -> Option<String>;
@@ -290,6 +303,7 @@ pub trait Agent: Send + Sync {
 pub struct Agents {
     claude: Arc<dyn Agent>,
     codex: Arc<dyn Agent>,
+    probes: Arc<[versions::Probe; 2]>,
 }
 
 impl Agents {
@@ -297,11 +311,35 @@ impl Agents {
         Agents {
             claude: Arc::new(claude::ClaudeCode {
                 bin: claude_bin.to_string(),
+                version: None,
             }),
             codex: Arc::new(codex::Codex {
                 bin: codex_bin.to_string(),
             }),
+            probes: Arc::default(),
         }
+    }
+
+    /// The installed version of the named CLI and how it stands against the tested ones,
+    /// read again only when its executable changed (blocking: a process start at most). A
+    /// change is logged once: plainly when tested, as a warning otherwise.
+    pub fn version(&self, name: &str) -> Option<versions::Assessment> {
+        let (agent, probe) = match name {
+            "claude" => (&self.claude, &self.probes[0]),
+            "codex" => (&self.codex, &self.probes[1]),
+            _ => return None,
+        };
+        let read = probe.read(agent.bin());
+        let printed = read.printed.ok()?;
+        let assessment = agent.tested().assess(&printed);
+        if read.changed {
+            if assessment.is_tested() {
+                tracing::info!(cli = %assessment, "agent CLI version");
+            } else {
+                tracing::warn!(cli = %assessment, "agent CLI version");
+            }
+        }
+        Some(assessment)
     }
 
     /// Whether any CLI would read this hook payload as a permission request: a quick test that
@@ -347,4 +385,59 @@ pub fn as_text(text: &str, modes: &[char]) -> String {
 pub(crate) fn write_json(path: &Path, value: &Value) -> std::io::Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
     crate::private::write(path, text.as_bytes())
+}
+
+/// The keys that pick the option labelled `label` in a selection list on `screen`: arrows from
+/// the option the cursor (`cursor`, e.g. `❯`) is on to the wanted one, then Enter. None when
+/// the screen shows no such option, or no cursor in its list. Options may be numbered
+/// (`1. Yes`) or not; the label is matched after the cursor and the number.
+pub fn choose(screen: &str, label: &str, cursor: char) -> Option<Vec<&'static str>> {
+    let lines: Vec<&str> = screen.lines().collect();
+    let text_of = |line: &str| {
+        let t = line.trim().trim_start_matches(cursor).trim_start();
+        let unnumbered = t
+            .split_once(". ")
+            .filter(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+            .map_or(t, |(_, rest)| rest);
+        unnumbered.trim().to_string()
+    };
+    let target = lines.iter().position(|l| text_of(l) == label)?;
+    // The list is the run of non-blank lines around the wanted option.
+    let start = (0..=target)
+        .rev()
+        .take_while(|&i| !lines[i].trim().is_empty())
+        .last()?;
+    let end = (target..lines.len())
+        .take_while(|&i| !lines[i].trim().is_empty())
+        .last()?;
+    let at = (start..=end).find(|&i| lines[i].trim_start().starts_with(cursor))?;
+    let mut keys = if target >= at {
+        vec!["Down"; target - at]
+    } else {
+        vec!["Up"; at - target]
+    };
+    keys.push("Enter");
+    Some(keys)
+}
+
+#[cfg(test)]
+mod choose_tests {
+    use super::choose;
+
+    #[test]
+    fn an_option_is_chosen_by_its_label_wherever_the_cursor_starts() {
+        // Claude Code 2.1.197: numbered, the wanted option first and under the cursor.
+        let old = " Security guide\n\n ❯ 1. Yes, I trust this folder\n   2. No, exit\n\n Enter";
+        assert_eq!(choose(old, "Yes, I trust this folder", '❯'), Some(vec!["Enter"]));
+        // Claude Code 2.1.328: unnumbered, "No, exit" first and under the cursor.
+        let new = " Security guide\n\n ❯ No, exit\n   Yes, I trust this folder\n\n Enter";
+        assert_eq!(
+            choose(new, "Yes, I trust this folder", '❯'),
+            Some(vec!["Down", "Enter"])
+        );
+        let below = "   a\n   b\n ❯ c\n";
+        assert_eq!(choose(below, "a", '❯'), Some(vec!["Up", "Up", "Enter"]));
+        assert_eq!(choose(new, "Yes, I accept", '❯'), None);
+        assert_eq!(choose("   Yes, I trust this folder\n", "Yes, I trust this folder", '❯'), None);
+    }
 }

@@ -158,6 +158,20 @@ impl Shared {
             Error::InvalidInput(format!("this troupe does not run {name:?} instances"))
         })
     }
+
+    /// The agent for `name`, set to the version of its CLI installed now (unknown when
+    /// `--version` cannot be read).
+    pub async fn agent_as_installed(&self, name: &str) -> Result<Arc<dyn Agent>> {
+        let agent = self.agent(name)?;
+        let agents = self.agents.clone();
+        let name = name.to_string();
+        let version = tokio::task::spawn_blocking(move || agents.version(&name))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|a| a.version);
+        Ok(agent.at_version(version))
+    }
 }
 
 /// The lists an MCP client fetches after connecting; once it has both, troupe's tools are
@@ -683,6 +697,9 @@ impl Supervisor {
             shell_quote(&token_file.display().to_string()),
         );
         let resume = !matches!(how, Launch::New);
+        // Read before every launch (a stat when nothing changed), so a CLI upgraded while
+        // troupe runs is launched the way its version expects, and said in the log.
+        let agent = shared.agent_as_installed(&inst.agent).await?;
         let plan = agent.prepare(&LaunchSpec {
             instance_id: id,
             session_id: &inst.agent_session_id,
@@ -846,7 +863,9 @@ impl Supervisor {
         let transcript = inst.transcript_path.as_deref().ok_or_else(|| {
             Error::Agent("its CLI runs but troupe never learned its transcript path".into())
         })?;
-        let agent = self.shared.agent(&inst.agent)?;
+        // The CLI there was launched before this server started: its version is read as it
+        // stands now (an upgrade in between would only be misread when typing).
+        let agent = self.shared.agent_as_installed(&inst.agent).await?;
         let url = &self.shared.config.public_url;
         let relaunch = match Credentials::find(&self.shared.pool, &inst.id).await? {
             Some(c) if c.server_url == *url => None,

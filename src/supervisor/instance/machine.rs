@@ -154,6 +154,8 @@ pub enum Effect {
         message_id: String,
         text: String,
     },
+    /// Press these keys, named as tmux names them, in one go (a dialog's answer).
+    PressKeys(Vec<&'static str>),
     Press(Key),
     /// Press the interrupt key for interrupt `id`; a failure comes back as
     /// `Input::InterruptKeyFailed`.

@@ -375,6 +375,15 @@ impl Actor {
                     });
                 }
             }
+            Effect::PressKeys(keys) => {
+                if let Err(e) = self.shared.tmux.send_keys(&self.session, &keys).await {
+                    tracing::warn!(instance = %self.id, error = %e, ?keys, "cannot press keys");
+                    return Some(Input::Seen {
+                        look: Look::Alive,
+                        seen: self.look().await,
+                    });
+                }
+            }
             Effect::PressInterrupt { id } => {
                 let key = self.agent.key(Key::Interrupt);
                 if let Err(e) = self.shared.tmux.send_key(&self.session, key).await {

@@ -5,7 +5,7 @@
 use tokio::time::{Duration, Instant};
 
 use super::machine::{Alive, Effect, Look, Machine, Seen};
-use crate::agents::{Key, ScreenKind};
+use crate::agents::ScreenKind;
 use crate::supervisor::McpList;
 
 /// How often the screen is looked at while the CLI starts, until its session-started hook.
@@ -132,8 +132,8 @@ impl Machine {
             self.ready_if_started(now);
             return;
         }
-        if let ScreenKind::Dialog(name) = &seen.screen.kind {
-            self.out.push(Effect::Press(Key::AcceptDialog));
+        if let ScreenKind::Dialog { name, keys } = &seen.screen.kind {
+            self.out.push(Effect::PressKeys(keys.clone()));
             self.out.push(Effect::Audit {
                 kind: format!("instance.{name}_accepted"),
                 detail: serde_json::json!({}),

@@ -53,6 +53,7 @@ const LIMITS: Limits = Limits {
 fn claude() -> ClaudeCode {
     ClaudeCode {
         bin: "claude".into(),
+        version: None,
     }
 }
 
@@ -451,7 +452,7 @@ fn trust_dialog_at_startup_is_accepted_and_audited() {
     assert_eq!(
         fx,
         [
-            Effect::Press(Key::AcceptDialog),
+            Effect::PressKeys(vec!["Enter"]),
             Effect::Audit {
                 kind: "instance.trust_accepted".into(),
                 detail: json!({})
