@@ -82,6 +82,10 @@ pub async fn run(
     if let Some(model) = &args.model {
         cmd.args(["--model", model]);
     }
+    // Reading troupe's state never needs a question: without this, Claude Code 2.1.328 in
+    // its default auto mode behind a gateway stopped every troupe call at a Yes/No dialog.
+    // The person's own flags come after, and their permission settings rule the rest.
+    cmd.arg("--allowedTools").arg(allowed_tools());
     cmd.args(&args.claude_args);
     if let Some(p) = &args.prompt {
         cmd.arg(p);
@@ -105,6 +109,15 @@ pub async fn run(
 }
 
 /// The orchestrator guidance, then what the person added, then the team.
+/// troupe's read-only tools as Claude Code names them, comma-separated.
+fn allowed_tools() -> String {
+    crate::mcp::READ_ONLY_TOOLS
+        .iter()
+        .map(|t| format!("mcp__troupe__{t}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn system_prompt(args: &ChatArgs, roster: Option<&str>) -> String {
     let mut parts = vec![crate::mcp::ORCHESTRATION_GUIDE.to_string()];
     if let Some(system) = args.system.as_deref().filter(|s| !s.trim().is_empty()) {

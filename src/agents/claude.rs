@@ -458,7 +458,11 @@ impl Agent for ClaudeCode {
             version: self.version,
         }
         .argv();
-        let mut env = Vec::new();
+        // Since 2.1.212 the CLI moves an MCP call that runs past 2 minutes to the background,
+        // and troupe's waits (send_to_instance, coordinate_instances) run up to 5 minutes: 0
+        // keeps them in the turn, as on earlier versions. The variable's name is read from
+        // the 2.1.328 binary; earlier versions ignore it.
+        let mut env = vec![("CLAUDE_CODE_MCP_AUTO_BACKGROUND_MS".into(), "0".into())];
         if spec.permission_mode == PermissionMode::Skip && spec.running_as_root {
             // Claude Code refuses to skip permissions as root outside a declared sandbox.
             env.push(("IS_SANDBOX".into(), "1".into()));

@@ -25,7 +25,7 @@ use rmcp::ErrorData as McpError;
 use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
-    Extensions, Implementation, JsonObject, ProgressNotificationParam, PromptMessage, Role,
+    Extensions, Implementation, ProtocolVersion, JsonObject, ProgressNotificationParam, PromptMessage, Role,
     ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
@@ -244,6 +244,26 @@ Finish: synthesise the instances' answers into one coherent reply (the user shou
 had one conversation), then terminate instances you no longer need (terminate_instance ends \
 an instance's children too). Check get_instance_status for tokens and cost.";
 
+/// troupe's tools that only read: a person's `troupe chat` session runs them without a
+/// permission dialog (the rest ask, or follow the person's own rules).
+pub const READ_ONLY_TOOLS: &[&str] = &[
+    "list_instances",
+    "get_instance_status",
+    "get_instance_output",
+    "get_instance_tree",
+    "get_children",
+    "get_message",
+    "get_pending_replies",
+    "get_pending_permissions",
+    "get_session_metrics",
+    "get_orchestration_settings",
+    "list_teams",
+    "get_team",
+    "get_worktree_status",
+    "list_instance_files",
+    "retrieve_instance_file",
+];
+
 #[tool_handler(router = self.tool_router)]
 #[prompt_handler(router = self.prompt_router)]
 impl ServerHandler for Troupe {
@@ -259,6 +279,19 @@ impl ServerHandler for Troupe {
         ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("troupe", env!("CARGO_PKG_VERSION")))
             .with_instructions(INSTRUCTIONS)
+    }
+
+    /// troupe speaks MCP 2025-11-25 and the revisions before it, not yet the stateless
+    /// 2026-07-28. What troupe needs of a person's client is server-to-client requests on
+    /// a session: its roots (a helper works in the person's project), elicitation (approval
+    /// forms, permission questions) and notifications. Offered 2026-07-28, Claude Code 2.1.328
+    /// takes it, and each request then arrives as a session of its own with no capabilities,
+    /// so none of those reach it. Without 2026-07-28 in `server/discover`'s answer, it falls
+    /// back to `initialize` on 2025-11-25, with roots and elicitation (verified on 2.1.328).
+    fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [ProtocolVersion]> {
+        std::borrow::Cow::Borrowed(ProtocolVersion::known_up_to(
+            &ProtocolVersion::V_2025_11_25,
+        ))
     }
 
     #[allow(deprecated)]
@@ -358,6 +391,14 @@ fn wait_seconds(field: &str, seconds: Option<u64>, default: Duration) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_read_only_tools_are_tools() {
+        let names = tool_names();
+        for t in READ_ONLY_TOOLS {
+            assert!(names.contains(t), "{t} is not one of troupe's tools");
+        }
+    }
 
     #[test]
     fn formats_clients_do_not_know_are_taken_out_and_nothing_else() {

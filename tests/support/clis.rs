@@ -3,6 +3,10 @@
 //! into a cache under `target/` (once, whichever test asks first) and used from there, so a
 //! machine with another version, or none, still tests the right one. `TROUPE_TEST_CLAUDE_BIN`
 //! and `TROUPE_TEST_CODEX_BIN` name an executable to use instead.
+//!
+//! Claude Code is tested at two versions (the ones `troupe::agents::claude::TESTED` names):
+//! every test binary runs the newest, and the binary `older_claude` runs the core scenarios
+//! again on the oldest. `TROUPE_TEST_CLAUDE_VERSION` picks the version for any binary.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,12 +19,45 @@ pub struct Cli {
     pub env: &'static str,
 }
 
-pub const CLAUDE: Cli = Cli {
-    package: "@anthropic-ai/claude-code",
-    version: "2.1.197",
-    bin: "claude",
-    env: "TROUPE_TEST_CLAUDE_BIN",
-};
+/// The Claude Code versions the suite runs, oldest first.
+pub const CLAUDE_VERSIONS: [&str; 2] = ["2.1.197", "2.1.328"];
+
+/// The Claude Code version this test binary runs.
+pub fn claude_version() -> &'static str {
+    static VERSION: OnceLock<&'static str> = OnceLock::new();
+    VERSION.get_or_init(|| {
+        if let Ok(v) = std::env::var("TROUPE_TEST_CLAUDE_VERSION")
+            && !v.is_empty()
+        {
+            return CLAUDE_VERSIONS
+                .into_iter()
+                .find(|t| *t == v)
+                .unwrap_or_else(|| {
+                    panic!("TROUPE_TEST_CLAUDE_VERSION={v} is not one of {CLAUDE_VERSIONS:?}")
+                });
+        }
+        // Each test target is a crate of its own, named after its file.
+        if env!("CARGO_CRATE_NAME") == "older_claude" {
+            CLAUDE_VERSIONS[0]
+        } else {
+            CLAUDE_VERSIONS[CLAUDE_VERSIONS.len() - 1]
+        }
+    })
+}
+
+/// Whether this binary runs the oldest tested Claude Code.
+pub fn claude_is_oldest() -> bool {
+    claude_version() == CLAUDE_VERSIONS[0]
+}
+
+pub fn claude_cli() -> Cli {
+    Cli {
+        package: "@anthropic-ai/claude-code",
+        version: claude_version(),
+        bin: "claude",
+        env: "TROUPE_TEST_CLAUDE_BIN",
+    }
+}
 
 pub const CODEX: Cli = Cli {
     package: "@openai/codex",
@@ -32,7 +69,7 @@ pub const CODEX: Cli = Cli {
 /// The Claude Code executable to run.
 pub fn claude_bin() -> String {
     static BIN: OnceLock<String> = OnceLock::new();
-    BIN.get_or_init(|| resolve(&CLAUDE)).clone()
+    BIN.get_or_init(|| resolve(&claude_cli())).clone()
 }
 
 /// The Codex executable to run.
@@ -44,6 +81,7 @@ pub fn codex_bin() -> String {
 fn resolve(cli: &Cli) -> String {
     if let Ok(bin) = std::env::var(cli.env)
         && !bin.is_empty()
+        && version_of(&bin).is_some_and(|v| v.contains(cli.version))
     {
         return bin;
     }
