@@ -1028,8 +1028,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         url = %server.url(),
         db = %config.db_path.display(),
         tmux_socket = %config.tmux_socket,
-        claude = %found.claude,
-        codex = found.codex.as_deref().unwrap_or("not found"),
+        claude = %troupe::agents::claude::TESTED.assess(&found.claude),
+        codex = %found
+            .codex
+            .as_deref()
+            .map(|v| troupe::agents::codex::TESTED.assess(v).to_string())
+            .unwrap_or_else(|_| "not found".into()),
         tmux = %found.tmux,
         "troupe is serving; MCP at {}/mcp",
         server.url()

@@ -68,10 +68,9 @@ impl Launch<'_> {
         // safety check needs Anthropic's API and stops every tool call behind a gateway.
         match self.permission_mode {
             PermissionMode::Skip => argv.push("--dangerously-skip-permissions".into()),
-            PermissionMode::Default => argv.extend([
-                "--permission-mode".into(),
-                asking_mode(self.version).into(),
-            ]),
+            PermissionMode::Default => {
+                argv.extend(["--permission-mode".into(), asking_mode(self.version).into()])
+            }
             PermissionMode::AcceptEdits => {
                 argv.extend(["--permission-mode".into(), "acceptEdits".into()])
             }
@@ -537,10 +536,10 @@ impl Agent for ClaudeCode {
                     name: "trust",
                     keys,
                 },
-                None => ScreenKind::Refused(format!(
-                    "the CLI asks whether to trust the folder, and troupe cannot find its \
-                     \"{TRUST_YES}\" choice on the screen"
-                )),
+                // Caught while the dialog is being drawn (its list without the cursor yet,
+                // seen once on 2.1.197): the next look sees it whole. A dialog that never
+                // shows the choice ends in the startup timeout, with the screen in its reason.
+                None => ScreenKind::Unknown,
             },
             ClaudeScreen::BypassWarning => ScreenKind::Refused(
                 "the CLI stopped at the bypass-permissions warning; troupe does not accept it \

@@ -634,11 +634,8 @@ impl Agent for Codex {
                     name: "trust",
                     keys,
                 },
-                None => ScreenKind::Refused(
-                    "Codex asks whether to trust the folder, and troupe cannot find a choice \
-                     that trusts it on the screen"
-                        .into(),
-                ),
+                // Caught mid-draw: the next look sees it whole.
+                None => ScreenKind::Unknown,
             },
             CodexScreen::ApprovalPrompt => ScreenKind::PermissionPrompt,
             CodexScreen::Busy => ScreenKind::Busy,

@@ -428,7 +428,10 @@ mod choose_tests {
     fn an_option_is_chosen_by_its_label_wherever_the_cursor_starts() {
         // Claude Code 2.1.197: numbered, the wanted option first and under the cursor.
         let old = " Security guide\n\n ❯ 1. Yes, I trust this folder\n   2. No, exit\n\n Enter";
-        assert_eq!(choose(old, "Yes, I trust this folder", '❯'), Some(vec!["Enter"]));
+        assert_eq!(
+            choose(old, "Yes, I trust this folder", '❯'),
+            Some(vec!["Enter"])
+        );
         // Claude Code 2.1.328: unnumbered, "No, exit" first and under the cursor.
         let new = " Security guide\n\n ❯ No, exit\n   Yes, I trust this folder\n\n Enter";
         assert_eq!(
@@ -438,6 +441,13 @@ mod choose_tests {
         let below = "   a\n   b\n ❯ c\n";
         assert_eq!(choose(below, "a", '❯'), Some(vec!["Up", "Up", "Enter"]));
         assert_eq!(choose(new, "Yes, I accept", '❯'), None);
-        assert_eq!(choose("   Yes, I trust this folder\n", "Yes, I trust this folder", '❯'), None);
+        assert_eq!(
+            choose(
+                "   Yes, I trust this folder\n",
+                "Yes, I trust this folder",
+                '❯'
+            ),
+            None
+        );
     }
 }

@@ -228,10 +228,7 @@ mod tests {
             Version::find("2.1.328 (Claude Code)"),
             Some(Version(2, 1, 328))
         );
-        assert_eq!(
-            Version::find("codex-cli 0.169.0"),
-            Some(Version(0, 169, 0))
-        );
+        assert_eq!(Version::find("codex-cli 0.169.0"), Some(Version(0, 169, 0)));
         assert_eq!(Version::find("claude"), None);
         assert_eq!(Version::parse("1.2"), None);
         assert_eq!(Version::parse("1.2.3.4"), None);

@@ -25,8 +25,8 @@ use rmcp::ErrorData as McpError;
 use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
-    Extensions, Implementation, ProtocolVersion, JsonObject, ProgressNotificationParam, PromptMessage, Role,
-    ServerCapabilities, ServerConfig,
+    Extensions, Implementation, JsonObject, ProgressNotificationParam, PromptMessage,
+    ProtocolVersion, Role, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServerHandler, prompt, prompt_handler, prompt_router, tool_handler};
@@ -289,9 +289,7 @@ impl ServerHandler for Troupe {
     /// so none of those reach it. Without 2026-07-28 in `server/discover`'s answer, it falls
     /// back to `initialize` on 2025-11-25, with roots and elicitation (verified on 2.1.328).
     fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [ProtocolVersion]> {
-        std::borrow::Cow::Borrowed(ProtocolVersion::known_up_to(
-            &ProtocolVersion::V_2025_11_25,
-        ))
+        std::borrow::Cow::Borrowed(ProtocolVersion::known_up_to(&ProtocolVersion::V_2025_11_25))
     }
 
     #[allow(deprecated)]

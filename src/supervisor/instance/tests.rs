@@ -202,6 +202,10 @@ fn look_at(screen: &str, alive: Alive) -> Seen {
     } else {
         fixture(&format!("screens/{screen}"))
     };
+    seen_text(&text, alive)
+}
+
+fn seen_text(text: &str, alive: Alive) -> Seen {
     let lines: Vec<&str> = text
         .lines()
         .map(str::trim_end)
@@ -209,7 +213,7 @@ fn look_at(screen: &str, alive: Alive) -> Seen {
         .collect();
     Seen {
         alive,
-        screen: claude().read_screen(&text),
+        screen: claude().read_screen(text),
         tail: lines[lines.len().saturating_sub(2)..].join(" | "),
     }
 }
@@ -438,6 +442,52 @@ fn echo_turn(s: &mut Sim, id: &str) {
 }
 
 // ---- startup -------------------------------------------------------------------------------
+
+/// 2.1.197 lists "Yes, I trust this folder" first, 2.1.328 "No, exit" first: each is
+/// answered by the label, from its own recorded screen.
+#[test]
+fn the_trust_dialog_is_answered_by_its_label_on_each_tested_version() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    for (version, keys) in [
+        ("2.1.197", vec!["Enter"]),
+        ("2.1.328", vec!["Down", "Enter"]),
+    ] {
+        let screen = std::fs::read_to_string(format!(
+            "{root}/claude-code-{version}/screens/trust-dialog.txt"
+        ))
+        .unwrap();
+        let mut s = Sim::new(Begin::Launch { resumed: false });
+        s.step(Input::Restore {
+            messages: vec![],
+            transcript: None,
+        });
+        assert_eq!(s.tick(), [Effect::Look(Look::Startup)]);
+        let fx = s.after(
+            5,
+            Input::Seen {
+                look: Look::Startup,
+                seen: seen_text(&screen, Alive::Running),
+            },
+        );
+        assert_eq!(fx.first(), Some(&Effect::PressKeys(keys)), "{version}");
+        // The dialog half drawn (no cursor yet): nothing pressed, the next look decides.
+        let half: String = screen.replace('❯', " ");
+        let mut s = Sim::new(Begin::Launch { resumed: false });
+        s.step(Input::Restore {
+            messages: vec![],
+            transcript: None,
+        });
+        assert_eq!(s.tick(), [Effect::Look(Look::Startup)]);
+        let fx = s.after(
+            5,
+            Input::Seen {
+                look: Look::Startup,
+                seen: seen_text(&half, Alive::Running),
+            },
+        );
+        assert_eq!(fx, [], "{version}");
+    }
+}
 
 #[test]
 fn trust_dialog_at_startup_is_accepted_and_audited() {
