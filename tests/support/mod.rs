@@ -84,8 +84,16 @@ impl Drop for TmuxServer {
 
 pub fn unique_socket(prefix: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
+    // A binary may hold several copies of this module (older_claude includes whole test
+    // files), each with its own counter: the copy's module path keeps their names apart.
+    let copy = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        module_path!().hash(&mut h);
+        h.finish() as u32
+    };
     format!(
-        "troupe-test-{prefix}-{}-{}",
+        "troupe-test-{prefix}-{}-{copy:08x}-{}",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
