@@ -56,6 +56,18 @@ async fn spawn_send_and_the_answer_is_recorded() {
             .contains("You are a developer"),
         "the role's system prompt reaches the model"
     );
+    // troupe's tools are in front of the model from its first request, not deferred behind
+    // a tool search (2.1.328 defers MCP tools unless the server is marked alwaysLoad).
+    let tools: Vec<String> = request["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["defer_loading"] != true)
+        .filter_map(|t| t["name"].as_str().map(str::to_string))
+        .collect();
+    for tool in ["mcp__troupe__reply_to_caller", "mcp__troupe__spawn_claude"] {
+        assert!(tools.iter().any(|t| t == tool), "{tool} not in {tools:?}");
+    }
     // ... through a private file: nothing secret sits on the command line, which every local
     // user can read.
     let out = std::process::Command::new("tmux")

@@ -109,7 +109,7 @@ impl Assessment {
     }
 }
 
-/// One line for the start line, the log and `troupe doctor`: the answer first, then what to
+/// One line for the start line and the log: the answer first, then what to
 /// do about it.
 impl fmt::Display for Assessment {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -119,15 +119,16 @@ impl fmt::Display for Assessment {
             (Standing::Tested, Some(v)) => write!(f, "{p} {v} (tested)"),
             (Standing::Newer, Some(v)) => write!(
                 f,
-                "{p} {v}: newer than the tested {range}; `troupe doctor` checks it"
+                "{p} {v}: newer than the tested {range}; it may show dialogs or take flags \
+                 troupe does not know yet"
             ),
             (Standing::Older, Some(v)) => write!(
                 f,
-                "{p} {v}: older than the tested {range}; update it, or `troupe doctor` checks it"
+                "{p} {v}: older than the tested {range}; update it to a tested version"
             ),
             (Standing::Between, Some(v)) => write!(
                 f,
-                "{p} {v}: not itself tested (tested: {}); `troupe doctor` checks it",
+                "{p} {v}: not itself tested (tested: {}); it may behave like neither",
                 self.tested
                     .iter()
                     .map(|v| v.to_string())
@@ -250,7 +251,8 @@ mod tests {
         assert_eq!(newer.standing, Standing::Newer);
         assert_eq!(
             newer.to_string(),
-            "Claude Code 2.1.412: newer than the tested 2.1.197–2.1.328; `troupe doctor` checks it"
+            "Claude Code 2.1.412: newer than the tested 2.1.197–2.1.328; it may show dialogs or \
+             take flags troupe does not know yet"
         );
         assert_eq!(
             CLAUDE.assess("2.1.250 (Claude Code)").standing,
