@@ -108,7 +108,6 @@ pub async fn run(
     Ok(status.code().unwrap_or(1))
 }
 
-/// The orchestrator guidance, then what the person added, then the team.
 /// troupe's read-only tools as Claude Code names them, comma-separated.
 fn allowed_tools() -> String {
     crate::mcp::READ_ONLY_TOOLS
@@ -118,6 +117,7 @@ fn allowed_tools() -> String {
         .join(",")
 }
 
+/// The orchestrator guidance, then what the person added, then the team.
 fn system_prompt(args: &ChatArgs, roster: Option<&str>) -> String {
     let mut parts = vec![crate::mcp::ORCHESTRATION_GUIDE.to_string()];
     if let Some(system) = args.system.as_deref().filter(|s| !s.trim().is_empty()) {

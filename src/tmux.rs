@@ -218,12 +218,7 @@ impl Tmux {
 
     /// Presses one named key (Enter, Escape, ...).
     pub async fn send_key(&self, name: &str, key: &str) -> Result<(), TmuxError> {
-        self.run(
-            SendKeys::new().target_pane(pane(name)).key(key).build(),
-            None,
-        )
-        .await
-        .map(|_| ())
+        self.send_keys(name, &[key]).await
     }
 
     /// Presses named keys in order, in one tmux command (verified on Claude Code 2.1.328:

@@ -456,35 +456,26 @@ fn the_trust_dialog_is_answered_by_its_label_on_each_tested_version() {
             "{root}/claude-code-{version}/screens/trust-dialog.txt"
         ))
         .unwrap();
-        let mut s = Sim::new(Begin::Launch { resumed: false });
-        s.step(Input::Restore {
-            messages: vec![],
-            transcript: None,
-        });
-        assert_eq!(s.tick(), [Effect::Look(Look::Startup)]);
-        let fx = s.after(
-            5,
-            Input::Seen {
-                look: Look::Startup,
-                seen: seen_text(&screen, Alive::Running),
-            },
-        );
+        // What a fresh launch does on its first look at this screen.
+        let first_look = |screen: &str| {
+            let mut s = Sim::new(Begin::Launch { resumed: false });
+            s.step(Input::Restore {
+                messages: vec![],
+                transcript: None,
+            });
+            assert_eq!(s.tick(), [Effect::Look(Look::Startup)]);
+            s.after(
+                5,
+                Input::Seen {
+                    look: Look::Startup,
+                    seen: seen_text(screen, Alive::Running),
+                },
+            )
+        };
+        let fx = first_look(&screen);
         assert_eq!(fx.first(), Some(&Effect::PressKeys(keys)), "{version}");
         // The dialog half drawn (no cursor yet): nothing pressed, the next look decides.
-        let half: String = screen.replace('❯', " ");
-        let mut s = Sim::new(Begin::Launch { resumed: false });
-        s.step(Input::Restore {
-            messages: vec![],
-            transcript: None,
-        });
-        assert_eq!(s.tick(), [Effect::Look(Look::Startup)]);
-        let fx = s.after(
-            5,
-            Input::Seen {
-                look: Look::Startup,
-                seen: seen_text(&half, Alive::Running),
-            },
-        );
+        let fx = first_look(&screen.replace('❯', " "));
         assert_eq!(fx, [], "{version}");
     }
 }
