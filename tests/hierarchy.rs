@@ -363,6 +363,21 @@ impl Terminal {
             .unwrap();
     }
 
+    /// Claude Code shows troupe's questions as a form: the box ticked with Space, then
+    /// Accept. Each key is pressed once the screen shows the one before it took.
+    async fn accept_form(&self) {
+        let step = |key: &'static str, shows: &'static str| async move {
+            self.keys(&[key]);
+            support::eventually(shows, Duration::from_secs(10), || async {
+                self.screen().contains(shows).then_some(())
+            })
+            .await;
+        };
+        step("Space", "☒").await;
+        step("Down", "❯ Accept").await;
+        self.keys(&["Enter"]);
+    }
+
     fn say(&self, text: &str) {
         self.keys(&["-l", text]);
         self.keys(&["Enter"]);
@@ -460,6 +475,8 @@ async fn a_helper_of_the_person_works_in_the_person_own_directory() {
         .await;
     assert_eq!(helper.workdir, project.display().to_string());
     assert_eq!(helper.parent_id, None);
+    let (era, client) = h.person_client();
+    assert_eq!(era, support::clis::claude_era(), "{client}");
 }
 
 /// `troupe chat PROMPT`: the person's own claude, attached as a root instance. Its spawn is
@@ -592,22 +609,8 @@ async fn the_person_approves_a_spawn_in_their_own_claude_code() {
             s.contains("allow spawn_claude").then_some(s)
         })
         .await;
-    // Claude Code shows it as a form: the box ticked with Space, then Accept. Each key is
-    // pressed once the screen shows the one before it took.
     assert!(question.contains("requests your input"), "{question}");
-    let step = |key: &'static str, shows: &'static str| {
-        let term = &term;
-        async move {
-            term.keys(&[key]);
-            support::eventually(shows, Duration::from_secs(10), || async {
-                term.screen().contains(shows).then_some(())
-            })
-            .await;
-        }
-    };
-    step("Space", "☒").await;
-    step("Down", "❯ Accept").await;
-    term.keys(&["Enter"]);
+    term.accept_form().await;
     let helper = support::eventually("the approved helper", Duration::from_secs(60), || async {
         let found = Instance::list(h.pool(), false)
             .await
@@ -627,4 +630,79 @@ async fn the_person_approves_a_spawn_in_their_own_claude_code() {
         .await
         .unwrap();
     assert!(granted[0].detail.contains("elicitation"), "{granted:?}");
+    let (era, client) = h.person_client();
+    assert_eq!(era, support::clis::claude_era(), "{client}");
+}
+
+/// A helper in the asking permission mode wants to run a command while the person's own
+/// Claude Code waits for its answer: the question appears in the person's TUI (on the
+/// session, or, in the stateless era, as the wait's `input_required`), their answer decides,
+/// and the wait goes on to the helper's answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_person_is_asked_about_a_helpers_permission_in_their_own_claude_code() {
+    let h = Harness::start().await;
+    let project = trusted_project(&h, "asks");
+    let kid = h
+        .spawn(json!({
+            "role": "developer", "name": "careful", "model": "haiku",
+            "permission_mode": "default", "project_dir": project.display().to_string(),
+        }))
+        .await;
+    let mcp = h.dir.path().join("person-mcp.json");
+    let config = json!({ "mcpServers": { "troupe": {
+        "type": "http",
+        "url": format!("{}/mcp", h.server().url()),
+        "headers": { "Authorization": format!("Bearer {}", h.server().token()) }
+    }}});
+    std::fs::write(&mcp, config.to_string()).unwrap();
+    let mut command = vec![support::clis::claude_bin()];
+    command.extend(argv(&SKIP));
+    command.extend(argv(&["--mcp-config", mcp.to_str().unwrap()]));
+    let term = Terminal::open(&h, &project, &[], &command);
+    let made = project.join("asked.txt");
+    let work = format!(
+        "CALL_TOOL Bash {}",
+        json!({ "command": format!("touch {}", made.display()), "description": "make a file" })
+    );
+    let call = format!(
+        "CALL_TOOL mcp__troupe__send_to_instance {}",
+        json!({ "instance_id": kid, "message": work })
+    );
+    term.say(&call);
+    let question = term
+        .until(
+            "troupe's permission question on the person's screen",
+            &call,
+            || async {
+                let s = term.screen();
+                s.contains("asks to use Bash").then_some(s)
+            },
+        )
+        .await;
+    assert!(question.contains(&kid), "{question}");
+    assert!(!made.exists(), "nothing runs before the person decides");
+    term.accept_form().await;
+    support::eventually("the allowed command", Duration::from_secs(60), || async {
+        if !made.exists() && term.screen().contains("❯ Accept") {
+            term.keys(&["Enter"]);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        made.exists().then_some(())
+    })
+    .await;
+    let decided = troupe::db::audit::of_kind(h.pool(), "permission.decided")
+        .await
+        .unwrap();
+    assert!(decided[0].detail.contains("allow"), "{decided:?}");
+    // The person's wait went on to the helper's answer, which their model then read.
+    let answered = r#"\"status\":\"answered\""#;
+    h.model
+        .wait_for_request(
+            |r| r["messages"].to_string().contains(answered),
+            Duration::from_secs(60),
+        )
+        .await
+        .expect("the helper's answer reaches the person's model");
+    let (era, client) = h.person_client();
+    assert_eq!(era, support::clis::claude_era(), "{client}");
 }

@@ -36,6 +36,7 @@ pub fn routes() -> Router<Supervisor> {
         .route("/api/settings", get(settings))
         .route("/api/usage", get(usage))
         .route("/api/limits", get(limits))
+        .route("/api/mcp-clients", get(mcp_clients))
         .route("/api/audit", get(audit))
         .route("/api/events", get(super::events::stream))
         .route("/api/login-link", post(login_link))
@@ -509,6 +510,12 @@ fn permission_json(r: crate::db::permissions::PermissionRequest) -> Value {
 /// `GET /api/limits`: each limit with how much of it is used.
 async fn limits(State(sup): State<Supervisor>) -> Result<Json<Value>, Error> {
     Ok(Json(json!({ "limits": sup.limits().await? })))
+}
+
+/// `GET /api/mcp-clients`: the MCP clients seen since the server started, the most recent
+/// first, each with the protocol era it speaks.
+async fn mcp_clients(State(sup): State<Supervisor>) -> Json<Value> {
+    Json(json!({ "clients": sup.mcp_clients().list() }))
 }
 
 /// `POST /api/login-link`: a one-time dashboard link (what `troupe open` prints).

@@ -35,12 +35,36 @@ pub struct Approve {
 }
 rmcp::elicit_safe!(Approve);
 
-/// Whether the call may go on; Err holds the answer to give instead.
+/// Whether `tool` needs the person's approval before it runs.
+pub fn needed(sup: &Supervisor, tool: &str) -> bool {
+    sup.settings().needs_approval(tool)
+}
+
+/// The question the person is asked about a call.
+pub fn question(sup: &Supervisor, request: &CallToolRequestParams) -> String {
+    let tool = &request.name;
+    let summary = request
+        .arguments
+        .as_ref()
+        .map(|a| {
+            let mut a = a.clone();
+            a.remove(CODE_ARG);
+            serde_json::Value::Object(a).to_string()
+        })
+        .unwrap_or_else(|| "{}".into());
+    let source = crate::supervisor::controls::source_words(sup.settings().require_approval.source);
+    format!("troupe: allow {tool} {summary}? (require_approval, set in {source})")
+}
+
+/// Whether the call may go on; Err holds the answer to give instead. `answered` is the
+/// person's answer to the form, when their client gave it with its retry of the call (the
+/// stateless protocol era, see [`super::rounds`]).
 pub async fn check(
     sup: &Supervisor,
     request: &mut CallToolRequestParams,
     ctx: &RequestContext<RoleServer>,
     caller: Option<&str>,
+    answered: Option<Result<(), &'static str>>,
 ) -> Result<(), String> {
     let tool = request.name.to_string();
     let settings = sup.settings();
@@ -53,6 +77,23 @@ pub async fn check(
         return Ok(());
     }
     let pool = sup.pool();
+    if let Some(answer) = answered.filter(|_| caller.is_none()) {
+        let (kind, why) = match answer {
+            Ok(()) => ("approval.granted", "approved"),
+            Err(why) => ("approval.refused", why),
+        };
+        audit::record(
+            pool,
+            caller,
+            None,
+            kind,
+            json!({ "tool": tool, "how": "elicitation", "answer": why }),
+        )
+        .await;
+        return answer.map_err(|why| {
+            format!("{tool} was not run: the user {why} it. Ask them what they want instead.")
+        });
+    }
     if let Some(code) = code {
         let valid = {
             let mut codes = CODES.lock().expect("codes poisoned");
@@ -105,8 +146,7 @@ pub async fn check(
             json!({ "tool": tool, "how": "elicitation" }),
         )
         .await;
-        let question =
-            format!("troupe: allow {tool} {summary}? (require_approval, set in {source})");
+        let question = question(sup, request);
         let answer = ctx
             .peer
             .elicit_with_timeout::<Approve>(question, Some(ASK_WAIT))

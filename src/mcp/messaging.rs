@@ -111,6 +111,9 @@ impl Troupe {
         let Some(timeout) = timeout else {
             return Ok(Json(message.into()));
         };
+        if let Some(w) = ctx.extensions.get::<super::rounds::Waiting>() {
+            w.on(&message.id, std::time::Instant::now() + timeout);
+        }
         let answered = self
             .with_progress(
                 &ctx,
@@ -142,6 +145,9 @@ impl Troupe {
             )?),
             None => None,
         };
+        if let (Some(wait), Some(w)) = (wait, ctx.extensions.get::<super::rounds::Waiting>()) {
+            w.on(&p.message_id, std::time::Instant::now() + wait);
+        }
         let message = match wait {
             Some(wait) => match self
                 .with_progress(

@@ -4,6 +4,7 @@
 
 mod answer;
 mod approval;
+pub mod clients;
 mod coordination;
 mod files;
 mod instances;
@@ -12,6 +13,7 @@ mod messaging;
 mod parameters;
 mod permissions;
 mod roots;
+mod rounds;
 mod settings;
 pub use settings::PRECEDENCE as SETTINGS_PRECEDENCE;
 mod teams;
@@ -156,6 +158,73 @@ impl Troupe {
     }
 }
 
+/// The tools whose waits a permission question may end in the stateless era.
+const WAITING_TOOLS: &[&str] = &["send_to_instance", "get_message"];
+
+impl Troupe {
+    /// Runs a waiting call of the person's stateless client. If an instance asks for a
+    /// permission while the call waits for a message, the wait ends with `input_required`:
+    /// the form goes to the person, and the client's retry of `original` decides it and goes
+    /// on waiting for the same message.
+    async fn call_watching(
+        &self,
+        request: rmcp::model::CallToolRequestParams,
+        mut context: RequestContext<RoleServer>,
+        original: (String, Option<JsonObject>),
+    ) -> Result<rmcp::model::CallToolResponse, McpError> {
+        use crate::supervisor::Event;
+        use tokio::sync::broadcast::error::RecvError;
+        let waiting = rounds::Waiting::default();
+        context.extensions.insert(waiting.clone());
+        let mut events = self.sup.subscribe();
+        let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
+        let call = self.tool_router.call(tcc);
+        let mut call = std::pin::pin!(call);
+        loop {
+            tokio::select! {
+                out = &mut call => return out,
+                event = events.recv() => match event {
+                    Ok(Event::PermissionAsked { instance_id, request_id, summary }) => {
+                        let Some((message_id, until)) = waiting.get() else { continue };
+                        let question = permissions::question(&instance_id, &summary);
+                        let asked = rounds::Asked::Permission { instance_id, request_id, message_id, until };
+                        let ask = rounds::ask_permission(&original.0, original.1.as_ref(), asked, &question);
+                        return Ok(rmcp::model::CallToolResponse::InputRequired(ask));
+                    }
+                    Err(RecvError::Closed) => return call.await,
+                    _ => {}
+                },
+            }
+        }
+    }
+
+    /// The person's answer to a permission form, carried by their client's retry.
+    async fn decide_permission(
+        &self,
+        instance_id: &str,
+        request_id: &str,
+        responses: &rmcp::model::InputResponses,
+    ) {
+        let Some(allow) = rounds::answered_permission(responses) else {
+            return;
+        };
+        let (decision, message) = match allow {
+            true => (crate::permissions::Decision::Allow, None),
+            false => (
+                crate::permissions::Decision::Deny,
+                Some("the person declined".to_string()),
+            ),
+        };
+        if let Err(e) = self
+            .sup
+            .respond_to_permission(instance_id, request_id, decision, message, None)
+            .await
+        {
+            tracing::debug!(request = %request_id, "the person's answer came too late: {e}");
+        }
+    }
+}
+
 /// The `format` values of JSON Schema itself; schemars also writes its own (`uint`, `int64`,
 /// `double`, ...), which clients such as Claude Code warn about on every start.
 const STANDARD_FORMATS: &[&str] = &[
@@ -281,15 +350,11 @@ impl ServerHandler for Troupe {
             .with_instructions(INSTRUCTIONS)
     }
 
-    /// troupe speaks MCP 2025-11-25 and the revisions before it, not yet the stateless
-    /// 2026-07-28. What troupe needs of a person's client is server-to-client requests on
-    /// a session: its roots (a helper works in the person's project), elicitation (approval
-    /// forms, permission questions) and notifications. Offered 2026-07-28, Claude Code 2.1.328
-    /// takes it, and each request then arrives as a session of its own with no capabilities,
-    /// so none of those reach it. Without 2026-07-28 in `server/discover`'s answer, it falls
-    /// back to `initialize` on 2025-11-25, with roots and elicitation (verified on 2.1.328).
+    /// Both eras: sessions (2025-11-25 and before), where troupe asks the person's client
+    /// for its roots and approvals on the session, and the stateless 2026-07-28, where it asks
+    /// with `input_required` results (see [`rounds`]). Claude Code 2.1.328 takes 2026-07-28.
     fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [ProtocolVersion]> {
-        std::borrow::Cow::Borrowed(ProtocolVersion::known_up_to(&ProtocolVersion::V_2025_11_25))
+        std::borrow::Cow::Borrowed(ProtocolVersion::known_up_to(&ProtocolVersion::V_2026_07_28))
     }
 
     #[allow(deprecated)]
@@ -302,20 +367,102 @@ impl ServerHandler for Troupe {
         Ok(())
     }
 
-    /// A tool the person must approve is asked about (or refused) before it runs.
+    /// A tool the person must approve is asked about (or refused) before it runs. In the
+    /// stateless era, what the call needs from the person's client (its roots, their
+    /// approval) is asked for first with an `input_required` answer, and taken from the
+    /// client's retry.
     async fn call_tool(
         &self,
         mut request: rmcp::model::CallToolRequestParams,
-        context: RequestContext<RoleServer>,
+        mut context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::CallToolResponse, McpError> {
         let who = caller(&context.extensions);
-        if let Err(text) = approval::check(&self.sup, &mut request, &context, who.as_deref()).await
+        self.sup.mcp_clients().note(&context, who.as_deref());
+        let state = request.request_state.take();
+        let responses = request.input_responses.take().unwrap_or_default();
+        let stateless_person =
+            who.is_none() && clients::Era::of(&context) == clients::Era::Stateless;
+        let can = match stateless_person {
+            true => rounds::can_answer(&context.client_capabilities().unwrap_or_default()),
+            false => rounds::Needs::default(),
+        };
+        let finished = state
+            .as_deref()
+            .filter(|_| stateless_person)
+            .and_then(|s| rounds::finish(s, &request.name, request.arguments.as_ref()));
+        let mut answered = None;
+        match finished {
+            Some(rounds::Asked::Permission {
+                instance_id,
+                request_id,
+                message_id,
+                until,
+            }) => {
+                self.decide_permission(&instance_id, &request_id, &responses)
+                    .await;
+                let left = until.saturating_duration_since(std::time::Instant::now());
+                let mut args = JsonObject::new();
+                args.insert("message_id".into(), message_id.into());
+                if left.as_secs() >= 1 {
+                    args.insert("wait_seconds".into(), left.as_secs().into());
+                }
+                let again =
+                    rmcp::model::CallToolRequestParams::new("get_message").with_arguments(args);
+                let original = (request.name.to_string(), request.arguments.clone());
+                return self.call_watching(again, context, original).await;
+            }
+            Some(rounds::Asked::Inputs(asked)) => {
+                if asked.roots
+                    && let Some(dir) = rounds::answered_dir(&responses)
+                {
+                    context.extensions.insert(roots::ClientDir(dir));
+                }
+                if asked.approval {
+                    answered = Some(rounds::answered_approval(&responses));
+                }
+            }
+            None => {
+                let has_code = request
+                    .arguments
+                    .as_ref()
+                    .is_some_and(|a| a.contains_key(approval::CODE_ARG));
+                let needs = rounds::Needs {
+                    roots: can.roots
+                        && rounds::wants_roots(&request.name, request.arguments.as_ref()),
+                    approval: can.approval
+                        && !has_code
+                        && approval::needed(&self.sup, &request.name),
+                };
+                if needs.any() {
+                    if needs.approval {
+                        crate::db::audit::record(
+                            self.sup.pool(),
+                            None,
+                            None,
+                            "approval.asked",
+                            serde_json::json!({ "tool": request.name, "how": "elicitation" }),
+                        )
+                        .await;
+                    }
+                    let question = approval::question(&self.sup, &request);
+                    let ask =
+                        rounds::ask(&request.name, request.arguments.as_ref(), needs, &question);
+                    return Ok(rmcp::model::CallToolResponse::InputRequired(ask));
+                }
+            }
+        }
+        if let Err(text) =
+            approval::check(&self.sup, &mut request, &context, who.as_deref(), answered).await
         {
             tracing::info!("refused a call: {text}");
             return Ok(
                 rmcp::model::CallToolResult::error(vec![rmcp::model::ContentBlock::text(text)])
                     .into(),
             );
+        }
+        if can.approval && WAITING_TOOLS.contains(&request.name.as_ref()) {
+            let original = (request.name.to_string(), request.arguments.clone());
+            return self.call_watching(request, context, original).await;
         }
         let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
         self.tool_router.call(tcc).await

@@ -82,6 +82,11 @@ pub struct PermissionAnswer {
 }
 rmcp::elicit_safe!(PermissionAnswer);
 
+/// What the person is asked about a permission request.
+pub fn question(instance_id: &str, summary: &str) -> String {
+    format!("troupe: {instance_id} asks to use {summary}. Allow it?")
+}
+
 /// Asks the person's client (one that declared form elicitation) to decide a permission
 /// request at once. Any other decider may get there first; then this answer is dropped.
 pub async fn ask_person(
@@ -91,7 +96,7 @@ pub async fn ask_person(
     request_id: String,
     summary: String,
 ) {
-    let question = format!("troupe: {instance_id} asks to use {summary}. Allow it?");
+    let question = question(&instance_id, &summary);
     let wait = sup.config().permission_wait;
     let answer = peer
         .elicit_with_timeout::<PermissionAnswer>(question, Some(wait))

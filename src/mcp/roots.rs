@@ -13,8 +13,16 @@ use rmcp::service::RequestContext;
 /// How long the client may take to answer `roots/list`.
 const ROOTS_WAIT: Duration = Duration::from_secs(3);
 
+/// The client's directory as its retry of a call gave it (the stateless era: see
+/// [`super::rounds`]), carried to the tool in the request's extensions.
+#[derive(Debug, Clone)]
+pub struct ClientDir(pub String);
+
 /// The first `file://` root the client names, if it offers roots and answers in time.
 pub async fn client_dir(ctx: &RequestContext<RoleServer>) -> Option<String> {
+    if let Some(ClientDir(dir)) = ctx.extensions.get::<ClientDir>() {
+        return Some(dir.clone());
+    }
     let info = ctx.peer.peer_info()?;
     info.capabilities.roots.as_ref()?;
     let listed = tokio::time::timeout(ROOTS_WAIT, ctx.peer.list_roots()).await;
@@ -33,7 +41,7 @@ pub async fn client_dir(ctx: &RequestContext<RoleServer>) -> Option<String> {
 }
 
 /// The path of a `file://` URI (`file:///home/me/my%20app` is `/home/me/my app`).
-fn file_path(uri: &str) -> Option<String> {
+pub(super) fn file_path(uri: &str) -> Option<String> {
     let rest = uri.strip_prefix("file://")?;
     // An authority other than empty or localhost names another machine.
     let path = match rest.find('/') {

@@ -87,6 +87,8 @@ pub(crate) struct Shared {
     started_at: String,
     /// Dashboard login codes not yet used.
     logins: crate::weblogin::Codes,
+    /// The MCP clients seen, and the protocol era each speaks.
+    mcp_clients: crate::mcp::clients::Clients,
     /// True once the instances of the previous run are back under supervision: until then an
     /// instance without a task may be one still being reattached.
     reconciled: tokio::sync::watch::Sender<bool>,
@@ -257,6 +259,7 @@ impl Supervisor {
             tasks: TaskTracker::new(),
             attached: Mutex::new(HashMap::new()),
             logins: crate::weblogin::Codes::default(),
+            mcp_clients: crate::mcp::clients::Clients::default(),
             permission_waiters: Mutex::new(HashMap::new()),
             reconciled: tokio::sync::watch::channel(false).0,
         });
@@ -281,6 +284,10 @@ impl Supervisor {
     /// The dashboard's one-time login codes.
     pub fn logins(&self) -> &crate::weblogin::Codes {
         &self.shared.logins
+    }
+
+    pub fn mcp_clients(&self) -> &crate::mcp::clients::Clients {
+        &self.shared.mcp_clients
     }
 
     /// When this server started.

@@ -46,6 +46,17 @@ pub fn claude_version() -> &'static str {
 }
 
 /// Whether this binary runs the oldest tested Claude Code.
+/// The MCP era the tested Claude Code picks with troupe: 2.1.328 takes the stateless
+/// 2026-07-28 when offered; 2.1.197 knows only sessions.
+#[allow(dead_code)]
+pub fn claude_era() -> troupe::mcp::clients::Era {
+    if claude_is_oldest() {
+        troupe::mcp::clients::Era::Session
+    } else {
+        troupe::mcp::clients::Era::Stateless
+    }
+}
+
 pub fn claude_is_oldest() -> bool {
     claude_version() == CLAUDE_VERSIONS[0]
 }

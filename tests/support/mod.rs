@@ -183,6 +183,16 @@ impl Harness {
         self.server.as_ref().expect("server running")
     }
 
+    /// The protocol era the person's own Claude Code spoke with troupe, and its client name.
+    pub fn person_client(&self) -> (troupe::mcp::clients::Era, String) {
+        let seen = self.server().supervisor.mcp_clients().list();
+        let person = seen
+            .iter()
+            .find(|c| c.instance_id.is_none() && c.client.starts_with("claude"))
+            .unwrap_or_else(|| panic!("no Claude Code client of the person's among {seen:?}"));
+        (person.era, person.client.clone())
+    }
+
     pub fn pool(&self) -> &sqlx::SqlitePool {
         self.server().supervisor.pool()
     }
