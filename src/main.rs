@@ -65,6 +65,23 @@ enum Command {
         #[command(flatten)]
         server: ServerUrl,
     },
+    /// Check what troupe needs, a line each, with the fix for what is wrong: tmux, the CLIs
+    /// (found, version, tested), the token, the data directory and database, the server, and
+    /// for a running server its MCP clients (which protocol era each speaks) and the last
+    /// failures in its audit log. Exits 1 if something must be fixed.
+    Doctor {
+        #[command(flatten)]
+        server: ServerUrl,
+        /// The Claude Code executable.
+        #[arg(long, env = "TROUPE_CLAUDE_BIN", default_value = "claude")]
+        claude_bin: String,
+        /// The Codex executable.
+        #[arg(long, env = "TROUPE_CODEX_BIN", default_value = "codex")]
+        codex_bin: String,
+        /// The checks as JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the live instances of a running server.
     Ls {
         #[command(flatten)]
@@ -413,6 +430,40 @@ struct ServeArgs {
     allow_remote: bool,
 }
 
+async fn doctor(
+    server: ServerUrl,
+    claude_bin: String,
+    codex_bin: String,
+    json: bool,
+) -> anyhow::Result<()> {
+    use troupe::doctor;
+    let setup = doctor::Setup {
+        claude_bin,
+        codex_bin,
+        data_dir: server
+            .data_dir
+            .clone()
+            .unwrap_or_else(config::default_data_dir),
+        url: server.url.clone(),
+        token: server.token.clone(),
+    };
+    let facts = doctor::gather(&setup).await;
+    let checks = doctor::judge(
+        &facts,
+        &troupe::agents::claude::TESTED,
+        &troupe::agents::codex::TESTED,
+    );
+    if json {
+        println!("{}", serde_json::to_string_pretty(&checks)?);
+    } else {
+        print!("{}", doctor::render(&checks));
+    }
+    match checks.iter().any(|c| c.status == doctor::Status::Fail) {
+        true => anyhow::bail!("troupe doctor found something to fix (the FAIL lines above)"),
+        false => Ok(()),
+    }
+}
+
 /// Errors are for people: the message and its causes, never a stack trace (even with
 /// RUST_BACKTRACE set), and exit status 1.
 fn main() -> std::process::ExitCode {
@@ -436,6 +487,12 @@ fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Doctor {
+            server,
+            claude_bin,
+            codex_bin,
+            json,
+        } => runtime.block_on(doctor(server, claude_bin, codex_bin, json)),
         Command::Ls { server, json } => runtime.block_on(ls(server.client()?, json)),
         Command::Cost { server, json } => runtime.block_on(cost(server.client()?, json)),
         Command::Tree { server, json } => runtime.block_on(async {

@@ -76,7 +76,7 @@ pub(crate) fn version(bin: &str, args: &[&str]) -> Result<String, String> {
     }
 }
 
-fn writable(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn writable(dir: &Path) -> std::io::Result<()> {
     crate::private::dir(dir)?;
     let probe = dir.join(".troupe-write-check");
     crate::private::write(&probe, b"ok")?;

@@ -272,3 +272,66 @@ async fn logs_follow_open_and_attach_from_the_command_line() {
         "{out}"
     );
 }
+
+/// `troupe doctor` against a running server: every part checked, the tested CLI versions
+/// named, and each MCP client with the era it speaks (the instance's Claude Code included).
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_checks_each_part_and_names_the_clients_eras() {
+    let h = Harness::start().await;
+    let id = h.spawn(json!({ "role": "tester", "model": "haiku" })).await;
+    let server = h.server();
+    let doctor = |more: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_troupe"))
+            .args(["doctor", "--data-dir"])
+            .arg(&h.data_dir)
+            .args(more)
+            .env("TROUPE_URL", server.url())
+            .env("TROUPE_TOKEN", server.token())
+            .env("TROUPE_CLAUDE_BIN", support::clis::claude_bin())
+            .env("TROUPE_CODEX_BIN", support::clis::codex_bin())
+            .output()
+            .unwrap()
+    };
+    let out = doctor(&[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let version = support::clis::claude_version();
+    for line in [
+        format!("ok    claude       Claude Code {version} (tested)"),
+        "ok    codex        Codex 0.169.0 (tested)".to_string(),
+        format!("ok    server       troupe answers at {}", server.url()),
+        "ok    token        from the --token flag or TROUPE_TOKEN".to_string(),
+    ] {
+        assert!(text.contains(&line), "{line:?} not in\n{text}");
+    }
+    // The test's own client speaks sessions; the instance's Claude Code its own era.
+    assert!(
+        text.contains("troupe-tests 0 (the person): MCP 2025-06-18 (sessions)"),
+        "{text}"
+    );
+    let era = match support::clis::claude_era() {
+        troupe::mcp::clients::Era::Stateless => "MCP 2026-07-28 (stateless)",
+        troupe::mcp::clients::Era::Session => "(sessions)",
+    };
+    let instance_line = text
+        .lines()
+        .find(|l| l.contains(&format!("(instance {id})")))
+        .unwrap_or_else(|| panic!("no line for {id} in\n{text}"));
+    assert!(instance_line.contains(era), "{instance_line}");
+    assert!(instance_line.contains("claude-code"), "{instance_line}");
+    // As JSON, for scripts.
+    let out = doctor(&["--json"]);
+    assert!(out.status.success());
+    let checks: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "server" && c["status"] == "ok")
+    );
+}

@@ -120,7 +120,7 @@ impl fmt::Display for Assessment {
             (Standing::Newer, Some(v)) => write!(
                 f,
                 "{p} {v}: newer than the tested {range}; it may show dialogs or take flags \
-                 troupe does not know yet"
+                 troupe does not know yet (`troupe doctor` checks the rest)"
             ),
             (Standing::Older, Some(v)) => write!(
                 f,
@@ -252,7 +252,7 @@ mod tests {
         assert_eq!(
             newer.to_string(),
             "Claude Code 2.1.412: newer than the tested 2.1.197–2.1.328; it may show dialogs or \
-             take flags troupe does not know yet"
+             take flags troupe does not know yet (`troupe doctor` checks the rest)"
         );
         assert_eq!(
             CLAUDE.assess("2.1.250 (Claude Code)").standing,

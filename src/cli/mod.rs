@@ -257,17 +257,22 @@ pub fn for_the_command_line(error: &str) -> String {
 
 /// What to say when no server answers: where it was looked for and how to start one.
 fn unreachable(base: &str, e: &reqwest::Error) -> anyhow::Error {
-    let why = if e.is_connect() {
+    let why = reach_error(e);
+    anyhow::anyhow!(
+        "no troupe server answers at {base} ({why}). Start one with `troupe serve`, or point \
+         --url / TROUPE_URL at the one you run"
+    )
+}
+
+/// Why a request did not reach the server, in words.
+pub fn reach_error(e: &reqwest::Error) -> String {
+    if e.is_connect() {
         "nothing is listening there".to_string()
     } else if e.is_timeout() {
         "it did not answer in time".to_string()
     } else {
         e.to_string()
-    };
-    anyhow::anyhow!(
-        "no troupe server answers at {base} ({why}). Start one with `troupe serve`, or point \
-         --url / TROUPE_URL at the one you run"
-    )
+    }
 }
 
 /// Parses the seed's member list: `architect:opus,developer:sonnet,tester:haiku`, each entry

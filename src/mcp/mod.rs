@@ -357,6 +357,27 @@ impl ServerHandler for Troupe {
         std::borrow::Cow::Borrowed(ProtocolVersion::known_up_to(&ProtocolVersion::V_2026_07_28))
     }
 
+    /// As rmcp's own, and the client is noted: an instance's client lists troupe's tools
+    /// before its model may call any.
+    async fn list_tools(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListToolsResult, McpError> {
+        self.sup
+            .mcp_clients()
+            .note(&context, caller(&context.extensions).as_deref());
+        let stateless = clients::Era::of(&context) == clients::Era::Stateless;
+        Ok(rmcp::model::ListToolsResult {
+            result_type: Some(rmcp::model::ResultType::COMPLETE),
+            tools: self.tool_router.list_all(),
+            meta: None,
+            next_cursor: None,
+            ttl_ms: stateless.then_some(0),
+            cache_scope: stateless.then_some(rmcp::model::CacheScope::Public),
+        })
+    }
+
     #[allow(deprecated)]
     async fn set_level(
         &self,
