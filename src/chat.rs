@@ -86,6 +86,11 @@ pub async fn run(
     // its default auto mode behind a gateway stopped every troupe call at a Yes/No dialog.
     // The person's own flags come after, and their permission settings rule the rest.
     cmd.arg("--allowedTools").arg(allowed_tools());
+    // troupe's waits last up to 5 minutes; from 2.1.212 the CLI would move them to the
+    // background after 2, unless the person chose otherwise.
+    if std::env::var_os("CLAUDE_CODE_MCP_AUTO_BACKGROUND_MS").is_none() {
+        cmd.env("CLAUDE_CODE_MCP_AUTO_BACKGROUND_MS", "0");
+    }
     cmd.args(&args.claude_args);
     if let Some(p) = &args.prompt {
         cmd.arg(p);

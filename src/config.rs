@@ -62,6 +62,9 @@ pub struct Config {
     pub interrupt_timeout: Duration,
     /// Default wait for an answer when the caller gives none.
     pub default_wait: Duration,
+    /// The longest one wait lasts for the person's own MCP client before troupe answers with
+    /// the message id; None: what the client is known to bear (see [`crate::mcp`]'s waits).
+    pub person_wait: Option<Duration>,
     /// How long a permission request is held for someone to decide it.
     pub permission_wait: Duration,
     /// The controls the config file sets (`[orchestration]`).
@@ -107,6 +110,7 @@ impl Config {
             submit_timeout: Duration::from_secs(30),
             interrupt_timeout: Duration::from_secs(15),
             default_wait: Duration::from_secs(300),
+            person_wait: None,
             permission_wait: Duration::from_secs(300),
             file_controls: crate::settings::Layer::default(),
             env_controls: crate::settings::Layer::default(),

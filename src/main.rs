@@ -412,6 +412,11 @@ struct ServeArgs {
     /// Default seconds send_to_instance waits for an answer.
     #[arg(long, env = "TROUPE_DEFAULT_WAIT", default_value_t = 300)]
     default_wait: u64,
+    /// Seconds one wait of your own MCP client lasts at most before troupe answers with the
+    /// message id and how to wait on [default: 100 for Claude Code 2.1.212 and later, which
+    /// moves calls past 120 s to the background; no limit for other clients].
+    #[arg(long, env = "TROUPE_PERSON_WAIT")]
+    person_wait: Option<u64>,
     /// Seconds a permission request is held for a decision (respond_to_permission, the
     /// dashboard, a rule); after that the CLI's own dialog waits for a person at its pane.
     #[arg(long, env = "TROUPE_PERMISSION_WAIT", default_value_t = 300)]
@@ -1071,6 +1076,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.startup_timeout = Duration::from_secs(args.startup_timeout);
     config.db_busy_timeout = Duration::from_secs(args.db_busy_timeout);
     config.default_wait = Duration::from_secs(args.default_wait);
+    config.person_wait = args.person_wait.map(Duration::from_secs);
     if args.permission_wait == 0 || args.permission_wait > 3600 {
         anyhow::bail!("--permission-wait must be 1 to 3600 seconds");
     }

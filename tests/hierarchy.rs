@@ -706,3 +706,68 @@ async fn the_person_is_asked_about_a_helpers_permission_in_their_own_claude_code
     let (era, client) = h.person_client();
     assert_eq!(era, support::clis::claude_era(), "{client}");
 }
+
+/// The person's own client may not bear a long wait (Claude Code 2.1.212 and later moves a
+/// tool call past 2 minutes to the background): troupe answers before the client's limit,
+/// here set to 3 s, with the message id and how to wait on, and the message goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wait_longer_than_the_persons_client_bears_answers_with_the_next_step() {
+    let h = Harness::start_with(|c| c.person_wait = Some(Duration::from_secs(3))).await;
+    let project = trusted_project(&h, "long");
+    let kid = h
+        .spawn(json!({ "role": "tester", "name": "slow", "model": "haiku" }))
+        .await;
+    let mcp = h.dir.path().join("person-mcp.json");
+    let config = json!({ "mcpServers": { "troupe": {
+        "type": "http",
+        "url": format!("{}/mcp", h.server().url()),
+        "headers": { "Authorization": format!("Bearer {}", h.server().token()) }
+    }}});
+    std::fs::write(&mcp, config.to_string()).unwrap();
+    let mut command = vec![support::clis::claude_bin()];
+    command.extend(argv(&SKIP));
+    command.extend(argv(&["--mcp-config", mcp.to_str().unwrap()]));
+    let term = Terminal::open(&h, &project, &[], &command);
+    let call = format!(
+        "CALL_TOOL mcp__troupe__send_to_instance {}",
+        json!({ "instance_id": kid, "message": "count slowly to 20", "timeout_seconds": 60 })
+    );
+    term.say(&call);
+    let request = term
+        .until(
+            "the capped wait's answer to the person's model",
+            &call,
+            || async {
+                h.model
+                    .wait_for_request(
+                        |r| r["messages"].to_string().contains("still working after 3s"),
+                        Duration::from_millis(100),
+                    )
+                    .await
+            },
+        )
+        .await;
+    let said = request["messages"].to_string();
+    assert!(said.contains("get_message with message_id"), "{said}");
+    assert!(
+        said.contains("57s remain of the wait you asked for"),
+        "{said}"
+    );
+    assert!(said.contains("\\\"status\\\":\\\"started\\\""), "{said}");
+    // The message was not given up: the instance finishes it.
+    support::eventually("the slow answer", Duration::from_secs(60), || async {
+        let states: Vec<(String, Option<String>)> =
+            sqlx::query_as("SELECT state, response FROM messages WHERE instance_id = ?")
+                .bind(&kid)
+                .fetch_all(h.pool())
+                .await
+                .unwrap();
+        states
+            .iter()
+            .any(|(state, response)| {
+                state == "answered" && response.as_deref().is_some_and(|r| r.contains("20"))
+            })
+            .then_some(())
+    })
+    .await;
+}

@@ -96,6 +96,18 @@ fn asking_mode(version: Option<Version>) -> &'static str {
     }
 }
 
+/// How long a call to an MCP tool may run in this version before the CLI moves it to the
+/// background and lets its model go on: 2 minutes since 2.1.212 (its changelog, and the
+/// `CLAUDE_CODE_MCP_AUTO_BACKGROUND_MS` default read from the 2.1.328 binary); before that,
+/// never. troupe sets the variable to 0 for the CLIs it starts; a person's own client keeps
+/// its default.
+pub fn mcp_calls_background_after(version: Version) -> Option<std::time::Duration> {
+    (version >= Version(2, 1, 212)).then_some(std::time::Duration::from_secs(120))
+}
+
+/// The name Claude Code gives itself as an MCP client (`clientInfo.name`).
+pub const MCP_CLIENT_NAME: &str = "claude-code";
+
 /// Seconds the CLI waits for troupe's answer to a PermissionRequest hook.
 pub const PERMISSION_HOOK_TIMEOUT: u64 = 3700;
 

@@ -313,7 +313,8 @@ impl Troupe {
         let wait = p
             .wait_for_response
             .then(|| wait_for(p.timeout_seconds, self.sup.config().default_wait))
-            .transpose()?;
+            .transpose()?
+            .map(|w| self.capped(&ctx, w).0);
         let results = self
             .with_progress(
                 &ctx,
@@ -458,7 +459,8 @@ impl Troupe {
             .wait_for_response
             .unwrap_or(true)
             .then(|| wait_for(p.timeout_seconds, self.sup.config().default_wait))
-            .transpose()?;
+            .transpose()?
+            .map(|w| self.capped(&ctx, w).0);
         let results = self
             .with_progress(
                 &ctx,
@@ -480,7 +482,12 @@ impl Troupe {
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<CoordinateResult>, String> {
         let sender = caller(&extensions);
-        let wait = wait_for(p.timeout_seconds, self.sup.config().default_wait)?;
+        let wait = self
+            .capped(
+                &ctx,
+                wait_for(p.timeout_seconds, self.sup.config().default_wait)?,
+            )
+            .0;
         let mode = p
             .mode
             .as_deref()

@@ -85,7 +85,7 @@ pub struct InterruptResult {
 impl Troupe {
     #[tool(
         name = "send_to_instance",
-        description = "Send a message or task to an instance. By default waits for its answer and returns it as `response`; if the wait times out, the error names the message id so get_message can fetch the answer later."
+        description = "Send a message or task to an instance. By default waits for its answer and returns it as `response`; if the wait times out, the error names the message id so get_message can fetch the answer later. For a client that moves long tool calls to the background (Claude Code 2.1.212 and later, after 2 minutes), a wait ends after 100 s with status still `started` and a `reason` naming the message id: call get_message with it and wait_seconds to keep waiting."
     )]
     pub async fn send_to_instance(
         &self,
@@ -114,6 +114,7 @@ impl Troupe {
         if let Some(w) = ctx.extensions.get::<super::rounds::Waiting>() {
             w.on(&message.id, std::time::Instant::now() + timeout);
         }
+        let (wait, capped) = self.capped(&ctx, timeout);
         let answered = self
             .with_progress(
                 &ctx,
@@ -121,16 +122,23 @@ impl Troupe {
                     "message {} to {} (get_message fetches it if this wait ends)",
                     message.id, p.instance_id
                 ),
-                self.sup.wait_message(&message.id, timeout),
+                self.sup.wait_message(&message.id, wait),
             )
-            .await
-            .map_err(tool_error)?;
-        Ok(Json(answered.into()))
+            .await;
+        match answered {
+            Ok(m) => Ok(Json(m.into())),
+            Err(Error::Timeout { .. }) if capped => {
+                let mut view: MessageView = find(&self.sup, &message.id).await?.into();
+                view.reason = super::still_working(&message.id, wait, timeout);
+                Ok(Json(view))
+            }
+            Err(e) => Err(tool_error(e)),
+        }
     }
 
     #[tool(
         name = "get_message",
-        description = "A message sent earlier, with its status and the answer once there is one; optionally waits for it."
+        description = "A message sent earlier, with its status and the answer once there is one; optionally waits for it (wait_seconds; for a client that moves long tool calls to the background, at most 100 s per call: call again to wait on)."
     )]
     pub async fn get_message(
         &self,
@@ -149,21 +157,30 @@ impl Troupe {
             w.on(&p.message_id, std::time::Instant::now() + wait);
         }
         let message = match wait {
-            Some(wait) => match self
-                .with_progress(
-                    &ctx,
-                    &format!("message {}", p.message_id),
-                    self.sup.wait_message(&p.message_id, wait),
-                )
-                .await
-            {
-                Ok(m) => m,
-                Err(Error::Timeout { .. }) => find(&self.sup, &p.message_id).await?,
-                Err(e) => return Err(tool_error(e)),
-            },
-            None => find(&self.sup, &p.message_id).await?,
+            Some(asked) => {
+                let (wait, capped) = self.capped(&ctx, asked);
+                match self
+                    .with_progress(
+                        &ctx,
+                        &format!("message {}", p.message_id),
+                        self.sup.wait_message(&p.message_id, wait),
+                    )
+                    .await
+                {
+                    Ok(m) => m.into(),
+                    Err(Error::Timeout { .. }) => {
+                        let mut view: MessageView = find(&self.sup, &p.message_id).await?.into();
+                        if capped {
+                            view.reason = super::still_working(&p.message_id, wait, asked);
+                        }
+                        view
+                    }
+                    Err(e) => return Err(tool_error(e)),
+                }
+            }
+            None => find(&self.sup, &p.message_id).await?.into(),
         };
-        Ok(Json(message.into()))
+        Ok(Json(message))
     }
 
     #[tool(

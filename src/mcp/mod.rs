@@ -118,6 +118,24 @@ impl Troupe {
         }
     }
 
+    /// This caller's longest single wait, if shorter than what it may ask for.
+    fn cap(&self, ctx: &RequestContext<RoleServer>) -> Option<Duration> {
+        let is_person = caller(&ctx.extensions).is_none();
+        wait_cap(
+            self.sup.config().person_wait,
+            is_person,
+            ctx.client_info().as_ref(),
+        )
+    }
+
+    /// `asked`, or the caller's cap if shorter; true when capped.
+    fn capped(&self, ctx: &RequestContext<RoleServer>, asked: Duration) -> (Duration, bool) {
+        match self.cap(ctx) {
+            Some(cap) if cap < asked => (cap, true),
+            _ => (asked, false),
+        }
+    }
+
     /// Runs a long wait and keeps the caller informed while it lasts: MCP progress
     /// notifications every few seconds when the caller asked for them (a progressToken),
     /// else an info log line now and then. Either also keeps the session from expiring as
@@ -533,6 +551,50 @@ fn tool_error(e: crate::error::Error) -> String {
     text
 }
 
+/// How long before a client's own limit troupe answers a capped wait.
+const CAP_MARGIN: Duration = Duration::from_secs(20);
+
+/// The longest one wait may last for this caller, when shorter than any it asks for: the
+/// person's own Claude Code (2.1.212 and later) moves a call past 2 minutes to the
+/// background, so its waits end before that with the message id and how to wait on. The CLIs
+/// troupe starts are told not to (`CLAUDE_CODE_MCP_AUTO_BACKGROUND_MS=0`), and other clients
+/// have no known limit; `--person-wait` sets the person's limit for every client.
+fn wait_cap(
+    configured: Option<Duration>,
+    is_person: bool,
+    client: Option<&Implementation>,
+) -> Option<Duration> {
+    if !is_person {
+        return None;
+    }
+    if configured.is_some() {
+        return configured;
+    }
+    let client = client?;
+    if client.name != crate::agents::claude::MCP_CLIENT_NAME {
+        return None;
+    }
+    let version = crate::agents::versions::Version::find(&client.version)?;
+    crate::agents::claude::mcp_calls_background_after(version)
+        .map(|limit| limit.saturating_sub(CAP_MARGIN).max(Duration::from_secs(1)))
+}
+
+/// What a capped wait says instead of the answer that is not there yet.
+fn still_working(message_id: &str, waited: Duration, asked: Duration) -> String {
+    let left = asked.saturating_sub(waited).as_secs();
+    let mut text = format!(
+        "still working after {}s; troupe answers now because your MCP client moves a tool call \
+         that runs longer to the background. Call get_message with message_id \"{message_id}\" \
+         and wait_seconds {} to keep waiting",
+        waited.as_secs(),
+        waited.as_secs()
+    );
+    if left > 0 {
+        text.push_str(&format!(" ({left}s remain of the wait you asked for)"));
+    }
+    text
+}
+
 /// How often a long wait tells the client it is still going: progress, when asked for.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// ... else a log line, rarely: well within the session's idle limit.
@@ -610,6 +672,42 @@ mod tests {
         for bad in ["\"uint", "\"int64", "\"int32", "\"double", "\"float"] {
             assert!(!text.contains(bad), "{bad} in the tool schemas");
         }
+    }
+
+    #[test]
+    fn the_persons_claude_code_gets_waits_it_bears() {
+        let cc = |v: &str| Implementation::new("claude-code", v);
+        let capped = Some(Duration::from_secs(100));
+        assert_eq!(wait_cap(None, true, Some(&cc("2.1.328"))), capped);
+        assert_eq!(wait_cap(None, true, Some(&cc("2.1.212"))), capped);
+        assert_eq!(
+            wait_cap(None, true, Some(&cc("2.1.197"))),
+            None,
+            "no background yet"
+        );
+        assert_eq!(
+            wait_cap(None, false, Some(&cc("2.1.328"))),
+            None,
+            "troupe's own CLIs"
+        );
+        assert_eq!(
+            wait_cap(None, true, Some(&Implementation::new("codex", "0.169.0"))),
+            None
+        );
+        assert_eq!(wait_cap(None, true, None), None);
+        let set = Some(Duration::from_secs(7));
+        assert_eq!(wait_cap(set, true, None), set, "--person-wait rules");
+        assert_eq!(wait_cap(set, false, None), None);
+        let text = still_working("msg-1", Duration::from_secs(100), Duration::from_secs(300));
+        assert!(text.starts_with("still working after 100s"), "{text}");
+        assert!(
+            text.contains("get_message with message_id \"msg-1\" and wait_seconds 100"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("(200s remain of the wait you asked for)"),
+            "{text}"
+        );
     }
 
     #[test]
