@@ -108,6 +108,38 @@ impl PriceTable {
     }
 }
 
+/// What a model id given at spawn costs as far as troupe knows: None when it is priced or is
+/// an alias the CLI resolves (`opus`, `sonnet`), else the words that say it is unpriced.
+pub fn unpriced_warning(table: &PriceTable, model: &str, day: NaiveDate) -> Option<String> {
+    let m = model.trim();
+    // Aliases and empty names are resolved by the CLI; their calls are priced by the id the
+    // CLI reports.
+    if !m.contains('-') || table.price_of(m, day).is_some() {
+        return None;
+    }
+    Some(format!(
+        "model {m} has no price in troupe's table: its tokens are counted and its cost shows as \
+         \"unpriced\"; add a [[prices]] entry for it to troupe's config file"
+    ))
+}
+
+/// Says once per model and process, in the log, that a model's calls are unpriced.
+pub fn note_unpriced(model: &str) {
+    static SEEN: std::sync::LazyLock<std::sync::Mutex<std::collections::HashSet<String>>> =
+        std::sync::LazyLock::new(Default::default);
+    let first = SEEN
+        .lock()
+        .expect("unpriced models poisoned")
+        .insert(model.to_string());
+    if first {
+        tracing::warn!(
+            model,
+            "model {model} has no price: its calls are recorded with their tokens and shown as \
+             unpriced; add a [[prices]] entry for it to troupe's config file"
+        );
+    }
+}
+
 /// Reads `[[prices]]` entries from a config file's text.
 pub fn parse(text: &str) -> Result<Vec<Price>, String> {
     toml::from_str::<PriceFile>(text)
@@ -121,6 +153,21 @@ mod tests {
 
     fn day(s: &str) -> NaiveDate {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_spawn_of_an_unpriced_model_id_is_warned_of_and_aliases_are_not() {
+        let t = PriceTable::defaults();
+        let today = day("2026-12-06");
+        assert_eq!(unpriced_warning(&t, "opus", today), None);
+        assert_eq!(unpriced_warning(&t, "claude-opus-5-5", today), None);
+        assert_eq!(
+            unpriced_warning(&t, "claude-haiku-5-5-20261101", today),
+            None
+        );
+        let w = unpriced_warning(&t, "claude-fancy-9", today).unwrap();
+        assert!(w.starts_with("model claude-fancy-9 has no price"), "{w}");
+        assert!(w.contains("[[prices]]"), "{w}");
     }
 
     #[test]

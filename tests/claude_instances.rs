@@ -786,10 +786,25 @@ async fn the_ledger_holds_what_the_model_reported_at_its_price() {
         assert_eq!(row.cost_micros, Some(price.round() as i64), "{row:?}");
     }
 
-    // A model with no price: its tokens are counted, its cost is not made up.
-    let odd = h
-        .spawn(json!({ "role": "tester", "model": "claude-unpriced-1" }))
+    // A model with no price: the spawn says so, its tokens are counted, its cost is not
+    // made up.
+    let spawned = h
+        .call(
+            "spawn_claude",
+            json!({ "role": "tester", "model": "claude-unpriced-1" }),
+        )
         .await;
+    assert!(!spawned.is_error, "{}", spawned.text);
+    let warning = spawned.structured["warning"].as_str().unwrap_or_default();
+    assert!(
+        warning.starts_with("model claude-unpriced-1 has no price"),
+        "{}",
+        spawned.text
+    );
+    let odd = spawned.structured["instance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let r = h
         .call(
             "send_to_instance",

@@ -158,6 +158,9 @@ pub struct SpawnResult {
     /// The instance's state once spawn returns (idle: ready for messages).
     pub status: InstanceState,
     pub instance: InstanceView,
+    /// Something to know about this instance, such as a model troupe has no price for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -248,10 +251,19 @@ impl Troupe {
             .spawn(req, caller.as_deref())
             .await
             .map_err(tool_error)?;
+        let warning = crate::pricing::unpriced_warning(
+            &self.sup.config().prices,
+            &inst.model,
+            chrono::Utc::now().date_naive(),
+        );
+        if let Some(w) = &warning {
+            tracing::warn!(instance = %inst.id, "{w}");
+        }
         Ok(Json(SpawnResult {
             instance_id: inst.id.clone(),
             status: inst.state,
             instance: inst.into(),
+            warning,
         }))
     }
 }

@@ -920,6 +920,10 @@ pub(crate) async fn record_output(
                 OutputChunk::insert(pool, id, message_id, source, &source_id, &content).await?;
             }
             if let Some(usage) = usage.filter(|_| !*synthetic && !response_id.is_empty()) {
+                let cost_micros = prices.cost_micros(model, call_day(ts), &usage);
+                if cost_micros.is_none() {
+                    pricing::note_unpriced(model);
+                }
                 UsageRecord::insert(
                     pool,
                     &NewUsage {
@@ -932,7 +936,7 @@ pub(crate) async fn record_output(
                         cache_creation_tokens: usage.cache_creation,
                         cache_read_tokens: usage.cache_read,
                         // Priced as of the day of the call, by the CLI's clock.
-                        cost_micros: prices.cost_micros(model, call_day(ts), &usage),
+                        cost_micros,
                     },
                 )
                 .await?;
