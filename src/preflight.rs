@@ -55,7 +55,7 @@ pub fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// The first line `bin args` prints, or why there is none.
-pub(crate) fn version(bin: &str, args: &[&str]) -> Result<String, String> {
+pub fn version(bin: &str, args: &[&str]) -> Result<String, String> {
     let out = std::process::Command::new(bin)
         .args(args)
         .stdin(std::process::Stdio::null())

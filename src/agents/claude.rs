@@ -346,7 +346,7 @@ pub enum ClaudeScreen {
 }
 
 /// The trust dialog's choice troupe takes (the same words on every tested version).
-const TRUST_YES: &str = "Yes, I trust this folder";
+pub const TRUST_YES: &str = "Yes, I trust this folder";
 
 pub fn classify_screen(screen: &str) -> ClaudeScreen {
     if screen.contains(TRUST_YES) {
@@ -399,6 +399,13 @@ pub struct ClaudeCode {
     pub bin: String,
     /// The version of it an instance was launched with, when known.
     pub version: Option<Version>,
+}
+
+impl ClaudeCode {
+    /// The permission mode that asks before each tool, by the name this version knows.
+    pub fn asking_mode_name(&self) -> &'static str {
+        asking_mode(self.version)
+    }
 }
 
 impl Agent for ClaudeCode {
@@ -883,5 +890,200 @@ mod tests {
         let headers = &m["mcpServers"]["troupe"]["headers"];
         assert_eq!(headers["X-Troupe-Instance"], "dev-1a2b");
         assert_eq!(headers["Authorization"], "Bearer tok");
+    }
+
+    /// Every recorded version's capture directory (`.ci/record-claude VERSION` makes one).
+    fn recorded_versions() -> Vec<std::path::PathBuf> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+        let mut found: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("claude-code-"))
+            })
+            .collect();
+        found.sort();
+        assert!(
+            found.len() >= 2,
+            "both tested versions are recorded: {found:?}"
+        );
+        found
+    }
+
+    fn read(dir: &std::path::Path, file: &str) -> Option<String> {
+        std::fs::read_to_string(dir.join(file)).ok()
+    }
+
+    #[test]
+    fn every_recorded_version_reads_its_screens() {
+        let expected = [
+            ("trust-dialog.txt", ClaudeScreen::TrustDialog),
+            ("bypass-warning.txt", ClaudeScreen::BypassWarning),
+            ("01-idle.txt", ClaudeScreen::Ready),
+            ("02-turn-finished.txt", ClaudeScreen::Ready),
+            ("03-multiline-answered.txt", ClaudeScreen::Ready),
+            ("04-busy-streaming.txt", ClaudeScreen::Busy),
+            ("05-interrupted.txt", ClaudeScreen::Ready),
+            ("06-busy-thinking.txt", ClaudeScreen::Busy),
+            ("07-idle-default-permissions.txt", ClaudeScreen::Ready),
+            ("08-permission-prompt.txt", ClaudeScreen::PermissionPrompt),
+        ];
+        for dir in recorded_versions() {
+            let agent = ClaudeCode {
+                bin: "claude".into(),
+                version: None,
+            };
+            for (file, kind) in expected {
+                let screen = read(&dir, &format!("screens/{file}"))
+                    .unwrap_or_else(|| panic!("{} has no screens/{file}", dir.display()));
+                assert_eq!(classify_screen(&screen), kind, "{}/{file}", dir.display());
+                let seen = agent.read_screen(&screen);
+                assert!(
+                    !seen.input_pending,
+                    "{}/{file}: input pending",
+                    dir.display()
+                );
+                if kind == ClaudeScreen::TrustDialog {
+                    assert!(
+                        matches!(seen.kind, ScreenKind::Dialog { name: "trust", .. }),
+                        "{}: the trust choice is found",
+                        dir.display()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_recorded_version_reads_its_hooks() {
+        for dir in recorded_versions() {
+            let agent = ClaudeCode {
+                bin: "claude".into(),
+                version: None,
+            };
+            let text = read(&dir, "hook-payloads.jsonl").unwrap();
+            let mut seen = std::collections::BTreeMap::new();
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                let payload: Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("{}: {e}: {line}", dir.display()));
+                let name = payload["hook_event_name"].as_str().unwrap().to_string();
+                let event = agent.hook_event(&payload);
+                let ok = match name.as_str() {
+                    "SessionStart" => matches!(
+                        event,
+                        AgentEvent::SessionStarted {
+                            transcript: Some(_)
+                        }
+                    ),
+                    "Stop" => matches!(
+                        &event,
+                        AgentEvent::TurnStopped {
+                            prompt_id: Some(_),
+                            ..
+                        }
+                    ),
+                    "PermissionRequest" => {
+                        matches!(&event, AgentEvent::PermissionRequested { tool, .. } if tool == "Bash")
+                    }
+                    "SessionEnd" => event == AgentEvent::SessionEnded,
+                    _ => true,
+                };
+                assert!(ok, "{}: {name} read as {event:?}", dir.display());
+                *seen.entry(name).or_insert(0) += 1;
+            }
+            for name in ["SessionStart", "Stop", "PermissionRequest"] {
+                assert!(
+                    seen.contains_key(name),
+                    "{}: no {name} in {seen:?}",
+                    dir.display()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_recorded_version_reads_its_transcripts_as_turns() {
+        for dir in recorded_versions() {
+            let records: Vec<Record> = read(&dir, "transcript-echo-multiline-interrupt.jsonl")
+                .unwrap()
+                .lines()
+                .map(parse_record)
+                .filter(|r| *r != Record::Other)
+                .collect();
+            let prompts: Vec<&str> = records
+                .iter()
+                .filter_map(|r| match r {
+                    Record::Prompt { text, .. } => Some(text.as_str()),
+                    _ => None,
+                })
+                .collect();
+            assert!(prompts.len() >= 5, "{}: {prompts:?}", dir.display());
+            assert_eq!(prompts[0], "hello reference one", "{}", dir.display());
+            assert_eq!(
+                prompts[1],
+                "line one\nline two\nline three",
+                "{}",
+                dir.display()
+            );
+            assert!(prompts[2].contains("count slowly"), "{}", dir.display());
+            let replies: Vec<String> = records
+                .iter()
+                .filter_map(|r| match r {
+                    Record::Assistant {
+                        blocks,
+                        synthetic: false,
+                        ..
+                    } => Some(
+                        blocks
+                            .iter()
+                            .map(|b| match b {
+                                Block::Text(t) => t.clone(),
+                                Block::ToolUse { name, .. } => name.clone(),
+                            })
+                            .collect::<String>(),
+                    ),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(replies[0], "ECHO: hello reference one", "{}", dir.display());
+            assert!(
+                records
+                    .iter()
+                    .any(|r| matches!(r, Record::Interrupted { .. })),
+                "{}: the Escape is recorded",
+                dir.display()
+            );
+            let ends = records
+                .iter()
+                .filter(|r| matches!(r, Record::TurnEnd { .. }))
+                .count();
+            assert_eq!(
+                ends,
+                4,
+                "{}: four turns end, the interrupted one does not",
+                dir.display()
+            );
+            // The permission recording: a Bash call, its result, an answer.
+            let tool: Vec<Record> = read(&dir, "transcript-tool-use-permission.jsonl")
+                .unwrap()
+                .lines()
+                .map(parse_record)
+                .filter(|r| *r != Record::Other)
+                .collect();
+            assert!(
+                tool.iter().any(|r| matches!(r, Record::Assistant { blocks, .. }
+                    if blocks.iter().any(|b| matches!(b, Block::ToolUse { name, .. } if name == "Bash")))),
+                "{}: {tool:?}",
+                dir.display()
+            );
+            assert!(
+                tool.iter().any(|r| matches!(r, Record::ToolResult { .. })),
+                "{}",
+                dir.display()
+            );
+        }
     }
 }

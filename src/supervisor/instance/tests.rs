@@ -1905,3 +1905,91 @@ fn relaunch_of_an_idle_instance_happens_at_once() {
     );
     assert!(s.m.is_done());
 }
+
+/// Every recorded Claude Code version (`tests/fixtures/claude-code-*`, made by
+/// `.ci/record-claude`) drives the machine through its own recording: started from its
+/// SessionStart hook, then its first two turns typed, acknowledged by their hooks, read from
+/// its transcript and answered with the model's words.
+#[test]
+fn every_recorded_version_drives_the_machine_through_its_turns() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("claude-code-"))
+        })
+        .collect();
+    dirs.sort();
+    assert!(dirs.len() >= 2, "{dirs:?}");
+    for dir in dirs {
+        let name = dir.display().to_string();
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+        let payloads: Vec<Value> = serde_json::Deserializer::from_str(&read("hook-payloads.jsonl"))
+            .into_iter::<Value>()
+            .map(Result::unwrap)
+            .collect();
+        let hook_of = |event: &str, prompt: Option<&str>| -> Input {
+            let p = payloads
+                .iter()
+                .find(|p| {
+                    p["hook_event_name"] == event && prompt.is_none_or(|id| p["prompt_id"] == id)
+                })
+                .unwrap_or_else(|| panic!("{name}: no {event} hook for {prompt:?}"));
+            Input::Hook(claude().hook_event(p))
+        };
+        let records: Vec<Record> = read("transcript-echo-multiline-interrupt.jsonl")
+            .lines()
+            .map(|l| claude().parse_record(l))
+            .filter(|r| *r != Record::Other)
+            .collect();
+        let starts: Vec<usize> = records
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| matches!(r, Record::Prompt { .. }))
+            .map(|(i, _)| i)
+            .collect();
+
+        let mut s = Sim::new(Begin::Launch { resumed: false });
+        s.step(Input::Restore {
+            messages: vec![],
+            transcript: None,
+        });
+        let fx = s.after(150, hook_of("SessionStart", None));
+        assert!(
+            matches!(fx.as_slice(), [Effect::Follow(_)]),
+            "{name}: {fx:?}"
+        );
+        s.step(history(vec![]));
+        s.after(40, Input::McpListed(McpList::Tools));
+        s.after(5, Input::McpListed(McpList::Prompts));
+        let fx = s.tick();
+        assert!(fx.contains(&Effect::Ready), "{name}: {fx:?}");
+
+        for (n, id) in [(0, "m-echo"), (1, "m-lines")] {
+            let turn = records[starts[n]..starts[n + 1]].to_vec();
+            let Record::Prompt {
+                text,
+                prompt_id: Some(prompt),
+                ..
+            } = turn[0].clone()
+            else {
+                panic!("{name}: turn {n} starts with {:?}", turn[0])
+            };
+            let reply = turn
+                .iter()
+                .rev()
+                .find_map(|r| r.reply_text())
+                .unwrap_or_else(|| panic!("{name}: turn {n} has no reply"));
+            deliver(&mut s, id, &text);
+            s.after(30, hook_of("UserPromptSubmit", Some(&prompt)));
+            s.after(200, self::records(turn));
+            let fx = s.after(20, hook_of("Stop", Some(&prompt)));
+            assert_eq!(finish_of(&fx, id), answered(&reply), "{name}: turn {n}");
+            assert!(reply.starts_with("ECHO: "), "{name}: {reply}");
+        }
+    }
+}
