@@ -158,7 +158,8 @@ pub async fn gather(setup: &Setup) -> Facts {
 }
 
 /// The audit kinds that say something went wrong.
-const FAILURES: [&str; 4] = [
+const FAILURES: [&str; 5] = [
+    "access.refused",
     "instance.failed",
     "auth.refused",
     "approval.refused",

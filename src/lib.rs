@@ -2,6 +2,7 @@
 //! tmux; troupe sends them work, reads their answers from their transcripts, interrupts and
 //! retires them, and writes every step to SQLite first.
 
+pub mod access;
 pub mod agents;
 pub mod auth;
 pub mod chat;

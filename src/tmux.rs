@@ -67,7 +67,15 @@ impl Tmux {
     }
 
     async fn run_args(&self, args: Vec<String>, stdin: Option<&[u8]>) -> Result<String, TmuxError> {
-        let mut child = tokio::process::Command::new("tmux")
+        let mut command = tokio::process::Command::new("tmux");
+        // The first command starts troupe's tmux server, whose environment every instance
+        // inherits: troupe's own settings, the server token among them, stay out of it.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("TROUPE_") {
+                command.env_remove(&name);
+            }
+        }
+        let mut child = command
             .arg("-L")
             .arg(&self.socket)
             .args(&args)

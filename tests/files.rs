@@ -387,7 +387,8 @@ async fn an_instance_reads_its_own_and_its_childrens_files_but_not_its_parents()
             .await;
         assert!(r.is_error, "{tool}: {}", r.structured);
         assert!(
-            r.text.contains("nor one of its descendants"),
+            r.text
+                .contains("neither you nor one of the instances you spawned"),
             "{tool}: {}",
             r.text
         );

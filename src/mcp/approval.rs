@@ -23,9 +23,22 @@ const CODE_LIFE: Duration = Duration::from_secs(10 * 60);
 /// How long the person has to answer the question.
 const ASK_WAIT: Duration = Duration::from_secs(10 * 60);
 
-/// Codes handed out and not used yet: code → (tool, handed out at).
-static CODES: LazyLock<Mutex<HashMap<String, (String, Instant)>>> =
+/// Codes handed out and not used yet: code → (tool, the call's arguments, handed out at).
+/// A code approves that exact call, for the person only.
+static CODES: LazyLock<Mutex<HashMap<String, Issued>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// A code's call: the tool, its arguments, and when the code was handed out.
+type Issued = (String, String, Instant);
+
+/// The call's arguments, the code taken out, as compared when a code comes back.
+fn arguments_of(request: &CallToolRequestParams) -> String {
+    request
+        .arguments
+        .as_ref()
+        .map(|a| serde_json::Value::Object(a.clone()).to_string())
+        .unwrap_or_else(|| "{}".into())
+}
 
 /// The person's answer to "allow this call?".
 #[derive(Debug, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
@@ -77,7 +90,25 @@ pub async fn check(
         return Ok(());
     }
     let pool = sup.pool();
-    if let Some(answer) = answered.filter(|_| caller.is_none()) {
+    // Approval is the person's: an instance neither gets a code nor may use one, whatever it
+    // learned; it is told to ask.
+    if let Some(instance) = caller {
+        let source = crate::supervisor::controls::source_words(settings.require_approval.source);
+        audit::record(
+            pool,
+            Some(instance),
+            Some(instance),
+            "approval.refused",
+            json!({ "tool": tool, "why": "an instance asked", "code_given": code.is_some() }),
+        )
+        .await;
+        return Err(format!(
+            "{tool} needs the person's approval (require_approval, set in {source}), which an \
+             instance can neither give nor obtain. Ask whoever gave you work (reply_to_caller) \
+             to run it or to approve it."
+        ));
+    }
+    if let Some(answer) = answered {
         let (kind, why) = match answer {
             Ok(()) => ("approval.granted", "approved"),
             Err(why) => ("approval.refused", why),
@@ -97,8 +128,11 @@ pub async fn check(
     if let Some(code) = code {
         let valid = {
             let mut codes = CODES.lock().expect("codes poisoned");
-            codes.retain(|_, (_, at)| at.elapsed() < CODE_LIFE);
-            codes.remove(&code).is_some_and(|(t, _)| t == tool)
+            codes.retain(|_, (_, _, at)| at.elapsed() < CODE_LIFE);
+            let args = arguments_of(request);
+            codes
+                .remove(&code)
+                .is_some_and(|(t, a, _)| t == tool && a == args)
         };
         if valid {
             audit::record(
@@ -121,7 +155,8 @@ pub async fn check(
         .await;
         return Err(format!(
             "{tool}: the approval code is not valid (each is good once, for 10 minutes, for the \
-             tool it was given for). Call {tool} without it to get a new one, and ask the user."
+             call it was given for, with the same arguments). Call {tool} without it to get a \
+             new one, and ask the user."
         ));
     }
     let summary = request
@@ -180,10 +215,10 @@ pub async fn check(
         };
     }
     let code = format!("ok-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    CODES
-        .lock()
-        .expect("codes poisoned")
-        .insert(code.clone(), (tool.clone(), Instant::now()));
+    CODES.lock().expect("codes poisoned").insert(
+        code.clone(),
+        (tool.clone(), arguments_of(request), Instant::now()),
+    );
     audit::record(
         pool,
         caller,

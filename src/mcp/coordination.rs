@@ -263,10 +263,13 @@ impl Troupe {
     pub async fn get_instance_tree(
         &self,
         Parameters(p): Parameters<TreeParams>,
+        extensions: Extensions,
     ) -> Result<Json<TreeResult>, String> {
+        // An instance sees its own tree.
+        let root = p.instance_id.or_else(|| caller(&extensions));
         let (roots, text) = self
             .sup
-            .tree(p.instance_id.as_deref(), p.include_terminated)
+            .tree(root.as_deref(), p.include_terminated)
             .await
             .map_err(tool_error)?;
         Ok(Json(TreeResult { text, roots }))

@@ -237,6 +237,19 @@ pub struct TerminateResult {
 }
 
 impl Troupe {
+    /// For an instance caller, only itself and the instances below it (see [`crate::access`]).
+    async fn keep_reachable(
+        &self,
+        extensions: &Extensions,
+        rows: &mut Vec<Instance>,
+    ) -> Result<(), String> {
+        if let Some(me) = caller(extensions) {
+            let inside = self.sup.subtree(&me).await.map_err(tool_error)?;
+            rows.retain(|i| inside.contains(&i.id));
+        }
+        Ok(())
+    }
+
     /// One spawn on behalf of the caller, placed where the caller works unless told.
     async fn spawn_one(
         &self,
@@ -341,10 +354,12 @@ impl Troupe {
     pub async fn list_instances(
         &self,
         Parameters(p): Parameters<ListParams>,
+        extensions: Extensions,
     ) -> Result<Json<ListResult>, String> {
-        let rows = Instance::list(self.sup.pool(), p.include_terminated)
+        let mut rows = Instance::list(self.sup.pool(), p.include_terminated)
             .await
             .map_err(|e| tool_error(e.into()))?;
+        self.keep_reachable(&extensions, &mut rows).await?;
         let instances: Vec<InstanceView> = rows.into_iter().map(Into::into).collect();
         Ok(Json(ListResult {
             count: instances.len(),
@@ -359,9 +374,10 @@ impl Troupe {
     pub async fn get_instance_status(
         &self,
         Parameters(p): Parameters<StatusParams>,
+        extensions: Extensions,
     ) -> Result<Json<StatusResult>, String> {
         let pool = self.sup.pool();
-        let rows = match p.instance_id.as_deref() {
+        let mut rows = match p.instance_id.as_deref() {
             Some(id) => vec![
                 Instance::find(pool, id)
                     .await
@@ -372,6 +388,7 @@ impl Troupe {
                 .await
                 .map_err(|e| tool_error(e.into()))?,
         };
+        self.keep_reachable(&extensions, &mut rows).await?;
         let mut instances = Vec::with_capacity(rows.len());
         for inst in rows {
             let open_messages = Message::open_ids(pool, &inst.id)

@@ -216,6 +216,50 @@ impl Troupe {
         }
     }
 
+    /// Whether the instance `me` may make this call, by [`crate::access`]'s rule for the tool
+    /// and where each instance it names stands relative to `me`. An id that names no instance
+    /// is left to the tool, which says so.
+    async fn authorize(
+        &self,
+        me: &str,
+        request: &rmcp::model::CallToolRequestParams,
+    ) -> Result<(), String> {
+        use crate::access::{self, Place, Rule};
+        let tool = request.name.as_ref();
+        let rule = match access::rule(tool) {
+            Some(Rule::PersonOnly) | None => return Err(access::refusal(tool, None)),
+            Some(rule) => rule,
+        };
+        let args = serde_json::Value::Object(request.arguments.clone().unwrap_or_default());
+        for (act, name, path) in access::targets(rule, &args) {
+            let place = match path {
+                "message_id" => {
+                    match crate::db::messages::Message::find(self.sup.pool(), &name).await {
+                        Ok(Some(m)) => self.sup.place_of(me, &m.instance_id).await,
+                        _ => continue,
+                    }
+                }
+                "team" => self.sup.team_place(me, &name).await,
+                _ => self.sup.place_of(me, &name).await,
+            };
+            let place = match place {
+                Ok(p) => p,
+                Err(crate::error::Error::UnknownInstance(_)) => continue,
+                Err(e) => return Err(e.to_string()),
+            };
+            if !access::may(act, place) {
+                let target = match path {
+                    "message_id" => format!("message {name}"),
+                    "team" => format!("team {name}"),
+                    _ => name,
+                };
+                return Err(access::refusal(tool, Some((act, &target))));
+            }
+            debug_assert!(place != Place::Outside || !access::may(act, place));
+        }
+        Ok(())
+    }
+
     /// The person's answer to a permission form, carried by their client's retry.
     async fn decide_permission(
         &self,
@@ -489,6 +533,23 @@ impl ServerHandler for Troupe {
                     return Ok(rmcp::model::CallToolResponse::InputRequired(ask));
                 }
             }
+        }
+        if let Some(me) = who.as_deref()
+            && let Err(text) = self.authorize(me, &request).await
+        {
+            tracing::info!(instance = me, "refused a call: {text}");
+            crate::db::audit::record(
+                self.sup.pool(),
+                Some(me),
+                None,
+                "access.refused",
+                serde_json::json!({ "tool": request.name, "why": text }),
+            )
+            .await;
+            return Ok(
+                rmcp::model::CallToolResult::error(vec![rmcp::model::ContentBlock::text(text)])
+                    .into(),
+            );
         }
         if let Err(text) =
             approval::check(&self.sup, &mut request, &context, who.as_deref(), answered).await

@@ -263,6 +263,74 @@ impl Supervisor {
         })
     }
 
+    /// Where `target` stands relative to the instance `caller` (see [`crate::access`]).
+    pub async fn place_of(&self, caller: &str, target: &str) -> Result<crate::access::Place> {
+        use crate::access::Place;
+        if caller == target {
+            return Ok(Place::Itself);
+        }
+        let found = Instance::find(self.pool(), target)
+            .await?
+            .ok_or_else(|| Error::UnknownInstance(target.to_string()))?;
+        let me = Instance::find(self.pool(), caller).await?;
+        let mut up = found.parent_id.clone();
+        let mut steps = 0;
+        while let Some(at) = up {
+            if at == caller {
+                return Ok(Place::Descendant);
+            }
+            steps += 1;
+            if steps > 64 {
+                break;
+            }
+            up = Instance::find(self.pool(), &at)
+                .await?
+                .and_then(|i| i.parent_id);
+        }
+        let Some(me) = me else {
+            return Ok(Place::Outside);
+        };
+        if me.parent_id.as_deref() == Some(target) {
+            return Ok(Place::Parent);
+        }
+        if me.team_id.is_some() && me.team_id == found.team_id {
+            return Ok(Place::Teammate);
+        }
+        Ok(Place::Outside)
+    }
+
+    /// `root` and every instance below it, ended ones included.
+    pub async fn subtree(&self, root: &str) -> Result<std::collections::HashSet<String>> {
+        let all = Instance::list(self.pool(), true).await?;
+        let mut inside: std::collections::HashSet<String> = [root.to_string()].into();
+        // Parents come before their children in no guaranteed order: repeat until stable.
+        loop {
+            let before = inside.len();
+            for i in &all {
+                if let Some(p) = &i.parent_id
+                    && inside.contains(p)
+                {
+                    inside.insert(i.id.clone());
+                }
+            }
+            if inside.len() == before {
+                return Ok(inside);
+            }
+        }
+    }
+
+    /// Where the team `name` stands for the instance `caller`: its own team, or outside.
+    pub async fn team_place(&self, caller: &str, name: &str) -> Result<crate::access::Place> {
+        let team = crate::db::teams::Team::find_by_name(self.pool(), name).await?;
+        let me = Instance::find(self.pool(), caller).await?;
+        Ok(match (team, me) {
+            (Some(t), Some(me)) if me.team_id.as_deref() == Some(t.id.as_str()) => {
+                crate::access::Place::Teammate
+            }
+            _ => crate::access::Place::Outside,
+        })
+    }
+
     /// The instance `id`, when `caller` may look into it: the person (no caller) into any;
     /// an instance into itself and its descendants only.
     pub async fn visible_to(&self, caller: Option<&str>, id: &str) -> Result<Instance> {
