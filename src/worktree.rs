@@ -357,16 +357,24 @@ struct Output {
 /// Runs `git -C <dir> <args>`; `Err` only when git could not be run at all.
 async fn run(dir: &Path, args: &[&str]) -> Result<Output> {
     let mut cmd = tokio::process::Command::new("git");
-    cmd.arg("-C")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        // Never prompt, never read a repository other than the one named.
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("LC_ALL", "C");
+    // The repository is not trusted: its hooks (post-checkout runs on `worktree add`) and its
+    // fsmonitor command would run as troupe's user.
+    cmd.args([
+        "-c",
+        "core.hooksPath=/dev/null",
+        "-c",
+        "core.fsmonitor=false",
+    ])
+    .arg("-C")
+    .arg(dir)
+    .args(args)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .kill_on_drop(true)
+    // Never prompt, never read a repository other than the one named.
+    .env("GIT_TERMINAL_PROMPT", "0")
+    .env("LC_ALL", "C");
     for var in [
         "GIT_DIR",
         "GIT_WORK_TREE",
@@ -742,6 +750,52 @@ mod tests {
         assert!(check_inside(&root, &root.join("link")).is_err());
         assert!(check_inside(&root, &root).is_err());
         assert!(check_inside(&root, &root.join("taken")).is_ok());
+    }
+
+    /// A repository whose hooks and fsmonitor would leave a mark if git ran them.
+    #[tokio::test]
+    async fn the_repository_runs_nothing_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        sh_git(&repo, &["init", "-q", "-b", "main"]);
+        sh_git(&repo, &["config", "user.name", "t"]);
+        sh_git(&repo, &["config", "user.email", "t@example.com"]);
+        sh_git(&repo, &["commit", "-q", "--allow-empty", "-m", "init"]);
+        let marks = dir.path().join("marks");
+        let script = |name: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(
+                &path,
+                format!("#!/bin/sh\necho {name} >> {}\n", marks.display()),
+            )
+            .unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            path
+        };
+        let hook = script("post-checkout");
+        std::fs::copy(&hook, repo.join(".git/hooks/post-checkout")).unwrap();
+        let monitor = script("fsmonitor");
+        sh_git(
+            &repo,
+            &["config", "core.fsmonitor", monitor.to_str().unwrap()],
+        );
+        // git itself runs them when asked plainly.
+        sh_git(&repo, &["status", "--short"]);
+        assert!(marks.exists(), "the fsmonitor ran for a plain git");
+        std::fs::remove_file(&marks).unwrap();
+
+        let r = repo_of(&repo).await.unwrap();
+        let wt = dir.path().join("wt");
+        add(&repo, &wt, "troupe/x", &r.head).await.unwrap();
+        status(&wt).await.unwrap();
+        remove(&repo, &wt).await.unwrap();
+        assert!(
+            !marks.exists(),
+            "{}",
+            std::fs::read_to_string(&marks).unwrap_or_default()
+        );
     }
 
     fn sh_git(dir: &Path, args: &[&str]) {
