@@ -9,6 +9,8 @@
 
 use serde_json::Value;
 
+use crate::config::PermissionMode;
+
 /// Where a target instance stands relative to the calling instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Place {
@@ -188,6 +190,63 @@ pub fn may(act: Act, place: Place) -> bool {
     }
 }
 
+/// How much an instance may do unasked, least first: `plan` and a read-only sandbox write
+/// nothing; `default` asks for every tool; `accept-edits` writes files unasked; `skip` (or
+/// Codex's full access) does anything.
+pub fn latitude(mode: PermissionMode, sandbox: Option<&str>) -> u8 {
+    let by_mode = match mode {
+        PermissionMode::Plan => 0,
+        PermissionMode::Default => 1,
+        PermissionMode::AcceptEdits => 2,
+        PermissionMode::Skip => 3,
+    };
+    // A Codex sandbox bounds what its instance can do whatever the mode.
+    let by_sandbox = match sandbox {
+        Some("read-only") => 0,
+        Some("workspace-write") => 2,
+        _ => 3,
+    };
+    by_mode.min(by_sandbox)
+}
+
+/// The permission mode of a child an instance spawns: the one asked for if it gives no more
+/// latitude than the parent has, else refused; with none asked, the server's default or the
+/// parent's, whichever gives less.
+pub fn child_mode(
+    parent: (PermissionMode, Option<&str>),
+    asked: Option<PermissionMode>,
+    child_sandbox: Option<&str>,
+    default: PermissionMode,
+) -> Result<PermissionMode, String> {
+    let bound = latitude(parent.0, parent.1);
+    match asked {
+        Some(mode) if latitude(mode, child_sandbox) > bound => Err(format!(
+            "permission_mode {} (sandbox {}) would let the child do more than its parent, which \
+             runs in {}{}; a child gets at most its parent's freedom: ask for a stricter mode",
+            mode.as_str(),
+            child_sandbox.unwrap_or("none"),
+            parent.0.as_str(),
+            parent
+                .1
+                .map(|s| format!(" with sandbox {s}"))
+                .unwrap_or_default(),
+        )),
+        Some(mode) => Ok(mode),
+        None => {
+            let candidates = [
+                default,
+                PermissionMode::AcceptEdits,
+                PermissionMode::Default,
+                PermissionMode::Plan,
+            ];
+            Ok(candidates
+                .into_iter()
+                .find(|m| latitude(*m, child_sandbox) <= bound)
+                .unwrap_or(PermissionMode::Plan))
+        }
+    }
+}
+
 /// What an instance may not do, in words that name the fix.
 pub fn refusal(tool: &str, act: Option<(Act, &str)>) -> String {
     match act {
@@ -286,6 +345,54 @@ mod tests {
         assert_eq!(allowed(Act::Files), [Itself, Descendant]);
         assert_eq!(allowed(Act::Decide), [Descendant]);
         assert_eq!(allowed(Act::Parent), [Itself]);
+    }
+
+    #[test]
+    fn a_child_never_gets_more_latitude_than_its_parent() {
+        use PermissionMode::*;
+        // With nothing asked: the default, or stricter to stay within the parent.
+        assert_eq!(child_mode((Skip, None), None, None, Skip), Ok(Skip));
+        assert_eq!(child_mode((Default, None), None, None, Skip), Ok(Default));
+        assert_eq!(
+            child_mode((AcceptEdits, None), None, None, Skip),
+            Ok(AcceptEdits)
+        );
+        assert_eq!(
+            child_mode((Skip, Some("read-only")), None, None, Skip),
+            Ok(Plan)
+        );
+        assert_eq!(child_mode((Plan, None), None, None, Default), Ok(Plan));
+        // Asked for: allowed within the parent's latitude, refused beyond it.
+        assert_eq!(
+            child_mode((Skip, None), Some(Default), None, Skip),
+            Ok(Default)
+        );
+        assert_eq!(
+            child_mode((Default, None), Some(Plan), None, Skip),
+            Ok(Plan)
+        );
+        let e = child_mode((Default, None), Some(Skip), None, Skip).unwrap_err();
+        assert!(e.contains("runs in default"), "{e}");
+        assert!(child_mode((Skip, Some("read-only")), Some(Skip), None, Skip).is_err());
+        // A Codex child's sandbox counts: skip inside a read-only sandbox is within bounds.
+        assert_eq!(
+            child_mode(
+                (Skip, Some("read-only")),
+                Some(Skip),
+                Some("read-only"),
+                Skip
+            ),
+            Ok(Skip)
+        );
+        assert!(
+            child_mode(
+                (AcceptEdits, None),
+                Some(Skip),
+                Some("danger-full-access"),
+                Skip
+            )
+            .is_err()
+        );
     }
 
     #[test]

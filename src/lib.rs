@@ -16,6 +16,7 @@ pub mod hook;
 pub mod http;
 pub mod install;
 pub mod local;
+pub mod lock;
 pub mod mcp;
 pub mod permissions;
 pub mod preflight;
@@ -47,6 +48,8 @@ pub struct Server {
     token_source: auth::TokenSource,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Held while the server runs: no second server on the same data, database or socket.
+    _lock: lock::ServeLock,
 }
 
 impl Server {
@@ -63,6 +66,11 @@ impl Server {
         }
         private::dir(&config.data_dir)
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", config.data_dir.display()))?;
+        let mut held = lock::ServeLock::take(&[
+            ("data directory", config.data_dir.join("serve.lock")),
+            ("database", lock::db_lock_path(&config.db_path)),
+            ("tmux socket", lock::tmux_lock_path(&config.tmux_socket)),
+        ])?;
         let (token, source) = auth::server_token(&config.data_dir, &config.token)
             .map_err(|e| anyhow::anyhow!("cannot set up the server token: {e}"))?;
         config.token = token;
@@ -70,6 +78,7 @@ impl Server {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
         let addr = listener.local_addr()?;
+        held.describe(&format!("pid {}, {addr}", std::process::id()));
         // troupe's own instances call back over loopback, whatever address it listens on.
         let mut local = addr;
         if addr.ip().is_unspecified() {
@@ -141,6 +150,7 @@ impl Server {
             token_source: source,
             shutdown,
             task,
+            _lock: held,
         })
     }
 

@@ -20,10 +20,16 @@ pub async fn ensure_server(url: &str, data_dir: &Path) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("--url {url} is not an http:// URL"))?;
     crate::private::dir(data_dir)?;
     let log_path = data_dir.join("serve.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)?;
+    // The log names instances, messages and dashboard links: the person's alone.
+    let log = std::os::unix::fs::OpenOptionsExt::mode(
+        std::fs::OpenOptions::new().create(true).append(true),
+        0o600,
+    )
+    .open(&log_path)?;
+    std::fs::set_permissions(
+        &log_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )?;
     let exe = std::env::current_exe()?;
     eprintln!(
         "troupe: no server at {url}; starting one (its log: {})",

@@ -1115,18 +1115,35 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How to connect, with the token: printed once at every start, to stderr like the log.
+/// How to connect, to stderr like the log: the token itself only when it was just made and a
+/// person reads the terminal (a log file may outlive it); otherwise the commands read it from
+/// where it is.
 fn print_way_in(server: &troupe::Server) {
     let config = server.supervisor.config();
     let mcp = format!("{}/mcp", config.public_url);
-    let whence = match server.token_source() {
-        troupe::auth::TokenSource::Given => "from --token / TROUPE_TOKEN".to_string(),
-        troupe::auth::TokenSource::File => {
-            format!("from {}", config.data_dir.join("token").display())
+    let file = config.data_dir.join("token");
+    let (whence, token) = match server.token_source() {
+        troupe::auth::TokenSource::Given => (
+            "from --token / TROUPE_TOKEN".to_string(),
+            "$TROUPE_TOKEN".to_string(),
+        ),
+        troupe::auth::TokenSource::File => (
+            format!("in {}", file.display()),
+            format!("$(cat {})", file.display()),
+        ),
+        // Shown once, to the person at the terminal; a log file gets where it is.
+        troupe::auth::TokenSource::Created
+            if std::io::IsTerminal::is_terminal(&std::io::stderr()) =>
+        {
+            (
+                format!("new, saved in {}", file.display()),
+                server.token().to_string(),
+            )
         }
-        troupe::auth::TokenSource::Created => {
-            format!("new, saved in {}", config.data_dir.join("token").display())
-        }
+        troupe::auth::TokenSource::Created => (
+            format!("new, saved in {}", file.display()),
+            format!("$(cat {})", file.display()),
+        ),
     };
     eprintln!(
         "\nClients need the server token ({whence}). Add troupe to Claude Code with:\n  \
@@ -1135,7 +1152,6 @@ fn print_way_in(server: &troupe::Server) {
          export TROUPE_TOKEN={token}\n  \
          codex mcp add troupe --url {mcp} --bearer-token-env-var TROUPE_TOKEN\n\n\
          The dashboard (a one-time link; `troupe open` makes another):\n  {link}\n",
-        token = server.token(),
         link = server.login_link(),
     );
 }

@@ -252,3 +252,294 @@ async fn no_instance_inherits_the_server_token() {
         assert!(!environ.contains(secret), "pane {pid} holds the token");
     }
 }
+
+/// A second `troupe serve` on a data directory a running one uses is refused, naming the
+/// first, and leaves the first and its instances alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_server_on_the_same_data_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    support::seed_home(&home);
+    let model = support::FakeModel::start().await;
+    let socket = support::unique_socket("lock");
+    let _tmux = support::TmuxServer(socket.clone());
+    let spec = support::process::ServeSpec::new(
+        dir.path(),
+        &socket,
+        support::instance_env(&home, &model.base_url()),
+    );
+    let first = support::process::ServeProcess::start(&spec).await;
+    let person = first.mcp().await;
+    let r = person
+        .call_tool(
+            "spawn_claude",
+            json!({ "role": "tester", "model": "haiku" }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    let id = r.structured["instance_id"].as_str().unwrap().to_string();
+    // The same data directory on another port, and another data directory on the same
+    // tmux socket: both refused.
+    for (data_dir, sock) in [
+        (spec.data_dir.clone(), format!("{socket}-other")),
+        (dir.path().join("elsewhere"), socket.clone()),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_troupe"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(&data_dir)
+            .args(["--db"])
+            .arg(data_dir.join("troupe.db"))
+            .args(["--tmux-socket", &sock])
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "a second server started: {err}");
+        assert!(
+            err.contains(&format!(
+                "another troupe serve (pid {}, 127.0.0.1:{})",
+                first.pid(),
+                first.port
+            )),
+            "{err}"
+        );
+    }
+    let r = person
+        .call_tool(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": "still here" }),
+        )
+        .await;
+    assert_eq!(r.structured["response"], "ECHO: still here", "{}", r.text);
+}
+
+/// The server token stays out of what outlives the moment: the background server's log is the
+/// person's alone, a later start prints where the token is rather than the token, and a URL
+/// with the token does not log a browser in.
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_stay_out_of_logs_and_urls() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let socket = support::unique_socket("secrets");
+    let _tmux = support::TmuxServer(socket.clone());
+    let port = support::process::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    // `troupe stdio` with no server: it starts one in the background, logging to serve.log.
+    let mut stdio = tokio::process::Command::new(env!("CARGO_BIN_EXE_troupe"))
+        .arg("stdio")
+        .env("TROUPE_URL", &url)
+        .env("TROUPE_DATA_DIR", &data_dir)
+        .env("TROUPE_TMUX_SOCKET", &socket)
+        .env("TROUPE_CLAUDE_BIN", support::clis::claude_bin())
+        .env("TROUPE_CODEX_BIN", support::clis::codex_bin())
+        .env_remove("TROUPE_TOKEN")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let lock = data_dir.join("serve.lock");
+    let pid = support::eventually(
+        "the background server",
+        std::time::Duration::from_secs(30),
+        || async {
+            let held = std::fs::read_to_string(&lock).ok()?;
+            let pid = held
+                .strip_prefix("pid ")?
+                .split(',')
+                .next()?
+                .parse::<i32>()
+                .ok()?;
+            reqwest::get(format!("{url}/health"))
+                .await
+                .ok()?
+                .status()
+                .is_success()
+                .then_some(pid)
+        },
+    )
+    .await;
+    let log = data_dir.join("serve.log");
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "serve.log is {mode:o}");
+    let token = std::fs::read_to_string(data_dir.join("token")).unwrap();
+    let token = token.trim();
+    // A log file gets where the token is, not what it is, even at the first start.
+    let first = support::eventually(
+        "the way in, in the log",
+        std::time::Duration::from_secs(10),
+        || async {
+            let text = std::fs::read_to_string(&log).ok()?;
+            text.contains("Clients need the server token")
+                .then_some(text)
+        },
+    )
+    .await;
+    assert!(
+        !first.contains(token),
+        "the background log holds the token:\n{first}"
+    );
+    assert!(first.contains("Bearer $(cat "), "{first}");
+    // A browser given the token in a URL is not logged in.
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = no_redirect
+        .get(format!("{url}/login?token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get("set-cookie").is_none());
+    let _ = stdio.kill().await;
+    std::process::Command::new("kill")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    support::eventually(
+        "the background server to stop",
+        std::time::Duration::from_secs(30),
+        || async {
+            (!std::path::Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| s.contains(") Z ")))
+            .then_some(())
+        },
+    )
+    .await;
+    // The next start says where the token is.
+    let mut spec = support::process::ServeSpec::new(dir.path(), &socket, vec![]);
+    spec.data_dir = data_dir.clone();
+    spec.db = data_dir.join("troupe.db");
+    let again = support::process::ServeProcess::start(&spec).await;
+    let said = std::fs::read_to_string(&spec.log).unwrap();
+    assert!(
+        !said.contains(token),
+        "a later start printed the token:\n{said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "Bearer $(cat {})",
+            data_dir.join("token").display()
+        )),
+        "{said}"
+    );
+    drop(again);
+}
+
+/// An instance's helpers get no more than the instance has: its permission mode or a stricter
+/// one, and a directory inside its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_child_never_gets_more_than_its_parent() {
+    let h = Harness::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().canonicalize().unwrap();
+    std::fs::create_dir(work.join("sub")).unwrap();
+    let lead = h
+        .spawn(json!({
+            "role": "architect", "name": "careful", "model": "haiku",
+            "permission_mode": "default", "project_dir": work.display().to_string(),
+        }))
+        .await;
+    let as_lead = as_instance(&h, &lead).await;
+    // Nothing asked: the parent's mode, not the server's skip.
+    let kid = as_lead
+        .call_tool(
+            "spawn_claude",
+            json!({ "role": "tester", "model": "haiku" }),
+        )
+        .await;
+    assert!(!kid.is_error, "{}", kid.text);
+    assert_eq!(
+        kid.structured["instance"]["permission_mode"], "default",
+        "{}",
+        kid.text
+    );
+    assert_eq!(
+        kid.structured["instance"]["parent_instance_id"],
+        lead.as_str()
+    );
+    // Looser than the parent: refused.
+    let r = as_lead
+        .call_tool(
+            "spawn_claude",
+            json!({ "role": "tester", "model": "haiku", "permission_mode": "skip" }),
+        )
+        .await;
+    assert!(
+        r.is_error && r.text.contains("more than its parent"),
+        "{}",
+        r.text
+    );
+    // Outside the parent's directory: refused; inside: allowed.
+    let r = as_lead
+        .call_tool(
+            "spawn_claude",
+            json!({ "role": "tester", "model": "haiku", "project_dir": "/" }),
+        )
+        .await;
+    assert!(r.is_error && r.text.contains("outside"), "{}", r.text);
+    let r = as_lead
+        .call_tool(
+            "spawn_claude",
+            json!({ "role": "tester", "model": "haiku", "project_dir": work.join("sub").display().to_string() }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    // The person is bound by none of this.
+    let r = h
+        .call(
+            "spawn_claude",
+            json!({ "role": "tester", "model": "haiku", "parent_instance_id": lead, "permission_mode": "skip" }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+}
+
+/// An instance whose CLI is gone can be terminated as it is, without resuming it first; its
+/// dead pane goes with it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exited_instance_is_terminated_where_it_lies() {
+    use troupe::db::instances::Instance;
+    let h = Harness::start().await;
+    let id = h.spawn(json!({ "role": "tester", "model": "haiku" })).await;
+    let inst = Instance::find(h.pool(), &id).await.unwrap().unwrap();
+    let socket = h.config().tmux_socket;
+    let out = std::process::Command::new("tmux")
+        .args(["-L", &socket, "display-message", "-p", "-t"])
+        .arg(format!("={}:", inst.tmux_session))
+        .arg("#{pane_pid}")
+        .output()
+        .unwrap();
+    let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    support::eventually(
+        "the instance to read exited",
+        std::time::Duration::from_secs(10),
+        || async {
+            let i = Instance::find(h.pool(), &id).await.unwrap().unwrap();
+            (i.state == "exited").then_some(())
+        },
+    )
+    .await;
+    let r = h
+        .call("terminate_instance", json!({ "instance_id": id }))
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    let i = Instance::find(h.pool(), &id).await.unwrap().unwrap();
+    assert_eq!(i.state, "terminated");
+    assert_eq!(i.state_reason, "terminated while exited");
+    assert!(
+        !h.tmux_has_session(&inst.tmux_session),
+        "the dead pane stays"
+    );
+}

@@ -40,23 +40,21 @@ pub async fn app_css() -> Response {
 pub struct LoginQuery {
     #[serde(default)]
     code: Option<String>,
-    #[serde(default)]
-    token: Option<String>,
 }
 
-/// `GET /login?code=…` (or `?token=…`): sets the session cookie and sends the browser to `/`,
-/// so the code leaves the address bar at once.
+/// `GET /login?code=…`: sets the session cookie and sends the browser to `/`, so the code
+/// leaves the address bar at once. Only one-time codes log in: the server token in a URL would
+/// stay in the browser's history.
 pub async fn login(
     State(sup): State<Supervisor>,
     query: Result<Query<LoginQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let q = query.map(|Query(q)| q).unwrap_or_default();
     let token = &sup.config().token;
-    let ok = match (&q.code, &q.token) {
-        (Some(code), _) => sup.logins().redeem(code),
-        (None, Some(t)) => crate::auth::same(t, token),
-        (None, None) => false,
-    };
+    let ok = q
+        .code
+        .as_deref()
+        .is_some_and(|code| sup.logins().redeem(code));
     if !ok {
         tracing::warn!("refused a dashboard login: the link's code is used, expired or wrong");
         let mut response = page(StatusCode::UNAUTHORIZED, LOGIN);

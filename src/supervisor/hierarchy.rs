@@ -11,6 +11,7 @@ use crate::db::instances::Instance;
 use crate::db::messages::Message;
 use crate::db::replies::Reply;
 use crate::error::{Error, Result};
+use crate::states::InstanceState;
 
 /// One instance in a tree, with its children.
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
@@ -198,9 +199,14 @@ impl Supervisor {
     }
 
     async fn terminate_now(&self, instance_id: &str, caller: Option<&str>) -> Result<Vec<String>> {
-        // Fail fast, with the usual error, if the instance itself cannot be terminated.
+        // Fail fast, with the usual error, if the instance itself cannot be terminated. One
+        // whose CLI is gone (exited, failed, suspended) is ended where it lies.
         self.after_reconcile(instance_id).await;
-        self.live(instance_id).await?;
+        let live = match self.live(instance_id).await {
+            Ok(_) => true,
+            Err(Error::NotRunning { state, .. }) if state != InstanceState::Terminated => false,
+            Err(e) => return Err(e),
+        };
         let mut done = Vec::new();
         for id in self.live_descendants(instance_id).await? {
             match self.terminate_one(&id, caller).await {
@@ -210,7 +216,10 @@ impl Supervisor {
                 }
             }
         }
-        self.terminate_one(instance_id, caller).await?;
+        match live {
+            true => self.terminate_one(instance_id, caller).await?,
+            false => self.end_not_running(instance_id, caller).await?,
+        }
         done.push(instance_id.to_string());
         if done.len() > 1 {
             audit::record(
@@ -223,6 +232,31 @@ impl Supervisor {
             .await;
         }
         Ok(done)
+    }
+
+    /// Ends an instance whose CLI is not running: its tmux session (a dead pane, or a CLI
+    /// troupe lost) goes, and it is marked terminated.
+    async fn end_not_running(&self, instance_id: &str, caller: Option<&str>) -> Result<()> {
+        let inst = Instance::find(self.pool(), instance_id)
+            .await?
+            .ok_or_else(|| Error::UnknownInstance(instance_id.to_string()))?;
+        if !inst.tmux_session.is_empty() {
+            let _ = self.shared.tmux.kill_session(&inst.tmux_session).await;
+        }
+        let reason = format!("terminated while {}", inst.state.as_str());
+        Instance::set_state(self.pool(), instance_id, InstanceState::Terminated, &reason).await?;
+        audit::record(
+            self.pool(),
+            caller,
+            Some(instance_id),
+            "instance.terminate",
+            json!({ "was": inst.state.as_str() }),
+        )
+        .await;
+        tracing::info!(instance = instance_id, "{reason}");
+        self.shared
+            .notice("terminate", format!("terminated {instance_id} ({reason})"));
+        Ok(())
     }
 
     /// A child's message to whoever gave it work: its parent instance, or the orchestrating

@@ -414,19 +414,22 @@ impl Supervisor {
             }
         }
 
-        let permission_mode = match req
+        let asked_mode = match req
             .permission_mode
             .as_deref()
             .map(str::trim)
             .filter(|m| !m.is_empty())
         {
-            Some(m) => <PermissionMode as clap::ValueEnum>::from_str(m, true).map_err(|_| {
-                Error::InvalidInput(format!(
-                    "unknown permission_mode {m:?}; use skip (prompts skipped), default (the CLI \
-                     asks for each tool and troupe routes the question), accept-edits or plan"
-                ))
-            })?,
-            None => config.permission_mode,
+            Some(m) => Some(
+                <PermissionMode as clap::ValueEnum>::from_str(m, true).map_err(|_| {
+                    Error::InvalidInput(format!(
+                        "unknown permission_mode {m:?}; use skip (prompts skipped), default (the \
+                         CLI asks for each tool and troupe routes the question), accept-edits \
+                         or plan"
+                    ))
+                })?,
+            ),
+            None => None,
         };
         let permission_rules = match req.permission_rules.as_ref().filter(|r| !r.is_empty()) {
             Some(rules) => {
@@ -516,6 +519,39 @@ impl Supervisor {
             Some(dir) => Some(project_dir(dir)?),
             None => None,
         };
+        // An instance's child gets no more than the instance has: no looser permission mode,
+        // and a directory inside the one it works in.
+        let spawned_by = match (caller, &parent) {
+            (Some(_), Some(p)) => Instance::find(&shared.pool, p).await?,
+            _ => None,
+        };
+        let permission_mode = match &spawned_by {
+            Some(by) => crate::access::child_mode(
+                (
+                    <PermissionMode as clap::ValueEnum>::from_str(&by.permission_mode, true)
+                        .unwrap_or(config.permission_mode),
+                    by.sandbox_mode.as_deref(),
+                ),
+                asked_mode,
+                sandbox_mode,
+                config.permission_mode,
+            )
+            .map_err(Error::InvalidInput)?,
+            None => asked_mode.unwrap_or(config.permission_mode),
+        };
+        if let (Some(by), Some(dir)) = (&spawned_by, &workdir) {
+            let theirs = PathBuf::from(&by.workdir);
+            let theirs = theirs.canonicalize().unwrap_or(theirs);
+            if !dir.starts_with(&theirs) {
+                return Err(Error::Forbidden(format!(
+                    "project_dir {} is outside {}, where {} works; an instance's helpers work \
+                     inside its own directory",
+                    dir.display(),
+                    theirs.display(),
+                    by.id
+                )));
+            }
+        }
         self.check_room(&settings).await?;
         self.check_spending(&settings).await?;
 
