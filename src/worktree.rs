@@ -239,6 +239,8 @@ pub struct Refusal {
     pub uncommitted: Vec<FileChange>,
     /// Commits on the worktree's branch (or its HEAD) that no other branch holds.
     pub unique_commits: Vec<Commit>,
+    /// Ignored files git would delete with the worktree.
+    pub ignored: Vec<FileChange>,
 }
 
 impl Refusal {
@@ -249,6 +251,14 @@ impl Refusal {
             let files: Vec<String> = self.uncommitted.iter().map(FileChange::describe).collect();
             why.push(format!(
                 "it has uncommitted changes: {}. Commit them on {branch} (or discard them) first",
+                files.join(", ")
+            ));
+        }
+        if !self.ignored.is_empty() {
+            let files: Vec<String> = self.ignored.iter().map(|c| c.path.clone()).collect();
+            why.push(format!(
+                "it holds ignored files git would delete with it: {}. Move them out, or remove \
+                 it again with force_ignored: true to let them go",
                 files.join(", ")
             ));
         }
@@ -268,21 +278,24 @@ impl Refusal {
     }
 }
 
-/// Whether a worktree may be removed: only when nothing in it is uncommitted and every
-/// commit of its branch is on another branch as well.
-pub fn removal_decision(status: &[FileChange], unique_commits: &[Commit]) -> Result<(), Refusal> {
-    // Ignored files are build output git was told to forget; they never block.
-    let uncommitted: Vec<FileChange> = status
-        .iter()
-        .filter(|c| c.kind != "ignored")
-        .cloned()
-        .collect();
-    if uncommitted.is_empty() && unique_commits.is_empty() {
+/// Whether a worktree may be removed: only when nothing in it is uncommitted, every commit of
+/// its branch is on another branch as well, and no ignored file would go with it unless the
+/// caller said to let them (`force_ignored`).
+pub fn removal_decision(
+    status: &[FileChange],
+    unique_commits: &[Commit],
+    force_ignored: bool,
+) -> Result<(), Refusal> {
+    let (ignored, uncommitted): (Vec<FileChange>, Vec<FileChange>) =
+        status.iter().cloned().partition(|c| c.kind == "ignored");
+    let ignored = if force_ignored { Vec::new() } else { ignored };
+    if uncommitted.is_empty() && unique_commits.is_empty() && ignored.is_empty() {
         Ok(())
     } else {
         Err(Refusal {
             uncommitted,
             unique_commits: unique_commits.to_vec(),
+            ignored,
         })
     }
 }
@@ -522,6 +535,24 @@ pub async fn remove(repo: &Path, path: &Path) -> Result<()> {
         .map(|_| ())
 }
 
+/// Every uncommitted change in the worktree, untracked and ignored files included: what
+/// removing it would lose.
+pub async fn status_with_ignored(worktree: &Path) -> Result<Vec<FileChange>> {
+    let out = git(
+        worktree,
+        &[
+            "--no-optional-locks",
+            "status",
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=all",
+            "--ignored=matching",
+        ],
+    )
+    .await?;
+    parse_status(&out).map_err(Error::Agent)
+}
+
 /// Every uncommitted change in the worktree, untracked files included.
 pub async fn status(worktree: &Path) -> Result<Vec<FileChange>> {
     let out = git(
@@ -706,10 +737,21 @@ mod tests {
             commit: "a".repeat(40),
             subject: "work".into(),
         };
-        assert_eq!(removal_decision(&[], &[]), Ok(()));
-        assert_eq!(removal_decision(&[change("out", "ignored")], &[]), Ok(()));
+        assert_eq!(removal_decision(&[], &[], false), Ok(()));
+        // An ignored file goes only when the caller lets it.
+        let refusal = removal_decision(&[change("out/.env", "ignored")], &[], false).unwrap_err();
+        let text = refusal.explain("/wt/dev-1", "troupe/dev");
+        assert!(
+            text.contains("ignored files git would delete with it: out/.env"),
+            "{text}"
+        );
+        assert!(text.contains("force_ignored: true"), "{text}");
+        assert_eq!(
+            removal_decision(&[change("out/.env", "ignored")], &[], true),
+            Ok(())
+        );
 
-        let refusal = removal_decision(&[change("notes.txt", "untracked")], &[]).unwrap_err();
+        let refusal = removal_decision(&[change("notes.txt", "untracked")], &[], true).unwrap_err();
         let text = refusal.explain("/wt/dev-1", "troupe/dev");
         assert!(
             text.contains("uncommitted changes: notes.txt (untracked)"),
@@ -717,12 +759,12 @@ mod tests {
         );
         assert!(!text.contains("no other branch"), "{text}");
 
-        let refusal = removal_decision(&[], std::slice::from_ref(&commit)).unwrap_err();
+        let refusal = removal_decision(&[], std::slice::from_ref(&commit), false).unwrap_err();
         let text = refusal.explain("/wt/dev-1", "troupe/dev");
         assert!(text.contains("aaaaaaaaaaaa work"), "{text}");
         assert!(text.contains("Merge troupe/dev"), "{text}");
 
-        let both = removal_decision(&[change("x", "modified")], &[commit]).unwrap_err();
+        let both = removal_decision(&[change("x", "modified")], &[commit], false).unwrap_err();
         assert_eq!(both.uncommitted.len(), 1);
         assert_eq!(both.unique_commits.len(), 1);
     }

@@ -248,9 +248,26 @@ async fn two_instances_work_on_their_own_branches_and_removal_loses_nothing() {
     );
     assert!(Path::new(&paths[1]).is_dir());
 
-    // Once main holds the commit, it goes; the branch stays.
+    // Once main holds the commit, only an ignored file is in the way: refused, naming it,
+    // until the caller lets it go; then the worktree goes and the branch stays.
     git(&repo, &["merge", "-q", "--ff-only", "troupe/beta"]);
+    std::fs::write(repo.join(".git/info/exclude"), "*.env\n").unwrap();
+    std::fs::write(Path::new(&paths[1]).join("local.env"), "KEY=1\n").unwrap();
     let r = remove(&h, &beta).await;
+    assert!(
+        r.is_error
+            && r.text
+                .contains("ignored files git would delete with it: local.env"),
+        "{}",
+        r.text
+    );
+    assert!(Path::new(&paths[1]).join("local.env").is_file());
+    let r = h
+        .call(
+            "remove_worktree",
+            json!({ "instance_id": beta, "force_ignored": true }),
+        )
+        .await;
     assert!(!r.is_error, "{}", r.text);
     assert_eq!(r.structured["branch"], "troupe/beta");
     assert!(!Path::new(&paths[1]).exists(), "the worktree is gone");

@@ -669,10 +669,20 @@ async fn remove_worktree(
     State(sup): State<Supervisor>,
     Path(id): Path<String>,
     axum::Extension(caller): axum::Extension<crate::auth::Caller>,
+    body: Option<Json<RemoveWorktree>>,
 ) -> Result<Json<crate::supervisor::worktrees::WorktreeRemoved>, Error> {
+    let force_ignored = body.is_some_and(|Json(b)| b.force_ignored);
     Ok(Json(
-        sup.remove_worktree(&id, instance_caller(&caller)).await?,
+        sup.remove_worktree(&id, instance_caller(&caller), force_ignored)
+            .await?,
     ))
+}
+
+#[derive(Deserialize, Default)]
+struct RemoveWorktree {
+    /// Let git delete the worktree's ignored files with it.
+    #[serde(default)]
+    force_ignored: bool,
 }
 
 /// `GET /api/tree`: the parent/child tree, as text and as nodes.

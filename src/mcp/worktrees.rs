@@ -17,6 +17,16 @@ pub struct WorktreeParams {
     pub instance_id: String,
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct RemoveParams {
+    /// The instance (spawned with use_worktree), e.g. developer-7a3f.
+    pub instance_id: String,
+    /// Let git delete the worktree's ignored files (build output, a .env) with it; without
+    /// this, removal is refused while there are any, naming them.
+    #[serde(default)]
+    pub force_ignored: bool,
+}
+
 #[tool_router(router = worktree_tools, vis = "pub(super)")]
 impl Troupe {
     #[tool(
@@ -37,15 +47,19 @@ impl Troupe {
 
     #[tool(
         name = "remove_worktree",
-        description = "Remove a terminated instance's git worktree (git worktree remove, never forced); its branch is kept. Refused, with the reason, while the instance runs, while the worktree has uncommitted changes, or while its branch has commits no other branch holds."
+        description = "Remove a terminated instance's git worktree (git worktree remove, never forced); its branch is kept. Refused, with the reason, while the instance runs, while the worktree has uncommitted changes, while its branch has commits no other branch holds, or while it holds ignored files (force_ignored: true lets those go)."
     )]
     pub async fn remove_worktree(
         &self,
-        Parameters(p): Parameters<WorktreeParams>,
+        Parameters(p): Parameters<RemoveParams>,
         extensions: Extensions,
     ) -> Result<Json<WorktreeRemoved>, String> {
         self.sup
-            .remove_worktree(p.instance_id.trim(), caller(&extensions).as_deref())
+            .remove_worktree(
+                p.instance_id.trim(),
+                caller(&extensions).as_deref(),
+                p.force_ignored,
+            )
             .await
             .map(Json)
             .map_err(tool_error)

@@ -209,8 +209,14 @@ impl Supervisor {
 
     /// Removes an ended instance's worktree (`git worktree remove`, never forced) and keeps
     /// its branch; refused, with what is in the way, while the instance runs, while anything
-    /// is uncommitted, or while the branch has commits no other branch holds.
-    pub async fn remove_worktree(&self, id: &str, caller: Option<&str>) -> Result<WorktreeRemoved> {
+    /// is uncommitted, while the branch has commits no other branch holds, or while ignored
+    /// files would go with it (unless `force_ignored`).
+    pub async fn remove_worktree(
+        &self,
+        id: &str,
+        caller: Option<&str>,
+        force_ignored: bool,
+    ) -> Result<WorktreeRemoved> {
         let (inst, wt) = self.worktree_of(caller, id).await?;
         if let Some(at) = &wt.removed_at {
             return Err(Error::InvalidInput(format!(
@@ -237,9 +243,9 @@ impl Supervisor {
         let path = Path::new(&wt.path);
         let mut note = None;
         if path.is_dir() {
-            let changes = worktree::status(path).await?;
+            let changes = worktree::status_with_ignored(path).await?;
             let unique = worktree::unique_commits(path, &wt.branch).await?;
-            if let Err(refusal) = worktree::removal_decision(&changes, &unique) {
+            if let Err(refusal) = worktree::removal_decision(&changes, &unique, force_ignored) {
                 let reason = refusal.explain(&wt.path, &wt.branch);
                 audit::record(
                     self.pool(),
