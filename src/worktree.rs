@@ -538,34 +538,26 @@ pub async fn remove(repo: &Path, path: &Path) -> Result<()> {
 /// Every uncommitted change in the worktree, untracked and ignored files included: what
 /// removing it would lose.
 pub async fn status_with_ignored(worktree: &Path) -> Result<Vec<FileChange>> {
-    let out = git(
-        worktree,
-        &[
-            "--no-optional-locks",
-            "status",
-            "--porcelain=v1",
-            "-z",
-            "--untracked-files=all",
-            "--ignored=matching",
-        ],
-    )
-    .await?;
-    parse_status(&out).map_err(Error::Agent)
+    status_of(worktree, true).await
 }
 
 /// Every uncommitted change in the worktree, untracked files included.
 pub async fn status(worktree: &Path) -> Result<Vec<FileChange>> {
-    let out = git(
-        worktree,
-        &[
-            "--no-optional-locks",
-            "status",
-            "--porcelain=v1",
-            "-z",
-            "--untracked-files=all",
-        ],
-    )
-    .await?;
+    status_of(worktree, false).await
+}
+
+async fn status_of(worktree: &Path, ignored: bool) -> Result<Vec<FileChange>> {
+    let mut args = vec![
+        "--no-optional-locks",
+        "status",
+        "--porcelain=v1",
+        "-z",
+        "--untracked-files=all",
+    ];
+    if ignored {
+        args.push("--ignored=matching");
+    }
+    let out = git(worktree, &args).await?;
     parse_status(&out).map_err(Error::Agent)
 }
 

@@ -439,6 +439,22 @@ fn argv(args: &[&str]) -> Vec<String> {
     args.iter().map(|a| a.to_string()).collect()
 }
 
+/// The person's own Claude Code, in `project`, with troupe added over HTTP as `troupe mcp
+/// install` adds it.
+fn person_claude(h: &Harness, project: &std::path::Path) -> Terminal {
+    let mcp = h.dir.path().join("person-mcp.json");
+    let config = json!({ "mcpServers": { "troupe": {
+        "type": "http",
+        "url": format!("{}/mcp", h.server().url()),
+        "headers": { "Authorization": format!("Bearer {}", h.server().token()) }
+    }}});
+    std::fs::write(&mcp, config.to_string()).unwrap();
+    let mut command = vec![support::clis::claude_bin()];
+    command.extend(argv(&SKIP));
+    command.extend(argv(&["--mcp-config", mcp.to_str().unwrap()]));
+    Terminal::open(h, project, &[], &command)
+}
+
 const SKIP: [&str; 3] = [
     "--dangerously-skip-permissions",
     "--settings",
@@ -451,17 +467,7 @@ const SKIP: [&str; 3] = [
 async fn a_helper_of_the_person_works_in_the_person_own_directory() {
     let h = Harness::start().await;
     let project = trusted_project(&h, "my project");
-    let mcp = h.dir.path().join("person-mcp.json");
-    let config = json!({ "mcpServers": { "troupe": {
-        "type": "http",
-        "url": format!("{}/mcp", h.server().url()),
-        "headers": { "Authorization": format!("Bearer {}", h.server().token()) }
-    }}});
-    std::fs::write(&mcp, config.to_string()).unwrap();
-    let mut command = vec![support::clis::claude_bin()];
-    command.extend(argv(&SKIP));
-    command.extend(argv(&["--mcp-config", mcp.to_str().unwrap()]));
-    let term = Terminal::open(&h, &project, &[], &command);
+    let term = person_claude(&h, &project);
     let call = r#"CALL_TOOL mcp__troupe__spawn_claude {"role": "tester", "name": "helper"}"#;
     term.say(call);
     let helper = term
@@ -590,17 +596,7 @@ async fn the_person_approves_a_spawn_in_their_own_claude_code() {
     )
     .await;
     let project = trusted_project(&h, "approvals");
-    let mcp = h.dir.path().join("person-mcp.json");
-    let config = json!({ "mcpServers": { "troupe": {
-        "type": "http",
-        "url": format!("{}/mcp", h.server().url()),
-        "headers": { "Authorization": format!("Bearer {}", h.server().token()) }
-    }}});
-    std::fs::write(&mcp, config.to_string()).unwrap();
-    let mut command = vec![support::clis::claude_bin()];
-    command.extend(argv(&SKIP));
-    command.extend(argv(&["--mcp-config", mcp.to_str().unwrap()]));
-    let term = Terminal::open(&h, &project, &[], &command);
+    let term = person_claude(&h, &project);
     let call = r#"CALL_TOOL mcp__troupe__spawn_claude {"role": "tester", "name": "approved"}"#;
     term.say(call);
     let question = term
@@ -648,17 +644,7 @@ async fn the_person_is_asked_about_a_helpers_permission_in_their_own_claude_code
             "permission_mode": "default", "project_dir": project.display().to_string(),
         }))
         .await;
-    let mcp = h.dir.path().join("person-mcp.json");
-    let config = json!({ "mcpServers": { "troupe": {
-        "type": "http",
-        "url": format!("{}/mcp", h.server().url()),
-        "headers": { "Authorization": format!("Bearer {}", h.server().token()) }
-    }}});
-    std::fs::write(&mcp, config.to_string()).unwrap();
-    let mut command = vec![support::clis::claude_bin()];
-    command.extend(argv(&SKIP));
-    command.extend(argv(&["--mcp-config", mcp.to_str().unwrap()]));
-    let term = Terminal::open(&h, &project, &[], &command);
+    let term = person_claude(&h, &project);
     let made = project.join("asked.txt");
     let work = format!(
         "CALL_TOOL Bash {}",
@@ -717,17 +703,7 @@ async fn a_wait_longer_than_the_persons_client_bears_answers_with_the_next_step(
     let kid = h
         .spawn(json!({ "role": "tester", "name": "slow", "model": "haiku" }))
         .await;
-    let mcp = h.dir.path().join("person-mcp.json");
-    let config = json!({ "mcpServers": { "troupe": {
-        "type": "http",
-        "url": format!("{}/mcp", h.server().url()),
-        "headers": { "Authorization": format!("Bearer {}", h.server().token()) }
-    }}});
-    std::fs::write(&mcp, config.to_string()).unwrap();
-    let mut command = vec![support::clis::claude_bin()];
-    command.extend(argv(&SKIP));
-    command.extend(argv(&["--mcp-config", mcp.to_str().unwrap()]));
-    let term = Terminal::open(&h, &project, &[], &command);
+    let term = person_claude(&h, &project);
     let call = format!(
         "CALL_TOOL mcp__troupe__send_to_instance {}",
         json!({ "instance_id": kid, "message": "count slowly to 20", "timeout_seconds": 60 })

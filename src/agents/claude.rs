@@ -616,6 +616,29 @@ pub fn as_text(text: &str, version: Option<Version>) -> String {
     }
 }
 
+/// Every recorded Claude Code version's capture directory (`tests/fixtures/claude-code-*`,
+/// made by `.ci/record-claude VERSION`), oldest first.
+#[cfg(test)]
+pub(crate) fn recorded_versions() -> Vec<std::path::PathBuf> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let mut found: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("claude-code-"))
+        })
+        .collect();
+    found.sort();
+    assert!(
+        found.len() >= 2,
+        "both tested versions are recorded: {found:?}"
+    );
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -892,25 +915,8 @@ mod tests {
         assert_eq!(headers["Authorization"], "Bearer tok");
     }
 
-    /// Every recorded version's capture directory (`.ci/record-claude VERSION` makes one).
     fn recorded_versions() -> Vec<std::path::PathBuf> {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
-        let mut found: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("claude-code-"))
-            })
-            .collect();
-        found.sort();
-        assert!(
-            found.len() >= 2,
-            "both tested versions are recorded: {found:?}"
-        );
-        found
+        super::recorded_versions()
     }
 
     fn read(dir: &std::path::Path, file: &str) -> Option<String> {

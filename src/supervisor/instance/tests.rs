@@ -1912,19 +1912,7 @@ fn relaunch_of_an_idle_instance_happens_at_once() {
 /// its transcript and answered with the model's words.
 #[test]
 fn every_recorded_version_drives_the_machine_through_its_turns() {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("claude-code-"))
-        })
-        .collect();
-    dirs.sort();
-    assert!(dirs.len() >= 2, "{dirs:?}");
+    let dirs = crate::agents::claude::recorded_versions();
     for dir in dirs {
         let name = dir.display().to_string();
         let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
