@@ -859,3 +859,52 @@ async fn an_interrupt_right_as_the_turn_begins_still_stops_it() {
         r.text
     );
 }
+
+/// `@path` in a message is text, never a file mention the CLI reads unasked: the file's
+/// contents reach no model request, and the message after one that ends in `@path` arrives
+/// as it was sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_at_path_in_a_message_is_text_and_reads_no_file() {
+    let h = Harness::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&secret, "SECRET-CONTENT-7c1f\n").unwrap();
+    let id = h
+        .spawn(json!({ "role": "tester", "permission_mode": "default" }))
+        .await;
+    for text in [
+        format!("@{} summarise", secret.display()),
+        format!("look at @{}", secret.display()),
+        "next message zero".to_string(),
+    ] {
+        let r = h
+            .call(
+                "send_to_instance",
+                json!({ "instance_id": id, "message": text, "timeout_seconds": 60 }),
+            )
+            .await;
+        assert!(!r.is_error, "{text:?}: {}", r.text);
+        assert_eq!(
+            r.structured["status"], "answered",
+            "{text:?}: {}",
+            r.structured
+        );
+        // The model reads each word that starts with `@` in backticks.
+        let response = r.structured["response"].as_str().unwrap().replace('`', "");
+        assert!(
+            response.ends_with(&text),
+            "{text:?} arrived as {response:?}"
+        );
+    }
+    let requests = h.model.requests();
+    let leaked = requests
+        .iter()
+        .find(|r| r.to_string().contains("SECRET-CONTENT-7c1f"));
+    assert!(
+        leaked.is_none(),
+        "the file was read into a model request: {}",
+        leaked
+            .map(|r| r["messages"].to_string())
+            .unwrap_or_default()
+    );
+}

@@ -594,6 +594,36 @@ impl Agent for ClaudeCode {
     }
 }
 
+/// Each word that starts with `@` put in backticks. Claude Code reads `@path` at the start
+/// or after whitespace as a file to attach, and reads it into the model's request with no
+/// permission asked (its pattern `(?:^|\s)@…`, in the 2.1.197 and 2.1.328 binaries; seen on
+/// 2.1.328: a file's contents reached the model). 2.1.328 drops invisible characters such as
+/// a word joiner from what it is given, so the mark must be visible; after a backtick the
+/// `@` starts no mention, and the model reads the word as the literal it is.
+fn no_mentions(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    // JavaScript's `\s` counts U+FEFF as whitespace; Rust's does not.
+    let is_space = |c: char| c.is_whitespace() || c == '\u{feff}';
+    let mut after_space = true;
+    let mut quoting = false;
+    for c in text.chars() {
+        if quoting && is_space(c) {
+            out.push('`');
+            quoting = false;
+        }
+        if c == '@' && after_space {
+            out.push('`');
+            quoting = true;
+        }
+        out.push(c);
+        after_space = is_space(c);
+    }
+    if quoting {
+        out.push('`');
+    }
+    out
+}
+
 /// The word put before a message that starts with `/`, where a leading space no longer
 /// keeps the CLI from running it as a command.
 pub const SLASH_PREFIX: &str = "Text: ";
@@ -607,7 +637,7 @@ pub const SLASH_PREFIX: &str = "Text: ";
 /// or a word joiner in front all fail the same way. So on versions after 2.1.197 (and on an
 /// unknown one) a message starting with `/` gets a visible word in front.
 pub fn as_text(text: &str, version: Option<Version>) -> String {
-    let text = super::as_text(text, &['/', '!', '#', '&']);
+    let text = no_mentions(&super::as_text(text, &['/', '!', '#', '&']));
     let space_keeps_slash_text = version.is_some_and(|v| v <= Version(2, 1, 197));
     if !space_keeps_slash_text && text.trim_start().starts_with('/') {
         format!("{SLASH_PREFIX}{}", text.trim_start())
@@ -871,6 +901,11 @@ mod tests {
             );
             assert_eq!(as_text("a\r\nb\u{9b}c\u{7f}", v), "a\nbc");
             assert_eq!(as_text("line one\n\tline two", v), "line one\n\tline two");
+            // `@` starting a word is no file mention; inside a word it is left alone.
+            assert_eq!(as_text("@/etc/passwd sum", v), "`@/etc/passwd` sum");
+            assert_eq!(as_text("see @a and\n@b", v), "see `@a` and\n`@b`");
+            assert_eq!(as_text("me@example.com", v), "me@example.com");
+            assert_eq!(as_text("x\u{feff}@y", v), "x\u{feff}`@y`");
         }
         let typed = ClaudeCode {
             bin: "claude".into(),
