@@ -318,6 +318,8 @@ async fn a_restart_on_another_port_moves_the_instances_along() {
     let mut h = Harness::start().await;
     let id = h.spawn(json!({ "role": "developer" })).await;
     ask(&h, &id, "remember the word kiwi").await;
+    // One that has had no turn yet: there is no conversation for `--resume` to find.
+    let unused = h.spawn(json!({ "role": "tester" })).await;
     let old = h.addr.unwrap();
 
     h.stop_server().await;
@@ -349,6 +351,23 @@ async fn a_restart_on_another_port_moves_the_instances_along() {
         let text = std::fs::read_to_string(config_dir.join(file)).unwrap();
         assert!(text.contains(&new_url), "{file}: {text}");
     }
+
+    // The unused one starts afresh under its own id, for the new address, and works.
+    eventually(
+        "the unused instance started again for the new address",
+        Duration::from_secs(60),
+        || async {
+            let creds = troupe::db::credentials::Credentials::find(h.pool(), &unused)
+                .await
+                .unwrap()?;
+            let inst = state(&h, &unused).await;
+            assert_ne!(inst.state, "failed", "{}", inst.state_reason);
+            (creds.server_url == new_url && inst.state == "idle").then_some(())
+        },
+    )
+    .await;
+    let answer = ask(&h, &unused, "first words").await;
+    assert_eq!(answer["response"], "ECHO: first words");
 
     // Its own tools reach troupe at the new address, in the same conversation.
     let answer = ask(&h, &id, "CALL_TOOL mcp__troupe__get_instance_status {}").await;

@@ -896,7 +896,35 @@ impl Supervisor {
         let inst = Instance::find(&self.shared.pool, id)
             .await?
             .ok_or_else(|| Error::UnknownInstance(id.to_string()))?;
-        self.launch(&inst, Launch::RespawnPane).await
+        let agent = self.shared.agent(&inst.agent)?;
+        let written = match inst
+            .transcript_path
+            .as_deref()
+            .map(Path::new)
+            .filter(|p| p.exists())
+        {
+            Some(path) => Some(holds_conversation(agent.as_ref(), path)?),
+            None => None,
+        };
+        if written == Some(true) {
+            return self.launch(&inst, Launch::RespawnPane).await;
+        }
+        // No conversation to resume (`--resume` would answer "No conversation found"): the
+        // CLI starts afresh under the instance's identity, with a new session id when the old
+        // one has a file the CLI would refuse as in use.
+        self.shared.tmux.kill_session(&inst.tmux_session).await?;
+        if written.is_some() {
+            let session = if agent.habits().session_id_chosen {
+                uuid::Uuid::new_v4().to_string()
+            } else {
+                String::new()
+            };
+            Instance::set_agent_session(&self.shared.pool, &inst.id, &session).await?;
+        }
+        let fresh = Instance::find(&self.shared.pool, id)
+            .await?
+            .ok_or_else(|| Error::UnknownInstance(id.to_string()))?;
+        self.launch(&fresh, Launch::New).await
     }
 
     /// Follows a CLI that kept running while troupe was away. A CLI configured for another
