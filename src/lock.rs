@@ -81,6 +81,17 @@ impl ServeLock {
     }
 }
 
+impl Drop for ServeLock {
+    /// Unlocked explicitly: a child process forked by another thread at this moment holds a
+    /// copy of the descriptor until it execs, and closing ours alone would leave the lock
+    /// held through it.
+    fn drop(&mut self) {
+        for (_, file) in &self.files {
+            let _ = file.unlock();
+        }
+    }
+}
+
 /// The lock file of a tmux socket name, shared by every data directory.
 pub fn tmux_lock_path(socket: &str) -> PathBuf {
     let uid = uid();

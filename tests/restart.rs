@@ -336,7 +336,11 @@ async fn a_restart_on_another_port_moves_the_instances_along() {
                 .await
                 .unwrap()?;
             let inst = state(&h, &id).await;
-            (creds.server_url == new_url && inst.state == "idle").then_some(())
+            // The new credentials are written a moment before the CLI's files, while the
+            // state still reads idle from before.
+            let config = h.data_dir.join("instances").join(&id).join("mcp.json");
+            let written = std::fs::read_to_string(config).is_ok_and(|t| t.contains(&new_url));
+            (creds.server_url == new_url && inst.state == "idle" && written).then_some(())
         },
     )
     .await;
