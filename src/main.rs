@@ -82,10 +82,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List the live instances of a running server.
+    /// List the live instances of a running server (with --all, the ended ones too).
     Ls {
         #[command(flatten)]
         server: ServerUrl,
+        /// Ended instances (terminated, failed) too.
+        #[arg(long)]
+        all: bool,
         /// The server's answer as JSON, for scripts.
         #[arg(long)]
         json: bool,
@@ -498,7 +501,7 @@ fn run() -> anyhow::Result<()> {
             codex_bin,
             json,
         } => runtime.block_on(doctor(server, claude_bin, codex_bin, json)),
-        Command::Ls { server, json } => runtime.block_on(ls(server.client()?, json)),
+        Command::Ls { server, json, all } => runtime.block_on(ls(server.client()?, json, all)),
         Command::Cost { server, json } => runtime.block_on(cost(server.client()?, json)),
         Command::Tree { server, json } => runtime.block_on(async {
             let t = server.client()?.tree().await?;
@@ -769,8 +772,11 @@ async fn attach(client: troupe::cli::Client, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn ls(client: troupe::cli::Client, json: bool) -> anyhow::Result<()> {
-    let list = client.instances().await?;
+async fn ls(client: troupe::cli::Client, json: bool, all: bool) -> anyhow::Result<()> {
+    let list = match all {
+        true => client.all_instances().await?,
+        false => client.instances().await?,
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());

@@ -61,6 +61,21 @@ async fn ls_and_cost_print_tables_and_json() {
     let v: Value = serde_json::from_str(&out).unwrap();
     assert!(v["cost_micros"].as_i64().unwrap() > 0, "{v}");
 
+    // An ended instance leaves `ls`, and `ls --all` still shows it.
+    let r = h
+        .call("terminate_instance", json!({ "instance_id": kid }))
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    let (ok, out) = tokio::task::block_in_place(|| troupe(&url, &token, &["ls"]));
+    assert!(ok && !out.contains(&kid), "{out}");
+    let (ok, out) = tokio::task::block_in_place(|| troupe(&url, &token, &["ls", "--all"]));
+    assert!(ok, "{out}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with(&kid))
+        .unwrap_or_else(|| panic!("no row for {kid}: {out}"));
+    assert!(row.contains("terminated"), "{row}");
+
     // No server there: a clear error, exit 1.
     let port = support::process::free_port();
     let (ok, out) = tokio::task::block_in_place(|| {

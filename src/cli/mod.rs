@@ -101,6 +101,12 @@ impl Client {
             .await
     }
 
+    /// Every instance, ended ones (terminated, failed) included.
+    pub async fn all_instances(&self) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::GET, "/api/instances?all=true", None)
+            .await
+    }
+
     pub async fn send(&self, id: &str, message: &str, wait: bool) -> anyhow::Result<Value> {
         self.call(
             reqwest::Method::POST,
