@@ -78,8 +78,9 @@ pub const TOOLS: &[(&str, Rule)] = &[
         Rule::Names(&[("instance_id", Act::Read), ("team", Act::Read)]),
     ),
     (
+        // Each reply is handed out once: taking an inbox's replies is acting on it.
         "get_pending_replies",
-        Rule::Names(&[("instance_id", Act::Read)]),
+        Rule::Names(&[("instance_id", Act::Control)]),
     ),
     (
         "get_instance_status",

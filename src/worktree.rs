@@ -790,11 +790,7 @@ mod tests {
     #[tokio::test]
     async fn the_repository_runs_nothing_of_its_own() {
         let dir = tempfile::tempdir().unwrap();
-        let repo = dir.path().join("repo");
-        std::fs::create_dir(&repo).unwrap();
-        sh_git(&repo, &["init", "-q", "-b", "main"]);
-        sh_git(&repo, &["config", "user.name", "t"]);
-        sh_git(&repo, &["config", "user.email", "t@example.com"]);
+        let repo = new_repo(dir.path());
         sh_git(&repo, &["commit", "-q", "--allow-empty", "-m", "init"]);
         let marks = dir.path().join("marks");
         let script = |name: &str| {
@@ -832,6 +828,16 @@ mod tests {
         );
     }
 
+    /// An empty repository, `dir/repo`, on `main`, with no commit.
+    fn new_repo(dir: &Path) -> PathBuf {
+        let repo = dir.join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        sh_git(&repo, &["init", "-q", "-b", "main"]);
+        sh_git(&repo, &["config", "user.name", "t"]);
+        sh_git(&repo, &["config", "user.email", "t@example.com"]);
+        repo
+    }
+
     fn sh_git(dir: &Path, args: &[&str]) {
         let out = std::process::Command::new("git")
             .arg("-C")
@@ -845,11 +851,7 @@ mod tests {
     #[tokio::test]
     async fn only_commits_no_other_branch_holds_count_as_unique() {
         let dir = tempfile::tempdir().unwrap();
-        let repo = dir.path().join("repo");
-        std::fs::create_dir(&repo).unwrap();
-        sh_git(&repo, &["init", "-q", "-b", "main"]);
-        sh_git(&repo, &["config", "user.name", "t"]);
-        sh_git(&repo, &["config", "user.email", "t@example.com"]);
+        let repo = new_repo(dir.path());
         // Not a repository, then one with no commit.
         assert!(
             repo_of(dir.path())

@@ -79,15 +79,23 @@ pub struct Clients {
     seen: Mutex<HashMap<(String, Option<String>), Seen>>,
 }
 
+/// At most this many characters of what a client says of itself.
+const MAX_NAME: usize = 80;
+
+fn bounded(text: &str) -> String {
+    text.chars().take(MAX_NAME).collect()
+}
+
 /// The most clients remembered; the oldest is forgotten first.
 const MAX_CLIENTS: usize = 512;
 
 impl Clients {
     /// Notes the request's client; the first time one is seen, its era is logged.
     pub fn note(&self, ctx: &RequestContext<RoleServer>, instance_id: Option<&str>) {
+        // The client names itself: kept short, so a long name cannot grow the list.
         let client = ctx
             .client_info()
-            .map(|i| format!("{} {}", i.name, i.version))
+            .map(|i| bounded(&format!("{} {}", i.name, i.version)))
             .unwrap_or_else(|| "unnamed".into());
         let version = ctx
             .protocol_version()
@@ -95,7 +103,7 @@ impl Clients {
         let caps = ctx.client_capabilities().unwrap_or_default();
         self.note_parts(
             client,
-            version.as_str(),
+            &bounded(version.as_str()),
             Era::of(ctx),
             instance_id,
             caps.roots.is_some(),
@@ -233,5 +241,6 @@ mod tests {
             );
         }
         assert_eq!(c.list().len(), MAX_CLIENTS);
+        assert_eq!(bounded(&"x".repeat(10_000)).len(), MAX_NAME);
     }
 }

@@ -897,22 +897,30 @@ impl Supervisor {
             .await?
             .ok_or_else(|| Error::UnknownInstance(id.to_string()))?;
         let agent = self.shared.agent(&inst.agent)?;
-        let written = match inst
-            .transcript_path
-            .as_deref()
-            .map(Path::new)
-            .filter(|p| p.exists())
-        {
-            Some(path) => Some(holds_conversation(agent.as_ref(), path)?),
-            None => None,
-        };
+        let written = conversation_written(agent.as_ref(), &inst)?;
         if written == Some(true) {
             return self.launch(&inst, Launch::RespawnPane).await;
         }
-        // No conversation to resume (`--resume` would answer "No conversation found"): the
-        // CLI starts afresh under the instance's identity, with a new session id when the old
-        // one has a file the CLI would refuse as in use.
-        self.shared.tmux.kill_session(&inst.tmux_session).await?;
+        // No conversation to resume (`--resume` would answer "No conversation found").
+        let fresh = self
+            .ready_afresh(&inst, agent.as_ref(), written, Launch::RespawnPane)
+            .await?;
+        self.launch(&fresh, Launch::New).await
+    }
+
+    /// Readies an instance with no conversation to start afresh under its identity: its old
+    /// pane gone when it is to be reused, and a new session id when the old one has a file,
+    /// which the CLI would refuse as in use.
+    async fn ready_afresh(
+        &self,
+        inst: &Instance,
+        agent: &dyn Agent,
+        written: Option<bool>,
+        how: Launch,
+    ) -> Result<Instance> {
+        if matches!(how, Launch::RespawnPane) {
+            self.shared.tmux.kill_session(&inst.tmux_session).await?;
+        }
         if written.is_some() {
             let session = if agent.habits().session_id_chosen {
                 uuid::Uuid::new_v4().to_string()
@@ -921,10 +929,9 @@ impl Supervisor {
             };
             Instance::set_agent_session(&self.shared.pool, &inst.id, &session).await?;
         }
-        let fresh = Instance::find(&self.shared.pool, id)
+        Instance::find(&self.shared.pool, &inst.id)
             .await?
-            .ok_or_else(|| Error::UnknownInstance(id.to_string()))?;
-        self.launch(&fresh, Launch::New).await
+            .ok_or_else(|| Error::UnknownInstance(inst.id.clone()))
     }
 
     /// Follows a CLI that kept running while troupe was away. A CLI configured for another
@@ -984,11 +991,7 @@ impl Supervisor {
         }
         let had_turns = Message::any_started(&self.shared.pool, &inst.id).await?;
         let agent = self.shared.agent(&inst.agent)?;
-        let transcript = inst.transcript_path.as_deref().map(Path::new);
-        let written = match transcript.filter(|p| p.exists()) {
-            Some(path) => Some(holds_conversation(agent.as_ref(), path)?),
-            None => None,
-        };
+        let written = conversation_written(agent.as_ref(), inst)?;
         let fresh;
         let (inst, how) = match written {
             Some(true) => (inst, how),
@@ -1010,20 +1013,9 @@ impl Supervisor {
             // first prompt reached the file). It starts again, under a new session id when
             // the old one has a file, which the CLI would refuse as in use.
             _ => {
-                if matches!(how, Launch::RespawnPane) {
-                    self.shared.tmux.kill_session(&inst.tmux_session).await?;
-                }
-                if written.is_some() {
-                    let session = if agent.habits().session_id_chosen {
-                        uuid::Uuid::new_v4().to_string()
-                    } else {
-                        String::new()
-                    };
-                    Instance::set_agent_session(&self.shared.pool, &inst.id, &session).await?;
-                }
-                fresh = Instance::find(&self.shared.pool, &inst.id)
-                    .await?
-                    .ok_or_else(|| Error::UnknownInstance(inst.id.clone()))?;
+                fresh = self
+                    .ready_afresh(inst, agent.as_ref(), written, how)
+                    .await?;
                 (&fresh, Launch::New)
             }
         };
@@ -1400,6 +1392,20 @@ async fn new_instance_id(pool: &SqlitePool, base: &str) -> Result<String> {
         if !Instance::exists(pool, &id).await? {
             return Ok(id);
         }
+    }
+}
+
+/// Whether the instance's transcript holds a conversation to resume; None when there is no
+/// transcript file at all.
+fn conversation_written(agent: &dyn Agent, inst: &Instance) -> Result<Option<bool>> {
+    match inst
+        .transcript_path
+        .as_deref()
+        .map(Path::new)
+        .filter(|p| p.exists())
+    {
+        Some(path) => Ok(Some(holds_conversation(agent, path)?)),
+        None => Ok(None),
     }
 }
 
