@@ -65,7 +65,10 @@ pub const TOOLS: &[(&str, Rule)] = &[
     ("get_team", Rule::PersonOnly),
     ("interrupt_all", Rule::PersonOnly),
     ("terminate_all", Rule::PersonOnly),
+    ("respond_to_approval", Rule::PersonOnly),
     ("reply_to_caller", Rule::Own),
+    // An instance sees the approvals of its own calls and of those below it (see the tool).
+    ("get_approval", Rule::Own),
     ("get_pending_permissions", Rule::Own),
     // Each lists the caller's own subtree for an instance (see the tools).
     ("list_instances", Rule::Own),
@@ -405,6 +408,7 @@ mod tests {
             "dissolve_team",
             "terminate_all",
             "interrupt_all",
+            "respond_to_approval",
         ] {
             assert_eq!(rule(tool), Some(Rule::PersonOnly), "{tool}");
         }

@@ -178,6 +178,22 @@ enum Command {
         #[arg(short, long)]
         message: Option<String>,
     },
+    /// Answer an instance's call that waits for your approval (require_approval); without an
+    /// id, list the ones waiting.
+    Approve {
+        #[command(flatten)]
+        server: ServerUrl,
+        /// The approval id (`appr-…`, from the notice, the dashboard or `troupe approve`).
+        approval_id: Option<String>,
+        /// Refuse the call instead.
+        #[arg(long)]
+        deny: bool,
+        /// With --deny: why, for the instance.
+        #[arg(short, long, requires = "deny")]
+        message: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Open an instance's tmux session in this terminal (detach with Ctrl-b d).
     Attach {
         #[command(flatten)]
@@ -623,6 +639,67 @@ fn run() -> anyhow::Result<()> {
                 r["instance_id"].as_str().unwrap_or("?"),
                 r["summary"].as_str().unwrap_or("it")
             );
+            Ok(())
+        }),
+        Command::Approve {
+            server,
+            approval_id: None,
+            json,
+            ..
+        } => runtime.block_on(async {
+            let p = server.client()?.approvals().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&p)?);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = p["approvals"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|a| {
+                    let field = |k: &str| a[k].as_str().unwrap_or("").to_string();
+                    vec![
+                        field("approval_id"),
+                        field("instance_id"),
+                        troupe::cli::age(&field("asked_at"), chrono::Utc::now()),
+                        format!("{} {}", field("tool"), a["arguments"]),
+                    ]
+                })
+                .collect();
+            if rows.is_empty() {
+                println!("no calls are waiting for your approval");
+            } else {
+                print!(
+                    "{}",
+                    troupe::cli::table(&["APPROVAL", "INSTANCE", "WAITING", "CALL"], &rows)
+                );
+                eprintln!("answer with: troupe approve <approval> | troupe approve <approval> --deny -m <why>");
+            }
+            Ok(())
+        }),
+        Command::Approve {
+            server,
+            approval_id: Some(id),
+            deny,
+            message,
+            json,
+        } => runtime.block_on(async {
+            let a = server
+                .client()?
+                .approve(&id, !deny, message.as_deref())
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&a)?);
+                return Ok(());
+            }
+            let (instance, tool) = (
+                a["instance_id"].as_str().unwrap_or("?"),
+                a["tool"].as_str().unwrap_or("its call"),
+            );
+            match deny {
+                false => println!("{id} approved: {instance} goes on with {tool}"),
+                true => println!("{id} denied: {instance} does not run {tool}"),
+            }
             Ok(())
         }),
         Command::Resume { server, id } => runtime.block_on(async {

@@ -131,7 +131,7 @@ async fn an_instance_acts_only_on_itself_and_the_instances_below_it() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn approval_is_the_persons_and_a_code_approves_one_call() {
+async fn approval_is_the_persons_and_an_instances_call_waits_for_it() {
     let h = Harness::start().await;
     let r = h
         .call(
@@ -159,24 +159,137 @@ async fn approval_is_the_persons_and_a_code_approves_one_call() {
         .await;
     assert!(!lead.is_error, "{}", lead.text);
     let lead = lead.structured["instance_id"].as_str().unwrap().to_string();
-    let as_lead = as_instance(&h, &lead).await;
 
-    // The instance is refused, is given no code, and cannot use the person's.
+    // An instance's call is asked of the person and waits for them; the instance gets no code.
+    let http = reqwest::Client::new();
+    let url = h.server().url();
+    let token = h.server().token().to_string();
+    let pending = || async {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let list: serde_json::Value = http
+                .get(format!("{url}/api/approvals"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if let Some(a) = list["approvals"].as_array().and_then(|l| l.first()) {
+                return a.clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing asked: {list}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    let asking = {
+        let as_lead = as_instance(&h, &lead).await;
+        tokio::spawn(async move {
+            as_lead
+                .call_tool("spawn_claude", json!({ "role": "tester", "name": "kid" }))
+                .await
+        })
+    };
+    let asked = pending().await;
+    assert_eq!(asked["instance_id"], lead.as_str());
+    assert_eq!(asked["tool"], "spawn_claude");
+    assert_eq!(
+        asked["arguments"],
+        json!({ "role": "tester", "name": "kid" })
+    );
+    let id = asked["approval_id"].as_str().unwrap().to_string();
+    // Only the person answers: not the instance over MCP, nor over REST.
+    let as_lead = as_instance(&h, &lead).await;
     let r = as_lead
-        .call_tool("spawn_claude", json!({ "role": "tester", "name": "kid" }))
+        .call_tool(
+            "respond_to_approval",
+            json!({ "approval_id": id, "approve": true }),
+        )
         .await;
-    assert!(
-        r.is_error && r.text.contains("person's approval"),
+    assert!(r.is_error && r.text.contains("the person's"), "{}", r.text);
+    let r = http
+        .post(format!("{url}/api/approvals/{id}"))
+        .bearer_auth(support::asking::token_of(&h, &lead).await)
+        .header("x-troupe-instance", &lead)
+        .json(&json!({ "approve": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = as_lead
+        .call_tool("get_approval", json!({ "approval_id": id }))
+        .await;
+    assert_eq!(
+        r.structured["approvals"][0]["state"], "pending",
         "{}",
         r.text
     );
+    let r = http
+        .post(format!("{url}/api/approvals/{id}"))
+        .bearer_auth(&token)
+        .json(&json!({ "approve": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let spawned = asking.await.unwrap();
+    assert!(!spawned.is_error, "{}", spawned.text);
     assert!(
-        !r.text.contains("ok-"),
+        !spawned.text.contains("ok-"),
         "a code was handed to an instance: {}",
-        r.text
+        spawned.text
     );
+    let kid = spawned.structured["instance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let s = support::asking::status(&h, &kid).await;
+    assert_eq!(s["parent_instance_id"], lead.as_str(), "{s}");
+    // The approval was for that one call: used now, and good for nothing else.
+    let r = as_lead
+        .call_tool(
+            "spawn_claude",
+            json!({ "role": "tester", "name": "kid", "approval": id }),
+        )
+        .await;
+    assert!(r.is_error && r.text.contains("used already"), "{}", r.text);
+
+    // A refusal reaches the instance with the person's reason, and nothing runs.
+    let asking = {
+        let as_lead = as_instance(&h, &lead).await;
+        tokio::spawn(async move {
+            as_lead
+                .call_tool("spawn_claude", json!({ "role": "tester", "name": "kid2" }))
+                .await
+        })
+    };
+    let asked = pending().await;
+    let id2 = asked["approval_id"].as_str().unwrap();
+    assert_ne!(id2, id);
+    let r = http
+        .post(format!("{url}/api/approvals/{id2}"))
+        .bearer_auth(&token)
+        .json(&json!({ "approve": false, "reason": "two testers are enough" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let refused = asking.await.unwrap();
+    assert!(
+        refused.is_error && refused.text.contains("two testers are enough"),
+        "{}",
+        refused.text
+    );
+    let listed = h.call("list_instances", json!({})).await;
+    assert!(!listed.text.contains("kid2"), "{}", listed.text);
+
+    // The person's own code works for nobody else's call and for no other arguments.
     let person = h
-        .call("spawn_claude", json!({ "role": "tester", "name": "kid" }))
+        .call("spawn_claude", json!({ "role": "tester", "name": "kid3" }))
         .await;
     let code = person
         .text
@@ -185,18 +298,6 @@ async fn approval_is_the_persons_and_a_code_approves_one_call() {
         .and_then(|rest| rest.split('"').next())
         .unwrap()
         .to_string();
-    let r = as_lead
-        .call_tool(
-            "spawn_claude",
-            json!({ "role": "tester", "name": "kid", "approval": code }),
-        )
-        .await;
-    assert!(
-        r.is_error,
-        "the person's code worked for an instance: {}",
-        r.text
-    );
-    // A code approves its own call only: other arguments are refused.
     let r = h
         .call(
             "spawn_claude",
@@ -204,6 +305,90 @@ async fn approval_is_the_persons_and_a_code_approves_one_call() {
         )
         .await;
     assert!(r.is_error && r.text.contains("not valid"), "{}", r.text);
+    let audit = troupe::db::audit::of_kind(h.pool(), "approval.granted")
+        .await
+        .unwrap();
+    assert!(
+        audit.iter().any(|e| e.detail.contains("\"how\":\"rest\"")),
+        "{audit:?}"
+    );
+}
+
+/// An instance's call whose approval does not come in time ends with the approval's id; the
+/// person's later answer lets the instance make exactly that call.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unanswered_approval_can_be_used_once_answered() {
+    let h = Harness::start_with(|c| c.permission_wait = std::time::Duration::from_secs(2)).await;
+    let r = h
+        .call(
+            "configure_orchestration",
+            json!({ "require_approval": ["spawn_claude"] }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    let person = h
+        .call("spawn_claude", json!({ "role": "tester", "name": "lead" }))
+        .await;
+    let code = person
+        .text
+        .split("\"approval\": \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_string();
+    let lead = h
+        .call(
+            "spawn_claude",
+            json!({ "role": "tester", "name": "lead", "approval": code }),
+        )
+        .await;
+    let lead = lead.structured["instance_id"].as_str().unwrap().to_string();
+    let as_lead = as_instance(&h, &lead).await;
+    let args = json!({ "role": "tester", "name": "later" });
+    let r = as_lead.call_tool("spawn_claude", args.clone()).await;
+    assert!(
+        r.is_error && r.text.contains("waiting for the person's approval"),
+        "{}",
+        r.text
+    );
+    let id = r
+        .text
+        .split("approval appr-")
+        .nth(1)
+        .map(|rest| format!("appr-{}", &rest[..12]))
+        .expect("the approval's id");
+    let r = as_lead.call_tool("get_approval", json!({})).await;
+    assert_eq!(
+        r.structured["approvals"][0]["approval_id"],
+        id.as_str(),
+        "{}",
+        r.text
+    );
+    // The person answers with the command line.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_troupe"))
+        .args(["approve", &id, "--url", &h.server().url()])
+        .env("TROUPE_TOKEN", h.server().token())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(&format!("{id} approved")), "{said}");
+    // Other arguments are refused; the same ones run, once.
+    let mut other = args.clone();
+    other["name"] = json!("someone-else");
+    other["approval"] = json!(id);
+    let r = as_lead.call_tool("spawn_claude", other).await;
+    assert!(r.is_error && r.text.contains("exact call"), "{}", r.text);
+    let mut same = args.clone();
+    same["approval"] = json!(id);
+    let r = as_lead.call_tool("spawn_claude", same).await;
+    assert!(!r.is_error, "{}", r.text);
+    let r = h.call("get_approval", json!({ "approval_id": id })).await;
+    assert_eq!(r.structured["approvals"][0]["state"], "used", "{}", r.text);
 }
 
 /// A person who exported TROUPE_TOKEN (as `serve` suggests for Codex) starts troupe from that

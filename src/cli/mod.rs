@@ -150,6 +150,39 @@ impl Client {
         .await
     }
 
+    /// Instances' calls waiting for the person's approval.
+    pub async fn approvals(&self) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::GET, "/api/approvals", None)
+            .await
+    }
+
+    /// The person's answer to an approval.
+    pub async fn approve(
+        &self,
+        approval_id: &str,
+        approve: bool,
+        reason: Option<&str>,
+    ) -> anyhow::Result<Value> {
+        let approval_id = approval_id.trim();
+        if approval_id.is_empty()
+            || !approval_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            anyhow::bail!(
+                "{approval_id:?} is not an approval id (appr-…); `troupe approve` lists the ones \
+                 waiting"
+            );
+        }
+        let path = format!("/api/approvals/{approval_id}");
+        self.call(
+            reqwest::Method::POST,
+            &path,
+            Some(json!({ "approve": approve, "reason": reason })),
+        )
+        .await
+    }
+
     /// `interrupt`, `terminate` or `resume` one instance.
     pub async fn act(&self, id: &str, action: &str) -> anyhow::Result<Value> {
         self.call(

@@ -1,6 +1,7 @@
 //! Everything troupe remembers lives in SQLite; this module is the only place that speaks SQL.
 //! One file per table: the row type and the associated functions that read and write it.
 
+pub mod approvals;
 pub mod audit;
 pub mod credentials;
 pub mod events;

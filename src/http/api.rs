@@ -45,6 +45,11 @@ pub fn routes() -> Router<Supervisor> {
             "/api/instances/{id}/permissions/{request_id}",
             post(respond_to_permission),
         )
+        .route("/api/approvals", get(approvals))
+        .route(
+            "/api/approvals/{id}",
+            get(get_approval).post(respond_to_approval),
+        )
         .route("/api/teams", get(list_teams).post(create_team))
         .route("/api/teams/{name}", get(get_team).delete(dissolve_team))
         .route("/api/teams/{name}/start", post(start_team))
@@ -495,6 +500,58 @@ async fn respond_to_permission(
         .respond_to_permission(&id, &request_id, b.decision, b.message, None)
         .await?;
     Ok(Json(permission_json(req)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ApprovalsQuery {
+    /// Every state, newest first, rather than the ones waiting.
+    #[serde(default)]
+    all: bool,
+}
+
+/// `GET /api/approvals[?all=true]`: instances' calls waiting for the person's approval.
+async fn approvals(
+    State(sup): State<Supervisor>,
+    query: Result<Query<ApprovalsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, Error> {
+    let Query(q) = query.map_err(|e| Error::InvalidInput(e.body_text()))?;
+    let list: Vec<crate::mcp::ApprovalView> = sup
+        .approvals(q.all)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    Ok(Json(json!({ "approvals": list })))
+}
+
+/// `GET /api/approvals/{id}`.
+async fn get_approval(
+    State(sup): State<Supervisor>,
+    Path(id): Path<String>,
+) -> Result<Json<crate::mcp::ApprovalView>, Error> {
+    Ok(Json(sup.approval(None, &id).await?.into()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApproveBody {
+    approve: bool,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST /api/approvals/{id} {"approve": true|false, "reason": "…"}`: the person's answer.
+async fn respond_to_approval(
+    State(sup): State<Supervisor>,
+    Path(id): Path<String>,
+    body: Result<Json<ApproveBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<crate::mcp::ApprovalView>, Error> {
+    let Json(b) = body.map_err(|e| Error::InvalidInput(e.body_text()))?;
+    let a = sup
+        .decide_approval(&id, b.approve, "rest", b.reason)
+        .await?;
+    Ok(Json(a.into()))
 }
 
 fn permission_json(r: crate::db::permissions::PermissionRequest) -> Value {

@@ -32,6 +32,7 @@ pub const KINDS: &[&str] = &[
     "team",
     "settings",
     "permission",
+    "approval",
 ];
 
 #[derive(Deserialize, Default)]

@@ -1,7 +1,8 @@
 //! require_approval: a tool the person must approve asks them through MCP elicitation when
 //! their client can show a question; otherwise the call is refused with a one-time code, and
-//! the model asks the person and calls again with it. Every question, approval and refusal
-//! is audited.
+//! the model asks the person and calls again with it. An instance's call is asked of the
+//! person and waits for their answer (see [`crate::supervisor::approvals`]). Every question,
+//! approval and refusal is audited.
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
@@ -90,23 +91,23 @@ pub async fn check(
         return Ok(());
     }
     let pool = sup.pool();
-    // Approval is the person's: an instance neither gets a code nor may use one, whatever it
-    // learned; it is told to ask.
+    // Approval is the person's: an instance's call is asked of the person and waits for
+    // their answer; the instance can neither give one nor learn a code.
     if let Some(instance) = caller {
-        let source = crate::supervisor::controls::source_words(settings.require_approval.source);
-        audit::record(
-            pool,
-            Some(instance),
-            Some(instance),
-            "approval.refused",
-            json!({ "tool": tool, "why": "an instance asked", "code_given": code.is_some() }),
-        )
-        .await;
-        return Err(format!(
-            "{tool} needs the person's approval (require_approval, set in {source}), which an \
-             instance can neither give nor obtain. Ask whoever gave you work (reply_to_caller) \
-             to run it or to approve it."
-        ));
+        let args = serde_json::Value::Object(request.arguments.clone().unwrap_or_default());
+        let asked = match code {
+            Some(id) => sup.approval(Some(instance), &id).await,
+            None => sup.ask_approval(instance, &tool, &args).await,
+        }
+        .map_err(|e| e.to_string())?;
+        let standing = match asked.state.as_str() {
+            "pending" => sup
+                .await_approval(&asked.id, sup.config().permission_wait)
+                .await
+                .map_err(|e| e.to_string())?,
+            _ => asked,
+        };
+        return sup.spend_approval(&standing, instance, &tool, &args).await;
     }
     if let Some(answer) = answered {
         let (kind, why) = match answer {
@@ -232,4 +233,162 @@ pub async fn check(
          user whether to run {tool} with {summary}; if they agree, call {tool} again with the \
          same arguments and \"{CODE_ARG}\": \"{code}\" (good once, for 10 minutes)."
     ))
+}
+
+#[derive(Debug, Default, serde::Deserialize, schemars::JsonSchema)]
+pub struct GetApprovalParams {
+    /// The approval's id (`appr-…`), from the answer of the call that asked. Without one: the
+    /// approvals still waiting for the person that you can see.
+    #[serde(default)]
+    pub approval_id: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+pub struct RespondApprovalParams {
+    /// The approval's id (`appr-…`), from the notice or get_approval.
+    pub approval_id: String,
+    /// true runs the instance's call; false refuses it.
+    pub approve: bool,
+    /// With a refusal: why, shown to the instance so it can do something else.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// An instance's call that needs (or needed) the person's approval.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct ApprovalView {
+    pub approval_id: String,
+    /// The instance whose call it is.
+    pub instance_id: String,
+    pub tool: String,
+    /// The call's arguments: the approval is good for exactly these.
+    pub arguments: serde_json::Value,
+    /// pending, approved, denied, used or expired.
+    pub state: String,
+    /// Where the person answered: rest, form or mcp.
+    pub decided_by: Option<String>,
+    /// Why it was denied, when the person said.
+    pub reason: Option<String>,
+    pub asked_at: String,
+    pub decided_at: Option<String>,
+    pub used_at: Option<String>,
+    /// What to do next, in a line.
+    pub next: String,
+}
+
+impl From<crate::db::approvals::Approval> for ApprovalView {
+    fn from(a: crate::db::approvals::Approval) -> Self {
+        let next = match a.state.as_str() {
+            "pending" => "the person has not answered yet; ask again later".to_string(),
+            "approved" => format!(
+                "call {} again with the same arguments and \"approval\": \"{}\" (once, within \
+                 an hour)",
+                a.tool, a.id
+            ),
+            "denied" => "not to be run: ask whoever gave you work what they want instead".into(),
+            "used" => "done: the call ran".into(),
+            _ => format!("call {} without an approval to ask again", a.tool),
+        };
+        ApprovalView {
+            arguments: serde_json::from_str(&a.arguments)
+                .unwrap_or(serde_json::Value::String(a.arguments)),
+            approval_id: a.id,
+            instance_id: a.instance_id,
+            tool: a.tool,
+            state: a.state,
+            decided_by: a.decided_by,
+            reason: a.reason,
+            asked_at: a.asked_at,
+            decided_at: a.decided_at,
+            used_at: a.used_at,
+            next,
+        }
+    }
+}
+
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct ApprovalsResult {
+    /// The approval asked for, or every one still waiting that you can see, oldest first.
+    pub approvals: Vec<ApprovalView>,
+}
+
+/// Asks the person's client (one that declared form elicitation) to answer an instance's
+/// approval; an answer that comes too late (another client answered first) is dropped.
+pub async fn ask_person(
+    sup: Supervisor,
+    peer: rmcp::service::Peer<RoleServer>,
+    approval_id: String,
+    question: String,
+) {
+    let wait = sup.config().permission_wait;
+    let approve = match peer
+        .elicit_with_timeout::<Approve>(question, Some(wait))
+        .await
+    {
+        Ok(Some(Approve { approve })) => approve,
+        Err(ElicitationError::UserDeclined) => false,
+        // Cancelled, timed out or no form: the approval waits for another answer.
+        _ => return,
+    };
+    if let Err(e) = sup
+        .decide_approval(&approval_id, approve, "form", None)
+        .await
+    {
+        tracing::debug!(approval = %approval_id, "the person's answer came too late: {e}");
+    }
+}
+
+#[rmcp::tool_router(router = approval_tools, vis = "pub(super)")]
+impl super::Troupe {
+    #[rmcp::tool(
+        name = "get_approval",
+        description = "How an approval stands: a call that needs the person's approval (require_approval) made by an instance waits for their answer and, when none comes in time, answers with an approval id. pending: not answered yet; approved: call the tool again with the same arguments and \"approval\": \"<id>\"; denied: not to be run. Without an id, lists the approvals still waiting that you can see."
+    )]
+    pub async fn get_approval(
+        &self,
+        super::Parameters(p): super::Parameters<GetApprovalParams>,
+        extensions: rmcp::model::Extensions,
+    ) -> Result<super::Json<ApprovalsResult>, String> {
+        let who = super::caller(&extensions);
+        let approvals = match p.approval_id.as_deref().map(str::trim) {
+            Some(id) if !id.is_empty() => vec![
+                self.sup
+                    .approval(who.as_deref(), id)
+                    .await
+                    .map_err(super::tool_error)?,
+            ],
+            _ => {
+                let mut seen = Vec::new();
+                for a in self.sup.approvals(false).await.map_err(super::tool_error)? {
+                    if self
+                        .sup
+                        .visible_to(who.as_deref(), &a.instance_id)
+                        .await
+                        .is_ok()
+                    {
+                        seen.push(a);
+                    }
+                }
+                seen
+            }
+        };
+        Ok(super::Json(ApprovalsResult {
+            approvals: approvals.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    #[rmcp::tool(
+        name = "respond_to_approval",
+        description = "The person's answer to an instance's call that waits for their approval (require_approval): approve runs it, a refusal (with an optional reason the instance reads) stops it. Only the person may answer; the ids are in the notice and in get_approval."
+    )]
+    pub async fn respond_to_approval(
+        &self,
+        super::Parameters(p): super::Parameters<RespondApprovalParams>,
+    ) -> Result<super::Json<ApprovalView>, String> {
+        self.sup
+            .decide_approval(p.approval_id.trim(), p.approve, "mcp", p.reason)
+            .await
+            .map(|a| super::Json(a.into()))
+            .map_err(super::tool_error)
+    }
 }

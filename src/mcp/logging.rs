@@ -67,6 +67,18 @@ pub async fn forward_notices(
                     summary,
                 ));
             }
+            Ok(crate::supervisor::Event::ApprovalAsked {
+                approval_id,
+                question,
+                ..
+            }) if asks => {
+                tokio::spawn(super::approval::ask_person(
+                    sup.clone(),
+                    peer.clone(),
+                    approval_id,
+                    question,
+                ));
+            }
             Ok(crate::supervisor::Event::Notice { kind, text }) => {
                 let severity = match kind {
                     "error" | "cost_threshold" => LoggingLevel::Warning,

@@ -35,6 +35,7 @@ use rmcp::{RoleServer, ServerHandler, prompt, prompt_handler, prompt_router, too
 
 use crate::supervisor::Supervisor;
 use answer::Json;
+pub(crate) use approval::ApprovalView;
 use parameters::Parameters;
 
 pub const INSTRUCTIONS: &str = "troupe runs other Claude Code instances for you, each in its own \
@@ -74,6 +75,7 @@ static TOOLS: LazyLock<ToolRouter<Troupe>> = LazyLock::new(|| {
         + Troupe::worktree_tools()
         + Troupe::file_tools()
         + Troupe::permission_tools()
+        + Troupe::approval_tools()
         + Troupe::settings_tools();
     for route in router.map.values_mut() {
         strip_formats(Arc::make_mut(&mut route.attr.input_schema));
@@ -209,6 +211,12 @@ impl Troupe {
                         let ask = rounds::ask_permission(&original.0, original.1.as_ref(), asked, &question);
                         return Ok(rmcp::model::CallToolResponse::InputRequired(ask));
                     }
+                    Ok(Event::ApprovalAsked { approval_id, question, .. }) => {
+                        let Some((message_id, until)) = waiting.get() else { continue };
+                        let asked = rounds::Asked::Approval { approval_id, message_id, until };
+                        let ask = rounds::ask_approval(&original.0, original.1.as_ref(), asked, &question);
+                        return Ok(rmcp::model::CallToolResponse::InputRequired(ask));
+                    }
                     Err(RecvError::Closed) => return call.await,
                     _ => {}
                 },
@@ -258,6 +266,46 @@ impl Troupe {
             debug_assert!(place != Place::Outside || !access::may(act, place));
         }
         Ok(())
+    }
+
+    /// After the person answered a question asked during their wait for `message_id`: goes on
+    /// waiting for it until `until`, as the original call would have.
+    async fn wait_on(
+        &self,
+        request: &rmcp::model::CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+        message_id: String,
+        until: std::time::Instant,
+    ) -> Result<rmcp::model::CallToolResponse, McpError> {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        let mut args = JsonObject::new();
+        args.insert("message_id".into(), message_id.into());
+        if left.as_secs() >= 1 {
+            args.insert("wait_seconds".into(), left.as_secs().into());
+        }
+        let again = rmcp::model::CallToolRequestParams::new("get_message").with_arguments(args);
+        let original = (request.name.to_string(), request.arguments.clone());
+        self.call_watching(again, context, original).await
+    }
+
+    /// The person's answer to an approval form, carried by their client's retry. No answer
+    /// (cancelled) leaves the approval waiting for another.
+    async fn decide_approval(&self, approval_id: &str, responses: &rmcp::model::InputResponses) {
+        let approve = match rounds::answered_approval(responses) {
+            Ok(()) => true,
+            Err("declined" | "did not approve") => false,
+            Err(_) => return,
+        };
+        if let Err(e) = self
+            .sup
+            .decide_approval(approval_id, approve, "form", None)
+            .await
+        {
+            tracing::debug!(
+                approval = approval_id,
+                "the person's answer came too late: {e}"
+            );
+        }
     }
 
     /// The person's answer to a permission form, carried by their client's retry.
@@ -483,16 +531,15 @@ impl ServerHandler for Troupe {
             }) => {
                 self.decide_permission(&instance_id, &request_id, &responses)
                     .await;
-                let left = until.saturating_duration_since(std::time::Instant::now());
-                let mut args = JsonObject::new();
-                args.insert("message_id".into(), message_id.into());
-                if left.as_secs() >= 1 {
-                    args.insert("wait_seconds".into(), left.as_secs().into());
-                }
-                let again =
-                    rmcp::model::CallToolRequestParams::new("get_message").with_arguments(args);
-                let original = (request.name.to_string(), request.arguments.clone());
-                return self.call_watching(again, context, original).await;
+                return self.wait_on(&request, context, message_id, until).await;
+            }
+            Some(rounds::Asked::Approval {
+                approval_id,
+                message_id,
+                until,
+            }) => {
+                self.decide_approval(&approval_id, &responses).await;
+                return self.wait_on(&request, context, message_id, until).await;
             }
             Some(rounds::Asked::Inputs(asked)) => {
                 if asked.roots

@@ -143,6 +143,13 @@ pub enum Asked {
         message_id: String,
         until: Instant,
     },
+    /// An instance's call that waits for the person's approval, asked while the person's call
+    /// waited for `message_id`; the retry answers it and goes on waiting until `until`.
+    Approval {
+        approval_id: String,
+        message_id: String,
+        until: Instant,
+    },
 }
 
 /// Where a tool call of the person's waits, so that a permission question arriving during
@@ -210,6 +217,21 @@ pub fn ask_permission(
     let mut requests = InputRequests::new();
     requests.insert(PERMISSION.into(), r);
     InputRequiredResult::new(Some(requests), Some(handle))
+}
+
+/// Starts a round that asks the person about an instance's call that needs their approval.
+pub fn ask_approval(
+    tool: &str,
+    args: Option<&JsonObject>,
+    asked: Asked,
+    question: &str,
+) -> InputRequiredResult {
+    let handle = remember(tool, args, asked);
+    let needs = Needs {
+        roots: false,
+        approval: true,
+    };
+    InputRequiredResult::new(Some(requests(needs, question)), Some(handle))
 }
 
 /// The person's answer to a permission form: Some(allow?), or None when they gave none

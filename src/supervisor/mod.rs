@@ -2,6 +2,7 @@
 //! interrupt and terminate; it writes the intent to SQLite, acts through tmux, records the
 //! outcome, and publishes an [`Event`] that waiters and streams listen to.
 
+pub mod approvals;
 pub mod attached;
 pub mod controls;
 pub mod coordination;
@@ -64,6 +65,14 @@ pub enum Event {
         request_id: String,
         summary: String,
     },
+    /// An instance's call waits for the person's approval.
+    ApprovalAsked {
+        approval_id: String,
+        instance_id: String,
+        question: String,
+    },
+    /// The person answered an approval.
+    ApprovalDecided { approval_id: String },
 }
 
 pub(crate) struct Shared {

@@ -1322,6 +1322,61 @@ function decidedRow(d) {
   ]);
 }
 
+// ---------------------------------------------------------------------------------------
+// Approvals: an instance's call that needs the person's answer (require_approval)
+// ---------------------------------------------------------------------------------------
+
+const approvals = { pending: [], busy: new Set() };
+
+async function loadApprovals() {
+  const data = await api('GET', '/api/approvals');
+  approvals.pending = data.approvals ?? [];
+  drawApprovals();
+}
+
+const refreshApprovals = debounce(() => report(loadApprovals()), 250, 1000);
+
+function drawApprovals() {
+  const rows = approvals.pending.map((a) => {
+    const busy = approvals.busy.has(a.approval_id);
+    const allow = el('button', { className: 'small allow', text: 'Approve', dataset: { testid: 'approval-allow' }, attrs: { type: 'button' } });
+    const deny = el('button', { className: 'small danger', text: 'Deny', dataset: { testid: 'approval-deny' }, attrs: { type: 'button' } });
+    allow.disabled = deny.disabled = busy;
+    allow.addEventListener('click', () => decideApproval(a, true));
+    deny.addEventListener('click', () => decideApproval(a, false));
+    return el('div', { className: 'perm-row', dataset: { testid: 'approval-row', approvalId: a.approval_id, instanceId: a.instance_id } }, [
+      el('div', { className: 'perm-head' }, [
+        el('button', {
+          className: 'link perm-instance', text: instanceName(a.instance_id), title: `show ${a.instance_id}`,
+          attrs: { type: 'button' }, on: { click: () => select(a.instance_id, true) },
+        }),
+        el('span', { className: 'perm-summary', text: a.tool }),
+        el('span', { className: 'muted perm-when' }, ['waiting ', ageSince(a.asked_at)]),
+      ]),
+      toolInput({ tool_input: a.arguments }),
+      el('div', { className: 'perm-actions' }, [allow, deny]),
+    ]);
+  });
+  $('approval-list').replaceChildren(...rows);
+  $('approval-count').textContent = rows.length ? `(${rows.length})` : '';
+  $('approvals').hidden = !rows.length;
+}
+
+async function decideApproval(a, approve) {
+  if (approvals.busy.has(a.approval_id)) return;
+  approvals.busy.add(a.approval_id);
+  drawApprovals();
+  try {
+    await api('POST', `/api/approvals/${enc(a.approval_id)}`, { approve });
+  } catch (e) {
+    if (e instanceof SessionGone) return;
+    showError(new Error(`${approve ? 'approve' : 'deny'} ${a.tool} of ${a.instance_id}: ${e.message}`));
+  } finally {
+    approvals.busy.delete(a.approval_id);
+    refreshApprovals();
+  }
+}
+
 async function decidePermission(id, decision, message) {
   const r = perms.pending.get(id);
   if (!r || perms.busy.has(id)) return;
@@ -1454,6 +1509,7 @@ function resync() {
   report(loadTeams());
   report(loadAudit());
   report(loadPermissions());
+  report(loadApprovals());
   if (out.id) report(loadOutputSince());
   if (msgs.id) report(loadMessages());
 }
@@ -1462,7 +1518,7 @@ function resync() {
 // Live events
 // ---------------------------------------------------------------------------------------
 
-const EVENT_KINDS = ['instance', 'message', 'output', 'interrupt', 'usage', 'audit', 'team', 'settings', 'permission'];
+const EVENT_KINDS = ['instance', 'message', 'output', 'interrupt', 'usage', 'audit', 'team', 'settings', 'permission', 'approval'];
 
 const conn = {
   es: null,
@@ -1592,6 +1648,9 @@ function apply(kind, data) {
     case 'permission':
       onPermission(data);
       break;
+    case 'approval':
+      refreshApprovals();
+      break;
   }
 }
 
@@ -1653,7 +1712,7 @@ async function start() {
   connect();
   // Listen first, then read: anything that happens while the GETs run is in the stream.
   await streamOpened(3000);
-  const loads = await Promise.allSettled([loadInstances(), loadUsage(), loadLimits(), loadTeams(), loadAudit(), loadPermissions()]);
+  const loads = await Promise.allSettled([loadInstances(), loadUsage(), loadLimits(), loadTeams(), loadAudit(), loadPermissions(), loadApprovals()]);
   for (const r of loads) if (r.status === 'rejected') showError(r.reason);
   if (signedOut) return;
   conn.ready = true;
