@@ -693,6 +693,82 @@ async fn the_person_is_asked_about_a_helpers_permission_in_their_own_claude_code
     assert_eq!(era, support::clis::claude_era(), "{client}");
 }
 
+/// A helper's call needs the person's approval (require_approval) while the person's own
+/// Claude Code waits for the helper's answer: the question appears in the person's TUI, their
+/// answer lets the helper's call run, and the wait goes on to the helper's answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_person_approves_a_helpers_call_in_their_own_claude_code() {
+    let h = Harness::start().await;
+    let project = trusted_project(&h, "approves");
+    let kid = h
+        .spawn(json!({ "role": "architect", "name": "planner", "model": "haiku" }))
+        .await;
+    h.call(
+        "configure_orchestration",
+        json!({ "require_approval": ["spawn_claude"] }),
+    )
+    .await;
+    let term = person_claude(&h, &project);
+    let work = format!(
+        "CALL_TOOL mcp__troupe__spawn_claude {}",
+        json!({ "role": "tester", "name": "grandkid", "model": "haiku" })
+    );
+    let call = format!(
+        "CALL_TOOL mcp__troupe__send_to_instance {}",
+        json!({ "instance_id": kid, "message": work })
+    );
+    term.say(&call);
+    let question = term
+        .until(
+            "troupe's approval question on the person's screen",
+            &call,
+            || async {
+                let s = term.screen();
+                s.contains("asks to run spawn_claude").then_some(s)
+            },
+        )
+        .await;
+    assert!(question.contains(&kid), "{question}");
+    let none = Instance::list(h.pool(), false).await.unwrap();
+    assert!(
+        !none.iter().any(|i| i.name == "grandkid"),
+        "nothing runs before the person answers"
+    );
+    term.accept_form().await;
+    let grandkid = support::eventually("the approved spawn", Duration::from_secs(60), || async {
+        let found = Instance::list(h.pool(), false)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|i| i.name == "grandkid");
+        if found.is_none() && term.screen().contains("❯ Accept") {
+            term.keys(&["Enter"]);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        found
+    })
+    .await;
+    assert_eq!(grandkid.parent_id.as_deref(), Some(kid.as_str()));
+    let granted = troupe::db::audit::of_kind(h.pool(), "approval.granted")
+        .await
+        .unwrap();
+    assert!(
+        granted[0].detail.contains("\"how\":\"form\""),
+        "{granted:?}"
+    );
+    // The person's wait went on to the helper's answer, which their model then read.
+    let answered = r#"\"status\":\"answered\""#;
+    h.model
+        .wait_for_request(
+            |r| r["messages"].to_string().contains(answered),
+            Duration::from_secs(90),
+        )
+        .await
+        .expect("the helper's answer reaches the person's model");
+    let (era, client) = h.person_client();
+    assert_eq!(era, support::clis::claude_era(), "{client}");
+}
+
 /// The person's own client may not bear a long wait (Claude Code 2.1.212 and later moves a
 /// tool call past 2 minutes to the background): troupe answers before the client's limit,
 /// here set to 3 s, with the message id and how to wait on, and the message goes on.
