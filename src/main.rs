@@ -206,6 +206,14 @@ enum Command {
         #[command(flatten)]
         server: ServerUrl,
     },
+    /// The browsers logged in to the dashboard; --end-all logs every one out.
+    Logins {
+        #[command(flatten)]
+        server: ServerUrl,
+        /// End every dashboard login (each browser must open a new link).
+        #[arg(long)]
+        end_all: bool,
+    },
     /// Bring a suspended or stopped instance back with its conversation.
     Resume {
         #[command(flatten)]
@@ -576,6 +584,34 @@ fn run() -> anyhow::Result<()> {
             json,
         )),
         Command::Attach { server, id } => runtime.block_on(attach(server.client()?, &id)),
+        Command::Logins { server, end_all } => runtime.block_on(async {
+            let client = server.client()?;
+            if end_all {
+                let r = client.end_logins().await?;
+                println!(
+                    "{} dashboard login(s) ended; `troupe open` prints a new link",
+                    r["ended"]
+                );
+                return Ok(());
+            }
+            let r = client.logins().await?;
+            let rows: Vec<Vec<String>> = r["logins"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|l| {
+                    let field = |k: &str| l[k].as_str().unwrap_or("").to_string();
+                    vec![field("created_at"), field("expires_at")]
+                })
+                .collect();
+            if rows.is_empty() {
+                println!("no browser is logged in to the dashboard");
+            } else {
+                print!("{}", troupe::cli::table(&["LOGGED IN", "UNTIL"], &rows));
+                eprintln!("end them all with: troupe logins --end-all");
+            }
+            Ok(())
+        }),
         Command::Open { server } => runtime.block_on(async {
             let link = server.client()?.login_link().await?;
             println!("{}", link["url"].as_str().unwrap_or(""));

@@ -1,9 +1,10 @@
 //! Logging in to the dashboard, Jupyter's way: `serve` prints a link with a one-time code,
 //! the browser trades it for a session cookie, and the page itself never holds a token.
 //!
-//! The cookie is derived from the server token, so it survives a restart and a new token
-//! signs every browser out. It is HttpOnly (no script reads it) and SameSite=Strict (no other
-//! site's page sends it).
+//! Each login gets its own random session id; the server keeps its hash (in the database, so
+//! a restart keeps browsers logged in), `/logout` ends one and `troupe logins --end-all` every
+//! one, and a new server token ends them all. The cookie is HttpOnly (no script reads it) and
+//! SameSite=Strict (no other site's page sends it).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -22,31 +23,53 @@ pub const START_LINK_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 /// Codes not yet used, at most: each `troupe open` makes one, and old ones expire.
 const MAX_CODES: usize = 64;
 
-/// The cookie value for a server token.
-pub fn session_value(server_token: &str) -> String {
-    let digest = Sha256::digest(format!("troupe dashboard session\n{server_token}").as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+/// How long a browser stays logged in.
+pub const SESSION_LIFETIME: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// What ties a login to the server token it was made under: a new token ends every login.
+pub fn token_binding(server_token: &str) -> String {
+    hash(&format!("troupe dashboard session\n{server_token}"))
 }
 
-/// The `Set-Cookie` header that logs a browser in.
-pub fn set_cookie(server_token: &str, secure: bool) -> String {
+/// A new browser session: the id for its cookie, and the hash the server keeps.
+pub fn new_session() -> (String, String) {
+    let id = crate::auth::new_token();
+    let kept = hash(&id);
+    (id, kept)
+}
+
+/// The hash under which a session id is kept.
+pub fn session_hash(id: &str) -> String {
+    hash(id)
+}
+
+/// The `Set-Cookie` header that logs a browser in with session `id`.
+pub fn set_cookie(id: &str, secure: bool) -> String {
     format!(
-        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=2592000{}",
-        session_value(server_token),
+        "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        SESSION_LIFETIME.as_secs(),
         if secure { "; Secure" } else { "" }
     )
 }
 
-/// Whether the request carries this server's session cookie.
-pub fn has_session(headers: &HeaderMap, server_token: &str) -> bool {
-    let want = session_value(server_token);
+/// The `Set-Cookie` header that forgets the session.
+pub fn clear_cookie(secure: bool) -> String {
+    format!(
+        "{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// The session id the request's cookie carries, if any.
+pub fn presented(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .any(|(k, v)| k == COOKIE && crate::auth::same(v, &want))
+        .find(|(k, v)| *k == COOKIE && !v.is_empty())
+        .map(|(_, v)| v.to_string())
 }
 
 /// One-time login codes, kept as hashes until used or expired.
@@ -120,24 +143,23 @@ mod tests {
     }
 
     #[test]
-    fn the_cookie_is_this_servers_and_strict() {
-        let set = set_cookie("tok-a", false);
+    fn each_login_has_its_own_id_and_the_cookie_is_strict() {
+        let (a, kept_a) = new_session();
+        let (b, _) = new_session();
+        assert_ne!(a, b);
+        assert_eq!(session_hash(&a), kept_a);
+        assert_ne!(kept_a, a, "the server keeps a hash, not the id");
+        let set = set_cookie(&a, false);
         assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"));
-        assert!(
-            !set.contains("tok-a"),
-            "the token itself is not in the cookie"
-        );
-        let value = session_value("tok-a");
+        assert!(!set.contains("Secure"));
+        assert!(set_cookie(&a, true).ends_with("; Secure"));
+        assert!(clear_cookie(false).contains("Max-Age=0"));
         let mut headers = HeaderMap::new();
         headers.insert(
             header::COOKIE,
-            HeaderValue::from_str(&format!("other=1; {COOKIE}={value}")).unwrap(),
+            HeaderValue::from_str(&format!("other=1; {COOKIE}={a}")).unwrap(),
         );
-        assert!(has_session(&headers, "tok-a"));
-        assert!(
-            !has_session(&headers, "tok-b"),
-            "a new token signs browsers out"
-        );
-        assert!(!has_session(&HeaderMap::new(), "tok-a"));
+        assert_eq!(presented(&headers).as_deref(), Some(a.as_str()));
+        assert_ne!(token_binding("tok-a"), token_binding("tok-b"));
     }
 }

@@ -728,3 +728,92 @@ async fn an_exited_instance_is_terminated_where_it_lies() {
         "the dead pane stays"
     );
 }
+
+/// Each dashboard login is a session of its own, kept by the server: logging out ends that
+/// browser's and no other, `DELETE /api/logins` ends every one, and a cookie never carries
+/// anything derived from the server token.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_dashboard_login_is_its_own_and_logout_ends_it() {
+    let h = Harness::start().await;
+    let url = h.server().url();
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let log_in = || async {
+        let r = browser.get(h.server().login_link()).send().await.unwrap();
+        assert_eq!(r.status(), 303);
+        let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+        set.split(';').next().unwrap().to_string()
+    };
+    let (a, b) = (log_in().await, log_in().await);
+    assert_ne!(a, b, "two logins share a cookie");
+    let status = |cookie: String| {
+        let browser = browser.clone();
+        let url = url.clone();
+        async move {
+            browser
+                .get(format!("{url}/api/instances"))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(status(a.clone()).await, 200);
+    assert_eq!(status(b.clone()).await, 200);
+    let r = browser
+        .post(format!("{url}/logout"))
+        .header("cookie", &a)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let cleared = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    assert_eq!(
+        status(a.clone()).await,
+        401,
+        "a logged-out cookie still works"
+    );
+    assert_eq!(
+        status(b.clone()).await,
+        200,
+        "logging out one ended another"
+    );
+    let page = browser
+        .get(format!("{url}/"))
+        .header("cookie", &a)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("data-testid=\"login\""), "{page}");
+    // The person lists and ends every login.
+    let http = reqwest::Client::new();
+    let listed: serde_json::Value = http
+        .get(format!("{url}/api/logins"))
+        .bearer_auth(h.server().token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["logins"].as_array().unwrap().len(), 1, "{listed}");
+    let ended: serde_json::Value = http
+        .delete(format!("{url}/api/logins"))
+        .bearer_auth(h.server().token())
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ended["ended"], 1, "{ended}");
+    assert_eq!(status(b).await, 401);
+}

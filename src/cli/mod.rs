@@ -150,6 +150,17 @@ impl Client {
         .await
     }
 
+    /// The live dashboard logins.
+    pub async fn logins(&self) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::GET, "/api/logins", None).await
+    }
+
+    /// Ends every dashboard login.
+    pub async fn end_logins(&self) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::DELETE, "/api/logins", None)
+            .await
+    }
+
     /// Instances' calls waiting for the person's approval.
     pub async fn approvals(&self) -> anyhow::Result<Value> {
         self.call(reqwest::Method::GET, "/api/approvals", None)

@@ -17,6 +17,7 @@ pub mod report;
 pub mod settings;
 pub mod teams;
 pub mod usage;
+pub mod web_sessions;
 pub mod worktrees;
 
 use std::path::Path;

@@ -40,6 +40,7 @@ pub fn routes() -> Router<Supervisor> {
         .route("/api/audit", get(audit))
         .route("/api/events", get(super::events::stream))
         .route("/api/login-link", post(login_link))
+        .route("/api/logins", get(logins).delete(end_logins))
         .route("/api/permissions", get(pending_permissions))
         .route(
             "/api/instances/{id}/permissions/{request_id}",
@@ -582,6 +583,26 @@ async fn login_link(State(sup): State<Supervisor>) -> Json<Value> {
         "url": format!("{}/login?code={code}", sup.config().public_url),
         "expires_in_seconds": crate::weblogin::LINK_LIFETIME.as_secs(),
     }))
+}
+
+/// `GET /api/logins`: the dashboard logins that are live (when made, until when).
+async fn logins(State(sup): State<Supervisor>) -> Result<Json<Value>, Error> {
+    let open = crate::db::web_sessions::WebSession::open(sup.pool()).await?;
+    Ok(Json(json!({ "logins": open })))
+}
+
+/// `DELETE /api/logins`: ends every dashboard login; each browser must log in again.
+async fn end_logins(State(sup): State<Supervisor>) -> Result<Json<Value>, Error> {
+    let ended = crate::db::web_sessions::WebSession::end_all(sup.pool()).await?;
+    crate::db::audit::record(
+        sup.pool(),
+        None,
+        None,
+        "logins.ended",
+        json!({ "ended": ended }),
+    )
+    .await;
+    Ok(Json(json!({ "ended": ended })))
 }
 
 #[derive(Deserialize)]

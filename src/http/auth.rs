@@ -32,7 +32,7 @@ pub async fn require_token(
             Some(_) => return refuse("the token is not this server's", &sup),
             // The dashboard's cookie: only this server's pages send it (SameSite=Strict).
             None if !path.starts_with("/mcp")
-                && crate::weblogin::has_session(req.headers(), &sup.config().token) =>
+                && super::dashboard::signed_in(&sup, req.headers()).await =>
             {
                 Caller::User
             }

@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use crate::db::web_sessions::WebSession;
 use crate::supervisor::Supervisor;
 use crate::weblogin;
 
@@ -19,9 +20,24 @@ const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; \
                    script-src 'self'; connect-src 'self'; frame-ancestors 'none'; \
                    base-uri 'none'; form-action 'self'";
 
+/// Whether the request comes from a logged-in browser: its cookie names a live session made
+/// under the current server token.
+pub async fn signed_in(sup: &Supervisor, headers: &HeaderMap) -> bool {
+    let Some(id) = weblogin::presented(headers) else {
+        return false;
+    };
+    let binding = weblogin::token_binding(&sup.config().token);
+    WebSession::live(sup.pool(), &weblogin::session_hash(&id), &binding)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!("cannot check a dashboard login: {e}");
+            false
+        })
+}
+
 /// `GET /`: the dashboard for a logged-in browser, else how to log in.
 pub async fn index(State(sup): State<Supervisor>, headers: HeaderMap) -> Response {
-    if weblogin::has_session(&headers, &sup.config().token) {
+    if signed_in(&sup, &headers).await {
         page(StatusCode::OK, INDEX)
     } else {
         page(StatusCode::OK, LOGIN)
@@ -64,9 +80,51 @@ pub async fn login(
         );
         return response;
     }
+    let (id, kept) = weblogin::new_session();
+    let expires = (chrono::Utc::now()
+        + chrono::TimeDelta::from_std(weblogin::SESSION_LIFETIME).unwrap_or_default())
+    .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+    .to_string();
+    if let Err(e) =
+        WebSession::insert(sup.pool(), &kept, &weblogin::token_binding(token), &expires).await
+    {
+        tracing::warn!("cannot record a dashboard login: {e}");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "troupe could not record the login; try the link again",
+        )
+            .into_response();
+    }
+    tracing::info!("a browser logged in to the dashboard");
     let secure = sup.config().public_url.starts_with("https://");
     let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
-    if let Ok(cookie) = HeaderValue::from_str(&weblogin::set_cookie(token, secure)) {
+    if let Ok(cookie) = HeaderValue::from_str(&weblogin::set_cookie(&id, secure)) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    no_store(&mut response);
+    response
+}
+
+/// `POST /logout`: ends this browser's login and forgets its cookie. The cookie is
+/// SameSite=Strict, so another site's page cannot log the person out either.
+pub async fn logout(State(sup): State<Supervisor>, headers: HeaderMap) -> Response {
+    if let Some(id) = weblogin::presented(&headers) {
+        match WebSession::end(sup.pool(), &weblogin::session_hash(&id)).await {
+            Ok(true) => tracing::info!("a browser logged out of the dashboard"),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!("cannot end a dashboard login: {e}");
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "troupe could not end the login; try again",
+                )
+                    .into_response();
+            }
+        }
+    }
+    let secure = sup.config().public_url.starts_with("https://");
+    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+    if let Ok(cookie) = HeaderValue::from_str(&weblogin::clear_cookie(secure)) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     no_store(&mut response);

@@ -64,6 +64,7 @@ pub fn router(sup: Supervisor, shutdown: CancellationToken) -> Router {
         .route("/health", get(health))
         .route("/", get(dashboard::index))
         .route("/login", get(dashboard::login))
+        .route("/logout", post(dashboard::logout))
         .route("/assets/app.js", get(dashboard::app_js))
         .route("/assets/app.css", get(dashboard::app_css))
         .route("/hooks/{instance_id}", post(hook))
