@@ -82,6 +82,9 @@ pub struct Config {
     pub token: String,
     /// Host names (besides loopback) that requests may name in `Host` and `Origin`.
     pub allowed_hosts: Vec<String>,
+    /// Directories (absolute, resolved) an instance's helpers may work in besides the
+    /// instance's own directory (`--allow-dir`).
+    pub allow_dirs: Vec<PathBuf>,
     /// Listening on a non-loopback address was asked for explicitly.
     pub allow_remote: bool,
     /// The most MCP sessions open at once.
@@ -119,10 +122,26 @@ impl Config {
             public_url: String::new(),
             token: String::new(),
             allowed_hosts: Vec::new(),
+            allow_dirs: Vec::new(),
             allow_remote: false,
             max_mcp_sessions: crate::http::MAX_MCP_SESSIONS,
             mcp_session_idle: crate::http::MCP_SESSION_IDLE,
         }
+    }
+}
+
+/// An `--allow-dir`, checked and resolved: it must be an absolute path to a directory.
+pub fn allowed_dir(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
+    if !dir.is_absolute() {
+        anyhow::bail!(
+            "--allow-dir {}: give an absolute path (an instance's helpers may work inside it)",
+            dir.display()
+        );
+    }
+    match dir.canonicalize() {
+        Ok(d) if d.is_dir() => Ok(d),
+        Ok(_) => anyhow::bail!("--allow-dir {}: not a directory", dir.display()),
+        Err(e) => anyhow::bail!("--allow-dir {}: {e}", dir.display()),
     }
 }
 

@@ -457,6 +457,11 @@ struct ServeArgs {
     /// A host name (besides loopback) clients may use to reach troupe; repeat for more.
     #[arg(long = "allow-host", env = "TROUPE_ALLOW_HOSTS", value_delimiter = ',')]
     allow_hosts: Vec<String>,
+    /// A directory an instance's helpers may work in besides the instance's own (an
+    /// instance's spawn may name a project_dir only inside its own directory or one of
+    /// these); repeat for more, or separate with ':'.
+    #[arg(long = "allow-dir", env = "TROUPE_ALLOW_DIRS", value_delimiter = ':')]
+    allow_dirs: Vec<PathBuf>,
     /// Allow --bind on an address other machines can reach.
     #[arg(long, env = "TROUPE_ALLOW_REMOTE", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     allow_remote: bool,
@@ -1202,6 +1207,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.permission_wait = Duration::from_secs(args.permission_wait);
     config.token = args.token.unwrap_or_default();
     config.allowed_hosts = args.allow_hosts;
+    config.allow_dirs = args
+        .allow_dirs
+        .iter()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(|d| troupe::config::allowed_dir(d))
+        .collect::<Result<_, _>>()?;
     config.allow_remote = args.allow_remote;
 
     let server = troupe::Server::start(config).await?;

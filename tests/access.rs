@@ -619,7 +619,10 @@ async fn secrets_stay_out_of_logs_and_urls() {
 /// one, and a directory inside its own.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_child_never_gets_more_than_its_parent() {
-    let h = Harness::start().await;
+    let shared = tempfile::tempdir().unwrap();
+    let shared = shared.path().canonicalize().unwrap();
+    let allowed = shared.clone();
+    let h = Harness::start_with(move |c| c.allow_dirs = vec![allowed.clone()]).await;
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().canonicalize().unwrap();
     std::fs::create_dir(work.join("sub")).unwrap();
@@ -667,10 +670,19 @@ async fn a_child_never_gets_more_than_its_parent() {
         )
         .await;
     assert!(r.is_error && r.text.contains("outside"), "{}", r.text);
+    assert!(r.text.contains(&shared.display().to_string()), "{}", r.text);
     let r = as_lead
         .call_tool(
             "spawn_claude",
             json!({ "role": "tester", "model": "haiku", "project_dir": work.join("sub").display().to_string() }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    // A directory the person allowed with --allow-dir: allowed too.
+    let r = as_lead
+        .call_tool(
+            "spawn_claude",
+            json!({ "role": "tester", "model": "haiku", "project_dir": shared.display().to_string() }),
         )
         .await;
     assert!(!r.is_error, "{}", r.text);

@@ -168,3 +168,26 @@ fn a_config_file_that_does_not_parse_is_said_at_start() {
         "{log}"
     );
 }
+
+#[test]
+fn an_allow_dir_that_is_not_an_absolute_directory_is_said_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let missing = dir.path().join("missing");
+    for (arg, said) in [
+        ("relative/dir".to_string(), "give an absolute path"),
+        (file.display().to_string(), "not a directory"),
+        (missing.display().to_string(), "No such file"),
+    ] {
+        let (exited, log) = serve(
+            &["--bind", "127.0.0.1:0", "--db", "t.db", "--allow-dir", &arg],
+            dir.path(),
+            &[],
+            Duration::from_secs(10),
+        );
+        assert!(exited, "serve ran with --allow-dir {arg}:\n{log}");
+        assert!(log.contains(&format!("--allow-dir {arg}")), "{log}");
+        assert!(log.contains(said), "{log}");
+    }
+}

@@ -551,10 +551,22 @@ impl Supervisor {
         if let (Some(by), Some(dir)) = (&spawned_by, &workdir) {
             let theirs = PathBuf::from(&by.workdir);
             let theirs = theirs.canonicalize().unwrap_or(theirs);
-            if !dir.starts_with(&theirs) {
+            if !dir.starts_with(&theirs) && !config.allow_dirs.iter().any(|a| dir.starts_with(a)) {
+                let allowed = match config.allow_dirs.is_empty() {
+                    true => "no other directory is allowed (serve's --allow-dir)".to_string(),
+                    false => format!(
+                        "or in one serve's --allow-dir allows: {}",
+                        config
+                            .allow_dirs
+                            .iter()
+                            .map(|d| d.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
                 return Err(Error::Forbidden(format!(
                     "project_dir {} is outside {}, where {} works; an instance's helpers work \
-                     inside its own directory",
+                     inside its own directory, {allowed}",
                     dir.display(),
                     theirs.display(),
                     by.id
