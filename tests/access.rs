@@ -829,3 +829,40 @@ async fn each_dashboard_login_is_its_own_and_logout_ends_it() {
     assert_eq!(ended["ended"], 1, "{ended}");
     assert_eq!(status(b).await, 401);
 }
+
+/// The REST API is the person's: every route, whatever it reads or changes, refuses an
+/// instance's own token (it acts through its MCP tools, where each call is checked).
+#[tokio::test(flavor = "multi_thread")]
+async fn every_rest_route_refuses_an_instance() {
+    let h = Harness::start().await;
+    let id = h
+        .spawn(json!({ "role": "tester", "name": "probe", "model": "haiku" }))
+        .await;
+    let token = support::asking::token_of(&h, &id).await;
+    let url = h.server().url();
+    let http = reqwest::Client::new();
+    for (method, path) in troupe::http::api::ROUTES {
+        let path = path
+            .replace("{id}", &id)
+            .replace("{name}", "team")
+            .replace("{request_id}", "perm-1");
+        let r = http
+            .request(method.parse().unwrap(), format!("{url}{path}"))
+            .bearer_auth(&token)
+            .header("x-troupe-instance", &id)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{method} {path}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("for the person's clients")),
+            "{method} {path}: {body}"
+        );
+    }
+    let s = support::asking::status(&h, &id).await;
+    assert_eq!(s["state"], "idle", "nothing reached the instance: {s}");
+}

@@ -61,6 +61,49 @@ pub fn routes() -> Router<Supervisor> {
         .layer(middleware::from_fn(person_only))
 }
 
+/// Every REST route (method and path) in [`routes`], all of them the person's (see
+/// [`person_only`]); a unit test holds this to the router, and the access tests try each with
+/// an instance's token.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/instances"),
+    ("POST", "/api/instances"),
+    ("GET", "/api/instances/{id}"),
+    ("GET", "/api/instances/{id}/output"),
+    ("GET", "/api/instances/{id}/messages"),
+    ("GET", "/api/instances/{id}/files"),
+    ("GET", "/api/instances/{id}/files/content"),
+    ("POST", "/api/instances/{id}/send"),
+    ("POST", "/api/instances/{id}/interrupt"),
+    ("POST", "/api/instances/{id}/terminate"),
+    ("POST", "/api/instances/{id}/resume"),
+    ("GET", "/api/instances/{id}/worktree"),
+    ("POST", "/api/instances/{id}/worktree/remove"),
+    ("GET", "/api/tree"),
+    ("GET", "/api/metrics"),
+    ("GET", "/api/settings"),
+    ("GET", "/api/usage"),
+    ("GET", "/api/limits"),
+    ("GET", "/api/mcp-clients"),
+    ("GET", "/api/audit"),
+    ("GET", "/api/events"),
+    ("POST", "/api/login-link"),
+    ("GET", "/api/logins"),
+    ("DELETE", "/api/logins"),
+    ("GET", "/api/permissions"),
+    ("POST", "/api/instances/{id}/permissions/{request_id}"),
+    ("GET", "/api/approvals"),
+    ("GET", "/api/approvals/{id}"),
+    ("POST", "/api/approvals/{id}"),
+    ("GET", "/api/teams"),
+    ("POST", "/api/teams"),
+    ("GET", "/api/teams/{name}"),
+    ("DELETE", "/api/teams/{name}"),
+    ("POST", "/api/teams/{name}/start"),
+    ("POST", "/api/teams/{name}/resume"),
+    ("POST", "/api/sessions"),
+    ("POST", "/api/sessions/{id}/end"),
+];
+
 /// The REST API acts for the person: an instance proves who it is to reach MCP, where each
 /// tool checks what that instance may do, and gets no way around those checks here.
 async fn person_only(req: Request, next: Next) -> Response {
@@ -857,4 +900,58 @@ async fn end_session(
 ) -> Result<Json<Value>, Error> {
     sup.detach(&id, None).await?;
     Ok(Json(json!({ "instance_id": id, "state": "terminated" })))
+}
+
+#[cfg(test)]
+mod tests {
+    /// The (method, path) pairs `routes` declares, read from this file's source.
+    fn declared() -> Vec<(String, String)> {
+        let src = include_str!("api.rs");
+        let start = src.find("pub fn routes()").unwrap();
+        let end = start + src[start..].find("\n}\n").unwrap();
+        let mut out = Vec::new();
+        for chunk in src[start..end].split(".route(").skip(1) {
+            let mut depth = 1;
+            let close = chunk
+                .char_indices()
+                .find(|&(_, c)| {
+                    match c {
+                        '(' => depth += 1,
+                        ')' => depth -= 1,
+                        _ => {}
+                    }
+                    depth == 0
+                })
+                .map(|(i, _)| i)
+                .unwrap();
+            let body = &chunk[..close];
+            let path = body.split('"').nth(1).unwrap().to_string();
+            for method in ["get", "post", "put", "patch", "delete"] {
+                let call = format!("{method}(");
+                let named = body.match_indices(&call).any(|(i, _)| {
+                    i == 0 || {
+                        let before = body.as_bytes()[i - 1];
+                        !(before.is_ascii_alphanumeric() || before == b'_')
+                    }
+                });
+                if named {
+                    out.push((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_route_table_is_every_route() {
+        let mut declared = declared();
+        let mut table: Vec<(String, String)> = super::ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        declared.sort();
+        table.sort();
+        assert_eq!(declared.len(), 37, "{declared:?}");
+        assert_eq!(declared, table);
+    }
 }

@@ -1,6 +1,6 @@
 //! The HTTP side: one route table, read top to bottom.
 
-mod api;
+pub mod api;
 mod auth;
 mod dashboard;
 mod events;
