@@ -170,3 +170,46 @@ async fn an_undecided_codex_request_falls_back_to_codexs_own_dialog() {
     );
     assert!(!made.exists(), "nobody allowed it");
 }
+
+/// A Codex instance in a read-only sandbox gets no helper that may do more than it: its
+/// spawn of a skip-mode Claude is refused, and a spawn that names no mode gets `plan`. Both
+/// asked by the real Codex CLI through its own MCP client.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_only_codex_gets_no_helper_that_writes() {
+    let h = Harness::start().await;
+    let parent = h
+        .spawn_codex(json!({ "role": "architect", "name": "reader", "sandbox_mode": "read-only" }))
+        .await;
+    let ask = |args: Value| {
+        let h = &h;
+        let parent = parent.clone();
+        async move {
+            let r = h
+                .call(
+                    "send_to_instance",
+                    json!({
+                        "instance_id": parent,
+                        "message": format!("CALL_TOOL mcp__troupe__spawn_claude {args}"),
+                        "timeout_seconds": 120
+                    }),
+                )
+                .await;
+            assert!(!r.is_error, "{}", r.text);
+            assert_eq!(r.structured["status"], "answered", "{}", r.structured);
+            r.structured["response"].as_str().unwrap().to_string()
+        }
+    };
+    let refused =
+        ask(json!({ "role": "tester", "name": "writer", "permission_mode": "skip" })).await;
+    assert!(
+        refused.contains("more than its parent"),
+        "the refusal reached the model: {refused}"
+    );
+    let answer = ask(json!({ "role": "tester", "name": "kid" })).await;
+    assert!(answer.contains("kid-"), "{answer}");
+    let kids = troupe::db::instances::Instance::children(h.pool(), &parent, false)
+        .await
+        .unwrap();
+    assert_eq!(kids.len(), 1, "{kids:?}");
+    assert_eq!(kids[0].permission_mode, "plan", "{:?}", kids[0]);
+}
