@@ -85,6 +85,9 @@ pub struct Config {
     /// Directories (absolute, resolved) an instance's helpers may work in besides the
     /// instance's own directory (`--allow-dir`).
     pub allow_dirs: Vec<PathBuf>,
+    /// Variables of troupe's environment instances get besides the allowlist
+    /// (`--pass-env`, see [`crate::environment`]).
+    pub pass_env: Vec<String>,
     /// Listening on a non-loopback address was asked for explicitly.
     pub allow_remote: bool,
     /// The most MCP sessions open at once.
@@ -123,6 +126,7 @@ impl Config {
             token: String::new(),
             allowed_hosts: Vec::new(),
             allow_dirs: Vec::new(),
+            pass_env: Vec::new(),
             allow_remote: false,
             max_mcp_sessions: crate::http::MAX_MCP_SESSIONS,
             mcp_session_idle: crate::http::MCP_SESSION_IDLE,

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod doctor;
+pub mod environment;
 pub mod error;
 pub mod files;
 pub mod hook;

@@ -462,6 +462,11 @@ struct ServeArgs {
     /// these); repeat for more, or separate with ':'.
     #[arg(long = "allow-dir", env = "TROUPE_ALLOW_DIRS", value_delimiter = ':')]
     allow_dirs: Vec<PathBuf>,
+    /// A variable of this environment instances get too; repeat for more, or separate with
+    /// ','. Without it they get only a shell's basics, toolchain homes, proxies and the CLIs'
+    /// own settings (ANTHROPIC_*, CLAUDE_*, OPENAI_*, CODEX_*, ...).
+    #[arg(long = "pass-env", env = "TROUPE_PASS_ENV", value_delimiter = ',')]
+    pass_env: Vec<String>,
     /// Allow --bind on an address other machines can reach.
     #[arg(long, env = "TROUPE_ALLOW_REMOTE", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     allow_remote: bool,
@@ -1207,6 +1212,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.permission_wait = Duration::from_secs(args.permission_wait);
     config.token = args.token.unwrap_or_default();
     config.allowed_hosts = args.allow_hosts;
+    config.pass_env = args
+        .pass_env
+        .iter()
+        .filter(|n| !n.trim().is_empty())
+        .map(|n| troupe::environment::pass_name(n).map_err(anyhow::Error::msg))
+        .collect::<Result<_, _>>()?;
     config.allow_dirs = args
         .allow_dirs
         .iter()

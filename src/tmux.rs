@@ -43,6 +43,9 @@ fn server_went_away(stderr: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct Tmux {
     socket: String,
+    /// The environment every tmux command runs with, and so the one the server (started by
+    /// the first command) gives every instance: see [`crate::environment`].
+    env: std::sync::Arc<Vec<(std::ffi::OsString, std::ffi::OsString)>>,
 }
 
 /// What a new session runs and with what environment.
@@ -57,8 +60,15 @@ pub struct SessionSpec<'a> {
 
 impl Tmux {
     pub fn new(socket: impl Into<String>) -> Self {
+        Self::passing(socket, &[])
+    }
+
+    /// A handle whose server gives instances the allowlisted environment and the variables
+    /// named in `also` (`serve --pass-env`).
+    pub fn passing(socket: impl Into<String>, also: &[String]) -> Self {
         Tmux {
             socket: socket.into(),
+            env: std::sync::Arc::new(crate::environment::allowed(std::env::vars_os(), also)),
         }
     }
 
@@ -69,12 +79,10 @@ impl Tmux {
     async fn run_args(&self, args: Vec<String>, stdin: Option<&[u8]>) -> Result<String, TmuxError> {
         let mut command = tokio::process::Command::new("tmux");
         // The first command starts troupe's tmux server, whose environment every instance
-        // inherits: troupe's own settings, the server token among them, stay out of it.
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("TROUPE_") {
-                command.env_remove(&name);
-            }
-        }
+        // inherits: only the allowlist reaches it, never troupe's settings or its token.
+        command
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         let mut child = command
             .arg("-L")
             .arg(&self.socket)

@@ -392,7 +392,8 @@ async fn an_unanswered_approval_can_be_used_once_answered() {
 }
 
 /// A person who exported TROUPE_TOKEN (as `serve` suggests for Codex) starts troupe from that
-/// shell: the instances it runs, and the tmux server they run in, do not get the token.
+/// shell: the instances it runs, and the tmux server they run in, do not get the token, nor
+/// any other variable outside the allowlist unless `--pass-env` names it.
 #[tokio::test(flavor = "multi_thread")]
 async fn no_instance_inherits_the_server_token() {
     let dir = tempfile::tempdir().unwrap();
@@ -404,7 +405,15 @@ async fn no_instance_inherits_the_server_token() {
     let secret = "secret-server-token-0123456789abcdef";
     let mut env = support::instance_env(&home, &model.base_url());
     env.push(("TROUPE_TOKEN".into(), secret.into()));
-    let spec = support::process::ServeSpec::new(dir.path(), &socket, env);
+    // Other secrets of the person's shell stay out too; a name passed with --pass-env goes in.
+    env.push(("GITHUB_TOKEN".into(), "ghp-not-for-instances".into()));
+    env.push((
+        "AWS_SECRET_ACCESS_KEY".into(),
+        "aws-not-for-instances".into(),
+    ));
+    env.push(("PROJECT_SETTING".into(), "passed-on-purpose".into()));
+    let mut spec = support::process::ServeSpec::new(dir.path(), &socket, env);
+    spec.extra_args = vec!["--pass-env".into(), "PROJECT_SETTING".into()];
     let serve = support::process::ServeProcess::start(&spec).await;
     let person = support::McpClient::with_token(&serve.url, secret).await;
     let r = person
@@ -435,6 +444,16 @@ async fn no_instance_inherits_the_server_token() {
             "the pane's environment is read"
         );
         assert!(!environ.contains(secret), "pane {pid} holds the token");
+        for other in ["ghp-not-for-instances", "aws-not-for-instances"] {
+            assert!(!environ.contains(other), "pane {pid} holds {other}");
+        }
+        assert!(
+            environ.contains("PROJECT_SETTING=passed-on-purpose"),
+            "--pass-env"
+        );
+    }
+    for other in ["ghp-not-for-instances", "aws-not-for-instances"] {
+        assert!(!global.contains(other), "the tmux server holds {other}");
     }
 }
 

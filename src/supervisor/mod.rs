@@ -257,7 +257,7 @@ impl Supervisor {
             controls: std::sync::RwLock::new(controls),
             started_at: crate::db::now(),
             pool,
-            tmux: Tmux::new(config.tmux_socket.clone()),
+            tmux: Tmux::passing(config.tmux_socket.clone(), &config.pass_env),
             agents: Agents::new(&config.claude_bin, &config.codex_bin),
             config,
             events,
