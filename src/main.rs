@@ -445,7 +445,8 @@ struct ServeArgs {
     #[arg(long, env = "TROUPE_PERSON_WAIT")]
     person_wait: Option<u64>,
     /// Seconds a permission request is held for a decision (respond_to_permission, the
-    /// dashboard, a rule); after that the CLI's own dialog waits for a person at its pane.
+    /// dashboard, a rule), after which the CLI's own dialog waits for a person at its pane;
+    /// and seconds an instance's call waits for your approval (require_approval).
     #[arg(long, env = "TROUPE_PERMISSION_WAIT", default_value_t = 300)]
     permission_wait: u64,
     /// On SIGTERM/Ctrl-C, terminate every instance instead of leaving them running.

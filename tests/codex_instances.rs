@@ -498,3 +498,52 @@ async fn an_interrupt_right_as_a_codex_turn_begins_still_stops_it() {
         r.text
     );
 }
+
+/// `@path` in a message to Codex is text: no file is attached, a word its file search would
+/// complete arrives as typed, and the message after one ending in `@word` arrives unchanged.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_at_path_in_a_codex_message_is_text_and_reads_no_file() {
+    let h = Harness::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().canonicalize().unwrap();
+    let secret = project.join("secret.txt");
+    std::fs::write(&secret, "SECRET-CONTENT-5e2b\n").unwrap();
+    let id = h
+        .spawn_codex(json!({ "role": "tester", "project_dir": project.display().to_string() }))
+        .await;
+    for text in [
+        format!("@{} summarise", secret.display()),
+        format!("look at @{}", secret.display()),
+        // A word Codex's file search matches (`secret.txt`): an Enter while its popup is open
+        // would put the file's path in place of the word, and leave the message unsent.
+        "look at @secret".to_string(),
+        "next message zero".to_string(),
+    ] {
+        let r = h
+            .call(
+                "send_to_instance",
+                json!({ "instance_id": id, "message": text, "timeout_seconds": 60 }),
+            )
+            .await;
+        assert!(!r.is_error, "{text:?}: {}", r.text);
+        assert_eq!(
+            r.structured["status"], "answered",
+            "{text:?}: {}",
+            r.structured
+        );
+        assert_eq!(r.structured["response"], format!("ECHO: {text}"));
+        // The model received exactly the text: no file attached, nothing completed or left
+        // over from a popup, the space troupe types around an `@` word dropped.
+        let request = codex_request(&h, &text).await;
+        assert_eq!(responses_user_text(&request), text);
+    }
+    let requests = h.model.requests();
+    let leaked = requests
+        .iter()
+        .find(|r| r.to_string().contains("SECRET-CONTENT-5e2b"));
+    assert!(
+        leaked.is_none(),
+        "the file was read into a model request: {}",
+        leaked.map(|r| r["input"].to_string()).unwrap_or_default()
+    );
+}

@@ -365,3 +365,73 @@ async fn a_permission_request_is_decided_from_the_dashboard() {
     browser.quit().await;
     eprintln!("the permission test took {:?}", started.elapsed());
 }
+
+/// An instance's call that needs the person's approval shows on the dashboard with its
+/// arguments; Approve lets the waiting call run. Log out ends the browser's session.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approval_is_answered_from_the_dashboard_and_log_out_ends_the_session() {
+    let h = Harness::start().await;
+    let url = h.server().url();
+    let spawned = post(
+        &h,
+        "/api/instances",
+        json!({ "role": "architect", "model": "haiku", "name": "lead" }),
+    )
+    .await;
+    let lead = spawned["id"].as_str().unwrap().to_string();
+    let r = h
+        .call(
+            "configure_orchestration",
+            json!({ "require_approval": ["spawn_claude"] }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+
+    let browser = Browser::start().await;
+    browser.goto(&h.server().login_link()).await;
+    browser
+        .wait_for_text("[data-testid=connection]", "live", WAIT)
+        .await;
+    let asking = {
+        let as_lead = support::asking::as_instance(&h, &lead).await;
+        tokio::spawn(async move {
+            as_lead
+                .call_tool(
+                    "spawn_claude",
+                    json!({ "role": "tester", "name": "helper", "model": "haiku" }),
+                )
+                .await
+        })
+    };
+    let asked = format!("[data-testid=approval-row][data-instance-id=\"{lead}\"]");
+    let shown = browser.wait_for_text(&asked, "spawn_claude", WAIT).await;
+    let text = shown.text().await;
+    assert!(text.contains("helper") && text.contains("lead"), "{text}");
+    browser
+        .screenshot(artifacts().join("dashboard-approval.png"))
+        .await;
+    shown
+        .find("[data-testid=approval-allow]")
+        .await
+        .click()
+        .await;
+    let done = tokio::time::timeout(WAIT, asking).await.unwrap().unwrap();
+    assert!(!done.is_error, "{}", done.text);
+    assert!(done.text.contains("helper-"), "{}", done.text);
+    wait_until_present(&browser, &asked, false, "the answered approval to leave").await;
+
+    // Log out: the page asks for a login again, and the cookie no longer opens the API.
+    let cookie = browser.cookie("troupe_session").await.expect("a session");
+    browser.find("[data-testid=logout]").await.click().await;
+    browser
+        .wait_for("[data-testid=login]", "the login page", WAIT, |_| true)
+        .await;
+    let r = reqwest::Client::new()
+        .get(format!("{url}/api/instances"))
+        .header("cookie", format!("troupe_session={}", cookie.value))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    browser.quit().await;
+}

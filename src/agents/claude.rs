@@ -539,6 +539,7 @@ impl Agent for ClaudeCode {
             session_id_chosen: true,
             announces_session: true,
             lists_prompts: true,
+            joins_closing_turn: false,
         }
     }
 

@@ -457,8 +457,25 @@ pub fn input_box(screen: &str) -> Option<String> {
 /// A message as Codex must receive it to read it as text. Verified on 0.169.0: a pasted
 /// `/status` opens the status panel and `!echo hi` runs a shell command, while ` /status`
 /// and ` !echo hi` reach the model as `/status` and `!echo hi`.
+///
+/// Also verified on 0.169.0: a pasted word that starts with `@` (or `$`) with the cursor
+/// right after it opens a popup of the project's files (of skills), and an Enter once it
+/// shows a match takes the match instead of sending: `look at @secret` became `look at
+/// secret.txt`, left unsent (`use $skill` became `use $skill-creator`, whose SKILL.md then
+/// went to the model). So a message whose last word starts with either gets a space after
+/// it: no popup opens, and Codex trims the space, so the model gets the text as sent
+/// (` @readme ` arrived as `@readme`). An `@` path attaches no file: `look at
+/// @/tmp/x/secret.txt` and `@/tmp/x/secret.txt summarise` reached the model as that text
+/// alone (an absolute path matches nothing in the popup), and a path taken from the popup
+/// arrives as the path, not the file's contents.
 pub fn as_text(text: &str) -> String {
-    super::as_text(text, &['/', '!', '@', '$', '#', '&'])
+    let text = super::as_text(text, &['/', '!', '@', '$', '#', '&']);
+    let last_word = text.rsplit(char::is_whitespace).next().unwrap_or_default();
+    if last_word.starts_with(['@', '$']) {
+        format!("{text} ")
+    } else {
+        text
+    }
 }
 
 /// Codex, driven through its hooks, its rollout file and its TUI.
@@ -605,11 +622,14 @@ impl Agent for Codex {
 
     fn habits(&self) -> Habits {
         // Measured on 0.169.0: SessionStart fires, and the rollout file appears, only when
-        // the first prompt is submitted; the MCP client lists tools only.
+        // the first prompt is submitted; the MCP client lists tools only. A message typed
+        // about 50 ms after a Stop hook was taken into the turn that had just stopped: its
+        // UserPromptSubmit, and the Stop with its answer, carried that turn's turn_id.
         Habits {
             session_id_chosen: false,
             announces_session: false,
             lists_prompts: false,
+            joins_closing_turn: true,
         }
     }
 
@@ -1097,7 +1117,13 @@ mod tests {
     fn hostile_text_is_typed_as_text() {
         assert_eq!(as_text("/status"), " /status");
         assert_eq!(as_text("!echo hi"), " !echo hi");
-        assert_eq!(as_text("@file"), " @file");
+        assert_eq!(as_text("@file"), " @file ");
+        assert_eq!(as_text("@file summarise"), " @file summarise");
+        assert_eq!(as_text("look at @file"), "look at @file ");
+        assert_eq!(as_text("two\nlines @file"), "two\nlines @file ");
+        assert_eq!(as_text("use $skill"), "use $skill ");
+        assert_eq!(as_text("mail x@file"), "mail x@file");
+        assert_eq!(as_text("look at @file\n"), "look at @file\n");
         assert_eq!(as_text("fix /etc/hosts"), "fix /etc/hosts");
         assert_eq!(as_text("a\x1b[201~\rb"), "a[201~\nb");
     }

@@ -227,6 +227,9 @@ pub struct Habits {
     pub announces_session: bool,
     /// The CLI's MCP client fetches troupe's prompts as well as its tools at startup.
     pub lists_prompts: bool,
+    /// A prompt submitted while the CLI is still closing a turn may be taken into that turn:
+    /// its submit hook, and the stop hook after, name the turn that had just stopped.
+    pub joins_closing_turn: bool,
 }
 
 /// Reads one transcript, line by line; a parser may remember what earlier lines said (the

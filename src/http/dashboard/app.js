@@ -1667,6 +1667,16 @@ function wire() {
     renderTree();
   });
 
+  // The page sends no referrer, so a plain form post would say its origin is `null`, which
+  // troupe refuses; a fetch from the page names its origin.
+  $('logout-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    try {
+      await fetch('/logout', { method: 'POST', credentials: 'same-origin' });
+    } finally {
+      location.assign('/');
+    }
+  });
   $('send-form').addEventListener('submit', (e) => { e.preventDefault(); sendMessage(); });
   $('send-input').addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); sendMessage(); }

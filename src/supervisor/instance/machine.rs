@@ -267,6 +267,7 @@ impl Machine {
                 session_id_chosen: true,
                 announces_session: true,
                 lists_prompts: true,
+                joins_closing_turn: false,
             },
             startup,
             turns: Turns::default(),

@@ -1981,3 +1981,69 @@ fn every_recorded_version_drives_the_machine_through_its_turns() {
         }
     }
 }
+
+/// Codex's recorded hook payloads, in order.
+fn codex_hooks() -> Vec<Value> {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/codex-0.169.0/hook-payloads.jsonl"
+    ))
+    .unwrap();
+    serde_json::Deserializer::from_str(&text)
+        .into_iter::<Value>()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Codex 0.169 takes a message typed right after a Stop hook into the turn that just
+/// stopped: its UserPromptSubmit and the Stop with its answer name that turn again (seen
+/// about 55 ms after the Stop). The message starts and is answered all the same; a CLI
+/// without that habit keeps treating such a hook as a late one.
+#[test]
+fn a_message_taken_into_the_turn_that_just_stopped_is_answered() {
+    let codex = crate::agents::codex::Codex {
+        bin: "codex".into(),
+    };
+    let hooks = codex_hooks();
+    let first = |event: &str| {
+        hooks
+            .iter()
+            .find(|p| p["hook_event_name"] == event)
+            .unwrap()
+            .clone()
+    };
+    let (submit, stop) = (first("UserPromptSubmit"), first("Stop"));
+    assert_eq!(submit["turn_id"], stop["turn_id"]);
+    let steered = |mut p: Value, key: &str, text: &str| {
+        p[key] = json!(text);
+        Input::Hook(codex.hook_event(&p))
+    };
+    for joins in [true, false] {
+        let mut s = started_machine();
+        s.m.habits.joins_closing_turn = joins && codex.habits().joins_closing_turn;
+        deliver(&mut s, "m1", "hello codex hooks");
+        s.after(30, Input::Hook(codex.hook_event(&submit)));
+        let fx = s.after(200, Input::Hook(codex.hook_event(&stop)));
+        assert_eq!(finish_of(&fx, "m1"), answered("ECHO: hello codex hooks"));
+        deliver(&mut s, "m2", "next message zero");
+        let fx = s.after(55, steered(submit.clone(), "prompt", "next message zero"));
+        let started = fx
+            .iter()
+            .any(|e| matches!(e, Effect::MessageStarted { message_id, .. } if message_id == "m2"));
+        assert_eq!(started, joins, "{fx:?}");
+        let fx = s.after(
+            200,
+            steered(
+                stop.clone(),
+                "last_assistant_message",
+                "ECHO: next message zero",
+            ),
+        );
+        if joins {
+            assert_eq!(finish_of(&fx, "m2"), answered("ECHO: next message zero"));
+            assert!(!s.m.busy());
+        } else {
+            assert_eq!(finishes(&fx), Vec::<&str>::new(), "{fx:?}");
+        }
+    }
+}

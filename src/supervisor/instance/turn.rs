@@ -296,7 +296,7 @@ impl Turns {
 impl Machine {
     /// The CLI took a prompt.
     pub(super) fn prompt_submitted(&mut self, now: Instant, prompt_id: Option<String>) {
-        if self.turns.late_hook(&prompt_id) {
+        if self.turns.late_hook(&prompt_id) && !self.joins_closed_turn(&prompt_id) {
             return;
         }
         if let Some(turn) = self.turns.live_mut()
@@ -327,6 +327,23 @@ impl Machine {
         turn.acked = true;
         turn.prompt_id = prompt_id;
         self.turns.live = Some(key);
+    }
+
+    /// Whether a prompt submitted under a turn that already finished is the typed message
+    /// that is waiting to start, taken by the CLI into the turn it was closing. A submit hook
+    /// runs before the model is called, so one that comes after its turn's end is no late
+    /// hook of that turn.
+    fn joins_closed_turn(&self, prompt_id: &Option<String>) -> bool {
+        let closed = self
+            .turns
+            .by_prompt(prompt_id)
+            .and_then(|k| self.turns.get(k))
+            .is_some_and(|t| t.finished);
+        let waiting = self
+            .turns
+            .live()
+            .is_some_and(|t| !t.acked && t.message_id.is_some() && t.prompt_id.is_none());
+        self.habits.joins_closing_turn && closed && waiting
     }
 
     /// The turn is over and the hook carries its answer.
