@@ -36,6 +36,7 @@ async fn limits_set_in_the_conversation_refuse_by_name_and_survive_a_restart() {
     let full = h.call("spawn_claude", json!({ "model": "haiku" })).await;
     assert!(full.is_error);
     assert!(full.text.contains("max_instances = 1"), "{}", full.text);
+    assert!(!full.text.contains("  "), "a run of spaces: {}", full.text);
     assert!(
         full.text.contains("configure_orchestration"),
         "{}",

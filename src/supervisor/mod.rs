@@ -721,7 +721,8 @@ impl Supervisor {
         let live = Instance::count_live(&self.shared.pool).await?;
         if live >= max as i64 {
             return Err(Error::Limit(format!(
-                "{live} instances are running (max_instances = {max}, set in {}); terminate                  some first, or raise it with configure_orchestration(max_instances=...)",
+                "{live} instances are running (max_instances = {max}, set in {}); terminate \
+                 some first, or raise it with configure_orchestration(max_instances=...)",
                 controls::source_words(settings.max_instances.source)
             )));
         }
