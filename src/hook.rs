@@ -4,7 +4,7 @@
 //! server that is down never blocks or breaks the CLI. The token comes from a private file,
 //! never the command line, which every local user can read in `ps`.
 //!
-//! Most hooks only report, and give up after a few seconds. A PermissionRequest asks: the
+//! Most hooks only report, and give up after a few seconds. A permission hook asks: the
 //! server holds it until someone decides (within its permission wait, at most an hour), and
 //! its answer, printed on stdout, is what the CLI reads. When no answer comes, nothing is
 //! printed and the CLI asks at its own dialog.
@@ -16,14 +16,14 @@ use std::time::Duration;
 /// How long a reporting hook may take.
 const REPORT_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// How long a PermissionRequest waits for the server's answer: past the longest permission
+/// How long a permission hook waits for the server's answer: past the longest permission
 /// wait the server allows (3600 s), and short of the time the CLI gives the hook.
 pub const PERMISSION_TIMEOUT: Duration = Duration::from_secs(3650);
 
 /// Whether a hook payload asks for a decision the CLI waits for.
 fn asks(body: &str) -> bool {
     serde_json::from_str::<serde_json::Value>(body)
-        .is_ok_and(|v| v["hook_event_name"] == "PermissionRequest")
+        .is_ok_and(|v| crate::agents::hook_waits_for_answer(&v))
 }
 
 pub async fn forward(url: &str, token_file: Option<&Path>) {
@@ -73,9 +73,10 @@ mod tests {
 
     #[test]
     fn only_a_permission_request_waits_for_an_answer() {
-        assert!(asks(
-            r#"{"hook_event_name":"PermissionRequest","tool_name":"Bash"}"#
-        ));
+        let permission = serde_json::json!({
+            "hook_event_name": crate::agents::PERMISSION_HOOK, "tool_name": "Bash"
+        });
+        assert!(asks(&permission.to_string()));
         assert!(!asks(r#"{"hook_event_name":"Stop"}"#));
         assert!(!asks("not json"));
     }

@@ -98,7 +98,7 @@ impl Server {
         let pool = db::open(&config.db_path, config.db_busy_timeout).await?;
         // Nothing holds a previous run's permission questions any more; their CLIs show
         // their own dialogs.
-        match db::permissions::PermissionRequest::expire_all_pending(&pool).await {
+        match db::permissions::PermissionAsk::expire_all_pending(&pool).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(
                 requests = n,

@@ -209,23 +209,6 @@ pub fn glob(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|&c| c == '*')
 }
 
-/// What a PermissionRequest hook answers: allow or deny (with the reason shown to the
-/// model), or nothing, which leaves the CLI's own dialog for a person at the pane. Claude
-/// Code 2.1.197 and Codex 0.169.0 read the same shape (verified on both: tests/permissions.rs,
-/// tests/codex_permissions.rs).
-pub fn hook_answer(decision: Option<Decision>, message: Option<&str>) -> serde_json::Value {
-    let Some(decision) = decision else {
-        return serde_json::json!({});
-    };
-    let mut verdict = serde_json::json!({ "behavior": decision.as_str() });
-    if decision == Decision::Deny {
-        verdict["message"] = serde_json::json!(message.unwrap_or("denied by troupe"));
-    }
-    serde_json::json!({
-        "hookSpecificOutput": { "hookEventName": "PermissionRequest", "decision": verdict }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,16 +296,4 @@ mod tests {
         assert_eq!(describe("Other", &json!({ "k": 1 })), "Other: {\"k\":1}");
     }
 
-    #[test]
-    fn the_hook_answer_is_claude_codes_shape() {
-        assert_eq!(
-            hook_answer(Some(Decision::Allow), None),
-            json!({ "hookSpecificOutput": { "hookEventName": "PermissionRequest", "decision": { "behavior": "allow" } } })
-        );
-        assert_eq!(
-            hook_answer(Some(Decision::Deny), Some("not in prod"))["hookSpecificOutput"]["decision"],
-            json!({ "behavior": "deny", "message": "not in prod" })
-        );
-        assert_eq!(hook_answer(None, None), json!({}));
-    }
 }

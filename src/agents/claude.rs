@@ -509,7 +509,7 @@ impl Agent for ClaudeCode {
                     .map(str::to_string)
                     .unwrap_or_else(|| payload.to_string()),
             },
-            "PermissionRequest" => AgentEvent::PermissionRequested {
+            "PermissionRequest" => AgentEvent::PermissionAsked {
                 tool: payload["tool_name"]
                     .as_str()
                     .unwrap_or("a tool")
@@ -1028,7 +1028,7 @@ mod tests {
                         }
                     ),
                     "PermissionRequest" => {
-                        matches!(&event, AgentEvent::PermissionRequested { tool, .. } if tool == "Bash")
+                        matches!(&event, AgentEvent::PermissionAsked { tool, .. } if tool == "Bash")
                     }
                     "SessionEnd" => event == AgentEvent::SessionEnded,
                     _ => true,

@@ -591,7 +591,7 @@ impl Agent for Codex {
                     .unwrap_or_default()
                     .to_string(),
             },
-            "PermissionRequest" => AgentEvent::PermissionRequested {
+            "PermissionRequest" => AgentEvent::PermissionAsked {
                 tool: payload["tool_name"]
                     .as_str()
                     .unwrap_or("a tool")
@@ -880,10 +880,10 @@ mod tests {
         let asks: Vec<AgentEvent> = fixture("hook-payloads-permission.jsonl")
             .lines()
             .map(|l| codex.hook_event(&serde_json::from_str(l).unwrap()))
-            .filter(|e| matches!(e, AgentEvent::PermissionRequested { .. }))
+            .filter(|e| matches!(e, AgentEvent::PermissionAsked { .. }))
             .collect();
         assert_eq!(asks.len(), 2, "one per turn");
-        let AgentEvent::PermissionRequested { tool, input } = &asks[0] else {
+        let AgentEvent::PermissionAsked { tool, input } = &asks[0] else {
             unreachable!()
         };
         assert_eq!(tool, "Bash");

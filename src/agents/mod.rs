@@ -14,6 +14,15 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::config::PermissionMode;
+use crate::permissions::Decision;
+
+/// The hook both CLIs send when they ask whether a tool may run, and wait on the answer.
+pub const PERMISSION_HOOK: &str = "PermissionRequest";
+
+/// Whether a hook payload asks a question the CLI waits on (`troupe hook` then waits long).
+pub fn hook_waits_for_answer(payload: &Value) -> bool {
+    payload["hook_event_name"] == PERMISSION_HOOK
+}
 
 /// Token counts of one model call.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -121,7 +130,7 @@ pub enum AgentEvent {
         error: String,
     },
     /// A permission dialog opened for a tool.
-    PermissionRequested { tool: String, input: Value },
+    PermissionAsked { tool: String, input: Value },
     /// The CLI is about to exit (or a process it replaced did).
     SessionEnded,
     /// Anything else a hook reported.
@@ -276,6 +285,23 @@ pub trait Agent: Send + Sync {
     /// than the instance's own is refused.
     fn hook_session<'a>(&self, payload: &'a Value) -> Option<&'a str>;
 
+    /// What the permission hook answers: allow or deny (with the reason shown to the model),
+    /// or nothing, which leaves the CLI's own dialog for a person at the pane. Claude Code
+    /// 2.1.197 and Codex 0.169.0 read the same shape (verified on both: tests/permissions.rs,
+    /// tests/codex_permissions.rs).
+    fn permission_answer(&self, decision: Option<Decision>, message: Option<&str>) -> Value {
+        let Some(decision) = decision else {
+            return serde_json::json!({});
+        };
+        let mut verdict = serde_json::json!({ "behavior": decision.as_str() });
+        if decision == Decision::Deny {
+            verdict["message"] = serde_json::json!(message.unwrap_or("denied by troupe"));
+        }
+        serde_json::json!({
+            "hookSpecificOutput": { "hookEventName": PERMISSION_HOOK, "decision": verdict }
+        })
+    }
+
     /// Whether `path`, as a hook names it, can be the transcript of session `session_id`: only
     /// such a path is followed and recorded.
     fn owns_transcript(&self, session_id: &str, path: &Path) -> bool;
@@ -351,7 +377,7 @@ impl Agents {
         [&self.claude, &self.codex].iter().any(|a| {
             matches!(
                 a.hook_event(payload),
-                AgentEvent::PermissionRequested { .. }
+                AgentEvent::PermissionAsked { .. }
             )
         })
     }

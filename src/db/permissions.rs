@@ -4,7 +4,7 @@ use sqlx::SqlitePool;
 
 /// One permission request, as stored.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct PermissionRequest {
+pub struct PermissionAsk {
     pub id: String,
     pub instance_id: String,
     pub message_id: Option<String>,
@@ -29,7 +29,7 @@ pub struct NewRequest<'a> {
     pub summary: &'a str,
 }
 
-impl PermissionRequest {
+impl PermissionAsk {
     pub async fn insert(pool: &SqlitePool, new: &NewRequest<'_>) -> sqlx::Result<()> {
         let now = super::now();
         sqlx::query!(
@@ -76,9 +76,9 @@ impl PermissionRequest {
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn find(pool: &SqlitePool, id: &str) -> sqlx::Result<Option<PermissionRequest>> {
+    pub async fn find(pool: &SqlitePool, id: &str) -> sqlx::Result<Option<PermissionAsk>> {
         sqlx::query_as!(
-            PermissionRequest,
+            PermissionAsk,
             "SELECT * FROM permission_requests WHERE id = ?",
             id
         )
@@ -87,9 +87,9 @@ impl PermissionRequest {
     }
 
     /// Every request still waiting for a decision, oldest first.
-    pub async fn pending(pool: &SqlitePool) -> sqlx::Result<Vec<PermissionRequest>> {
+    pub async fn pending(pool: &SqlitePool) -> sqlx::Result<Vec<PermissionAsk>> {
         sqlx::query_as!(
-            PermissionRequest,
+            PermissionAsk,
             "SELECT * FROM permission_requests WHERE state = 'pending' ORDER BY asked_at, id"
         )
         .fetch_all(pool)
@@ -100,9 +100,9 @@ impl PermissionRequest {
     pub async fn for_instance(
         pool: &SqlitePool,
         instance_id: &str,
-    ) -> sqlx::Result<Vec<PermissionRequest>> {
+    ) -> sqlx::Result<Vec<PermissionAsk>> {
         sqlx::query_as!(
-            PermissionRequest,
+            PermissionAsk,
             "SELECT * FROM permission_requests WHERE instance_id = ? ORDER BY asked_at, id",
             instance_id
         )

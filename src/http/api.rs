@@ -598,7 +598,7 @@ async fn respond_to_approval(
     Ok(Json(a.into()))
 }
 
-fn permission_json(r: crate::db::permissions::PermissionRequest) -> Value {
+fn permission_json(r: crate::db::permissions::PermissionAsk) -> Value {
     let input = serde_json::from_str::<Value>(&r.tool_input).unwrap_or(Value::String(r.tool_input));
     json!({
         "request_id": r.id, "instance_id": r.instance_id, "message_id": r.message_id,

@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{Json, Parameters, Troupe, caller, tool_error};
-use crate::db::permissions::PermissionRequest;
+use crate::db::permissions::PermissionAsk;
 use crate::permissions::Decision;
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -49,8 +49,8 @@ pub struct RequestView {
     pub decided_at: Option<String>,
 }
 
-impl From<PermissionRequest> for RequestView {
-    fn from(r: PermissionRequest) -> Self {
+impl From<PermissionAsk> for RequestView {
+    fn from(r: PermissionAsk) -> Self {
         RequestView {
             tool_input: serde_json::from_str(&r.tool_input)
                 .unwrap_or(serde_json::Value::String(r.tool_input)),

@@ -1308,7 +1308,7 @@ impl Supervisor {
             .await?
             .ok_or_else(|| Error::UnknownInstance(instance_id.to_string()))?;
         let agent = self.shared.agent(&inst.agent)?;
-        if let crate::agents::AgentEvent::PermissionRequested { tool, input } =
+        if let crate::agents::AgentEvent::PermissionAsked { tool, input } =
             agent.hook_event(&payload)
         {
             // Only the CLI session troupe started may ask in the instance's name.
@@ -1321,12 +1321,14 @@ impl Supervisor {
                     None,
                     Some(instance_id),
                     "instance.hook_refused",
-                    json!({ "session_id": session, "hook": "PermissionRequest" }),
+                    json!({ "session_id": session, "hook": "permission" }),
                 )
                 .await;
                 return Ok(json!({}));
             }
-            return self.permission_requested(&inst, &tx, tool, input).await;
+            return self
+                .permission_requested(agent.as_ref(), &inst, &tx, tool, input)
+                .await;
         }
         let _ = tx.send(Command::Hook(payload));
         Ok(json!({}))

@@ -13,9 +13,10 @@ use super::{Event, Shared, Supervisor};
 use crate::db::audit;
 use crate::db::instances::Instance;
 use crate::db::messages::Message;
-use crate::db::permissions::{NewRequest, PermissionRequest};
+use crate::db::permissions::{NewRequest, PermissionAsk};
 use crate::error::{Error, Result};
-use crate::permissions::{Decision, Rules, describe, hook_answer};
+use crate::agents::Agent;
+use crate::permissions::{Decision, Rules, describe};
 
 /// A decision on its way to the hook that waits for it.
 pub(crate) struct Verdict {
@@ -43,7 +44,7 @@ impl Drop for Held {
         if waiting && let Ok(rt) = tokio::runtime::Handle::try_current() {
             let (shared, id) = (self.shared.clone(), self.id.clone());
             rt.spawn(async move {
-                if PermissionRequest::settle(&shared.pool, &id, "expired", None, None)
+                if PermissionAsk::settle(&shared.pool, &id, "expired", None, None)
                     .await
                     .unwrap_or(false)
                 {
@@ -62,10 +63,11 @@ impl Drop for Held {
 }
 
 impl Supervisor {
-    /// A CLI's PermissionRequest hook: the answer it gets (an empty object leaves the CLI's
+    /// A CLI's permission hook: the answer it gets (an empty object leaves the CLI's
     /// dialog on screen).
     pub(crate) async fn permission_requested(
         &self,
+        agent: &dyn Agent,
         inst: &Instance,
         task: &mpsc::UnboundedSender<Command>,
         tool: String,
@@ -75,7 +77,7 @@ impl Supervisor {
         let id = format!("perm-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let summary = describe(&tool, &input);
         let message_id = Message::in_progress(pool, &inst.id).await?;
-        PermissionRequest::insert(
+        PermissionAsk::insert(
             pool,
             &NewRequest {
                 id: &id,
@@ -99,7 +101,7 @@ impl Supervisor {
 
         if let Some(hit) = self.rules_for(inst).await.decide(&tool, &input) {
             let by = format!("rule {}", hit.rule);
-            PermissionRequest::settle(pool, &id, hit.decision.state(), Some(&by), None).await?;
+            PermissionAsk::settle(pool, &id, hit.decision.state(), Some(&by), None).await?;
             audit::record(
                 pool,
                 None,
@@ -110,7 +112,7 @@ impl Supervisor {
             .await;
             tracing::info!(instance = %inst.id, request = %id, "{} by {by}", hit.decision.state());
             let why = format!("troupe's rule {} denies this", hit.rule);
-            return Ok(hook_answer(Some(hit.decision), Some(&why)));
+            return Ok(agent.permission_answer(Some(hit.decision), Some(&why)));
         }
 
         let (tx, rx) = oneshot::channel();
@@ -144,14 +146,14 @@ impl Supervisor {
         match tokio::time::timeout(self.config().permission_wait, rx).await {
             Ok(Ok(verdict)) => {
                 let _ = task.send(Command::PermissionAnswered);
-                Ok(hook_answer(
+                Ok(agent.permission_answer(
                     Some(verdict.decision),
                     verdict.message.as_deref(),
                 ))
             }
             _ => {
                 tracing::info!(instance = %inst.id, request = %id, "no decision in time; the CLI's dialog waits at its pane");
-                Ok(hook_answer(None, None))
+                Ok(agent.permission_answer(None, None))
             }
         }
     }
@@ -184,9 +186,9 @@ impl Supervisor {
         decision: Decision,
         message: Option<String>,
         caller: Option<&str>,
-    ) -> Result<PermissionRequest> {
+    ) -> Result<PermissionAsk> {
         let pool = self.pool();
-        let req = PermissionRequest::find(pool, request_id)
+        let req = PermissionAsk::find(pool, request_id)
             .await?
             .filter(|r| r.instance_id == instance_id)
             .ok_or_else(|| {
@@ -226,7 +228,7 @@ impl Supervisor {
         let message = message
             .map(|m| m.trim().to_string())
             .filter(|m| !m.is_empty());
-        if !PermissionRequest::settle(
+        if !PermissionAsk::settle(
             pool,
             request_id,
             decision.state(),
@@ -254,7 +256,7 @@ impl Supervisor {
             decision.state()
         );
         let _ = waiter.send(Verdict { decision, message });
-        PermissionRequest::find(pool, request_id)
+        PermissionAsk::find(pool, request_id)
             .await?
             .ok_or_else(|| Error::InvalidInput(format!("{request_id} vanished")))
     }
@@ -264,9 +266,9 @@ impl Supervisor {
     pub async fn pending_permissions(
         &self,
         caller: Option<&str>,
-    ) -> Result<Vec<PermissionRequest>> {
+    ) -> Result<Vec<PermissionAsk>> {
         let mut out = Vec::new();
-        for req in PermissionRequest::pending(self.pool()).await? {
+        for req in PermissionAsk::pending(self.pool()).await? {
             if caller == Some(req.instance_id.as_str()) {
                 continue;
             }

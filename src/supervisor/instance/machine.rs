@@ -509,7 +509,7 @@ impl Machine {
                 self.turn_stopped(now, prompt_id, reply)
             }
             AgentEvent::TurnFailed { prompt_id, error } => self.turn_failed(now, prompt_id, error),
-            AgentEvent::PermissionRequested { tool, input } => {
+            AgentEvent::PermissionAsked { tool, input } => {
                 self.waiting_permission = true;
                 self.report(
                     InstanceState::WaitingPermission,

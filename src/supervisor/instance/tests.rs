@@ -1709,7 +1709,7 @@ fn permission_request_reports_waiting_until_the_tool_runs() {
     let fx = s.after(200, records(vec![prompt, tool_use]));
     assert_eq!(outputs(&fx).len(), 2);
     assert_eq!(s.after(5, hook("PreToolUse", P_TOOL)), []);
-    let fx = s.after(5, hook("PermissionRequest", P_TOOL));
+    let fx = s.after(5, hook(crate::agents::PERMISSION_HOOK, P_TOOL));
     assert_eq!(
         fx,
         [
