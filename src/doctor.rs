@@ -2,6 +2,7 @@
 //! Gathering the facts does the I/O ([`gather`]); judging them ([`judge`]) does none, so every
 //! verdict and its wording is unit-tested.
 
+use crate::agents::AgentKind;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -187,22 +188,24 @@ pub fn judge(f: &Facts, claude: &Tested, codex: &Tested) -> Vec<Check> {
         ),
         None => Check::fail("tmux", "not checked", "run troupe doctor again"),
     });
-    out.push(cli(
-        "claude",
-        &f.claude,
-        claude,
-        "npm install -g @anthropic-ai/claude-code",
-        "--claude-bin (TROUPE_CLAUDE_BIN)",
-        true,
-    ));
-    out.push(cli(
-        "codex",
-        &f.codex,
-        codex,
-        "npm install -g @openai/codex",
-        "--codex-bin (TROUPE_CODEX_BIN)",
-        false,
-    ));
+    for (kind, found, required) in [
+        (AgentKind::Claude, &f.claude, true),
+        (AgentKind::Codex, &f.codex, false),
+    ] {
+        let install = format!("npm install -g {}", kind.npm_package());
+        let tested = match kind {
+            AgentKind::Claude => claude,
+            AgentKind::Codex => codex,
+        };
+        out.push(cli(
+            kind.as_str(),
+            found,
+            tested,
+            &install,
+            kind.bin_flag(),
+            required,
+        ));
+    }
     let dir = f.data_dir.display();
     out.push(match &f.data_dir_writable {
         Some(Ok(())) => Check::ok("data dir", format!("{dir} (writable)")),
@@ -480,9 +483,10 @@ mod tests {
         let by = |n: &str| checks.iter().find(|c| c.name == n).unwrap().clone();
         assert_eq!(by("tmux").status, Status::Fail);
         assert!(by("tmux").fix.unwrap().contains("apt install tmux"));
-        assert_eq!(by("claude").status, Status::Fail);
-        assert!(by("claude").fix.unwrap().contains("TROUPE_CLAUDE_BIN"));
-        assert_eq!(by("codex").status, Status::Warn, "codex is optional");
+        let (claude, codex) = (AgentKind::Claude.as_str(), AgentKind::Codex.as_str());
+        assert_eq!(by(claude).status, Status::Fail);
+        assert!(by(claude).fix.unwrap().contains("TROUPE_CLAUDE_BIN"));
+        assert_eq!(by(codex).status, Status::Warn, "codex is optional");
         assert_eq!(by("server").status, Status::Warn);
         assert!(by("server").fix.unwrap().contains("troupe serve"));
         assert!(

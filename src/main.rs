@@ -1,6 +1,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+use troupe::agents::AgentKind;
 
 use clap::{Parser, Subcommand};
 use troupe::config::{self, Config, PermissionMode};
@@ -53,7 +54,7 @@ enum Command {
         #[arg(long)]
         team: Option<String>,
         /// The Claude Code executable.
-        #[arg(long, env = "TROUPE_CLAUDE_BIN", default_value = "claude")]
+        #[arg(long, env = "TROUPE_CLAUDE_BIN", default_value = AgentKind::Claude.default_bin())]
         claude_bin: String,
         /// Passed to claude as they are (after --).
         #[arg(last = true)]
@@ -73,10 +74,10 @@ enum Command {
         #[command(flatten)]
         server: ServerUrl,
         /// The Claude Code executable.
-        #[arg(long, env = "TROUPE_CLAUDE_BIN", default_value = "claude")]
+        #[arg(long, env = "TROUPE_CLAUDE_BIN", default_value = AgentKind::Claude.default_bin())]
         claude_bin: String,
         /// The Codex executable.
-        #[arg(long, env = "TROUPE_CODEX_BIN", default_value = "codex")]
+        #[arg(long, env = "TROUPE_CODEX_BIN", default_value = AgentKind::Codex.default_bin())]
         codex_bin: String,
         /// The checks as JSON, for scripts.
         #[arg(long)]
@@ -303,21 +304,21 @@ impl ServerUrl {
 enum McpCommand {
     /// Write troupe, with the server token, into the client's MCP configuration.
     Install {
-        #[arg(long, value_enum, default_value = "claude")]
+        #[arg(long, value_enum, default_value_t = troupe::install::Client::Claude)]
         client: troupe::install::Client,
         #[arg(long, value_enum, default_value = "user")]
         scope: troupe::install::Scope,
         /// The Codex executable (with --client codex).
-        #[arg(long, env = "TROUPE_CODEX_BIN", default_value = "codex")]
+        #[arg(long, env = "TROUPE_CODEX_BIN", default_value = AgentKind::Codex.default_bin())]
         codex_bin: String,
     },
     /// Take troupe out of the client's MCP configuration.
     Uninstall {
-        #[arg(long, value_enum, default_value = "claude")]
+        #[arg(long, value_enum, default_value_t = troupe::install::Client::Claude)]
         client: troupe::install::Client,
         #[arg(long, value_enum, default_value = "user")]
         scope: troupe::install::Scope,
-        #[arg(long, env = "TROUPE_CODEX_BIN", default_value = "codex")]
+        #[arg(long, env = "TROUPE_CODEX_BIN", default_value = AgentKind::Codex.default_bin())]
         codex_bin: String,
     },
 }
@@ -403,10 +404,10 @@ struct ServeArgs {
     #[arg(long, env = "TROUPE_TMUX_SOCKET", default_value = "troupe")]
     tmux_socket: String,
     /// The Claude Code executable.
-    #[arg(long, env = "TROUPE_CLAUDE_BIN", default_value = "claude")]
+    #[arg(long, env = "TROUPE_CLAUDE_BIN", default_value = AgentKind::Claude.default_bin())]
     claude_bin: String,
     /// The Codex executable (optional: without it, spawn_codex says how to install it).
-    #[arg(long, env = "TROUPE_CODEX_BIN", default_value = "codex")]
+    #[arg(long, env = "TROUPE_CODEX_BIN", default_value = AgentKind::Codex.default_bin())]
     codex_bin: String,
     /// How instances ask for tool permissions.
     #[arg(

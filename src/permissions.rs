@@ -295,5 +295,4 @@ mod tests {
         );
         assert_eq!(describe("Other", &json!({ "k": 1 })), "Other: {\"k\":1}");
     }
-
 }

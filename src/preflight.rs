@@ -102,9 +102,13 @@ mod tests {
     #[test]
     fn a_missing_cli_is_named_with_the_flag_that_fixes_it() {
         let dir = tempfile::tempdir().unwrap();
-        let e = check("/nonexistent/claude", "codex", dir.path())
-            .unwrap_err()
-            .to_string();
+        let e = check(
+            "/nonexistent/claude",
+            crate::agents::AgentKind::Codex.default_bin(),
+            dir.path(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains("--claude-bin") && e.contains("TROUPE_CLAUDE_BIN"),
             "{e}"

@@ -409,8 +409,8 @@ impl ClaudeCode {
 }
 
 impl Agent for ClaudeCode {
-    fn name(&self) -> &'static str {
-        "claude"
+    fn kind(&self) -> super::AgentKind {
+        super::AgentKind::Claude
     }
 
     fn bin(&self) -> &str {

@@ -486,8 +486,18 @@ pub struct Codex {
 }
 
 impl Agent for Codex {
-    fn name(&self) -> &'static str {
-        "codex"
+    fn kind(&self) -> super::AgentKind {
+        super::AgentKind::Codex
+    }
+
+    fn check_sandbox(&self, mode: &str) -> Result<(), String> {
+        match SANDBOX_MODES.contains(&mode) {
+            true => Ok(()),
+            false => Err(format!(
+                "unknown sandbox_mode {mode:?}; use one of {}",
+                SANDBOX_MODES.join(", ")
+            )),
+        }
     }
 
     fn bin(&self) -> &str {

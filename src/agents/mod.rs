@@ -16,6 +16,68 @@ use serde_json::Value;
 use crate::config::PermissionMode;
 use crate::permissions::Decision;
 
+/// The CLIs troupe drives. Stored and shown by [`AgentKind::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentKind {
+    Claude,
+    Codex,
+}
+
+impl AgentKind {
+    pub const ALL: [AgentKind; 2] = [AgentKind::Claude, AgentKind::Codex];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentKind::Claude => "claude",
+            AgentKind::Codex => "codex",
+        }
+    }
+
+    /// A name as callers write it: any case, spaces around it ignored.
+    pub fn parse(name: &str) -> Option<AgentKind> {
+        let name = name.trim();
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(name))
+    }
+
+    /// The MCP tool that spawns one.
+    pub fn spawn_tool(self) -> &'static str {
+        match self {
+            AgentKind::Claude => "spawn_claude",
+            AgentKind::Codex => "spawn_codex",
+        }
+    }
+
+    /// The executable's name on PATH.
+    pub fn default_bin(self) -> &'static str {
+        self.as_str()
+    }
+
+    /// The npm package that installs it.
+    pub fn npm_package(self) -> &'static str {
+        match self {
+            AgentKind::Claude => "@anthropic-ai/claude-code",
+            AgentKind::Codex => "@openai/codex",
+        }
+    }
+
+    /// The `serve` flag, and its variable, that name its executable.
+    pub fn bin_flag(self) -> &'static str {
+        match self {
+            AgentKind::Claude => "--claude-bin (TROUPE_CLAUDE_BIN)",
+            AgentKind::Codex => "--codex-bin (TROUPE_CODEX_BIN)",
+        }
+    }
+}
+
+impl std::fmt::Display for AgentKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The hook both CLIs send when they ask whether a tool may run, and wait on the answer.
 pub const PERMISSION_HOOK: &str = "PermissionRequest";
 
@@ -251,8 +313,22 @@ pub trait RecordParser: Send + Sync {
 /// [`Agent::prepare`]; reading screens, transcripts and hooks is done by the caller, who
 /// hands the text over to be interpreted.
 pub trait Agent: Send + Sync {
-    /// The name stored with each instance (`claude`, `codex`).
-    fn name(&self) -> &'static str;
+    /// Which CLI it is.
+    fn kind(&self) -> AgentKind;
+
+    /// The name stored with each instance.
+    fn name(&self) -> &'static str {
+        self.kind().as_str()
+    }
+
+    /// Whether `mode` is a sandbox this CLI has (a caller's `sandbox_mode`); Err says why not.
+    fn check_sandbox(&self, mode: &str) -> Result<(), String> {
+        let _ = mode;
+        Err(format!(
+            "sandbox_mode is a Codex setting; {} instances have none",
+            self.name()
+        ))
+    }
 
     /// The executable it runs.
     fn bin(&self) -> &str;
@@ -374,19 +450,19 @@ impl Agents {
     /// Whether any CLI would read this hook payload as a permission request: a quick test that
     /// spares every other hook a database read.
     pub fn may_be_permission_request(&self, payload: &Value) -> bool {
-        [&self.claude, &self.codex].iter().any(|a| {
-            matches!(
-                a.hook_event(payload),
-                AgentEvent::PermissionAsked { .. }
-            )
-        })
+        [&self.claude, &self.codex]
+            .iter()
+            .any(|a| matches!(a.hook_event(payload), AgentEvent::PermissionAsked { .. }))
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<dyn Agent>> {
-        match name {
-            "claude" => Some(self.claude.clone()),
-            "codex" => Some(self.codex.clone()),
-            _ => None,
+        AgentKind::parse(name).map(|k| self.of(k))
+    }
+
+    pub fn of(&self, kind: AgentKind) -> Arc<dyn Agent> {
+        match kind {
+            AgentKind::Claude => self.claude.clone(),
+            AgentKind::Codex => self.codex.clone(),
         }
     }
 }

@@ -502,9 +502,15 @@ mod tests {
         assert_eq!(m[3].model, None);
         let m = parse_members("architect:opus,coder:codex/gpt-5,helper:codex").unwrap();
         assert_eq!(m[0].agent, None);
-        assert_eq!(m[1].agent.as_deref(), Some("codex"));
+        assert_eq!(
+            m[1].agent.as_deref(),
+            Some(crate::agents::AgentKind::Codex.as_str())
+        );
         assert_eq!(m[1].model.as_deref(), Some("gpt-5"));
-        assert_eq!(m[2].agent.as_deref(), Some("codex"));
+        assert_eq!(
+            m[2].agent.as_deref(),
+            Some(crate::agents::AgentKind::Codex.as_str())
+        );
         assert_eq!(m[2].model, None);
         assert!(parse_members("").is_err());
         assert!(parse_members(":opus").is_err());

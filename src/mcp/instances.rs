@@ -330,7 +330,7 @@ impl Troupe {
             &ctx,
             project_dir,
             SpawnRequest {
-                agent: Some("codex".into()),
+                agent: Some(crate::agents::AgentKind::Codex.as_str().into()),
                 sandbox_mode: p.sandbox_mode,
                 name: p.name,
                 role: p.role,

@@ -799,7 +799,11 @@ mod tests {
             "troupe's own CLIs"
         );
         assert_eq!(
-            wait_cap(None, true, Some(&Implementation::new("codex", "0.169.0"))),
+            wait_cap(
+                None,
+                true,
+                Some(&Implementation::new("another-client", "1.0.0"))
+            ),
             None
         );
         assert_eq!(wait_cap(None, true, None), None);

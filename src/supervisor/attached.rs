@@ -53,7 +53,7 @@ const RETRY: Duration = Duration::from_secs(1);
 impl Supervisor {
     pub async fn attach(&self, req: AttachRequest, caller: Option<&str>) -> Result<Attached> {
         let shared = &self.shared;
-        let agent = shared.agent("claude")?;
+        let agent = shared.agents.of(crate::agents::AgentKind::Claude);
         let role = roles::resolve(req.role.as_deref().unwrap_or("orchestrator"))
             .map_err(Error::InvalidInput)?;
         let model = req
@@ -200,7 +200,7 @@ impl Supervisor {
     /// Records what the session's transcript says (output, tool calls, tokens and cost) as
     /// it is written, until the session ends or the server stops.
     async fn ledger(&self, id: &str, transcript: &Path, stop: CancellationToken) -> Result<()> {
-        let agent = self.shared.agent("claude")?;
+        let agent = self.shared.agents.of(crate::agents::AgentKind::Claude);
         let (tx, mut rx) = mpsc::unbounded_channel();
         self.shared.watcher.watch(transcript, tx)?;
         let mut reader = TranscriptReader::new(transcript);

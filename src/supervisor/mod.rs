@@ -26,7 +26,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::agents::{Agent, Agents, LaunchSpec};
+use crate::agents::{Agent, AgentKind, Agents, LaunchSpec};
 use crate::auth;
 use crate::config::{Config, PermissionMode};
 use crate::db::audit;
@@ -386,19 +386,23 @@ impl Supervisor {
         let config = &shared.config;
         let settings = self.settings();
         self.check_enabled(&settings)?;
-        let agent_name = req
+        let kind = match req
             .agent
             .as_deref()
             .map(str::trim)
             .filter(|a| !a.is_empty())
-            .unwrap_or("claude")
-            .to_ascii_lowercase();
-        let agent = shared.agent(&agent_name).map_err(|_| {
-            Error::InvalidInput(format!(
-                "unknown agent {agent_name:?}; troupe runs claude and codex"
-            ))
-        })?;
-        if agent.name() == "codex"
+        {
+            None => AgentKind::Claude,
+            Some(name) => AgentKind::parse(name).ok_or_else(|| {
+                let known: Vec<&str> = AgentKind::ALL.iter().map(|k| k.as_str()).collect();
+                Error::InvalidInput(format!(
+                    "unknown agent {name:?}; troupe runs {}",
+                    known.join(" and ")
+                ))
+            })?,
+        };
+        let agent = shared.agents.of(kind);
+        if kind == AgentKind::Codex
             && let Some(why) = &config.codex_missing
         {
             return Err(Error::InvalidInput(why.clone()));
@@ -409,18 +413,7 @@ impl Supervisor {
             .map(str::trim)
             .filter(|s| !s.is_empty());
         if let Some(s) = sandbox_mode {
-            if agent.name() != "codex" {
-                return Err(Error::InvalidInput(format!(
-                    "sandbox_mode is a Codex setting; {} instances have none",
-                    agent.name()
-                )));
-            }
-            if !crate::agents::codex::SANDBOX_MODES.contains(&s) {
-                return Err(Error::InvalidInput(format!(
-                    "unknown sandbox_mode {s:?}; use one of {}",
-                    crate::agents::codex::SANDBOX_MODES.join(", ")
-                )));
-            }
+            agent.check_sandbox(s).map_err(Error::InvalidInput)?;
         }
 
         let asked_mode = match req
@@ -475,17 +468,12 @@ impl Supervisor {
                 })
             });
         let cli_model = agent.cli_model(&model).ok_or_else(|| {
-            let other = if agent.name() == "claude" {
-                ("codex", "spawn_codex")
-            } else {
-                ("claude", "spawn_claude")
-            };
-            let elsewhere = match shared.agent(other.0) {
-                Ok(a) if a.cli_model(&model).is_some() => {
-                    format!(" ({model} is a {} model: {} runs it)", other.0, other.1)
-                }
-                _ => String::new(),
-            };
+            let elsewhere = AgentKind::ALL
+                .into_iter()
+                .filter(|k| *k != kind && shared.agents.of(*k).cli_model(&model).is_some())
+                .map(|k| format!(" ({model} is a {k} model: {} runs it)", k.spawn_tool()))
+                .next()
+                .unwrap_or_default();
             Error::InvalidInput(format!(
                 "unknown {} model {model:?}; {}{elsewhere}",
                 agent.name(),

@@ -10,12 +10,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::instance::Command;
 use super::{Event, Shared, Supervisor};
+use crate::agents::Agent;
 use crate::db::audit;
 use crate::db::instances::Instance;
 use crate::db::messages::Message;
 use crate::db::permissions::{NewRequest, PermissionAsk};
 use crate::error::{Error, Result};
-use crate::agents::Agent;
 use crate::permissions::{Decision, Rules, describe};
 
 /// A decision on its way to the hook that waits for it.
@@ -146,10 +146,7 @@ impl Supervisor {
         match tokio::time::timeout(self.config().permission_wait, rx).await {
             Ok(Ok(verdict)) => {
                 let _ = task.send(Command::PermissionAnswered);
-                Ok(agent.permission_answer(
-                    Some(verdict.decision),
-                    verdict.message.as_deref(),
-                ))
+                Ok(agent.permission_answer(Some(verdict.decision), verdict.message.as_deref()))
             }
             _ => {
                 tracing::info!(instance = %inst.id, request = %id, "no decision in time; the CLI's dialog waits at its pane");
@@ -263,10 +260,7 @@ impl Supervisor {
 
     /// Open permission requests `caller` may decide: all of them for the person, those of
     /// instances below it for an instance.
-    pub async fn pending_permissions(
-        &self,
-        caller: Option<&str>,
-    ) -> Result<Vec<PermissionAsk>> {
+    pub async fn pending_permissions(&self, caller: Option<&str>) -> Result<Vec<PermissionAsk>> {
         let mut out = Vec::new();
         for req in PermissionAsk::pending(self.pool()).await? {
             if caller == Some(req.instance_id.as_str()) {

@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use super::{SpawnRequest, Supervisor, validate_name};
+use crate::agents::AgentKind;
 use crate::db::audit;
 use crate::db::instances::Instance;
 use crate::db::teams::{Team, TeamMember};
@@ -68,7 +69,7 @@ pub struct TeamView {
 /// any) and the model (None for the agent's default).
 pub fn split_agent(spec: &str) -> (Option<String>, Option<String>) {
     let spec = spec.trim();
-    let known = |a: &str| matches!(a.to_ascii_lowercase().as_str(), "claude" | "codex");
+    let known = |a: &str| AgentKind::parse(a).is_some();
     match spec.split_once('/') {
         Some((agent, model)) => (
             Some(agent.trim().to_ascii_lowercase()),
@@ -125,10 +126,12 @@ impl Supervisor {
                 .filter(|a| !a.is_empty())
                 .map(str::to_ascii_lowercase)
                 .or(named_agent)
-                .unwrap_or_else(|| "claude".into());
+                .unwrap_or_else(|| AgentKind::Claude.as_str().into());
             let cli = self.shared.agent(&agent).map_err(|_| {
+                let known: Vec<&str> = AgentKind::ALL.iter().map(|k| k.as_str()).collect();
                 Error::InvalidInput(format!(
-                    "member {role}: unknown agent {agent:?}; use claude or codex"
+                    "member {role}: unknown agent {agent:?}; use {}",
+                    known.join(" or ")
                 ))
             })?;
             let model = model.unwrap_or_else(|| cli.default_model(preset.model));
