@@ -128,11 +128,18 @@ impl Config {
             allow_dirs: Vec::new(),
             pass_env: Vec::new(),
             allow_remote: false,
-            max_mcp_sessions: crate::http::MAX_MCP_SESSIONS,
-            mcp_session_idle: crate::http::MCP_SESSION_IDLE,
+            max_mcp_sessions: MAX_MCP_SESSIONS,
+            mcp_session_idle: MCP_SESSION_IDLE,
         }
     }
 }
+
+/// The most MCP sessions open at once.
+pub const MAX_MCP_SESSIONS: usize = 256;
+
+/// A session with no message in either direction for this long ends; a long wait keeps its
+/// session alive with progress or log notifications.
+pub const MCP_SESSION_IDLE: Duration = Duration::from_secs(60 * 60);
 
 /// An `--allow-dir`, checked and resolved: it must be an absolute path to a directory.
 pub fn allowed_dir(dir: &std::path::Path) -> anyhow::Result<PathBuf> {

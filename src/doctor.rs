@@ -97,8 +97,8 @@ pub struct Facts {
 pub async fn gather(setup: &Setup) -> Facts {
     let mut facts = Facts {
         tmux: Some(crate::tmux::version().map_err(|e| e.to_string())),
-        claude: Some(crate::preflight::version(&setup.claude_bin, &["--version"])),
-        codex: Some(crate::preflight::version(&setup.codex_bin, &["--version"])),
+        claude: Some(crate::process::version(&setup.claude_bin, &["--version"])),
+        codex: Some(crate::process::version(&setup.codex_bin, &["--version"])),
         data_dir: setup.data_dir.clone(),
         url: setup.url.clone(),
         ..Facts::default()

@@ -4,8 +4,8 @@
 //! lead out of the directory (at any step on the way, not just at its end) is refused after.
 //! Listing never follows a symlink; reading opens only regular files.
 //!
-//! Everything here blocks; [`list_for`] and [`read_for`] check who asks and run the work on
-//! tokio's blocking pool.
+//! Everything here blocks and decides nothing about who asks: the supervisor's `list_files`
+//! and `read_file` check that, and run the work on tokio's blocking pool.
 
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
@@ -15,7 +15,6 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::supervisor::Supervisor;
 
 /// How much of a file a read returns unless asked for less or more.
 pub const DEFAULT_MAX_BYTES: u64 = 1024 * 1024;
@@ -424,61 +423,28 @@ fn bare(path: &str) -> String {
     }
 }
 
-/// The instance `id`'s files at `path`, when `caller` may see them (the person: any
-/// instance's; an instance: its own and its descendants'). `max_entries` defaults to
-/// [`DEFAULT_MAX_ENTRIES`], at most [`MAX_ENTRIES`].
-pub async fn list_for(
-    sup: &Supervisor,
-    caller: Option<&str>,
-    id: &str,
-    path: &str,
-    recursive: bool,
-    max_entries: Option<u64>,
-) -> Result<Listing> {
-    let max = match max_entries {
-        None => DEFAULT_MAX_ENTRIES,
-        Some(n) if (1..=MAX_ENTRIES as u64).contains(&n) => n as usize,
-        Some(n) => {
-            return Err(Error::InvalidInput(format!(
-                "max_entries must be 1 to {MAX_ENTRIES}, not {n}"
-            )));
-        }
-    };
-    let inst = sup.visible_to(caller, id).await?;
-    let path = path.to_string();
-    blocking(move || list(&root(&inst.workdir)?, &path, recursive, max)).await
+/// How many entries a listing may return: `asked`, else [`DEFAULT_MAX_ENTRIES`], at most
+/// [`MAX_ENTRIES`].
+pub fn entries_limit(asked: Option<u64>) -> Result<usize> {
+    match asked {
+        None => Ok(DEFAULT_MAX_ENTRIES),
+        Some(n) if (1..=MAX_ENTRIES as u64).contains(&n) => Ok(n as usize),
+        Some(n) => Err(Error::InvalidInput(format!(
+            "max_entries must be 1 to {MAX_ENTRIES}, not {n}"
+        ))),
+    }
 }
 
-/// The file at `path` in the instance `id`'s directory, when `caller` may see it (as for
-/// [`list_for`]), at most `max_bytes` of it (default [`DEFAULT_MAX_BYTES`], at most
-/// [`MAX_BYTES`]).
-pub async fn read_for(
-    sup: &Supervisor,
-    caller: Option<&str>,
-    id: &str,
-    path: &str,
-    max_bytes: Option<u64>,
-) -> Result<FileContent> {
-    let max = match max_bytes {
-        None => DEFAULT_MAX_BYTES,
-        Some(n) if (1..=MAX_BYTES).contains(&n) => n,
-        Some(n) => {
-            return Err(Error::InvalidInput(format!(
-                "max_bytes must be 1 to {MAX_BYTES} (10 MiB), not {n}"
-            )));
-        }
-    };
-    let inst = sup.visible_to(caller, id).await?;
-    let path = path.to_string();
-    blocking(move || read(&root(&inst.workdir)?, &path, max)).await
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Error::Io(std::io::Error::other(e)))?
+/// How much of a file a read may return: `asked`, else [`DEFAULT_MAX_BYTES`], at most
+/// [`MAX_BYTES`].
+pub fn bytes_limit(asked: Option<u64>) -> Result<u64> {
+    match asked {
+        None => Ok(DEFAULT_MAX_BYTES),
+        Some(n) if (1..=MAX_BYTES).contains(&n) => Ok(n),
+        Some(n) => Err(Error::InvalidInput(format!(
+            "max_bytes must be 1 to {MAX_BYTES} (10 MiB), not {n}"
+        ))),
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! What `troupe serve` checks before it serves, so that a missing CLI or an unwritable
 //! directory is said at start, naming the flag that fixes it, not at the first spawn.
 
+use crate::agents::AgentKind;
 use std::path::{Path, PathBuf};
 
 /// The versions found, for the start line.
@@ -19,12 +20,14 @@ pub fn check(claude_bin: &str, codex_bin: &str, data_dir: &Path) -> anyhow::Resu
              tmux, brew install tmux)"
         )
     })?;
-    let claude = version(claude_bin, &["--version"]).map_err(|e| {
+    let claude = crate::process::version(claude_bin, &["--version"]).map_err(|e| {
+        let kind = AgentKind::Claude;
         anyhow::anyhow!(
             "cannot run the Claude Code CLI {claude_bin:?} ({e}); install it with `npm install -g \
-             @anthropic-ai/claude-code`, or point --claude-bin (TROUPE_CLAUDE_BIN) at it. A \
-             server started from a service or another shell may not see your PATH: give the \
-             full path"
+             {}`, or point {} at it. A server started from a service or another shell may not \
+             see your PATH: give the full path",
+            kind.npm_package(),
+            kind.bin_flag()
         )
     })?;
     writable(data_dir).map_err(|e| {
@@ -34,10 +37,13 @@ pub fn check(claude_bin: &str, codex_bin: &str, data_dir: &Path) -> anyhow::Resu
             data_dir.display()
         )
     })?;
-    let codex = version(codex_bin, &["--version"]).map_err(|e| {
+    let codex = crate::process::version(codex_bin, &["--version"]).map_err(|e| {
+        let kind = AgentKind::Codex;
         format!(
-            "cannot run the Codex CLI {codex_bin:?} ({e}); install it with `npm install -g \
-             @openai/codex`, or point --codex-bin (TROUPE_CODEX_BIN) at it, and restart troupe"
+            "cannot run the Codex CLI {codex_bin:?} ({e}); install it with `npm install -g {}`, \
+             or point {} at it, and restart troupe",
+            kind.npm_package(),
+            kind.bin_flag()
         )
     });
     Ok(Found {
@@ -52,28 +58,6 @@ pub fn check(claude_bin: &str, codex_bin: &str, data_dir: &Path) -> anyhow::Resu
 pub fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(path)
         .map_err(|e| anyhow::anyhow!("cannot make {} an absolute path: {e}", path.display()))
-}
-
-/// The first line `bin args` prints, or why there is none.
-pub fn version(bin: &str, args: &[&str]) -> Result<String, String> {
-    let out = std::process::Command::new(bin)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let first = text.lines().next().unwrap_or("").trim().to_string();
-    if out.status.success() && !first.is_empty() {
-        Ok(first)
-    } else {
-        let err = String::from_utf8_lossy(&out.stderr);
-        Err(format!(
-            "{bin} {} exited with {}: {}",
-            args.join(" "),
-            out.status,
-            err.lines().next().unwrap_or("").trim()
-        ))
-    }
 }
 
 pub(crate) fn writable(dir: &Path) -> std::io::Result<()> {

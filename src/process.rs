@@ -1,11 +1,34 @@
-//! Waiting for a process troupe did not start (a CLI running in tmux) to end, with no
-//! polling: a Linux pidfd becomes readable when its process exits.
+//! Other programs: the version one prints, and waiting for a process troupe did not start (a
+//! CLI running in tmux) to end, with no polling: a Linux pidfd becomes readable when its
+//! process exits.
 
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
+
+/// The first line `bin args` prints, or why there is none.
+pub fn version(bin: &str, args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new(bin)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let first = text.lines().next().unwrap_or("").trim().to_string();
+    if out.status.success() && !first.is_empty() {
+        Ok(first)
+    } else {
+        let err = String::from_utf8_lossy(&out.stderr);
+        Err(format!(
+            "{bin} {} exited with {}: {}",
+            args.join(" "),
+            out.status,
+            err.lines().next().unwrap_or("").trim()
+        ))
+    }
+}
 
 pub struct ExitWatch {
     fd: AsyncFd<OwnedFd>,

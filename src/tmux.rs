@@ -19,7 +19,7 @@ pub enum TmuxError {
 
 /// The installed tmux's version (`tmux -V`), checked before troupe serves.
 pub fn version() -> Result<String, String> {
-    crate::preflight::version("tmux", &["-V"])
+    crate::process::version("tmux", &["-V"])
 }
 
 /// Hands this terminal to a tmux client attached to `session` on `socket` (`troupe attach`),

@@ -187,7 +187,7 @@ impl Probe {
                 changed: false,
             };
         }
-        let printed = crate::preflight::version(bin, &["--version"]);
+        let printed = crate::process::version(bin, &["--version"]);
         let changed = last.as_ref().is_none_or(|s| s.printed != printed);
         *last = Some(Seen {
             path,

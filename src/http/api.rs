@@ -411,7 +411,9 @@ async fn files(
     let path = q.path.unwrap_or_default();
     let recursive = q.recursive.unwrap_or(false);
     let who = calling_instance(&caller);
-    let listing = crate::files::list_for(&sup, who, &id, &path, recursive, q.max_entries).await?;
+    let listing = sup
+        .list_files(who, &id, &path, recursive, q.max_entries)
+        .await?;
     Ok(Json(listing))
 }
 
@@ -437,9 +439,7 @@ async fn file_content(
     let _ = q.token;
     let path = q.path.unwrap_or_default();
     let who = calling_instance(&caller);
-    Ok(Json(
-        crate::files::read_for(&sup, who, &id, &path, q.max_bytes).await?,
-    ))
+    Ok(Json(sup.read_file(who, &id, &path, q.max_bytes).await?))
 }
 
 #[derive(Deserialize, Default)]

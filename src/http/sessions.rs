@@ -1,5 +1,5 @@
-//! MCP sessions, bounded: at most [`MAX_MCP_SESSIONS`] at once, and each ends after
-//! [`MCP_SESSION_IDLE`] without a message either way. A client that sends `initialize` and
+//! MCP sessions, bounded: at most [`crate::config::MAX_MCP_SESSIONS`] at once, and each
+//! ends after [`crate::config::MCP_SESSION_IDLE`] without a message either way. A client that sends `initialize` and
 //! never comes back (or one that loops on it) cannot grow the server without bound.
 
 use std::time::Duration;
@@ -12,12 +12,6 @@ use rmcp::transport::streamable_http_server::session::local::{
 use rmcp::transport::streamable_http_server::session::{
     ServerSseMessage, SessionId, SessionManager,
 };
-
-/// The most MCP sessions open at once.
-pub const MAX_MCP_SESSIONS: usize = 256;
-/// A session with no message in either direction for this long ends; a long wait keeps its
-/// session alive with progress or log notifications.
-pub const MCP_SESSION_IDLE: Duration = Duration::from_secs(60 * 60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {

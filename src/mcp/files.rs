@@ -48,17 +48,17 @@ impl Troupe {
         Parameters(p): Parameters<ListFilesParams>,
         extensions: Extensions,
     ) -> Result<Json<Listing>, String> {
-        crate::files::list_for(
-            &self.sup,
-            caller(&extensions).as_deref(),
-            &p.instance_id,
-            p.path.as_deref().unwrap_or(""),
-            p.recursive.unwrap_or(false),
-            p.max_entries,
-        )
-        .await
-        .map(Json)
-        .map_err(tool_error)
+        self.sup
+            .list_files(
+                caller(&extensions).as_deref(),
+                &p.instance_id,
+                p.path.as_deref().unwrap_or(""),
+                p.recursive.unwrap_or(false),
+                p.max_entries,
+            )
+            .await
+            .map(Json)
+            .map_err(tool_error)
     }
 
     #[tool(
@@ -70,15 +70,15 @@ impl Troupe {
         Parameters(p): Parameters<RetrieveFileParams>,
         extensions: Extensions,
     ) -> Result<Json<FileContent>, String> {
-        crate::files::read_for(
-            &self.sup,
-            caller(&extensions).as_deref(),
-            &p.instance_id,
-            &p.path,
-            p.max_bytes,
-        )
-        .await
-        .map(Json)
-        .map_err(tool_error)
+        self.sup
+            .read_file(
+                caller(&extensions).as_deref(),
+                &p.instance_id,
+                &p.path,
+                p.max_bytes,
+            )
+            .await
+            .map(Json)
+            .map_err(tool_error)
     }
 }

@@ -141,7 +141,7 @@ impl Troupe {
     /// Runs a long wait and keeps the caller informed while it lasts: MCP progress
     /// notifications every few seconds when the caller asked for them (a progressToken),
     /// else an info log line now and then. Either also keeps the session from expiring as
-    /// idle during a wait longer than [`crate::http::MCP_SESSION_IDLE`].
+    /// idle during a wait longer than [`crate::config::MCP_SESSION_IDLE`].
     async fn with_progress<T>(
         &self,
         ctx: &RequestContext<RoleServer>,

@@ -6,6 +6,7 @@ pub mod approvals;
 pub mod attached;
 pub mod controls;
 pub mod coordination;
+mod files;
 pub mod hierarchy;
 pub mod instance;
 pub mod metrics;

@@ -52,7 +52,7 @@ const LIMITS: Limits = Limits {
 
 fn claude() -> ClaudeCode {
     ClaudeCode {
-        bin: "claude".into(),
+        bin: crate::agents::AgentKind::Claude.default_bin().into(),
         version: None,
     }
 }
@@ -2002,7 +2002,7 @@ fn codex_hooks() -> Vec<Value> {
 #[test]
 fn a_message_taken_into_the_turn_that_just_stopped_is_answered() {
     let codex = crate::agents::codex::Codex {
-        bin: "codex".into(),
+        bin: crate::agents::AgentKind::Codex.default_bin().into(),
     };
     let hooks = codex_hooks();
     let first = |event: &str| {
