@@ -11,6 +11,7 @@ pub mod hierarchy;
 pub mod instance;
 pub mod metrics;
 mod permissions;
+mod spawn_plan;
 pub mod teams;
 mod watchdog;
 mod watcher;
@@ -27,7 +28,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::agents::{Agent, AgentKind, Agents, LaunchSpec};
+use crate::agents::{Agent, Agents, LaunchSpec};
 use crate::auth;
 use crate::config::{Config, PermissionMode};
 use crate::db::audit;
@@ -35,7 +36,6 @@ use crate::db::credentials::Credentials;
 use crate::db::instances::{Instance, NewInstance};
 use crate::db::messages::Message;
 use crate::error::{Error, Result};
-use crate::roles;
 use crate::states::{InstanceState, MessageState};
 use crate::tmux::{SessionSpec, Tmux};
 
@@ -387,112 +387,6 @@ impl Supervisor {
         let config = &shared.config;
         let settings = self.settings();
         self.check_enabled(&settings)?;
-        let kind = match req
-            .agent
-            .as_deref()
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-        {
-            None => AgentKind::Claude,
-            Some(name) => AgentKind::parse(name).ok_or_else(|| {
-                let known: Vec<&str> = AgentKind::ALL.iter().map(|k| k.as_str()).collect();
-                Error::InvalidInput(format!(
-                    "unknown agent {name:?}; troupe runs {}",
-                    known.join(" and ")
-                ))
-            })?,
-        };
-        let agent = shared.agents.of(kind);
-        if kind == AgentKind::Codex
-            && let Some(why) = &config.codex_missing
-        {
-            return Err(Error::InvalidInput(why.clone()));
-        }
-        let sandbox_mode = req
-            .sandbox_mode
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty());
-        if let Some(s) = sandbox_mode {
-            agent.check_sandbox(s).map_err(Error::InvalidInput)?;
-        }
-
-        let asked_mode = match req
-            .permission_mode
-            .as_deref()
-            .map(str::trim)
-            .filter(|m| !m.is_empty())
-        {
-            Some(m) => Some(
-                <PermissionMode as clap::ValueEnum>::from_str(m, true).map_err(|_| {
-                    Error::InvalidInput(format!(
-                        "unknown permission_mode {m:?}; use skip (prompts skipped), default (the \
-                         CLI asks for each tool and troupe routes the question), accept-edits \
-                         or plan"
-                    ))
-                })?,
-            ),
-            None => None,
-        };
-        let permission_rules = match req.permission_rules.as_ref().filter(|r| !r.is_empty()) {
-            Some(rules) => {
-                rules.check().map_err(Error::InvalidInput)?;
-                Some(serde_json::to_string(rules).unwrap_or_default())
-            }
-            None => None,
-        };
-
-        let role = roles::resolve(req.role.as_deref().unwrap_or("developer"))
-            .map_err(Error::InvalidInput)?;
-        let role_name = role.name.clone();
-        let prompt_bytes = req
-            .system_prompt
-            .as_deref()
-            .map_or(role.prompt.len(), str::len)
-            + req.context.as_deref().map_or(0, str::len);
-        if prompt_bytes > MAX_SYSTEM_PROMPT_BYTES {
-            return Err(Error::InvalidInput(format!(
-                "system_prompt and context come to {prompt_bytes} bytes; the most is \
-                 {MAX_SYSTEM_PROMPT_BYTES}. Put the long part in a file in the project and \
-                 name it in the prompt"
-            )));
-        }
-        let model = req
-            .model
-            .as_deref()
-            .map(str::trim)
-            .filter(|m| !m.is_empty())
-            .map(str::to_string)
-            .unwrap_or_else(|| {
-                settings.default_model(&role.name, &agent.default_model(role.model), |m| {
-                    agent.cli_model(m).is_some()
-                })
-            });
-        let cli_model = agent.cli_model(&model).ok_or_else(|| {
-            let elsewhere = AgentKind::ALL
-                .into_iter()
-                .filter(|k| *k != kind && shared.agents.of(*k).cli_model(&model).is_some())
-                .map(|k| format!(" ({model} is a {k} model: {} runs it)", k.spawn_tool()))
-                .next()
-                .unwrap_or_default();
-            Error::InvalidInput(format!(
-                "unknown {} model {model:?}; {}{elsewhere}",
-                agent.name(),
-                agent.model_hint()
-            ))
-        })?;
-        if !settings.model_allowed(&model, &cli_model) {
-            return Err(Error::Limit(format!(
-                "model {model} is not allowed: allowed_models is {} (set in {}); pick one of \
-                 those, or change allowed_models with configure_orchestration",
-                settings.allowed_models.value.join(", "),
-                controls::source_words(settings.allowed_models.source)
-            )));
-        }
-        let name = match req.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
-            Some(n) => Some(validate_name(n)?),
-            None => None,
-        };
         let parent = req
             .parent_instance_id
             .as_deref()
@@ -505,9 +399,6 @@ impl Supervisor {
                 "parent instance {p} does not exist"
             )));
         }
-        if let Some(p) = &parent {
-            self.check_tree_limits(p).await?;
-        }
         let workdir = match req
             .project_dir
             .as_deref()
@@ -517,50 +408,49 @@ impl Supervisor {
             Some(dir) => Some(project_dir(dir)?),
             None => None,
         };
-        // An instance's child gets no more than the instance has: no looser permission mode,
-        // and a directory inside the one it works in.
         let spawned_by = match (caller, &parent) {
             (Some(_), Some(p)) => Instance::find(&shared.pool, p).await?,
             _ => None,
         };
-        let permission_mode = match &spawned_by {
-            Some(by) => crate::access::child_mode(
-                (
-                    <PermissionMode as clap::ValueEnum>::from_str(&by.permission_mode, true)
-                        .unwrap_or(config.permission_mode),
-                    by.sandbox_mode.as_deref(),
-                ),
-                asked_mode,
-                sandbox_mode,
-                config.permission_mode,
-            )
-            .map_err(Error::InvalidInput)?,
-            None => asked_mode.unwrap_or(config.permission_mode),
-        };
-        if let (Some(by), Some(dir)) = (&spawned_by, &workdir) {
+        let by = spawned_by.as_ref().map(|by| {
             let theirs = PathBuf::from(&by.workdir);
-            let theirs = theirs.canonicalize().unwrap_or(theirs);
-            if !dir.starts_with(&theirs) && !config.allow_dirs.iter().any(|a| dir.starts_with(a)) {
-                let allowed = match config.allow_dirs.is_empty() {
-                    true => "no other directory is allowed (serve's --allow-dir)".to_string(),
-                    false => format!(
-                        "or in one serve's --allow-dir allows: {}",
-                        config
-                            .allow_dirs
-                            .iter()
-                            .map(|d| d.display().to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                };
-                return Err(Error::Forbidden(format!(
-                    "project_dir {} is outside {}, where {} works; an instance's helpers work \
-                     inside its own directory, {allowed}",
-                    dir.display(),
-                    theirs.display(),
-                    by.id
-                )));
+            spawn_plan::SpawnedBy {
+                id: &by.id,
+                permission_mode: <PermissionMode as clap::ValueEnum>::from_str(
+                    &by.permission_mode,
+                    true,
+                )
+                .unwrap_or(config.permission_mode),
+                sandbox_mode: by.sandbox_mode.as_deref(),
+                workdir: theirs.canonicalize().unwrap_or(theirs),
             }
+        });
+        let rules = spawn_plan::Rules {
+            default_mode: config.permission_mode,
+            codex_missing: config.codex_missing.as_deref(),
+            allow_dirs: &config.allow_dirs,
+        };
+        let spawn_plan::SpawnPlan {
+            agent,
+            model,
+            name,
+            role,
+            system_prompt,
+            permission_mode,
+            sandbox_mode,
+            permission_rules,
+        } = spawn_plan::plan(
+            &req,
+            &settings,
+            &shared.agents,
+            &rules,
+            by.as_ref(),
+            workdir.as_deref(),
+        )?;
+        let sandbox_mode = sandbox_mode.as_deref();
+        let role_name = role.name.clone();
+        if let Some(p) = &parent {
+            self.check_tree_limits(p).await?;
         }
         self.check_room(&settings).await?;
         self.check_spending(&settings).await?;
@@ -602,15 +492,6 @@ impl Supervisor {
                 dir.canonicalize()?
             }
         };
-        let mut system_prompt = req
-            .system_prompt
-            .clone()
-            .filter(|p| !p.trim().is_empty())
-            .unwrap_or_else(|| role.prompt.to_string());
-        if let Some(context) = req.context.as_deref().filter(|c| !c.trim().is_empty()) {
-            system_prompt.push_str("\n\nContext for this work:\n");
-            system_prompt.push_str(context);
-        }
         // A CLI that names its own sessions reports the id with its first prompt.
         let session_id = if agent.habits().session_id_chosen {
             uuid::Uuid::new_v4().to_string()
