@@ -191,7 +191,7 @@ fn hook_settings(file: &Path, skip_warning: bool) -> serde_json::Value {
 async fn record_claude_code_captures() {
     let bin = std::env::var("TROUPE_RECORD_CLAUDE_BIN")
         .expect("TROUPE_RECORD_CLAUDE_BIN names the Claude Code to record");
-    let printed = troupe::preflight::version(&bin, &["--version"]).expect("the CLI runs");
+    let printed = troupe::process::version(&bin, &["--version"]).expect("the CLI runs");
     let version = troupe::agents::versions::Version::find(&printed).expect("a version");
     let out = match std::env::var_os("TROUPE_RECORD_INTO") {
         Some(dir) => PathBuf::from(dir),

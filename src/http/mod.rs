@@ -7,7 +7,6 @@ mod events;
 mod guard;
 mod sessions;
 
-
 /// The largest request body troupe reads: messages and system prompts are at most 100 KB,
 /// so this leaves room for JSON escaping and many at once.
 pub const MAX_BODY_BYTES: usize = 4 << 20;

@@ -1,0 +1,194 @@
+//! What callers do to a running instance: send and wait, interrupt, suspend, terminate.
+
+use super::*;
+
+impl Supervisor {
+    /// Ends the instance's tmux session but keeps its conversation; a message resumes it.
+    pub async fn suspend(&self, instance_id: &str, caller: Option<&str>) -> Result<()> {
+        let tx = self.live(instance_id).await?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Command::Suspend(reply))
+            .map_err(|_| Error::Agent(format!("instance {instance_id} is shutting down")))?;
+        rx.await.map_err(|_| {
+            Error::Agent(format!("instance {instance_id} stopped while suspending"))
+        })??;
+        audit::record(
+            &self.shared.pool,
+            caller,
+            Some(instance_id),
+            "instance.suspend",
+            json!({}),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Terminates every live instance (for `serve --terminate-on-exit`).
+    pub async fn terminate_all(&self) {
+        let ids: Vec<String> = self
+            .shared
+            .instances
+            .lock()
+            .expect("instances poisoned")
+            .keys()
+            .cloned()
+            .collect();
+        for id in self.deepest_first(ids).await {
+            if let Err(e) = self.terminate_one(&id, None).await {
+                tracing::warn!(instance = %id, error = %e, "could not terminate");
+            }
+        }
+    }
+
+    /// Queues a message for an instance; it is delivered as soon as the instance is idle.
+    pub async fn send(
+        &self,
+        instance_id: &str,
+        text: &str,
+        sender: Option<&str>,
+    ) -> Result<Message> {
+        if !text.chars().any(|c| !c.is_whitespace() && !c.is_control()) {
+            return Err(Error::InvalidInput(
+                "message is empty (only spaces or control characters); say what the instance \
+                 should do"
+                    .into(),
+            ));
+        }
+        if text.len() > MAX_MESSAGE_BYTES {
+            return Err(Error::InvalidInput(format!(
+                "message is {} bytes; the most is {MAX_MESSAGE_BYTES}. Put the long part in a \
+                 file the instance can read and send its path",
+                text.len()
+            )));
+        }
+        let settings = self.settings();
+        self.check_enabled(&settings)?;
+        self.check_spending(&settings).await?;
+        self.after_reconcile(instance_id).await;
+        let tx = match self.live_going_on(instance_id).await {
+            Ok(tx) => tx,
+            // Its conversation is kept: bring it back, then queue.
+            Err(Error::NotRunning {
+                state: InstanceState::Suspended | InstanceState::Exited,
+                ..
+            }) => {
+                self.resume_instance(instance_id, sender).await?;
+                self.live(instance_id).await?
+            }
+            Err(e) => return Err(e),
+        };
+        let id = format!("msg-{}", uuid::Uuid::now_v7().simple());
+        Message::insert_queued(&self.shared.pool, &id, instance_id, sender, text).await?;
+        self.shared.publish(Event::Message {
+            instance_id: instance_id.to_string(),
+            message_id: id.clone(),
+            state: MessageState::Queued,
+        });
+        // The row is the queue; this hands it to the task. A task that ended meanwhile
+        // (terminate, suspend) will never deliver it: say so instead of leaving it queued.
+        let queued = Command::Queued {
+            id: id.clone(),
+            text: text.to_string(),
+        };
+        if tx.send(queued).is_err() {
+            self.shared
+                .fail_messages(
+                    instance_id,
+                    "the instance stopped before the message was delivered",
+                )
+                .await;
+        }
+        Message::find(&self.shared.pool, &id)
+            .await?
+            .ok_or(Error::UnknownMessage(id))
+    }
+
+    /// Waits until a message's turn is over, or fails with [`Error::Timeout`] naming the
+    /// message so it can be fetched later.
+    pub async fn wait_message(&self, message_id: &str, timeout: Duration) -> Result<Message> {
+        let mut events = self.shared.events.subscribe();
+        let timeout = timeout.min(MAX_WAIT);
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let message = Message::find(&self.shared.pool, message_id)
+                .await?
+                .ok_or_else(|| Error::UnknownMessage(message_id.to_string()))?;
+            if message.is_finished() {
+                return Ok(message);
+            }
+            loop {
+                match tokio::time::timeout_at(deadline, events.recv()).await {
+                    Err(_) => {
+                        return Err(Error::Timeout {
+                            instance_id: message.instance_id,
+                            message_id: message.id,
+                            seconds: timeout.as_secs(),
+                            state: message.state,
+                        });
+                    }
+                    Ok(Ok(Event::Message { message_id: m, .. })) if m == message_id => break,
+                    Ok(Ok(_)) => continue,
+                    Ok(Err(broadcast::error::RecvError::Lagged(_))) => break,
+                    Ok(Err(broadcast::error::RecvError::Closed)) => {
+                        return Err(Error::Agent("troupe is shutting down".into()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Presses the CLI's interrupt key and waits until the CLI confirms the turn stopped.
+    pub async fn interrupt(
+        &self,
+        instance_id: &str,
+        caller: Option<&str>,
+    ) -> Result<InterruptReport> {
+        self.after_reconcile(instance_id).await;
+        let tx = self.live(instance_id).await?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Command::Interrupt(reply))
+            .map_err(|_| Error::Agent(format!("instance {instance_id} is shutting down")))?;
+        let report = rx.await.map_err(|_| {
+            Error::Agent(format!(
+                "instance {instance_id} stopped during the interrupt"
+            ))
+        })??;
+        audit::record(
+            &self.shared.pool,
+            caller,
+            Some(instance_id),
+            "instance.interrupt",
+            serde_json::to_value(&report).unwrap_or_default(),
+        )
+        .await;
+        tracing::info!(instance = instance_id, outcome = %report.outcome, "interrupt");
+        Ok(report)
+    }
+
+    /// Ends one instance: its tmux session is killed and its unfinished messages fail.
+    pub(super) async fn terminate_one(
+        &self,
+        instance_id: &str,
+        caller: Option<&str>,
+    ) -> Result<()> {
+        let tx = self.live(instance_id).await?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Command::Terminate(reply))
+            .map_err(|_| Error::Agent(format!("instance {instance_id} is shutting down")))?;
+        rx.await.map_err(|_| {
+            Error::Agent(format!("instance {instance_id} stopped during terminate"))
+        })??;
+        audit::record(
+            &self.shared.pool,
+            caller,
+            Some(instance_id),
+            "instance.terminate",
+            json!({}),
+        )
+        .await;
+        tracing::info!(instance = instance_id, "terminated");
+        self.shared
+            .notice("terminate", format!("terminated {instance_id}"));
+        Ok(())
+    }
+}
