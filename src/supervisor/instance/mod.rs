@@ -4,6 +4,8 @@
 //! file only does I/O. Everything reaches the task as a [`Command`], so the instance has one
 //! owner and needs no locks.
 
+#[cfg(test)]
+mod interleavings;
 mod interrupt;
 pub mod machine;
 mod startup;

@@ -2047,3 +2047,92 @@ fn a_message_taken_into_the_turn_that_just_stopped_is_answered() {
         }
     }
 }
+
+/// Codex sends its session-started hook with the first prompt, and the transcript is first
+/// read when that hook is handled. A task held up meanwhile (typing, a database write) can
+/// find the whole first turn in that read, its end included, and answer it before handling
+/// the turn's own submit hook. That late hook is the turn's first, not a message taken into
+/// it (that would be a second one): the message typed next starts and is answered under its
+/// own turn. Found by the `interleavings` property test.
+#[test]
+fn a_late_submit_hook_of_a_turn_answered_from_the_first_read_starts_no_other_message() {
+    let codex = crate::agents::codex::Codex {
+        bin: "codex".into(),
+    };
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/codex-0.169.0");
+    let hooks: Vec<Value> = serde_json::Deserializer::from_str(
+        &std::fs::read_to_string(format!("{dir}/hook-payloads-resume.jsonl")).unwrap(),
+    )
+    .into_iter::<Value>()
+    .map(Result::unwrap)
+    .collect();
+    let hook = |event: &str, turn: &str| {
+        let payload = hooks
+            .iter()
+            .find(|p| p["hook_event_name"] == event && (turn.is_empty() || p["turn_id"] == turn))
+            .unwrap_or_else(|| panic!("no {event} hook for {turn}"));
+        Input::Hook(codex.hook_event(payload))
+    };
+    let mut parser = codex.parser();
+    let rollout: Vec<Record> =
+        std::fs::read_to_string(format!("{dir}/rollout-interrupt-resume.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| parser.parse(l))
+            .filter(|r| *r != Record::Other)
+            .collect();
+    // A turn's lines: its prompt up to its end.
+    let turn = |prompt: &str| -> Vec<Record> {
+        let start = rollout
+            .iter()
+            .position(|r| matches!(r, Record::Prompt { prompt_id: Some(p), .. } if p == prompt))
+            .unwrap();
+        let len = rollout[start..]
+            .iter()
+            .position(|r| matches!(r, Record::TurnEnd { .. }))
+            .unwrap();
+        rollout[start..=start + len].to_vec()
+    };
+    const REACH: &str = "01a233f1-0e22-7511-83db-f3d3773be776";
+    const STATUS: &str = "01a233f2-342b-7d02-bfd2-bf500f4f3415";
+
+    let mut s = started_machine();
+    s.m.habits = codex.habits();
+    deliver(&mut s, "m1", "what number did you reach");
+    s.after(5, queue("m2", "/status"));
+    let fx = s.after(700, hook("SessionStart", ""));
+    assert!(matches!(fx.as_slice(), [Effect::Follow(_)]), "{fx:?}");
+    let fx = s.step(history(turn(REACH)));
+    assert_eq!(
+        finish_of(&fx, "m1"),
+        answered("ECHO: what number did you reach")
+    );
+    assert_eq!(delivered(&fx), ["m2"]);
+    // The hooks Codex sent while the task was held up.
+    let fx = s.step(hook("UserPromptSubmit", REACH));
+    assert!(
+        !fx.iter()
+            .any(|e| matches!(e, Effect::MessageStarted { .. })),
+        "{fx:?}"
+    );
+    let fx = s.step(hook("Stop", REACH));
+    assert_eq!(finishes(&fx), Vec::<&str>::new(), "{fx:?}");
+    let fx = s.after(100, hook("UserPromptSubmit", STATUS));
+    assert_eq!(
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::MessageStarted {
+                    message_id,
+                    prompt_id,
+                } => Some((message_id.as_str(), prompt_id.as_deref())),
+                _ => None,
+            })
+            .collect::<Vec<_>>(),
+        [("m2", Some(STATUS))]
+    );
+    let fx = s.after(50, records(turn(STATUS)));
+    assert!(outputs(&fx).iter().all(|(m, _)| *m == Some("m2")), "{fx:?}");
+    let fx = s.after(10, hook("Stop", STATUS));
+    assert_eq!(finish_of(&fx, "m2"), answered("ECHO: /status"));
+    assert!(!s.m.busy());
+}

@@ -40,6 +40,8 @@ pub(super) struct Turn {
     prompt_ts: Option<String>,
     /// The CLI took the prompt (its hook or its transcript said so).
     acked: bool,
+    /// Its submit hook came (the CLI sends one per prompt it takes).
+    submit_hooked: bool,
     /// Give up on a typed message unacknowledged after this.
     submit_deadline: Option<Instant>,
     /// Look whether the Enter was swallowed at this time.
@@ -66,6 +68,7 @@ impl Turn {
             prompt_id: None,
             prompt_ts: None,
             acked: false,
+            submit_hooked: false,
             submit_deadline: None,
             nudge_at: None,
             finished: false,
@@ -297,6 +300,14 @@ impl Machine {
     /// The CLI took a prompt.
     pub(super) fn prompt_submitted(&mut self, now: Instant, prompt_id: Option<String>) {
         if self.turns.late_hook(&prompt_id) && !self.joins_closed_turn(&prompt_id) {
+            // A later submit hook naming this turn is a message taken into it.
+            if let Some(turn) = self
+                .turns
+                .by_prompt(&prompt_id)
+                .and_then(|k| self.turns.get_mut(k))
+            {
+                turn.submit_hooked = true;
+            }
             return;
         }
         if let Some(turn) = self.turns.live_mut()
@@ -304,6 +315,7 @@ impl Machine {
         {
             let learned = !turn.acked || (turn.prompt_id.is_none() && prompt_id.is_some());
             turn.acked = true;
+            turn.submit_hooked = true;
             turn.submit_deadline = None;
             turn.nudge_at = None;
             if prompt_id.is_some() {
@@ -325,20 +337,21 @@ impl Machine {
         let key = self.turns.add(None);
         let turn = self.turns.get_mut(key).expect("just added");
         turn.acked = true;
+        turn.submit_hooked = true;
         turn.prompt_id = prompt_id;
         self.turns.live = Some(key);
     }
 
     /// Whether a prompt submitted under a turn that already finished is the typed message
-    /// that is waiting to start, taken by the CLI into the turn it was closing. A submit hook
-    /// runs before the model is called, so one that comes after its turn's end is no late
-    /// hook of that turn.
+    /// that is waiting to start, taken by the CLI into the turn it was closing: a second
+    /// submit hook naming that turn. The turn's own may come after its end was read (the
+    /// first read of a transcript can hold a whole turn), and is only late.
     fn joins_closed_turn(&self, prompt_id: &Option<String>) -> bool {
         let closed = self
             .turns
             .by_prompt(prompt_id)
             .and_then(|k| self.turns.get(k))
-            .is_some_and(|t| t.finished);
+            .is_some_and(|t| t.finished && t.submit_hooked);
         let waiting = self
             .turns
             .live()
