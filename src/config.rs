@@ -1,8 +1,11 @@
-//! One `Config` for the whole server, from flags and `TROUPE_*` environment (clap reads both).
+//! One `Config` for the whole server: `serve`'s flags and `TROUPE_*` environment (clap reads
+//! both, [`ServeArgs`]) layered over the config file and the defaults ([`Config::layered`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::agents::AgentKind;
 
 /// How spawned Claude Code instances ask for permission to use tools.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -167,11 +170,183 @@ pub fn default_data_dir() -> PathBuf {
     home.join(".local").join("share").join("troupe")
 }
 
-/// A switch as people write it: 1/0, true/false, yes/no, on/off (any case).
-pub fn parse_bool(v: &str) -> Option<bool> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" | "y" => Some(true),
-        "0" | "false" | "no" | "off" | "n" => Some(false),
-        _ => None,
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "TROUPE_BIND", default_value = "127.0.0.1:8001")]
+    pub bind: SocketAddr,
+    /// SQLite database file [default: $XDG_DATA_HOME/troupe/troupe.db]
+    #[arg(long, env = "TROUPE_DB")]
+    pub db: Option<PathBuf>,
+    /// Directory for per-instance files and default workspaces [default: the database's directory]
+    #[arg(long, env = "TROUPE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// troupe's own tmux server socket name (tmux -L).
+    #[arg(long, env = "TROUPE_TMUX_SOCKET", default_value = "troupe")]
+    pub tmux_socket: String,
+    /// The Claude Code executable.
+    #[arg(long, env = "TROUPE_CLAUDE_BIN", default_value = AgentKind::Claude.default_bin())]
+    pub claude_bin: String,
+    /// The Codex executable (optional: without it, spawn_codex says how to install it).
+    #[arg(long, env = "TROUPE_CODEX_BIN", default_value = AgentKind::Codex.default_bin())]
+    pub codex_bin: String,
+    /// How instances ask for tool permissions.
+    #[arg(
+        long,
+        env = "TROUPE_PERMISSION_MODE",
+        value_enum,
+        default_value = "skip"
+    )]
+    pub permission_mode: PermissionMode,
+    /// Most instances alive at once [default: 50; also MAX_INSTANCES, the config file, or
+    /// configure_orchestration].
+    #[arg(long)]
+    pub max_instances: Option<u32>,
+    /// troupe's config file: [orchestration] controls and [[prices]]
+    /// [default: $XDG_CONFIG_HOME/troupe/config.toml]
+    #[arg(long, env = "TROUPE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Deepest parent/child tree (1: instances cannot spawn children).
+    #[arg(long, env = "TROUPE_MAX_DEPTH", default_value_t = 4)]
+    pub max_depth: usize,
+    /// Most live children per instance.
+    #[arg(long, env = "TROUPE_MAX_CHILDREN", default_value_t = 10)]
+    pub max_children: usize,
+    /// Seconds a database write waits for a lock another process holds before it fails.
+    #[arg(long, env = "TROUPE_DB_BUSY_TIMEOUT", default_value_t = 60)]
+    pub db_busy_timeout: u64,
+    /// Seconds a CLI may take to start.
+    #[arg(long, env = "TROUPE_STARTUP_TIMEOUT", default_value_t = 60)]
+    pub startup_timeout: u64,
+    /// Default seconds send_to_instance waits for an answer.
+    #[arg(long, env = "TROUPE_DEFAULT_WAIT", default_value_t = 300)]
+    pub default_wait: u64,
+    /// Seconds one wait of your own MCP client lasts at most before troupe answers with the
+    /// message id and how to wait on [default: 100 for Claude Code 2.1.212 and later, which
+    /// moves calls past 120 s to the background; no limit for other clients].
+    #[arg(long, env = "TROUPE_PERSON_WAIT")]
+    pub person_wait: Option<u64>,
+    /// Seconds a permission request is held for a decision (respond_to_permission, the
+    /// dashboard, a rule), after which the CLI's own dialog waits for a person at its pane;
+    /// and seconds an instance's call waits for your approval (require_approval).
+    #[arg(long, env = "TROUPE_PERMISSION_WAIT", default_value_t = 300)]
+    pub permission_wait: u64,
+    /// On SIGTERM/Ctrl-C, terminate every instance instead of leaving them running.
+    #[arg(long, env = "TROUPE_TERMINATE_ON_EXIT", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
+    pub terminate_on_exit: bool,
+    /// The token clients present [default: the data dir's `token` file, made on first start]
+    #[arg(long, env = "TROUPE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// A host name (besides loopback) clients may use to reach troupe; repeat for more.
+    #[arg(long = "allow-host", env = "TROUPE_ALLOW_HOSTS", value_delimiter = ',')]
+    pub allow_hosts: Vec<String>,
+    /// A directory an instance's helpers may work in besides the instance's own (an
+    /// instance's spawn may name a project_dir only inside its own directory or one of
+    /// these); repeat for more, or separate with ':'.
+    #[arg(long = "allow-dir", env = "TROUPE_ALLOW_DIRS", value_delimiter = ':')]
+    pub allow_dirs: Vec<PathBuf>,
+    /// A variable of this environment instances get too; repeat for more, or separate with
+    /// ','. Without it they get only a shell's basics, toolchain homes, proxies and the CLIs'
+    /// own settings (ANTHROPIC_*, CLAUDE_*, OPENAI_*, CODEX_*, ...).
+    #[arg(long = "pass-env", env = "TROUPE_PASS_ENV", value_delimiter = ',')]
+    pub pass_env: Vec<String>,
+    /// Allow --bind on an address other machines can reach.
+    #[arg(long, env = "TROUPE_ALLOW_REMOTE", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_remote: bool,
+}
+
+impl ServeArgs {
+    /// The database file and the data directory, absolute: `--db`, else the default; the data
+    /// directory is `--data-dir`, else the database's directory.
+    pub fn paths(&self) -> anyhow::Result<(PathBuf, PathBuf)> {
+        let db_path = crate::preflight::absolute(
+            &self
+                .db
+                .clone()
+                .unwrap_or_else(|| default_data_dir().join("troupe.db")),
+        )?;
+        let data_dir = match &self.data_dir {
+            Some(dir) => crate::preflight::absolute(dir)?,
+            None => db_path
+                .parent()
+                .map(|p| p.to_path_buf())
+                .unwrap_or_else(default_data_dir),
+        };
+        Ok((db_path, data_dir))
+    }
+}
+
+impl Config {
+    /// The server's configuration, each value from the last of: the defaults, the config file
+    /// (`[orchestration]` controls and `[[prices]]`), the environment, the flags (clap has
+    /// already put `TROUPE_*` variables under their flags). `tools` are the MCP tools a
+    /// control may name; `codex_missing` is why Codex instances cannot run, if they cannot.
+    pub fn layered(
+        args: &ServeArgs,
+        db_path: PathBuf,
+        data_dir: PathBuf,
+        codex_missing: Option<String>,
+        tools: &[&str],
+    ) -> anyhow::Result<Config> {
+        let mut config = Config::for_data_dir(data_dir, &args.tmux_socket);
+        config.bind = args.bind;
+        config.db_path = db_path;
+        config.claude_bin = args.claude_bin.clone();
+        config.codex_bin = args.codex_bin.clone();
+        config.codex_missing = codex_missing;
+        config.permission_mode = args.permission_mode;
+
+        let config_path = match &args.config {
+            Some(p) => crate::preflight::absolute(p)?,
+            None => crate::settings::default_config_file(),
+        };
+        let file = crate::settings::read_config_file(&config_path).map_err(|e| {
+            anyhow::anyhow!("{e}; fix it, or start with --config pointing at another file")
+        })?;
+        file.orchestration
+            .check(tools)
+            .map_err(|e| anyhow::anyhow!("{}: [orchestration] {e}", config_path.display()))?;
+        config.prices = config
+            .prices
+            .with(file.prices)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
+        config.file_controls = file.orchestration;
+
+        let mut env_controls = crate::settings::Layer::from_env(|k| std::env::var(k).ok())
+            .map_err(|e| anyhow::anyhow!("in the environment: {e}"))?;
+        if let Some(n) = args.max_instances {
+            env_controls.max_instances = Some(n);
+        }
+        env_controls
+            .check(tools)
+            .map_err(|e| anyhow::anyhow!("in the environment: {e}"))?;
+        config.env_controls = env_controls;
+
+        config.max_depth = args.max_depth;
+        config.max_children = args.max_children;
+        config.startup_timeout = Duration::from_secs(args.startup_timeout);
+        config.db_busy_timeout = Duration::from_secs(args.db_busy_timeout);
+        config.default_wait = Duration::from_secs(args.default_wait);
+        config.person_wait = args.person_wait.map(Duration::from_secs);
+        if args.permission_wait == 0 || args.permission_wait > 3600 {
+            anyhow::bail!("--permission-wait must be 1 to 3600 seconds");
+        }
+        config.permission_wait = Duration::from_secs(args.permission_wait);
+        config.token = args.token.clone().unwrap_or_default();
+        config.allowed_hosts = args.allow_hosts.clone();
+        config.pass_env = args
+            .pass_env
+            .iter()
+            .filter(|n| !n.trim().is_empty())
+            .map(|n| crate::environment::pass_name(n).map_err(anyhow::Error::msg))
+            .collect::<Result<_, _>>()?;
+        config.allow_dirs = args
+            .allow_dirs
+            .iter()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map(|d| allowed_dir(d))
+            .collect::<Result<_, _>>()?;
+        config.allow_remote = args.allow_remote;
+        Ok(config)
     }
 }

@@ -1,10 +1,8 @@
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
-use troupe::agents::AgentKind;
 
 use clap::{Parser, Subcommand};
-use troupe::config::{self, Config, PermissionMode};
+use troupe::agents::AgentKind;
+use troupe::config::{self, Config, ServeArgs};
 
 #[derive(Parser)]
 #[command(
@@ -389,90 +387,6 @@ enum TeamCommand {
     Dissolve { name: String },
 }
 
-#[derive(clap::Args)]
-struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "TROUPE_BIND", default_value = "127.0.0.1:8001")]
-    bind: SocketAddr,
-    /// SQLite database file [default: $XDG_DATA_HOME/troupe/troupe.db]
-    #[arg(long, env = "TROUPE_DB")]
-    db: Option<PathBuf>,
-    /// Directory for per-instance files and default workspaces [default: the database's directory]
-    #[arg(long, env = "TROUPE_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-    /// troupe's own tmux server socket name (tmux -L).
-    #[arg(long, env = "TROUPE_TMUX_SOCKET", default_value = "troupe")]
-    tmux_socket: String,
-    /// The Claude Code executable.
-    #[arg(long, env = "TROUPE_CLAUDE_BIN", default_value = AgentKind::Claude.default_bin())]
-    claude_bin: String,
-    /// The Codex executable (optional: without it, spawn_codex says how to install it).
-    #[arg(long, env = "TROUPE_CODEX_BIN", default_value = AgentKind::Codex.default_bin())]
-    codex_bin: String,
-    /// How instances ask for tool permissions.
-    #[arg(
-        long,
-        env = "TROUPE_PERMISSION_MODE",
-        value_enum,
-        default_value = "skip"
-    )]
-    permission_mode: PermissionMode,
-    /// Most instances alive at once [default: 50; also MAX_INSTANCES, the config file, or
-    /// configure_orchestration].
-    #[arg(long)]
-    max_instances: Option<u32>,
-    /// troupe's config file: [orchestration] controls and [[prices]]
-    /// [default: $XDG_CONFIG_HOME/troupe/config.toml]
-    #[arg(long, env = "TROUPE_CONFIG")]
-    config: Option<PathBuf>,
-    /// Deepest parent/child tree (1: instances cannot spawn children).
-    #[arg(long, env = "TROUPE_MAX_DEPTH", default_value_t = 4)]
-    max_depth: usize,
-    /// Most live children per instance.
-    #[arg(long, env = "TROUPE_MAX_CHILDREN", default_value_t = 10)]
-    max_children: usize,
-    /// Seconds a database write waits for a lock another process holds before it fails.
-    #[arg(long, env = "TROUPE_DB_BUSY_TIMEOUT", default_value_t = 60)]
-    db_busy_timeout: u64,
-    /// Seconds a CLI may take to start.
-    #[arg(long, env = "TROUPE_STARTUP_TIMEOUT", default_value_t = 60)]
-    startup_timeout: u64,
-    /// Default seconds send_to_instance waits for an answer.
-    #[arg(long, env = "TROUPE_DEFAULT_WAIT", default_value_t = 300)]
-    default_wait: u64,
-    /// Seconds one wait of your own MCP client lasts at most before troupe answers with the
-    /// message id and how to wait on [default: 100 for Claude Code 2.1.212 and later, which
-    /// moves calls past 120 s to the background; no limit for other clients].
-    #[arg(long, env = "TROUPE_PERSON_WAIT")]
-    person_wait: Option<u64>,
-    /// Seconds a permission request is held for a decision (respond_to_permission, the
-    /// dashboard, a rule), after which the CLI's own dialog waits for a person at its pane;
-    /// and seconds an instance's call waits for your approval (require_approval).
-    #[arg(long, env = "TROUPE_PERMISSION_WAIT", default_value_t = 300)]
-    permission_wait: u64,
-    /// On SIGTERM/Ctrl-C, terminate every instance instead of leaving them running.
-    #[arg(long, env = "TROUPE_TERMINATE_ON_EXIT", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
-    terminate_on_exit: bool,
-    /// The token clients present [default: the data dir's `token` file, made on first start]
-    #[arg(long, env = "TROUPE_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// A host name (besides loopback) clients may use to reach troupe; repeat for more.
-    #[arg(long = "allow-host", env = "TROUPE_ALLOW_HOSTS", value_delimiter = ',')]
-    allow_hosts: Vec<String>,
-    /// A directory an instance's helpers may work in besides the instance's own (an
-    /// instance's spawn may name a project_dir only inside its own directory or one of
-    /// these); repeat for more, or separate with ':'.
-    #[arg(long = "allow-dir", env = "TROUPE_ALLOW_DIRS", value_delimiter = ':')]
-    allow_dirs: Vec<PathBuf>,
-    /// A variable of this environment instances get too; repeat for more, or separate with
-    /// ','. Without it they get only a shell's basics, toolchain homes, proxies and the CLIs'
-    /// own settings (ANTHROPIC_*, CLAUDE_*, OPENAI_*, CODEX_*, ...).
-    #[arg(long = "pass-env", env = "TROUPE_PASS_ENV", value_delimiter = ',')]
-    pass_env: Vec<String>,
-    /// Allow --bind on an address other machines can reach.
-    #[arg(long, env = "TROUPE_ALLOW_REMOTE", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
-    allow_remote: bool,
-}
 
 async fn doctor(
     server: ServerUrl,
@@ -1157,76 +1071,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
 
-    let db_path = troupe::preflight::absolute(
-        &args
-            .db
-            .unwrap_or_else(|| config::default_data_dir().join("troupe.db")),
-    )?;
-    let data_dir = match args.data_dir {
-        Some(dir) => troupe::preflight::absolute(&dir)?,
-        None => db_path
-            .parent()
-            .map(|p| p.to_path_buf())
-            .unwrap_or_else(config::default_data_dir),
-    };
+    let (db_path, data_dir) = args.paths()?;
     let found = troupe::preflight::check(&args.claude_bin, &args.codex_bin, &data_dir)?;
-    let mut config = Config::for_data_dir(data_dir, &args.tmux_socket);
-    config.bind = args.bind;
-    config.db_path = db_path;
-    config.claude_bin = args.claude_bin;
-    config.codex_bin = args.codex_bin;
-    config.codex_missing = found.codex.clone().err();
-    config.permission_mode = args.permission_mode;
-    let config_path = match &args.config {
-        Some(p) => troupe::preflight::absolute(p)?,
-        None => troupe::settings::default_config_file(),
-    };
-    let file = troupe::settings::read_config_file(&config_path).map_err(|e| {
-        anyhow::anyhow!("{e}; fix it, or start with --config pointing at another file")
-    })?;
-    let tools = troupe::mcp::tool_names();
-    file.orchestration
-        .check(&tools)
-        .map_err(|e| anyhow::anyhow!("{}: [orchestration] {e}", config_path.display()))?;
-    config.prices = config
-        .prices
-        .with(file.prices)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
-    config.file_controls = file.orchestration;
-    let mut env_controls = troupe::settings::Layer::from_env(|k| std::env::var(k).ok())
-        .map_err(|e| anyhow::anyhow!("in the environment: {e}"))?;
-    if let Some(n) = args.max_instances {
-        env_controls.max_instances = Some(n);
-    }
-    env_controls
-        .check(&tools)
-        .map_err(|e| anyhow::anyhow!("in the environment: {e}"))?;
-    config.env_controls = env_controls;
-    config.max_depth = args.max_depth;
-    config.max_children = args.max_children;
-    config.startup_timeout = Duration::from_secs(args.startup_timeout);
-    config.db_busy_timeout = Duration::from_secs(args.db_busy_timeout);
-    config.default_wait = Duration::from_secs(args.default_wait);
-    config.person_wait = args.person_wait.map(Duration::from_secs);
-    if args.permission_wait == 0 || args.permission_wait > 3600 {
-        anyhow::bail!("--permission-wait must be 1 to 3600 seconds");
-    }
-    config.permission_wait = Duration::from_secs(args.permission_wait);
-    config.token = args.token.unwrap_or_default();
-    config.allowed_hosts = args.allow_hosts;
-    config.pass_env = args
-        .pass_env
-        .iter()
-        .filter(|n| !n.trim().is_empty())
-        .map(|n| troupe::environment::pass_name(n).map_err(anyhow::Error::msg))
-        .collect::<Result<_, _>>()?;
-    config.allow_dirs = args
-        .allow_dirs
-        .iter()
-        .filter(|d| !d.as_os_str().is_empty())
-        .map(|d| troupe::config::allowed_dir(d))
-        .collect::<Result<_, _>>()?;
-    config.allow_remote = args.allow_remote;
+    let config = Config::layered(
+        &args,
+        db_path,
+        data_dir,
+        found.codex.clone().err(),
+        &troupe::mcp::tool_names(),
+    )?;
 
     let server = troupe::Server::start(config).await?;
     let config = server.supervisor.config();

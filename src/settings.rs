@@ -305,12 +305,12 @@ impl Layer {
         let mut layer = Layer::default();
         if let Some((name, v)) = var("ORCHESTRATION_ENABLED") {
             layer.enabled = Some(
-                crate::config::parse_bool(&v)
+                parse_bool(&v)
                     .ok_or_else(|| format!("{name}={v:?}: say on or off"))?,
             );
         }
         if let Some((_, v)) = var("REQUIRE_APPROVAL") {
-            layer.require_approval = Some(match crate::config::parse_bool(&v) {
+            layer.require_approval = Some(match parse_bool(&v) {
                 Some(true) => SPAWNING_TOOLS.iter().map(|t| t.to_string()).collect(),
                 Some(false) => Vec::new(),
                 None => list(&v),
@@ -362,6 +362,15 @@ pub fn read_config_file(path: &Path) -> Result<ConfigFile, String> {
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
     toml::from_str(&text).map_err(|e| format!("{} does not parse: {e}", path.display()))
+}
+
+/// A switch as people write it: 1/0, true/false, yes/no, on/off (any case).
+pub fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" | "y" => Some(true),
+        "0" | "false" | "no" | "off" | "n" => Some(false),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
