@@ -387,7 +387,6 @@ enum TeamCommand {
     Dissolve { name: String },
 }
 
-
 async fn doctor(
     server: ServerUrl,
     claude_bin: String,

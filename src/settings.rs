@@ -304,10 +304,8 @@ impl Layer {
         }
         let mut layer = Layer::default();
         if let Some((name, v)) = var("ORCHESTRATION_ENABLED") {
-            layer.enabled = Some(
-                parse_bool(&v)
-                    .ok_or_else(|| format!("{name}={v:?}: say on or off"))?,
-            );
+            layer.enabled =
+                Some(parse_bool(&v).ok_or_else(|| format!("{name}={v:?}: say on or off"))?);
         }
         if let Some((_, v)) = var("REQUIRE_APPROVAL") {
             layer.require_approval = Some(match parse_bool(&v) {
