@@ -1,25 +1,16 @@
 //! What callers do to a running instance: send and wait, interrupt, suspend, terminate.
 
+use serde_json::Value;
+
 use super::*;
 
 impl Supervisor {
     /// Ends the instance's tmux session but keeps its conversation; a message resumes it.
     pub async fn suspend(&self, instance_id: &str, caller: Option<&str>) -> Result<()> {
-        let tx = self.live(instance_id).await?;
-        let (reply, rx) = oneshot::channel();
-        tx.send(Command::Suspend(reply))
-            .map_err(|_| Error::Agent(format!("instance {instance_id} is shutting down")))?;
-        rx.await.map_err(|_| {
-            Error::Agent(format!("instance {instance_id} stopped while suspending"))
-        })??;
-        audit::record(
-            &self.shared.pool,
-            caller,
-            Some(instance_id),
-            "instance.suspend",
-            json!({}),
-        )
-        .await;
+        self.ask(instance_id, "suspending", Command::Suspend)
+            .await?;
+        self.done(caller, instance_id, "instance.suspend", json!({}))
+            .await;
         Ok(())
     }
 
@@ -144,23 +135,12 @@ impl Supervisor {
         caller: Option<&str>,
     ) -> Result<InterruptReport> {
         self.after_reconcile(instance_id).await;
-        let tx = self.live(instance_id).await?;
-        let (reply, rx) = oneshot::channel();
-        tx.send(Command::Interrupt(reply))
-            .map_err(|_| Error::Agent(format!("instance {instance_id} is shutting down")))?;
-        let report = rx.await.map_err(|_| {
-            Error::Agent(format!(
-                "instance {instance_id} stopped during the interrupt"
-            ))
-        })??;
-        audit::record(
-            &self.shared.pool,
-            caller,
-            Some(instance_id),
-            "instance.interrupt",
-            serde_json::to_value(&report).unwrap_or_default(),
-        )
-        .await;
+        let report = self
+            .ask(instance_id, "the interrupt", Command::Interrupt)
+            .await?;
+        let detail = serde_json::to_value(&report).unwrap_or_default();
+        self.done(caller, instance_id, "instance.interrupt", detail)
+            .await;
         tracing::info!(instance = instance_id, outcome = %report.outcome, "interrupt");
         Ok(report)
     }
@@ -171,24 +151,34 @@ impl Supervisor {
         instance_id: &str,
         caller: Option<&str>,
     ) -> Result<()> {
-        let tx = self.live(instance_id).await?;
-        let (reply, rx) = oneshot::channel();
-        tx.send(Command::Terminate(reply))
-            .map_err(|_| Error::Agent(format!("instance {instance_id} is shutting down")))?;
-        rx.await.map_err(|_| {
-            Error::Agent(format!("instance {instance_id} stopped during terminate"))
-        })??;
-        audit::record(
-            &self.shared.pool,
-            caller,
-            Some(instance_id),
-            "instance.terminate",
-            json!({}),
-        )
-        .await;
+        self.ask(instance_id, "terminate", Command::Terminate)
+            .await?;
+        self.done(caller, instance_id, "instance.terminate", json!({}))
+            .await;
         tracing::info!(instance = instance_id, "terminated");
         self.shared
             .notice("terminate", format!("terminated {instance_id}"));
         Ok(())
+    }
+
+    /// Asks an instance's task to do something and waits for its answer: `command` wraps the
+    /// reply channel; `doing` names the act in the errors.
+    async fn ask<T>(
+        &self,
+        instance_id: &str,
+        doing: &str,
+        command: impl FnOnce(oneshot::Sender<Result<T>>) -> Command,
+    ) -> Result<T> {
+        let tx = self.live(instance_id).await?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(command(reply))
+            .map_err(|_| Error::Agent(format!("instance {instance_id} is shutting down")))?;
+        rx.await
+            .map_err(|_| Error::Agent(format!("instance {instance_id} stopped during {doing}")))?
+    }
+
+    /// Records an act done on an instance.
+    async fn done(&self, caller: Option<&str>, instance_id: &str, kind: &str, detail: Value) {
+        audit::record(&self.shared.pool, caller, Some(instance_id), kind, detail).await;
     }
 }
