@@ -34,8 +34,9 @@ use crate::supervisor::Supervisor;
 
 pub fn router(sup: Supervisor, shutdown: CancellationToken) -> Router {
     let mcp_sup = sup.clone();
+    let mcp_state = Arc::new(crate::mcp::State::default());
     let mcp = StreamableHttpService::new(
-        move || Ok(Troupe::new(mcp_sup.clone())),
+        move || Ok(Troupe::new(mcp_sup.clone(), mcp_state.clone())),
         Arc::new(sessions::Sessions::new(
             sup.config().max_mcp_sessions,
             sup.config().mcp_session_idle,

@@ -5,7 +5,7 @@
 //! approval and refusal is audited.
 
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rmcp::RoleServer;
@@ -24,10 +24,10 @@ const CODE_LIFE: Duration = Duration::from_secs(10 * 60);
 /// How long the person has to answer the question.
 const ASK_WAIT: Duration = Duration::from_secs(10 * 60);
 
-/// Codes handed out and not used yet: code → (tool, the call's arguments, handed out at).
-/// A code approves that exact call, for the person only.
-static CODES: LazyLock<Mutex<HashMap<String, Issued>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
+/// Codes handed out and not used yet, for every MCP session of one server: code → (tool, the
+/// call's arguments, handed out at). A code approves that exact call, for the person only.
+#[derive(Default)]
+pub struct Codes(Mutex<HashMap<String, Issued>>);
 
 /// A code's call: the tool, its arguments, and when the code was handed out.
 type Issued = (String, String, Instant);
@@ -75,6 +75,7 @@ pub fn question(sup: &Supervisor, request: &CallToolRequestParams) -> String {
 /// stateless protocol era, see [`super::rounds`]).
 pub async fn check(
     sup: &Supervisor,
+    codes: &Codes,
     request: &mut CallToolRequestParams,
     ctx: &RequestContext<RoleServer>,
     caller: Option<&str>,
@@ -128,7 +129,7 @@ pub async fn check(
     }
     if let Some(code) = code {
         let valid = {
-            let mut codes = CODES.lock().expect("codes poisoned");
+            let mut codes = codes.0.lock().expect("codes poisoned");
             codes.retain(|_, (_, _, at)| at.elapsed() < CODE_LIFE);
             let args = arguments_of(request);
             codes
@@ -216,7 +217,7 @@ pub async fn check(
         };
     }
     let code = format!("ok-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    CODES.lock().expect("codes poisoned").insert(
+    codes.0.lock().expect("codes poisoned").insert(
         code.clone(),
         (tool.clone(), arguments_of(request), Instant::now()),
     );

@@ -59,6 +59,8 @@ reply for the user, and terminate_instance helpers you no longer need.";
 #[derive(Clone)]
 pub struct Troupe {
     sup: Supervisor,
+    /// What every session of this server shares.
+    state: Arc<State>,
     tool_router: ToolRouter<Self>,
     prompt_router: PromptRouter<Self>,
     /// The least severe log level the client wants (`logging/setLevel`).
@@ -94,10 +96,20 @@ pub fn tool_names() -> Vec<&'static str> {
     names
 }
 
+/// What every MCP session of one server shares: the rounds asked of stateless clients and not
+/// finished, and the approval codes handed out and not used. A stateless client's retry may
+/// come on another session than the call that asked.
+#[derive(Default)]
+pub struct State {
+    rounds: rounds::Rounds,
+    codes: approval::Codes,
+}
+
 impl Troupe {
-    pub fn new(sup: Supervisor) -> Self {
+    pub fn new(sup: Supervisor, state: Arc<State>) -> Self {
         Troupe {
             sup,
+            state,
             tool_router: TOOLS.clone(),
             prompt_router: Self::prompt_router(),
             log_level: logging::LogLevel::default(),
@@ -208,13 +220,13 @@ impl Troupe {
                         let Some((message_id, until)) = waiting.get() else { continue };
                         let question = permissions::question(&instance_id, &summary);
                         let asked = rounds::Asked::Permission { instance_id, request_id, message_id, until };
-                        let ask = rounds::ask_permission(&original.0, original.1.as_ref(), asked, &question);
+                        let ask = self.state.rounds.ask_permission(&original.0, original.1.as_ref(), asked, &question);
                         return Ok(rmcp::model::CallToolResponse::InputRequired(ask));
                     }
                     Ok(Event::ApprovalAsked { approval_id, question, .. }) => {
                         let Some((message_id, until)) = waiting.get() else { continue };
                         let asked = rounds::Asked::Approval { approval_id, message_id, until };
-                        let ask = rounds::ask_approval(&original.0, original.1.as_ref(), asked, &question);
+                        let ask = self.state.rounds.ask_approval(&original.0, original.1.as_ref(), asked, &question);
                         return Ok(rmcp::model::CallToolResponse::InputRequired(ask));
                     }
                     Err(RecvError::Closed) => return call.await,
@@ -517,10 +529,11 @@ impl ServerHandler for Troupe {
             true => rounds::can_answer(&context.client_capabilities().unwrap_or_default()),
             false => rounds::Needs::default(),
         };
-        let finished = state
-            .as_deref()
-            .filter(|_| stateless_person)
-            .and_then(|s| rounds::finish(s, &request.name, request.arguments.as_ref()));
+        let finished = state.as_deref().filter(|_| stateless_person).and_then(|s| {
+            self.state
+                .rounds
+                .finish(s, &request.name, request.arguments.as_ref())
+        });
         let mut answered = None;
         match finished {
             Some(rounds::Asked::Permission {
@@ -575,8 +588,12 @@ impl ServerHandler for Troupe {
                         .await;
                     }
                     let question = approval::question(&self.sup, &request);
-                    let ask =
-                        rounds::ask(&request.name, request.arguments.as_ref(), needs, &question);
+                    let ask = self.state.rounds.ask(
+                        &request.name,
+                        request.arguments.as_ref(),
+                        needs,
+                        &question,
+                    );
                     return Ok(rmcp::model::CallToolResponse::InputRequired(ask));
                 }
             }
@@ -598,8 +615,15 @@ impl ServerHandler for Troupe {
                     .into(),
             );
         }
-        if let Err(text) =
-            approval::check(&self.sup, &mut request, &context, who.as_deref(), answered).await
+        if let Err(text) = approval::check(
+            &self.sup,
+            &self.state.codes,
+            &mut request,
+            &context,
+            who.as_deref(),
+            answered,
+        )
+        .await
         {
             tracing::info!("refused a call: {text}");
             return Ok(

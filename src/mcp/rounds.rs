@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::{LazyLock, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rmcp::model::{
@@ -176,62 +176,104 @@ struct Pending {
     at: Instant,
 }
 
-static PENDING: LazyLock<Mutex<HashMap<String, Pending>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
-static HASHER: LazyLock<RandomState> = LazyLock::new(RandomState::new);
-
-fn digest(args: Option<&JsonObject>) -> u64 {
-    let text = args
-        .map(|a| serde_json::Value::Object(a.clone()).to_string())
-        .unwrap_or_default();
-    HASHER.hash_one(text)
+/// The rounds troupe started and clients have not finished, for every MCP session of one
+/// server (a stateless client's retry may come on another).
+#[derive(Default)]
+pub struct Rounds {
+    pending: Mutex<HashMap<String, Pending>>,
+    /// Keyed per server, so a client cannot make two calls' arguments collide on purpose.
+    hasher: RandomState,
 }
 
-/// Starts a round: the `input_required` answer to give the client.
-pub fn ask(
-    tool: &str,
-    args: Option<&JsonObject>,
-    needs: Needs,
-    question: &str,
-) -> InputRequiredResult {
-    let handle = remember(tool, args, Asked::Inputs(needs));
-    InputRequiredResult::new(Some(requests(needs, question)), Some(handle))
-}
+impl Rounds {
+    fn digest(&self, args: Option<&JsonObject>) -> u64 {
+        let text = args
+            .map(|a| serde_json::Value::Object(a.clone()).to_string())
+            .unwrap_or_default();
+        self.hasher.hash_one(text)
+    }
 
-/// Starts a round that asks the person about a permission request.
-pub fn ask_permission(
-    tool: &str,
-    args: Option<&JsonObject>,
-    asked: Asked,
-    question: &str,
-) -> InputRequiredResult {
-    let handle = remember(tool, args, asked);
-    let schema =
-        rmcp::model::ElicitationSchema::from_type::<super::permissions::PermissionAnswer>()
-            .expect("the permission form has a schema");
-    let r = serde_json::from_value::<InputRequest>(json!({
-        "method": "elicitation/create",
-        "params": { "mode": "form", "message": question, "requestedSchema": schema },
-    }))
-    .expect("elicitation/create is an input request");
-    let mut requests = InputRequests::new();
-    requests.insert(PERMISSION.into(), r);
-    InputRequiredResult::new(Some(requests), Some(handle))
-}
+    /// Starts a round: the `input_required` answer to give the client.
+    pub fn ask(
+        &self,
+        tool: &str,
+        args: Option<&JsonObject>,
+        needs: Needs,
+        question: &str,
+    ) -> InputRequiredResult {
+        let handle = self.remember(tool, args, Asked::Inputs(needs));
+        InputRequiredResult::new(Some(requests(needs, question)), Some(handle))
+    }
 
-/// Starts a round that asks the person about an instance's call that needs their approval.
-pub fn ask_approval(
-    tool: &str,
-    args: Option<&JsonObject>,
-    asked: Asked,
-    question: &str,
-) -> InputRequiredResult {
-    let handle = remember(tool, args, asked);
-    let needs = Needs {
-        roots: false,
-        approval: true,
-    };
-    InputRequiredResult::new(Some(requests(needs, question)), Some(handle))
+    /// Starts a round that asks the person about a permission request.
+    pub fn ask_permission(
+        &self,
+        tool: &str,
+        args: Option<&JsonObject>,
+        asked: Asked,
+        question: &str,
+    ) -> InputRequiredResult {
+        let handle = self.remember(tool, args, asked);
+        let schema =
+            rmcp::model::ElicitationSchema::from_type::<super::permissions::PermissionAnswer>()
+                .expect("the permission form has a schema");
+        let r = serde_json::from_value::<InputRequest>(json!({
+            "method": "elicitation/create",
+            "params": { "mode": "form", "message": question, "requestedSchema": schema },
+        }))
+        .expect("elicitation/create is an input request");
+        let mut requests = InputRequests::new();
+        requests.insert(PERMISSION.into(), r);
+        InputRequiredResult::new(Some(requests), Some(handle))
+    }
+
+    /// Starts a round that asks the person about an instance's call that needs their approval.
+    pub fn ask_approval(
+        &self,
+        tool: &str,
+        args: Option<&JsonObject>,
+        asked: Asked,
+        question: &str,
+    ) -> InputRequiredResult {
+        let handle = self.remember(tool, args, asked);
+        let needs = Needs {
+            roots: false,
+            approval: true,
+        };
+        InputRequiredResult::new(Some(requests(needs, question)), Some(handle))
+    }
+
+    fn remember(&self, tool: &str, args: Option<&JsonObject>, asked: Asked) -> String {
+        let handle = format!("round-{}", uuid::Uuid::new_v4().simple());
+        let mut pending = self.pending.lock().expect("rounds poisoned");
+        pending.retain(|_, p| p.at.elapsed() < LIFE);
+        if pending.len() >= MAX_PENDING
+            && let Some(oldest) = pending
+                .iter()
+                .min_by_key(|(_, p)| p.at)
+                .map(|(k, _)| k.clone())
+        {
+            pending.remove(&oldest);
+        }
+        pending.insert(
+            handle.clone(),
+            Pending {
+                tool: tool.to_string(),
+                args: self.digest(args),
+                asked,
+                at: Instant::now(),
+            },
+        );
+        handle
+    }
+
+    /// Ends a round: what was asked, if `state` is a live handle troupe gave for this very call
+    /// (the same tool and arguments). Each handle is good once.
+    pub fn finish(&self, state: &str, tool: &str, args: Option<&JsonObject>) -> Option<Asked> {
+        let mut pending = self.pending.lock().expect("rounds poisoned");
+        let p = pending.remove(state)?;
+        (p.tool == tool && p.args == self.digest(args) && p.at.elapsed() < LIFE).then_some(p.asked)
+    }
 }
 
 /// The person's answer to a permission form: Some(allow?), or None when they gave none
@@ -248,38 +290,6 @@ pub fn answered_permission(responses: &InputResponses) -> Option<bool> {
         ElicitationAction::Decline => Some(false),
         _ => None,
     }
-}
-
-fn remember(tool: &str, args: Option<&JsonObject>, asked: Asked) -> String {
-    let handle = format!("round-{}", uuid::Uuid::new_v4().simple());
-    let mut pending = PENDING.lock().expect("rounds poisoned");
-    pending.retain(|_, p| p.at.elapsed() < LIFE);
-    if pending.len() >= MAX_PENDING
-        && let Some(oldest) = pending
-            .iter()
-            .min_by_key(|(_, p)| p.at)
-            .map(|(k, _)| k.clone())
-    {
-        pending.remove(&oldest);
-    }
-    pending.insert(
-        handle.clone(),
-        Pending {
-            tool: tool.to_string(),
-            args: digest(args),
-            asked,
-            at: Instant::now(),
-        },
-    );
-    handle
-}
-
-/// Ends a round: what was asked, if `state` is a live handle troupe gave for this very call
-/// (the same tool and arguments). Each handle is good once.
-pub fn finish(state: &str, tool: &str, args: Option<&JsonObject>) -> Option<Asked> {
-    let mut pending = PENDING.lock().expect("rounds poisoned");
-    let p = pending.remove(state)?;
-    (p.tool == tool && p.args == digest(args) && p.at.elapsed() < LIFE).then_some(p.asked)
 }
 
 #[cfg(test)]
@@ -401,7 +411,7 @@ mod tests {
         assert_eq!(answered_permission(&r), Some(false));
         r.insert(PERMISSION.into(), json!({ "action": "cancel" }));
         assert_eq!(answered_permission(&r), None);
-        let asked = ask_permission(
+        let asked = Rounds::default().ask_permission(
             "get_message",
             None,
             Asked::Permission {
@@ -422,33 +432,41 @@ mod tests {
 
     #[test]
     fn a_handle_is_good_once_and_only_for_its_call() {
+        let rounds = Rounds::default();
         let args = obj(json!({ "role": "tester" }));
         let needs = Needs {
             roots: true,
             approval: false,
         };
-        let asked = ask("spawn_claude", Some(&args), needs, "q");
+        let asked = rounds.ask("spawn_claude", Some(&args), needs, "q");
         let handle = asked.request_state.clone().unwrap();
         let other = obj(json!({ "role": "architect" }));
         assert_eq!(
-            finish(&handle, "spawn_claude", Some(&other)),
+            rounds.finish(&handle, "spawn_claude", Some(&other)),
             None,
             "other arguments"
         );
-        let asked = ask("spawn_claude", Some(&args), needs, "q");
+        let asked = rounds.ask("spawn_claude", Some(&args), needs, "q");
         let handle = asked.request_state.clone().unwrap();
         assert_eq!(
-            finish(&handle, "spawn_codex", Some(&args)),
+            rounds.finish(&handle, "spawn_codex", Some(&args)),
             None,
             "another tool"
         );
-        let asked = ask("spawn_claude", Some(&args), needs, "q");
+        let asked = rounds.ask("spawn_claude", Some(&args), needs, "q");
         let handle = asked.request_state.clone().unwrap();
         assert_eq!(
-            finish(&handle, "spawn_claude", Some(&args)),
+            rounds.finish(&handle, "spawn_claude", Some(&args)),
             Some(Asked::Inputs(needs))
         );
-        assert_eq!(finish(&handle, "spawn_claude", Some(&args)), None, "used");
-        assert_eq!(finish("round-made-up", "spawn_claude", Some(&args)), None);
+        assert_eq!(
+            rounds.finish(&handle, "spawn_claude", Some(&args)),
+            None,
+            "used"
+        );
+        assert_eq!(
+            rounds.finish("round-made-up", "spawn_claude", Some(&args)),
+            None
+        );
     }
 }

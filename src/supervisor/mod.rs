@@ -108,6 +108,9 @@ pub(crate) struct Shared {
     /// True once the instances of the previous run are back under supervision: until then an
     /// instance without a task may be one still being reattached.
     reconciled: tokio::sync::watch::Sender<bool>,
+    /// One worktree made at a time: two spawns that want one branch name must not both see
+    /// it free.
+    worktree_creating: tokio::sync::Mutex<()>,
     /// Permission requests whose CLI hook is held, each with what wakes it.
     permission_waiters: Mutex<HashMap<String, oneshot::Sender<permissions::Verdict>>>,
 }
@@ -277,6 +280,7 @@ impl Supervisor {
             logins: crate::weblogin::Codes::default(),
             mcp_clients: crate::mcp::clients::Clients::default(),
             permission_waiters: Mutex::new(HashMap::new()),
+            worktree_creating: tokio::sync::Mutex::new(()),
             reconciled: tokio::sync::watch::channel(false).0,
         });
         let sup = Supervisor { shared };

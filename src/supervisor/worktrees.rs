@@ -17,10 +17,6 @@ use crate::error::{Error, Result};
 use crate::states::InstanceState;
 use crate::worktree::{self, DiffStat, FileChange, Repo};
 
-/// One worktree made at a time: two spawns that want one branch name must not both see it
-/// free.
-static CREATING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// What a spawn with `use_worktree` checked before writing anything.
 #[derive(Debug, Clone)]
 pub(super) struct WorktreePlan {
@@ -120,7 +116,7 @@ impl Supervisor {
         caller: Option<&str>,
     ) -> Result<()> {
         let toplevel = &plan.repo.toplevel;
-        let _one_at_a_time = CREATING.lock().await;
+        let _one_at_a_time = self.shared.worktree_creating.lock().await;
         let mut branch = worktree::branch_name(name);
         if !worktree::valid_branch(toplevel, &branch).await? {
             branch = worktree::branch_name(id);
