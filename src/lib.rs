@@ -133,15 +133,16 @@ impl Server {
         let started = std::time::Instant::now();
         let recoveries = supervisor.reconcile().await?;
         if !recoveries.is_empty() {
-            let count = |o: &str| recoveries.iter().filter(|r| r.outcome == o).count();
+            use supervisor::RecoveryOutcome::*;
+            let count = |o| recoveries.iter().filter(|r| r.outcome == o).count();
             tracing::info!(
-                reattached = count("reattached"),
-                resumed = count("resumed"),
-                failed = count("failed"),
+                reattached = count(Reattached),
+                resumed = count(Resumed),
+                failed = count(Failed),
                 ms = started.elapsed().as_millis() as u64,
                 "instances from the previous run are back under supervision"
             );
-            for r in recoveries.iter().filter(|r| r.outcome == "failed") {
+            for r in recoveries.iter().filter(|r| r.outcome == Failed) {
                 tracing::warn!(instance = %r.instance_id, "{}", r.detail);
             }
         }

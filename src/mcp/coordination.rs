@@ -18,7 +18,7 @@ use crate::db::instances::Instance;
 use crate::db::replies::Reply;
 use crate::error::Error;
 use crate::supervisor::SpawnRequest;
-use crate::supervisor::coordination::TaskResult;
+use crate::supervisor::coordination::{TaskResult, TaskStatus};
 use crate::supervisor::hierarchy::TreeNode;
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -76,7 +76,10 @@ pub struct TasksResult {
 impl TasksResult {
     fn new(results: Vec<TaskResult>) -> Self {
         TasksResult {
-            answered: results.iter().filter(|r| r.status == "answered").count(),
+            answered: results
+                .iter()
+                .filter(|r| r.status == TaskStatus::Answered)
+                .count(),
             results,
         }
     }
@@ -564,7 +567,7 @@ impl Troupe {
                     r.response
                         .as_deref()
                         .or(r.error.as_deref())
-                        .unwrap_or(&r.status)
+                        .unwrap_or(r.status.as_str())
                 )
             })
             .collect::<Vec<_>>()
@@ -572,7 +575,10 @@ impl Troupe {
         Ok(Json(CoordinateResult {
             mode,
             responses: results.iter().map(|r| r.response.clone()).collect(),
-            answered: results.iter().filter(|r| r.status == "answered").count(),
+            answered: results
+                .iter()
+                .filter(|r| r.status == TaskStatus::Answered)
+                .count(),
             results,
             summary,
         }))

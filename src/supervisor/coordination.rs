@@ -10,13 +10,59 @@ use crate::db::instances::Instance;
 use crate::error::{Error, Result};
 use crate::states::MessageState;
 
+/// Where one task ended: its message's state, or why it has none to tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    Queued,
+    Submitted,
+    Started,
+    Answered,
+    Interrupted,
+    Failed,
+    /// The wait ended before the answer; the message goes on.
+    TimedOut,
+    /// Not sent: an earlier step of a pipeline did not answer.
+    Skipped,
+    /// Not sent: the send was refused.
+    Error,
+}
+
+impl TaskStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Queued => "queued",
+            TaskStatus::Submitted => "submitted",
+            TaskStatus::Started => "started",
+            TaskStatus::Answered => "answered",
+            TaskStatus::Interrupted => "interrupted",
+            TaskStatus::Failed => "failed",
+            TaskStatus::TimedOut => "timed_out",
+            TaskStatus::Skipped => "skipped",
+            TaskStatus::Error => "error",
+        }
+    }
+}
+
+impl From<MessageState> for TaskStatus {
+    fn from(state: MessageState) -> Self {
+        match state {
+            MessageState::Queued => TaskStatus::Queued,
+            MessageState::Submitted => TaskStatus::Submitted,
+            MessageState::Started => TaskStatus::Started,
+            MessageState::Answered => TaskStatus::Answered,
+            MessageState::Interrupted => TaskStatus::Interrupted,
+            MessageState::Failed => TaskStatus::Failed,
+        }
+    }
+}
+
 /// What became of one task.
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct TaskResult {
     pub instance_id: String,
     pub message_id: Option<String>,
-    /// answered | interrupted | failed | timed_out | queued | skipped | error
-    pub status: String,
+    pub status: TaskStatus,
     pub response: Option<String>,
     /// What went wrong, when something did.
     pub error: Option<String>,
@@ -26,13 +72,13 @@ impl TaskResult {
     fn error(
         instance_id: &str,
         message_id: Option<String>,
-        status: &str,
+        status: TaskStatus,
         e: impl ToString,
     ) -> Self {
         TaskResult {
             instance_id: instance_id.to_string(),
             message_id,
-            status: status.into(),
+            status,
             response: None,
             error: Some(e.to_string()),
         }
@@ -50,13 +96,13 @@ impl Supervisor {
     ) -> TaskResult {
         let message = match self.send(instance_id, text, sender).await {
             Ok(m) => m,
-            Err(e) => return TaskResult::error(instance_id, None, "error", e),
+            Err(e) => return TaskResult::error(instance_id, None, TaskStatus::Error, e),
         };
         let Some(timeout) = wait else {
             return TaskResult {
                 instance_id: instance_id.to_string(),
                 message_id: Some(message.id),
-                status: message.state.to_string(),
+                status: message.state.into(),
                 response: None,
                 error: None,
             };
@@ -68,13 +114,13 @@ impl Supervisor {
                 error: (m.state != MessageState::Answered)
                     .then(|| m.state_reason.clone())
                     .filter(|r| !r.is_empty()),
-                status: m.state.to_string(),
+                status: m.state.into(),
                 response: m.response,
             },
             Err(e @ Error::Timeout { .. }) => {
-                TaskResult::error(instance_id, Some(message.id), "timed_out", e)
+                TaskResult::error(instance_id, Some(message.id), TaskStatus::TimedOut, e)
             }
-            Err(e) => TaskResult::error(instance_id, Some(message.id), "error", e),
+            Err(e) => TaskResult::error(instance_id, Some(message.id), TaskStatus::Error, e),
         }
     }
 
@@ -103,11 +149,14 @@ impl Supervisor {
         let mut results: Vec<TaskResult> = Vec::new();
         let mut previous: Option<String> = None;
         for (id, text) in tasks {
-            if results.last().is_some_and(|r| r.status != "answered") {
+            if results
+                .last()
+                .is_some_and(|r| r.status != TaskStatus::Answered)
+            {
                 results.push(TaskResult::error(
                     id,
                     None,
-                    "skipped",
+                    TaskStatus::Skipped,
                     "an earlier step did not answer",
                 ));
                 continue;
@@ -152,5 +201,43 @@ impl Supervisor {
             .keys()
             .cloned()
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_spelled_as_the_tools_always_said_them() {
+        for status in [
+            TaskStatus::Queued,
+            TaskStatus::Submitted,
+            TaskStatus::Started,
+            TaskStatus::Answered,
+            TaskStatus::Interrupted,
+            TaskStatus::Failed,
+            TaskStatus::TimedOut,
+            TaskStatus::Skipped,
+            TaskStatus::Error,
+        ] {
+            assert_eq!(
+                serde_json::to_value(status).unwrap(),
+                status.as_str(),
+                "{status:?}"
+            );
+        }
+        for state in [
+            MessageState::Queued,
+            MessageState::Answered,
+            MessageState::Interrupted,
+            MessageState::Failed,
+        ] {
+            assert_eq!(TaskStatus::from(state).as_str(), state.to_string());
+        }
+        use crate::supervisor::RecoveryOutcome::*;
+        for outcome in [Reattached, Resumed, Failed] {
+            assert_eq!(serde_json::to_value(outcome).unwrap(), outcome.as_str());
+        }
     }
 }

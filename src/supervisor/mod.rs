@@ -218,9 +218,29 @@ enum Launch {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Recovery {
     pub instance_id: String,
-    /// reattached | resumed | failed
-    pub outcome: String,
+    pub outcome: RecoveryOutcome,
     pub detail: String,
+}
+
+/// How an instance of the previous run came back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveryOutcome {
+    /// Its CLI was still running: troupe follows it again.
+    Reattached,
+    /// Its CLI was gone: started again with its conversation (or afresh, if it had none).
+    Resumed,
+    Failed,
+}
+
+impl RecoveryOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecoveryOutcome::Reattached => "reattached",
+            RecoveryOutcome::Resumed => "resumed",
+            RecoveryOutcome::Failed => "failed",
+        }
+    }
 }
 
 /// What a caller asks for when spawning an instance.

@@ -26,20 +26,20 @@ impl Supervisor {
                 Err(e) => {
                     let reason = format!("could not be brought back after a restart: {e}");
                     self.shared.instance_failed(&inst.id, &reason).await;
-                    ("failed", reason)
+                    (RecoveryOutcome::Failed, reason)
                 }
             };
             audit::record(
                 &self.shared.pool,
                 None,
                 Some(&inst.id),
-                &format!("instance.{outcome}"),
+                &format!("instance.{}", outcome.as_str()),
                 json!({ "previous_state": inst.state, "detail": detail, "ms": started.elapsed().as_millis() as u64 }),
             )
             .await;
             Recovery {
                 instance_id: inst.id.clone(),
-                outcome: outcome.to_string(),
+                outcome,
                 detail,
             }
         }))
@@ -47,7 +47,7 @@ impl Supervisor {
         Ok(recoveries)
     }
 
-    pub(super) async fn recover(&self, inst: &Instance) -> Result<(&'static str, String)> {
+    pub(super) async fn recover(&self, inst: &Instance) -> Result<(RecoveryOutcome, String)> {
         let tmux = &self.shared.tmux;
         if tmux.has_session(&inst.tmux_session).await? {
             if !tmux.pane_dead(&inst.tmux_session).await? {
@@ -55,13 +55,13 @@ impl Supervisor {
                 let detail = relaunch
                     .map(|why| format!("{why}: it starts again with --resume once no turn runs"))
                     .unwrap_or_default();
-                return Ok(("reattached", detail));
+                return Ok((RecoveryOutcome::Reattached, detail));
             }
             self.resume(inst, Launch::RespawnPane).await?;
         } else {
             self.resume(inst, Launch::NewSession).await?;
         }
-        Ok(("resumed", String::new()))
+        Ok((RecoveryOutcome::Resumed, String::new()))
     }
 
     /// Starts a running instance's CLI again in its pane, with its conversation and a
