@@ -1,7 +1,12 @@
-//! The command-line client: `troupe team ...` and `troupe ls` talk to a running server's REST
-//! API and print what it says.
+//! The command line: its shape (`args`), what each subcommand does (`commands`, with `serve`
+//! and the person's answers in `asks`), and the client that talks to a running server's REST
+//! API and event stream.
 
+pub mod args;
+mod asks;
+pub mod commands;
 pub mod logs;
+mod serve;
 pub mod sse;
 
 use futures::StreamExt;
