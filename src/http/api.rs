@@ -17,6 +17,8 @@ use crate::supervisor::Supervisor;
 use crate::supervisor::attached::{AttachRequest, Attached};
 use crate::supervisor::teams::{NewMember, TeamView};
 
+mod asks;
+
 pub fn routes() -> Router<Supervisor> {
     Router::new()
         .route("/api/instances", get(list_instances).post(spawn))
@@ -39,17 +41,17 @@ pub fn routes() -> Router<Supervisor> {
         .route("/api/mcp-clients", get(mcp_clients))
         .route("/api/audit", get(audit))
         .route("/api/events", get(super::events::stream))
-        .route("/api/login-link", post(login_link))
-        .route("/api/logins", get(logins).delete(end_logins))
-        .route("/api/permissions", get(pending_permissions))
+        .route("/api/login-link", post(asks::login_link))
+        .route("/api/logins", get(asks::logins).delete(asks::end_logins))
+        .route("/api/permissions", get(asks::pending_permissions))
         .route(
             "/api/instances/{id}/permissions/{request_id}",
-            post(respond_to_permission),
+            post(asks::respond_to_permission),
         )
-        .route("/api/approvals", get(approvals))
+        .route("/api/approvals", get(asks::approvals))
         .route(
             "/api/approvals/{id}",
-            get(get_approval).post(respond_to_approval),
+            get(asks::get_approval).post(asks::respond_to_approval),
         )
         .route("/api/teams", get(list_teams).post(create_team))
         .route("/api/teams/{name}", get(get_team).delete(dissolve_team))
@@ -513,101 +515,6 @@ async fn audit(
     })))
 }
 
-/// `GET /api/permissions`: permission requests waiting for a decision.
-async fn pending_permissions(State(sup): State<Supervisor>) -> Result<Json<Value>, Error> {
-    let requests: Vec<Value> = sup
-        .pending_permissions(None)
-        .await?
-        .into_iter()
-        .map(permission_json)
-        .collect();
-    Ok(Json(json!({ "requests": requests })))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RespondBody {
-    decision: crate::permissions::Decision,
-    #[serde(default)]
-    message: Option<String>,
-}
-
-/// `POST /api/instances/{id}/permissions/{request_id} {"decision": "allow"|"deny"}`.
-async fn respond_to_permission(
-    State(sup): State<Supervisor>,
-    Path((id, request_id)): Path<(String, String)>,
-    body: Result<Json<RespondBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Value>, Error> {
-    let Json(b) = body.map_err(|e| Error::InvalidInput(e.body_text()))?;
-    known(&sup, &id).await?;
-    let req = sup
-        .respond_to_permission(&id, &request_id, b.decision, b.message, None)
-        .await?;
-    Ok(Json(permission_json(req)))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct ApprovalsQuery {
-    /// Every state, newest first, rather than the ones waiting.
-    #[serde(default)]
-    all: bool,
-}
-
-/// `GET /api/approvals[?all=true]`: instances' calls waiting for the person's approval.
-async fn approvals(
-    State(sup): State<Supervisor>,
-    query: Result<Query<ApprovalsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, Error> {
-    let Query(q) = query.map_err(|e| Error::InvalidInput(e.body_text()))?;
-    let list: Vec<crate::mcp::ApprovalView> = sup
-        .approvals(q.all)
-        .await?
-        .into_iter()
-        .map(Into::into)
-        .collect();
-    Ok(Json(json!({ "approvals": list })))
-}
-
-/// `GET /api/approvals/{id}`.
-async fn get_approval(
-    State(sup): State<Supervisor>,
-    Path(id): Path<String>,
-) -> Result<Json<crate::mcp::ApprovalView>, Error> {
-    Ok(Json(sup.approval(None, &id).await?.into()))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ApproveBody {
-    approve: bool,
-    #[serde(default)]
-    reason: Option<String>,
-}
-
-/// `POST /api/approvals/{id} {"approve": true|false, "reason": "…"}`: the person's answer.
-async fn respond_to_approval(
-    State(sup): State<Supervisor>,
-    Path(id): Path<String>,
-    body: Result<Json<ApproveBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<crate::mcp::ApprovalView>, Error> {
-    let Json(b) = body.map_err(|e| Error::InvalidInput(e.body_text()))?;
-    let a = sup
-        .decide_approval(&id, b.approve, "rest", b.reason)
-        .await?;
-    Ok(Json(a.into()))
-}
-
-fn permission_json(r: crate::db::permissions::PermissionAsk) -> Value {
-    let input = serde_json::from_str::<Value>(&r.tool_input).unwrap_or(Value::String(r.tool_input));
-    json!({
-        "request_id": r.id, "instance_id": r.instance_id, "message_id": r.message_id,
-        "tool_name": r.tool_name, "tool_input": input, "summary": r.summary, "state": r.state,
-        "decided_by": r.decided_by, "message": r.message, "asked_at": r.asked_at,
-        "decided_at": r.decided_at,
-    })
-}
-
 /// `GET /api/limits`: each limit with how much of it is used.
 async fn limits(State(sup): State<Supervisor>) -> Result<Json<Value>, Error> {
     Ok(Json(json!({ "limits": sup.limits().await? })))
@@ -617,35 +524,6 @@ async fn limits(State(sup): State<Supervisor>) -> Result<Json<Value>, Error> {
 /// first, each with the protocol era it speaks.
 async fn mcp_clients(State(sup): State<Supervisor>) -> Json<Value> {
     Json(json!({ "clients": sup.mcp_clients().list() }))
-}
-
-/// `POST /api/login-link`: a one-time dashboard link (what `troupe open` prints).
-async fn login_link(State(sup): State<Supervisor>) -> Json<Value> {
-    let code = sup.logins().issue(crate::weblogin::LINK_LIFETIME);
-    Json(json!({
-        "url": format!("{}/login?code={code}", sup.config().public_url),
-        "expires_in_seconds": crate::weblogin::LINK_LIFETIME.as_secs(),
-    }))
-}
-
-/// `GET /api/logins`: the dashboard logins that are live (when made, until when).
-async fn logins(State(sup): State<Supervisor>) -> Result<Json<Value>, Error> {
-    let open = crate::db::web_sessions::WebSession::open(sup.pool()).await?;
-    Ok(Json(json!({ "logins": open })))
-}
-
-/// `DELETE /api/logins`: ends every dashboard login; each browser must log in again.
-async fn end_logins(State(sup): State<Supervisor>) -> Result<Json<Value>, Error> {
-    let ended = crate::db::web_sessions::WebSession::end_all(sup.pool()).await?;
-    crate::db::audit::record(
-        sup.pool(),
-        None,
-        None,
-        "logins.ended",
-        json!({ "ended": ended }),
-    )
-    .await;
-    Ok(Json(json!({ "ended": ended })))
 }
 
 #[derive(Deserialize)]
@@ -903,55 +781,4 @@ async fn end_session(
 }
 
 #[cfg(test)]
-mod tests {
-    /// The (method, path) pairs `routes` declares, read from this file's source.
-    fn declared() -> Vec<(String, String)> {
-        let src = include_str!("api.rs");
-        let start = src.find("pub fn routes()").unwrap();
-        let end = start + src[start..].find("\n}\n").unwrap();
-        let mut out = Vec::new();
-        for chunk in src[start..end].split(".route(").skip(1) {
-            let mut depth = 1;
-            let close = chunk
-                .char_indices()
-                .find(|&(_, c)| {
-                    match c {
-                        '(' => depth += 1,
-                        ')' => depth -= 1,
-                        _ => {}
-                    }
-                    depth == 0
-                })
-                .map(|(i, _)| i)
-                .unwrap();
-            let body = &chunk[..close];
-            let path = body.split('"').nth(1).unwrap().to_string();
-            for method in ["get", "post", "put", "patch", "delete"] {
-                let call = format!("{method}(");
-                let named = body.match_indices(&call).any(|(i, _)| {
-                    i == 0 || {
-                        let before = body.as_bytes()[i - 1];
-                        !(before.is_ascii_alphanumeric() || before == b'_')
-                    }
-                });
-                if named {
-                    out.push((method.to_uppercase(), path.clone()));
-                }
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn the_route_table_is_every_route() {
-        let mut declared = declared();
-        let mut table: Vec<(String, String)> = super::ROUTES
-            .iter()
-            .map(|(m, p)| (m.to_string(), p.to_string()))
-            .collect();
-        declared.sort();
-        table.sort();
-        assert_eq!(declared.len(), 37, "{declared:?}");
-        assert_eq!(declared, table);
-    }
-}
+mod tests;
