@@ -203,7 +203,10 @@ mod tests {
     use super::*;
 
     fn agents() -> Agents {
-        Agents::new("claude", "codex")
+        Agents::new(
+            AgentKind::Claude.default_bin(),
+            AgentKind::Codex.default_bin(),
+        )
     }
 
     const RULES: Rules<'static> = Rules {
@@ -267,7 +270,13 @@ mod tests {
         let try_ = |f: &[(&str, &str)]| refusal(plan(&req(f), &s, &a, &RULES, None, None));
         assert!(try_(&[("agent", "gemini")]).contains("troupe runs claude and codex"));
         assert!(try_(&[("sandbox_mode", "read-only")]).contains("a Codex setting"));
-        assert!(try_(&[("agent", "codex"), ("sandbox_mode", "open")]).contains("use one of"));
+        assert!(
+            try_(&[
+                ("agent", AgentKind::Codex.as_str()),
+                ("sandbox_mode", "open")
+            ])
+            .contains("use one of")
+        );
         assert!(try_(&[("permission_mode", "yolo")]).contains("accept-edits"));
         assert!(try_(&[("model", "gpt-5")]).contains("spawn_codex runs it"));
         let long = "x".repeat(MAX_SYSTEM_PROMPT_BYTES + 1);

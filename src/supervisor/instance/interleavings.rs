@@ -260,7 +260,7 @@ fn recorded(agent: &dyn Agent, lines: Vec<Record>, hooks: &[&Value]) -> Recorded
 fn claude(version: &str) -> Cli {
     let dir = Path::new(FIXTURES).join(format!("claude-code-{version}"));
     let agent = crate::agents::claude::ClaudeCode {
-        bin: "claude".into(),
+        bin: crate::agents::AgentKind::Claude.default_bin().into(),
         version: None,
     };
     let hooks = payloads(&dir.join("hook-payloads.jsonl"));
@@ -321,7 +321,7 @@ fn claude(version: &str) -> Cli {
 fn codex() -> Cli {
     let dir = Path::new(FIXTURES).join("codex-0.169.0");
     let agent = crate::agents::codex::Codex {
-        bin: "codex".into(),
+        bin: crate::agents::AgentKind::Codex.default_bin().into(),
     };
     let hooks = payloads(&dir.join("hook-payloads-resume.jsonl"));
     let session = hooks

@@ -512,7 +512,7 @@ fn a_message_taken_into_the_turn_that_just_stopped_is_answered() {
 #[test]
 fn a_late_submit_hook_of_a_turn_answered_from_the_first_read_starts_no_other_message() {
     let codex = crate::agents::codex::Codex {
-        bin: "codex".into(),
+        bin: crate::agents::AgentKind::Codex.default_bin().into(),
     };
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/codex-0.169.0");
     let hooks: Vec<Value> = serde_json::Deserializer::from_str(
