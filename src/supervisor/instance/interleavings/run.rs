@@ -1,391 +1,10 @@
-//! Property test of the instance machine: the recorded hooks and transcript lines of a few
-//! turns reach it in random orders (as far as the real CLIs allow), and whatever the order,
-//! each message is typed only when no turn runs, finished once with its own turn's outcome,
-//! and each interrupt answered once.
-//!
-//! A small simulated CLI stands behind the machine. When the machine types a message, the
-//! CLI plays that message's recorded turn: its hooks and its transcript lines, in an order
-//! that respects what the CLI does (the submit hook runs before the model is called, the
-//! stop hook before the turn's end is written, and each hook holds the CLI until it is
-//! handed over). Everything reaches the machine as it reaches the instance's task: through
-//! one channel, in the order sent, taken one at a time by a task that is now and then held
-//! up. A transcript read takes whatever is written by the time the task gets to it, so
-//! lines and hooks interleave either way, and the first read (when the transcript is
-//! followed, which Codex makes happen with its first prompt) can hold a whole turn. A turn
-//! recorded as interrupted runs until the machine presses the interrupt key.
-//!
-//! Seeds are fixed: a failure names its seed and the inputs that led to it;
-//! `INTERLEAVINGS_SEED=<n> cargo test --lib interleavings` runs that seed alone, and
-//! `INTERLEAVINGS_SEEDS=<count>` runs more than the usual ones.
+//! One run: the simulated CLI, the channel to the machine, and the checks on what the
+//! machine did.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::path::Path;
-
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use serde_json::{Value, json};
-use tokio::time::{Duration, Instant};
-
-use super::machine::{Alive, Begin, Effect, Input, Limits, Machine, Queued, Seen};
-use crate::agents::{Agent, AgentEvent, Habits, Record, Screen, ScreenKind};
-use crate::states::{InterruptOutcome, MessageState};
-use crate::supervisor::McpList;
-
-/// Seeds run for each recorded CLI.
-const SEEDS: u64 = 1000;
-
-const LIMITS: Limits = Limits {
-    startup: Duration::from_secs(30),
-    submit: Duration::from_secs(10),
-    interrupt: Duration::from_secs(5),
-};
-
-/// Inputs fed before a run counts as never settling.
-const MAX_STEPS: usize = 5000;
-
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
-
-#[test]
-fn claude_2_1_197_interleavings() {
-    check_seeds(&claude("2.1.197"));
-}
-
-#[test]
-fn claude_2_1_328_interleavings() {
-    check_seeds(&claude("2.1.328"));
-}
-
-#[test]
-fn codex_0_169_0_interleavings() {
-    check_seeds(&codex());
-}
-
-fn check_seeds(cli: &Cli) {
-    let number = |name: &str| {
-        std::env::var(name).ok().map(|v| {
-            v.parse::<u64>()
-                .unwrap_or_else(|_| panic!("{name} is a number"))
-        })
-    };
-    let seeds = match (number("INTERLEAVINGS_SEED"), number("INTERLEAVINGS_SEEDS")) {
-        (Some(seed), _) => seed..seed + 1,
-        (None, Some(count)) => 0..count,
-        (None, None) => 0..SEEDS,
-    };
-    let all = seeds.start == 0 && seeds.end >= SEEDS;
-    let mut covered = Coverage::default();
-    for seed in seeds {
-        covered.add(Run::new(cli, seed).run());
-    }
-    eprintln!("{}: {covered:?}", cli.name);
-    if all {
-        // The orders the machine must cope with do come up: a generator that drifted into
-        // always feeding hooks first would pass without testing much.
-        let Coverage {
-            prompt_read_before_submit,
-            stop_before_prompt_read,
-            end_read_before_stop,
-            read_after_next_typed,
-            finished_first,
-            confirmed,
-            history_lines,
-            history_end,
-            reread_lines,
-        } = covered;
-        for (what, n) in [
-            (
-                "prompt read before its submit hook",
-                prompt_read_before_submit,
-            ),
-            (
-                "stop hook before its prompt is read",
-                stop_before_prompt_read,
-            ),
-            ("turn end read before its stop hook", end_read_before_stop),
-            (
-                "lines read after the next message was typed",
-                read_after_next_typed,
-            ),
-            ("interrupt that loses to the stop hook", finished_first),
-            ("interrupt confirmed", confirmed),
-            ("lines found by a read the machine asked for", reread_lines),
-        ] {
-            assert!(n > 0, "{}: no run has a {what}", cli.name);
-        }
-        if !cli.habits.announces_session {
-            assert!(
-                history_lines > 0,
-                "{}: the first read never finds lines",
-                cli.name
-            );
-            assert!(
-                history_end > 0,
-                "{}: the first read never ends a turn",
-                cli.name
-            );
-        }
-    }
-}
-
-/// How many runs had each order worth testing.
-#[derive(Debug, Default)]
-struct Coverage {
-    prompt_read_before_submit: usize,
-    stop_before_prompt_read: usize,
-    end_read_before_stop: usize,
-    read_after_next_typed: usize,
-    finished_first: usize,
-    confirmed: usize,
-    /// The first read of the transcript found lines of the running turn ...
-    history_lines: usize,
-    /// ... and its end.
-    history_end: usize,
-    reread_lines: usize,
-}
-
-impl Coverage {
-    fn add(&mut self, other: Coverage) {
-        self.prompt_read_before_submit += other.prompt_read_before_submit;
-        self.stop_before_prompt_read += other.stop_before_prompt_read;
-        self.end_read_before_stop += other.end_read_before_stop;
-        self.read_after_next_typed += other.read_after_next_typed;
-        self.finished_first += other.finished_first;
-        self.confirmed += other.confirmed;
-        self.history_lines += other.history_lines;
-        self.history_end += other.history_end;
-        self.reread_lines += other.reread_lines;
-    }
-}
-
-/// What reached the machine, by message, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mark {
-    Typed,
-    Submit,
-    Stop,
-    Prompt,
-    End,
-}
-
-// ---- the recordings ------------------------------------------------------------------------
-
-/// One recorded turn.
-struct Recorded {
-    text: String,
-    submit: Input,
-    /// Hooks sent between the submit and stop hooks (a tool's, a permission request), in order.
-    between: Vec<Input>,
-    /// None for a turn stopped by the interrupt key: the CLIs send no stop hook then.
-    stop: Option<Input>,
-    /// In file order; an interrupted turn's interrupt record last.
-    lines: Vec<Record>,
-    /// The stop hook's copy of the answer.
-    reply: Option<String>,
-    /// The transcript's.
-    written_reply: Option<String>,
-}
-
-impl Recorded {
-    fn interrupted(&self) -> bool {
-        self.stop.is_none()
-    }
-}
-
-struct Cli {
-    name: String,
-    habits: Habits,
-    /// Claude Code sends it at launch, Codex with the first prompt.
-    session: Input,
-    /// In the order they were recorded, so transcript timestamps only grow.
-    turns: Vec<Recorded>,
-}
-
-fn payloads(path: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(path).unwrap();
-    serde_json::Deserializer::from_str(&text)
-        .into_iter::<Value>()
-        .map(Result::unwrap)
-        .collect()
-}
-
-/// A turn from its transcript lines and its hooks as sent (submit first, stop last if any).
-fn recorded(agent: &dyn Agent, lines: Vec<Record>, hooks: &[&Value]) -> Recorded {
-    let Some(Record::Prompt { text, .. }) = lines.first() else {
-        panic!("a turn starts with its prompt: {lines:?}")
-    };
-    let [submit, rest @ ..] = hooks else {
-        panic!("no hooks for {text}")
-    };
-    assert_eq!(submit["hook_event_name"], "UserPromptSubmit", "{text}");
-    let (stop, between) = match rest.split_last() {
-        Some((last, between)) if last["hook_event_name"] == "Stop" => (Some(*last), between),
-        _ => (None, rest),
-    };
-    if stop.is_none() {
-        assert!(
-            matches!(lines.last(), Some(Record::Interrupted { .. })),
-            "a turn without a stop hook was interrupted: {text}"
-        );
-    }
-    let hook = |p: &Value| Input::Hook(agent.hook_event(p));
-    let last = lines.iter().rev().find_map(|r| match r {
-        Record::Assistant { message_id, .. } if r.reply_text().is_some_and(|t| !t.is_empty()) => {
-            Some(message_id)
-        }
-        _ => None,
-    });
-    let written_reply = last.map(|id| {
-        let parts: Vec<String> = lines
-            .iter()
-            .filter(|r| matches!(r, Record::Assistant { message_id, .. } if message_id == id))
-            .filter_map(Record::reply_text)
-            .filter(|t| !t.is_empty())
-            .collect();
-        parts.join("\n")
-    });
-    Recorded {
-        written_reply,
-        text: text.clone(),
-        submit: hook(submit),
-        between: between.iter().map(|p| hook(p)).collect(),
-        stop: stop.map(hook),
-        reply: stop.map(|p| p["last_assistant_message"].as_str().unwrap().to_string()),
-        lines,
-    }
-}
-
-/// Claude Code's two recorded sessions (echo, three lines, a count interrupted by Escape, a
-/// follow-up, a stall; then a Bash call after a permission dialog), taken as one session:
-/// the second started after the first ended, so its timestamps come later.
-fn claude(version: &str) -> Cli {
-    let dir = Path::new(FIXTURES).join(format!("claude-code-{version}"));
-    let agent = crate::agents::claude::ClaudeCode {
-        bin: crate::agents::AgentKind::Claude.default_bin().into(),
-        version: None,
-    };
-    let hooks = payloads(&dir.join("hook-payloads.jsonl"));
-    let session = hooks
-        .iter()
-        .find(|p| p["hook_event_name"] == "SessionStart")
-        .unwrap();
-    let mut turns = Vec::new();
-    for file in [
-        "transcript-echo-multiline-interrupt.jsonl",
-        "transcript-tool-use-permission.jsonl",
-    ] {
-        let mut parser = agent.parser();
-        let records: Vec<Record> = std::fs::read_to_string(dir.join(file))
-            .unwrap()
-            .lines()
-            .map(|l| parser.parse(l))
-            .filter(|r| *r != Record::Other)
-            .collect();
-        let starts: Vec<usize> = records
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| matches!(r, Record::Prompt { .. }))
-            .map(|(i, _)| i)
-            .collect();
-        for (n, &start) in starts.iter().enumerate() {
-            let end = starts.get(n + 1).copied().unwrap_or(records.len());
-            let lines = records[start..end].to_vec();
-            let Record::Prompt {
-                prompt_id: Some(prompt),
-                ..
-            } = &lines[0]
-            else {
-                panic!("{version}: a prompt without an id")
-            };
-            let of_turn: Vec<&Value> = hooks
-                .iter()
-                .filter(|p| p["prompt_id"] == prompt.as_str())
-                // The session's end is no part of a turn.
-                .filter(|p| p["hook_event_name"] != "SessionEnd")
-                .collect();
-            turns.push(recorded(&agent, lines, &of_turn));
-        }
-    }
-    assert_eq!(turns.len(), 6, "{version}");
-    Cli {
-        name: format!("claude-code-{version}"),
-        habits: agent.habits(),
-        session: Input::Hook(agent.hook_event(session)),
-        turns,
-    }
-}
-
-/// Codex's session with both hooks and rollout recorded: a count interrupted by Escape, then
-/// (after a resume, which the machine here does not see) five answered prompts. The rollout's
-/// turn with no prompt (a shell command typed as `!echo hi`) is left out: troupe never types
-/// one.
-fn codex() -> Cli {
-    let dir = Path::new(FIXTURES).join("codex-0.169.0");
-    let agent = crate::agents::codex::Codex {
-        bin: crate::agents::AgentKind::Codex.default_bin().into(),
-    };
-    let hooks = payloads(&dir.join("hook-payloads-resume.jsonl"));
-    let session = hooks
-        .iter()
-        .find(|p| p["hook_event_name"] == "SessionStart")
-        .unwrap();
-    let mut parser = agent.parser();
-    let mut by_turn: Vec<(String, Vec<Record>)> = Vec::new();
-    for line in std::fs::read_to_string(dir.join("rollout-interrupt-resume.jsonl"))
-        .unwrap()
-        .lines()
-    {
-        let v: Value = serde_json::from_str(line).unwrap();
-        if v["payload"]["type"] == "task_started" {
-            let id = v["payload"]["turn_id"].as_str().unwrap().to_string();
-            by_turn.push((id, Vec::new()));
-        }
-        // Every line goes through the parser: it remembers the model from turn contexts.
-        let record = parser.parse(line);
-        if record != Record::Other
-            && let Some((_, lines)) = by_turn.last_mut()
-        {
-            lines.push(record);
-        }
-    }
-    let mut turns = Vec::new();
-    for (turn_id, lines) in by_turn {
-        let Some(Record::Prompt { text, .. }) = lines.first() else {
-            continue;
-        };
-        let mut of_turn: Vec<Value> = hooks
-            .iter()
-            .filter(|p| p["turn_id"] == turn_id.as_str())
-            .cloned()
-            .collect();
-        if of_turn.is_empty() {
-            // The interrupted count ran before the hook log of this recording begins: its
-            // submit hook is the recorded one with this turn's id and prompt.
-            let mut submit = hooks
-                .iter()
-                .find(|p| p["hook_event_name"] == "UserPromptSubmit")
-                .unwrap()
-                .clone();
-            submit["turn_id"] = json!(turn_id);
-            submit["prompt"] = json!(text);
-            of_turn.push(submit);
-        }
-        let refs: Vec<&Value> = of_turn.iter().collect();
-        turns.push(recorded(&agent, lines, &refs));
-    }
-    assert_eq!(turns.len(), 6);
-    assert!(turns[0].interrupted());
-    Cli {
-        name: "codex-0.169.0".into(),
-        habits: agent.habits(),
-        session: Input::Hook(agent.hook_event(session)),
-        turns,
-    }
-}
-
-// ---- one run -------------------------------------------------------------------------------
+use super::*;
 
 /// A command to the instance's task.
-enum Event {
+pub(super) enum Event {
     Queue(usize),
     Hook(Input),
     /// The transcript changed: what is written by the time the task gets to it is read.
@@ -395,67 +14,67 @@ enum Event {
 }
 
 /// A transcript line and when the CLI writes it.
-struct Line {
-    write: u64,
-    record: Record,
+pub(super) struct Line {
+    pub(super) write: u64,
+    pub(super) record: Record,
 }
 
 /// What the simulated CLI does in a turn: write a line or send a hook.
-enum Act {
+pub(super) enum Act {
     Write(Record),
     Hook(Input),
 }
 
 /// An interrupt asked.
 #[derive(Clone)]
-struct Asked {
+pub(super) struct Asked {
     /// The message whose turn the CLI stops on its key.
-    stops: Option<usize>,
-    answers: Vec<Result<InterruptOutcome, String>>,
+    pub(super) stops: Option<usize>,
+    pub(super) answers: Vec<Result<InterruptOutcome, String>>,
 }
 
 #[derive(Default)]
-struct Message {
-    queued: bool,
-    delivered: bool,
-    started: usize,
-    finishes: Vec<(MessageState, Option<String>)>,
+pub(super) struct Message {
+    pub(super) queued: bool,
+    pub(super) delivered: bool,
+    pub(super) started: usize,
+    pub(super) finishes: Vec<(MessageState, Option<String>)>,
 }
 
-struct Run<'a> {
-    cli: &'a Cli,
-    seed: u64,
-    rng: StdRng,
-    m: Machine,
-    t0: Instant,
-    now: u64,
+pub(super) struct Run<'a> {
+    pub(super) cli: &'a Cli,
+    pub(super) seed: u64,
+    pub(super) rng: StdRng,
+    pub(super) m: Machine,
+    pub(super) t0: Instant,
+    pub(super) now: u64,
     /// The task's channel, keyed by when each command is sent, then a random number (sent at
     /// the same moment, in any order). The task takes them in that order, one at a time.
-    events: BTreeMap<(u64, u64), Event>,
+    pub(super) events: BTreeMap<(u64, u64), Event>,
     /// When the task is done with what it is doing.
-    free_at: u64,
+    pub(super) free_at: u64,
     /// Lines not read yet, in file order.
-    unread: VecDeque<Line>,
+    pub(super) unread: VecDeque<Line>,
     /// Every line written, for checking where its output went: (line, message, times output).
-    written: Vec<(Record, usize, usize)>,
-    following: bool,
+    pub(super) written: Vec<(Record, usize, usize)>,
+    pub(super) following: bool,
     /// When the CLI last acted.
-    cli_at: u64,
+    pub(super) cli_at: u64,
     /// The message the CLI works on, and when its turn ends (None: when interrupted).
-    running: Option<(usize, Option<u64>)>,
+    pub(super) running: Option<(usize, Option<u64>)>,
     /// Which recorded turn each message plays.
-    plan: Vec<usize>,
-    messages: Vec<Message>,
-    interrupts: BTreeMap<i64, Asked>,
-    warnings: Vec<String>,
-    ready: bool,
-    log: Vec<String>,
-    marks: Vec<(usize, Mark)>,
-    covered: Coverage,
+    pub(super) plan: Vec<usize>,
+    pub(super) messages: Vec<Message>,
+    pub(super) interrupts: BTreeMap<i64, Asked>,
+    pub(super) warnings: Vec<String>,
+    pub(super) ready: bool,
+    pub(super) log: Vec<String>,
+    pub(super) marks: Vec<(usize, Mark)>,
+    pub(super) covered: Coverage,
 }
 
 impl<'a> Run<'a> {
-    fn new(cli: &'a Cli, seed: u64) -> Run<'a> {
+    pub(super) fn new(cli: &'a Cli, seed: u64) -> Run<'a> {
         // Each CLI its own orders for the same seed number.
         let salt = cli
             .name
@@ -495,16 +114,16 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn at(&mut self, ms: u64, event: Event) {
+    pub(super) fn at(&mut self, ms: u64, event: Event) {
         let tie = self.rng.random();
         self.events.insert((ms, tie), event);
     }
 
-    fn ms(&mut self, range: std::ops::RangeInclusive<u64>) -> u64 {
+    pub(super) fn ms(&mut self, range: std::ops::RangeInclusive<u64>) -> u64 {
         self.rng.random_range(range)
     }
 
-    fn run(mut self) -> Coverage {
+    pub(super) fn run(mut self) -> Coverage {
         self.feed(Input::Restore {
             messages: vec![],
             transcript: None,
@@ -567,7 +186,7 @@ impl<'a> Run<'a> {
         self.coverage()
     }
 
-    fn coverage(mut self) -> Coverage {
+    pub(super) fn coverage(mut self) -> Coverage {
         let at = |n: usize, mark: Mark| self.marks.iter().position(|m| *m == (n, mark));
         let before = |a: Option<usize>, b: Option<usize>| a.zip(b).is_some_and(|(a, b)| a < b);
         let count = self.messages.len();
@@ -597,7 +216,7 @@ impl<'a> Run<'a> {
     }
 
     /// The message a line was written for.
-    fn owner(&self, record: &Record) -> Option<usize> {
+    pub(super) fn owner(&self, record: &Record) -> Option<usize> {
         self.written
             .iter()
             .find(|(w, ..)| w == record)
@@ -605,13 +224,13 @@ impl<'a> Run<'a> {
     }
 
     /// The message whose turn has this prompt id.
-    fn prompted(&self, prompt: &Option<String>) -> Option<usize> {
+    pub(super) fn prompted(&self, prompt: &Option<String>) -> Option<usize> {
         self.plan.iter().position(|&t| {
             matches!(self.cli.turns[t].lines.first(), Some(Record::Prompt { prompt_id, .. }) if prompt_id == prompt)
         })
     }
 
-    fn mark(&mut self, input: &Input) {
+    pub(super) fn mark(&mut self, input: &Input) {
         match input {
             Input::Hook(AgentEvent::PromptSubmitted { prompt_id }) => {
                 if let Some(n) = self.prompted(prompt_id) {
@@ -646,7 +265,7 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn happen(&mut self, event: Event) {
+    pub(super) fn happen(&mut self, event: Event) {
         match event {
             Event::Queue(n) => {
                 self.messages[n].queued = true;
@@ -666,7 +285,7 @@ impl<'a> Run<'a> {
     }
 
     /// Feeds an input, and what its effects bring back, as the instance's task does.
-    fn feed(&mut self, input: Input) {
+    pub(super) fn feed(&mut self, input: Input) {
         let mut inputs = VecDeque::from([input]);
         while let Some(input) = inputs.pop_front() {
             let line = format!("{:>6} ms  {}", self.now, self.describe(&input));
@@ -682,7 +301,7 @@ impl<'a> Run<'a> {
     }
 
     /// The unread lines `due` says are read now, in file order.
-    fn read(&mut self, due: impl Fn(&Line) -> bool, history: bool) -> Option<Input> {
+    pub(super) fn read(&mut self, due: impl Fn(&Line) -> bool, history: bool) -> Option<Input> {
         if !self.following {
             // Not followed yet: the first read finds them.
             return None;
@@ -694,7 +313,7 @@ impl<'a> Run<'a> {
         (history || !records.is_empty()).then_some(Input::Records { records, history })
     }
 
-    fn carry_out(&mut self, effect: Effect) -> Option<Input> {
+    pub(super) fn carry_out(&mut self, effect: Effect) -> Option<Input> {
         self.log.push(format!("          -> {}", brief(&effect)));
         let now = self.now;
         match effect {
@@ -776,7 +395,7 @@ impl<'a> Run<'a> {
     }
 
     /// The machine typed message `id`: the CLI plays its recorded turn.
-    fn delivered(&mut self, id: &str) {
+    pub(super) fn delivered(&mut self, id: &str) {
         let n = self.index(id);
         // Ready is announced at the end of the step that types a message queued meanwhile.
         self.check(!self.m.starting(), "typed before the instance started");
@@ -806,7 +425,7 @@ impl<'a> Run<'a> {
         self.play(n);
     }
 
-    fn play(&mut self, n: usize) {
+    pub(super) fn play(&mut self, n: usize) {
         let cli = self.cli;
         let turn = &cli.turns[self.plan[n]];
         let mut acts: Vec<Act> = turn.lines.iter().cloned().map(Act::Write).collect();
@@ -882,14 +501,14 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn ask_interrupt(&mut self, at: u64, stops: Option<usize>) {
+    pub(super) fn ask_interrupt(&mut self, at: u64, stops: Option<usize>) {
         let id = self.interrupts.len() as i64 + 1;
         let answers = Vec::new();
         self.interrupts.insert(id, Asked { stops, answers });
         self.at(at, Event::InterruptAsked(id));
     }
 
-    fn write(&mut self, t: u64, record: Record, message: usize) {
+    pub(super) fn write(&mut self, t: u64, record: Record, message: usize) {
         self.written.push((record.clone(), message, 0));
         self.unread.push_back(Line { write: t, record });
         // The file event mostly comes at once; now and then late (or missed, and a later
@@ -904,7 +523,7 @@ impl<'a> Run<'a> {
 
     /// The interrupt key: it stops a turn recorded as interrupted, and lands on nothing
     /// otherwise.
-    fn interrupt_key(&mut self) {
+    pub(super) fn interrupt_key(&mut self) {
         let Some((n, None)) = self.running else {
             return;
         };
@@ -919,7 +538,7 @@ impl<'a> Run<'a> {
         self.running = Some((n, Some(t)));
     }
 
-    fn output(&mut self, message_id: Option<String>, record: &Record) {
+    pub(super) fn output(&mut self, message_id: Option<String>, record: &Record) {
         let Some(i) = self.written.iter().position(|(r, ..)| r == record) else {
             // A record the machine made up (an interrupt the CLI wrote nothing for).
             return;
@@ -945,7 +564,7 @@ impl<'a> Run<'a> {
         );
     }
 
-    fn check_end(&mut self) {
+    pub(super) fn check_end(&mut self) {
         self.check(self.ready, "never ready");
         self.check(!self.m.busy(), "busy at the end");
         for n in 0..self.messages.len() {
@@ -1001,7 +620,7 @@ impl<'a> Run<'a> {
         );
     }
 
-    fn index(&self, id: &str) -> usize {
+    pub(super) fn index(&self, id: &str) -> usize {
         id.strip_prefix('m')
             .and_then(|n| n.parse::<usize>().ok())
             .filter(|n| (1..=self.messages.len()).contains(n))
@@ -1009,13 +628,13 @@ impl<'a> Run<'a> {
             .unwrap_or_else(|| self.fail(&format!("unknown message {id}")))
     }
 
-    fn check(&self, ok: bool, what: &str) {
+    pub(super) fn check(&self, ok: bool, what: &str) {
         if !ok {
             self.fail(what);
         }
     }
 
-    fn fail(&self, what: &str) -> ! {
+    pub(super) fn fail(&self, what: &str) -> ! {
         let turns: Vec<String> = self
             .plan
             .iter()
@@ -1033,7 +652,7 @@ impl<'a> Run<'a> {
     }
 
     /// An input, short, naming the message each hook and line belongs to.
-    fn describe(&self, input: &Input) -> String {
+    pub(super) fn describe(&self, input: &Input) -> String {
         let owner = |r: &Record| self.owner(r).map(id_of).unwrap_or_default();
         match input {
             Input::Hook(event) => {
@@ -1068,11 +687,11 @@ impl<'a> Run<'a> {
     }
 }
 
-fn id_of(n: usize) -> String {
+pub(super) fn id_of(n: usize) -> String {
     format!("m{}", n + 1)
 }
 
-fn kind(r: &Record) -> &'static str {
+pub(super) fn kind(r: &Record) -> &'static str {
     match r {
         Record::Prompt { .. } => "prompt",
         Record::ToolResult { .. } => "tool result",
@@ -1084,7 +703,7 @@ fn kind(r: &Record) -> &'static str {
 }
 
 /// An effect, short.
-fn brief(effect: &Effect) -> String {
+pub(super) fn brief(effect: &Effect) -> String {
     match effect {
         Effect::Output { message_id, record } => {
             format!("output {} for {message_id:?}", kind(record))
