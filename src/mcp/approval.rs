@@ -82,158 +82,181 @@ pub async fn check(
     answered: Option<Result<(), &'static str>>,
 ) -> Result<(), String> {
     let tool = request.name.to_string();
-    let settings = sup.settings();
     let code = request
         .arguments
         .as_mut()
         .and_then(|a| a.remove(CODE_ARG))
         .and_then(|v| v.as_str().map(str::to_string));
-    if !settings.needs_approval(&tool) {
+    if !sup.settings().needs_approval(&tool) {
         return Ok(());
     }
-    let pool = sup.pool();
     // Approval is the person's: an instance's call is asked of the person and waits for
     // their answer; the instance can neither give one nor learn a code.
     if let Some(instance) = caller {
-        let args = serde_json::Value::Object(request.arguments.clone().unwrap_or_default());
-        let asked = match code {
-            Some(id) => sup.approval(Some(instance), &id).await,
-            None => sup.ask_approval(instance, &tool, &args).await,
-        }
-        .map_err(|e| e.to_string())?;
-        let standing = match asked.state.as_str() {
-            "pending" => sup
-                .await_approval(&asked.id, sup.config().permission_wait)
-                .await
-                .map_err(|e| e.to_string())?,
-            _ => asked,
-        };
-        return sup.spend_approval(&standing, instance, &tool, &args).await;
+        return instance_call(sup, request, instance, &tool, code).await;
     }
     if let Some(answer) = answered {
-        let (kind, why) = match answer {
-            Ok(()) => ("approval.granted", "approved"),
-            Err(why) => ("approval.refused", why),
-        };
-        audit::record(
-            pool,
-            caller,
-            None,
-            kind,
-            json!({ "tool": tool, "how": "elicitation", "answer": why }),
-        )
-        .await;
-        return answer.map_err(|why| {
-            format!("{tool} was not run: the user {why} it. Ask them what they want instead.")
-        });
+        return decided(sup, &tool, "elicitation", answer).await;
     }
     if let Some(code) = code {
+        return codes.redeem(sup, request, &tool, &code).await;
+    }
+    if ctx
+        .peer
+        .supported_elicitation_modes()
+        .contains(&ElicitationMode::Form)
+    {
+        return ask_by_form(sup, request, ctx, &tool).await;
+    }
+    codes.issue(sup, request, &tool).await
+}
+
+/// An instance's call: asked of the person (or, with an approval id, looked up), waited for,
+/// and run only on their approval.
+async fn instance_call(
+    sup: &Supervisor,
+    request: &CallToolRequestParams,
+    instance: &str,
+    tool: &str,
+    approval_id: Option<String>,
+) -> Result<(), String> {
+    let args = serde_json::Value::Object(request.arguments.clone().unwrap_or_default());
+    let asked = match approval_id {
+        Some(id) => sup.approval(Some(instance), &id).await,
+        None => sup.ask_approval(instance, tool, &args).await,
+    }
+    .map_err(|e| e.to_string())?;
+    let standing = match asked.state.as_str() {
+        "pending" => sup
+            .await_approval(&asked.id, sup.config().permission_wait)
+            .await
+            .map_err(|e| e.to_string())?,
+        _ => asked,
+    };
+    sup.spend_approval(&standing, instance, tool, &args).await
+}
+
+/// The person's answer to the form, recorded; Err holds what the call answers instead.
+async fn decided(
+    sup: &Supervisor,
+    tool: &str,
+    how: &str,
+    answer: Result<(), &str>,
+) -> Result<(), String> {
+    let (kind, why) = match answer {
+        Ok(()) => ("approval.granted", "approved"),
+        Err(why) => ("approval.refused", why),
+    };
+    audit::record(
+        sup.pool(),
+        None,
+        None,
+        kind,
+        json!({ "tool": tool, "how": how, "answer": why }),
+    )
+    .await;
+    answer.map_err(|why| {
+        format!("{tool} was not run: the user {why} it. Ask them what they want instead.")
+    })
+}
+
+/// Asks the person's own session with a form (their client declared it can show one).
+async fn ask_by_form(
+    sup: &Supervisor,
+    request: &CallToolRequestParams,
+    ctx: &RequestContext<RoleServer>,
+    tool: &str,
+) -> Result<(), String> {
+    audit::record(
+        sup.pool(),
+        None,
+        None,
+        "approval.asked",
+        json!({ "tool": tool, "how": "elicitation" }),
+    )
+    .await;
+    let answer = ctx
+        .peer
+        .elicit_with_timeout::<Approve>(question(sup, request), Some(ASK_WAIT))
+        .await;
+    let answer = match answer {
+        Ok(Some(Approve { approve: true })) => Ok(()),
+        Ok(_) => Err("did not approve"),
+        Err(ElicitationError::UserDeclined) => Err("declined"),
+        Err(ElicitationError::UserCancelled) => Err("cancelled"),
+        Err(_) => Err("gave no answer to"),
+    };
+    decided(sup, tool, "elicitation", answer).await
+}
+
+impl Codes {
+    /// A code the person was given, for this very call: good once.
+    async fn redeem(
+        &self,
+        sup: &Supervisor,
+        request: &CallToolRequestParams,
+        tool: &str,
+        code: &str,
+    ) -> Result<(), String> {
         let valid = {
-            let mut codes = codes.0.lock().expect("codes poisoned");
+            let mut codes = self.0.lock().expect("codes poisoned");
             codes.retain(|_, (_, _, at)| at.elapsed() < CODE_LIFE);
             let args = arguments_of(request);
             codes
-                .remove(&code)
+                .remove(code)
                 .is_some_and(|(t, a, _)| t == tool && a == args)
         };
-        if valid {
-            audit::record(
-                pool,
-                caller,
-                None,
+        let (kind, detail) = match valid {
+            true => (
                 "approval.granted",
                 json!({ "tool": tool, "how": "confirmation code" }),
-            )
-            .await;
-            return Ok(());
+            ),
+            false => (
+                "approval.refused",
+                json!({ "tool": tool, "why": "unknown or used code" }),
+            ),
+        };
+        audit::record(sup.pool(), None, None, kind, detail).await;
+        match valid {
+            true => Ok(()),
+            false => Err(format!(
+                "{tool}: the approval code is not valid (each is good once, for 10 minutes, for \
+                 the call it was given for, with the same arguments). Call {tool} without it to \
+                 get a new one, and ask the user."
+            )),
         }
-        audit::record(
-            pool,
-            caller,
-            None,
-            "approval.refused",
-            json!({ "tool": tool, "why": "unknown or used code" }),
-        )
-        .await;
-        return Err(format!(
-            "{tool}: the approval code is not valid (each is good once, for 10 minutes, for the \
-             call it was given for, with the same arguments). Call {tool} without it to get a \
-             new one, and ask the user."
-        ));
     }
-    let summary = request
-        .arguments
-        .as_ref()
-        .map(|a| serde_json::Value::Object(a.clone()).to_string())
-        .unwrap_or_else(|| "{}".into());
-    let source = crate::supervisor::controls::source_words(settings.require_approval.source);
-    // Only the person's own session can show them a question; an instance's would be asked
-    // in a pane nobody watches.
-    if caller.is_none()
-        && ctx
-            .peer
-            .supported_elicitation_modes()
-            .contains(&ElicitationMode::Form)
-    {
+
+    /// For a client that cannot show a form: the call is refused with a code the model gives
+    /// back once the person agrees.
+    async fn issue(
+        &self,
+        sup: &Supervisor,
+        request: &CallToolRequestParams,
+        tool: &str,
+    ) -> Result<(), String> {
+        let summary = arguments_of(request);
+        let code = format!("ok-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        self.0.lock().expect("codes poisoned").insert(
+            code.clone(),
+            (tool.to_string(), summary.clone(), Instant::now()),
+        );
         audit::record(
-            pool,
-            caller,
+            sup.pool(),
+            None,
             None,
             "approval.asked",
-            json!({ "tool": tool, "how": "elicitation" }),
+            json!({ "tool": tool, "how": "confirmation code" }),
         )
         .await;
-        let question = question(sup, request);
-        let answer = ctx
-            .peer
-            .elicit_with_timeout::<Approve>(question, Some(ASK_WAIT))
-            .await;
-        let (allowed, why) = match answer {
-            Ok(Some(Approve { approve: true })) => (true, "approved"),
-            Ok(_) => (false, "not approved"),
-            Err(ElicitationError::UserDeclined) => (false, "declined"),
-            Err(ElicitationError::UserCancelled) => (false, "cancelled"),
-            Err(_) => (false, "no answer"),
-        };
-        let kind = if allowed {
-            "approval.granted"
-        } else {
-            "approval.refused"
-        };
-        audit::record(
-            pool,
-            caller,
-            None,
-            kind,
-            json!({ "tool": tool, "how": "elicitation", "answer": why }),
-        )
-        .await;
-        return if allowed {
-            Ok(())
-        } else {
-            Err(format!(
-                "{tool} was not run: the user {why} it. Ask them what they want instead."
-            ))
-        };
+        let source =
+            crate::supervisor::controls::source_words(sup.settings().require_approval.source);
+        Err(format!(
+            "{tool} needs the user's approval first (require_approval, set in {source}). Ask the \
+             user whether to run {tool} with {summary}; if they agree, call {tool} again with \
+             the same arguments and \"{CODE_ARG}\": \"{code}\" (good once, for 10 minutes)."
+        ))
     }
-    let code = format!("ok-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    codes.0.lock().expect("codes poisoned").insert(
-        code.clone(),
-        (tool.clone(), arguments_of(request), Instant::now()),
-    );
-    audit::record(
-        pool,
-        caller,
-        None,
-        "approval.asked",
-        json!({ "tool": tool, "how": "confirmation code" }),
-    )
-    .await;
-    Err(format!(
-        "{tool} needs the user's approval first (require_approval, set in {source}). Ask the \
-         user whether to run {tool} with {summary}; if they agree, call {tool} again with the \
-         same arguments and \"{CODE_ARG}\": \"{code}\" (good once, for 10 minutes)."
-    ))
 }
 
 #[derive(Debug, Default, serde::Deserialize, schemars::JsonSchema)]
