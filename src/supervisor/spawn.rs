@@ -16,17 +16,68 @@ impl Supervisor {
         req: SpawnRequest,
         caller: Option<&str>,
     ) -> Result<Instance> {
-        let shared = &self.shared;
-        let config = &shared.config;
         let settings = self.settings();
         self.check_enabled(&settings)?;
+        let (plan, parent, asked_dir) = self.plan_spawn(&req, &settings, caller).await?;
+        if let Some(p) = &parent {
+            self.check_tree_limits(p).await?;
+        }
+        self.check_room(&settings).await?;
+        self.check_spending(&settings).await?;
+
+        let name = plan.name.as_deref();
+        let id = new_instance_id(self.pool(), name.unwrap_or(&plan.role.slug)).await?;
+        let (workdir, worktree) = self
+            .place(&id, asked_dir, parent.as_deref(), req.use_worktree)
+            .await?;
+        let inst = self
+            .record_spawn(&id, &plan, &workdir, parent.as_deref(), caller)
+            .await?;
+        if let Some(wt) = &worktree
+            && let Err(e) = self
+                .make_worktree(wt, &id, name.unwrap_or(&id), caller)
+                .await
+        {
+            self.spawn_failed(&id, caller, &format!("could not make its worktree: {e}"))
+                .await;
+            return Err(e);
+        }
+        if let Err(e) = self.launch(&inst, Launch::New).await {
+            self.spawn_failed(&id, caller, &e.to_string()).await;
+            let _ = self.shared.tmux.kill_session(&inst.tmux_session).await;
+            return Err(e);
+        }
+        self.shared.notice(
+            "spawn",
+            format!(
+                "spawned {id} ({}, {} {}) in {}",
+                plan.role.name,
+                plan.agent.name(),
+                plan.model,
+                workdir.display()
+            ),
+        );
+        Instance::find(self.pool(), &id)
+            .await?
+            .ok_or_else(|| Error::UnknownInstance(id.clone()))
+    }
+
+    /// The request's plan, after looking up its parent (which must exist), its directory and
+    /// the instance that asks; also the parent and the directory asked for.
+    async fn plan_spawn(
+        &self,
+        req: &SpawnRequest,
+        settings: &crate::settings::Settings,
+        caller: Option<&str>,
+    ) -> Result<(spawn_plan::SpawnPlan, Option<String>, Option<PathBuf>)> {
+        let config = &self.shared.config;
         let parent = req
             .parent_instance_id
             .as_deref()
             .or(caller)
             .map(str::to_string);
         if let Some(p) = &parent
-            && !Instance::exists(&shared.pool, p).await?
+            && !Instance::exists(self.pool(), p).await?
         {
             return Err(Error::InvalidInput(format!(
                 "parent instance {p} does not exist"
@@ -42,7 +93,7 @@ impl Supervisor {
             None => None,
         };
         let spawned_by = match (caller, &parent) {
-            (Some(_), Some(p)) => Instance::find(&shared.pool, p).await?,
+            (Some(_), Some(p)) => Instance::find(self.pool(), p).await?,
             _ => None,
         };
         let by = spawned_by.as_ref().map(|by| {
@@ -63,48 +114,38 @@ impl Supervisor {
             codex_missing: config.codex_missing.as_deref(),
             allow_dirs: &config.allow_dirs,
         };
-        let spawn_plan::SpawnPlan {
-            agent,
-            model,
-            name,
-            role,
-            system_prompt,
-            permission_mode,
-            sandbox_mode,
-            permission_rules,
-        } = spawn_plan::plan(
-            &req,
-            &settings,
-            &shared.agents,
+        let plan = spawn_plan::plan(
+            req,
+            settings,
+            &self.shared.agents,
             &rules,
             by.as_ref(),
             workdir.as_deref(),
         )?;
-        let sandbox_mode = sandbox_mode.as_deref();
-        let role_name = role.name.clone();
-        if let Some(p) = &parent {
-            self.check_tree_limits(p).await?;
-        }
-        self.check_room(&settings).await?;
-        self.check_spending(&settings).await?;
+        Ok((plan, parent, workdir))
+    }
 
-        let id = new_instance_id(&shared.pool, name.as_deref().unwrap_or(&role.slug)).await?;
-        // A helper works where its parent works, unless told otherwise.
-        let workdir = match workdir {
-            Some(dir) => Some(dir),
-            None => match &parent {
-                Some(p) => Instance::find(&shared.pool, p)
-                    .await?
-                    .map(|i| PathBuf::from(i.workdir))
-                    .filter(|d| d.is_dir()),
-                None => None,
-            },
+    /// Where the new instance works: the directory asked for, else its parent's, else a
+    /// workspace of its own; in a worktree of that directory's repository when asked (planned
+    /// now, made once the row is written, so every check that can refuse runs first).
+    async fn place(
+        &self,
+        id: &str,
+        asked: Option<PathBuf>,
+        parent: Option<&str>,
+        use_worktree: bool,
+    ) -> Result<(PathBuf, Option<super::worktrees::WorktreePlan>)> {
+        let workdir = match (asked, parent) {
+            (Some(dir), _) => Some(dir),
+            (None, Some(p)) => Instance::find(self.pool(), p)
+                .await?
+                .map(|i| PathBuf::from(i.workdir))
+                .filter(|d| d.is_dir()),
+            (None, None) => None,
         };
-        // A worktree of its own, made from that directory's repository once the row is
-        // written; every check that can refuse runs now, before anything is.
-        let worktree = match (req.use_worktree, &workdir) {
+        let worktree = match (use_worktree, &workdir) {
             (false, _) => None,
-            (true, Some(dir)) => Some(self.plan_worktree(dir, &id).await?),
+            (true, Some(dir)) => Some(self.plan_worktree(dir, id).await?),
             (true, None) => {
                 return Err(Error::InvalidInput(
                     "use_worktree needs a project_dir: the absolute path of a directory in \
@@ -113,109 +154,86 @@ impl Supervisor {
                 ));
             }
         };
-        let workdir = match &worktree {
-            Some(plan) => Some(plan.workdir.clone()),
-            None => workdir,
-        };
-        let workdir = match workdir {
-            Some(dir) => dir,
-            None => {
-                let dir = config.data_dir.join("workspaces").join(&id);
+        let workdir = match (&worktree, workdir) {
+            (Some(plan), _) => plan.workdir.clone(),
+            (None, Some(dir)) => dir,
+            (None, None) => {
+                let dir = self.shared.config.data_dir.join("workspaces").join(id);
                 std::fs::create_dir_all(&dir)?;
                 dir.canonicalize()?
             }
         };
+        Ok((workdir, worktree))
+    }
+
+    /// Writes the new instance's row, logs and audits it.
+    async fn record_spawn(
+        &self,
+        id: &str,
+        plan: &spawn_plan::SpawnPlan,
+        workdir: &Path,
+        parent: Option<&str>,
+        caller: Option<&str>,
+    ) -> Result<Instance> {
+        let agent = &plan.agent;
         // A CLI that names its own sessions reports the id with its first prompt.
         let session_id = if agent.habits().session_id_chosen {
             uuid::Uuid::new_v4().to_string()
         } else {
             String::new()
         };
-        let tmux_session = format!("troupe-{id}");
-        let workdir_str = workdir.display().to_string();
-
+        let workdir = workdir.display().to_string();
         Instance::insert(
-            &shared.pool,
+            self.pool(),
             &NewInstance {
-                id: &id,
-                name: name.as_deref().unwrap_or(&id),
+                id,
+                name: plan.name.as_deref().unwrap_or(id),
                 agent: agent.name(),
-                model: &model,
-                role: &role_name,
-                system_prompt: &system_prompt,
-                workdir: &workdir_str,
-                permission_mode: permission_mode.as_str(),
-                parent_id: parent.as_deref(),
-                tmux_session: &tmux_session,
+                model: &plan.model,
+                role: &plan.role.name,
+                system_prompt: &plan.system_prompt,
+                workdir: &workdir,
+                permission_mode: plan.permission_mode.as_str(),
+                parent_id: parent,
+                tmux_session: &format!("troupe-{id}"),
                 agent_session_id: &session_id,
-                sandbox_mode,
-                permission_rules: permission_rules.as_deref(),
+                sandbox_mode: plan.sandbox_mode.as_deref(),
+                permission_rules: plan.permission_rules.as_deref(),
             },
         )
         .await?;
         tracing::info!(
             instance = %id,
             agent = agent.name(),
-            role = %role_name,
-            model = %model,
-            parent = parent.as_deref().unwrap_or("-"),
-            "spawning in {workdir_str}"
+            role = %plan.role.name,
+            model = %plan.model,
+            parent = parent.unwrap_or("-"),
+            "spawning in {workdir}"
         );
         audit::record(
-            &shared.pool,
+            self.pool(),
             caller,
-            Some(&id),
+            Some(id),
             "instance.spawn",
-            json!({ "agent": agent.name(), "role": role_name, "model": model, "workdir": workdir_str, "parent": parent }),
+            json!({ "agent": agent.name(), "role": plan.role.name, "model": plan.model, "workdir": workdir, "parent": parent }),
         )
         .await;
+        Instance::find(self.pool(), id)
+            .await?
+            .ok_or_else(|| Error::UnknownInstance(id.to_string()))
+    }
 
-        if let Some(plan) = &worktree
-            && let Err(e) = self
-                .make_worktree(plan, &id, name.as_deref().unwrap_or(&id), caller)
-                .await
-        {
-            let reason = format!("could not make its worktree: {e}");
-            shared.instance_failed(&id, &reason).await;
-            audit::record(
-                &shared.pool,
-                caller,
-                Some(&id),
-                "instance.failed",
-                json!({ "reason": reason }),
-            )
-            .await;
-            return Err(e);
-        }
-        let inst = Instance::find(&shared.pool, &id)
-            .await?
-            .ok_or_else(|| Error::UnknownInstance(id.clone()))?;
-        match self.launch(&inst, Launch::New).await {
-            Ok(()) => shared.notice(
-                "spawn",
-                format!(
-                    "spawned {id} ({role_name}, {} {model}) in {workdir_str}",
-                    agent.name()
-                ),
-            ),
-            Err(e) => {
-                let reason = e.to_string();
-                shared.instance_failed(&id, &reason).await;
-                let _ = shared.tmux.kill_session(&tmux_session).await;
-                audit::record(
-                    &shared.pool,
-                    caller,
-                    Some(&id),
-                    "instance.failed",
-                    json!({ "reason": reason }),
-                )
-                .await;
-                return Err(e);
-            }
-        }
-        Instance::find(&shared.pool, &id)
-            .await?
-            .ok_or_else(|| Error::UnknownInstance(id.clone()))
+    /// A spawn that failed after its row was written: the instance is failed, and audited.
+    async fn spawn_failed(&self, id: &str, caller: Option<&str>, reason: &str) {
+        self.shared.instance_failed(id, reason).await;
+        audit::record(
+            self.pool(),
+            caller,
+            Some(id),
+            "instance.failed",
+            json!({ "reason": reason }),
+        )
+        .await;
     }
 
     /// Refuses a new instance when `max_instances` are live.
