@@ -54,12 +54,66 @@ pub fn plan(
     by: Option<&SpawnedBy<'_>>,
     workdir: Option<&Path>,
 ) -> Result<SpawnPlan> {
-    let given = |v: &Option<String>| {
-        v.as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
+    let (kind, agent) = agent_for(req, agents, rules)?;
+    let sandbox_mode = given(&req.sandbox_mode);
+    if let Some(s) = &sandbox_mode {
+        agent.check_sandbox(s).map_err(Error::InvalidInput)?;
+    }
+    let asked_mode = asked_mode(req)?;
+    let permission_rules = match req.permission_rules.as_ref().filter(|r| !r.is_empty()) {
+        Some(r) => {
+            r.check().map_err(Error::InvalidInput)?;
+            Some(serde_json::to_string(r).unwrap_or_default())
+        }
+        None => None,
     };
+    let (role, system_prompt) = role_and_prompt(req)?;
+    let model = model_for(req, settings, agents, kind, &role)?;
+    let name = match given(&req.name) {
+        Some(n) => Some(super::validate_name(&n)?),
+        None => None,
+    };
+    // An instance's child gets no more than the instance has: no looser permission mode, and
+    // a directory inside the one it works in (or one the person allowed).
+    let permission_mode = match by {
+        Some(by) => crate::access::child_mode(
+            (by.permission_mode, by.sandbox_mode),
+            asked_mode,
+            sandbox_mode.as_deref(),
+            rules.default_mode,
+        )
+        .map_err(Error::InvalidInput)?,
+        None => asked_mode.unwrap_or(rules.default_mode),
+    };
+    if let (Some(by), Some(dir)) = (by, workdir) {
+        inside_what_the_parent_has(by, dir, rules.allow_dirs)?;
+    }
+    Ok(SpawnPlan {
+        agent,
+        model,
+        name,
+        role,
+        system_prompt,
+        permission_mode,
+        sandbox_mode,
+        permission_rules,
+    })
+}
+
+/// A field the caller set to something other than spaces, trimmed.
+fn given(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// The agent asked for (Claude Code when none), if it is one troupe runs here.
+fn agent_for(
+    req: &SpawnRequest,
+    agents: &Agents,
+    rules: &Rules<'_>,
+) -> Result<(AgentKind, std::sync::Arc<dyn Agent>)> {
     let kind = match given(&req.agent) {
         None => AgentKind::Claude,
         Some(name) => AgentKind::parse(&name).ok_or_else(|| {
@@ -70,36 +124,30 @@ pub fn plan(
             ))
         })?,
     };
-    let agent = agents.of(kind);
     if kind == AgentKind::Codex
         && let Some(why) = rules.codex_missing
     {
         return Err(Error::InvalidInput(why.to_string()));
     }
-    let sandbox_mode = given(&req.sandbox_mode);
-    if let Some(s) = &sandbox_mode {
-        agent.check_sandbox(s).map_err(Error::InvalidInput)?;
-    }
-    let asked_mode = match given(&req.permission_mode) {
-        Some(m) => Some(
-            <PermissionMode as clap::ValueEnum>::from_str(&m, true).map_err(|_| {
-                Error::InvalidInput(format!(
-                    "unknown permission_mode {m:?}; use skip (prompts skipped), default (the \
-                     CLI asks for each tool and troupe routes the question), accept-edits or \
-                     plan"
-                ))
-            })?,
-        ),
-        None => None,
-    };
-    let permission_rules = match req.permission_rules.as_ref().filter(|r| !r.is_empty()) {
-        Some(r) => {
-            r.check().map_err(Error::InvalidInput)?;
-            Some(serde_json::to_string(r).unwrap_or_default())
-        }
-        None => None,
-    };
+    Ok((kind, agents.of(kind)))
+}
 
+fn asked_mode(req: &SpawnRequest) -> Result<Option<PermissionMode>> {
+    let Some(m) = given(&req.permission_mode) else {
+        return Ok(None);
+    };
+    <PermissionMode as clap::ValueEnum>::from_str(&m, true)
+        .map(Some)
+        .map_err(|_| {
+            Error::InvalidInput(format!(
+                "unknown permission_mode {m:?}; use skip (prompts skipped), default (the CLI \
+                 asks for each tool and troupe routes the question), accept-edits or plan"
+            ))
+        })
+}
+
+/// The role, and the system prompt: the one given or the role's, with the context after it.
+fn role_and_prompt(req: &SpawnRequest) -> Result<(Resolved, String)> {
     let role =
         roles::resolve(req.role.as_deref().unwrap_or("developer")).map_err(Error::InvalidInput)?;
     let prompt_bytes = req
@@ -114,6 +162,24 @@ pub fn plan(
              in the prompt"
         )));
     }
+    let mut system_prompt = given(&req.system_prompt).unwrap_or_else(|| role.prompt.clone());
+    if let Some(context) = given(&req.context) {
+        system_prompt.push_str("\n\nContext for this work:\n");
+        system_prompt.push_str(&context);
+    }
+    Ok((role, system_prompt))
+}
+
+/// The model asked for (else the settings' default for the role), if the agent runs it and
+/// `allowed_models` lets it.
+fn model_for(
+    req: &SpawnRequest,
+    settings: &Settings,
+    agents: &Agents,
+    kind: AgentKind,
+    role: &Resolved,
+) -> Result<String> {
+    let agent = agents.of(kind);
     let model = given(&req.model).unwrap_or_else(|| {
         settings.default_model(&role.name, &agent.default_model(role.model), |m| {
             agent.cli_model(m).is_some()
@@ -139,63 +205,36 @@ pub fn plan(
             controls::source_words(settings.allowed_models.source)
         )));
     }
-    let name = match given(&req.name) {
-        Some(n) => Some(super::validate_name(&n)?),
-        None => None,
-    };
+    Ok(model)
+}
 
-    // An instance's child gets no more than the instance has: no looser permission mode, and
-    // a directory inside the one it works in (or one the person allowed).
-    let permission_mode = match by {
-        Some(by) => crate::access::child_mode(
-            (by.permission_mode, by.sandbox_mode),
-            asked_mode,
-            sandbox_mode.as_deref(),
-            rules.default_mode,
-        )
-        .map_err(Error::InvalidInput)?,
-        None => asked_mode.unwrap_or(rules.default_mode),
+/// A child's directory must be inside its parent's, or one the person allowed.
+fn inside_what_the_parent_has(
+    by: &SpawnedBy<'_>,
+    dir: &Path,
+    allow_dirs: &[PathBuf],
+) -> Result<()> {
+    if dir.starts_with(&by.workdir) || allow_dirs.iter().any(|a| dir.starts_with(a)) {
+        return Ok(());
+    }
+    let allowed = match allow_dirs.is_empty() {
+        true => "no other directory is allowed (serve's --allow-dir)".to_string(),
+        false => format!(
+            "or in one serve's --allow-dir allows: {}",
+            allow_dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
-    if let (Some(by), Some(dir)) = (by, workdir)
-        && !dir.starts_with(&by.workdir)
-        && !rules.allow_dirs.iter().any(|a| dir.starts_with(a))
-    {
-        let allowed = match rules.allow_dirs.is_empty() {
-            true => "no other directory is allowed (serve's --allow-dir)".to_string(),
-            false => format!(
-                "or in one serve's --allow-dir allows: {}",
-                rules
-                    .allow_dirs
-                    .iter()
-                    .map(|d| d.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        };
-        return Err(Error::Forbidden(format!(
-            "project_dir {} is outside {}, where {} works; an instance's helpers work inside its \
-             own directory, {allowed}",
-            dir.display(),
-            by.workdir.display(),
-            by.id
-        )));
-    }
-
-    let mut system_prompt = given(&req.system_prompt).unwrap_or_else(|| role.prompt.clone());
-    if let Some(context) = given(&req.context) {
-        system_prompt.push_str("\n\nContext for this work:\n");
-        system_prompt.push_str(&context);
-    }
-    Ok(SpawnPlan {
-        agent,
-        model,
-        name,
-        role,
-        system_prompt,
-        permission_mode,
-        sandbox_mode,
-        permission_rules,
-    })
+    Err(Error::Forbidden(format!(
+        "project_dir {} is outside {}, where {} works; an instance's helpers work inside its own \
+         directory, {allowed}",
+        dir.display(),
+        by.workdir.display(),
+        by.id
+    )))
 }
 
 #[cfg(test)]
