@@ -300,6 +300,59 @@ impl Troupe {
         self.call_watching(again, context, original).await
     }
 
+    /// An instance's call its place in the tree does not allow: logged, audited, answered.
+    async fn access_refused(
+        &self,
+        me: &str,
+        request: &rmcp::model::CallToolRequestParams,
+        text: String,
+    ) -> rmcp::model::CallToolResponse {
+        tracing::info!(instance = me, "refused a call: {text}");
+        crate::db::audit::record(
+            self.sup.pool(),
+            Some(me),
+            None,
+            "access.refused",
+            serde_json::json!({ "tool": request.name, "why": text }),
+        )
+        .await;
+        refusal(text)
+    }
+
+    /// A round to start before the call can run, in the stateless era: the client's roots for
+    /// a spawn that names no directory, the person's approval for a tool that needs it (unless
+    /// the call carries a code).
+    async fn start_round(
+        &self,
+        request: &rmcp::model::CallToolRequestParams,
+        can: rounds::Needs,
+    ) -> Option<rmcp::model::InputRequiredResult> {
+        let has_code = request
+            .arguments
+            .as_ref()
+            .is_some_and(|a| a.contains_key(approval::CODE_ARG));
+        let needs = rounds::Needs {
+            roots: can.roots && rounds::wants_roots(&request.name, request.arguments.as_ref()),
+            approval: can.approval && !has_code && approval::needed(&self.sup, &request.name),
+        };
+        if !needs.any() {
+            return None;
+        }
+        if needs.approval {
+            crate::db::audit::record(
+                self.sup.pool(),
+                None,
+                None,
+                "approval.asked",
+                serde_json::json!({ "tool": request.name, "how": "elicitation" }),
+            )
+            .await;
+        }
+        let question = approval::question(&self.sup, request);
+        let args = request.arguments.as_ref();
+        Some(self.state.rounds.ask(&request.name, args, needs, &question))
+    }
+
     /// The person's answer to an approval form, carried by their client's retry. No answer
     /// (cancelled) leaves the approval waiting for another.
     async fn decide_approval(&self, approval_id: &str, responses: &rmcp::model::InputResponses) {
@@ -565,35 +618,7 @@ impl ServerHandler for Troupe {
                 }
             }
             None => {
-                let has_code = request
-                    .arguments
-                    .as_ref()
-                    .is_some_and(|a| a.contains_key(approval::CODE_ARG));
-                let needs = rounds::Needs {
-                    roots: can.roots
-                        && rounds::wants_roots(&request.name, request.arguments.as_ref()),
-                    approval: can.approval
-                        && !has_code
-                        && approval::needed(&self.sup, &request.name),
-                };
-                if needs.any() {
-                    if needs.approval {
-                        crate::db::audit::record(
-                            self.sup.pool(),
-                            None,
-                            None,
-                            "approval.asked",
-                            serde_json::json!({ "tool": request.name, "how": "elicitation" }),
-                        )
-                        .await;
-                    }
-                    let question = approval::question(&self.sup, &request);
-                    let ask = self.state.rounds.ask(
-                        &request.name,
-                        request.arguments.as_ref(),
-                        needs,
-                        &question,
-                    );
+                if let Some(ask) = self.start_round(&request, can).await {
                     return Ok(rmcp::model::CallToolResponse::InputRequired(ask));
                 }
             }
@@ -601,35 +626,15 @@ impl ServerHandler for Troupe {
         if let Some(me) = who.as_deref()
             && let Err(text) = self.authorize(me, &request).await
         {
-            tracing::info!(instance = me, "refused a call: {text}");
-            crate::db::audit::record(
-                self.sup.pool(),
-                Some(me),
-                None,
-                "access.refused",
-                serde_json::json!({ "tool": request.name, "why": text }),
-            )
-            .await;
-            return Ok(
-                rmcp::model::CallToolResult::error(vec![rmcp::model::ContentBlock::text(text)])
-                    .into(),
-            );
+            return Ok(self.access_refused(me, &request, text).await);
         }
-        if let Err(text) = approval::check(
-            &self.sup,
-            &self.state.codes,
-            &mut request,
-            &context,
-            who.as_deref(),
-            answered,
-        )
-        .await
+        let codes = &self.state.codes;
+        let who = who.as_deref();
+        if let Err(text) =
+            approval::check(&self.sup, codes, &mut request, &context, who, answered).await
         {
             tracing::info!("refused a call: {text}");
-            return Ok(
-                rmcp::model::CallToolResult::error(vec![rmcp::model::ContentBlock::text(text)])
-                    .into(),
-            );
+            return Ok(refusal(text));
         }
         if can.approval && WAITING_TOOLS.contains(&request.name.as_ref()) {
             let original = (request.name.to_string(), request.arguments.clone());
@@ -665,6 +670,11 @@ impl ServerHandler for Troupe {
     ) -> Result<rmcp::model::CustomResult, McpError> {
         parameters::custom_request(request)
     }
+}
+
+/// A tool call answered with an error the caller reads.
+fn refusal(text: String) -> rmcp::model::CallToolResponse {
+    rmcp::model::CallToolResult::error(vec![rmcp::model::ContentBlock::text(text)]).into()
 }
 
 /// The instance making this call, when it is one troupe spawned: proven by its token at the
