@@ -178,6 +178,13 @@ fn read_token(data_dir: &Path) -> Result<(&'static str, String), String> {
 
 /// Every check, in the order a person fixes things.
 pub fn judge(f: &Facts, claude: &Tested, codex: &Tested) -> Vec<Check> {
+    let mut out = this_machine(f, claude, codex);
+    out.extend(the_server(f));
+    out
+}
+
+/// What this machine has: tmux, the CLIs, the data directory, the database and the token.
+fn this_machine(f: &Facts, claude: &Tested, codex: &Tested) -> Vec<Check> {
     let mut out = Vec::new();
     out.push(match &f.tmux {
         Some(Ok(v)) => Check::ok("tmux", v.clone()),
@@ -245,6 +252,12 @@ pub fn judge(f: &Facts, claude: &Tested, codex: &Tested) -> Vec<Check> {
         ),
         None => Check::warn("token", "not checked", "run troupe doctor again"),
     });
+    out
+}
+
+/// What the running server says: that it answers, its MCP clients, the failures it logged.
+fn the_server(f: &Facts) -> Vec<Check> {
+    let mut out = Vec::new();
     out.push(match &f.server {
         Some(Ok(())) => Check::ok("server", format!("troupe answers at {}", f.url)),
         Some(Err(e)) => Check::warn(
