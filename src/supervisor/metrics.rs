@@ -87,44 +87,17 @@ impl Supervisor {
     pub async fn metrics(&self, scope: Scope) -> Result<Metrics> {
         let pool = &self.shared.pool;
         let all = Instance::list(pool, true).await?;
-        let (label, chosen): (String, Vec<&Instance>) = match &scope {
-            Scope::All => ("every instance".into(), all.iter().collect()),
-            Scope::Team(name) => {
-                let team = Team::find_by_name(pool, name.trim())
-                    .await?
-                    .ok_or_else(|| {
-                        Error::InvalidInput(format!(
-                            "no team named {name:?}; list_teams shows the teams"
-                        ))
-                    })?;
-                (
-                    format!("team {}", team.name),
-                    all.iter()
-                        .filter(|i| i.team_id.as_deref() == Some(team.id.as_str()))
-                        .collect(),
-                )
-            }
-            Scope::Subtree(root) => {
-                if !all.iter().any(|i| i.id == *root) {
-                    return Err(Error::UnknownInstance(root.clone()));
-                }
-                let mut ids = vec![root.clone()];
-                let mut i = 0;
-                while i < ids.len() {
-                    let parent = ids[i].clone();
-                    ids.extend(
-                        all.iter()
-                            .filter(|c| c.parent_id.as_deref() == Some(parent.as_str()))
-                            .map(|c| c.id.clone()),
-                    );
-                    i += 1;
-                }
-                (
-                    format!("{root} and everything under it"),
-                    all.iter().filter(|i| ids.contains(&i.id)).collect(),
-                )
-            }
+        let team = match &scope {
+            Scope::Team(name) => Some(Team::find_by_name(pool, name.trim()).await?.ok_or_else(
+                || {
+                    Error::InvalidInput(format!(
+                        "no team named {name:?}; list_teams shows the teams"
+                    ))
+                },
+            )?),
+            _ => None,
         };
+        let (label, chosen) = in_scope(&scope, &all, team.as_ref())?;
         let ids = serde_json::to_string(&chosen.iter().map(|i| &i.id).collect::<Vec<_>>())
             .expect("ids as JSON");
         let mut by_state = BTreeMap::new();
@@ -220,4 +193,41 @@ mod tests {
         );
         assert_eq!(busy_and_wall(&[]), (0, 0));
     }
+}
+
+/// The instances a scope covers, and the scope in words; `team` is the scope's team, looked up.
+fn in_scope<'a>(
+    scope: &Scope,
+    all: &'a [Instance],
+    team: Option<&Team>,
+) -> Result<(String, Vec<&'a Instance>)> {
+    Ok(match (scope, team) {
+        (Scope::Team(_), Some(team)) => (
+            format!("team {}", team.name),
+            all.iter()
+                .filter(|i| i.team_id.as_deref() == Some(team.id.as_str()))
+                .collect(),
+        ),
+        (Scope::Subtree(root), _) => {
+            if !all.iter().any(|i| i.id == *root) {
+                return Err(Error::UnknownInstance(root.clone()));
+            }
+            let mut ids = vec![root.clone()];
+            let mut i = 0;
+            while i < ids.len() {
+                let parent = ids[i].clone();
+                ids.extend(
+                    all.iter()
+                        .filter(|c| c.parent_id.as_deref() == Some(parent.as_str()))
+                        .map(|c| c.id.clone()),
+                );
+                i += 1;
+            }
+            (
+                format!("{root} and everything under it"),
+                all.iter().filter(|i| ids.contains(&i.id)).collect(),
+            )
+        }
+        _ => ("every instance".into(), all.iter().collect()),
+    })
 }
