@@ -171,30 +171,6 @@ impl Supervisor {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::busy_and_wall;
-
-    #[test]
-    fn overlapping_turns_save_their_overlap() {
-        // Two 3-second turns, started at once: 6 s of work in 3 s.
-        assert_eq!(busy_and_wall(&[(0, 3000), (0, 3000)]), (6000, 3000));
-        // One after the other: nothing saved.
-        assert_eq!(busy_and_wall(&[(0, 3000), (3000, 6000)]), (6000, 6000));
-        // Partly overlapping, and a separate one.
-        assert_eq!(
-            busy_and_wall(&[(0, 2000), (1000, 4000), (10_000, 11_000)]),
-            (6000, 5000)
-        );
-        // Nested, and a span that ends before it starts.
-        assert_eq!(
-            busy_and_wall(&[(0, 10_000), (2000, 3000), (5, 1)]),
-            (11_000, 10_000)
-        );
-        assert_eq!(busy_and_wall(&[]), (0, 0));
-    }
-}
-
 /// The instances a scope covers, and the scope in words; `team` is the scope's team, looked up.
 fn in_scope<'a>(
     scope: &Scope,
@@ -230,4 +206,28 @@ fn in_scope<'a>(
         }
         _ => ("every instance".into(), all.iter().collect()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::busy_and_wall;
+
+    #[test]
+    fn overlapping_turns_save_their_overlap() {
+        // Two 3-second turns, started at once: 6 s of work in 3 s.
+        assert_eq!(busy_and_wall(&[(0, 3000), (0, 3000)]), (6000, 3000));
+        // One after the other: nothing saved.
+        assert_eq!(busy_and_wall(&[(0, 3000), (3000, 6000)]), (6000, 6000));
+        // Partly overlapping, and a separate one.
+        assert_eq!(
+            busy_and_wall(&[(0, 2000), (1000, 4000), (10_000, 11_000)]),
+            (6000, 5000)
+        );
+        // Nested, and a span that ends before it starts.
+        assert_eq!(
+            busy_and_wall(&[(0, 10_000), (2000, 3000), (5, 1)]),
+            (11_000, 10_000)
+        );
+        assert_eq!(busy_and_wall(&[]), (0, 0));
+    }
 }
