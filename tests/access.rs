@@ -144,13 +144,7 @@ async fn approval_is_the_persons_and_an_instances_call_waits_for_it() {
         .call("spawn_claude", json!({ "role": "tester", "name": "lead" }))
         .await;
     // The harness's client cannot show a form: the person gets a code.
-    let code = lead
-        .text
-        .split("\"approval\": \"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("a code for the person")
-        .to_string();
+    let code = person_code(&lead);
     let lead = h
         .call(
             "spawn_claude",
@@ -291,13 +285,7 @@ async fn approval_is_the_persons_and_an_instances_call_waits_for_it() {
     let person = h
         .call("spawn_claude", json!({ "role": "tester", "name": "kid3" }))
         .await;
-    let code = person
-        .text
-        .split("\"approval\": \"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .to_string();
+    let code = person_code(&person);
     let r = h
         .call(
             "spawn_claude",
@@ -329,13 +317,7 @@ async fn an_unanswered_approval_can_be_used_once_answered() {
     let person = h
         .call("spawn_claude", json!({ "role": "tester", "name": "lead" }))
         .await;
-    let code = person
-        .text
-        .split("\"approval\": \"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .to_string();
+    let code = person_code(&person);
     let lead = h
         .call(
             "spawn_claude",
@@ -389,6 +371,16 @@ async fn an_unanswered_approval_can_be_used_once_answered() {
     assert!(!r.is_error, "{}", r.text);
     let r = h.call("get_approval", json!({ "approval_id": id })).await;
     assert_eq!(r.structured["approvals"][0]["state"], "used", "{}", r.text);
+}
+
+/// The one-time code a refusal hands the person (the harness's client shows no forms).
+fn person_code(r: &support::ToolResult) -> String {
+    r.text
+        .split("\"approval\": \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a code for the person")
+        .to_string()
 }
 
 /// A person who exported TROUPE_TOKEN (as `serve` suggests for Codex) starts troupe from that
