@@ -133,26 +133,7 @@ async fn an_instance_acts_only_on_itself_and_the_instances_below_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn approval_is_the_persons_and_an_instances_call_waits_for_it() {
     let h = Harness::start().await;
-    let r = h
-        .call(
-            "configure_orchestration",
-            json!({ "require_approval": ["spawn_claude"] }),
-        )
-        .await;
-    assert!(!r.is_error, "{}", r.text);
-    let lead = h
-        .call("spawn_claude", json!({ "role": "tester", "name": "lead" }))
-        .await;
-    // The harness's client cannot show a form: the person gets a code.
-    let code = person_code(&lead);
-    let lead = h
-        .call(
-            "spawn_claude",
-            json!({ "role": "tester", "name": "lead", "approval": code }),
-        )
-        .await;
-    assert!(!lead.is_error, "{}", lead.text);
-    let lead = lead.structured["instance_id"].as_str().unwrap().to_string();
+    let lead = lead_under_approval(&h).await;
 
     // An instance's call is asked of the person and waits for them; the instance gets no code.
     let http = reqwest::Client::new();
@@ -307,24 +288,7 @@ async fn approval_is_the_persons_and_an_instances_call_waits_for_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unanswered_approval_can_be_used_once_answered() {
     let h = Harness::start_with(|c| c.permission_wait = std::time::Duration::from_secs(2)).await;
-    let r = h
-        .call(
-            "configure_orchestration",
-            json!({ "require_approval": ["spawn_claude"] }),
-        )
-        .await;
-    assert!(!r.is_error, "{}", r.text);
-    let person = h
-        .call("spawn_claude", json!({ "role": "tester", "name": "lead" }))
-        .await;
-    let code = person_code(&person);
-    let lead = h
-        .call(
-            "spawn_claude",
-            json!({ "role": "tester", "name": "lead", "approval": code }),
-        )
-        .await;
-    let lead = lead.structured["instance_id"].as_str().unwrap().to_string();
+    let lead = lead_under_approval(&h).await;
     let as_lead = as_instance(&h, &lead).await;
     let args = json!({ "role": "tester", "name": "later" });
     let r = as_lead.call_tool("spawn_claude", args.clone()).await;
@@ -371,6 +335,30 @@ async fn an_unanswered_approval_can_be_used_once_answered() {
     assert!(!r.is_error, "{}", r.text);
     let r = h.call("get_approval", json!({ "approval_id": id })).await;
     assert_eq!(r.structured["approvals"][0]["state"], "used", "{}", r.text);
+}
+
+/// Turns on require_approval for spawn_claude and spawns `lead` as the person, with the code
+/// the refusal hands them (the harness's client cannot show a form).
+async fn lead_under_approval(h: &Harness) -> String {
+    let r = h
+        .call(
+            "configure_orchestration",
+            json!({ "require_approval": ["spawn_claude"] }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    let asked = h
+        .call("spawn_claude", json!({ "role": "tester", "name": "lead" }))
+        .await;
+    let code = person_code(&asked);
+    let lead = h
+        .call(
+            "spawn_claude",
+            json!({ "role": "tester", "name": "lead", "approval": code }),
+        )
+        .await;
+    assert!(!lead.is_error, "{}", lead.text);
+    lead.structured["instance_id"].as_str().unwrap().to_string()
 }
 
 /// The one-time code a refusal hands the person (the harness's client shows no forms).
