@@ -8,62 +8,10 @@ impl Supervisor {
     /// waits until the CLI reports that its session started.
     pub(super) async fn launch(&self, inst: &Instance, how: Launch) -> Result<()> {
         let shared = &self.shared;
-        let config = &shared.config;
         let id = inst.id.as_str();
-        let agent = shared.agent(&inst.agent)?;
-        let cli_model = agent.cli_model(&inst.model).ok_or_else(|| {
-            Error::InvalidInput(format!(
-                "instance {id} has an unknown model {:?}",
-                inst.model
-            ))
-        })?;
-        let permission_mode =
-            <PermissionMode as clap::ValueEnum>::from_str(&inst.permission_mode, true)
-                .unwrap_or(config.permission_mode);
-        let dir = config.data_dir.join("instances").join(id);
-        crate::private::dir(&dir)?;
-        // A resumed instance keeps its token; the URL is recorded so a server that comes
-        // back on another address knows to start the CLI again.
-        let token =
-            Credentials::for_launch(&shared.pool, id, &config.public_url, &auth::new_token())
-                .await?;
-        let token_file = dir.join("token");
-        crate::private::write(&token_file, token.as_bytes())?;
-        let hook_url = format!("{}/hooks/{id}", config.public_url);
-        let hook_command = format!(
-            "{} hook --url {} --token-file {}",
-            shell_quote(&config.troupe_bin.display().to_string()),
-            shell_quote(&hook_url),
-            shell_quote(&token_file.display().to_string()),
-        );
         let resume = !matches!(how, Launch::New);
-        // Read before every launch (a stat when nothing changed), so a CLI upgraded while
-        // troupe runs is launched the way its version expects, and said in the log.
-        let agent = shared.agent_as_installed(&inst.agent).await?;
-        let plan = agent.prepare(&LaunchSpec {
-            instance_id: id,
-            session_id: &inst.agent_session_id,
-            model: &cli_model,
-            system_prompt: &inst.system_prompt,
-            permission_mode,
-            resume,
-            config_dir: &dir,
-            workdir: Path::new(&inst.workdir),
-            env: &config.instance_env,
-            sandbox: inst.sandbox_mode.as_deref(),
-            hook_command: &hook_command,
-            hook_url: &hook_url,
-            mcp_url: &config.public_url,
-            token: &token,
-            running_as_root: running_as_root(),
-        })?;
-        let argv = plan.argv;
+        let (agent, argv, env) = self.prepare_launch(inst, resume).await?;
         let agent_habits = agent.habits();
-        let mut env = config.instance_env.clone();
-        env.push(("TROUPE_INSTANCE_ID".into(), id.to_string()));
-        // The agent's own settings win over the configured environment (its config home).
-        env.retain(|(k, _)| !plan.env.iter().any(|(pk, _)| pk == k));
-        env.extend(plan.env);
 
         let (tx, rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = oneshot::channel();
@@ -126,6 +74,71 @@ impl Supervisor {
                 "instance {id} stopped while starting"
             ))),
         }
+    }
+
+    /// What the CLI is started with: its argv and environment from the agent, with the
+    /// instance's token written where its hooks read it. The token is kept across resumes; the
+    /// URL is recorded so a server that comes back on another address starts the CLI again.
+    async fn prepare_launch(
+        &self,
+        inst: &Instance,
+        resume: bool,
+    ) -> Result<(Arc<dyn Agent>, Vec<String>, Vec<(String, String)>)> {
+        let shared = &self.shared;
+        let config = &shared.config;
+        let id = inst.id.as_str();
+        let cli_model = shared
+            .agent(&inst.agent)?
+            .cli_model(&inst.model)
+            .ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "instance {id} has an unknown model {:?}",
+                    inst.model
+                ))
+            })?;
+        let permission_mode =
+            <PermissionMode as clap::ValueEnum>::from_str(&inst.permission_mode, true)
+                .unwrap_or(config.permission_mode);
+        let dir = config.data_dir.join("instances").join(id);
+        crate::private::dir(&dir)?;
+        let token =
+            Credentials::for_launch(&shared.pool, id, &config.public_url, &auth::new_token())
+                .await?;
+        let token_file = dir.join("token");
+        crate::private::write(&token_file, token.as_bytes())?;
+        let hook_url = format!("{}/hooks/{id}", config.public_url);
+        let hook_command = format!(
+            "{} hook --url {} --token-file {}",
+            shell_quote(&config.troupe_bin.display().to_string()),
+            shell_quote(&hook_url),
+            shell_quote(&token_file.display().to_string()),
+        );
+        // Read before every launch (a stat when nothing changed), so a CLI upgraded while
+        // troupe runs is launched the way its version expects, and said in the log.
+        let agent = shared.agent_as_installed(&inst.agent).await?;
+        let plan = agent.prepare(&LaunchSpec {
+            instance_id: id,
+            session_id: &inst.agent_session_id,
+            model: &cli_model,
+            system_prompt: &inst.system_prompt,
+            permission_mode,
+            resume,
+            config_dir: &dir,
+            workdir: Path::new(&inst.workdir),
+            env: &config.instance_env,
+            sandbox: inst.sandbox_mode.as_deref(),
+            hook_command: &hook_command,
+            hook_url: &hook_url,
+            mcp_url: &config.public_url,
+            token: &token,
+            running_as_root: running_as_root(),
+        })?;
+        let mut env = config.instance_env.clone();
+        env.push(("TROUPE_INSTANCE_ID".into(), id.to_string()));
+        // The agent's own settings win over the configured environment (its config home).
+        env.retain(|(k, _)| !plan.env.iter().any(|(pk, _)| pk == k));
+        env.extend(plan.env);
+        Ok((agent, plan.argv, env))
     }
 }
 
