@@ -9,6 +9,8 @@ pub enum Error {
     UnknownInstance(String),
     #[error("no message {0}")]
     UnknownMessage(String),
+    #[error("no approval {0:?}; `troupe approve` lists the ones waiting")]
+    UnknownApproval(String),
     #[error("no team named {0:?}; list_teams shows the teams")]
     UnknownTeam(String),
     #[error("instance {id} is {state}{}; {}", reason_suffix(.reason), next_step(*.state))]

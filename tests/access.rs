@@ -170,6 +170,13 @@ async fn approval_is_the_persons_and_an_instances_call_waits_for_it() {
         })
     };
     let asked = pending().await;
+    let r = http
+        .get(format!("{url}/api/approvals/appr-none"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "an unknown approval");
     assert_eq!(asked["instance_id"], lead.as_str());
     assert_eq!(asked["tool"], "spawn_claude");
     assert_eq!(

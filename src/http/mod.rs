@@ -140,9 +140,10 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = match &self {
             Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
-            Error::UnknownInstance(_) | Error::UnknownMessage(_) | Error::UnknownTeam(_) => {
-                StatusCode::NOT_FOUND
-            }
+            Error::UnknownInstance(_)
+            | Error::UnknownMessage(_)
+            | Error::UnknownApproval(_)
+            | Error::UnknownTeam(_) => StatusCode::NOT_FOUND,
             Error::NotRunning { .. } | Error::Limit(_) | Error::Refused(_) => StatusCode::CONFLICT,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,

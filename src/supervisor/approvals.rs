@@ -285,9 +285,7 @@ impl Supervisor {
 }
 
 fn unknown(id: &str) -> Error {
-    Error::InvalidInput(format!(
-        "no approval {id:?}; `troupe approve` lists the ones waiting"
-    ))
+    Error::UnknownApproval(id.to_string())
 }
 
 #[cfg(test)]
