@@ -29,6 +29,8 @@ pub enum Standing {
     Wait,
     /// Not run: the reason, in words that name the fix.
     No(String),
+    /// Not run, and the approval is past its life: it is to be marked expired.
+    Lapsed(String),
 }
 
 /// Whether `instance`'s call of `tool` with `args` may run on `a`. No I/O: the caller reads
@@ -55,14 +57,14 @@ pub fn standing(
     };
     match a.state.as_str() {
         "pending" if age(Some(&a.asked_at)).is_some_and(|d| d > PENDING_LIFE) => {
-            Standing::No(format!(
+            Standing::Lapsed(format!(
                 "approval {} lapsed: the person did not answer within a day; {again}",
                 a.id
             ))
         }
         "pending" => Standing::Wait,
         "approved" if age(a.decided_at.as_deref()).is_some_and(|d| d > APPROVED_LIFE) => {
-            Standing::No(format!(
+            Standing::Lapsed(format!(
                 "approval {} expired: an approved call must be made within an hour of the \
                  answer; {again}",
                 a.id
@@ -218,6 +220,7 @@ impl Supervisor {
     ) -> std::result::Result<(), String> {
         let pool = self.pool();
         let verdict = standing(a, instance, tool, args, Utc::now());
+        let lapsed = matches!(verdict, Standing::Lapsed(_));
         match verdict {
             Standing::Go => match Approval::spend(pool, &a.id).await {
                 Ok(true) => {
@@ -245,8 +248,8 @@ impl Supervisor {
                  approved call {tool} again with the same arguments and \"approval\": \"{id}\"",
                 id = a.id
             )),
-            Standing::No(why) => {
-                if why.contains("lapsed") || why.contains("expired:") {
+            Standing::No(why) | Standing::Lapsed(why) => {
+                if lapsed {
                     let _ = Approval::expire(pool, &a.id).await;
                 }
                 audit::record(
@@ -356,7 +359,7 @@ mod tests {
     fn approvals_lapse() {
         let args = json!({ "role": "tester", "name": "kid" });
         let late = at("2026-12-06T11:02:00Z");
-        let Standing::No(why) =
+        let Standing::Lapsed(why) =
             standing(&approval("approved"), "lead", "spawn_claude", &args, late)
         else {
             panic!()
@@ -367,7 +370,7 @@ mod tests {
             Standing::Wait
         );
         let next_day = at("2026-12-07T10:00:01Z");
-        let Standing::No(why) = standing(
+        let Standing::Lapsed(why) = standing(
             &approval("pending"),
             "lead",
             "spawn_claude",
