@@ -606,7 +606,17 @@ async fn secrets_stay_out_of_logs_and_urls() {
     spec.data_dir = data_dir.clone();
     spec.db = data_dir.join("troupe.db");
     let again = support::process::ServeProcess::start(&spec).await;
-    let said = std::fs::read_to_string(&spec.log).unwrap();
+    // /health answers as soon as the server listens; the way in is printed just after.
+    let said = support::eventually(
+        "the way in, in the second log",
+        std::time::Duration::from_secs(10),
+        || async {
+            let text = std::fs::read_to_string(&spec.log).ok()?;
+            text.contains("Clients need the server token")
+                .then_some(text)
+        },
+    )
+    .await;
     assert!(
         !said.contains(token),
         "a later start printed the token:\n{said}"
