@@ -525,21 +525,13 @@ impl Agent for ClaudeCode {
         payload["session_id"].as_str()
     }
 
-    fn owns_transcript(&self, session_id: &str, path: &Path) -> bool {
-        // Claude Code names the file after the session id troupe chose (see transcript_path).
-        path.is_absolute()
-            && !path
-                .components()
-                .any(|c| matches!(c, std::path::Component::ParentDir))
-            && path.file_name().and_then(|n| n.to_str()) == Some(&format!("{session_id}.jsonl"))
-    }
-
     fn habits(&self) -> Habits {
         Habits {
             session_id_chosen: true,
             announces_session: true,
             lists_prompts: true,
             joins_closing_turn: false,
+            owns_transcript,
         }
     }
 
@@ -668,6 +660,16 @@ pub(crate) fn recorded_versions() -> Vec<std::path::PathBuf> {
         "both tested versions are recorded: {found:?}"
     );
     found
+}
+
+/// Claude Code names the transcript after the session id troupe chose (see
+/// `transcript_path`).
+pub fn owns_transcript(session_id: &str, path: &Path) -> bool {
+    path.is_absolute()
+        && !path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        && path.file_name().and_then(|n| n.to_str()) == Some(&format!("{session_id}.jsonl"))
 }
 
 #[cfg(test)]

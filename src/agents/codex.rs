@@ -617,19 +617,6 @@ impl Agent for Codex {
         payload["session_id"].as_str()
     }
 
-    fn owns_transcript(&self, session_id: &str, path: &Path) -> bool {
-        // Codex names its rollout `rollout-<time>-<session id>.jsonl`.
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
-        !session_id.is_empty()
-            && path.is_absolute()
-            && !path.components().any(|c| matches!(c, Component::ParentDir))
-            && name.starts_with("rollout-")
-            && name.ends_with(&format!("-{session_id}.jsonl"))
-    }
-
     fn habits(&self) -> Habits {
         // Measured on 0.169.0: SessionStart fires, and the rollout file appears, only when
         // the first prompt is submitted; the MCP client lists tools only. A message typed
@@ -640,6 +627,7 @@ impl Agent for Codex {
             announces_session: false,
             lists_prompts: false,
             joins_closing_turn: true,
+            owns_transcript,
         }
     }
 
@@ -706,6 +694,19 @@ fn link(from: &Path, to: &Path) -> std::io::Result<()> {
         std::os::unix::fs::symlink(from, to)?;
     }
     Ok(())
+}
+
+/// Codex names its rollout `rollout-<time>-<session id>.jsonl`.
+pub fn owns_transcript(session_id: &str, path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    !session_id.is_empty()
+        && path.is_absolute()
+        && !path.components().any(|c| matches!(c, Component::ParentDir))
+        && name.starts_with("rollout-")
+        && name.ends_with(&format!("-{session_id}.jsonl"))
 }
 
 #[cfg(test)]

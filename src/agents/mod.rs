@@ -174,6 +174,23 @@ impl Record {
     }
 }
 
+/// A lifecycle hook as an instance reads it: the CLI session that sent it (when the payload
+/// names one) and what it said.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hook {
+    pub session: Option<String>,
+    pub event: AgentEvent,
+}
+
+impl From<AgentEvent> for Hook {
+    fn from(event: AgentEvent) -> Hook {
+        Hook {
+            session: None,
+            event,
+        }
+    }
+}
+
 /// What a lifecycle hook said, in troupe's terms. Each is an exact transition.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AgentEvent {
@@ -288,7 +305,7 @@ pub struct LaunchPlan {
 }
 
 /// How a CLI behaves at startup, where CLIs differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct Habits {
     /// troupe chooses the CLI's session id before launch (else the CLI makes one up and a
     /// hook names it).
@@ -301,6 +318,9 @@ pub struct Habits {
     /// A prompt submitted while the CLI is still closing a turn may be taken into that turn:
     /// its submit hook, and the stop hook after, name the turn that had just stopped.
     pub joins_closing_turn: bool,
+    /// Whether a transcript path is the one the CLI writes for this session id (a hook that
+    /// names another file is refused).
+    pub owns_transcript: fn(&str, &Path) -> bool,
 }
 
 /// Reads one transcript, line by line; a parser may remember what earlier lines said (the
@@ -361,6 +381,14 @@ pub trait Agent: Send + Sync {
     /// than the instance's own is refused.
     fn hook_session<'a>(&self, payload: &'a Value) -> Option<&'a str>;
 
+    /// A lifecycle hook's payload, with the session that sent it.
+    fn hook(&self, payload: &Value) -> Hook {
+        Hook {
+            session: self.hook_session(payload).map(str::to_string),
+            event: self.hook_event(payload),
+        }
+    }
+
     /// What the permission hook answers: allow or deny (with the reason shown to the model),
     /// or nothing, which leaves the CLI's own dialog for a person at the pane. Claude Code
     /// 2.1.197 and Codex 0.169.0 read the same shape (verified on both: tests/permissions.rs,
@@ -380,7 +408,9 @@ pub trait Agent: Send + Sync {
 
     /// Whether `path`, as a hook names it, can be the transcript of session `session_id`: only
     /// such a path is followed and recorded.
-    fn owns_transcript(&self, session_id: &str, path: &Path) -> bool;
+    fn owns_transcript(&self, session_id: &str, path: &Path) -> bool {
+        (self.habits().owns_transcript)(session_id, path)
+    }
 
     /// How the CLI behaves at startup.
     fn habits(&self) -> Habits;

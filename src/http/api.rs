@@ -621,7 +621,7 @@ async fn send(
 async fn interrupt(
     State(sup): State<Supervisor>,
     Path(id): Path<String>,
-) -> Result<Json<crate::supervisor::instance::InterruptReport>, Error> {
+) -> Result<Json<crate::supervisor::InterruptReport>, Error> {
     Ok(Json(sup.interrupt(&id, None).await?))
 }
 

@@ -13,7 +13,7 @@ use rmcp::service::RequestContext;
 use super::{Troupe, caller, tool_error};
 use crate::db::messages::Message;
 use crate::error::Error;
-use crate::supervisor::instance::InterruptReport;
+use crate::supervisor::InterruptReport;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct SendParams {

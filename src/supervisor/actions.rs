@@ -3,6 +3,32 @@
 use serde_json::Value;
 
 use super::*;
+use crate::states::InterruptOutcome;
+
+/// What an interrupt did, as callers read it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
+pub struct InterruptReport {
+    /// True when the CLI confirmed that the running turn stopped.
+    pub interrupted: bool,
+    pub outcome: InterruptOutcome,
+    /// The message whose turn was stopped, if any.
+    pub message_id: Option<String>,
+    /// What the instance had answered before it stopped.
+    pub partial_response: Option<String>,
+    pub detail: String,
+}
+
+impl From<instance::InterruptAnswer> for InterruptReport {
+    fn from(answer: instance::InterruptAnswer) -> InterruptReport {
+        InterruptReport {
+            interrupted: answer.interrupted(),
+            outcome: answer.outcome,
+            message_id: answer.message_id,
+            partial_response: answer.partial_response,
+            detail: answer.detail,
+        }
+    }
+}
 
 impl Supervisor {
     /// Ends the instance's tmux session but keeps its conversation; a message resumes it.
@@ -135,9 +161,10 @@ impl Supervisor {
         caller: Option<&str>,
     ) -> Result<InterruptReport> {
         self.after_reconcile(instance_id).await;
-        let report = self
+        let report: InterruptReport = self
             .ask(instance_id, "the interrupt", Command::Interrupt)
-            .await?;
+            .await?
+            .into();
         let detail = serde_json::to_value(&report).unwrap_or_default();
         self.done(caller, instance_id, "instance.interrupt", detail)
             .await;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::instance::InterruptReport;
+use super::InterruptReport;
 use super::{SpawnRequest, Supervisor};
 use crate::db::instances::Instance;
 use crate::error::{Error, Result};

@@ -44,7 +44,8 @@ use crate::error::{Error, Result};
 use crate::states::{InstanceState, MessageState};
 use crate::tmux::{SessionSpec, Tmux};
 
-use instance::{Command, InterruptReport, Start};
+pub use actions::InterruptReport;
+use instance::{Command, Start};
 use spawn::{new_instance_id, project_dir, validate_name};
 use watcher::TranscriptWatcher;
 

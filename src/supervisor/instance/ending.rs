@@ -8,7 +8,19 @@ impl Actor {
         if kill {
             let _ = self.shared.tmux.kill_session(&self.session).await;
         }
-        self.shared.instance_failed(&self.id, reason).await;
+        tracing::warn!(instance = %self.id, "failed: {reason}");
+        self.shared
+            .notice("error", format!("{} failed: {reason}", self.id));
+        self.persist(Write::State {
+            state: InstanceState::Failed,
+            reason: reason.to_string(),
+        })
+        .await;
+        self.persist(Write::FailUnfinished {
+            reason: reason.to_string(),
+        })
+        .await;
+        self.finish_writes().await;
         audit::record(
             &self.shared.pool,
             None,
@@ -57,13 +69,17 @@ impl Actor {
             Err(_) if !tmux.has_session(&self.session).await.unwrap_or(false) => {}
             Err(e) => return Err(e.into()),
         }
-        self.shared
-            .fail_messages(&self.id, "the instance was terminated")
-            .await;
+        self.persist(Write::FailUnfinished {
+            reason: "the instance was terminated".into(),
+        })
+        .await;
         self.end_interrupts("the instance was terminated").await;
-        self.shared
-            .set_instance_state(&self.id, InstanceState::Terminated, "terminated on request")
-            .await;
+        self.persist(Write::State {
+            state: InstanceState::Terminated,
+            reason: "terminated on request".into(),
+        })
+        .await;
+        self.finish_writes().await;
         self.forget();
         Ok(())
     }
@@ -79,13 +95,12 @@ impl Actor {
         if self.shared.tmux.has_session(&self.session).await? {
             self.shared.tmux.kill_session(&self.session).await?;
         }
-        self.shared
-            .set_instance_state(
-                &self.id,
-                InstanceState::Suspended,
-                "suspended; the next message resumes it",
-            )
-            .await;
+        self.persist(Write::State {
+            state: InstanceState::Suspended,
+            reason: "suspended; the next message resumes it".into(),
+        })
+        .await;
+        self.finish_writes().await;
         self.forget();
         Ok(())
     }

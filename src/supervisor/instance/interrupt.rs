@@ -4,7 +4,7 @@
 
 use tokio::time::{Duration, Instant};
 
-use super::machine::{Effect, InterruptReport, Look, Machine, Seen};
+use super::machine::{Effect, Hold, InterruptAnswer, Look, Machine, Seen};
 use crate::states::InterruptOutcome;
 
 /// An interrupt key that lands as a turn begins can be lost (measured with Claude Code
@@ -31,23 +31,23 @@ pub(super) struct Pending {
 
 impl Machine {
     pub(super) fn ask_interrupt(&mut self, now: Instant, id: i64) {
-        let refused = if self.interrupt.is_some() {
-            Some("another interrupt is already in progress")
+        let refused = if self.interrupting().is_some() {
+            Some((
+                InterruptOutcome::Unconfirmed,
+                "another interrupt is already in progress",
+            ))
         } else if self.turns.live().is_none() {
-            Some("the instance was idle; there was nothing to interrupt")
+            Some((
+                InterruptOutcome::NotBusy,
+                "the instance was idle; there was nothing to interrupt",
+            ))
         } else {
             None
         };
-        if let Some(detail) = refused {
-            let outcome = if self.interrupt.is_some() {
-                InterruptOutcome::Unconfirmed
-            } else {
-                InterruptOutcome::NotBusy
-            };
+        if let Some((outcome, detail)) = refused {
             self.out.push(Effect::ResolveInterrupt {
                 id,
-                result: Ok(InterruptReport {
-                    interrupted: false,
+                result: Ok(InterruptAnswer {
                     outcome,
                     message_id: None,
                     partial_response: None,
@@ -57,7 +57,9 @@ impl Machine {
             return;
         }
         self.out.push(Effect::PressInterrupt { id });
-        self.interrupt = Some(Pending {
+        // A turn runs, so nothing else holds the instance but a box being cleared or a look
+        // for the CLI, which the interrupt's own looks replace.
+        self.hold = Hold::Interrupting(Pending {
             id,
             message_id: self.live_message(),
             deadline: Some(now + self.limits.interrupt),
@@ -72,7 +74,7 @@ impl Machine {
         if self.withdrawn(now, id, seen) {
             return;
         }
-        let Some(pending) = self.interrupt.as_mut().filter(|p| p.id == id) else {
+        let Some(pending) = self.interrupting_mut().filter(|p| p.id == id) else {
             return;
         };
         if seen.screen.kind == crate::agents::ScreenKind::Busy
@@ -85,7 +87,7 @@ impl Machine {
     }
 
     pub(super) fn interrupt_tick(&mut self, now: Instant) {
-        if let Some(pending) = self.interrupt.as_mut()
+        if let Some(pending) = self.interrupting_mut()
             && pending.again_at.is_some_and(|t| now >= t)
             && pending.deadline.is_some_and(|d| now < d)
         {
@@ -95,7 +97,7 @@ impl Machine {
             self.out.push(Effect::ReadTranscript);
             self.out.push(Effect::Look(Look::InterruptAgain { id }));
         }
-        if let Some(pending) = self.interrupt.as_mut()
+        if let Some(pending) = self.interrupting_mut()
             && pending.deadline.is_some_and(|d| now >= d)
         {
             pending.deadline = None;
@@ -110,7 +112,7 @@ impl Machine {
         if self.withdrawn(now, id, seen) {
             return;
         }
-        if self.interrupt.as_ref().is_some_and(|p| p.id == id) {
+        if self.interrupting().is_some_and(|p| p.id == id) {
             self.resolve_interrupt(
                 InterruptOutcome::Unconfirmed,
                 None,
@@ -128,14 +130,13 @@ impl Machine {
     /// back in the input box (seen on 2.1.197). The screen shows it: the CLI idle, the box not
     /// empty. The turn is over; the box is emptied so the next message is not typed after it.
     fn withdrawn(&mut self, now: Instant, id: i64, seen: &Seen) -> bool {
-        let taken_back = self.interrupt.as_ref().is_some_and(|p| p.id == id)
+        let taken_back = self.interrupting().is_some_and(|p| p.id == id)
             && seen.screen.kind == crate::agents::ScreenKind::Ready
             && seen.screen.input_pending;
         if !taken_back {
             return false;
         }
         self.out.push(Effect::Press(crate::agents::Key::ClearInput));
-        self.clearing = Some((Some(now + CLEAR_CHECK), CLEAR_PRESSES - 1));
         // Answered first: completing the turn with an interrupt pending would report it as
         // finished before the interrupt.
         self.resolve_interrupt(
@@ -144,6 +145,10 @@ impl Machine {
             None,
             "the turn stopped before the model answered; the conversation is kept",
         );
+        self.hold = Hold::Clearing {
+            look_at: Some(now + CLEAR_CHECK),
+            presses_left: CLEAR_PRESSES - 1,
+        };
         if let Some(key) = self.turns.live_key() {
             // The CLI writes nothing for a turn it takes back, so the output marks it here, as
             // a transcript's interrupt record would be.
@@ -167,24 +172,29 @@ impl Machine {
     }
 
     pub(super) fn clearing_tick(&mut self, now: Instant) {
-        if let Some((Some(at), left)) = self.clearing
-            && now >= at
+        if let Hold::Clearing { look_at, .. } = &mut self.hold
+            && look_at.is_some_and(|at| now >= at)
         {
             // No other look until this one is answered.
-            self.clearing = Some((None, left));
+            *look_at = None;
             self.out.push(Effect::Look(Look::Cleared));
         }
     }
 
     pub(super) fn cleared_seen(&mut self, now: Instant, seen: &Seen) {
-        let Some((_, left)) = self.clearing else {
+        let Hold::Clearing {
+            look_at,
+            presses_left,
+        } = &mut self.hold
+        else {
             return;
         };
-        if seen.screen.input_pending && left > 0 {
+        if seen.screen.input_pending && *presses_left > 0 {
+            *look_at = Some(now + CLEAR_CHECK);
+            *presses_left -= 1;
             self.out.push(Effect::Press(crate::agents::Key::ClearInput));
-            self.clearing = Some((Some(now + CLEAR_CHECK), left - 1));
         } else {
-            self.clearing = None;
+            self.hold = Hold::None;
         }
     }
 
@@ -196,13 +206,12 @@ impl Machine {
         partial_response: Option<String>,
         detail: &str,
     ) {
-        let Some(pending) = self.interrupt.take() else {
+        let Some(pending) = self.take_interrupt() else {
             return;
         };
         self.out.push(Effect::ResolveInterrupt {
             id: pending.id,
-            result: Ok(InterruptReport {
-                interrupted: outcome == InterruptOutcome::Confirmed,
+            result: Ok(InterruptAnswer {
                 outcome,
                 message_id: message_id.or(pending.message_id),
                 partial_response,

@@ -13,12 +13,12 @@ use std::path::PathBuf;
 use serde_json::Value;
 use tokio::time::{Duration, Instant};
 
-use crate::agents::{AgentEvent, Habits, Key, Record, Screen};
+use crate::agents::{AgentEvent, Habits, Hook, Key, Record, Screen};
 use crate::states::{InstanceState, InterruptOutcome, MessageState};
 use crate::supervisor::McpList;
 
 use super::startup::Startup;
-use super::turn::{KnownMessage, Turns};
+use super::turn::Turns;
 
 /// Time limits from the server's config.
 #[derive(Debug, Clone, Copy)]
@@ -90,18 +90,29 @@ pub struct Seen {
     pub tail: String,
 }
 
+/// A message the database knows of when the task starts, as a replayed transcript is matched
+/// to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Known {
+    pub id: String,
+    pub text: String,
+    /// The prompt the CLI named for it, once it did.
+    pub prompt_id: Option<String>,
+    pub state: MessageState,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
     /// What the database knows of the instance's messages, at the task's start; and, when
     /// reattaching, the transcript to replay.
     Restore {
-        messages: Vec<KnownMessage>,
+        messages: Vec<Known>,
         transcript: Option<PathBuf>,
     },
     /// A message was queued.
     Queued(Queued),
     /// A lifecycle hook.
-    Hook(AgentEvent),
+    Hook(Hook),
     /// New transcript lines. `history` is set for the first read of a file, whose turns
     /// happened before troupe followed it.
     Records { records: Vec<Record>, history: bool },
@@ -130,10 +141,8 @@ pub enum Input {
 }
 
 /// What an interrupt did.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
-pub struct InterruptReport {
-    /// True when the CLI confirmed that the running turn stopped.
-    pub interrupted: bool,
+#[derive(Debug, Clone, PartialEq)]
+pub struct InterruptAnswer {
     pub outcome: InterruptOutcome,
     /// The message whose turn was stopped, if any.
     pub message_id: Option<String>,
@@ -142,11 +151,21 @@ pub struct InterruptReport {
     pub detail: String,
 }
 
+impl InterruptAnswer {
+    /// The CLI confirmed that the running turn stopped.
+    pub fn interrupted(&self) -> bool {
+        self.outcome == InterruptOutcome::Confirmed
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// Follow this transcript file (and record its path); answer with its lines so far as
     /// `Records { history: true }`.
     Follow(PathBuf),
+    /// Record the session id the CLI named in its first hook (a CLI that makes its own up):
+    /// it resumes the conversation later.
+    AdoptSession(String),
     /// Read new transcript lines now (a file event may have been missed).
     ReadTranscript,
     /// Record the message as submitted, then type it and submit it.
@@ -189,7 +208,7 @@ pub enum Effect {
     },
     ResolveInterrupt {
         id: i64,
-        result: Result<InterruptReport, String>,
+        result: Result<InterruptAnswer, String>,
     },
     /// The instance is ready for messages (answers a waiting spawn).
     Ready,
@@ -225,84 +244,120 @@ pub const SUBMIT_ACK_LATE: Duration = Duration::from_millis(750);
 /// process a resume replaced: look at the pane after this long instead of trusting the hook.
 pub const EXIT_CHECK_DELAY: Duration = Duration::from_millis(500);
 
+/// Where the instance is in its life. Together with [`Hold`] and the live turn it decides
+/// whether the next message may be typed: only `Running`, with nothing held and no turn.
+#[derive(Debug)]
+pub(super) enum Phase {
+    /// Launch to ready: dialogs, the session, the MCP client's lists.
+    Starting(Startup),
+    /// Reattached to a CLI that kept running: its transcript is replayed before anything
+    /// else happens.
+    Replaying,
+    /// Messages typed before a restart that the transcript never showed: a look at the screen
+    /// says what became of them before anything new is typed.
+    Recovering,
+    /// Up and taking messages.
+    Running,
+    /// The task is over, and why.
+    Done(End),
+}
+
+/// Why an instance's task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// It cannot go on ([`Effect::Fail`]).
+    Failed,
+    /// The CLI exited; its conversation waits for a resume ([`Effect::Exit`]).
+    Exited,
+    /// The CLI starts again with its conversation ([`Effect::Relaunch`]).
+    Relaunching,
+}
+
+/// What keeps an instance from taking the next message, besides a turn of its own. One at a
+/// time: each begins only when the one before has ended (or replaces it, see
+/// `ask_interrupt`).
+#[derive(Debug)]
+pub(super) enum Hold {
+    None,
+    /// The interrupt key was pressed; the CLI has not confirmed the stop yet.
+    Interrupting(super::interrupt::Pending),
+    /// Text the CLI put back in its input box is being cleared.
+    Clearing {
+        /// When to look at the box again (None while a look is out).
+        look_at: Option<Instant>,
+        /// How many more times the clear key may be pressed.
+        presses_left: u32,
+    },
+    /// A tmux command failed: nothing is typed until a look says the CLI is still there.
+    CheckingAlive,
+}
+
 pub struct Machine {
     pub(super) limits: Limits,
     pub(super) habits: Habits,
-    pub(super) startup: Option<Startup>,
+    /// The CLI's session id: hooks of any other session are refused. Empty until a CLI that
+    /// makes its own up names it.
+    pub(super) session: String,
+    pub(super) phase: Phase,
+    pub(super) hold: Hold,
     pub(super) turns: Turns,
     pub(super) queue: VecDeque<Queued>,
-    pub(super) interrupt: Option<super::interrupt::Pending>,
+    /// The live turn waits on a permission question.
     pub(super) waiting_permission: bool,
     /// The transcript being followed.
     pub(super) transcript: Option<PathBuf>,
-    /// Messages typed before a restart, not seen in the transcript: blocks delivery until the
-    /// screen says what became of them.
+    /// Messages typed before a restart, not seen in the transcript: what `Recovering` looks
+    /// for.
     pub(super) unacknowledged: Vec<String>,
-    pub(super) recovering: bool,
-    /// A tmux command failed: nothing is typed until a look says the CLI is still there.
-    pub(super) checking_alive: bool,
-    /// Text the CLI put back in its input box is being cleared: when to look again, and how
-    /// many more times the key may be pressed.
-    pub(super) clearing: Option<(Option<Instant>, u32)>,
-    /// A reattach replays the transcript before anything else happens.
-    pub(super) reattaching: bool,
     pub(super) exit_check: Option<Instant>,
     pub(super) reported: Option<InstanceState>,
     pub(super) ready_pending: bool,
     /// Why the CLI must start again once no turn runs.
     pub(super) relaunch: Option<String>,
-    pub(super) done: bool,
     pub(super) out: Vec<Effect>,
 }
 
 impl Machine {
-    pub fn new(limits: Limits, begin: Begin, now: Instant) -> Machine {
-        let startup = match begin {
-            Begin::Launch { resumed } => Some(Startup::new(now + limits.startup, now, resumed)),
-            Begin::Reattach => None,
+    pub fn new(
+        limits: Limits,
+        habits: Habits,
+        begin: Begin,
+        session: String,
+        now: Instant,
+    ) -> Machine {
+        let mut phase = match begin {
+            Begin::Launch { resumed } => {
+                Phase::Starting(Startup::new(now + limits.startup, now, resumed))
+            }
+            Begin::Reattach => Phase::Replaying,
         };
+        if !habits.lists_prompts
+            && let Phase::Starting(startup) = &mut phase
+        {
+            startup.lists_tools_only();
+        }
         Machine {
             limits,
-            habits: Habits {
-                session_id_chosen: true,
-                announces_session: true,
-                lists_prompts: true,
-                joins_closing_turn: false,
-            },
-            startup,
+            habits,
+            session,
+            phase,
+            hold: Hold::None,
             turns: Turns::default(),
             queue: VecDeque::new(),
-            interrupt: None,
             waiting_permission: false,
             transcript: None,
             unacknowledged: Vec::new(),
-            recovering: false,
-            checking_alive: false,
-            clearing: None,
-            reattaching: begin == Begin::Reattach,
             exit_check: None,
             reported: None,
             ready_pending: false,
             relaunch: None,
-            done: false,
             out: Vec::new(),
         }
     }
 
-    /// How the CLI behaves where CLIs differ (Claude Code's ways unless told otherwise).
-    pub fn with_habits(mut self, habits: Habits) -> Machine {
-        self.habits = habits;
-        if !habits.lists_prompts
-            && let Some(startup) = self.startup.as_mut()
-        {
-            startup.lists_tools_only();
-        }
-        self
-    }
-
     /// Feeds one input; returns what to do, in order.
     pub fn step(&mut self, now: Instant, input: Input) -> Vec<Effect> {
-        if self.done {
+        if self.is_done() {
             return Vec::new();
         }
         match input {
@@ -322,8 +377,7 @@ impl Machine {
                 for record in records {
                     self.on_record(now, record, history);
                 }
-                if history && self.reattaching {
-                    self.reattaching = false;
+                if history && matches!(self.phase, Phase::Replaying) {
                     self.after_replay();
                 }
             }
@@ -332,14 +386,16 @@ impl Machine {
             Input::Tick => self.on_tick(now),
             Input::InterruptAsked { id } => self.ask_interrupt(now, id),
             Input::DeliveryFailed { message_id, error } => {
+                let reason = format!("could not type the message into tmux: {error}");
                 self.turns.drop_live_for(&message_id);
-                self.finish(
-                    &message_id,
-                    MessageState::Failed,
-                    None,
-                    &format!("could not type the message into tmux: {error}"),
-                );
-                self.checking_alive = true;
+                self.finish(&message_id, MessageState::Failed, None, &reason);
+                if let Some(pending) = self.take_interrupt() {
+                    self.out.push(Effect::ResolveInterrupt {
+                        id: pending.id,
+                        result: Err(reason),
+                    });
+                }
+                self.hold = Hold::CheckingAlive;
                 self.out.push(Effect::Look(Look::Alive));
             }
             Input::ProcessExited => self.out.push(Effect::Look(Look::Alive)),
@@ -356,8 +412,8 @@ impl Machine {
             Input::PermissionAnswered => self.waiting_permission = false,
             Input::RelaunchAsked { reason } => self.relaunch = Some(reason),
             Input::InterruptKeyFailed { id, error } => {
-                if self.interrupt.as_ref().is_some_and(|p| p.id == id) {
-                    self.interrupt = None;
+                if self.interrupting().is_some_and(|p| p.id == id) {
+                    self.hold = Hold::None;
                 }
                 self.out.push(Effect::ResolveInterrupt {
                     id,
@@ -366,7 +422,7 @@ impl Machine {
             }
         }
         self.settle(now);
-        if std::mem::take(&mut self.ready_pending) && !self.done {
+        if std::mem::take(&mut self.ready_pending) && !self.is_done() {
             self.out.push(Effect::Ready);
         }
         std::mem::take(&mut self.out)
@@ -374,15 +430,21 @@ impl Machine {
 
     /// The earliest time the machine wants a [`Input::Tick`].
     pub fn next_deadline(&self) -> Option<Instant> {
-        if self.done {
-            return None;
-        }
+        let (hold_a, hold_b) = match &self.hold {
+            Hold::Interrupting(p) => (p.deadline, p.again_at),
+            Hold::Clearing { look_at, .. } => (*look_at, None),
+            Hold::None | Hold::CheckingAlive => (None, None),
+        };
+        let startup = match &self.phase {
+            Phase::Done(_) => return None,
+            Phase::Starting(startup) => startup.next_deadline(),
+            _ => None,
+        };
         [
-            self.startup.as_ref().and_then(Startup::next_deadline),
+            startup,
             self.turns.next_deadline(),
-            self.interrupt.as_ref().and_then(|p| p.deadline),
-            self.interrupt.as_ref().and_then(|p| p.again_at),
-            self.clearing.and_then(|(at, _)| at),
+            hold_a,
+            hold_b,
             self.exit_check,
         ]
         .into_iter()
@@ -392,12 +454,20 @@ impl Machine {
 
     /// The task has nothing more to do (the instance failed).
     pub fn is_done(&self) -> bool {
-        self.done
+        matches!(self.phase, Phase::Done(_))
+    }
+
+    /// Why the task ended, once it has.
+    pub fn ended(&self) -> Option<End> {
+        match self.phase {
+            Phase::Done(end) => Some(end),
+            _ => None,
+        }
     }
 
     /// A turn is running (or a typed message waits for the CLI).
     pub fn busy(&self) -> bool {
-        self.turns.live().is_some() || self.interrupt.is_some()
+        self.turns.live().is_some() || self.interrupting().is_some()
     }
 
     /// The message of the running turn.
@@ -406,16 +476,54 @@ impl Machine {
     }
 
     pub fn starting(&self) -> bool {
-        self.startup.is_some()
+        matches!(self.phase, Phase::Starting(_))
     }
 
-    fn restore(&mut self, messages: Vec<KnownMessage>, transcript: Option<PathBuf>) {
+    pub(super) fn startup_mut(&mut self) -> Option<&mut Startup> {
+        match &mut self.phase {
+            Phase::Starting(startup) => Some(startup),
+            _ => None,
+        }
+    }
+
+    pub(super) fn interrupting(&self) -> Option<&super::interrupt::Pending> {
+        match &self.hold {
+            Hold::Interrupting(pending) => Some(pending),
+            _ => None,
+        }
+    }
+
+    pub(super) fn interrupting_mut(&mut self) -> Option<&mut super::interrupt::Pending> {
+        match &mut self.hold {
+            Hold::Interrupting(pending) => Some(pending),
+            _ => None,
+        }
+    }
+
+    /// Ends the pending interrupt's hold and hands it over to be answered.
+    pub(super) fn take_interrupt(&mut self) -> Option<super::interrupt::Pending> {
+        match std::mem::replace(&mut self.hold, Hold::None) {
+            Hold::Interrupting(pending) => Some(pending),
+            other => {
+                self.hold = other;
+                None
+            }
+        }
+    }
+
+    /// Ends the task.
+    fn end(&mut self, end: End) {
+        self.phase = Phase::Done(end);
+        self.hold = Hold::None;
+    }
+
+    fn restore(&mut self, messages: Vec<Known>, transcript: Option<PathBuf>) {
         for m in &messages {
             match m.state {
                 MessageState::Queued if !self.queue.iter().any(|q| q.id == m.id) => {
                     self.queue.push_back(Queued {
                         id: m.id.clone(),
-                        text: m.content.clone(),
+                        text: m.text.clone(),
                     });
                 }
                 MessageState::Submitted => self.unacknowledged.push(m.id.clone()),
@@ -428,8 +536,7 @@ impl Machine {
             .collect();
         if let Some(path) = transcript {
             self.follow(path);
-        } else if self.reattaching {
-            self.reattaching = false;
+        } else if matches!(self.phase, Phase::Replaying) {
             self.after_replay();
         }
     }
@@ -449,20 +556,25 @@ impl Machine {
         self.start_recovery();
     }
 
-    /// Messages typed before a restart that the transcript never showed.
+    /// Up after a start or a replay: recovering first if messages typed before a restart are
+    /// not in the transcript.
     pub(super) fn start_recovery(&mut self) {
         let turns = &self.turns;
         self.unacknowledged.retain(|id| !turns.has_message(id));
         if self.unacknowledged.is_empty() {
             self.turns.known.clear();
+            self.phase = Phase::Running;
         } else {
-            self.recovering = true;
+            self.phase = Phase::Recovering;
             self.out.push(Effect::Look(Look::Recover));
         }
     }
 
     fn recover(&mut self, now: Instant, seen: &Seen) {
-        self.recovering = false;
+        if !matches!(self.phase, Phase::Recovering) {
+            return;
+        }
+        self.phase = Phase::Running;
         let pending = std::mem::take(&mut self.unacknowledged);
         if seen.alive != Alive::Running {
             self.cli_gone(seen);
@@ -493,13 +605,60 @@ impl Machine {
         self.turns.known.clear();
     }
 
-    fn on_hook(&mut self, now: Instant, event: AgentEvent) {
+    /// A hook counts only if it comes from the instance's own CLI session and names the
+    /// instance's own transcript: anything else could be another process speaking for it.
+    fn accept_hook(&mut self, hook: Hook) -> Option<AgentEvent> {
+        if let Some(session) = hook.session {
+            if self.session.is_empty() {
+                if usable_session_id(&session) {
+                    self.session = session.clone();
+                    self.out.push(Effect::AdoptSession(session.clone()));
+                } else {
+                    self.out.push(Effect::Warn(
+                        "a hook named a session id troupe cannot use; ignored".into(),
+                    ));
+                }
+            }
+            if session != self.session {
+                self.out.push(Effect::Warn(format!(
+                    "a hook of another CLI session ({session}); refused"
+                )));
+                self.out.push(Effect::Audit {
+                    kind: "instance.hook_refused".into(),
+                    detail: serde_json::json!({ "session_id": session }),
+                });
+                return None;
+            }
+        }
+        let mut event = hook.event;
+        if let AgentEvent::SessionStarted {
+            transcript: transcript @ Some(_),
+        } = &mut event
+            && let Some(path) =
+                transcript.take_if(|p| !(self.habits.owns_transcript)(&self.session, p))
+        {
+            self.out.push(Effect::Warn(format!(
+                "a hook named a transcript not the instance's own ({}); refused",
+                path.display()
+            )));
+            self.out.push(Effect::Audit {
+                kind: "instance.hook_refused".into(),
+                detail: serde_json::json!({ "transcript_path": path.display().to_string() }),
+            });
+        }
+        Some(event)
+    }
+
+    fn on_hook(&mut self, now: Instant, hook: Hook) {
+        let Some(event) = self.accept_hook(hook) else {
+            return;
+        };
         match event {
             AgentEvent::SessionStarted { transcript } => {
                 if let Some(path) = transcript {
                     self.follow(path);
                 }
-                if let Some(startup) = self.startup.as_mut() {
+                if let Some(startup) = self.startup_mut() {
                     startup.session_started(now);
                 }
                 self.ready_if_started(now);
@@ -521,7 +680,7 @@ impl Machine {
                 });
             }
             AgentEvent::SessionEnded => {
-                if self.startup.is_none() {
+                if !self.starting() {
                     self.exit_check = Some(now + EXIT_CHECK_DELAY);
                 }
             }
@@ -539,7 +698,9 @@ impl Machine {
             Look::InterruptAgain { id } => self.interrupt_again_seen(now, id, &seen),
             Look::Cleared => self.cleared_seen(now, &seen),
             Look::Alive => {
-                self.checking_alive = false;
+                if matches!(self.hold, Hold::CheckingAlive) {
+                    self.hold = Hold::None;
+                }
                 if seen.alive != Alive::Running {
                     self.cli_gone(&seen);
                 }
@@ -562,7 +723,7 @@ impl Machine {
     pub(super) fn cli_gone(&mut self, seen: &Seen) {
         let reason = match seen.alive {
             Alive::NoSession => "its tmux session is gone".to_string(),
-            _ if self.startup.is_some() => {
+            _ if self.starting() => {
                 format!(
                     "the CLI exited while starting; screen ends with: {}",
                     seen.tail
@@ -571,11 +732,11 @@ impl Machine {
             _ => format!("the CLI exited; screen ends with: {}", seen.tail),
         };
         // One that never started failed; one that ran can be resumed.
-        if self.startup.is_some() {
+        if self.starting() {
             self.fail(&reason, false);
             return;
         }
-        if let Some(pending) = self.interrupt.take() {
+        if let Some(pending) = self.take_interrupt() {
             self.out.push(Effect::ResolveInterrupt {
                 id: pending.id,
                 result: Err(reason.clone()),
@@ -585,23 +746,22 @@ impl Machine {
             self.finish(&message_id, MessageState::Failed, partial, &reason);
         }
         self.reported = Some(InstanceState::Exited);
-        self.done = true;
+        self.end(End::Exited);
         self.out.push(Effect::Exit { reason });
     }
 
     /// The instance cannot go on. Its messages are failed by the effect's executor; a
     /// pending interrupt gets the reason.
     pub(super) fn fail(&mut self, reason: &str, kill: bool) {
-        if let Some(pending) = self.interrupt.take() {
+        if let Some(pending) = self.take_interrupt() {
             self.out.push(Effect::ResolveInterrupt {
                 id: pending.id,
                 result: Err(reason.to_string()),
             });
         }
-        self.startup = None;
         self.turns.clear_live();
         self.reported = Some(InstanceState::Failed);
-        self.done = true;
+        self.end(End::Failed);
         self.out.push(Effect::Fail {
             reason: reason.to_string(),
             kill,
@@ -638,20 +798,18 @@ impl Machine {
     /// free. Runs after every input, so a replayed history is folded in before anything new
     /// is typed.
     fn settle(&mut self, now: Instant) {
-        // Nothing is reported or typed before a reattach's replay says what the CLI is doing.
-        if self.done || self.startup.is_some() || self.reattaching {
-            return;
-        }
+        let free = match (&self.phase, &self.hold) {
+            // Nothing is reported or typed before the CLI is up, or before a reattach's
+            // replay says what it is doing.
+            (Phase::Starting(_) | Phase::Replaying | Phase::Done(_), _) => return,
+            (Phase::Running, Hold::None) => self.turns.live().is_none(),
+            (Phase::Recovering | Phase::Running, _) => false,
+        };
         if self.turns.live().is_none() {
             self.waiting_permission = false;
         }
-        let free = self.turns.live().is_none()
-            && self.interrupt.is_none()
-            && !self.recovering
-            && !self.checking_alive
-            && self.clearing.is_none();
         if free && let Some(reason) = self.relaunch.take() {
-            self.done = true;
+            self.end(End::Relaunching);
             self.out.push(Effect::Relaunch { reason });
             return;
         }
@@ -671,4 +829,12 @@ impl Machine {
             self.report(InstanceState::Busy, "working on a turn");
         }
     }
+}
+
+/// A session id a CLI names goes on its command line to resume: only plain ids are kept.
+fn usable_session_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && !id.starts_with('-')
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }

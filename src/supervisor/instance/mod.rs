@@ -29,7 +29,7 @@ use tokio::time::Instant;
 
 use super::{Event, Shared};
 use crate::agents::transcript::TranscriptReader;
-use crate::agents::{Agent, AgentEvent, Block, Key, Record, RecordParser, TypeStep};
+use crate::agents::{Agent, Block, Key, Record, RecordParser, TypeStep};
 use crate::db::audit;
 use crate::db::instances::Instance;
 use crate::db::interrupts::Interrupt;
@@ -41,8 +41,8 @@ use crate::pricing;
 use crate::process::ExitWatch;
 use crate::states::{InstanceState, InterruptOutcome, MessageState};
 
-pub use machine::InterruptReport;
-use machine::{Alive, Begin, Effect, Input, Limits, Look, Machine, Queued, Seen};
+pub use machine::InterruptAnswer;
+use machine::{Alive, Begin, Effect, End, Input, Limits, Look, Machine, Queued, Seen};
 use writes::{Unwritten, Write};
 
 pub enum Command {
@@ -57,7 +57,7 @@ pub enum Command {
     Hook(Value),
     /// The CLI's MCP client received one of troupe's lists.
     McpList(super::McpList),
-    Interrupt(oneshot::Sender<Result<InterruptReport>>),
+    Interrupt(oneshot::Sender<Result<InterruptAnswer>>),
     Terminate(oneshot::Sender<Result<()>>),
     /// End the tmux session but keep the conversation for a later `--resume`.
     Suspend(oneshot::Sender<Result<()>>),
@@ -94,8 +94,6 @@ pub struct Actor {
     shared: Arc<Shared>,
     id: String,
     session: String,
-    /// The CLI's own session id: a hook naming another session's transcript is refused.
-    agent_session: String,
     agent: Arc<dyn Agent>,
     tx: mpsc::UnboundedSender<Command>,
     machine: Machine,
@@ -103,7 +101,7 @@ pub struct Actor {
     /// Reads the followed transcript's lines (started afresh with each file).
     parser: Box<dyn RecordParser>,
     ready: Option<oneshot::Sender<Result<()>>>,
-    interrupts: HashMap<i64, oneshot::Sender<Result<InterruptReport>>>,
+    interrupts: HashMap<i64, oneshot::Sender<Result<InterruptAnswer>>>,
     /// Ends when the CLI's process does.
     exit: Option<ExitWatch>,
     /// Rows not yet written, oldest first.
@@ -112,12 +110,9 @@ pub struct Actor {
     ready_said: bool,
     /// Interrupt answers, sent when the step that decided them is carried out.
     answers: Vec<(
-        oneshot::Sender<Result<InterruptReport>>,
-        Result<InterruptReport>,
+        oneshot::Sender<Result<InterruptAnswer>>,
+        Result<InterruptAnswer>,
     )>,
-    /// The task ended to start the CLI again; commands that reached it meanwhile go on to
-    /// the new task.
-    relaunched: bool,
 }
 
 impl Actor {
@@ -146,19 +141,23 @@ impl Actor {
             } => (Begin::Reattach, None, Some(transcript), relaunch),
         };
         let actor = Actor {
-            machine: Machine::new(limits, begin, Instant::now()).with_habits(agent.habits()),
+            machine: Machine::new(
+                limits,
+                agent.habits(),
+                begin,
+                inst.agent_session_id.clone(),
+                Instant::now(),
+            ),
             parser: agent.parser(),
             shared: shared.clone(),
             id: inst.id.clone(),
             session: inst.tmux_session.clone(),
-            agent_session: inst.agent_session_id.clone(),
             agent,
             tx,
             transcript: None,
             ready,
             interrupts: HashMap::new(),
             exit: None,
-            relaunched: false,
             unwritten: Unwritten::default(),
             ready_said: false,
             answers: Vec::new(),
@@ -178,6 +177,15 @@ impl Actor {
                 if let Some(reason) = relaunch {
                     self.feed(Input::RelaunchAsked { reason }).await;
                 }
+                let messages = messages
+                    .into_iter()
+                    .map(|m| machine::Known {
+                        id: m.id,
+                        text: m.content,
+                        prompt_id: m.prompt_id,
+                        state: m.state,
+                    })
+                    .collect();
                 self.feed(Input::Restore {
                     messages,
                     transcript,
@@ -225,19 +233,9 @@ impl Actor {
                 _ = shutdown.cancelled() => break,
             }
         }
-        if self.unwritten.len() > 0 {
-            self.unwritten.due_now();
-            self.flush().await;
-            if self.unwritten.len() > 0 {
-                tracing::error!(
-                    instance = %self.id,
-                    unwritten = self.unwritten.len(),
-                    "the task ends with rows the database would not take"
-                );
-            }
-        }
+        self.finish_writes().await;
         self.detach();
-        if self.relaunched {
+        if self.machine.ended() == Some(End::Relaunching) {
             self.hand_over(&mut rx);
         }
     }
@@ -272,47 +270,14 @@ impl Actor {
                 }
             }
             Command::Hook(payload) => {
-                self.adopt_session(&payload).await;
-                if let Some(other) = self
-                    .agent
-                    .hook_session(&payload)
-                    .filter(|s| *s != self.agent_session)
-                {
-                    tracing::warn!(instance = %self.id, session = other, "hook of another CLI session; refused");
-                    audit::record(
-                        &self.shared.pool,
-                        None,
-                        Some(&self.id),
-                        "instance.hook_refused",
-                        serde_json::json!({ "session_id": other }),
-                    )
-                    .await;
-                    return;
-                }
-                let mut event = self.agent.hook_event(&payload);
-                if let AgentEvent::SessionStarted {
-                    transcript: transcript @ Some(_),
-                } = &mut event
-                    && let Some(path) =
-                        transcript.take_if(|p| !self.agent.owns_transcript(&self.agent_session, p))
-                {
-                    tracing::warn!(instance = %self.id, path = %path.display(), "hook named a transcript not the instance's own; refused");
-                    audit::record(
-                        &self.shared.pool,
-                        None,
-                        Some(&self.id),
-                        "instance.hook_refused",
-                        serde_json::json!({ "transcript_path": path.display().to_string() }),
-                    )
-                    .await;
-                }
-                tracing::debug!(instance = %self.id, ?event, "hook");
+                let hook = self.agent.hook(&payload);
+                tracing::debug!(instance = %self.id, ?hook, "hook");
                 // What the transcript already holds comes first: a hook is often the
                 // quicker signal of the two, and never the earlier event.
                 if let Some(input) = self.read_transcript(false) {
                     self.feed(input).await;
                 }
-                self.feed(Input::Hook(event)).await;
+                self.feed(Input::Hook(hook)).await;
             }
             Command::McpList(list) => self.feed(Input::McpListed(list)).await,
             Command::ProcessExited => self.feed(Input::ProcessExited).await,
@@ -361,9 +326,11 @@ impl Actor {
     }
 
     async fn carry_out(&mut self, effect: Effect) -> Option<Input> {
-        let pool = &self.shared.pool;
+        let shared = self.shared.clone();
+        let pool = &shared.pool;
         match effect {
             Effect::Follow(path) => return self.follow(path).await,
+            Effect::AdoptSession(id) => self.persist(Write::Session { id }).await,
             Effect::ReadTranscript => return self.read_transcript(false),
             Effect::Deliver { message_id, text } => {
                 return self.deliver(message_id, text).await;
@@ -460,9 +427,12 @@ impl Actor {
                 tracing::warn!(instance = %self.id, "exited: {reason}");
                 self.shared
                     .notice("error", format!("{} exited: {reason}", self.id));
-                self.shared
-                    .set_instance_state(&self.id, InstanceState::Exited, &reason)
-                    .await;
+                self.persist(Write::State {
+                    state: InstanceState::Exited,
+                    reason: reason.clone(),
+                })
+                .await;
+                self.finish_writes().await;
                 audit::record(
                     pool,
                     None,
@@ -487,7 +457,6 @@ impl Actor {
                 tracing::info!(instance = %self.id, "starting the CLI again: {reason}");
                 // The new task follows the same transcript; this one lets go of it first.
                 self.detach();
-                self.relaunched = true;
                 let sup = super::Supervisor {
                     shared: self.shared.clone(),
                 };
@@ -502,35 +471,6 @@ impl Actor {
             Effect::Warn(text) => tracing::warn!(instance = %self.id, "{text}"),
         }
         None
-    }
-
-    /// A CLI that names its own sessions reports the id in its first hook (Codex, with its
-    /// first prompt): the instance takes it, and from then on hooks of any other session are
-    /// refused. The id is checked before it is kept: it goes on the CLI's command line to
-    /// resume.
-    async fn adopt_session(&mut self, payload: &serde_json::Value) {
-        if !self.agent_session.is_empty() {
-            return;
-        }
-        let Some(session) = self.agent.hook_session(payload) else {
-            return;
-        };
-        let plain = !session.is_empty()
-            && session.len() <= 64
-            && !session.starts_with('-')
-            && session
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-');
-        if !plain {
-            tracing::warn!(instance = %self.id, "hook named a session id troupe cannot use; ignored");
-            return;
-        }
-        match Instance::adopt_agent_session(&self.shared.pool, &self.id, session).await {
-            Ok(_) => self.agent_session = session.to_string(),
-            Err(e) => {
-                tracing::error!(instance = %self.id, error = %e, "cannot record the CLI's session id")
-            }
-        }
     }
 
     async fn follow(&mut self, path: PathBuf) -> Option<Input> {

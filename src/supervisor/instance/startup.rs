@@ -4,7 +4,7 @@
 
 use tokio::time::{Duration, Instant};
 
-use super::machine::{Alive, Effect, Look, Machine, Seen};
+use super::machine::{Alive, Effect, Look, Machine, Phase, Seen};
 use crate::agents::ScreenKind;
 use crate::supervisor::McpList;
 
@@ -85,7 +85,7 @@ impl Startup {
 
 impl Machine {
     pub(super) fn startup_tick(&mut self, now: Instant) {
-        let Some(startup) = self.startup.as_mut() else {
+        let Some(startup) = self.startup_mut() else {
             return;
         };
         if !startup.timed_out && now >= startup.deadline {
@@ -102,7 +102,7 @@ impl Machine {
     }
 
     pub(super) fn startup_seen(&mut self, now: Instant, look: Look, seen: &Seen) {
-        if self.startup.is_none() {
+        if !self.starting() {
             return;
         }
         if seen.alive != Alive::Running {
@@ -126,7 +126,7 @@ impl Machine {
         if seen.screen.kind == ScreenKind::Ready && !self.habits.announces_session {
             // This CLI's session-started hook waits for the first prompt: its input box is
             // the sign that it started.
-            if let Some(startup) = self.startup.as_mut() {
+            if let Some(startup) = self.startup_mut() {
                 startup.session_started(now);
             }
             self.ready_if_started(now);
@@ -140,7 +140,7 @@ impl Machine {
             });
             next = now + DIALOG_REDRAW;
         }
-        if let Some(startup) = self.startup.as_mut()
+        if let Some(startup) = self.startup_mut()
             && startup.grace_end.is_none()
         {
             startup.next_look = Some(next);
@@ -148,7 +148,7 @@ impl Machine {
     }
 
     pub(super) fn on_mcp_list(&mut self, now: Instant, list: McpList) {
-        if let Some(startup) = self.startup.as_mut()
+        if let Some(startup) = self.startup_mut()
             && !startup.lists.contains(&list)
         {
             startup.lists.push(list);
@@ -160,15 +160,18 @@ impl Machine {
     /// Ready once the session started and its MCP client knows troupe's tools (or that
     /// client took too long).
     pub(super) fn ready_if_started(&mut self, now: Instant) {
-        let ready = self.startup.as_ref().is_some_and(|s| {
-            s.grace_end.is_some_and(|grace_end| {
-                now >= grace_end || s.settled_at().is_some_and(|t| now >= t)
-            })
+        let Phase::Starting(startup) = &self.phase else {
+            return;
+        };
+        let ready = startup.grace_end.is_some_and(|grace_end| {
+            now >= grace_end || startup.settled_at().is_some_and(|t| now >= t)
         });
         if !ready {
             return;
         }
-        let startup = self.startup.take().expect("checked");
+        let Phase::Starting(startup) = std::mem::replace(&mut self.phase, Phase::Running) else {
+            unreachable!("matched above")
+        };
         if startup.lists.len() < startup.lists_needed {
             self.out.push(Effect::Warn(
                 "the CLI's MCP client did not list troupe's tools; it may not reach troupe".into(),

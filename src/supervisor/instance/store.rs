@@ -48,6 +48,22 @@ impl Actor {
         }
     }
 
+    /// One last try at what is left, before the task answers that it ended (or ends).
+    pub(super) async fn finish_writes(&mut self) {
+        if self.unwritten.len() == 0 {
+            return;
+        }
+        self.unwritten.due_now();
+        self.flush().await;
+        if self.unwritten.len() > 0 {
+            tracing::error!(
+                instance = %self.id,
+                unwritten = self.unwritten.len(),
+                "the task ends with rows the database would not take"
+            );
+        }
+    }
+
     pub(super) async fn write(&self, write: &Write) -> Result<()> {
         let pool = &self.shared.pool;
         match write {
@@ -73,6 +89,14 @@ impl Actor {
                 outcome,
                 detail,
             } => Interrupt::record_outcome(pool, *id, *outcome, detail).await?,
+            Write::Session { id } => {
+                Instance::adopt_agent_session(pool, &self.id, id).await?;
+            }
+            Write::FailUnfinished { reason } => {
+                for message_id in Message::fail_unfinished(pool, &self.id, reason).await? {
+                    self.publish_message(&message_id, MessageState::Failed);
+                }
+            }
         }
         Ok(())
     }
@@ -112,7 +136,10 @@ impl Actor {
             } => self.shared.publish(Event::Usage {
                 instance_id: self.id.clone(),
             }),
-            Write::Output { .. } | Write::Interrupt { .. } => {}
+            Write::Output { .. }
+            | Write::Interrupt { .. }
+            | Write::Session { .. }
+            | Write::FailUnfinished { .. } => {}
         }
     }
 

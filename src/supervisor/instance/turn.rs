@@ -16,7 +16,7 @@ use crate::agents::AgentEvent;
 use crate::agents::{Key, Record};
 use crate::states::{InstanceState, InterruptOutcome, MessageState};
 
-pub use crate::db::messages::KnownMessage;
+use super::machine::Known;
 
 mod hooks;
 mod transcript;
@@ -107,7 +107,7 @@ pub(crate) struct Turns {
     /// Replies and tool results read before their turn's prompt.
     orphans: Vec<Record>,
     /// Messages from the database, while a restart is being reconciled.
-    pub(super) known: Vec<KnownMessage>,
+    pub(super) known: Vec<Known>,
 }
 
 impl Turns {
@@ -259,13 +259,13 @@ impl Turns {
         self.known
             .iter()
             .find(|m| m.id == id)
-            .map(|m| m.content.clone())
+            .map(|m| m.text.clone())
     }
 
     /// The known message a replayed prompt belongs to: the one with its prompt id, else the
     /// oldest typed-but-unacknowledged one with the same text (troupe may have gone away
     /// between typing it and hearing back).
-    fn known_for(&self, prompt_id: &Option<String>, text: &str) -> Option<KnownMessage> {
+    fn known_for(&self, prompt_id: &Option<String>, text: &str) -> Option<Known> {
         if prompt_id.is_some()
             && let Some(m) = self.known.iter().find(|m| m.prompt_id == *prompt_id)
         {
@@ -276,7 +276,7 @@ impl Turns {
             .find(|m| {
                 m.state == MessageState::Submitted
                     && m.prompt_id.is_none()
-                    && m.content.trim() == text.trim()
+                    && m.text.trim() == text.trim()
                     && !self.has_message(&m.id)
             })
             .cloned()

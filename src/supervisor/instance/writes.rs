@@ -39,6 +39,14 @@ pub enum Write {
         outcome: InterruptOutcome,
         detail: String,
     },
+    /// The session id the CLI named.
+    Session {
+        id: String,
+    },
+    /// The instance's unfinished messages fail: it ended.
+    FailUnfinished {
+        reason: String,
+    },
 }
 
 const FIRST_RETRY: Duration = Duration::from_millis(250);

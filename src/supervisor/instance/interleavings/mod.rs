@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use tokio::time::{Duration, Instant};
 
 use super::machine::{Alive, Begin, Effect, Input, Limits, Machine, Queued, Seen};
-use crate::agents::{Agent, AgentEvent, Habits, Record, Screen, ScreenKind};
+use crate::agents::{Agent, AgentEvent, Habits, Hook, Record, Screen, ScreenKind};
 use crate::states::{InterruptOutcome, MessageState};
 use crate::supervisor::McpList;
 

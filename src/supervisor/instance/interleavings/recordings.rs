@@ -30,6 +30,9 @@ pub(super) struct Cli {
     pub(super) habits: Habits,
     /// Claude Code sends it at launch, Codex with the first prompt.
     pub(super) session: Input,
+    /// The session id the machine starts with: the one troupe chose, or none for a CLI that
+    /// names its own in its first hook.
+    pub(super) launch_session: String,
     /// In the order they were recorded, so transcript timestamps only grow.
     pub(super) turns: Vec<Recorded>,
 }
@@ -43,7 +46,12 @@ pub(super) fn payloads(path: &Path) -> Vec<Value> {
 }
 
 /// A turn from its transcript lines and its hooks as sent (submit first, stop last if any).
-pub(super) fn recorded(agent: &dyn Agent, lines: Vec<Record>, hooks: &[&Value]) -> Recorded {
+pub(super) fn recorded(
+    agent: &dyn Agent,
+    session: &str,
+    lines: Vec<Record>,
+    hooks: &[&Value],
+) -> Recorded {
     let Some(Record::Prompt { text, .. }) = lines.first() else {
         panic!("a turn starts with its prompt: {lines:?}")
     };
@@ -61,7 +69,7 @@ pub(super) fn recorded(agent: &dyn Agent, lines: Vec<Record>, hooks: &[&Value]) 
             "a turn without a stop hook was interrupted: {text}"
         );
     }
-    let hook = |p: &Value| Input::Hook(agent.hook_event(p));
+    let hook = |p: &Value| as_session(agent, session, p);
     let last = lines.iter().rev().find_map(|r| match r {
         Record::Assistant { message_id, .. } if r.reply_text().is_some_and(|t| !t.is_empty()) => {
             Some(message_id)
@@ -88,6 +96,14 @@ pub(super) fn recorded(agent: &dyn Agent, lines: Vec<Record>, hooks: &[&Value]) 
     }
 }
 
+/// A recorded hook as sent by `session`: recordings of several sessions are played as one.
+fn as_session(agent: &dyn Agent, session: &str, payload: &Value) -> Input {
+    Input::Hook(Hook {
+        session: Some(session.to_string()),
+        event: agent.hook_event(payload),
+    })
+}
+
 /// Claude Code's two recorded sessions (echo, three lines, a count interrupted by Escape, a
 /// follow-up, a stall; then a Bash call after a permission dialog), taken as one session:
 /// the second started after the first ended, so its timestamps come later.
@@ -102,6 +118,7 @@ pub(super) fn claude(version: &str) -> Cli {
         .iter()
         .find(|p| p["hook_event_name"] == "SessionStart")
         .unwrap();
+    let session_id = session["session_id"].as_str().unwrap();
     let mut turns = Vec::new();
     for file in [
         "transcript-echo-multiline-interrupt.jsonl",
@@ -136,14 +153,15 @@ pub(super) fn claude(version: &str) -> Cli {
                 // The session's end is no part of a turn.
                 .filter(|p| p["hook_event_name"] != "SessionEnd")
                 .collect();
-            turns.push(recorded(&agent, lines, &of_turn));
+            turns.push(recorded(&agent, session_id, lines, &of_turn));
         }
     }
     assert_eq!(turns.len(), 6, "{version}");
     Cli {
         name: format!("claude-code-{version}"),
         habits: agent.habits(),
-        session: Input::Hook(agent.hook_event(session)),
+        session: as_session(&agent, session_id, session),
+        launch_session: session_id.to_string(),
         turns,
     }
 }
@@ -162,6 +180,7 @@ pub(super) fn codex() -> Cli {
         .iter()
         .find(|p| p["hook_event_name"] == "SessionStart")
         .unwrap();
+    let session_id = session["session_id"].as_str().unwrap();
     let mut parser = agent.parser();
     let mut by_turn: Vec<(String, Vec<Record>)> = Vec::new();
     for line in std::fs::read_to_string(dir.join("rollout-interrupt-resume.jsonl"))
@@ -204,14 +223,16 @@ pub(super) fn codex() -> Cli {
             of_turn.push(submit);
         }
         let refs: Vec<&Value> = of_turn.iter().collect();
-        turns.push(recorded(&agent, lines, &refs));
+        turns.push(recorded(&agent, session_id, lines, &refs));
     }
     assert_eq!(turns.len(), 6);
     assert!(turns[0].interrupted());
     Cli {
         name: "codex-0.169.0".into(),
         habits: agent.habits(),
-        session: Input::Hook(agent.hook_event(session)),
+        session: as_session(&agent, session_id, session),
+        // Codex makes its session id up and names it in its first hook.
+        launch_session: String::new(),
         turns,
     }
 }

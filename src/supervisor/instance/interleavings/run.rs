@@ -88,7 +88,13 @@ impl<'a> Run<'a> {
             .collect();
         plan.sort_unstable();
         let t0 = Instant::now();
-        let m = Machine::new(LIMITS, Begin::Launch { resumed: false }, t0).with_habits(cli.habits);
+        let m = Machine::new(
+            LIMITS,
+            cli.habits,
+            Begin::Launch { resumed: false },
+            cli.launch_session.clone(),
+            t0,
+        );
         Run {
             cli,
             seed,
@@ -232,12 +238,18 @@ impl<'a> Run<'a> {
 
     pub(super) fn mark(&mut self, input: &Input) {
         match input {
-            Input::Hook(AgentEvent::PromptSubmitted { prompt_id }) => {
+            Input::Hook(Hook {
+                event: AgentEvent::PromptSubmitted { prompt_id },
+                ..
+            }) => {
                 if let Some(n) = self.prompted(prompt_id) {
                     self.marks.push((n, Mark::Submit));
                 }
             }
-            Input::Hook(AgentEvent::TurnStopped { prompt_id, .. }) => {
+            Input::Hook(Hook {
+                event: AgentEvent::TurnStopped { prompt_id, .. },
+                ..
+            }) => {
                 if let Some(n) = self.prompted(prompt_id) {
                     self.marks.push((n, Mark::Stop));
                 }
@@ -317,6 +329,11 @@ impl<'a> Run<'a> {
         self.log.push(format!("          -> {}", brief(&effect)));
         let now = self.now;
         match effect {
+            Effect::AdoptSession(id) => {
+                if self.m.habits.session_id_chosen {
+                    self.fail(&format!("adopted session {id} though troupe chose one"));
+                }
+            }
             Effect::Follow(_) => {
                 self.following = true;
                 return self.read(|l| l.write <= now, true);
@@ -472,7 +489,13 @@ impl<'a> Run<'a> {
             match act {
                 Act::Write(record) => self.write(t, record, n),
                 Act::Hook(hook) => {
-                    if matches!(hook, Input::Hook(AgentEvent::TurnStopped { .. })) {
+                    if matches!(
+                        hook,
+                        Input::Hook(Hook {
+                            event: AgentEvent::TurnStopped { .. },
+                            ..
+                        })
+                    ) {
                         before_stop = last;
                         stop_sent = Some(t);
                     }
@@ -655,7 +678,7 @@ impl<'a> Run<'a> {
     pub(super) fn describe(&self, input: &Input) -> String {
         let owner = |r: &Record| self.owner(r).map(id_of).unwrap_or_default();
         match input {
-            Input::Hook(event) => {
+            Input::Hook(Hook { event, .. }) => {
                 let prompt = |p: &Option<String>| {
                     self.prompted(p)
                         .map(id_of)

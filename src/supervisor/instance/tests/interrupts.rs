@@ -131,7 +131,7 @@ fn interrupt_without_confirmation_resolves_unconfirmed_after_the_limit() {
     );
     let report = resolution(&fx, 7);
     assert_eq!(report.outcome, InterruptOutcome::Unconfirmed);
-    assert!(!report.interrupted);
+    assert!(!report.interrupted());
     assert_eq!(report.message_id.as_deref(), Some("m1"));
     assert!(report.detail.contains(&tail), "{}", report.detail);
     assert_eq!(finishes(&fx), Vec::<&str>::new());
@@ -162,7 +162,7 @@ fn interrupt_confirmed_by_the_transcript_keeps_the_partial_reply() {
     );
     let report = resolution(&fx, 1);
     assert_eq!(report.outcome, InterruptOutcome::Confirmed);
-    assert!(report.interrupted);
+    assert!(report.interrupted());
     assert_eq!(report.message_id.as_deref(), Some("m1"));
     assert_eq!(report.partial_response.as_deref(), Some("1 2 3 4 5 "));
     // The queue waited for the interrupt's answer and moves on now.
@@ -189,7 +189,7 @@ fn interrupt_loses_to_a_turn_that_finishes_first() {
     assert_eq!(finish_of(&fx, "m1"), answered(ECHO_REPLY));
     let report = resolution(&fx, 2);
     assert_eq!(report.outcome, InterruptOutcome::FinishedFirst);
-    assert!(!report.interrupted);
+    assert!(!report.interrupted());
     assert_eq!(report.message_id.as_deref(), Some("m1"));
     assert_eq!(report.partial_response.as_deref(), Some(ECHO_REPLY));
     assert!(!s.m.busy());

@@ -9,17 +9,19 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 use tokio::time::{Duration, Instant};
 
+use super::machine::Known;
 use super::machine::{
-    Alive, Begin, EXIT_CHECK_DELAY, Effect, Input, InterruptReport, Limits, Look, Machine, Queued,
+    Alive, Begin, EXIT_CHECK_DELAY, Effect, Input, InterruptAnswer, Limits, Look, Machine, Queued,
     SUBMIT_ACK_LATE, Seen,
 };
 use super::startup::{DIALOG_REDRAW, MCP_CONNECT_GRACE, MCP_SETTLE, STARTUP_SCREEN_CHECK};
-use super::turn::{KnownMessage, REPLY_GRACE, REPLY_RECHECK, STOP_LATE};
+use super::turn::{REPLY_GRACE, REPLY_RECHECK, STOP_LATE};
 use crate::agents::claude::ClaudeCode;
-use crate::agents::{Agent, AgentEvent, Key, Record};
+use crate::agents::{Agent, AgentEvent, Hook, Key, Record};
 use crate::states::{InstanceState, InterruptOutcome, MessageState};
 use crate::supervisor::McpList;
 
+mod hooks;
 mod interrupts;
 mod recovery;
 mod startup;
@@ -35,6 +37,9 @@ const ECHO: &str = "transcript-echo-multiline-interrupt.jsonl";
 const OUT_OF_ORDER: &str = "transcript-out-of-order.jsonl";
 /// One turn that runs Bash after a permission dialog.
 const TOOL_USE: &str = "transcript-tool-use-permission.jsonl";
+
+/// The session the machine runs: the recorded sessions are played as this one.
+const SESSION: &str = "612438f4-3ef9-4a0f-9264-688645e1e08f";
 
 const P_ECHO: &str = "a1b18c3b-f258-4eb3-91db-5bc6d056b197";
 const P_LINES: &str = "683fd782-eb61-44da-b23e-35bd82e33b62";
@@ -109,7 +114,15 @@ fn hook(event: &str, prompt: &str) -> Input {
         .into_iter()
         .find(|p| p["hook_event_name"] == event && p["prompt_id"] == prompt)
         .unwrap_or_else(|| panic!("no {event} hook for {prompt}"));
-    Input::Hook(claude().hook_event(&payload))
+    ours(&payload)
+}
+
+/// A recorded hook, as the machine's own session sent it.
+fn ours(payload: &Value) -> Input {
+    Input::Hook(Hook {
+        session: Some(SESSION.into()),
+        event: claude().hook_event(payload),
+    })
 }
 
 /// A hook the recordings lack, shaped like the recorded ones.
@@ -125,7 +138,7 @@ fn hand_hook(event: &str, prompt: &str, extra: Value) -> Input {
     for (k, v) in extra.as_object().unwrap() {
         payload[k] = v.clone();
     }
-    Input::Hook(claude().hook_event(&payload))
+    ours(&payload)
 }
 
 fn session_started() -> Input {
@@ -133,7 +146,7 @@ fn session_started() -> Input {
         .into_iter()
         .find(|p| p["hook_event_name"] == "SessionStart")
         .unwrap();
-    Input::Hook(claude().hook_event(&payload))
+    ours(&payload)
 }
 
 fn transcript_path() -> PathBuf {
@@ -191,10 +204,10 @@ fn queue(id: &str, text: &str) -> Input {
     })
 }
 
-fn known(id: &str, content: &str, prompt: Option<&str>, state: MessageState) -> KnownMessage {
-    KnownMessage {
+fn known(id: &str, content: &str, prompt: Option<&str>, state: MessageState) -> Known {
+    Known {
         id: id.into(),
-        content: content.into(),
+        text: content.into(),
         prompt_id: prompt.map(str::to_string),
         state,
     }
@@ -243,7 +256,7 @@ impl Sim {
     fn new(begin: Begin) -> Sim {
         let t0 = Instant::now();
         Sim {
-            m: Machine::new(LIMITS, begin, t0),
+            m: Machine::new(LIMITS, claude().habits(), begin, SESSION.into(), t0),
             t0,
             ms: 0,
         }
@@ -416,8 +429,8 @@ fn warned(fx: &[Effect]) -> bool {
 }
 
 /// The answer to interrupt `id`.
-fn resolution(fx: &[Effect], id: i64) -> &InterruptReport {
-    let found: Vec<&Result<InterruptReport, String>> = fx
+fn resolution(fx: &[Effect], id: i64) -> &InterruptAnswer {
+    let found: Vec<&Result<InterruptAnswer, String>> = fx
         .iter()
         .filter_map(|e| match e {
             Effect::ResolveInterrupt { id: i, result } if *i == id => Some(result),

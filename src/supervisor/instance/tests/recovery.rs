@@ -81,7 +81,10 @@ fn recovery_requeues_a_message_the_cli_never_got_ahead_of_newer_ones() {
 #[test]
 fn session_end_is_checked_on_the_pane_after_a_delay() {
     let mut s = started_machine();
-    assert_eq!(s.after(10, Input::Hook(AgentEvent::SessionEnded)), []);
+    assert_eq!(
+        s.after(10, Input::Hook(AgentEvent::SessionEnded.into())),
+        []
+    );
     assert_eq!(s.wait(), Some(EXIT_CHECK_DELAY));
     let early = EXIT_CHECK_DELAY.as_millis() as u64 - 1;
     assert_eq!(s.after(early, Input::Tick), []);
@@ -143,7 +146,7 @@ fn cli_process_dying_mid_turn_fails_its_message_and_keeps_the_queue() {
 #[test]
 fn session_end_from_a_replaced_process_changes_nothing_while_the_cli_runs() {
     let mut s = started_machine();
-    s.after(10, Input::Hook(AgentEvent::SessionEnded));
+    s.after(10, Input::Hook(AgentEvent::SessionEnded.into()));
     assert_eq!(s.tick(), [Effect::Look(Look::Alive)]);
     assert_eq!(s.after(5, seen(Look::Alive, "01-idle.txt")), []);
     assert!(!s.m.is_done());
@@ -382,7 +385,7 @@ fn every_recorded_version_drives_the_machine_through_its_turns() {
                     p["hook_event_name"] == event && prompt.is_none_or(|id| p["prompt_id"] == id)
                 })
                 .unwrap_or_else(|| panic!("{name}: no {event} hook for {prompt:?}"));
-            Input::Hook(claude().hook_event(p))
+            Input::Hook(claude().hook(p))
         };
         let records: Vec<Record> = read("transcript-echo-multiline-interrupt.jsonl")
             .lines()
@@ -397,6 +400,13 @@ fn every_recorded_version_drives_the_machine_through_its_turns() {
             .collect();
 
         let mut s = Sim::new(Begin::Launch { resumed: false });
+        // Each version's recording is its own session.
+        s.m.session = payloads
+            .iter()
+            .find(|p| p["hook_event_name"] == "SessionStart")
+            .and_then(|p| p["session_id"].as_str())
+            .unwrap()
+            .to_string();
         s.step(Input::Restore {
             messages: vec![],
             transcript: None,
@@ -471,14 +481,16 @@ fn a_message_taken_into_the_turn_that_just_stopped_is_answered() {
     assert_eq!(submit["turn_id"], stop["turn_id"]);
     let steered = |mut p: Value, key: &str, text: &str| {
         p[key] = json!(text);
-        Input::Hook(codex.hook_event(&p))
+        Input::Hook(codex.hook(&p))
     };
     for joins in [true, false] {
         let mut s = started_machine();
         s.m.habits.joins_closing_turn = joins && codex.habits().joins_closing_turn;
+        // Codex names its own session in its first hook.
+        s.m.session = String::new();
         deliver(&mut s, "m1", "hello codex hooks");
-        s.after(30, Input::Hook(codex.hook_event(&submit)));
-        let fx = s.after(200, Input::Hook(codex.hook_event(&stop)));
+        s.after(30, Input::Hook(codex.hook(&submit)));
+        let fx = s.after(200, Input::Hook(codex.hook(&stop)));
         assert_eq!(finish_of(&fx, "m1"), answered("ECHO: hello codex hooks"));
         deliver(&mut s, "m2", "next message zero");
         let fx = s.after(55, steered(submit.clone(), "prompt", "next message zero"));
@@ -526,7 +538,7 @@ fn a_late_submit_hook_of_a_turn_answered_from_the_first_read_starts_no_other_mes
             .iter()
             .find(|p| p["hook_event_name"] == event && (turn.is_empty() || p["turn_id"] == turn))
             .unwrap_or_else(|| panic!("no {event} hook for {turn}"));
-        Input::Hook(codex.hook_event(payload))
+        Input::Hook(codex.hook(payload))
     };
     let mut parser = codex.parser();
     let rollout: Vec<Record> =
@@ -553,10 +565,14 @@ fn a_late_submit_hook_of_a_turn_answered_from_the_first_read_starts_no_other_mes
 
     let mut s = started_machine();
     s.m.habits = codex.habits();
+    s.m.session = String::new();
     deliver(&mut s, "m1", "what number did you reach");
     s.after(5, queue("m2", "/status"));
     let fx = s.after(700, hook("SessionStart", ""));
-    assert!(matches!(fx.as_slice(), [Effect::Follow(_)]), "{fx:?}");
+    assert!(
+        matches!(fx.as_slice(), [Effect::AdoptSession(id), Effect::Follow(_)] if id == "01a233f0-86c0-7b33-afeb-1c94b860426e"),
+        "{fx:?}"
+    );
     let fx = s.step(history(turn(REACH)));
     assert_eq!(
         finish_of(&fx, "m1"),

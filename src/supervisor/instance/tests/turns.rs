@@ -209,7 +209,7 @@ fn interrupt_after_the_turn_ended_is_not_busy_and_presses_nothing() {
     assert_eq!(fx.len(), 1, "{fx:?}");
     let report = resolution(&fx, 3);
     assert_eq!(report.outcome, InterruptOutcome::NotBusy);
-    assert!(!report.interrupted);
+    assert!(!report.interrupted());
     assert_eq!(report.message_id, None);
     assert!(!s.m.busy());
 }

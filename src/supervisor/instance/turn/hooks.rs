@@ -162,14 +162,14 @@ impl Machine {
         if self.turns.live == Some(key) {
             self.turns.live = None;
             self.waiting_permission = false;
-            if self.startup.is_none() {
+            if !self.starting() {
                 self.report(InstanceState::Idle, "turn finished");
             }
         }
         if let Some(id) = &message_id {
             self.finish(id, state, response.clone(), reason);
         }
-        if self.interrupt.is_some() {
+        if self.interrupting().is_some() {
             self.resolve_interrupt(
                 InterruptOutcome::FinishedFirst,
                 message_id,

@@ -237,7 +237,7 @@ impl Machine {
                 }
             }
         }
-        if self.interrupt.is_some() {
+        if self.interrupting().is_some() {
             self.resolve_interrupt(
                 InterruptOutcome::Confirmed,
                 message_id,
