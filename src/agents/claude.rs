@@ -224,96 +224,89 @@ pub fn parse_record(line: &str) -> Record {
         return Record::Other;
     }
     let uuid = v["uuid"].as_str().unwrap_or_default().to_string();
-    let prompt_id = v["promptId"].as_str().map(str::to_string);
     let ts = v["timestamp"].as_str().unwrap_or_default().to_string();
     match v["type"].as_str() {
-        Some("user") => {
-            let content = &v["message"]["content"];
-            if let Some(text) = content.as_str() {
-                return if text.starts_with(INTERRUPT_MARKER) {
-                    Record::Interrupted { uuid, prompt_id }
-                } else {
-                    Record::Prompt {
-                        uuid,
-                        prompt_id,
-                        text: text.to_string(),
-                        ts,
-                    }
-                };
-            }
-            let blocks = content.as_array().cloned().unwrap_or_default();
-            if blocks.iter().any(|b| b["type"] == "tool_result") {
-                let text = blocks
-                    .iter()
-                    .filter(|b| b["type"] == "tool_result")
-                    .map(|b| content_text(&b["content"]))
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                return Record::ToolResult { uuid, text, ts };
-            }
-            let text = blocks
-                .iter()
-                .filter(|b| b["type"] == "text")
-                .filter_map(|b| b["text"].as_str())
-                .collect::<Vec<_>>()
-                .join("\n");
-            if text.starts_with(INTERRUPT_MARKER) {
-                Record::Interrupted { uuid, prompt_id }
-            } else {
-                Record::Prompt {
-                    uuid,
-                    prompt_id,
-                    text,
-                    ts,
-                }
-            }
-        }
-        Some("assistant") => {
-            let message = &v["message"];
-            let model = message["model"].as_str().unwrap_or_default().to_string();
-            let blocks = message["content"]
-                .as_array()
-                .map(|blocks| {
-                    blocks
-                        .iter()
-                        .filter_map(|b| match b["type"].as_str() {
-                            Some("text") => Some(Block::Text(
-                                b["text"].as_str().unwrap_or_default().to_string(),
-                            )),
-                            Some("tool_use") => Some(Block::ToolUse {
-                                name: b["name"].as_str().unwrap_or_default().to_string(),
-                                input: b["input"].clone(),
-                            }),
-                            _ => None,
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            let synthetic = model == "<synthetic>";
-            let usage = (!synthetic)
-                .then(|| {
-                    let u = &message["usage"];
-                    u.is_object().then(|| Usage {
-                        input: u["input_tokens"].as_i64().unwrap_or(0),
-                        output: u["output_tokens"].as_i64().unwrap_or(0),
-                        cache_creation: u["cache_creation_input_tokens"].as_i64().unwrap_or(0),
-                        cache_read: u["cache_read_input_tokens"].as_i64().unwrap_or(0),
-                    })
-                })
-                .flatten();
-            Record::Assistant {
-                uuid,
-                ts,
-                message_id: message["id"].as_str().unwrap_or_default().to_string(),
-                model,
-                blocks,
-                usage,
-                synthetic,
-                api_error: v["isApiErrorMessage"].as_bool() == Some(true),
-            }
-        }
+        Some("user") => user_record(&v, uuid, ts),
+        Some("assistant") => assistant_record(&v, uuid, ts),
         Some("system") if v["subtype"] == "turn_duration" => Record::TurnEnd { uuid, ts },
         _ => Record::Other,
+    }
+}
+
+/// A user line: the prompt, a tool's result, or the mark of an interrupted turn.
+fn user_record(v: &Value, uuid: String, ts: String) -> Record {
+    let prompt_id = v["promptId"].as_str().map(str::to_string);
+    let content = &v["message"]["content"];
+    let blocks = content.as_array().cloned().unwrap_or_default();
+    let text = match content.as_str() {
+        Some(text) => text.to_string(),
+        None if blocks.iter().any(|b| b["type"] == "tool_result") => {
+            let text = blocks
+                .iter()
+                .filter(|b| b["type"] == "tool_result")
+                .map(|b| content_text(&b["content"]))
+                .collect::<Vec<_>>()
+                .join("\n");
+            return Record::ToolResult { uuid, text, ts };
+        }
+        None => blocks
+            .iter()
+            .filter(|b| b["type"] == "text")
+            .filter_map(|b| b["text"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    };
+    if text.starts_with(INTERRUPT_MARKER) {
+        Record::Interrupted { uuid, prompt_id }
+    } else {
+        Record::Prompt {
+            uuid,
+            prompt_id,
+            text,
+            ts,
+        }
+    }
+}
+
+/// A line of the model's: its text and tool calls, and what it cost.
+fn assistant_record(v: &Value, uuid: String, ts: String) -> Record {
+    let message = &v["message"];
+    let model = message["model"].as_str().unwrap_or_default().to_string();
+    let blocks = message["content"]
+        .as_array()
+        .map(|blocks| {
+            blocks
+                .iter()
+                .filter_map(|b| match b["type"].as_str() {
+                    Some("text") => Some(Block::Text(
+                        b["text"].as_str().unwrap_or_default().to_string(),
+                    )),
+                    Some("tool_use") => Some(Block::ToolUse {
+                        name: b["name"].as_str().unwrap_or_default().to_string(),
+                        input: b["input"].clone(),
+                    }),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let synthetic = model == "<synthetic>";
+    let u = &message["usage"];
+    let usage = (!synthetic && u.is_object()).then(|| Usage {
+        input: u["input_tokens"].as_i64().unwrap_or(0),
+        output: u["output_tokens"].as_i64().unwrap_or(0),
+        cache_creation: u["cache_creation_input_tokens"].as_i64().unwrap_or(0),
+        cache_read: u["cache_read_input_tokens"].as_i64().unwrap_or(0),
+    });
+    Record::Assistant {
+        uuid,
+        ts,
+        message_id: message["id"].as_str().unwrap_or_default().to_string(),
+        model,
+        blocks,
+        usage,
+        synthetic,
+        api_error: v["isApiErrorMessage"].as_bool() == Some(true),
     }
 }
 

@@ -250,7 +250,6 @@ impl RecordParser for Rollout {
         };
         let ts = v["timestamp"].as_str().unwrap_or_default().to_string();
         let p = &v["payload"];
-        let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
         match (v["type"].as_str(), p["type"].as_str()) {
             (Some("turn_context"), _) => {
                 if let Some(model) = p["model"].as_str() {
@@ -260,111 +259,122 @@ impl RecordParser for Rollout {
             }
             (Some("event_msg"), Some("item_completed")) if p["item"]["type"] == "UserMessage" => {
                 Record::Prompt {
-                    uuid: s(&p["item"]["id"]),
+                    uuid: text(&p["item"]["id"]),
                     prompt_id: p["turn_id"].as_str().map(str::to_string),
                     text: texts(&p["item"]["content"]),
                     ts,
                 }
             }
             (Some("event_msg"), Some("task_complete")) => Record::TurnEnd {
-                uuid: format!("end:{}", s(&p["turn_id"])),
+                uuid: format!("end:{}", text(&p["turn_id"])),
                 ts,
             },
             (Some("event_msg"), Some("turn_aborted")) => Record::Interrupted {
-                uuid: format!("aborted:{}", s(&p["turn_id"])),
+                uuid: format!("aborted:{}", text(&p["turn_id"])),
                 prompt_id: p["turn_id"].as_str().map(str::to_string),
             },
             (Some("response_item"), Some("message")) if p["role"] == "assistant" => {
-                let id = s(&p["id"]);
-                Record::Assistant {
-                    uuid: id.clone(),
-                    ts,
-                    message_id: id,
-                    model: self.model.clone(),
-                    blocks: vec![Block::Text(texts(&p["content"]))],
-                    usage: None,
-                    synthetic: false,
-                    api_error: false,
-                }
+                let id = text(&p["id"]);
+                self.assistant(id.clone(), id, ts, vec![Block::Text(texts(&p["content"]))])
             }
             (Some("response_item"), Some(kind @ ("function_call" | "custom_tool_call"))) => {
-                let call = s(&p["call_id"]);
-                let raw = if kind == "function_call" {
-                    &p["arguments"]
-                } else {
-                    &p["input"]
-                };
-                // Function arguments arrive as JSON text.
-                let input = raw
-                    .as_str()
-                    .and_then(|a| serde_json::from_str(a).ok())
-                    .unwrap_or_else(|| raw.clone());
-                Record::Assistant {
-                    uuid: format!("call:{call}"),
-                    ts,
-                    message_id: format!("call:{call}"),
-                    model: self.model.clone(),
-                    // An MCP tool is named within its server's namespace (`mcp__troupe`).
-                    blocks: vec![Block::ToolUse {
-                        name: match p["namespace"].as_str() {
-                            Some(ns) => format!("{ns}__{}", s(&p["name"])),
-                            None => s(&p["name"]),
-                        },
-                        input,
-                    }],
-                    usage: None,
-                    synthetic: false,
-                    api_error: false,
-                }
+                self.tool_call(p, kind, ts)
             }
             (Some("response_item"), Some("function_call_output" | "custom_tool_call_output")) => {
-                let output = &p["output"];
-                let text = match output {
-                    Value::String(t) => t.clone(),
-                    Value::Object(_) if output["content"].is_string() => s(&output["content"]),
-                    other => texts(other),
-                };
-                Record::ToolResult {
-                    uuid: format!("output:{}", s(&p["call_id"])),
-                    text,
-                    ts,
-                }
+                tool_output(p, ts)
             }
-            (Some("token_usage_record"), _) => {
-                let u = &p["usage"];
-                let n = |k: &str| u[k].as_i64().unwrap_or(0);
-                // OpenAI counts cached input inside input_tokens; troupe bills them apart.
-                let cached = n("cached_input_tokens");
-                let id = s(&p["response_id"]);
-                Record::Assistant {
-                    uuid: format!("usage:{id}"),
-                    ts,
-                    message_id: id,
-                    model: self.model.clone(),
-                    blocks: Vec::new(),
-                    usage: Some(Usage {
-                        input: (n("input_tokens") - cached).max(0),
-                        output: n("output_tokens"),
-                        cache_creation: n("cache_write_input_tokens"),
-                        cache_read: cached,
-                    }),
-                    synthetic: false,
-                    api_error: false,
+            (Some("token_usage_record"), _) => self.usage(p, ts),
+            (Some("event_msg"), Some("error")) => {
+                let id = format!("error:{ts}");
+                let mut record =
+                    self.assistant(id.clone(), id, ts, vec![Block::Text(text(&p["message"]))]);
+                if let Record::Assistant { api_error, .. } = &mut record {
+                    *api_error = true;
                 }
+                record
             }
-            (Some("event_msg"), Some("error")) => Record::Assistant {
-                uuid: format!("error:{ts}"),
-                ts: ts.clone(),
-                message_id: format!("error:{ts}"),
-                model: self.model.clone(),
-                blocks: vec![Block::Text(s(&p["message"]))],
-                usage: None,
-                synthetic: false,
-                api_error: true,
-            },
             _ => Record::Other,
         }
     }
+}
+
+impl Rollout {
+    /// A line of the model's, billed to the model of the latest turn context.
+    fn assistant(
+        &self,
+        uuid: String,
+        message_id: String,
+        ts: String,
+        blocks: Vec<Block>,
+    ) -> Record {
+        Record::Assistant {
+            uuid,
+            ts,
+            message_id,
+            model: self.model.clone(),
+            blocks,
+            usage: None,
+            synthetic: false,
+            api_error: false,
+        }
+    }
+
+    fn tool_call(&self, p: &Value, kind: &str, ts: String) -> Record {
+        let call = format!("call:{}", text(&p["call_id"]));
+        let raw = if kind == "function_call" {
+            &p["arguments"]
+        } else {
+            &p["input"]
+        };
+        // Function arguments arrive as JSON text.
+        let input = raw
+            .as_str()
+            .and_then(|a| serde_json::from_str(a).ok())
+            .unwrap_or_else(|| raw.clone());
+        // An MCP tool is named within its server's namespace (`mcp__troupe`).
+        let name = match p["namespace"].as_str() {
+            Some(ns) => format!("{ns}__{}", text(&p["name"])),
+            None => text(&p["name"]),
+        };
+        self.assistant(call.clone(), call, ts, vec![Block::ToolUse { name, input }])
+    }
+
+    fn usage(&self, p: &Value, ts: String) -> Record {
+        let u = &p["usage"];
+        let n = |k: &str| u[k].as_i64().unwrap_or(0);
+        // OpenAI counts cached input inside input_tokens; troupe bills them apart.
+        let cached = n("cached_input_tokens");
+        let id = text(&p["response_id"]);
+        let mut record = self.assistant(format!("usage:{id}"), id, ts, Vec::new());
+        if let Record::Assistant { usage, .. } = &mut record {
+            *usage = Some(Usage {
+                input: (n("input_tokens") - cached).max(0),
+                output: n("output_tokens"),
+                cache_creation: n("cache_write_input_tokens"),
+                cache_read: cached,
+            });
+        }
+        record
+    }
+}
+
+fn tool_output(p: &Value, ts: String) -> Record {
+    let output = &p["output"];
+    let said = match output {
+        Value::String(t) => t.clone(),
+        Value::Object(_) if output["content"].is_string() => text(&output["content"]),
+        other => texts(other),
+    };
+    Record::ToolResult {
+        uuid: format!("output:{}", text(&p["call_id"])),
+        text: said,
+        ts,
+    }
+}
+
+/// A string field, or empty.
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
 }
 
 /// The text parts of a message's content, joined.

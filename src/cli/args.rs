@@ -279,15 +279,18 @@ impl ServerUrl {
         Ok(crate::cli::Client::new(&self.url, &self.token()?))
     }
 
+    /// The data directory: `--data-dir`, or the default.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(config::default_data_dir)
+    }
+
     pub fn token(&self) -> anyhow::Result<String> {
         Ok(match &self.token {
             Some(t) => t.clone(),
             None => {
-                let dir = self
-                    .data_dir
-                    .clone()
-                    .unwrap_or_else(config::default_data_dir);
-                let file = dir.join("token");
+                let file = self.data_dir().join("token");
                 std::fs::read_to_string(&file)
                     .map(|t| t.trim().to_string())
                     .map_err(|e| {

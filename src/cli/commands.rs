@@ -30,10 +30,7 @@ async fn doctor(
     let setup = doctor::Setup {
         claude_bin,
         codex_bin,
-        data_dir: server
-            .data_dir
-            .clone()
-            .unwrap_or_else(config::default_data_dir),
+        data_dir: server.data_dir(),
         url: server.url.clone(),
         token: server.token.clone(),
     };
@@ -55,98 +52,78 @@ async fn doctor(
 }
 
 fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let command = match Cli::parse().command {
+        // Writes client configuration files; needs no runtime.
+        Command::Mcp { server, command } => return mcp(&server, command),
+        command => command,
+    };
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?;
-    match cli.command {
+        .build()?
+        .block_on(execute(command))
+}
+
+async fn execute(command: Command) -> anyhow::Result<()> {
+    use super::asks;
+    match command {
         Command::Hook { url, token_file } => {
-            runtime.block_on(crate::hook::forward(&url, token_file.as_deref()));
+            crate::hook::forward(&url, token_file.as_deref()).await;
             Ok(())
         }
-        Command::Serve(args) => runtime.block_on(super::serve::serve(args)),
+        Command::Serve(args) => super::serve::serve(args).await,
         Command::Doctor {
             server,
             claude_bin,
             codex_bin,
             json,
-        } => runtime.block_on(doctor(server, claude_bin, codex_bin, json)),
-        Command::Ls { server, json, all } => runtime.block_on(ls(server.client()?, json, all)),
-        Command::Cost { server, json } => runtime.block_on(cost(server.client()?, json)),
-        Command::Tree { server, json } => runtime.block_on(tree(server.client()?, json)),
+        } => doctor(server, claude_bin, codex_bin, json).await,
+        Command::Ls { server, json, all } => ls(server.client()?, json, all).await,
+        Command::Cost { server, json } => cost(server.client()?, json).await,
+        Command::Tree { server, json } => tree(server.client()?, json).await,
         Command::Send {
             server,
             id,
             message,
-            wait: _,
             no_wait,
             json,
-        } => runtime.block_on(send(server.client()?, &id, &message, no_wait, json)),
+            ..
+        } => send(server.client()?, &id, &message, no_wait, json).await,
         Command::Interrupt { server, id, all } => {
-            runtime.block_on(each(server.client()?, id, all, "interrupt"))
+            each(server.client()?, id, all, "interrupt").await
         }
-        Command::Kill { server, id, all } => {
-            runtime.block_on(each(server.client()?, id, all, "terminate"))
-        }
+        Command::Kill { server, id, all } => each(server.client()?, id, all, "terminate").await,
         Command::Logs {
             server,
             id,
             follow,
             lines,
             json,
-        } => runtime.block_on(crate::cli::logs::run(
-            &server.client()?,
-            &id,
-            follow,
-            lines,
-            json,
-        )),
-        Command::Attach { server, id } => runtime.block_on(attach(server.client()?, &id)),
-        Command::Logins { server, end_all } => runtime.block_on(logins(server.client()?, end_all)),
-        Command::Open { server } => runtime.block_on(open(server.client()?)),
-        Command::Permissions { server, json } => {
-            runtime.block_on(super::asks::permissions(server.client()?, json))
-        }
-        Command::Allow { server, request_id } => {
-            runtime.block_on(super::asks::allow(server.client()?, &request_id))
-        }
+        } => super::logs::run(&server.client()?, &id, follow, lines, json).await,
+        Command::Attach { server, id } => attach(server.client()?, &id).await,
+        Command::Logins { server, end_all } => logins(server.client()?, end_all).await,
+        Command::Open { server } => open(server.client()?).await,
+        Command::Permissions { server, json } => asks::permissions(server.client()?, json).await,
+        Command::Allow { server, request_id } => asks::allow(server.client()?, &request_id).await,
         Command::Deny {
             server,
             request_id,
             message,
-        } => runtime.block_on(super::asks::deny(
-            server.client()?,
-            &request_id,
-            message.as_deref(),
-        )),
+        } => asks::deny(server.client()?, &request_id, message.as_deref()).await,
         Command::Approve {
             server,
-            approval_id: None,
-            json,
-            ..
-        } => runtime.block_on(super::asks::approvals(server.client()?, json)),
-        Command::Approve {
-            server,
-            approval_id: Some(id),
+            approval_id,
             deny,
             message,
             json,
-        } => runtime.block_on(super::asks::approve(
-            server.client()?,
-            &id,
-            deny,
-            message.as_deref(),
-            json,
-        )),
-        Command::Resume { server, id } => runtime.block_on(resume(server.client()?, &id)),
-        Command::Stdio { server } => runtime.block_on(async {
-            let data_dir = server
-                .data_dir
-                .clone()
-                .unwrap_or_else(config::default_data_dir);
-            crate::local::ensure_server(&server.url, &data_dir).await?;
+        } => match approval_id {
+            None => asks::approvals(server.client()?, json).await,
+            Some(id) => asks::approve(server.client()?, &id, deny, message.as_deref(), json).await,
+        },
+        Command::Resume { server, id } => resume(server.client()?, &id).await,
+        Command::Stdio { server } => {
+            crate::local::ensure_server(&server.url, &server.data_dir()).await?;
             crate::stdio::run(&server.url, &server.token()?).await
-        }),
+        }
         Command::Chat {
             server,
             prompt,
@@ -158,10 +135,6 @@ fn run() -> anyhow::Result<()> {
             claude_bin,
             claude_args,
         } => {
-            let data_dir = server
-                .data_dir
-                .clone()
-                .unwrap_or_else(config::default_data_dir);
             let args = crate::chat::ChatArgs {
                 prompt,
                 project,
@@ -172,17 +145,13 @@ fn run() -> anyhow::Result<()> {
                 claude_bin,
                 claude_args,
             };
-            let code = runtime.block_on(crate::chat::run(
-                &server.url,
-                &data_dir,
-                || server.token(),
-                args,
-            ))?;
+            let code =
+                crate::chat::run(&server.url, &server.data_dir(), || server.token(), args).await?;
             std::process::exit(code)
         }
         Command::Mcp { server, command } => mcp(&server, command),
-        Command::Team { server, command } => runtime.block_on(team(server.client()?, command)),
-        Command::Report { db, command } => runtime.block_on(report(db, command)),
+        Command::Team { server, command } => team(server.client()?, command).await,
+        Command::Report { db, command } => report(db, command).await,
     }
 }
 

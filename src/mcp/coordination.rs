@@ -229,6 +229,105 @@ pub struct CoordinateResult {
     pub summary: String,
 }
 
+/// What `coordinate_instances` sends, decided from its arguments alone.
+#[derive(Debug, PartialEq)]
+struct Coordination {
+    mode: String,
+    /// Each task's answer goes on to the next task.
+    sequential: bool,
+    /// (instance, message), in order.
+    asks: Vec<(String, String)>,
+}
+
+impl Coordination {
+    fn plan(p: CoordinateParams) -> Result<Coordination, Error> {
+        let mode = p
+            .mode
+            .as_deref()
+            .unwrap_or("parallel")
+            .trim()
+            .to_ascii_lowercase();
+        let tasks: Vec<(String, String)> = p
+            .tasks
+            .into_iter()
+            .map(|t| (t.instance_id, t.message))
+            .collect();
+        let asks = match mode.as_str() {
+            "parallel" | "sequential" if tasks.is_empty() => {
+                return Err(Error::InvalidInput(format!(
+                    "mode {mode} needs tasks: [{{instance_id, message}}]"
+                )));
+            }
+            "parallel" | "sequential" => tasks,
+            "consensus" => {
+                let question = p
+                    .question
+                    .filter(|q| !q.trim().is_empty())
+                    .ok_or_else(|| Error::InvalidInput("mode consensus needs a question".into()))?;
+                let ids = if p.instance_ids.is_empty() {
+                    tasks.into_iter().map(|(id, _)| id).collect()
+                } else {
+                    p.instance_ids
+                };
+                if ids.is_empty() {
+                    return Err(Error::InvalidInput(
+                        "mode consensus needs instance_ids".into(),
+                    ));
+                }
+                ids.into_iter().map(|id| (id, question.clone())).collect()
+            }
+            other => {
+                return Err(Error::InvalidInput(format!(
+                    "unknown mode {other:?}; use parallel, sequential or consensus"
+                )));
+            }
+        };
+        Ok(Coordination {
+            sequential: mode == "sequential",
+            mode,
+            asks,
+        })
+    }
+
+    /// What progress notifications call the work.
+    fn label(&self) -> &'static str {
+        match self.mode.as_str() {
+            "sequential" => "sequential tasks",
+            "consensus" => "consensus",
+            _ => "parallel tasks",
+        }
+    }
+}
+
+impl CoordinateResult {
+    fn new(mode: String, results: Vec<TaskResult>) -> CoordinateResult {
+        let summary = results
+            .iter()
+            .map(|r| {
+                format!(
+                    "[{}] {}",
+                    r.instance_id,
+                    r.response
+                        .as_deref()
+                        .or(r.error.as_deref())
+                        .unwrap_or(r.status.as_str())
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n\n");
+        CoordinateResult {
+            mode,
+            responses: results.iter().map(|r| r.response.clone()).collect(),
+            answered: results
+                .iter()
+                .filter(|r| r.status == TaskStatus::Answered)
+                .count(),
+            results,
+            summary,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct InterruptManyParams {
     pub instance_ids: Vec<String>,
@@ -494,94 +593,17 @@ impl Troupe {
                 wait_for(p.timeout_seconds, self.sup.config().default_wait)?,
             )
             .0;
-        let mode = p
-            .mode
-            .as_deref()
-            .unwrap_or("parallel")
-            .trim()
-            .to_ascii_lowercase();
-        let tasks: Vec<(String, String)> = p
-            .tasks
-            .into_iter()
-            .map(|t| (t.instance_id, t.message))
-            .collect();
-        let results = match mode.as_str() {
-            "parallel" | "sequential" if tasks.is_empty() => {
-                return Err(tool_error(Error::InvalidInput(format!(
-                    "mode {mode} needs tasks: [{{instance_id, message}}]"
-                ))));
-            }
-            "parallel" => {
-                self.with_progress(
-                    &ctx,
-                    "parallel tasks",
-                    self.sup.send_many(&tasks, sender.as_deref(), Some(wait)),
-                )
-                .await
-            }
-            "sequential" => {
-                self.with_progress(
-                    &ctx,
-                    "sequential tasks",
-                    self.sup.pipeline(&tasks, sender.as_deref(), wait),
-                )
-                .await
-            }
-            "consensus" => {
-                let question = p.question.filter(|q| !q.trim().is_empty()).ok_or_else(|| {
-                    tool_error(Error::InvalidInput(
-                        "mode consensus needs a question".into(),
-                    ))
-                })?;
-                let ids = if p.instance_ids.is_empty() {
-                    tasks.iter().map(|(id, _)| id.clone()).collect()
-                } else {
-                    p.instance_ids
-                };
-                if ids.is_empty() {
-                    return Err(tool_error(Error::InvalidInput(
-                        "mode consensus needs instance_ids".into(),
-                    )));
-                }
-                let asks: Vec<(String, String)> =
-                    ids.into_iter().map(|id| (id, question.clone())).collect();
-                self.with_progress(
-                    &ctx,
-                    "consensus",
-                    self.sup.send_many(&asks, sender.as_deref(), Some(wait)),
-                )
-                .await
-            }
-            other => {
-                return Err(tool_error(Error::InvalidInput(format!(
-                    "unknown mode {other:?}; use parallel, sequential or consensus"
-                ))));
-            }
+        let plan = Coordination::plan(p).map_err(tool_error)?;
+        let results = if plan.sequential {
+            let work = self.sup.pipeline(&plan.asks, sender.as_deref(), wait);
+            self.with_progress(&ctx, plan.label(), work).await
+        } else {
+            let work = self
+                .sup
+                .send_many(&plan.asks, sender.as_deref(), Some(wait));
+            self.with_progress(&ctx, plan.label(), work).await
         };
-        let summary = results
-            .iter()
-            .map(|r| {
-                format!(
-                    "[{}] {}",
-                    r.instance_id,
-                    r.response
-                        .as_deref()
-                        .or(r.error.as_deref())
-                        .unwrap_or(r.status.as_str())
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n\n");
-        Ok(Json(CoordinateResult {
-            mode,
-            responses: results.iter().map(|r| r.response.clone()).collect(),
-            answered: results
-                .iter()
-                .filter(|r| r.status == TaskStatus::Answered)
-                .count(),
-            results,
-            summary,
-        }))
+        Ok(Json(CoordinateResult::new(plan.mode, results)))
     }
 
     #[tool(
@@ -652,4 +674,84 @@ fn parent_or_caller(explicit: Option<String>, extensions: &Extensions) -> Result
         "name the parent with instance_id (this call does not come from a troupe instance)"
             .to_string()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(args: serde_json::Value) -> Result<Coordination, String> {
+        let p: CoordinateParams = serde_json::from_value(args).unwrap();
+        Coordination::plan(p).map_err(|e| e.to_string())
+    }
+
+    fn pair(id: &str, text: &str) -> (String, String) {
+        (id.into(), text.into())
+    }
+
+    #[test]
+    fn parallel_is_the_default_and_keeps_task_order() {
+        let c = plan(serde_json::json!({ "tasks": [
+            { "instance_id": "b", "message": "two" },
+            { "instance_id": "a", "message": "one" },
+        ]}))
+        .unwrap();
+        assert_eq!(c.mode, "parallel");
+        assert!(!c.sequential);
+        assert_eq!(c.asks, [pair("b", "two"), pair("a", "one")]);
+        assert_eq!(c.label(), "parallel tasks");
+    }
+
+    #[test]
+    fn sequential_is_read_loosely_and_runs_in_order() {
+        let c = plan(serde_json::json!({ "mode": " Sequential ", "tasks": [
+            { "instance_id": "a", "message": "first" },
+        ]}))
+        .unwrap();
+        assert_eq!(c.mode, "sequential");
+        assert!(c.sequential);
+        assert_eq!(c.label(), "sequential tasks");
+    }
+
+    #[test]
+    fn consensus_asks_each_instance_the_one_question() {
+        let c = plan(serde_json::json!({
+            "mode": "consensus", "question": "which?", "instance_ids": ["a", "b"]
+        }))
+        .unwrap();
+        assert_eq!(c.asks, [pair("a", "which?"), pair("b", "which?")]);
+        // Without instance_ids, the tasks' instances are asked.
+        let c = plan(serde_json::json!({
+            "mode": "consensus", "question": "which?",
+            "tasks": [{ "instance_id": "c", "message": "ignored" }]
+        }))
+        .unwrap();
+        assert_eq!(c.asks, [pair("c", "which?")]);
+    }
+
+    #[test]
+    fn what_cannot_run_says_what_is_missing() {
+        for (args, says) in [
+            (serde_json::json!({}), "mode parallel needs tasks"),
+            (
+                serde_json::json!({ "mode": "sequential" }),
+                "mode sequential needs tasks",
+            ),
+            (
+                serde_json::json!({ "mode": "consensus", "instance_ids": ["a"], "question": " " }),
+                "needs a question",
+            ),
+            (
+                serde_json::json!({ "mode": "consensus", "question": "q" }),
+                "needs instance_ids",
+            ),
+            (
+                serde_json::json!({ "mode": "vote", "tasks": [] }),
+                "unknown mode \"vote\"",
+            ),
+        ] {
+            let err = plan(args.clone()).unwrap_err();
+            assert!(err.contains(says), "{args}: {err}");
+        }
+    }
 }
