@@ -10,15 +10,30 @@ use std::path::{Path, PathBuf};
 use crate::agents::claude;
 use crate::cli::Client;
 
+#[derive(clap::Args)]
 pub struct ChatArgs {
+    /// The first message.
     pub prompt: Option<String>,
+    /// The directory the session (and its helpers) work in [default: here].
+    #[arg(long)]
     pub project: Option<PathBuf>,
+    /// Context added to the system prompt.
+    #[arg(long)]
     pub context: Option<String>,
+    /// More system prompt, after troupe's orchestrator guidance.
+    #[arg(long)]
     pub system: Option<String>,
+    /// The model of the session (claude --model).
+    #[arg(long)]
     pub model: Option<String>,
+    /// Start or resume this team first; its members are named in the system prompt.
+    #[arg(long)]
     pub team: Option<String>,
+    /// The Claude Code executable.
+    #[arg(long, env = "TROUPE_CLAUDE_BIN", default_value = crate::agents::AgentKind::Claude.default_bin())]
     pub claude_bin: String,
-    /// Passed to `claude` as they are.
+    /// Passed to claude as they are (after --).
+    #[arg(last = true)]
     pub claude_args: Vec<String>,
 }
 

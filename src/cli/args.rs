@@ -38,29 +38,8 @@ pub enum Command {
     Chat {
         #[command(flatten)]
         server: ServerUrl,
-        /// The first message.
-        prompt: Option<String>,
-        /// The directory the session (and its helpers) work in [default: here].
-        #[arg(long)]
-        project: Option<PathBuf>,
-        /// Context added to the system prompt.
-        #[arg(long)]
-        context: Option<String>,
-        /// More system prompt, after troupe's orchestrator guidance.
-        #[arg(long)]
-        system: Option<String>,
-        /// The model of the session (claude --model).
-        #[arg(long)]
-        model: Option<String>,
-        /// Start or resume this team first; its members are named in the system prompt.
-        #[arg(long)]
-        team: Option<String>,
-        /// The Claude Code executable.
-        #[arg(long, env = "TROUPE_CLAUDE_BIN", default_value = AgentKind::Claude.default_bin())]
-        claude_bin: String,
-        /// Passed to claude as they are (after --).
-        #[arg(last = true)]
-        claude_args: Vec<String>,
+        #[command(flatten)]
+        args: crate::chat::ChatArgs,
     },
     /// MCP over stdio, for clients that speak nothing else: forwards to the server at --url
     /// (one registry for both), starting `troupe serve` there if none answers.

@@ -124,27 +124,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             crate::local::ensure_server(&server.url, &server.data_dir()).await?;
             crate::stdio::run(&server.url, &server.token()?).await
         }
-        Command::Chat {
-            server,
-            prompt,
-            project,
-            context,
-            system,
-            model,
-            team,
-            claude_bin,
-            claude_args,
-        } => {
-            let args = crate::chat::ChatArgs {
-                prompt,
-                project,
-                context,
-                system,
-                model,
-                team,
-                claude_bin,
-                claude_args,
-            };
+        Command::Chat { server, args } => {
             let code =
                 crate::chat::run(&server.url, &server.data_dir(), || server.token(), args).await?;
             std::process::exit(code)

@@ -113,55 +113,8 @@ impl Supervisor {
         let team_id = format!("team-{}", uuid::Uuid::now_v7().simple());
         let mut seats: Vec<TeamMember> = Vec::new();
         for m in members {
-            let preset = roles::resolve(&m.role).map_err(Error::InvalidInput)?;
-            let role = preset.name.clone();
-            let (named_agent, model) = match m.model.as_deref() {
-                Some(spec) => split_agent(spec),
-                None => (None, None),
-            };
-            let agent = m
-                .agent
-                .as_deref()
-                .map(str::trim)
-                .filter(|a| !a.is_empty())
-                .map(str::to_ascii_lowercase)
-                .or(named_agent)
-                .unwrap_or_else(|| AgentKind::Claude.as_str().into());
-            let cli = self.shared.agent(&agent).map_err(|_| {
-                let known: Vec<&str> = AgentKind::ALL.iter().map(|k| k.as_str()).collect();
-                Error::InvalidInput(format!(
-                    "member {role}: unknown agent {agent:?}; use {}",
-                    known.join(" or ")
-                ))
-            })?;
-            let model = model.unwrap_or_else(|| cli.default_model(preset.model));
-            if cli.cli_model(&model).is_none() {
-                return Err(Error::InvalidInput(format!(
-                    "member {role}: unknown {agent} model {model:?}; {}",
-                    cli.model_hint()
-                )));
-            }
-            let base = match m.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
-                Some(n) => validate_name(n)?,
-                None => preset.slug.clone(),
-            };
-            let mut seat = base.clone();
-            let mut n = 2;
-            while seats.iter().any(|s| s.name == seat) {
-                seat = format!("{base}-{n}");
-                n += 1;
-            }
-            seats.push(TeamMember {
-                team_id: team_id.clone(),
-                name: seat,
-                role,
-                agent,
-                model,
-                system_prompt: m.system_prompt.unwrap_or_default(),
-                instance_id: None,
-                permission_mode: m.permission_mode,
-                use_worktree: m.use_worktree,
-            });
+            let seat = self.seat(&team_id, m, &seats)?;
+            seats.push(seat);
         }
         Team::insert_with_members(
             pool,
@@ -181,6 +134,60 @@ impl Supervisor {
         )
         .await;
         self.team(&name).await
+    }
+
+    /// A member's seat: its role's preset, its CLI and a model that CLI runs, and a name no
+    /// earlier seat has.
+    fn seat(&self, team_id: &str, m: NewMember, taken: &[TeamMember]) -> Result<TeamMember> {
+        let preset = roles::resolve(&m.role).map_err(Error::InvalidInput)?;
+        let role = preset.name.clone();
+        let (named_agent, model) = match m.model.as_deref() {
+            Some(spec) => split_agent(spec),
+            None => (None, None),
+        };
+        let agent = m
+            .agent
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_ascii_lowercase)
+            .or(named_agent)
+            .unwrap_or_else(|| AgentKind::Claude.as_str().into());
+        let cli = self.shared.agent(&agent).map_err(|_| {
+            let known: Vec<&str> = AgentKind::ALL.iter().map(|k| k.as_str()).collect();
+            Error::InvalidInput(format!(
+                "member {role}: unknown agent {agent:?}; use {}",
+                known.join(" or ")
+            ))
+        })?;
+        let model = model.unwrap_or_else(|| cli.default_model(preset.model));
+        if cli.cli_model(&model).is_none() {
+            return Err(Error::InvalidInput(format!(
+                "member {role}: unknown {agent} model {model:?}; {}",
+                cli.model_hint()
+            )));
+        }
+        let base = match m.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+            Some(n) => validate_name(n)?,
+            None => preset.slug.clone(),
+        };
+        let mut name = base.clone();
+        let mut n = 2;
+        while taken.iter().any(|s| s.name == name) {
+            name = format!("{base}-{n}");
+            n += 1;
+        }
+        Ok(TeamMember {
+            team_id: team_id.to_string(),
+            name,
+            role,
+            agent,
+            model,
+            system_prompt: m.system_prompt.unwrap_or_default(),
+            instance_id: None,
+            permission_mode: m.permission_mode,
+            use_worktree: m.use_worktree,
+        })
     }
 
     /// Sets the rules that decide every member's permission requests without asking.

@@ -93,6 +93,24 @@ impl Turn {
     fn prompt_fits(&self, prompt_id: &Option<String>) -> bool {
         self.prompt_id.is_none() || prompt_id.is_none() || self.prompt_id == *prompt_id
     }
+
+    /// The CLI took this turn's prompt (a hook or the transcript says so), under `prompt_id`
+    /// if it named one. The message started: said the first time, and again when its prompt
+    /// id is learned.
+    fn acknowledge(&mut self, prompt_id: &Option<String>) -> Option<Effect> {
+        let learned = !self.acked || (self.prompt_id.is_none() && prompt_id.is_some());
+        self.acked = true;
+        self.submit_deadline = None;
+        self.nudge_at = None;
+        if self.prompt_id.is_none() {
+            self.prompt_id = prompt_id.clone();
+        }
+        let message_id = self.message_id.clone().filter(|_| learned)?;
+        Some(Effect::MessageStarted {
+            message_id,
+            prompt_id: self.prompt_id.clone(),
+        })
+    }
 }
 
 #[derive(Debug, Default)]

@@ -24,20 +24,9 @@ impl Machine {
         if let Some(turn) = self.turns.live_mut()
             && turn.prompt_fits(&prompt_id)
         {
-            let learned = !turn.acked || (turn.prompt_id.is_none() && prompt_id.is_some());
-            turn.acked = true;
             turn.submit_hooked = true;
-            turn.submit_deadline = None;
-            turn.nudge_at = None;
-            if prompt_id.is_some() {
-                turn.prompt_id = prompt_id.clone();
-            }
-            if learned && let Some(message_id) = turn.message_id.clone() {
-                self.out.push(Effect::MessageStarted {
-                    message_id,
-                    prompt_id,
-                });
-            }
+            let started = turn.acknowledge(&prompt_id);
+            self.out.extend(started);
             return;
         }
         // A prompt troupe did not type (someone attached to the session): the CLI is busy
@@ -122,17 +111,8 @@ impl Machine {
         }
         // The hook may be the first word of this turn (its prompt not read yet): the
         // message started, under this prompt id, before it ends.
-        let learned = !turn.acked || (turn.prompt_id.is_none() && prompt_id.is_some());
-        if turn.prompt_id.is_none() {
-            turn.prompt_id = prompt_id.clone();
-        }
-        turn.acked = true;
-        if learned && let Some(message_id) = turn.message_id.clone() {
-            self.out.push(Effect::MessageStarted {
-                message_id,
-                prompt_id: turn.prompt_id.clone(),
-            });
-        }
+        let started = turn.acknowledge(prompt_id);
+        self.out.extend(started);
         Some(key)
     }
 

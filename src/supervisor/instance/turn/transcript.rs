@@ -35,27 +35,8 @@ impl Machine {
         ts: String,
         history: bool,
     ) {
-        // Which turn is this? The one the hooks named, else the message just typed, else a
-        // message known from before a restart, else a prompt troupe did not type.
-        let key = match self.turns.by_prompt(&prompt_id) {
-            // The same prompt read again (the CLI rewrote its file, or a replay overlapped).
-            Some(k) if self.turns.get(k).is_some_and(|t| t.prompt_ts.is_some()) => return,
-            Some(k) => k,
-            None => match self.turns.live() {
-                Some(t) if t.prompt_ts.is_none() && !t.finished && t.prompt_fits(&prompt_id) => {
-                    t.key
-                }
-                _ => match self.turns.known_for(&prompt_id, &text) {
-                    Some(m) => {
-                        let key = self.turns.add(Some(m.id));
-                        let turn = self.turns.get_mut(key).expect("just added");
-                        turn.finished = m.state.is_finished();
-                        turn.prompt_id = m.prompt_id;
-                        key
-                    }
-                    None => self.turns.add(None),
-                },
-            },
+        let Some(key) = self.turn_of_prompt(&prompt_id, &text) else {
+            return;
         };
         // An earlier turn still open in the transcript is over now.
         if let Some(prev) = self.turns.tx.filter(|p| *p != key) {
@@ -63,19 +44,8 @@ impl Machine {
         }
         let turn = self.turns.get_mut(key).expect("turn exists");
         if !turn.finished {
-            let learned = !turn.acked || (turn.prompt_id.is_none() && prompt_id.is_some());
-            turn.acked = true;
-            turn.submit_deadline = None;
-            turn.nudge_at = None;
-            if turn.prompt_id.is_none() {
-                turn.prompt_id = prompt_id.clone();
-            }
-            if learned && let Some(message_id) = turn.message_id.clone() {
-                self.out.push(Effect::MessageStarted {
-                    message_id,
-                    prompt_id: prompt_id.clone(),
-                });
-            }
+            let started = turn.acknowledge(&prompt_id);
+            self.out.extend(started);
             if self.turns.live != Some(key) {
                 // The transcript shows the CLI working on it.
                 if let Some(old) = self.turns.live {
@@ -102,14 +72,51 @@ impl Machine {
         });
         self.turns.tx_prev = self.turns.tx;
         self.turns.tx = Some(key);
-        // Lines that came before this prompt: later ones are this turn's, earlier ones the
-        // previous turn's.
+        self.place_orphans(now, &ts, history);
+        if self.turns.get(key).is_some_and(|t| t.ended.is_some()) {
+            self.check_transcript_end(now, key, history);
+        }
+    }
+
+    /// Which turn a prompt read from the transcript is: the one the hooks named, else the
+    /// message just typed, else a message known from before a restart, else a prompt troupe
+    /// did not type. None when it is the same prompt read again (the CLI rewrote its file, or
+    /// a replay overlapped).
+    fn turn_of_prompt(&mut self, prompt_id: &Option<String>, text: &str) -> Option<u64> {
+        if let Some(k) = self.turns.by_prompt(prompt_id) {
+            return self
+                .turns
+                .get(k)
+                .is_some_and(|t| t.prompt_ts.is_none())
+                .then_some(k);
+        }
+        if let Some(t) = self.turns.live()
+            && t.prompt_ts.is_none()
+            && !t.finished
+            && t.prompt_fits(prompt_id)
+        {
+            return Some(t.key);
+        }
+        let Some(m) = self.turns.known_for(prompt_id, text) else {
+            return Some(self.turns.add(None));
+        };
+        let key = self.turns.add(Some(m.id));
+        if let Some(turn) = self.turns.get_mut(key) {
+            turn.finished = m.state.is_finished();
+            turn.prompt_id = m.prompt_id;
+        }
+        Some(key)
+    }
+
+    /// Lines read before the prompt `ts` was written: later ones are its turn's, earlier ones
+    /// the previous turn's.
+    fn place_orphans(&mut self, now: Instant, ts: &str, history: bool) {
         let mut orphans = std::mem::take(&mut self.turns.orphans);
         orphans.sort_by(|a, b| a.ts().cmp(b.ts()));
         let earlier = self.turns.message_of(self.turns.tx_prev);
         let mut adopted = Vec::new();
         for r in orphans {
-            if r.ts() >= ts.as_str() {
+            if r.ts() >= ts {
                 adopted.push(r);
             } else {
                 self.out.push(Effect::Output {
@@ -120,9 +127,6 @@ impl Machine {
         }
         for r in adopted {
             self.on_turn_line(now, r, history);
-        }
-        if self.turns.get(key).is_some_and(|t| t.ended.is_some()) {
-            self.check_transcript_end(now, key, history);
         }
     }
 
