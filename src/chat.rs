@@ -86,30 +86,17 @@ pub async fn run(
     let prompt = system_prompt(&args, roster.as_deref());
     crate::private::write(&prompt_file, prompt.as_bytes())?;
 
-    let mut cmd = tokio::process::Command::new(&args.claude_bin);
-    cmd.current_dir(&project)
-        .arg("--session-id")
-        .arg(&session)
-        .arg("--mcp-config")
-        .arg(&mcp_file)
-        .arg("--append-system-prompt-file")
-        .arg(&prompt_file);
-    if let Some(model) = &args.model {
-        cmd.args(["--model", model]);
-    }
-    // Reading troupe's state never needs a question: without this, Claude Code 2.1.328 in
-    // its default auto mode behind a gateway stopped every troupe call at a Yes/No dialog.
-    // The person's own flags come after, and their permission settings rule the rest.
-    cmd.arg("--allowedTools").arg(allowed_tools());
-    // troupe's waits last up to 5 minutes; from 2.1.212 the CLI would move them to the
-    // background after 2, unless the person chose otherwise.
-    if std::env::var_os("CLAUDE_CODE_MCP_AUTO_BACKGROUND_MS").is_none() {
-        cmd.env("CLAUDE_CODE_MCP_AUTO_BACKGROUND_MS", "0");
-    }
-    cmd.args(&args.claude_args);
-    if let Some(p) = &args.prompt {
-        cmd.arg(p);
-    }
+    let mut cmd = claude::chat_command(&claude::ChatLaunch {
+        bin: &args.claude_bin,
+        project: &project,
+        session: &session,
+        mcp_file: &mcp_file,
+        prompt_file: &prompt_file,
+        model: args.model.as_deref(),
+        read_only_tools: crate::mcp::READ_ONLY_TOOLS,
+        extra_args: &args.claude_args,
+        prompt: args.prompt.as_deref(),
+    });
     // Ctrl-C belongs to the CLI in the foreground; this process only waits for it.
     let swallow = tokio::spawn(async { while tokio::signal::ctrl_c().await.is_ok() {} });
     let status = cmd.status().await;
@@ -117,24 +104,16 @@ pub async fn run(
     let ended = client.detach(&id).await;
     let status = status.map_err(|e| {
         anyhow::anyhow!(
-            "cannot run the Claude Code CLI {:?}: {e}; install it with `npm install -g \
-             @anthropic-ai/claude-code` or name it with --claude-bin",
-            args.claude_bin
+            "cannot run the Claude Code CLI {:?}: {e}; install it with `npm install -g {}` or \
+             name it with --claude-bin",
+            args.claude_bin,
+            crate::agents::AgentKind::Claude.npm_package()
         )
     })?;
     if let Err(e) = ended {
         eprintln!("troupe: the session ended, but the server was not told: {e}");
     }
     Ok(status.code().unwrap_or(1))
-}
-
-/// troupe's read-only tools as Claude Code names them, comma-separated.
-fn allowed_tools() -> String {
-    crate::mcp::READ_ONLY_TOOLS
-        .iter()
-        .map(|t| format!("mcp__troupe__{t}"))
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// The orchestrator guidance, then what the person added, then the team.

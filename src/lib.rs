@@ -53,6 +53,62 @@ pub struct Server {
     _lock: lock::ServeLock,
 }
 
+/// troupe's own instances call back over loopback, whatever address it listens on.
+fn loopback(addr: SocketAddr) -> SocketAddr {
+    let mut local = addr;
+    if addr.ip().is_unspecified() {
+        local.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    local
+}
+
+/// What a previous run left that nothing holds any more: its permission questions (their
+/// CLIs show their own dialogs now) and live events past their keep.
+async fn tidy_previous_run(pool: &sqlx::SqlitePool) {
+    match db::permissions::PermissionAsk::expire_all_pending(pool).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            requests = n,
+            "permission requests of the previous run expired"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot expire old permission requests"),
+    }
+    match db::events::prune(pool).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            events = n,
+            "forgot live events older than {} days",
+            db::events::KEEP_DAYS
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot prune the event log"),
+    }
+}
+
+/// Brings the previous run's instances back under supervision, and says how that went.
+async fn recover(supervisor: &Supervisor) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let recoveries = supervisor.reconcile().await?;
+    if recoveries.is_empty() {
+        return Ok(());
+    }
+    use supervisor::RecoveryOutcome::*;
+    let count = |o| recoveries.iter().filter(|r| r.outcome == o).count();
+    tracing::info!(
+        reattached = count(Reattached),
+        resumed = count(Resumed),
+        failed = count(Failed),
+        ms = started.elapsed().as_millis() as u64,
+        "instances from the previous run are back under supervision"
+    );
+    for r in recoveries.iter().filter(|r| r.outcome == Failed) {
+        tracing::warn!(instance = %r.instance_id, "{}", r.detail);
+    }
+    Ok(())
+}
+
 impl Server {
     /// Opens the database, binds the listener and starts serving. Instances are told the
     /// bound address, so port 0 works.
@@ -80,15 +136,7 @@ impl Server {
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
         let addr = listener.local_addr()?;
         held.describe(&format!("pid {}, {addr}", std::process::id()));
-        // troupe's own instances call back over loopback, whatever address it listens on.
-        let mut local = addr;
-        if addr.ip().is_unspecified() {
-            local.set_ip(match addr {
-                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            });
-        }
-        config.public_url = format!("http://{local}");
+        config.public_url = format!("http://{}", loopback(addr));
         if !addr.ip().is_loopback() {
             tracing::warn!(
                 "troupe listens on {addr}, beyond this machine: anyone who has the server token \
@@ -96,25 +144,7 @@ impl Server {
             );
         }
         let pool = db::open(&config.db_path, config.db_busy_timeout).await?;
-        // Nothing holds a previous run's permission questions any more; their CLIs show
-        // their own dialogs.
-        match db::permissions::PermissionAsk::expire_all_pending(&pool).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                requests = n,
-                "permission requests of the previous run expired"
-            ),
-            Err(e) => tracing::warn!(error = %e, "cannot expire old permission requests"),
-        }
-        match db::events::prune(&pool).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                events = n,
-                "forgot live events older than {} days",
-                db::events::KEEP_DAYS
-            ),
-            Err(e) => tracing::warn!(error = %e, "cannot prune the event log"),
-        }
+        tidy_previous_run(&pool).await;
         let shutdown = CancellationToken::new();
         let supervisor = Supervisor::start(config, pool, shutdown.child_token()).await?;
         let app = http::router(supervisor.clone(), shutdown.clone());
@@ -130,22 +160,7 @@ impl Server {
                 .await
         });
         // Instances resumed here call back (hooks, MCP), so the listener serves first.
-        let started = std::time::Instant::now();
-        let recoveries = supervisor.reconcile().await?;
-        if !recoveries.is_empty() {
-            use supervisor::RecoveryOutcome::*;
-            let count = |o| recoveries.iter().filter(|r| r.outcome == o).count();
-            tracing::info!(
-                reattached = count(Reattached),
-                resumed = count(Resumed),
-                failed = count(Failed),
-                ms = started.elapsed().as_millis() as u64,
-                "instances from the previous run are back under supervision"
-            );
-            for r in recoveries.iter().filter(|r| r.outcome == Failed) {
-                tracing::warn!(instance = %r.instance_id, "{}", r.detail);
-            }
-        }
+        recover(&supervisor).await?;
         Ok(Server {
             addr,
             supervisor,

@@ -174,6 +174,61 @@ pub fn mcp_config(server_url: &str, instance_id: &str, token: &str) -> Value {
     })
 }
 
+/// What `troupe chat` starts: the person's own Claude Code, in the foreground, with troupe as
+/// its MCP server and troupe's guidance added to its system prompt.
+pub struct ChatLaunch<'a> {
+    pub bin: &'a str,
+    pub project: &'a Path,
+    pub session: &'a str,
+    pub mcp_file: &'a Path,
+    pub prompt_file: &'a Path,
+    pub model: Option<&'a str>,
+    /// troupe's tools that only read, allowed without a question.
+    pub read_only_tools: &'a [&'a str],
+    /// The person's own flags, passed as they are.
+    pub extra_args: &'a [String],
+    /// The first message.
+    pub prompt: Option<&'a str>,
+}
+
+pub fn chat_command(launch: &ChatLaunch<'_>) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(launch.bin);
+    cmd.current_dir(launch.project)
+        .arg("--session-id")
+        .arg(launch.session)
+        .arg("--mcp-config")
+        .arg(launch.mcp_file)
+        .arg("--append-system-prompt-file")
+        .arg(launch.prompt_file);
+    if let Some(model) = launch.model {
+        cmd.args(["--model", model]);
+    }
+    // Reading troupe's state never needs a question: without this, Claude Code 2.1.328 in
+    // its default auto mode behind a gateway stopped every troupe call at a Yes/No dialog.
+    // The person's own flags come after, and their permission settings rule the rest.
+    cmd.arg("--allowedTools")
+        .arg(allowed_tools(launch.read_only_tools));
+    // troupe's waits last up to 5 minutes; from 2.1.212 the CLI would move them to the
+    // background after 2, unless the person chose otherwise.
+    if std::env::var_os("CLAUDE_CODE_MCP_AUTO_BACKGROUND_MS").is_none() {
+        cmd.env("CLAUDE_CODE_MCP_AUTO_BACKGROUND_MS", "0");
+    }
+    cmd.args(launch.extra_args);
+    if let Some(p) = launch.prompt {
+        cmd.arg(p);
+    }
+    cmd
+}
+
+/// troupe's tools as Claude Code names them, comma-separated.
+pub fn allowed_tools(tools: &[&str]) -> String {
+    tools
+        .iter()
+        .map(|t| format!("mcp__troupe__{t}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Where Claude Code writes the transcript of `session_id` for a CLI started in `workdir`
 /// (the SessionStart hook reports the exact path; this is the same rule, used before then).
 pub fn transcript_path(home: &Path, workdir: &Path, session_id: &str) -> PathBuf {

@@ -25,6 +25,52 @@ pub struct TreeNode {
     pub children: Vec<TreeNode>,
 }
 
+/// A node and, below it, the instances whose parent it is.
+fn build(
+    inst: &Instance,
+    by_parent: &HashMap<Option<&str>, Vec<&Instance>>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> TreeNode {
+    let created = chrono::DateTime::parse_from_rfc3339(&inst.created_at)
+        .map(|t| t.to_utc())
+        .unwrap_or(now);
+    TreeNode {
+        instance_id: inst.id.clone(),
+        name: inst.name.clone(),
+        role: inst.role.clone(),
+        model: inst.model.clone(),
+        state: inst.state,
+        age_seconds: (now - created).num_seconds(),
+        children: by_parent
+            .get(&Some(inst.id.as_str()))
+            .map(|kids| kids.iter().map(|k| build(k, by_parent, now)).collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// A node and its subtree as indented lines, like `tree` draws them.
+fn render(node: &TreeNode, prefix: &str, last: bool, top: bool, out: &mut String) {
+    let branch = if top {
+        ""
+    } else if last {
+        "└── "
+    } else {
+        "├── "
+    };
+    out.push_str(&format!(
+        "{prefix}{branch}{} ({}, {}) {} {}s\n",
+        node.instance_id, node.role, node.model, node.state, node.age_seconds
+    ));
+    let child_prefix = if top {
+        prefix.to_string()
+    } else {
+        format!("{prefix}{}", if last { "    " } else { "│   " })
+    };
+    for (i, c) in node.children.iter().enumerate() {
+        render(c, &child_prefix, i + 1 == node.children.len(), false, out);
+    }
+}
+
 impl Supervisor {
     /// The forest of instances (live only unless `include_ended`), roots first, and the same
     /// as indented text.
@@ -46,27 +92,6 @@ impl Supervisor {
             by_parent.entry(parent).or_default().push(inst);
         }
         let now = chrono::Utc::now();
-        fn build(
-            inst: &Instance,
-            by_parent: &HashMap<Option<&str>, Vec<&Instance>>,
-            now: chrono::DateTime<chrono::Utc>,
-        ) -> TreeNode {
-            let created = chrono::DateTime::parse_from_rfc3339(&inst.created_at)
-                .map(|t| t.to_utc())
-                .unwrap_or(now);
-            TreeNode {
-                instance_id: inst.id.clone(),
-                name: inst.name.clone(),
-                role: inst.role.clone(),
-                model: inst.model.clone(),
-                state: inst.state,
-                age_seconds: (now - created).num_seconds(),
-                children: by_parent
-                    .get(&Some(inst.id.as_str()))
-                    .map(|kids| kids.iter().map(|k| build(k, by_parent, now)).collect())
-                    .unwrap_or_default(),
-            }
-        }
         let roots: Vec<TreeNode> = match root {
             Some(id) => {
                 let inst = all
@@ -81,27 +106,6 @@ impl Supervisor {
                 .unwrap_or_default(),
         };
         let mut text = String::new();
-        fn render(node: &TreeNode, prefix: &str, last: bool, top: bool, out: &mut String) {
-            let branch = if top {
-                ""
-            } else if last {
-                "└── "
-            } else {
-                "├── "
-            };
-            out.push_str(&format!(
-                "{prefix}{branch}{} ({}, {}) {} {}s\n",
-                node.instance_id, node.role, node.model, node.state, node.age_seconds
-            ));
-            let child_prefix = if top {
-                prefix.to_string()
-            } else {
-                format!("{prefix}{}", if last { "    " } else { "│   " })
-            };
-            for (i, c) in node.children.iter().enumerate() {
-                render(c, &child_prefix, i + 1 == node.children.len(), false, out);
-            }
-        }
         for r in &roots {
             render(r, "", true, true, &mut text);
         }

@@ -100,23 +100,7 @@ impl Supervisor {
         let (label, chosen) = in_scope(&scope, &all, team.as_ref())?;
         let ids = serde_json::to_string(&chosen.iter().map(|i| &i.id).collect::<Vec<_>>())
             .expect("ids as JSON");
-        let mut by_state = BTreeMap::new();
-        for i in &chosen {
-            *by_state.entry(i.state.to_string()).or_insert(0) += 1;
-        }
-        let active = chosen
-            .iter()
-            .filter(|i| {
-                matches!(
-                    i.state,
-                    InstanceState::Starting
-                        | InstanceState::Idle
-                        | InstanceState::Busy
-                        | InstanceState::WaitingPermission
-                        | InstanceState::Attached
-                )
-            })
-            .count();
+        let (by_state, active) = count_states(&chosen);
         let models = metrics::cost_by_model(pool, &ids).await?;
         let sum = |f: fn(&ModelCost) -> i64| models.iter().map(f).sum::<i64>();
         let (input, output, cache_creation, cache_read) = (
@@ -169,6 +153,29 @@ impl Supervisor {
             time_saved_seconds: (busy - wall) as f64 / 1000.0,
         })
     }
+}
+
+/// How many instances are in each state, and how many of them are up (running a CLI or
+/// attached).
+fn count_states(chosen: &[&Instance]) -> (BTreeMap<String, usize>, usize) {
+    let mut by_state = BTreeMap::new();
+    for i in chosen {
+        *by_state.entry(i.state.to_string()).or_insert(0) += 1;
+    }
+    let active = chosen
+        .iter()
+        .filter(|i| {
+            matches!(
+                i.state,
+                InstanceState::Starting
+                    | InstanceState::Idle
+                    | InstanceState::Busy
+                    | InstanceState::WaitingPermission
+                    | InstanceState::Attached
+            )
+        })
+        .count();
+    (by_state, active)
 }
 
 /// The instances a scope covers, and the scope in words; `team` is the scope's team, looked up.

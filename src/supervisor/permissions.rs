@@ -114,7 +114,19 @@ impl Supervisor {
             let why = format!("troupe's rule {} denies this", hit.rule);
             return Ok(agent.permission_answer(Some(hit.decision), Some(&why)));
         }
+        Ok(self.await_decision(agent, inst, task, id, summary).await)
+    }
 
+    /// Holds the CLI's permission hook until someone decides, or the wait runs out (then the
+    /// CLI's own dialog waits at its pane).
+    async fn await_decision(
+        &self,
+        agent: &dyn Agent,
+        inst: &Instance,
+        task: &mpsc::UnboundedSender<Command>,
+        id: String,
+        summary: String,
+    ) -> Value {
         let (tx, rx) = oneshot::channel();
         self.shared
             .permission_waiters
@@ -146,11 +158,11 @@ impl Supervisor {
         match tokio::time::timeout(self.config().permission_wait, rx).await {
             Ok(Ok(verdict)) => {
                 let _ = task.send(Command::PermissionAnswered);
-                Ok(agent.permission_answer(Some(verdict.decision), verdict.message.as_deref()))
+                agent.permission_answer(Some(verdict.decision), verdict.message.as_deref())
             }
             _ => {
                 tracing::info!(instance = %inst.id, request = %id, "no decision in time; the CLI's dialog waits at its pane");
-                Ok(agent.permission_answer(None, None))
+                agent.permission_answer(None, None)
             }
         }
     }
@@ -185,30 +197,7 @@ impl Supervisor {
         caller: Option<&str>,
     ) -> Result<PermissionAsk> {
         let pool = self.pool();
-        let req = PermissionAsk::find(pool, request_id)
-            .await?
-            .filter(|r| r.instance_id == instance_id)
-            .ok_or_else(|| {
-                Error::InvalidInput(format!(
-                    "{instance_id} has no permission request {request_id:?}; \
-                     get_pending_permissions lists the open ones"
-                ))
-            })?;
-        if caller == Some(instance_id) {
-            return Err(Error::Forbidden(
-                "an instance cannot decide its own permission requests; its parent or the \
-                 person does"
-                    .into(),
-            ));
-        }
-        self.visible_to(caller, instance_id).await?;
-        if req.state != "pending" {
-            return Err(Error::Refused(format!(
-                "{request_id} is already {} (by {}); nothing to decide",
-                req.state,
-                req.decided_by.as_deref().unwrap_or("nobody: it expired")
-            )));
-        }
+        self.decidable(instance_id, request_id, caller).await?;
         let waiter = self
             .shared
             .permission_waiters
@@ -256,6 +245,41 @@ impl Supervisor {
         PermissionAsk::find(pool, request_id)
             .await?
             .ok_or_else(|| Error::InvalidInput(format!("{request_id} vanished")))
+    }
+
+    /// The request, if `caller` may decide it now: one of `instance_id`'s, still pending, and
+    /// not the caller's own.
+    async fn decidable(
+        &self,
+        instance_id: &str,
+        request_id: &str,
+        caller: Option<&str>,
+    ) -> Result<PermissionAsk> {
+        let req = PermissionAsk::find(self.pool(), request_id)
+            .await?
+            .filter(|r| r.instance_id == instance_id)
+            .ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "{instance_id} has no permission request {request_id:?}; \
+                     get_pending_permissions lists the open ones"
+                ))
+            })?;
+        if caller == Some(instance_id) {
+            return Err(Error::Forbidden(
+                "an instance cannot decide its own permission requests; its parent or the \
+                 person does"
+                    .into(),
+            ));
+        }
+        self.visible_to(caller, instance_id).await?;
+        if req.state != "pending" {
+            return Err(Error::Refused(format!(
+                "{request_id} is already {} (by {}); nothing to decide",
+                req.state,
+                req.decided_by.as_deref().unwrap_or("nobody: it expired")
+            )));
+        }
+        Ok(req)
     }
 
     /// Open permission requests `caller` may decide: all of them for the person, those of
