@@ -9,6 +9,7 @@ use crate::agents::AgentKind;
 
 /// How spawned Claude Code instances ask for permission to use tools.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum PermissionMode {
     /// `--dangerously-skip-permissions`: instances never stop at a permission dialog.
     Skip,
@@ -28,6 +29,32 @@ impl PermissionMode {
             PermissionMode::AcceptEdits => "accept-edits",
             PermissionMode::Plan => "plan",
         }
+    }
+
+    /// A name as callers write it (any case).
+    pub fn parse(name: &str) -> Option<PermissionMode> {
+        <PermissionMode as clap::ValueEnum>::from_str(name.trim(), true).ok()
+    }
+}
+
+/// A stored name, as `query_as!` reads it. The database refuses any other (migration 0016);
+/// were one there, the mode that asks is the safe reading.
+impl From<String> for PermissionMode {
+    fn from(name: String) -> PermissionMode {
+        PermissionMode::parse(&name).unwrap_or(PermissionMode::Default)
+    }
+}
+
+/// Compares with the stored name, as tests and reports read it.
+impl PartialEq<&str> for PermissionMode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for PermissionMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

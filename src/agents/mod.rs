@@ -72,6 +72,21 @@ impl AgentKind {
     }
 }
 
+/// A stored name, as `query_as!` reads it. The database refuses any other (migration 0016), so
+/// the fallback never applies to a row troupe wrote.
+impl From<String> for AgentKind {
+    fn from(name: String) -> AgentKind {
+        AgentKind::parse(&name).unwrap_or(AgentKind::Claude)
+    }
+}
+
+/// Compares with the stored name, as tests and reports read it.
+impl PartialEq<&str> for AgentKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 impl std::fmt::Display for AgentKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -458,11 +473,10 @@ impl Agents {
     /// The installed version of the named CLI and how it stands against the tested ones,
     /// read again only when its executable changed (blocking: a process start at most). A
     /// change is logged once: plainly when tested, as a warning otherwise.
-    pub fn version(&self, name: &str) -> Option<versions::Assessment> {
-        let (agent, probe) = match name {
-            "claude" => (&self.claude, &self.probes[0]),
-            "codex" => (&self.codex, &self.probes[1]),
-            _ => return None,
+    pub fn version(&self, kind: AgentKind) -> Option<versions::Assessment> {
+        let (agent, probe) = match kind {
+            AgentKind::Claude => (&self.claude, &self.probes[0]),
+            AgentKind::Codex => (&self.codex, &self.probes[1]),
         };
         let read = probe.read(agent.bin());
         let printed = read.printed.ok()?;
@@ -483,10 +497,6 @@ impl Agents {
         [&self.claude, &self.codex]
             .iter()
             .any(|a| matches!(a.hook_event(payload), AgentEvent::PermissionAsked { .. }))
-    }
-
-    pub fn get(&self, name: &str) -> Option<Arc<dyn Agent>> {
-        AgentKind::parse(name).map(|k| self.of(k))
     }
 
     pub fn of(&self, kind: AgentKind) -> Arc<dyn Agent> {

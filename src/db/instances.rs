@@ -1,5 +1,7 @@
 use sqlx::SqlitePool;
 
+use crate::agents::AgentKind;
+use crate::config::PermissionMode;
 use crate::states::InstanceState;
 
 /// One CLI instance troupe started: its identity, where it runs, and what it is doing.
@@ -7,12 +9,12 @@ use crate::states::InstanceState;
 pub struct Instance {
     pub id: String,
     pub name: String,
-    pub agent: String,
+    pub agent: AgentKind,
     pub model: String,
     pub role: String,
     pub system_prompt: String,
     pub workdir: String,
-    pub permission_mode: String,
+    pub permission_mode: PermissionMode,
     pub parent_id: Option<String>,
     pub team_id: Option<String>,
     pub tmux_session: String,

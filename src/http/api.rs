@@ -237,7 +237,7 @@ async fn list_instances(
     for inst in Instance::list(sup.pool(), all).await? {
         let keep = (states.is_empty() || states.contains(&inst.state))
             && q.role.as_ref().is_none_or(|r| *r == inst.role)
-            && q.agent.as_ref().is_none_or(|a| *a == inst.agent)
+            && q.agent.as_ref().is_none_or(|a| *a == inst.agent.as_str())
             && team_id
                 .as_ref()
                 .is_none_or(|t| inst.team_id.as_ref() == Some(t))

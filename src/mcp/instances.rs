@@ -137,7 +137,7 @@ impl From<Instance> for InstanceView {
         InstanceView {
             instance_id: i.id,
             name: i.name,
-            agent: i.agent,
+            agent: i.agent.to_string(),
             role: i.role,
             model: i.model,
             state: i.state,
@@ -147,7 +147,7 @@ impl From<Instance> for InstanceView {
             workdir: i.workdir,
             tmux_session: i.tmux_session,
             created_at: i.created_at,
-            permission_mode: i.permission_mode,
+            permission_mode: i.permission_mode.to_string(),
         }
     }
 }

@@ -198,10 +198,19 @@ impl Supervisor {
     ) -> Result<T> {
         let tx = self.live(instance_id).await?;
         let (reply, rx) = oneshot::channel();
-        tx.send(command(reply))
-            .map_err(|_| Error::Agent(format!("instance {instance_id} is shutting down")))?;
-        rx.await
-            .map_err(|_| Error::Agent(format!("instance {instance_id} stopped during {doing}")))?
+        if tx.send(command(reply)).is_ok()
+            && let Ok(answer) = rx.await
+        {
+            return answer;
+        }
+        // The task ended before it took the command: what the instance is now says why
+        // (its CLI exited, it was terminated), else it stopped midway.
+        match self.live(instance_id).await {
+            Err(e @ Error::NotRunning { .. }) => Err(e),
+            _ => Err(Error::Agent(format!(
+                "instance {instance_id} stopped during {doing}"
+            ))),
+        }
     }
 
     /// Records an act done on an instance.

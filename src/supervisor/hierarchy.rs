@@ -220,9 +220,16 @@ impl Supervisor {
                 }
             }
         }
-        match live {
-            true => self.terminate_one(instance_id, caller).await?,
-            false => self.end_not_running(instance_id, caller).await?,
+        let ended = match live {
+            true => match self.terminate_one(instance_id, caller).await {
+                // Its CLI went away meanwhile, and its task with it.
+                Err(Error::NotRunning { state, .. }) if state != InstanceState::Terminated => false,
+                other => other.map(|()| true)?,
+            },
+            false => false,
+        };
+        if !ended {
+            self.end_not_running(instance_id, caller).await?;
         }
         done.push(instance_id.to_string());
         if done.len() > 1 {

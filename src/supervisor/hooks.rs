@@ -28,7 +28,7 @@ impl Supervisor {
         let inst = Instance::find(&self.shared.pool, instance_id)
             .await?
             .ok_or_else(|| Error::UnknownInstance(instance_id.to_string()))?;
-        let agent = self.shared.agent(&inst.agent)?;
+        let agent = self.shared.agent(inst.agent);
         if let crate::agents::AgentEvent::PermissionAsked { tool, input } =
             agent.hook_event(&payload)
         {

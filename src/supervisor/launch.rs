@@ -88,7 +88,7 @@ impl Supervisor {
         let config = &shared.config;
         let id = inst.id.as_str();
         let cli_model = shared
-            .agent(&inst.agent)?
+            .agent(inst.agent)
             .cli_model(&inst.model)
             .ok_or_else(|| {
                 Error::InvalidInput(format!(
@@ -96,9 +96,7 @@ impl Supervisor {
                     inst.model
                 ))
             })?;
-        let permission_mode =
-            <PermissionMode as clap::ValueEnum>::from_str(&inst.permission_mode, true)
-                .unwrap_or(config.permission_mode);
+        let permission_mode = inst.permission_mode;
         let dir = config.data_dir.join("instances").join(id);
         crate::private::dir(&dir)?;
         let token =
@@ -115,7 +113,7 @@ impl Supervisor {
         );
         // Read before every launch (a stat when nothing changed), so a CLI upgraded while
         // troupe runs is launched the way its version expects, and said in the log.
-        let agent = shared.agent_as_installed(&inst.agent).await?;
+        let agent = shared.agent_as_installed(inst.agent).await;
         let plan = agent.prepare(&LaunchSpec {
             instance_id: id,
             session_id: &inst.agent_session_id,

@@ -33,9 +33,9 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::agents::{Agent, Agents, LaunchSpec};
+use crate::agents::{Agent, AgentKind, Agents, LaunchSpec};
 use crate::auth;
-use crate::config::{Config, PermissionMode};
+use crate::config::Config;
 use crate::db::audit;
 use crate::db::credentials::Credentials;
 use crate::db::instances::{Instance, NewInstance};
@@ -175,24 +175,20 @@ impl Shared {
     }
 
     /// The agent an instance runs.
-    pub fn agent(&self, name: &str) -> Result<Arc<dyn Agent>> {
-        self.agents.get(name).ok_or_else(|| {
-            Error::InvalidInput(format!("this troupe does not run {name:?} instances"))
-        })
+    pub fn agent(&self, kind: AgentKind) -> Arc<dyn Agent> {
+        self.agents.of(kind)
     }
 
-    /// The agent for `name`, set to the version of its CLI installed now (unknown when
+    /// The agent of `kind`, set to the version of its CLI installed now (unknown when
     /// `--version` cannot be read).
-    pub async fn agent_as_installed(&self, name: &str) -> Result<Arc<dyn Agent>> {
-        let agent = self.agent(name)?;
+    pub async fn agent_as_installed(&self, kind: AgentKind) -> Arc<dyn Agent> {
         let agents = self.agents.clone();
-        let name = name.to_string();
-        let version = tokio::task::spawn_blocking(move || agents.version(&name))
+        let version = tokio::task::spawn_blocking(move || agents.version(kind))
             .await
             .ok()
             .flatten()
             .and_then(|a| a.version);
-        Ok(agent.at_version(version))
+        self.agent(kind).at_version(version)
     }
 }
 

@@ -70,7 +70,7 @@ impl Supervisor {
         let inst = Instance::find(&self.shared.pool, id)
             .await?
             .ok_or_else(|| Error::UnknownInstance(id.to_string()))?;
-        let agent = self.shared.agent(&inst.agent)?;
+        let agent = self.shared.agent(inst.agent);
         let written = conversation_written(agent.as_ref(), &inst)?;
         if written == Some(true) {
             return self.launch(&inst, Launch::RespawnPane).await;
@@ -117,7 +117,7 @@ impl Supervisor {
         })?;
         // The CLI there was launched before this server started: its version is read as it
         // stands now (an upgrade in between would only be misread when typing).
-        let agent = self.shared.agent_as_installed(&inst.agent).await?;
+        let agent = self.shared.agent_as_installed(inst.agent).await;
         let url = &self.shared.config.public_url;
         let relaunch = match Credentials::find(&self.shared.pool, &inst.id).await? {
             Some(c) if c.server_url == *url => None,
@@ -164,7 +164,7 @@ impl Supervisor {
             return Ok(());
         }
         let had_turns = Message::any_started(&self.shared.pool, &inst.id).await?;
-        let agent = self.shared.agent(&inst.agent)?;
+        let agent = self.shared.agent(inst.agent);
         let written = conversation_written(agent.as_ref(), inst)?;
         let fresh;
         let (inst, how) = match written {

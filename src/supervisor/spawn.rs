@@ -100,11 +100,7 @@ impl Supervisor {
             let theirs = PathBuf::from(&by.workdir);
             spawn_plan::SpawnedBy {
                 id: &by.id,
-                permission_mode: <PermissionMode as clap::ValueEnum>::from_str(
-                    &by.permission_mode,
-                    true,
-                )
-                .unwrap_or(config.permission_mode),
+                permission_mode: by.permission_mode,
                 sandbox_mode: by.sandbox_mode.as_deref(),
                 workdir: theirs.canonicalize().unwrap_or(theirs),
             }

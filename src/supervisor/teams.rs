@@ -153,13 +153,15 @@ impl Supervisor {
             .map(str::to_ascii_lowercase)
             .or(named_agent)
             .unwrap_or_else(|| AgentKind::Claude.as_str().into());
-        let cli = self.shared.agent(&agent).map_err(|_| {
-            let known: Vec<&str> = AgentKind::ALL.iter().map(|k| k.as_str()).collect();
-            Error::InvalidInput(format!(
-                "member {role}: unknown agent {agent:?}; use {}",
-                known.join(" or ")
-            ))
-        })?;
+        let cli = AgentKind::parse(&agent)
+            .map(|kind| self.shared.agent(kind))
+            .ok_or_else(|| {
+                let known: Vec<&str> = AgentKind::ALL.iter().map(|k| k.as_str()).collect();
+                Error::InvalidInput(format!(
+                    "member {role}: unknown agent {agent:?}; use {}",
+                    known.join(" or ")
+                ))
+            })?;
         let model = model.unwrap_or_else(|| cli.default_model(preset.model));
         if cli.cli_model(&model).is_none() {
             return Err(Error::InvalidInput(format!(
@@ -167,6 +169,20 @@ impl Supervisor {
                 cli.model_hint()
             )));
         }
+        let permission_mode = match m.permission_mode.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(mode) => Some(
+                crate::config::PermissionMode::parse(mode)
+                    .ok_or_else(|| {
+                        Error::InvalidInput(format!(
+                            "member {role}: unknown permission_mode {mode:?}; use skip, default, \
+                             accept-edits or plan"
+                        ))
+                    })?
+                    .as_str()
+                    .to_string(),
+            ),
+        };
         let base = match m.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
             Some(n) => validate_name(n)?,
             None => preset.slug.clone(),
@@ -185,7 +201,7 @@ impl Supervisor {
             model,
             system_prompt: m.system_prompt.unwrap_or_default(),
             instance_id: None,
-            permission_mode: m.permission_mode,
+            permission_mode,
             use_worktree: m.use_worktree,
         })
     }

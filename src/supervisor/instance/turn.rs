@@ -10,7 +10,7 @@
 
 use tokio::time::{Duration, Instant};
 
-use super::machine::{Alive, Effect, Look, Machine, SUBMIT_ACK_LATE, Seen};
+use super::machine::{Alive, Effect, Look, Machine, Phase, SUBMIT_ACK_LATE, Seen};
 #[cfg(doc)]
 use crate::agents::AgentEvent;
 use crate::agents::{Key, Record};

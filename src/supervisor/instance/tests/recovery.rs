@@ -607,3 +607,76 @@ fn a_late_submit_hook_of_a_turn_answered_from_the_first_read_starts_no_other_mes
     assert_eq!(finish_of(&fx, "m2"), answered("ECHO: /status"));
     assert!(!s.m.busy());
 }
+
+/// After a restart, a message Codex takes into the turn that had just stopped (its submit and
+/// stop hooks name that turn, whose own hooks went to the process before) starts and is
+/// answered: the replayed turn counts as hooked.
+#[test]
+fn after_a_restart_a_message_taken_into_the_replayed_turn_is_answered() {
+    let codex = crate::agents::codex::Codex {
+        bin: crate::agents::AgentKind::Codex.default_bin().into(),
+    };
+    let hooks = codex_hooks();
+    let first = |event: &str| {
+        hooks
+            .iter()
+            .find(|p| p["hook_event_name"] == event)
+            .unwrap()
+            .clone()
+    };
+    let (submit, stop) = (first("UserPromptSubmit"), first("Stop"));
+    let turn = submit["turn_id"].as_str().unwrap().to_string();
+    let session = submit["session_id"].as_str().unwrap().to_string();
+    let steered = |mut p: Value, key: &str, text: &str| {
+        p[key] = json!(text);
+        Input::Hook(codex.hook(&p))
+    };
+
+    let mut s = Sim::new(Begin::Reattach);
+    s.m.habits = codex.habits();
+    s.m.session = session.clone();
+    let rollout = PathBuf::from(format!(
+        "/tmp/sessions/rollout-2026-12-06T10-58-00-{session}.jsonl"
+    ));
+    let fx = s.step(Input::Restore {
+        messages: vec![known(
+            "m1",
+            "please count slowly to 8",
+            Some(&turn),
+            MessageState::Answered,
+        )],
+        transcript: Some(rollout.clone()),
+    });
+    assert_eq!(fx, [Effect::Follow(rollout)]);
+    s.step(history(vec![
+        prompt_line(
+            "u1",
+            &turn,
+            "2026-12-06T10:58:40.000Z",
+            "please count slowly to 8",
+        ),
+        reply_line(
+            "u2",
+            "2026-12-06T10:58:44.000Z",
+            "resp-1",
+            "1 2 3 4 5 6 7 8",
+        ),
+        Record::TurnEnd {
+            uuid: "end-1".into(),
+            ts: "2026-12-06T10:58:44.100Z".into(),
+        },
+    ]));
+    deliver(&mut s, "m2", "still here?");
+    let fx = s.after(55, steered(submit, "prompt", "still here?"));
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::MessageStarted { message_id, .. } if message_id == "m2")),
+        "{fx:?}"
+    );
+    let fx = s.after(
+        200,
+        steered(stop, "last_assistant_message", "ECHO: still here?"),
+    );
+    assert_eq!(finish_of(&fx, "m2"), answered("ECHO: still here?"));
+    assert!(!s.m.busy());
+}

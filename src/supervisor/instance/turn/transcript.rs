@@ -38,6 +38,13 @@ impl Machine {
         let Some(key) = self.turn_of_prompt(&prompt_id, &text) else {
             return;
         };
+        if matches!(self.phase, Phase::Replaying)
+            && let Some(turn) = self.turns.get_mut(key)
+        {
+            // A turn from before this task: its submit hook went to the process before, so
+            // one naming it now is a message the CLI took into it.
+            turn.submit_hooked = true;
+        }
         // An earlier turn still open in the transcript is over now.
         if let Some(prev) = self.turns.tx.filter(|p| *p != key) {
             self.supersede(now, prev);
