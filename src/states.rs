@@ -125,6 +125,46 @@ macro_rules! stored_names {
     };
 }
 
+/// Where a CLI's permission request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AskState {
+    /// The CLI waits for someone to decide.
+    Pending,
+    Allowed,
+    Denied,
+    /// Nobody decided while troupe held it; the CLI's own dialog took over.
+    Expired,
+}
+
+/// Where an approval of an instance's call stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalState {
+    /// Asked of the person, not answered yet.
+    Pending,
+    /// The person said yes: the call may be made once.
+    Approved,
+    Denied,
+    /// The approved call was made.
+    Used,
+    /// Past its life unanswered or unused.
+    Expired,
+}
+
+stored_names!(AskState, fallback Expired, {
+    Pending => "pending",
+    Allowed => "allowed",
+    Denied => "denied",
+    Expired => "expired",
+});
+stored_names!(ApprovalState, fallback Expired, {
+    Pending => "pending",
+    Approved => "approved",
+    Denied => "denied",
+    Used => "used",
+    Expired => "expired",
+});
 stored_names!(InstanceState, fallback Failed, {
     Starting => "starting",
     Idle => "idle",
@@ -171,6 +211,8 @@ mod tests {
         check(InstanceState::ALL);
         check(MessageState::ALL);
         check(InterruptOutcome::ALL);
+        check(AskState::ALL);
+        check(ApprovalState::ALL);
         assert_eq!(InstanceState::ALL.len(), 9);
         assert_eq!(
             MessageState::from("timed_out".to_string()),

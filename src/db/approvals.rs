@@ -11,7 +11,7 @@ pub struct Approval {
     /// JSON: the call's arguments.
     pub arguments: String,
     /// pending | approved | denied | used | expired
-    pub state: String,
+    pub state: crate::states::ApprovalState,
     pub decided_by: Option<String>,
     pub reason: Option<String>,
     pub asked_at: String,

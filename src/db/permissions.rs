@@ -13,7 +13,7 @@ pub struct PermissionAsk {
     pub tool_input: String,
     pub summary: String,
     /// pending | allowed | denied | expired
-    pub state: String,
+    pub state: crate::states::AskState,
     pub decided_by: Option<String>,
     pub message: Option<String>,
     pub asked_at: String,

@@ -11,6 +11,14 @@ use crate::supervisor::Supervisor;
 use crate::weblogin;
 
 const INDEX: &str = include_str!("dashboard/index.html");
+/// The page with the CLIs troupe runs in its spawn form.
+static INDEX_PAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let options: String = crate::agents::AgentKind::ALL
+        .iter()
+        .map(|k| format!("<option value=\"{k}\">{k}</option>\n              "))
+        .collect();
+    INDEX.replace("<!-- agents -->\n              ", &options)
+});
 const LOGIN: &str = include_str!("dashboard/login.html");
 const APP_JS: &str = include_str!("dashboard/app.js");
 const APP_CSS: &str = include_str!("dashboard/app.css");
@@ -38,7 +46,7 @@ pub async fn signed_in(sup: &Supervisor, headers: &HeaderMap) -> bool {
 /// `GET /`: the dashboard for a logged-in browser, else how to log in.
 pub async fn index(State(sup): State<Supervisor>, headers: HeaderMap) -> Response {
     if signed_in(&sup, &headers).await {
-        page(StatusCode::OK, INDEX)
+        page(StatusCode::OK, &INDEX_PAGE)
     } else {
         page(StatusCode::OK, LOGIN)
     }
@@ -173,4 +181,18 @@ fn no_store(response: &mut Response) {
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_spawn_form_offers_every_agent() {
+        for kind in crate::agents::AgentKind::ALL {
+            assert!(
+                super::INDEX_PAGE.contains(&format!("<option value=\"{kind}\">{kind}</option>")),
+                "{kind}"
+            );
+        }
+        assert!(!super::INDEX_PAGE.contains("<!-- agents -->"));
+    }
 }

@@ -126,8 +126,8 @@ async fn instance_call(
         None => sup.ask_approval(instance, tool, &args).await,
     }
     .map_err(|e| e.to_string())?;
-    let standing = match asked.state.as_str() {
-        "pending" => sup
+    let standing = match asked.state {
+        crate::states::ApprovalState::Pending => sup
             .await_approval(&asked.id, sup.config().permission_wait)
             .await
             .map_err(|e| e.to_string())?,
@@ -288,7 +288,7 @@ pub struct ApprovalView {
     /// The call's arguments: the approval is good for exactly these.
     pub arguments: serde_json::Value,
     /// pending, approved, denied, used or expired.
-    pub state: String,
+    pub state: crate::states::ApprovalState,
     /// Where the person answered: rest, form or mcp.
     pub decided_by: Option<String>,
     /// Why it was denied, when the person said.
@@ -302,16 +302,21 @@ pub struct ApprovalView {
 
 impl From<crate::db::approvals::Approval> for ApprovalView {
     fn from(a: crate::db::approvals::Approval) -> Self {
-        let next = match a.state.as_str() {
-            "pending" => "the person has not answered yet; ask again later".to_string(),
-            "approved" => format!(
+        use crate::states::ApprovalState;
+        let next = match a.state {
+            ApprovalState::Pending => {
+                "the person has not answered yet; ask again later".to_string()
+            }
+            ApprovalState::Approved => format!(
                 "call {} again with the same arguments and \"approval\": \"{}\" (once, within \
                  an hour)",
                 a.tool, a.id
             ),
-            "denied" => "not to be run: ask whoever gave you work what they want instead".into(),
-            "used" => "done: the call ran".into(),
-            _ => format!("call {} without an approval to ask again", a.tool),
+            ApprovalState::Denied => {
+                "not to be run: ask whoever gave you work what they want instead".into()
+            }
+            ApprovalState::Used => "done: the call ran".into(),
+            ApprovalState::Expired => format!("call {} without an approval to ask again", a.tool),
         };
         ApprovalView {
             arguments: serde_json::from_str(&a.arguments)

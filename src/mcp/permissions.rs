@@ -41,7 +41,7 @@ pub struct RequestView {
     /// The request in a line: `Bash: npm test`.
     pub summary: String,
     /// pending, allowed, denied or expired.
-    pub state: String,
+    pub state: crate::states::AskState,
     /// `person`, an instance id, or `rule <rule>`.
     pub decided_by: Option<String>,
     pub message: Option<String>,

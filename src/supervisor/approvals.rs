@@ -14,6 +14,7 @@ use super::{Event, Supervisor};
 use crate::db::approvals::Approval;
 use crate::db::audit;
 use crate::error::{Error, Result};
+use crate::states::ApprovalState;
 
 /// How long an approved call stays good for its one use.
 pub const APPROVED_LIFE: chrono::TimeDelta = chrono::TimeDelta::hours(1);
@@ -55,23 +56,25 @@ pub fn standing(
         at.and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             .map(|t| now.signed_duration_since(t.with_timezone(&Utc)))
     };
-    match a.state.as_str() {
-        "pending" if age(Some(&a.asked_at)).is_some_and(|d| d > PENDING_LIFE) => {
+    match a.state {
+        ApprovalState::Pending if age(Some(&a.asked_at)).is_some_and(|d| d > PENDING_LIFE) => {
             Standing::Lapsed(format!(
                 "approval {} lapsed: the person did not answer within a day; {again}",
                 a.id
             ))
         }
-        "pending" => Standing::Wait,
-        "approved" if age(a.decided_at.as_deref()).is_some_and(|d| d > APPROVED_LIFE) => {
+        ApprovalState::Pending => Standing::Wait,
+        ApprovalState::Approved
+            if age(a.decided_at.as_deref()).is_some_and(|d| d > APPROVED_LIFE) =>
+        {
             Standing::Lapsed(format!(
                 "approval {} expired: an approved call must be made within an hour of the \
                  answer; {again}",
                 a.id
             ))
         }
-        "approved" => Standing::Go,
-        "denied" => Standing::No(format!(
+        ApprovalState::Approved => Standing::Go,
+        ApprovalState::Denied => Standing::No(format!(
             "{tool} was not run: the person denied it{}. Ask whoever gave you work what they \
              want instead",
             a.reason
@@ -79,11 +82,11 @@ pub fn standing(
                 .map(|r| format!(" (\"{r}\")"))
                 .unwrap_or_default()
         )),
-        "used" => Standing::No(format!(
+        ApprovalState::Used => Standing::No(format!(
             "approval {} was used already: each is good for one call; {again}",
             a.id
         )),
-        _ => Standing::No(format!("approval {} has expired; {again}", a.id)),
+        ApprovalState::Expired => Standing::No(format!("approval {} has expired; {again}", a.id)),
     }
 }
 
@@ -144,7 +147,7 @@ impl Supervisor {
             let a = Approval::find(self.pool(), id)
                 .await?
                 .ok_or_else(|| unknown(id))?;
-            if a.state != "pending" {
+            if a.state != ApprovalState::Pending {
                 return Ok(a);
             }
             // Any decision, or a missed event, is a reason to look again.
@@ -171,7 +174,7 @@ impl Supervisor {
     ) -> Result<Approval> {
         let pool = self.pool();
         let a = Approval::find(pool, id).await?.ok_or_else(|| unknown(id))?;
-        if a.state != "pending" {
+        if a.state != ApprovalState::Pending {
             return Err(Error::Refused(format!(
                 "approval {id} is already {}{}; nothing to decide",
                 a.state,
@@ -184,7 +187,12 @@ impl Supervisor {
         let reason = reason
             .map(|r| r.trim().chars().take(500).collect::<String>())
             .filter(|r| !r.is_empty());
-        let state = if approve { "approved" } else { "denied" };
+        let state = if approve {
+            ApprovalState::Approved
+        } else {
+            ApprovalState::Denied
+        }
+        .as_str();
         if !Approval::decide(pool, id, state, how, reason.as_deref()).await? {
             return Err(Error::Refused(format!(
                 "approval {id} was decided meanwhile"
@@ -301,7 +309,7 @@ mod tests {
             instance_id: "lead".into(),
             tool: "spawn_claude".into(),
             arguments: r#"{"role":"tester","name":"kid"}"#.into(),
-            state: state.into(),
+            state: state.to_string().into(),
             decided_by: None,
             reason: None,
             asked_at: "2026-12-06T10:00:00.000Z".into(),

@@ -91,7 +91,9 @@ impl Supervisor {
                 role: &role.name,
                 system_prompt: "",
                 workdir: &workdir,
-                permission_mode: "",
+                // The person's own CLI runs as they set it; its helpers get the server's
+                // mode, as the person's own spawns do.
+                permission_mode: shared.config.permission_mode.as_str(),
                 parent_id: None,
                 tmux_session: "",
                 agent_session_id: &session,

@@ -44,9 +44,15 @@ impl Drop for Held {
         if waiting && let Ok(rt) = tokio::runtime::Handle::try_current() {
             let (shared, id) = (self.shared.clone(), self.id.clone());
             rt.spawn(async move {
-                if PermissionAsk::settle(&shared.pool, &id, "expired", None, None)
-                    .await
-                    .unwrap_or(false)
+                if PermissionAsk::settle(
+                    &shared.pool,
+                    &id,
+                    crate::states::AskState::Expired.as_str(),
+                    None,
+                    None,
+                )
+                .await
+                .unwrap_or(false)
                 {
                     audit::record(
                         &shared.pool,
@@ -272,7 +278,7 @@ impl Supervisor {
             ));
         }
         self.visible_to(caller, instance_id).await?;
-        if req.state != "pending" {
+        if req.state != crate::states::AskState::Pending {
             return Err(Error::Refused(format!(
                 "{request_id} is already {} (by {}); nothing to decide",
                 req.state,
