@@ -13,11 +13,11 @@ use crate::weblogin;
 const INDEX: &str = include_str!("dashboard/index.html");
 /// The page with the CLIs troupe runs in its spawn form.
 static INDEX_PAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let options: String = crate::agents::AgentKind::ALL
+    let options: Vec<String> = crate::agents::AgentKind::ALL
         .iter()
-        .map(|k| format!("<option value=\"{k}\">{k}</option>\n              "))
+        .map(|k| format!("<option value=\"{k}\">{k}</option>"))
         .collect();
-    INDEX.replace("<!-- agents -->\n              ", &options)
+    INDEX.replace("<!-- agents -->", &options.join("\n              "))
 });
 const LOGIN: &str = include_str!("dashboard/login.html");
 const APP_JS: &str = include_str!("dashboard/app.js");
