@@ -67,7 +67,7 @@ fn loopback(addr: SocketAddr) -> SocketAddr {
 
 /// What a previous run left that nothing holds any more: its permission questions (their
 /// CLIs show their own dialogs now) and live events past their keep.
-async fn tidy_previous_run(pool: &sqlx::SqlitePool) {
+async fn tidy_previous_run(pool: &db::Db) {
     match db::permissions::PermissionAsk::expire_all_pending(pool).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(

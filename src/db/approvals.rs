@@ -21,12 +21,13 @@ pub struct Approval {
 
 impl Approval {
     pub async fn insert(
-        pool: &SqlitePool,
+        db: &super::Db,
         id: &str,
         instance_id: &str,
         tool: &str,
         arguments: &str,
     ) -> sqlx::Result<()> {
+        let pool = db.pool();
         let now = super::now();
         sqlx::query!(
             "INSERT INTO approvals (id, instance_id, tool, arguments, asked_at)
@@ -39,19 +40,20 @@ impl Approval {
         )
         .execute(pool)
         .await?;
-        super::events::written();
+        db.written();
         Ok(())
     }
 
     /// Decides a pending approval (`approved` or `denied`); false when it was no longer
     /// pending, so two answers never both count.
     pub async fn decide(
-        pool: &SqlitePool,
+        db: &super::Db,
         id: &str,
         state: &str,
         decided_by: &str,
         reason: Option<&str>,
     ) -> sqlx::Result<bool> {
+        let pool = db.pool();
         let now = super::now();
         let done = sqlx::query!(
             "UPDATE approvals SET state = ?, decided_by = ?, reason = ?, decided_at = ?
@@ -64,12 +66,13 @@ impl Approval {
         )
         .execute(pool)
         .await?;
-        super::events::written();
+        db.written();
         Ok(done.rows_affected() == 1)
     }
 
     /// Spends an approved approval on its call; false when it was not (or no longer) approved.
-    pub async fn spend(pool: &SqlitePool, id: &str) -> sqlx::Result<bool> {
+    pub async fn spend(db: &super::Db, id: &str) -> sqlx::Result<bool> {
+        let pool = db.pool();
         let now = super::now();
         let done = sqlx::query!(
             "UPDATE approvals SET state = 'used', used_at = ? WHERE id = ? AND state = 'approved'",
@@ -78,12 +81,13 @@ impl Approval {
         )
         .execute(pool)
         .await?;
-        super::events::written();
+        db.written();
         Ok(done.rows_affected() == 1)
     }
 
     /// Ends an approval that can no longer be used (pending or approved, and too old).
-    pub async fn expire(pool: &SqlitePool, id: &str) -> sqlx::Result<bool> {
+    pub async fn expire(db: &super::Db, id: &str) -> sqlx::Result<bool> {
+        let pool = db.pool();
         let now = super::now();
         let done = sqlx::query!(
             "UPDATE approvals SET state = 'expired', decided_at = coalesce(decided_at, ?)
@@ -93,7 +97,7 @@ impl Approval {
         )
         .execute(pool)
         .await?;
-        super::events::written();
+        db.written();
         Ok(done.rows_affected() == 1)
     }
 

@@ -3,12 +3,13 @@ use sqlx::SqlitePool;
 /// Appends one line to the audit log. Failures are logged, never fatal: the audit trail
 /// must not be the reason an instance operation fails.
 pub async fn record(
-    pool: &SqlitePool,
+    db: &super::Db,
     actor: Option<&str>,
     instance_id: Option<&str>,
     kind: &str,
     detail: serde_json::Value,
 ) {
+    let pool = db.pool();
     let now = super::now();
     let detail = detail.to_string();
     let result = sqlx::query!(
@@ -21,7 +22,7 @@ pub async fn record(
     )
     .execute(pool)
     .await;
-    super::events::written();
+    db.written();
     if let Err(e) = result {
         tracing::warn!(kind, error = %e, "could not write audit event");
     }

@@ -2,25 +2,7 @@
 //! the stream reports, in the same transaction as the change; this module reads them back in
 //! order and tells waiting streams when there may be more.
 
-use std::sync::LazyLock;
-
 use sqlx::SqlitePool;
-use tokio::sync::watch;
-
-/// Bumped after every committed write that may have added events. A stream holds a receiver:
-/// it marks the value seen, reads, then waits for a change, so a write between its read and
-/// its wait still wakes it.
-static WRITTEN: LazyLock<watch::Sender<u64>> = LazyLock::new(|| watch::channel(0).0);
-
-/// Called by each write to a table the event log follows, after the write has committed.
-pub(crate) fn written() {
-    WRITTEN.send_modify(|n| *n = n.wrapping_add(1));
-}
-
-/// A receiver that wakes after each [`written`].
-pub fn subscribe() -> watch::Receiver<u64> {
-    WRITTEN.subscribe()
-}
 
 /// How long events are kept: a client that was away longer starts from what is there.
 pub const KEEP_DAYS: i64 = 7;

@@ -48,7 +48,8 @@ pub struct NewInstance<'a> {
 }
 
 impl Instance {
-    pub async fn insert(pool: &SqlitePool, new: &NewInstance<'_>) -> sqlx::Result<()> {
+    pub async fn insert(db: &super::Db, new: &NewInstance<'_>) -> sqlx::Result<()> {
+        let pool = db.pool();
         let now = super::now();
         sqlx::query!(
             "INSERT INTO instances (id, name, agent, model, role, system_prompt, workdir, permission_mode,
@@ -73,7 +74,7 @@ impl Instance {
         )
         .execute(pool)
         .await?;
-        super::events::written();
+        db.written();
         Ok(())
     }
 
@@ -112,11 +113,12 @@ impl Instance {
 
     /// Records a state change; `since` moves only when the state really changes.
     pub async fn set_state(
-        pool: &SqlitePool,
+        db: &super::Db,
         id: &str,
         state: InstanceState,
         reason: &str,
     ) -> sqlx::Result<()> {
+        let pool = db.pool();
         let now = super::now();
         let state = state.as_str();
         sqlx::query!(
@@ -135,7 +137,7 @@ impl Instance {
         )
         .execute(pool)
         .await?;
-        super::events::written();
+        db.written();
         Ok(())
     }
 

@@ -16,10 +16,11 @@ pub struct Interrupt {
 
 impl Interrupt {
     pub async fn insert(
-        pool: &SqlitePool,
+        db: &super::Db,
         instance_id: &str,
         message_id: Option<&str>,
     ) -> sqlx::Result<i64> {
+        let pool = db.pool();
         let now = super::now();
         let done = sqlx::query!(
             "INSERT INTO interrupts (instance_id, message_id, requested_at) VALUES (?, ?, ?)",
@@ -29,16 +30,17 @@ impl Interrupt {
         )
         .execute(pool)
         .await?;
-        super::events::written();
+        db.written();
         Ok(done.last_insert_rowid())
     }
 
     pub async fn record_outcome(
-        pool: &SqlitePool,
+        db: &super::Db,
         id: i64,
         outcome: InterruptOutcome,
         detail: &str,
     ) -> sqlx::Result<()> {
+        let pool = db.pool();
         let now = super::now();
         let outcome = outcome.as_str();
         sqlx::query!(
@@ -53,7 +55,7 @@ impl Interrupt {
         )
         .execute(pool)
         .await?;
-        super::events::written();
+        db.written();
         Ok(())
     }
 

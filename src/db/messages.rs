@@ -36,12 +36,13 @@ impl Message {
     }
 
     pub async fn insert_queued(
-        pool: &SqlitePool,
+        db: &super::Db,
         id: &str,
         instance_id: &str,
         sender: Option<&str>,
         content: &str,
     ) -> sqlx::Result<()> {
+        let pool = db.pool();
         let now = super::now();
         sqlx::query!(
             "INSERT INTO messages (id, instance_id, sender, content, state, created_at)
@@ -54,7 +55,7 @@ impl Message {
         )
         .execute(pool)
         .await?;
-        super::events::written();
+        db.written();
         Ok(())
     }
 
@@ -79,7 +80,8 @@ impl Message {
         .await
     }
 
-    pub async fn mark_submitted(pool: &SqlitePool, id: &str) -> sqlx::Result<()> {
+    pub async fn mark_submitted(db: &super::Db, id: &str) -> sqlx::Result<()> {
+        let pool = db.pool();
         let now = super::now();
         sqlx::query!(
             "UPDATE messages SET state = 'submitted', submitted_at = ? WHERE id = ?",
@@ -88,15 +90,16 @@ impl Message {
         )
         .execute(pool)
         .await?;
-        super::events::written();
+        db.written();
         Ok(())
     }
 
     pub async fn mark_started(
-        pool: &SqlitePool,
+        db: &super::Db,
         id: &str,
         prompt_id: Option<&str>,
     ) -> sqlx::Result<()> {
+        let pool = db.pool();
         let now = super::now();
         // A prompt id learned after the start (the transcript before the hook) is kept too.
         sqlx::query!(
@@ -111,18 +114,19 @@ impl Message {
         )
         .execute(pool)
         .await?;
-        super::events::written();
+        db.written();
         Ok(())
     }
 
     /// Ends the message's turn: answered, interrupted or failed, with what the CLI said.
     pub async fn finish(
-        pool: &SqlitePool,
+        db: &super::Db,
         id: &str,
         state: MessageState,
         response: Option<&str>,
         reason: &str,
     ) -> sqlx::Result<()> {
+        let pool = db.pool();
         let now = super::now();
         let state = state.as_str();
         // Only an unfinished message ends: replaying a transcript after a restart must not
@@ -138,17 +142,18 @@ impl Message {
         )
         .execute(pool)
         .await?;
-        super::events::written();
+        db.written();
         Ok(())
     }
 
     /// Fails every message of the instance that has not finished (used when it goes away);
     /// returns their ids.
     pub async fn fail_unfinished(
-        pool: &SqlitePool,
+        db: &super::Db,
         instance_id: &str,
         reason: &str,
     ) -> sqlx::Result<Vec<String>> {
+        let pool = db.pool();
         let now = super::now();
         let ids = sqlx::query_scalar!(
             "UPDATE messages SET state = 'failed', state_reason = ?, finished_at = ?
@@ -160,7 +165,7 @@ impl Message {
         )
         .fetch_all(pool)
         .await?;
-        super::events::written();
+        db.written();
         Ok(ids)
     }
 
@@ -204,14 +209,15 @@ impl Message {
     }
 
     /// Puts a message back in the queue (it was typed, but the CLI never saw it).
-    pub async fn requeue(pool: &SqlitePool, id: &str) -> sqlx::Result<()> {
+    pub async fn requeue(db: &super::Db, id: &str) -> sqlx::Result<()> {
+        let pool = db.pool();
         sqlx::query!(
             "UPDATE messages SET state = 'queued', submitted_at = NULL WHERE id = ? AND state = 'submitted'",
             id
         )
         .execute(pool)
         .await?;
-        super::events::written();
+        db.written();
         Ok(())
     }
 

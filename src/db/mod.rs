@@ -22,15 +22,58 @@ pub mod worktrees;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use tokio::sync::watch;
+
+/// The registry's database: its connection pool, and the signal that a committed write may
+/// have added to the event log (streams and waiters subscribe to it). It derefs to the pool,
+/// so the table functions that only read take it as one.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: SqlitePool,
+    written: Arc<watch::Sender<u64>>,
+}
+
+impl Db {
+    pub fn new(pool: SqlitePool) -> Db {
+        Db {
+            pool,
+            written: Arc::new(watch::channel(0).0),
+        }
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Called by each write to a table the event log follows, after the write has committed.
+    pub(crate) fn written(&self) {
+        self.written.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that wakes after each write: a stream marks the value seen, reads, then
+    /// waits for a change, so a write between its read and its wait still wakes it.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.written.subscribe()
+    }
+}
+
+impl std::ops::Deref for Db {
+    type Target = SqlitePool;
+
+    fn deref(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
 
 /// Opens (creating if needed) the database file and brings its schema up to date.
 /// A write waits up to `busy_timeout` for a lock held elsewhere (a backup, a sqlite3 shell in
 /// a transaction): what troupe records is not dropped for a lock that passes.
-pub async fn open(path: &Path, busy_timeout: Duration) -> anyhow::Result<SqlitePool> {
+pub async fn open(path: &Path, busy_timeout: Duration) -> anyhow::Result<Db> {
     if let Some(dir) = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty() && !d.exists())
@@ -66,7 +109,7 @@ pub async fn open(path: &Path, busy_timeout: Duration) -> anyhow::Result<SqliteP
         .run(&pool)
         .await
         .map_err(|e| anyhow::anyhow!("cannot migrate database {}: {e}", path.display()))?;
-    Ok(pool)
+    Ok(Db::new(pool))
 }
 
 /// The one timestamp format in the database: UTC, milliseconds, sortable as text.

@@ -15,13 +15,14 @@ pub struct OutputChunk {
 impl OutputChunk {
     /// Stores a chunk once: the same transcript record read twice is ignored.
     pub async fn insert(
-        pool: &SqlitePool,
+        db: &super::Db,
         instance_id: &str,
         message_id: Option<&str>,
         source: &str,
         source_id: &str,
         content: &str,
     ) -> sqlx::Result<()> {
+        let pool = db.pool();
         let now = super::now();
         sqlx::query!(
             "INSERT INTO output_chunks (instance_id, message_id, source, source_id, content, created_at)
@@ -36,7 +37,7 @@ impl OutputChunk {
         )
         .execute(pool)
         .await?;
-        super::events::written();
+        db.written();
         Ok(())
     }
 

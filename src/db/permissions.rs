@@ -30,7 +30,8 @@ pub struct NewRequest<'a> {
 }
 
 impl PermissionAsk {
-    pub async fn insert(pool: &SqlitePool, new: &NewRequest<'_>) -> sqlx::Result<()> {
+    pub async fn insert(db: &super::Db, new: &NewRequest<'_>) -> sqlx::Result<()> {
+        let pool = db.pool();
         let now = super::now();
         sqlx::query!(
             "INSERT INTO permission_requests
@@ -46,19 +47,20 @@ impl PermissionAsk {
         )
         .execute(pool)
         .await?;
-        super::events::written();
+        db.written();
         Ok(())
     }
 
     /// Settles a pending request (`allowed`, `denied` or `expired`); false when it was no
     /// longer pending, so two deciders never both win.
     pub async fn settle(
-        pool: &SqlitePool,
+        db: &super::Db,
         id: &str,
         state: &str,
         decided_by: Option<&str>,
         message: Option<&str>,
     ) -> sqlx::Result<bool> {
+        let pool = db.pool();
         let now = super::now();
         let done = sqlx::query!(
             "UPDATE permission_requests
@@ -72,7 +74,7 @@ impl PermissionAsk {
         )
         .execute(pool)
         .await?;
-        super::events::written();
+        db.written();
         Ok(done.rows_affected() == 1)
     }
 
@@ -111,7 +113,8 @@ impl PermissionAsk {
     }
 
     /// Requests left pending by a previous run: nothing holds their CLI's hook any more.
-    pub async fn expire_all_pending(pool: &SqlitePool) -> sqlx::Result<u64> {
+    pub async fn expire_all_pending(db: &super::Db) -> sqlx::Result<u64> {
+        let pool = db.pool();
         let now = super::now();
         let done = sqlx::query!(
             "UPDATE permission_requests SET state = 'expired', decided_at = ?
@@ -120,7 +123,7 @@ impl PermissionAsk {
         )
         .execute(pool)
         .await?;
-        super::events::written();
+        db.written();
         Ok(done.rows_affected())
     }
 }

@@ -28,11 +28,12 @@ pub async fn load(pool: &SqlitePool) -> sqlx::Result<Layer> {
 
 /// Writes the controls `update` sets and deletes those named in `reset`, in one transaction.
 pub async fn store(
-    pool: &SqlitePool,
+    db: &super::Db,
     update: &Layer,
     reset: &[String],
     set_by: Option<&str>,
 ) -> sqlx::Result<()> {
+    let pool = db.pool();
     let now = super::now();
     let mut tx = pool.begin().await?;
     for key in reset {
@@ -57,7 +58,7 @@ pub async fn store(
         }
     }
     tx.commit().await?;
-    super::events::written();
+    db.written();
     Ok(())
 }
 

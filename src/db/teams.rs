@@ -33,13 +33,14 @@ pub struct TeamMember {
 impl Team {
     /// The team and all its seats, or nothing: a create that fails leaves no half a team.
     pub async fn insert_with_members(
-        pool: &SqlitePool,
+        db: &super::Db,
         id: &str,
         name: &str,
         description: &str,
         project_dir: Option<&str>,
         members: &[TeamMember],
     ) -> sqlx::Result<()> {
+        let pool = db.pool();
         let now = super::now();
         let mut tx = pool.begin().await?;
         sqlx::query!(
@@ -70,15 +71,12 @@ impl Team {
             .await?;
         }
         tx.commit().await?;
-        super::events::written();
+        db.written();
         Ok(())
     }
 
-    pub async fn set_permission_rules(
-        pool: &SqlitePool,
-        id: &str,
-        rules: &str,
-    ) -> sqlx::Result<()> {
+    pub async fn set_permission_rules(db: &super::Db, id: &str, rules: &str) -> sqlx::Result<()> {
+        let pool = db.pool();
         sqlx::query!(
             "UPDATE teams SET permission_rules = ? WHERE id = ?",
             rules,
@@ -86,15 +84,16 @@ impl Team {
         )
         .execute(pool)
         .await?;
-        super::events::written();
+        db.written();
         Ok(())
     }
 
-    pub async fn set_project_dir(pool: &SqlitePool, id: &str, dir: &str) -> sqlx::Result<()> {
+    pub async fn set_project_dir(db: &super::Db, id: &str, dir: &str) -> sqlx::Result<()> {
+        let pool = db.pool();
         sqlx::query!("UPDATE teams SET project_dir = ? WHERE id = ?", dir, id)
             .execute(pool)
             .await?;
-        super::events::written();
+        db.written();
         Ok(())
     }
 
@@ -125,7 +124,8 @@ impl Team {
     }
 
     /// Marks the team dissolved and frees its name for a new team.
-    pub async fn dissolve(pool: &SqlitePool, id: &str) -> sqlx::Result<()> {
+    pub async fn dissolve(db: &super::Db, id: &str) -> sqlx::Result<()> {
+        let pool = db.pool();
         let now = super::now();
         let renamed = format!("{id}:dissolved");
         sqlx::query!(
@@ -136,7 +136,7 @@ impl Team {
         )
         .execute(pool)
         .await?;
-        super::events::written();
+        db.written();
         Ok(())
     }
 }

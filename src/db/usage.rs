@@ -45,7 +45,8 @@ pub struct UsageTotals {
 impl UsageRecord {
     /// One row per model call: a response id seen again (a re-read transcript, a split
     /// assistant message) is ignored.
-    pub async fn insert(pool: &SqlitePool, new: &NewUsage<'_>) -> sqlx::Result<()> {
+    pub async fn insert(db: &super::Db, new: &NewUsage<'_>) -> sqlx::Result<()> {
+        let pool = db.pool();
         let now = super::now();
         sqlx::query!(
             "INSERT INTO usage_records (instance_id, message_id, source_id, model, input_tokens,
@@ -65,7 +66,7 @@ impl UsageRecord {
         )
         .execute(pool)
         .await?;
-        super::events::written();
+        db.written();
         Ok(())
     }
 

@@ -92,7 +92,7 @@ pub async fn stream(
         kinds,
     };
     // Subscribe before reading where to start, so nothing written in between is missed.
-    let written = events::subscribe();
+    let written = sup.pool().subscribe();
     let last = match resume.or(q.after) {
         Some(id) if id < 0 => {
             return Err(Error::InvalidInput("after must be 0 or more".into()));
@@ -101,7 +101,7 @@ pub async fn stream(
         None => events::last_id(sup.pool()).await?,
     };
     let tail = Tail {
-        pool: sup.pool().clone(),
+        pool: sup.pool().pool().clone(),
         written,
         last,
         filter,

@@ -84,7 +84,7 @@ pub enum Event {
 }
 
 pub(crate) struct Shared {
-    pub pool: SqlitePool,
+    pub pool: crate::db::Db,
     pub config: Config,
     pub tmux: Tmux,
     pub events: broadcast::Sender<Event>,
@@ -275,7 +275,7 @@ pub struct Supervisor {
 impl Supervisor {
     pub async fn start(
         config: Config,
-        pool: SqlitePool,
+        pool: crate::db::Db,
         shutdown: CancellationToken,
     ) -> Result<Self> {
         let (events, _) = broadcast::channel(1024);
@@ -305,7 +305,7 @@ impl Supervisor {
         Ok(sup)
     }
 
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &crate::db::Db {
         &self.shared.pool
     }
 

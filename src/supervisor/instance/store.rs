@@ -161,7 +161,7 @@ pub(super) fn call_day(ts: &str) -> chrono::NaiveDate {
 
 /// Writes a transcript record's output chunks and the model call's usage.
 pub(crate) async fn record_output(
-    pool: &sqlx::SqlitePool,
+    pool: &crate::db::Db,
     prices: &pricing::PriceTable,
     id: &str,
     record: &Record,
