@@ -50,6 +50,22 @@ pub struct Attached {
 /// A write the ledger could not take yet is tried again after this long.
 const RETRY: Duration = Duration::from_secs(1);
 
+/// The session id the person's CLI was started with, and its transcript, if the transcript
+/// is that session's.
+fn own_session(agent: &dyn crate::agents::Agent, req: &AttachRequest) -> Result<(String, PathBuf)> {
+    let session = uuid::Uuid::parse_str(&req.session_id)
+        .map_err(|e| Error::InvalidInput(format!("session_id {:?}: {e}", req.session_id)))?
+        .to_string();
+    let transcript = PathBuf::from(&req.transcript_path);
+    if !agent.owns_transcript(&session, &transcript) {
+        return Err(Error::InvalidInput(format!(
+            "transcript_path {:?} is not session {session}'s transcript",
+            req.transcript_path
+        )));
+    }
+    Ok((session, transcript))
+}
+
 impl Supervisor {
     pub async fn attach(&self, req: AttachRequest, caller: Option<&str>) -> Result<Attached> {
         let shared = &self.shared;
@@ -68,16 +84,7 @@ impl Supervisor {
             None => None,
         };
         let workdir = project_dir(&req.project_dir)?;
-        let session = uuid::Uuid::parse_str(&req.session_id)
-            .map_err(|e| Error::InvalidInput(format!("session_id {:?}: {e}", req.session_id)))?
-            .to_string();
-        let transcript = PathBuf::from(&req.transcript_path);
-        if !agent.owns_transcript(&session, &transcript) {
-            return Err(Error::InvalidInput(format!(
-                "transcript_path {:?} is not session {session}'s transcript",
-                req.transcript_path
-            )));
-        }
+        let (session, transcript) = own_session(agent.as_ref(), &req)?;
         self.check_room(&self.settings()).await?;
         let id = new_instance_id(&shared.pool, name.as_deref().unwrap_or("chat")).await?;
         let workdir = workdir.display().to_string();
