@@ -811,7 +811,7 @@ async fn a_wait_longer_than_the_persons_client_bears_answers_with_the_next_step(
         let states: Vec<(String, Option<String>)> =
             sqlx::query_as("SELECT state, response FROM messages WHERE instance_id = ?")
                 .bind(&kid)
-                .fetch_all(h.pool())
+                .fetch_all(h.pool().as_sqlite().unwrap())
                 .await
                 .unwrap();
         states

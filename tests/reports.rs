@@ -43,7 +43,7 @@ async fn reports_agree_in_every_format_with_the_server_stopped() {
         "SELECT SUM(input_tokens + output_tokens + cache_creation_tokens + cache_read_tokens),
                 COALESCE(SUM(cost_micros), 0) FROM usage_records",
     )
-    .fetch_one(h.pool())
+    .fetch_one(h.pool().as_sqlite().unwrap())
     .await
     .unwrap();
     h.stop_server().await;
@@ -134,7 +134,7 @@ async fn reports_agree_in_every_format_with_the_server_stopped() {
     let pool = troupe::report::open(&db).await.unwrap();
     for q in queries {
         let rows = sqlx::query(sqlx::AssertSqlSafe(q.to_string()))
-            .fetch_all(&pool)
+            .fetch_all(pool.as_sqlite().unwrap())
             .await
             .unwrap_or_else(|e| panic!("{e}\n{q}"));
         assert!(!rows.is_empty(), "{q}");

@@ -113,6 +113,8 @@ CREATE TABLE team_members (
     permission_mode TEXT
                     CHECK (permission_mode IS NULL
                            OR permission_mode IN ('skip', 'default', 'accept-edits', 'plan')),
+    -- The order seats were made in (SQLite's rowid).
+    seat            BIGINT GENERATED ALWAYS AS IDENTITY,
     PRIMARY KEY (team_id, name)
 );
 

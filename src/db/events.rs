@@ -2,8 +2,6 @@
 //! the stream reports, in the same transaction as the change; this module reads them back in
 //! order and tells waiting streams when there may be more.
 
-use sqlx::SqlitePool;
-
 /// How long events are kept: a client that was away longer starts from what is there.
 pub const KEEP_DAYS: i64 = 7;
 
@@ -36,35 +34,72 @@ impl Filter {
 }
 
 /// Up to `limit` events after `after`, oldest first.
-pub async fn after(pool: &SqlitePool, after: i64, limit: i64) -> sqlx::Result<Vec<LoggedEvent>> {
-    sqlx::query_as!(
-        LoggedEvent,
-        "SELECT id, at, kind, instance_id, data FROM events WHERE id > ? ORDER BY id LIMIT ?",
-        after,
-        limit
+pub async fn after(db: &super::Db, after: i64, limit: i64) -> sqlx::Result<Vec<LoggedEvent>> {
+    super::on!(db,
+        sqlite: |pool| {
+            sqlx::query_as!(
+                LoggedEvent,
+                "SELECT id, at, kind, instance_id, data FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                after,
+                limit
+            )
+            .fetch_all(pool)
+            .await
+        },
+        postgres: |pool| {
+            sqlx::query_as!(
+                LoggedEvent,
+                "SELECT id, at, kind, instance_id, data FROM events WHERE id > $1 ORDER BY id LIMIT $2 /* postgres */",
+                after,
+                limit
+            )
+            .fetch_all(pool)
+            .await
+        },
     )
-    .fetch_all(pool)
-    .await
 }
 
 /// The newest event's id (0 when there is none): where a stream that wants only what happens
 /// next starts.
-pub async fn last_id(pool: &SqlitePool) -> sqlx::Result<i64> {
-    let id = sqlx::query_scalar!("SELECT MAX(id) FROM events")
-        .fetch_one(pool)
-        .await?;
-    Ok(id.unwrap_or(0))
+pub async fn last_id(db: &super::Db) -> sqlx::Result<i64> {
+    super::on!(db,
+        sqlite: |pool| {
+            let id = sqlx::query_scalar!("SELECT MAX(id) FROM events")
+                .fetch_one(pool)
+                .await?;
+            Ok(id.unwrap_or(0))
+        },
+        postgres: |pool| {
+            let id = sqlx::query_scalar!("SELECT MAX(id) FROM events /* postgres */")
+                .fetch_one(pool)
+                .await?;
+            Ok(id.unwrap_or(0))
+        },
+    )
 }
 
 /// Forgets events older than [`KEEP_DAYS`]; what they reported stays in its own table.
-pub async fn prune(pool: &SqlitePool) -> sqlx::Result<u64> {
-    let cutoff = (chrono::Utc::now() - chrono::Duration::days(KEEP_DAYS))
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string();
-    let done = sqlx::query!("DELETE FROM events WHERE at < ?", cutoff)
-        .execute(pool)
-        .await?;
-    Ok(done.rows_affected())
+pub async fn prune(db: &super::Db) -> sqlx::Result<u64> {
+    super::on!(db,
+        sqlite: |pool| {
+            let cutoff = (chrono::Utc::now() - chrono::Duration::days(KEEP_DAYS))
+                .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                .to_string();
+            let done = sqlx::query!("DELETE FROM events WHERE at < ?", cutoff)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected())
+        },
+        postgres: |pool| {
+            let cutoff = (chrono::Utc::now() - chrono::Duration::days(KEEP_DAYS))
+                .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                .to_string();
+            let done = sqlx::query!("DELETE FROM events WHERE at < $1 /* postgres */", cutoff)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected())
+        },
+    )
 }
 
 #[cfg(test)]

@@ -1,5 +1,3 @@
-use sqlx::SqlitePool;
-
 use crate::agents::AgentKind;
 use crate::config::PermissionMode;
 use crate::states::InstanceState;
@@ -49,66 +47,141 @@ pub struct NewInstance<'a> {
 
 impl Instance {
     pub async fn insert(db: &super::Db, new: &NewInstance<'_>) -> sqlx::Result<()> {
-        let pool = db.pool();
-        let now = super::now();
-        sqlx::query!(
-            "INSERT INTO instances (id, name, agent, model, role, system_prompt, workdir, permission_mode,
-                parent_id, tmux_session, agent_session_id, sandbox_mode, permission_rules, state,
-                state_since, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'starting', ?, ?)",
-            new.id,
-            new.name,
-            new.agent,
-            new.model,
-            new.role,
-            new.system_prompt,
-            new.workdir,
-            new.permission_mode,
-            new.parent_id,
-            new.tmux_session,
-            new.agent_session_id,
-            new.sandbox_mode,
-            new.permission_rules,
-            now,
-            now,
+        super::on!(db,
+            sqlite: |pool| {
+                let now = super::now();
+                sqlx::query!(
+                    "INSERT INTO instances (id, name, agent, model, role, system_prompt, workdir, permission_mode,
+                        parent_id, tmux_session, agent_session_id, sandbox_mode, permission_rules, state,
+                        state_since, created_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'starting', ?, ?)",
+                    new.id,
+                    new.name,
+                    new.agent,
+                    new.model,
+                    new.role,
+                    new.system_prompt,
+                    new.workdir,
+                    new.permission_mode,
+                    new.parent_id,
+                    new.tmux_session,
+                    new.agent_session_id,
+                    new.sandbox_mode,
+                    new.permission_rules,
+                    now,
+                    now,
+                )
+                .execute(pool)
+                .await?;
+                db.written();
+                Ok(())
+            },
+            postgres: |pool| {
+                let now = super::now();
+                sqlx::query!(
+                    "INSERT INTO instances (id, name, agent, model, role, system_prompt, workdir, permission_mode,
+                        parent_id, tmux_session, agent_session_id, sandbox_mode, permission_rules, state,
+                        state_since, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'starting', $14, $15) /* postgres */",
+                    new.id,
+                    new.name,
+                    new.agent,
+                    new.model,
+                    new.role,
+                    new.system_prompt,
+                    new.workdir,
+                    new.permission_mode,
+                    new.parent_id,
+                    new.tmux_session,
+                    new.agent_session_id,
+                    new.sandbox_mode,
+                    new.permission_rules,
+                    now,
+                    now,
+                )
+                .execute(pool)
+                .await?;
+                db.written();
+                Ok(())
+            },
         )
-        .execute(pool)
-        .await?;
-        db.written();
-        Ok(())
     }
 
-    pub async fn find(pool: &SqlitePool, id: &str) -> sqlx::Result<Option<Instance>> {
-        sqlx::query_as!(Instance, "SELECT * FROM instances WHERE id = ?", id)
-            .fetch_optional(pool)
-            .await
+    pub async fn find(db: &super::Db, id: &str) -> sqlx::Result<Option<Instance>> {
+        super::on!(db,
+            sqlite: |pool| {
+                sqlx::query_as!(Instance, "SELECT * FROM instances WHERE id = ?", id)
+                    .fetch_optional(pool)
+                    .await
+            },
+            postgres: |pool| {
+                sqlx::query_as!(Instance, "SELECT * FROM instances WHERE id = $1 /* postgres */", id)
+                    .fetch_optional(pool)
+                    .await
+            },
+        )
     }
 
-    pub async fn exists(pool: &SqlitePool, id: &str) -> sqlx::Result<bool> {
-        let row = sqlx::query_scalar!("SELECT COUNT(*) FROM instances WHERE id = ?", id)
-            .fetch_one(pool)
-            .await?;
-        Ok(row > 0)
+    pub async fn exists(db: &super::Db, id: &str) -> sqlx::Result<bool> {
+        super::on!(db,
+            sqlite: |pool| {
+                let row = sqlx::query_scalar!("SELECT COUNT(*) FROM instances WHERE id = ?", id)
+                    .fetch_one(pool)
+                    .await?;
+                Ok(row > 0)
+            },
+            postgres: |pool| {
+                let row = sqlx::query_scalar!("SELECT COUNT(*) AS \"n!\" FROM instances WHERE id = $1 /* postgres */", id)
+                    .fetch_one(pool)
+                    .await?;
+                Ok(row > 0)
+            },
+        )
     }
 
     /// Every instance, oldest first; terminated ones only when asked for.
-    pub async fn list(pool: &SqlitePool, include_terminated: bool) -> sqlx::Result<Vec<Instance>> {
-        sqlx::query_as!(
-            Instance,
-            "SELECT * FROM instances WHERE ? OR state NOT IN ('terminated', 'failed')
-             ORDER BY created_at, id",
-            include_terminated
+    pub async fn list(db: &super::Db, include_terminated: bool) -> sqlx::Result<Vec<Instance>> {
+        super::on!(db,
+            sqlite: |pool| {
+                sqlx::query_as!(
+                    Instance,
+                    "SELECT * FROM instances WHERE ? OR state NOT IN ('terminated', 'failed')
+                     ORDER BY created_at, id",
+                    include_terminated
+                )
+                .fetch_all(pool)
+                .await
+            },
+            postgres: |pool| {
+                sqlx::query_as!(
+                    Instance,
+                    "SELECT * FROM instances WHERE $1 OR state NOT IN ('terminated', 'failed')
+                     ORDER BY created_at, id /* postgres */",
+                    include_terminated
+                )
+                .fetch_all(pool)
+                .await
+            },
         )
-        .fetch_all(pool)
-        .await
     }
 
-    pub async fn count_live(pool: &SqlitePool) -> sqlx::Result<i64> {
-        sqlx::query_scalar!(
-            "SELECT COUNT(*) FROM instances WHERE state NOT IN ('terminated', 'failed')"
+    pub async fn count_live(db: &super::Db) -> sqlx::Result<i64> {
+        super::on!(db,
+            sqlite: |pool| {
+                sqlx::query_scalar!(
+                    "SELECT COUNT(*) FROM instances WHERE state NOT IN ('terminated', 'failed')"
+                )
+                .fetch_one(pool)
+                .await
+            },
+            postgres: |pool| {
+                sqlx::query_scalar!(
+                    "SELECT COUNT(*) AS \"n!\" FROM instances WHERE state NOT IN ('terminated', 'failed') /* postgres */"
+                )
+                .fetch_one(pool)
+                .await
+            },
         )
-        .fetch_one(pool)
-        .await
     }
 
     /// Records a state change; `since` moves only when the state really changes.
@@ -118,117 +191,230 @@ impl Instance {
         state: InstanceState,
         reason: &str,
     ) -> sqlx::Result<()> {
-        let pool = db.pool();
-        let now = super::now();
-        let state = state.as_str();
-        sqlx::query!(
-            "UPDATE instances SET
-                state_since = CASE WHEN state = ? THEN state_since ELSE ? END,
-                state = ?, state_reason = ?,
-                terminated_at = CASE WHEN ? IN ('terminated', 'failed') THEN ? ELSE terminated_at END
-             WHERE id = ?",
-            state,
-            now,
-            state,
-            reason,
-            state,
-            now,
-            id
+        super::on!(db,
+            sqlite: |pool| {
+                let now = super::now();
+                let state = state.as_str();
+                sqlx::query!(
+                    "UPDATE instances SET
+                        state_since = CASE WHEN state = ? THEN state_since ELSE ? END,
+                        state = ?, state_reason = ?,
+                        terminated_at = CASE WHEN ? IN ('terminated', 'failed') THEN ? ELSE terminated_at END
+                     WHERE id = ?",
+                    state,
+                    now,
+                    state,
+                    reason,
+                    state,
+                    now,
+                    id
+                )
+                .execute(pool)
+                .await?;
+                db.written();
+                Ok(())
+            },
+            postgres: |pool| {
+                let now = super::now();
+                let state = state.as_str();
+                sqlx::query!(
+                    "UPDATE instances SET
+                        state_since = CASE WHEN state = $1 THEN state_since ELSE $2 END,
+                        state = $3, state_reason = $4,
+                        terminated_at = CASE WHEN $5 IN ('terminated', 'failed') THEN $6 ELSE terminated_at END
+                     WHERE id = $7 /* postgres */",
+                    state,
+                    now,
+                    state,
+                    reason,
+                    state,
+                    now,
+                    id
+                )
+                .execute(pool)
+                .await?;
+                db.written();
+                Ok(())
+            },
         )
-        .execute(pool)
-        .await?;
-        db.written();
-        Ok(())
     }
 
     /// Instances a restart should bring back: everything not ended, not suspended, and not
     /// exited (those come back on resume_instance or their next message).
-    pub async fn recoverable(pool: &SqlitePool) -> sqlx::Result<Vec<Instance>> {
-        sqlx::query_as!(
-            Instance,
-            "SELECT * FROM instances WHERE state NOT IN ('terminated', 'failed', 'suspended', 'exited', 'attached')
-             ORDER BY created_at, id"
+    pub async fn recoverable(db: &super::Db) -> sqlx::Result<Vec<Instance>> {
+        super::on!(db,
+            sqlite: |pool| {
+                sqlx::query_as!(
+                    Instance,
+                    "SELECT * FROM instances WHERE state NOT IN ('terminated', 'failed', 'suspended', 'exited', 'attached')
+                     ORDER BY created_at, id"
+                )
+                .fetch_all(pool)
+                .await
+            },
+            postgres: |pool| {
+                sqlx::query_as!(
+                    Instance,
+                    "SELECT * FROM instances WHERE state NOT IN ('terminated', 'failed', 'suspended', 'exited', 'attached')
+                     ORDER BY created_at, id /* postgres */"
+                )
+                .fetch_all(pool)
+                .await
+            },
         )
-        .fetch_all(pool)
-        .await
     }
 
     /// Sessions attached by `troupe chat` and not ended.
-    pub async fn attached(pool: &SqlitePool) -> sqlx::Result<Vec<Instance>> {
-        sqlx::query_as!(
-            Instance,
-            "SELECT * FROM instances WHERE state = 'attached' ORDER BY created_at, id"
+    pub async fn attached(db: &super::Db) -> sqlx::Result<Vec<Instance>> {
+        super::on!(db,
+            sqlite: |pool| {
+                sqlx::query_as!(
+                    Instance,
+                    "SELECT * FROM instances WHERE state = 'attached' ORDER BY created_at, id"
+                )
+                .fetch_all(pool)
+                .await
+            },
+            postgres: |pool| {
+                sqlx::query_as!(
+                    Instance,
+                    "SELECT * FROM instances WHERE state = 'attached' ORDER BY created_at, id /* postgres */"
+                )
+                .fetch_all(pool)
+                .await
+            },
         )
-        .fetch_all(pool)
-        .await
     }
 
     /// Direct children, oldest first; ended ones only when asked for.
     pub async fn children(
-        pool: &SqlitePool,
+        db: &super::Db,
         parent: &str,
         include_ended: bool,
     ) -> sqlx::Result<Vec<Instance>> {
-        sqlx::query_as!(
-            Instance,
-            "SELECT * FROM instances WHERE parent_id = ? AND (? OR state NOT IN ('terminated', 'failed'))
-             ORDER BY created_at, id",
-            parent,
-            include_ended
+        super::on!(db,
+            sqlite: |pool| {
+                sqlx::query_as!(
+                    Instance,
+                    "SELECT * FROM instances WHERE parent_id = ? AND (? OR state NOT IN ('terminated', 'failed'))
+                     ORDER BY created_at, id",
+                    parent,
+                    include_ended
+                )
+                .fetch_all(pool)
+                .await
+            },
+            postgres: |pool| {
+                sqlx::query_as!(
+                    Instance,
+                    "SELECT * FROM instances WHERE parent_id = $1 AND ($2 OR state NOT IN ('terminated', 'failed'))
+                     ORDER BY created_at, id /* postgres */",
+                    parent,
+                    include_ended
+                )
+                .fetch_all(pool)
+                .await
+            },
         )
-        .fetch_all(pool)
-        .await
     }
 
-    pub async fn set_team(pool: &SqlitePool, id: &str, team_id: &str) -> sqlx::Result<()> {
-        sqlx::query!("UPDATE instances SET team_id = ? WHERE id = ?", team_id, id)
-            .execute(pool)
-            .await?;
-        Ok(())
+    pub async fn set_team(db: &super::Db, id: &str, team_id: &str) -> sqlx::Result<()> {
+        super::on!(db,
+            sqlite: |pool| {
+                sqlx::query!("UPDATE instances SET team_id = ? WHERE id = ?", team_id, id)
+                    .execute(pool)
+                    .await?;
+                Ok(())
+            },
+            postgres: |pool| {
+                sqlx::query!("UPDATE instances SET team_id = $1 WHERE id = $2 /* postgres */", team_id, id)
+                    .execute(pool)
+                    .await?;
+                Ok(())
+            },
+        )
     }
 
-    pub async fn set_transcript_path(pool: &SqlitePool, id: &str, path: &str) -> sqlx::Result<()> {
-        sqlx::query!(
-            "UPDATE instances SET transcript_path = ? WHERE id = ?",
-            path,
-            id
+    pub async fn set_transcript_path(db: &super::Db, id: &str, path: &str) -> sqlx::Result<()> {
+        super::on!(db,
+            sqlite: |pool| {
+                sqlx::query!(
+                    "UPDATE instances SET transcript_path = ? WHERE id = ?",
+                    path,
+                    id
+                )
+                .execute(pool)
+                .await?;
+                Ok(())
+            },
+            postgres: |pool| {
+                sqlx::query!(
+                    "UPDATE instances SET transcript_path = $1 WHERE id = $2 /* postgres */",
+                    path,
+                    id
+                )
+                .execute(pool)
+                .await?;
+                Ok(())
+            },
         )
-        .execute(pool)
-        .await?;
-        Ok(())
     }
 
     /// The CLI session a CLI that names its own sessions reported, the first time one does.
     /// Returns false when the instance already has one.
     pub async fn adopt_agent_session(
-        pool: &SqlitePool,
+        db: &super::Db,
         id: &str,
         session_id: &str,
     ) -> sqlx::Result<bool> {
-        let done = sqlx::query!(
-            "UPDATE instances SET agent_session_id = ? WHERE id = ? AND agent_session_id = ''",
-            session_id,
-            id
+        super::on!(db,
+            sqlite: |pool| {
+                let done = sqlx::query!(
+                    "UPDATE instances SET agent_session_id = ? WHERE id = ? AND agent_session_id = ''",
+                    session_id,
+                    id
+                )
+                .execute(pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            },
+            postgres: |pool| {
+                let done = sqlx::query!(
+                    "UPDATE instances SET agent_session_id = $1 WHERE id = $2 AND agent_session_id = '' /* postgres */",
+                    session_id,
+                    id
+                )
+                .execute(pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            },
         )
-        .execute(pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
     }
 
     /// A new CLI session for an instance whose earlier one never held a conversation: the
     /// CLI refuses to start a session id that already has a file.
-    pub async fn set_agent_session(
-        pool: &SqlitePool,
-        id: &str,
-        session_id: &str,
-    ) -> sqlx::Result<()> {
-        sqlx::query!(
-            "UPDATE instances SET agent_session_id = ?, transcript_path = NULL WHERE id = ?",
-            session_id,
-            id
+    pub async fn set_agent_session(db: &super::Db, id: &str, session_id: &str) -> sqlx::Result<()> {
+        super::on!(db,
+            sqlite: |pool| {
+                sqlx::query!(
+                    "UPDATE instances SET agent_session_id = ?, transcript_path = NULL WHERE id = ?",
+                    session_id,
+                    id
+                )
+                .execute(pool)
+                .await?;
+                Ok(())
+            },
+            postgres: |pool| {
+                sqlx::query!(
+                    "UPDATE instances SET agent_session_id = $1, transcript_path = NULL WHERE id = $2 /* postgres */",
+                    session_id,
+                    id
+                )
+                .execute(pool)
+                .await?;
+                Ok(())
+            },
         )
-        .execute(pool)
-        .await?;
-        Ok(())
     }
 }

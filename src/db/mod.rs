@@ -29,25 +29,77 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::watch;
 
+/// Where the registry lives: an SQLite file (the default) or a PostgreSQL database.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    #[cfg(not(troupe_prepare = "postgres"))]
+    Sqlite(SqlitePool),
+    #[cfg(not(troupe_prepare = "sqlite"))]
+    Postgres(sqlx::PgPool),
+}
+
+/// Runs the arm written for the backend `db` is on. Each arm's query texts are checked at
+/// compile time against their own database: `.ci/prepare-queries` checks the SQLite texts with
+/// the PostgreSQL arms compiled out, then the other way round, and keeps both in `.sqlx`.
+macro_rules! on {
+    ($db:expr, sqlite: |$s:ident| $sqlite:expr, postgres: |$p:ident| $postgres:expr $(,)?) => {
+        match $db.backend() {
+            #[cfg(not(troupe_prepare = "postgres"))]
+            $crate::db::Backend::Sqlite($s) => $sqlite,
+            #[cfg(not(troupe_prepare = "sqlite"))]
+            $crate::db::Backend::Postgres($p) => $postgres,
+        }
+    };
+}
+pub(crate) use on;
+
 /// The registry's database: its connection pool, and the signal that a committed write may
-/// have added to the event log (streams and waiters subscribe to it). It derefs to the pool,
-/// so the table functions that only read take it as one.
+/// have added to the event log (streams and waiters subscribe to it).
 #[derive(Clone, Debug)]
 pub struct Db {
-    pool: SqlitePool,
+    backend: Backend,
     written: Arc<watch::Sender<u64>>,
 }
 
 impl Db {
-    pub fn new(pool: SqlitePool) -> Db {
+    pub fn new(backend: Backend) -> Db {
         Db {
-            pool,
+            backend,
             written: Arc::new(watch::channel(0).0),
         }
     }
 
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    pub fn sqlite(pool: SqlitePool) -> Db {
+        #[cfg(not(troupe_prepare = "postgres"))]
+        return Db::new(Backend::Sqlite(pool));
+        #[cfg(troupe_prepare = "postgres")]
+        unreachable!("only checked, never run: {pool:?}")
+    }
+
+    pub fn postgres(pool: sqlx::PgPool) -> Db {
+        #[cfg(not(troupe_prepare = "sqlite"))]
+        return Db::new(Backend::Postgres(pool));
+        #[cfg(troupe_prepare = "sqlite")]
+        unreachable!("only checked, never run: {pool:?}")
+    }
+
+    /// The SQLite pool, when the registry is an SQLite file (tests read it with plain SQL).
+    pub fn as_sqlite(&self) -> Option<&SqlitePool> {
+        on!(self, sqlite: |p| Some(p), postgres: |_p| None)
+    }
+
+    /// Which engine, for the start line and `troupe doctor`.
+    pub fn engine(&self) -> &'static str {
+        on!(self, sqlite: |_p| "SQLite", postgres: |_p| "PostgreSQL")
+    }
+
+    /// Closes every connection (a clean stop checkpoints SQLite's WAL).
+    pub async fn close(&self) {
+        on!(self, sqlite: |p| p.close().await, postgres: |p| p.close().await)
     }
 
     /// Called by each write to a table the event log follows, after the write has committed.
@@ -59,14 +111,6 @@ impl Db {
     /// waits for a change, so a write between its read and its wait still wakes it.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.written.subscribe()
-    }
-}
-
-impl std::ops::Deref for Db {
-    type Target = SqlitePool;
-
-    fn deref(&self) -> &SqlitePool {
-        &self.pool
     }
 }
 
@@ -109,7 +153,7 @@ pub async fn open(path: &Path, busy_timeout: Duration) -> anyhow::Result<Db> {
         .run(&pool)
         .await
         .map_err(|e| anyhow::anyhow!("cannot migrate database {}: {e}", path.display()))?;
-    Ok(Db::new(pool))
+    Ok(Db::sqlite(pool))
 }
 
 /// The one timestamp format in the database: UTC, milliseconds, sortable as text.

@@ -1,7 +1,5 @@
 //! Permission requests and their decisions.
 
-use sqlx::SqlitePool;
-
 /// One permission request, as stored.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PermissionAsk {
@@ -31,24 +29,46 @@ pub struct NewRequest<'a> {
 
 impl PermissionAsk {
     pub async fn insert(db: &super::Db, new: &NewRequest<'_>) -> sqlx::Result<()> {
-        let pool = db.pool();
-        let now = super::now();
-        sqlx::query!(
-            "INSERT INTO permission_requests
-                 (id, instance_id, message_id, tool_name, tool_input, summary, asked_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-            new.id,
-            new.instance_id,
-            new.message_id,
-            new.tool_name,
-            new.tool_input,
-            new.summary,
-            now
+        super::on!(db,
+            sqlite: |pool| {
+                let now = super::now();
+                sqlx::query!(
+                    "INSERT INTO permission_requests
+                         (id, instance_id, message_id, tool_name, tool_input, summary, asked_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    new.id,
+                    new.instance_id,
+                    new.message_id,
+                    new.tool_name,
+                    new.tool_input,
+                    new.summary,
+                    now
+                )
+                .execute(pool)
+                .await?;
+                db.written();
+                Ok(())
+            },
+            postgres: |pool| {
+                let now = super::now();
+                sqlx::query!(
+                    "INSERT INTO permission_requests
+                         (id, instance_id, message_id, tool_name, tool_input, summary, asked_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) /* postgres */",
+                    new.id,
+                    new.instance_id,
+                    new.message_id,
+                    new.tool_name,
+                    new.tool_input,
+                    new.summary,
+                    now
+                )
+                .execute(pool)
+                .await?;
+                db.written();
+                Ok(())
+            },
         )
-        .execute(pool)
-        .await?;
-        db.written();
-        Ok(())
     }
 
     /// Settles a pending request (`allowed`, `denied` or `expired`); false when it was no
@@ -60,70 +80,143 @@ impl PermissionAsk {
         decided_by: Option<&str>,
         message: Option<&str>,
     ) -> sqlx::Result<bool> {
-        let pool = db.pool();
-        let now = super::now();
-        let done = sqlx::query!(
-            "UPDATE permission_requests
-             SET state = ?, decided_by = ?, message = ?, decided_at = ?
-             WHERE id = ? AND state = 'pending'",
-            state,
-            decided_by,
-            message,
-            now,
-            id
+        super::on!(db,
+            sqlite: |pool| {
+                let now = super::now();
+                let done = sqlx::query!(
+                    "UPDATE permission_requests
+                     SET state = ?, decided_by = ?, message = ?, decided_at = ?
+                     WHERE id = ? AND state = 'pending'",
+                    state,
+                    decided_by,
+                    message,
+                    now,
+                    id
+                )
+                .execute(pool)
+                .await?;
+                db.written();
+                Ok(done.rows_affected() == 1)
+            },
+            postgres: |pool| {
+                let now = super::now();
+                let done = sqlx::query!(
+                    "UPDATE permission_requests
+                     SET state = $1, decided_by = $2, message = $3, decided_at = $4
+                     WHERE id = $5 AND state = 'pending' /* postgres */",
+                    state,
+                    decided_by,
+                    message,
+                    now,
+                    id
+                )
+                .execute(pool)
+                .await?;
+                db.written();
+                Ok(done.rows_affected() == 1)
+            },
         )
-        .execute(pool)
-        .await?;
-        db.written();
-        Ok(done.rows_affected() == 1)
     }
 
-    pub async fn find(pool: &SqlitePool, id: &str) -> sqlx::Result<Option<PermissionAsk>> {
-        sqlx::query_as!(
-            PermissionAsk,
-            "SELECT * FROM permission_requests WHERE id = ?",
-            id
+    pub async fn find(db: &super::Db, id: &str) -> sqlx::Result<Option<PermissionAsk>> {
+        super::on!(db,
+            sqlite: |pool| {
+                sqlx::query_as!(
+                    PermissionAsk,
+                    "SELECT * FROM permission_requests WHERE id = ?",
+                    id
+                )
+                .fetch_optional(pool)
+                .await
+            },
+            postgres: |pool| {
+                sqlx::query_as!(
+                    PermissionAsk,
+                    "SELECT * FROM permission_requests WHERE id = $1 /* postgres */",
+                    id
+                )
+                .fetch_optional(pool)
+                .await
+            },
         )
-        .fetch_optional(pool)
-        .await
     }
 
     /// Every request still waiting for a decision, oldest first.
-    pub async fn pending(pool: &SqlitePool) -> sqlx::Result<Vec<PermissionAsk>> {
-        sqlx::query_as!(
-            PermissionAsk,
-            "SELECT * FROM permission_requests WHERE state = 'pending' ORDER BY asked_at, id"
+    pub async fn pending(db: &super::Db) -> sqlx::Result<Vec<PermissionAsk>> {
+        super::on!(db,
+            sqlite: |pool| {
+                sqlx::query_as!(
+                    PermissionAsk,
+                    "SELECT * FROM permission_requests WHERE state = 'pending' ORDER BY asked_at, id"
+                )
+                .fetch_all(pool)
+                .await
+            },
+            postgres: |pool| {
+                sqlx::query_as!(
+                    PermissionAsk,
+                    "SELECT * FROM permission_requests WHERE state = 'pending' ORDER BY asked_at, id /* postgres */"
+                )
+                .fetch_all(pool)
+                .await
+            },
         )
-        .fetch_all(pool)
-        .await
     }
 
     /// An instance's requests, newest last.
     pub async fn for_instance(
-        pool: &SqlitePool,
+        db: &super::Db,
         instance_id: &str,
     ) -> sqlx::Result<Vec<PermissionAsk>> {
-        sqlx::query_as!(
-            PermissionAsk,
-            "SELECT * FROM permission_requests WHERE instance_id = ? ORDER BY asked_at, id",
-            instance_id
+        super::on!(db,
+            sqlite: |pool| {
+                sqlx::query_as!(
+                    PermissionAsk,
+                    "SELECT * FROM permission_requests WHERE instance_id = ? ORDER BY asked_at, id",
+                    instance_id
+                )
+                .fetch_all(pool)
+                .await
+            },
+            postgres: |pool| {
+                sqlx::query_as!(
+                    PermissionAsk,
+                    "SELECT * FROM permission_requests WHERE instance_id = $1 ORDER BY asked_at, id /* postgres */",
+                    instance_id
+                )
+                .fetch_all(pool)
+                .await
+            },
         )
-        .fetch_all(pool)
-        .await
     }
 
     /// Requests left pending by a previous run: nothing holds their CLI's hook any more.
     pub async fn expire_all_pending(db: &super::Db) -> sqlx::Result<u64> {
-        let pool = db.pool();
-        let now = super::now();
-        let done = sqlx::query!(
-            "UPDATE permission_requests SET state = 'expired', decided_at = ?
-             WHERE state = 'pending'",
-            now
+        super::on!(db,
+            sqlite: |pool| {
+                let now = super::now();
+                let done = sqlx::query!(
+                    "UPDATE permission_requests SET state = 'expired', decided_at = ?
+                     WHERE state = 'pending'",
+                    now
+                )
+                .execute(pool)
+                .await?;
+                db.written();
+                Ok(done.rows_affected())
+            },
+            postgres: |pool| {
+                let now = super::now();
+                let done = sqlx::query!(
+                    "UPDATE permission_requests SET state = 'expired', decided_at = $1
+                     WHERE state = 'pending' /* postgres */",
+                    now
+                )
+                .execute(pool)
+                .await?;
+                db.written();
+                Ok(done.rows_affected())
+            },
         )
-        .execute(pool)
-        .await?;
-        db.written();
-        Ok(done.rows_affected())
     }
 }

@@ -1,5 +1,3 @@
-use sqlx::SqlitePool;
-
 /// A message an instance sent up to its caller.
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct Reply {
@@ -15,41 +13,78 @@ pub struct Reply {
 
 impl Reply {
     pub async fn insert(
-        pool: &SqlitePool,
+        db: &super::Db,
         from: &str,
         to: Option<&str>,
         correlation_id: Option<&str>,
         content: &str,
     ) -> sqlx::Result<i64> {
-        let now = super::now();
-        let done = sqlx::query!(
-            "INSERT INTO replies (from_instance, to_instance, correlation_id, content, created_at)
-             VALUES (?, ?, ?, ?, ?)",
-            from,
-            to,
-            correlation_id,
-            content,
-            now
+        super::on!(db,
+            sqlite: |pool| {
+                let now = super::now();
+                let done = sqlx::query!(
+                    "INSERT INTO replies (from_instance, to_instance, correlation_id, content, created_at)
+                     VALUES (?, ?, ?, ?, ?)",
+                    from,
+                    to,
+                    correlation_id,
+                    content,
+                    now
+                )
+                .execute(pool)
+                .await?;
+                Ok(done.last_insert_rowid())
+            },
+            postgres: |pool| {
+                let now = super::now();
+                sqlx::query_scalar!(
+                    "INSERT INTO replies (from_instance, to_instance, correlation_id, content, created_at)
+                     VALUES ($1, $2, $3, $4, $5) RETURNING id /* postgres */",
+                    from,
+                    to,
+                    correlation_id,
+                    content,
+                    now
+                )
+                .fetch_one(pool)
+                .await
+            },
         )
-        .execute(pool)
-        .await?;
-        Ok(done.last_insert_rowid())
     }
 
     /// Unread replies for a recipient (None: the orchestrator), oldest first, marked read.
-    pub async fn take_unread(pool: &SqlitePool, to: Option<&str>) -> sqlx::Result<Vec<Reply>> {
-        let now = super::now();
-        // One statement: a read then a write in one transaction would fail, not wait, when
-        // another connection writes in between.
-        let mut rows = sqlx::query_as!(
-            Reply,
-            "UPDATE replies SET read_at = ? WHERE to_instance IS ? AND read_at IS NULL RETURNING *",
-            now,
-            to
+    pub async fn take_unread(db: &super::Db, to: Option<&str>) -> sqlx::Result<Vec<Reply>> {
+        super::on!(db,
+            sqlite: |pool| {
+                let now = super::now();
+                // One statement: a read then a write in one transaction would fail, not wait, when
+                // another connection writes in between.
+                let mut rows = sqlx::query_as!(
+                    Reply,
+                    "UPDATE replies SET read_at = ? WHERE to_instance IS ? AND read_at IS NULL RETURNING *",
+                    now,
+                    to
+                )
+                .fetch_all(pool)
+                .await?;
+                rows.sort_by_key(|r| r.id);
+                Ok(rows)
+            },
+            postgres: |pool| {
+                let now = super::now();
+                // One statement: a read then a write in one transaction would fail, not wait, when
+                // another connection writes in between.
+                let mut rows = sqlx::query_as!(
+                    Reply,
+                    "UPDATE replies SET read_at = $1 WHERE to_instance IS NOT DISTINCT FROM $2 AND read_at IS NULL RETURNING * /* postgres */",
+                    now,
+                    to
+                )
+                .fetch_all(pool)
+                .await?;
+                rows.sort_by_key(|r| r.id);
+                Ok(rows)
+            },
         )
-        .fetch_all(pool)
-        .await?;
-        rows.sort_by_key(|r| r.id);
-        Ok(rows)
     }
 }

@@ -4,8 +4,8 @@ use std::path::Path;
 use std::str::FromStr;
 
 use serde_json::{Value, json};
+use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use sqlx::{Row, SqlitePool};
 
 /// How cost rows are grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -18,7 +18,7 @@ pub enum By {
 }
 
 /// Opens the database read-only; a missing file is an error that names the fix.
-pub async fn open(path: &Path) -> anyhow::Result<SqlitePool> {
+pub async fn open(path: &Path) -> anyhow::Result<super::Db> {
     if !path.exists() {
         anyhow::bail!(
             "no troupe database at {}; `troupe serve` makes it there, or name another with --db \
@@ -28,11 +28,12 @@ pub async fn open(path: &Path) -> anyhow::Result<SqlitePool> {
     }
     let options =
         SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?.read_only(true);
-    SqlitePoolOptions::new()
+    let pool = SqlitePoolOptions::new()
         .max_connections(1)
         .connect_with(options)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+    Ok(super::Db::sqlite(pool))
 }
 
 /// A report: column names and rows of values (numbers, text, or null).
@@ -46,95 +47,185 @@ pub struct Report {
 /// are all to unpriced models has no cost (null, shown as "unpriced"); one with some gets
 /// the priced part and the count of the others.
 pub async fn cost(
-    pool: &SqlitePool,
+    db: &super::Db,
     by: By,
     since: Option<&str>,
     team: Option<&str>,
 ) -> anyhow::Result<Report> {
-    // Each grouping is one fixed expression: nothing from the caller is spliced into SQL.
-    let (keys, columns): (&str, Vec<&'static str>) = match by {
-        By::Instance => ("u.instance_id, i.role", vec!["instance", "role"]),
-        By::Model => ("u.model", vec!["model"]),
-        By::Team => ("COALESCE(t.name, '(no team)')", vec!["team"]),
-        By::Day => ("substr(u.created_at, 1, 10)", vec!["day"]),
-        By::Message => (
-            "COALESCE(u.message_id, '(none)'), u.instance_id",
-            vec!["message", "instance"],
-        ),
-    };
-    let sql = format!(
-        "SELECT {keys}, COUNT(*), SUM(u.input_tokens), SUM(u.output_tokens),
-                SUM(u.cache_creation_tokens), SUM(u.cache_read_tokens),
-                CASE WHEN COUNT(u.cost_micros) = 0 THEN NULL ELSE SUM(u.cost_micros) END,
-                COUNT(*) - COUNT(u.cost_micros)
-         FROM usage_records u
-         JOIN instances i ON i.id = u.instance_id
-         LEFT JOIN teams t ON t.id = i.team_id
-         WHERE (?1 IS NULL OR u.created_at >= ?1) AND (?2 IS NULL OR t.name = ?2)
-         GROUP BY {keys}
-         ORDER BY MIN(u.created_at)"
-    );
-    // Audited: `keys` is one of the fixed expressions above.
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(since)
-        .bind(team)
-        .fetch_all(pool)
-        .await?;
-    let n = columns.len();
-    let mut out = Report {
-        columns: columns
-            .into_iter()
-            .chain([
-                "calls",
-                "input_tokens",
-                "output_tokens",
-                "cache_write_tokens",
-                "cache_read_tokens",
-                "cost_usd",
-                "unpriced_calls",
-            ])
-            .collect(),
-        rows: Vec::new(),
-    };
-    for row in rows {
-        let mut values: Vec<Value> = (0..n)
-            .map(|i| json!(row.try_get::<Option<String>, _>(i).ok().flatten()))
-            .collect();
-        for i in n..n + 5 {
-            values.push(json!(row.try_get::<i64, _>(i).unwrap_or(0)));
-        }
-        let cost: Option<i64> = row.try_get(n + 5).unwrap_or(None);
-        values.push(cost.map_or(Value::Null, |c| json!(c as f64 / 1e6)));
-        values.push(json!(row.try_get::<i64, _>(n + 6).unwrap_or(0)));
-        out.rows.push(values);
-    }
-    Ok(out)
+    super::on!(db,
+        sqlite: |pool| {
+            // Each grouping is one fixed expression: nothing from the caller is spliced into SQL.
+            let (keys, columns): (&str, Vec<&'static str>) = match by {
+                By::Instance => ("u.instance_id, i.role", vec!["instance", "role"]),
+                By::Model => ("u.model", vec!["model"]),
+                By::Team => ("COALESCE(t.name, '(no team)')", vec!["team"]),
+                By::Day => ("substr(u.created_at, 1, 10)", vec!["day"]),
+                By::Message => (
+                    "COALESCE(u.message_id, '(none)'), u.instance_id",
+                    vec!["message", "instance"],
+                ),
+            };
+            let sql = format!(
+                "SELECT {keys}, COUNT(*), SUM(u.input_tokens), SUM(u.output_tokens),
+                        SUM(u.cache_creation_tokens), SUM(u.cache_read_tokens),
+                        CASE WHEN COUNT(u.cost_micros) = 0 THEN NULL ELSE SUM(u.cost_micros) END,
+                        COUNT(*) - COUNT(u.cost_micros)
+                 FROM usage_records u
+                 JOIN instances i ON i.id = u.instance_id
+                 LEFT JOIN teams t ON t.id = i.team_id
+                 WHERE (?1 IS NULL OR u.created_at >= ?1) AND (?2 IS NULL OR t.name = ?2)
+                 GROUP BY {keys}
+                 ORDER BY MIN(u.created_at)"
+            );
+            // Audited: `keys` is one of the fixed expressions above.
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(since)
+                .bind(team)
+                .fetch_all(pool)
+                .await?;
+            let n = columns.len();
+            let mut out = Report {
+                columns: columns
+                    .into_iter()
+                    .chain([
+                        "calls",
+                        "input_tokens",
+                        "output_tokens",
+                        "cache_write_tokens",
+                        "cache_read_tokens",
+                        "cost_usd",
+                        "unpriced_calls",
+                    ])
+                    .collect(),
+                rows: Vec::new(),
+            };
+            for row in rows {
+                let mut values: Vec<Value> = (0..n)
+                    .map(|i| json!(row.try_get::<Option<String>, _>(i).ok().flatten()))
+                    .collect();
+                for i in n..n + 5 {
+                    values.push(json!(row.try_get::<i64, _>(i).unwrap_or(0)));
+                }
+                let cost: Option<i64> = row.try_get(n + 5).unwrap_or(None);
+                values.push(cost.map_or(Value::Null, |c| json!(c as f64 / 1e6)));
+                values.push(json!(row.try_get::<i64, _>(n + 6).unwrap_or(0)));
+                out.rows.push(values);
+            }
+            Ok(out)
+        },
+        postgres: |pool| {
+            // Each grouping is one fixed expression: nothing from the caller is spliced into SQL.
+            let (keys, columns): (&str, Vec<&'static str>) = match by {
+                By::Instance => ("u.instance_id, i.role", vec!["instance", "role"]),
+                By::Model => ("u.model", vec!["model"]),
+                By::Team => ("COALESCE(t.name, '(no team)')", vec!["team"]),
+                By::Day => ("substr(u.created_at, 1, 10)", vec!["day"]),
+                By::Message => (
+                    "COALESCE(u.message_id, '(none)'), u.instance_id",
+                    vec!["message", "instance"],
+                ),
+            };
+            let sql = format!(
+                "SELECT {keys}, COUNT(*), SUM(u.input_tokens)::bigint, SUM(u.output_tokens)::bigint,
+                        SUM(u.cache_creation_tokens)::bigint, SUM(u.cache_read_tokens)::bigint,
+                        CASE WHEN COUNT(u.cost_micros) = 0 THEN NULL ELSE SUM(u.cost_micros)::bigint END,
+                        COUNT(*) - COUNT(u.cost_micros)
+                 FROM usage_records u
+                 JOIN instances i ON i.id = u.instance_id
+                 LEFT JOIN teams t ON t.id = i.team_id
+                 WHERE ($1::text IS NULL OR u.created_at >= $1) AND ($2::text IS NULL OR t.name = $2)
+                 GROUP BY {keys}
+                 ORDER BY MIN(u.created_at)"
+            );
+            // Audited: `keys` is one of the fixed expressions above.
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(since)
+                .bind(team)
+                .fetch_all(pool)
+                .await?;
+            let n = columns.len();
+            let mut out = Report {
+                columns: columns
+                    .into_iter()
+                    .chain([
+                        "calls",
+                        "input_tokens",
+                        "output_tokens",
+                        "cache_write_tokens",
+                        "cache_read_tokens",
+                        "cost_usd",
+                        "unpriced_calls",
+                    ])
+                    .collect(),
+                rows: Vec::new(),
+            };
+            for row in rows {
+                let mut values: Vec<Value> = (0..n)
+                    .map(|i| json!(row.try_get::<Option<String>, _>(i).ok().flatten()))
+                    .collect();
+                for i in n..n + 5 {
+                    values.push(json!(row.try_get::<i64, _>(i).unwrap_or(0)));
+                }
+                let cost: Option<i64> = row.try_get(n + 5).unwrap_or(None);
+                values.push(cost.map_or(Value::Null, |c| json!(c as f64 / 1e6)));
+                values.push(json!(row.try_get::<i64, _>(n + 6).unwrap_or(0)));
+                out.rows.push(values);
+            }
+            Ok(out)
+        },
+    )
 }
 
 /// The audit log, oldest first, since a day and for one instance if given.
 pub async fn audit(
-    pool: &SqlitePool,
+    db: &super::Db,
     since: Option<&str>,
     instance: Option<&str>,
 ) -> anyhow::Result<Report> {
-    let rows = sqlx::query(
-        "SELECT at, actor, instance_id, kind, detail FROM audit_events
-         WHERE (?1 IS NULL OR at >= ?1) AND (?2 IS NULL OR instance_id = ?2)
-         ORDER BY id",
-    )
-    .bind(since)
-    .bind(instance)
-    .fetch_all(pool)
-    .await?;
-    Ok(Report {
-        columns: vec!["at", "actor", "instance", "kind", "detail"],
-        rows: rows
-            .into_iter()
-            .map(|r| {
-                (0..5)
-                    .map(|i| json!(r.try_get::<Option<String>, _>(i).ok().flatten()))
-                    .collect()
+    super::on!(db,
+        sqlite: |pool| {
+            let rows = sqlx::query(
+                "SELECT at, actor, instance_id, kind, detail FROM audit_events
+                 WHERE (?1 IS NULL OR at >= ?1) AND (?2 IS NULL OR instance_id = ?2)
+                 ORDER BY id",
+            )
+            .bind(since)
+            .bind(instance)
+            .fetch_all(pool)
+            .await?;
+            Ok(Report {
+                columns: vec!["at", "actor", "instance", "kind", "detail"],
+                rows: rows
+                    .into_iter()
+                    .map(|r| {
+                        (0..5)
+                            .map(|i| json!(r.try_get::<Option<String>, _>(i).ok().flatten()))
+                            .collect()
+                    })
+                    .collect(),
             })
-            .collect(),
-    })
+        },
+        postgres: |pool| {
+            let rows = sqlx::query(
+                "SELECT at, actor, instance_id, kind, detail FROM audit_events
+                 WHERE ($1::text IS NULL OR at >= $1) AND ($2::text IS NULL OR instance_id = $2)
+                 ORDER BY id",
+            )
+            .bind(since)
+            .bind(instance)
+            .fetch_all(pool)
+            .await?;
+            Ok(Report {
+                columns: vec!["at", "actor", "instance", "kind", "detail"],
+                rows: rows
+                    .into_iter()
+                    .map(|r| {
+                        (0..5)
+                            .map(|i| json!(r.try_get::<Option<String>, _>(i).ok().flatten()))
+                            .collect()
+                    })
+                    .collect(),
+            })
+        },
+    )
 }

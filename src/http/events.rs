@@ -10,7 +10,6 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures::Stream;
 use serde::Deserialize;
-use sqlx::SqlitePool;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -101,7 +100,7 @@ pub async fn stream(
         None => events::last_id(sup.pool()).await?,
     };
     let tail = Tail {
-        pool: sup.pool().pool().clone(),
+        pool: sup.pool().clone(),
         written,
         last,
         filter,
@@ -116,7 +115,7 @@ pub async fn stream(
 }
 
 struct Tail {
-    pool: SqlitePool,
+    pool: crate::db::Db,
     written: watch::Receiver<u64>,
     last: i64,
     filter: Filter,

@@ -283,7 +283,7 @@ pub(super) fn project_dir(dir: &str) -> Result<PathBuf> {
     }
 }
 
-pub(super) async fn new_instance_id(pool: &SqlitePool, base: &str) -> Result<String> {
+pub(super) async fn new_instance_id(pool: &crate::db::Db, base: &str) -> Result<String> {
     loop {
         let suffix: u16 = rand::random();
         let id = format!("{base}-{suffix:04x}");

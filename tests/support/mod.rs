@@ -193,7 +193,7 @@ impl Harness {
         (person.era, person.client.clone())
     }
 
-    pub fn pool(&self) -> &sqlx::SqlitePool {
+    pub fn pool(&self) -> &troupe::db::Db {
         self.server().supervisor.pool()
     }
 
