@@ -62,8 +62,10 @@ impl std::fmt::Display for PermissionMode {
 pub struct Config {
     /// Where the HTTP server listens.
     pub bind: SocketAddr,
-    /// The SQLite database file.
+    /// The SQLite database file (unused when `db_url` names a PostgreSQL registry).
     pub db_path: PathBuf,
+    /// A PostgreSQL registry (`--db postgres://…`); None: the SQLite file at `db_path`.
+    pub db_url: Option<String>,
     /// How long a write waits for a lock another process holds on the database before it
     /// fails; SQLite retries it meanwhile.
     pub db_busy_timeout: Duration,
@@ -132,6 +134,7 @@ impl Config {
         Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             db_path: data_dir.join("troupe.db"),
+            db_url: None,
             db_busy_timeout: Duration::from_secs(60),
             data_dir,
             tmux_socket: tmux_socket.to_string(),
@@ -283,15 +286,26 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// `--db` when it names a PostgreSQL server rather than a file.
+    pub fn db_url(&self) -> Option<String> {
+        let db = self.db.as_ref()?.to_str()?;
+        crate::db::is_postgres_url(db).then(|| db.to_string())
+    }
+
     /// The database file and the data directory, absolute: `--db`, else the default; the data
     /// directory is `--data-dir`, else the database's directory.
     pub fn paths(&self) -> anyhow::Result<(PathBuf, PathBuf)> {
-        let db_path = crate::preflight::absolute(
-            &self
-                .db
+        let file = match (&self.db, self.db_url()) {
+            (Some(path), None) => path.clone(),
+            // A database server: the data directory is --data-dir, else the default.
+            (_, Some(_)) => self
+                .data_dir
                 .clone()
-                .unwrap_or_else(|| default_data_dir().join("troupe.db")),
-        )?;
+                .unwrap_or_else(default_data_dir)
+                .join("troupe.db"),
+            (None, None) => default_data_dir().join("troupe.db"),
+        };
+        let db_path = crate::preflight::absolute(&file)?;
         let data_dir = match &self.data_dir {
             Some(dir) => crate::preflight::absolute(dir)?,
             None => db_path
@@ -318,6 +332,7 @@ impl Config {
         let mut config = Config::for_data_dir(data_dir, &args.tmux_socket);
         config.bind = args.bind;
         config.db_path = db_path;
+        config.db_url = args.db_url();
         config.claude_bin = args.claude_bin.clone();
         config.codex_bin = args.codex_bin.clone();
         config.codex_missing = codex_missing;

@@ -123,11 +123,14 @@ impl Server {
         }
         private::dir(&config.data_dir)
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", config.data_dir.display()))?;
-        let mut held = lock::ServeLock::take(&[
+        let mut locks = vec![
             ("data directory", config.data_dir.join("serve.lock")),
-            ("database", lock::db_lock_path(&config.db_path)),
             ("tmux socket", lock::tmux_lock_path(&config.tmux_socket)),
-        ])?;
+        ];
+        if config.db_url.is_none() {
+            locks.push(("database", lock::db_lock_path(&config.db_path)));
+        }
+        let mut held = lock::ServeLock::take(&locks)?;
         let (token, source) = auth::server_token(&config.data_dir, &config.token)
             .map_err(|e| anyhow::anyhow!("cannot set up the server token: {e}"))?;
         config.token = token;
@@ -143,7 +146,10 @@ impl Server {
                  can run code as you"
             );
         }
-        let pool = db::open(&config.db_path, config.db_busy_timeout).await?;
+        let pool = match &config.db_url {
+            Some(url) => db::open_postgres(url, config.db_busy_timeout).await?,
+            None => db::open(&config.db_path, config.db_busy_timeout).await?,
+        };
         tidy_previous_run(&pool).await;
         let shutdown = CancellationToken::new();
         let supervisor = Supervisor::start(config, pool, shutdown.child_token()).await?;
@@ -214,6 +220,9 @@ impl Server {
         {
             tracing::warn!("connections still open after 3s; closing them");
             self.task.abort();
+            // Until the aborted task is gone it holds the listening socket, and a server
+            // started next on the same address would find it in use.
+            let _ = (&mut self.task).await;
         }
         self.supervisor.pool().close().await;
     }

@@ -26,7 +26,11 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = server.supervisor.config();
     tracing::info!(
         url = %server.url(),
-        db = %config.db_path.display(),
+        db = %match &config.db_url {
+            Some(url) => crate::db::redacted(url),
+            None => config.db_path.display().to_string(),
+        },
+        backend = server.supervisor.pool().engine(),
         tmux_socket = %config.tmux_socket,
         claude = %crate::agents::claude::TESTED.assess(&found.claude),
         codex = %found

@@ -156,6 +156,90 @@ pub async fn open(path: &Path, busy_timeout: Duration) -> anyhow::Result<Db> {
     Ok(Db::sqlite(pool))
 }
 
+/// Whether `--db` names a PostgreSQL server (else it is an SQLite file).
+pub fn is_postgres_url(db: &str) -> bool {
+    db.starts_with("postgres://") || db.starts_with("postgresql://")
+}
+
+/// A database URL fit to print: any password replaced.
+pub fn redacted(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "(a database URL troupe cannot read)".into(),
+    }
+}
+
+/// Connects to a PostgreSQL registry and brings its schema up to date, then listens for the
+/// event log's NOTIFY so a write by any process (another host, `troupe report`, an operator's
+/// SQL) wakes this one's streams and waiters.
+pub async fn open_postgres(url: &str, acquire_timeout: Duration) -> anyhow::Result<Db> {
+    let shown = redacted(url);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(16)
+        // Under load a call waits for a connection rather than failing.
+        .acquire_timeout(acquire_timeout)
+        .connect(url)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!("cannot reach the database {shown}: {}", no_secret(&e, url))
+        })?;
+    sqlx::migrate!("migrations/postgres")
+        .run(&pool)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot migrate the database {shown}: {e}"))?;
+    let db = Db::postgres(pool.clone());
+    let written = db.written.clone();
+    let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on the database {shown}: {e}"))?;
+    listener
+        .listen("troupe_events")
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on the database {shown}: {e}"))?;
+    tokio::spawn(async move {
+        // `try_recv` reconnects by itself on the next call after a lost connection (None);
+        // whatever was sent meanwhile is lost, so that wakes everyone too.
+        let mut retry = Duration::from_millis(250);
+        let mut down = false;
+        loop {
+            match listener.try_recv().await {
+                Ok(_) => {
+                    if std::mem::take(&mut down) {
+                        tracing::info!("database notifications are back");
+                    }
+                    retry = Duration::from_millis(250);
+                }
+                Err(e) => {
+                    if !std::mem::replace(&mut down, true) {
+                        tracing::warn!(error = %e, "database notifications lost; retrying");
+                    }
+                    // A backoff between attempts, not a wait for an event.
+                    tokio::time::sleep(retry).await;
+                    retry = (retry * 2).min(Duration::from_secs(5));
+                }
+            }
+            written.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    });
+    Ok(db)
+}
+
+/// An error's text with the URL's password taken out, should the driver quote it.
+fn no_secret(e: &dyn std::fmt::Display, url: &str) -> String {
+    let text = e.to_string();
+    match reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.password().map(str::to_string))
+    {
+        Some(pw) if !pw.is_empty() => text.replace(&pw, "***"),
+        _ => text,
+    }
+}
+
 /// The one timestamp format in the database: UTC, milliseconds, sortable as text.
 pub fn now() -> String {
     chrono::Utc::now()

@@ -108,7 +108,28 @@ pub struct Harness {
     pub server: Option<troupe::Server>,
     pub addr: Option<std::net::SocketAddr>,
     pub mcp: McpClient,
+    /// The harness's own PostgreSQL database when TROUPE_TEST_PG names a server; else the
+    /// registry is an SQLite file in `data_dir`.
+    pub db_url: Option<String>,
     tune: Box<dyn Fn(&mut troupe::Config) + Send + Sync>,
+}
+
+/// A fresh database on the PostgreSQL server TROUPE_TEST_PG names, if it names one.
+pub async fn fresh_postgres() -> Option<String> {
+    let server = std::env::var("TROUPE_TEST_PG")
+        .ok()
+        .filter(|s| !s.is_empty())?;
+    let name = format!("troupe_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = sqlx::PgPool::connect(&server)
+        .await
+        .unwrap_or_else(|e| panic!("TROUPE_TEST_PG={server}: {e}"));
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
+    Some(format!("{base}/{name}"))
 }
 
 impl Harness {
@@ -138,6 +159,7 @@ impl Harness {
             server: None,
             addr: None,
             mcp: McpClient::placeholder(),
+            db_url: fresh_postgres().await,
             tune: Box::new(tune),
         };
         h.start_server().await;
@@ -150,6 +172,7 @@ impl Harness {
         config.claude_bin = clis::claude_bin();
         config.codex_bin = clis::codex_bin();
         config.instance_env = instance_env(&self.home, &self.model.base_url());
+        config.db_url = self.db_url.clone();
         (self.tune)(&mut config);
         config
     }
