@@ -808,16 +808,13 @@ async fn a_wait_longer_than_the_persons_client_bears_answers_with_the_next_step(
     assert!(said.contains("\\\"status\\\":\\\"started\\\""), "{said}");
     // The message was not given up: the instance finishes it.
     support::eventually("the slow answer", Duration::from_secs(60), || async {
-        let states: Vec<(String, Option<String>)> =
-            sqlx::query_as("SELECT state, response FROM messages WHERE instance_id = ?")
-                .bind(&kid)
-                .fetch_all(h.pool().as_sqlite().unwrap())
-                .await
-                .unwrap();
-        states
+        let page = troupe::db::pages::messages(h.pool(), &kid, None, 100)
+            .await
+            .unwrap();
+        page.rows
             .iter()
-            .any(|(state, response)| {
-                state == "answered" && response.as_deref().is_some_and(|r| r.contains("20"))
+            .any(|m| {
+                m.state == "answered" && m.response.as_deref().is_some_and(|r| r.contains("20"))
             })
             .then_some(())
     })

@@ -59,6 +59,9 @@ pub(crate) use on;
 pub struct Db {
     backend: Backend,
     written: Arc<watch::Sender<u64>>,
+    /// The task that turns PostgreSQL notifications into wake-ups; it holds a connection of
+    /// the pool, so closing ends it first.
+    listener: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 impl Db {
@@ -66,6 +69,7 @@ impl Db {
         Db {
             backend,
             written: Arc::new(watch::channel(0).0),
+            listener: Arc::default(),
         }
     }
 
@@ -99,6 +103,11 @@ impl Db {
 
     /// Closes every connection (a clean stop checkpoints SQLite's WAL).
     pub async fn close(&self) {
+        let listener = self.listener.lock().expect("listener poisoned").take();
+        if let Some(task) = listener {
+            task.abort();
+            let _ = task.await;
+        }
         on!(self, sqlite: |p| p.close().await, postgres: |p| p.close().await)
     }
 
@@ -200,7 +209,7 @@ pub async fn open_postgres(url: &str, acquire_timeout: Duration) -> anyhow::Resu
         .listen("troupe_events")
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on the database {shown}: {e}"))?;
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         // `try_recv` reconnects by itself on the next call after a lost connection (None);
         // whatever was sent meanwhile is lost, so that wakes everyone too.
         let mut retry = Duration::from_millis(250);
@@ -225,6 +234,7 @@ pub async fn open_postgres(url: &str, acquire_timeout: Duration) -> anyhow::Resu
             written.send_modify(|n| *n = n.wrapping_add(1));
         }
     });
+    *db.listener.lock().expect("listener poisoned") = Some(task);
     Ok(db)
 }
 
