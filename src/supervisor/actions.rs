@@ -124,9 +124,13 @@ impl Supervisor {
     /// message so it can be fetched later.
     pub async fn wait_message(&self, message_id: &str, timeout: Duration) -> Result<Message> {
         let mut events = self.shared.events.subscribe();
+        // A write by another process (another host on a shared PostgreSQL registry) arrives
+        // as a database wake-up, not as an event of this process.
+        let mut written = self.shared.pool.subscribe();
         let timeout = timeout.min(MAX_WAIT);
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
+            written.mark_unchanged();
             let message = Message::find(&self.shared.pool, message_id)
                 .await?
                 .ok_or_else(|| Error::UnknownMessage(message_id.to_string()))?;
@@ -134,7 +138,16 @@ impl Supervisor {
                 return Ok(message);
             }
             loop {
-                match tokio::time::timeout_at(deadline, events.recv()).await {
+                let woke = tokio::time::timeout_at(deadline, async {
+                    tokio::select! {
+                        event = events.recv() => Some(event),
+                        _ = written.changed() => None,
+                    }
+                })
+                .await;
+                match woke {
+                    // The database changed: read the message again.
+                    Ok(None) => break,
                     Err(_) => {
                         return Err(Error::Timeout {
                             instance_id: message.instance_id,
@@ -143,10 +156,10 @@ impl Supervisor {
                             state: message.state,
                         });
                     }
-                    Ok(Ok(Event::Message { message_id: m, .. })) if m == message_id => break,
-                    Ok(Ok(_)) => continue,
-                    Ok(Err(broadcast::error::RecvError::Lagged(_))) => break,
-                    Ok(Err(broadcast::error::RecvError::Closed)) => {
+                    Ok(Some(Ok(Event::Message { message_id: m, .. }))) if m == message_id => break,
+                    Ok(Some(Ok(_))) => continue,
+                    Ok(Some(Err(broadcast::error::RecvError::Lagged(_)))) => break,
+                    Ok(Some(Err(broadcast::error::RecvError::Closed))) => {
                         return Err(Error::Agent("troupe is shutting down".into()));
                     }
                 }

@@ -1,0 +1,111 @@
+//! What only a PostgreSQL registry does: a row another process writes wakes this server at
+//! once, through NOTIFY. These run with TROUPE_TEST_PG set (`.ci/run` does):
+//! `TROUPE_TEST_PG=postgres://… cargo test --test postgres -- --ignored`.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde_json::json;
+use support::Harness;
+
+/// Another process's pool on the harness's own database.
+async fn other_process(h: &Harness) -> sqlx::PgPool {
+    let url = h
+        .db_url
+        .clone()
+        .expect("TROUPE_TEST_PG names a PostgreSQL server");
+    sqlx::PgPool::connect(&url).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a PostgreSQL server: set TROUPE_TEST_PG and pass --ignored"]
+async fn a_row_written_by_another_process_wakes_a_wait_and_a_stream_at_once() {
+    let h = Harness::start().await;
+    let other = other_process(&h).await;
+    // An instance and a message the server knows only through the database, as another host
+    // of a fleet would write them.
+    let now = "2026-12-06T12:00:00.000Z";
+    sqlx::query(
+        "INSERT INTO instances (id, name, agent, model, role, system_prompt, workdir,
+                                permission_mode, tmux_session, agent_session_id, state,
+                                state_since, created_at)
+         VALUES ('elsewhere-1', 'elsewhere-1', 'claude', 'haiku', 'tester', '', '/tmp', 'skip',
+                 '', '', 'busy', $1, $1)",
+    )
+    .bind(now)
+    .execute(&other)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO messages (id, instance_id, content, state, created_at, submitted_at)
+         VALUES ('msg-elsewhere', 'elsewhere-1', 'count to 3', 'started', $1, $1)",
+    )
+    .bind(now)
+    .execute(&other)
+    .await
+    .unwrap();
+
+    // A person's wait on that message, and an open event stream.
+    let waiting = {
+        let mcp = support::mcp::McpClient::user(h.server()).await;
+        tokio::spawn(async move {
+            let r = mcp
+                .call_tool(
+                    "get_message",
+                    json!({ "message_id": "msg-elsewhere", "wait_seconds": 30 }),
+                )
+                .await;
+            (Instant::now(), r)
+        })
+    };
+    let stream = reqwest::Client::new()
+        .get(format!("{}/api/events", h.server().url()))
+        .bearer_auth(h.server().token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let mut body = stream.bytes_stream();
+    let seen = tokio::spawn(async move {
+        let mut text = String::new();
+        while let Some(Ok(chunk)) = body.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            if text.contains("from another process") {
+                return Instant::now();
+            }
+        }
+        panic!("the stream ended: {text}");
+    });
+    // Both are waiting before the write.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!waiting.is_finished(), "the wait ended before the answer");
+
+    let written = Instant::now();
+    sqlx::query(
+        "UPDATE messages SET state = 'answered', response = 'from another process',
+                finished_at = $1 WHERE id = 'msg-elsewhere'",
+    )
+    .bind(now)
+    .execute(&other)
+    .await
+    .unwrap();
+
+    let (answered_at, r) = waiting.await.unwrap();
+    assert!(!r.is_error, "{}", r.text);
+    assert_eq!(
+        r.structured["response"], "from another process",
+        "{}",
+        r.text
+    );
+    let wait_took = answered_at - written;
+    let stream_took = tokio::time::timeout(Duration::from_secs(5), seen)
+        .await
+        .expect("the stream saw the change")
+        .unwrap()
+        - written;
+    eprintln!("wait answered {wait_took:?} after the commit; the stream {stream_took:?}");
+    assert!(wait_took < Duration::from_millis(100), "{wait_took:?}");
+    assert!(stream_took < Duration::from_millis(100), "{stream_took:?}");
+}
