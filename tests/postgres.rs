@@ -109,3 +109,80 @@ async fn a_row_written_by_another_process_wakes_a_wait_and_a_stream_at_once() {
     assert!(wait_took < Duration::from_millis(100), "{wait_took:?}");
     assert!(stream_took < Duration::from_millis(100), "{stream_took:?}");
 }
+
+/// `troupe report`'s queries (the two whose text is built at run time) on a PostgreSQL
+/// registry: the sums, an unpriced model, a filter, the audit log.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a PostgreSQL server: set TROUPE_TEST_PG and pass --ignored"]
+async fn reports_read_a_postgresql_registry() {
+    use troupe::report::{By, audit, cost};
+    let h = Harness::start().await;
+    let other = other_process(&h).await;
+    let now = "2026-12-06T12:00:00.000Z";
+    sqlx::query(
+        "INSERT INTO instances (id, name, agent, model, role, system_prompt, workdir,
+                                permission_mode, tmux_session, agent_session_id, state,
+                                state_since, created_at)
+         VALUES ('tester-1', 'tester-1', 'claude', 'haiku', 'tester', '', '/tmp', 'skip',
+                 '', '', 'idle', $1, $1)",
+    )
+    .bind(now)
+    .execute(&other)
+    .await
+    .unwrap();
+    // The unpriced call comes last: groups are in the order of their first call.
+    for (source, model, cost_micros, at) in [
+        ("r1", "claude-haiku-4-5", Some(1_500_i64), now),
+        ("r2", "claude-haiku-4-5", Some(500), now),
+        ("r3", "claude-unpriced-1", None, "2026-12-06T12:00:01.000Z"),
+    ] {
+        sqlx::query(
+            "INSERT INTO usage_records (instance_id, source_id, model, input_tokens,
+                 output_tokens, cache_creation_tokens, cache_read_tokens, cost_micros, created_at)
+             VALUES ('tester-1', $1, $2, 100, 10, 1, 2, $3, $4)",
+        )
+        .bind(source)
+        .bind(model)
+        .bind(cost_micros)
+        .bind(at)
+        .execute(&other)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO audit_events (at, instance_id, kind, detail)
+         VALUES ($1, 'tester-1', 'instance.spawn', '{}')",
+    )
+    .bind(now)
+    .execute(&other)
+    .await
+    .unwrap();
+
+    let report = cost(h.pool(), By::Model, None, None).await.unwrap();
+    assert_eq!(report.rows.len(), 2, "{report:?}");
+    let haiku = &report.rows[0];
+    assert_eq!(haiku[0], "claude-haiku-4-5");
+    assert_eq!(haiku[1], 2, "calls");
+    assert_eq!(haiku[2], 200, "input tokens");
+    assert_eq!(haiku[6], 0.002, "cost in dollars");
+    let unpriced = &report.rows[1];
+    assert_eq!(unpriced[6], serde_json::Value::Null, "{unpriced:?}");
+    assert_eq!(unpriced[7], 1, "unpriced calls");
+    for by in [By::Instance, By::Team, By::Day, By::Message] {
+        let r = cost(h.pool(), by, Some("2026-12-01"), None).await.unwrap();
+        let calls: i64 = r
+            .rows
+            .iter()
+            .map(|row| row[row.len() - 7].as_i64().unwrap())
+            .sum();
+        assert_eq!(calls, 3, "{by:?}: {r:?}");
+    }
+    let none = cost(h.pool(), By::Model, None, Some("nobody"))
+        .await
+        .unwrap();
+    assert!(none.rows.is_empty());
+    let log = audit(h.pool(), Some("2026-12-01"), Some("tester-1"))
+        .await
+        .unwrap();
+    assert!(log.rows.iter().any(|r| r[3] == "instance.spawn"), "{log:?}");
+}
