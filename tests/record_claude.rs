@@ -23,6 +23,15 @@ struct Recorder {
     hooks: PathBuf,
 }
 
+/// The moves to a dialog's choice and then Enter: the recorder presses the keys one by one,
+/// slowly, and checks the dialog went.
+fn with_enter((mut keys, answers): (Vec<&'static str>, bool)) -> Vec<&'static str> {
+    if !answers {
+        keys.push("Enter");
+    }
+    keys
+}
+
 impl Recorder {
     async fn screen(&self, name: &str) -> String {
         self.tmux.capture(name).await.unwrap_or_default()
@@ -255,8 +264,10 @@ async fn record_claude_code_captures() {
         })
         .await;
     r.save("screens/trust-dialog.txt", &trust);
-    let keys = troupe::agents::choose(&trust, troupe::agents::claude::TRUST_YES, '❯')
-        .expect("the trust choice");
+    let keys = with_enter(
+        troupe::agents::choose(&trust, troupe::agents::claude::TRUST_YES, '❯')
+            .expect("the trust choice"),
+    );
     r.answer(name, &keys, |s| {
         !s.contains(troupe::agents::claude::TRUST_YES)
     })
@@ -267,7 +278,8 @@ async fn record_claude_code_captures() {
         })
         .await;
     r.save("screens/bypass-warning.txt", &warning);
-    let accept = troupe::agents::choose(&warning, "Yes, I accept", '❯').expect("accept");
+    let accept =
+        with_enter(troupe::agents::choose(&warning, "Yes, I accept", '❯').expect("accept"));
     r.answer(name, &accept, |s| !s.contains("Yes, I accept"))
         .await;
     let idle = r
@@ -381,7 +393,7 @@ async fn record_claude_code_captures() {
         })
         .await;
     r.save("screens/08-permission-prompt.txt", &prompt);
-    let yes = troupe::agents::choose(&prompt, "Yes", '❯').expect("the Yes choice");
+    let yes = with_enter(troupe::agents::choose(&prompt, "Yes", '❯').expect("the Yes choice"));
     r.answer(name, &yes, |s| !s.contains("Do you want to proceed?"))
         .await;
     r.until_stops(5).await;

@@ -592,9 +592,10 @@ impl Agent for ClaudeCode {
             // troupe was asked to work in this directory. The choice is found by its label:
             // 2.1.197 lists "Yes" first, 2.1.328 "No, exit" first.
             ClaudeScreen::TrustDialog => match super::choose(screen, TRUST_YES, '❯') {
-                Some(keys) => ScreenKind::Dialog {
+                Some((keys, answers)) => ScreenKind::Dialog {
                     name: "trust",
                     keys,
+                    answers,
                 },
                 // Caught while the dialog is being drawn (its list without the cursor yet,
                 // seen once on 2.1.197): the next look sees it whole. A dialog that never

@@ -658,9 +658,10 @@ impl Agent for Codex {
                 .iter()
                 .find_map(|label| super::choose(screen, label, '›'))
             {
-                Some(keys) => ScreenKind::Dialog {
+                Some((keys, answers)) => ScreenKind::Dialog {
                     name: "trust",
                     keys,
+                    answers,
                 },
                 // Caught mid-draw: the next look sees it whole.
                 None => ScreenKind::Unknown,

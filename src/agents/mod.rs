@@ -257,10 +257,13 @@ pub enum TypeStep {
 pub enum ScreenKind {
     /// A startup dialog troupe answers (e.g. trusting the folder troupe was asked to work
     /// in). `keys` choose troupe's answer by its label from the screen as drawn, never by
-    /// its position: CLI releases reorder the choices. The name goes to the audit log.
+    /// its position: CLI releases reorder the choices. They either move the cursor to it
+    /// (`answers` false: the next look confirms where the cursor went) or confirm it. The
+    /// name goes to the audit log.
     Dialog {
         name: &'static str,
         keys: Vec<&'static str>,
+        answers: bool,
     },
     /// A startup dialog troupe must not answer for the user: the CLI cannot start.
     Refused(String),
@@ -536,7 +539,7 @@ pub(crate) fn write_json(path: &Path, value: &Value) -> std::io::Result<()> {
 /// the option the cursor (`cursor`, e.g. `❯`) is on to the wanted one, then Enter. None when
 /// the screen shows no such option, or no cursor in its list. Options may be numbered
 /// (`1. Yes`) or not; the label is matched after the cursor and the number.
-pub fn choose(screen: &str, label: &str, cursor: char) -> Option<Vec<&'static str>> {
+pub fn choose(screen: &str, label: &str, cursor: char) -> Option<(Vec<&'static str>, bool)> {
     let lines: Vec<&str> = screen.lines().collect();
     let text_of = |line: &str| {
         let t = line.trim().trim_start_matches(cursor).trim_start();
@@ -556,13 +559,14 @@ pub fn choose(screen: &str, label: &str, cursor: char) -> Option<Vec<&'static st
         .take_while(|&i| !lines[i].trim().is_empty())
         .last()?;
     let at = (start..=end).find(|&i| lines[i].trim_start().starts_with(cursor))?;
-    let mut keys = if target >= at {
-        vec!["Down"; target - at]
-    } else {
-        vec!["Up"; at - target]
-    };
-    keys.push("Enter");
-    Some(keys)
+    // The cursor is moved first, and Enter waits for a look that finds it on the choice: a
+    // key can be lost while the dialog is still taking input, and an Enter sent with a lost
+    // Down took "No, exit" on Claude Code 2.1.328 (seen once in the suite).
+    Some(match target.cmp(&at) {
+        std::cmp::Ordering::Equal => (vec!["Enter"], true),
+        std::cmp::Ordering::Greater => (vec!["Down"; target - at], false),
+        std::cmp::Ordering::Less => (vec!["Up"; at - target], false),
+    })
 }
 
 #[cfg(test)]
@@ -575,16 +579,22 @@ mod choose_tests {
         let old = " Security guide\n\n ❯ 1. Yes, I trust this folder\n   2. No, exit\n\n Enter";
         assert_eq!(
             choose(old, "Yes, I trust this folder", '❯'),
-            Some(vec!["Enter"])
+            Some((vec!["Enter"], true))
         );
         // Claude Code 2.1.328: unnumbered, "No, exit" first and under the cursor.
         let new = " Security guide\n\n ❯ No, exit\n   Yes, I trust this folder\n\n Enter";
         assert_eq!(
             choose(new, "Yes, I trust this folder", '❯'),
-            Some(vec!["Down", "Enter"])
+            Some((vec!["Down"], false)),
+            "the move first; Enter once a look finds the cursor there"
+        );
+        let moved = " Security guide\n\n   No, exit\n ❯ Yes, I trust this folder\n\n Enter";
+        assert_eq!(
+            choose(moved, "Yes, I trust this folder", '❯'),
+            Some((vec!["Enter"], true))
         );
         let below = "   a\n   b\n ❯ c\n";
-        assert_eq!(choose(below, "a", '❯'), Some(vec!["Up", "Up", "Enter"]));
+        assert_eq!(choose(below, "a", '❯'), Some((vec!["Up", "Up"], false)));
         assert_eq!(choose(new, "Yes, I accept", '❯'), None);
         assert_eq!(
             choose(

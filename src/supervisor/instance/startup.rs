@@ -132,12 +132,19 @@ impl Machine {
             self.ready_if_started(now);
             return;
         }
-        if let ScreenKind::Dialog { name, keys } = &seen.screen.kind {
+        if let ScreenKind::Dialog {
+            name,
+            keys,
+            answers,
+        } = &seen.screen.kind
+        {
             self.out.push(Effect::PressKeys(keys.clone()));
-            self.out.push(Effect::Audit {
-                kind: format!("instance.{name}_accepted"),
-                detail: serde_json::json!({}),
-            });
+            if *answers {
+                self.out.push(Effect::Audit {
+                    kind: format!("instance.{name}_accepted"),
+                    detail: serde_json::json!({}),
+                });
+            }
             next = now + DIALOG_REDRAW;
         }
         if let Some(startup) = self.startup_mut()

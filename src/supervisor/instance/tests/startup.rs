@@ -9,10 +9,8 @@ use super::*;
 #[test]
 fn the_trust_dialog_is_answered_by_its_label_on_each_tested_version() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
-    for (version, keys) in [
-        ("2.1.197", vec!["Enter"]),
-        ("2.1.328", vec!["Down", "Enter"]),
-    ] {
+    // The cursor is moved first; Enter waits for a look that finds it on the choice.
+    for (version, keys) in [("2.1.197", vec!["Enter"]), ("2.1.328", vec!["Down"])] {
         let screen = std::fs::read_to_string(format!(
             "{root}/claude-code-{version}/screens/trust-dialog.txt"
         ))
@@ -34,7 +32,31 @@ fn the_trust_dialog_is_answered_by_its_label_on_each_tested_version() {
             )
         };
         let fx = first_look(&screen);
+        let answered = keys == ["Enter"];
         assert_eq!(fx.first(), Some(&Effect::PressKeys(keys)), "{version}");
+        assert_eq!(
+            fx.iter().any(|e| matches!(e, Effect::Audit { .. })),
+            answered,
+            "{version}: audited only when answered: {fx:?}"
+        );
+        if !answered {
+            // The next look finds the cursor on the choice and confirms it.
+            let moved = screen
+                .replace("❯ No, exit", "  No, exit")
+                .replace("  Yes, I trust this folder", "❯ Yes, I trust this folder");
+            let fx = first_look(&moved);
+            assert_eq!(
+                fx,
+                [
+                    Effect::PressKeys(vec!["Enter"]),
+                    Effect::Audit {
+                        kind: "instance.trust_accepted".into(),
+                        detail: json!({})
+                    }
+                ],
+                "{version}"
+            );
+        }
         // The dialog half drawn (no cursor yet): nothing pressed, the next look decides.
         let fx = first_look(&screen.replace('❯', " "));
         assert_eq!(fx, [], "{version}");
