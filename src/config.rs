@@ -35,6 +35,16 @@ impl PermissionMode {
     pub fn parse(name: &str) -> Option<PermissionMode> {
         <PermissionMode as clap::ValueEnum>::from_str(name.trim(), true).ok()
     }
+
+    /// A name as callers write it, or what the valid ones are.
+    pub fn parse_or_explain(name: &str) -> Result<PermissionMode, String> {
+        PermissionMode::parse(name).ok_or_else(|| {
+            format!(
+                "unknown permission_mode {name:?}; use skip (prompts skipped), default (the CLI \
+                 asks for each tool and troupe routes the question), accept-edits or plan"
+            )
+        })
+    }
 }
 
 /// A stored name, as `query_as!` reads it. The database refuses any other (migration 0016);

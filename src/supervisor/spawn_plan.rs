@@ -136,14 +136,9 @@ fn asked_mode(req: &SpawnRequest) -> Result<Option<PermissionMode>> {
     let Some(m) = given(&req.permission_mode) else {
         return Ok(None);
     };
-    <PermissionMode as clap::ValueEnum>::from_str(&m, true)
+    PermissionMode::parse_or_explain(&m)
         .map(Some)
-        .map_err(|_| {
-            Error::InvalidInput(format!(
-                "unknown permission_mode {m:?}; use skip (prompts skipped), default (the CLI \
-                 asks for each tool and troupe routes the question), accept-edits or plan"
-            ))
-        })
+        .map_err(Error::InvalidInput)
 }
 
 /// The role, and the system prompt: the one given or the role's, with the context after it.

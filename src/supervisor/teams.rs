@@ -172,13 +172,8 @@ impl Supervisor {
         let permission_mode = match m.permission_mode.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(mode) => Some(
-                crate::config::PermissionMode::parse(mode)
-                    .ok_or_else(|| {
-                        Error::InvalidInput(format!(
-                            "member {role}: unknown permission_mode {mode:?}; use skip, default, \
-                             accept-edits or plan"
-                        ))
-                    })?
+                crate::config::PermissionMode::parse_or_explain(mode)
+                    .map_err(|why| Error::InvalidInput(format!("member {role}: {why}")))?
                     .as_str()
                     .to_string(),
             ),
