@@ -551,3 +551,28 @@ async fn an_instance_cannot_use_the_persons_rest_api() {
         "nothing was done in its name"
     );
 }
+
+/// More callers at once than the database has connections: each waits its turn for one, and
+/// none is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn callers_beyond_the_pool_queue_and_none_fails() {
+    let h = Harness::start().await;
+    let api = std::sync::Arc::new(Api::new(&h));
+    let calls: Vec<_> = (0..200)
+        .map(|i| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                let path = match i % 3 {
+                    0 => "/api/instances",
+                    1 => "/api/audit",
+                    _ => "/api/usage",
+                };
+                api.get(path).await
+            })
+        })
+        .collect();
+    for call in calls {
+        let (status, body) = call.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+}

@@ -5,6 +5,7 @@ pub mod approvals;
 pub mod audit;
 pub mod credentials;
 pub mod events;
+pub mod health;
 pub mod instances;
 pub mod interrupts;
 pub mod messages;
@@ -59,6 +60,7 @@ pub(crate) use on;
 pub struct Db {
     backend: Backend,
     written: Arc<watch::Sender<u64>>,
+    health: Arc<health::Health>,
     /// The task that turns PostgreSQL notifications into wake-ups; it holds a connection of
     /// the pool, so closing ends it first.
     listener: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
@@ -69,6 +71,7 @@ impl Db {
         Db {
             backend,
             written: Arc::new(watch::channel(0).0),
+            health: Arc::default(),
             listener: Arc::default(),
         }
     }
@@ -109,6 +112,28 @@ impl Db {
             let _ = task.await;
         }
         on!(self, sqlite: |p| p.close().await, postgres: |p| p.close().await)
+    }
+
+    /// Whether the database answers, as its last use found.
+    pub fn health(&self) -> &health::Health {
+        &self.health
+    }
+
+    /// Asks the database whether it answers (within `limit`), and notes what it found.
+    pub async fn ping(&self, limit: Duration) -> Option<health::Outage> {
+        use sqlx::Connection;
+        let answer = tokio::time::timeout(limit, async {
+            on!(self,
+                sqlite: |p| p.acquire().await?.ping().await,
+                postgres: |p| p.acquire().await?.ping().await)
+        })
+        .await
+        .unwrap_or(Err(sqlx::Error::PoolTimedOut));
+        match answer {
+            Ok(()) => self.health.answered(),
+            Err(e) => self.health.failed(&e),
+        }
+        self.health.outage()
     }
 
     /// Called by each write to a table the event log follows, after the write has committed.
@@ -201,41 +226,63 @@ pub async fn open_postgres(url: &str, acquire_timeout: Duration) -> anyhow::Resu
         .await
         .map_err(|e| anyhow::anyhow!("cannot migrate the database {shown}: {e}"))?;
     let db = Db::postgres(pool.clone());
-    let written = db.written.clone();
-    let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
+    let listener = listen(&pool)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on the database {shown}: {e}"))?;
-    listener
-        .listen("troupe_events")
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on the database {shown}: {e}"))?;
-    let task = tokio::spawn(async move {
-        // `try_recv` reconnects by itself on the next call after a lost connection (None);
-        // whatever was sent meanwhile is lost, so that wakes everyone too.
-        let mut retry = Duration::from_millis(250);
-        let mut down = false;
-        loop {
-            match listener.try_recv().await {
-                Ok(_) => {
-                    if std::mem::take(&mut down) {
-                        tracing::info!("database notifications are back");
-                    }
-                    retry = Duration::from_millis(250);
-                }
-                Err(e) => {
-                    if !std::mem::replace(&mut down, true) {
-                        tracing::warn!(error = %e, "database notifications lost; retrying");
-                    }
-                    // A backoff between attempts, not a wait for an event.
-                    tokio::time::sleep(retry).await;
-                    retry = (retry * 2).min(Duration::from_secs(5));
-                }
-            }
-            written.send_modify(|n| *n = n.wrapping_add(1));
-        }
-    });
+    let task = tokio::spawn(follow(
+        listener,
+        pool,
+        db.written.clone(),
+        db.health.clone(),
+    ));
     *db.listener.lock().expect("listener poisoned") = Some(task);
     Ok(db)
+}
+
+async fn listen(pool: &sqlx::PgPool) -> sqlx::Result<sqlx::postgres::PgListener> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+    // A lost connection is answered at once (and the outage noted), not after the pool's
+    // wait for a new one.
+    listener.eager_reconnect(false);
+    listener.listen("troupe_events").await?;
+    Ok(listener)
+}
+
+/// Wakes streams and waiters on each notification. A lost connection is an outage: it is
+/// noted, and the listener is made again (with a backoff) until the server answers; then
+/// everyone is woken, since whatever was sent meanwhile was lost.
+async fn follow(
+    mut listener: sqlx::postgres::PgListener,
+    pool: sqlx::PgPool,
+    written: Arc<watch::Sender<u64>>,
+    health: Arc<health::Health>,
+) {
+    let wake = || written.send_modify(|n| *n = n.wrapping_add(1));
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(_)) => {
+                wake();
+                continue;
+            }
+            Ok(None) => health.down("the connection to the database was lost"),
+            Err(e) => health.down(&e.to_string()),
+        }
+        wake();
+        let mut retry = Duration::from_millis(100);
+        listener = loop {
+            // A backoff between attempts, not a wait for an event.
+            tokio::time::sleep(retry).await;
+            match listen(&pool).await {
+                Ok(l) => break l,
+                Err(e) => {
+                    tracing::debug!(error = %e, "the database still does not answer");
+                    retry = (retry * 2).min(Duration::from_secs(2));
+                }
+            }
+        };
+        health.answered();
+        wake();
+    }
 }
 
 /// An error's text with the URL's password taken out, should the driver quote it.

@@ -10,7 +10,6 @@ use serde_json::json;
 
 use crate::auth::{self, Caller};
 use crate::db::audit;
-use crate::db::credentials::Credentials;
 use crate::supervisor::Supervisor;
 
 /// Puts the proven [`Caller`] into the request's extensions, or answers 401.
@@ -50,15 +49,15 @@ pub async fn instance(
     presented: Option<&str>,
     path: &str,
 ) -> Result<(), Response> {
-    let creds = match Credentials::find(sup.pool(), id).await {
-        Ok(c) => c,
+    let token = match sup.instance_token(id).await {
+        Ok(t) => t,
         Err(e) => {
             let body = Json(json!({ "error": format!("database error: {e}") }));
             return Err((StatusCode::INTERNAL_SERVER_ERROR, body).into_response());
         }
     };
-    let why = match (creds, presented) {
-        (Some(c), Some(t)) if auth::same(t, &c.token) => return Ok(()),
+    let why = match (token, presented) {
+        (Some(c), Some(t)) if auth::same(t, &c) => return Ok(()),
         (None, _) => "no instance by that name has a token",
         (Some(_), None) => "it carries no token",
         (Some(_), Some(_)) => "its token is not that instance's",

@@ -74,10 +74,23 @@ pub fn router(sup: Supervisor, shutdown: CancellationToken) -> Router {
         .with_state(sup)
 }
 
-/// Open to anyone who may reach the server at all, so it says only that troupe is up.
-async fn health() -> Json<Value> {
-    Json(json!({ "status": "ok", "service": "troupe" }))
+/// Open to anyone who may reach the server at all, so it says only whether troupe is up and
+/// its database answers: `degraded`, with the reason, while it does not (the server still
+/// takes hooks and calls; their writes wait and are retried).
+async fn health(State(sup): State<Supervisor>) -> Json<Value> {
+    match sup.pool().ping(HEALTH_PING).await {
+        None => Json(json!({ "status": "ok", "service": "troupe" })),
+        Some(outage) => Json(json!({
+            "status": "degraded",
+            "service": "troupe",
+            "reason": outage.describe(),
+            "since": outage.since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        })),
+    }
 }
+
+/// How long `/health` waits for the database to answer.
+const HEALTH_PING: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Notices when a spawned instance's MCP client has received troupe's tool and prompt
 /// lists, which is when its model can call troupe; requests and responses pass unchanged.

@@ -82,6 +82,10 @@ pub enum Event {
     ApprovalDecided { approval_id: String },
 }
 
+/// How long a request in an instance's name waits for its token to be read, before the one
+/// last read is used.
+const TOKEN_LOOKUP: Duration = Duration::from_secs(2);
+
 pub(crate) struct Shared {
     pub pool: crate::db::Db,
     pub config: Config,
@@ -113,6 +117,9 @@ pub(crate) struct Shared {
     worktree_creating: tokio::sync::Mutex<()>,
     /// Permission requests whose CLI hook is held, each with what wakes it.
     permission_waiters: Mutex<HashMap<String, oneshot::Sender<permissions::Verdict>>>,
+    /// Each instance's token as last read from the database, so its hooks are still taken
+    /// (and nothing they carry is lost) while the database cannot be reached.
+    tokens: Mutex<HashMap<String, String>>,
 }
 
 impl Shared {
@@ -296,6 +303,7 @@ impl Supervisor {
             logins: crate::weblogin::Codes::default(),
             mcp_clients: crate::mcp::clients::Clients::default(),
             permission_waiters: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(HashMap::new()),
             worktree_creating: tokio::sync::Mutex::new(()),
             reconciled: tokio::sync::watch::channel(false).0,
         });
@@ -306,6 +314,41 @@ impl Supervisor {
 
     pub fn pool(&self) -> &crate::db::Db {
         &self.shared.pool
+    }
+
+    /// Instance `id`'s token as the database holds it; the last one read when the database
+    /// cannot be reached. `None` when it has none.
+    pub async fn instance_token(&self, id: &str) -> Result<Option<String>> {
+        let tokens = || self.shared.tokens.lock().expect("tokens poisoned");
+        let health = self.shared.pool.health();
+        // A hook holds the CLI's turn: while the database is out, it is not kept waiting for
+        // a connection.
+        if health.outage().is_some()
+            && let Some(token) = tokens().get(id).cloned()
+        {
+            return Ok(Some(token));
+        }
+        let found = tokio::time::timeout(
+            TOKEN_LOOKUP,
+            crate::db::credentials::Credentials::find(&self.shared.pool, id),
+        )
+        .await
+        .unwrap_or(Err(sqlx::Error::PoolTimedOut));
+        match found {
+            Ok(Some(c)) => {
+                tokens().insert(id.to_string(), c.token.clone());
+                Ok(Some(c.token))
+            }
+            Ok(None) => {
+                tokens().remove(id);
+                Ok(None)
+            }
+            Err(e) if crate::db::health::unreachable(&e) => {
+                health.failed(&e);
+                tokens().get(id).cloned().map(Some).ok_or(Error::Db(e))
+            }
+            Err(e) => Err(Error::Db(e)),
+        }
     }
 
     pub fn config(&self) -> &Config {

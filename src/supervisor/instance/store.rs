@@ -31,11 +31,26 @@ impl Actor {
         while let Some(write) = self.unwritten.next(Instant::now()).cloned() {
             match self.write(&write).await {
                 Ok(()) => {
+                    self.shared.pool.health().answered();
                     self.unwritten.written();
                     self.announce(&write);
                 }
                 Err(e) => {
                     let wait = self.unwritten.failed(Instant::now());
+                    if let Error::Db(e) = &e {
+                        self.shared.pool.health().failed(e);
+                    }
+                    // An outage is logged once by the database's health; each retry of it is
+                    // detail.
+                    if self.shared.pool.health().outage().is_some() {
+                        tracing::debug!(
+                            instance = %self.id,
+                            error = %e,
+                            unwritten = self.unwritten.len(),
+                            "cannot write to the database; trying again in {wait:?}"
+                        );
+                        return;
+                    }
                     tracing::warn!(
                         instance = %self.id,
                         error = %e,
