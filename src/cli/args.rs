@@ -226,6 +226,22 @@ pub enum Command {
         #[command(subcommand)]
         command: ReportCommand,
     },
+    /// Copy a registry from an SQLite file into a PostgreSQL database, and check the copy.
+    ///
+    /// Every table is copied in one transaction; the row counts and the recorded cost are
+    /// compared on both sides before it commits. Stop `troupe serve` first; afterwards start it
+    /// with `--db <the URL>` and the same --data-dir.
+    Migrate {
+        /// The SQLite file [default: $XDG_DATA_HOME/troupe/troupe.db]
+        #[arg(long)]
+        from: Option<PathBuf>,
+        /// The PostgreSQL database: postgres://user:password@host:port/db
+        #[arg(long)]
+        to: String,
+        /// Empty the target first if it already holds a registry.
+        #[arg(long)]
+        replace: bool,
+    },
     /// Persistent teams: create, list, show, start, resume, dissolve.
     Team {
         #[command(flatten)]

@@ -132,7 +132,35 @@ async fn execute(command: Command) -> anyhow::Result<()> {
         Command::Mcp { server, command } => mcp(&server, command),
         Command::Team { server, command } => team(server.client()?, command).await,
         Command::Report { db, command } => report(db, command).await,
+        Command::Migrate { from, to, replace } => migrate(from, &to, replace).await,
     }
+}
+
+async fn migrate(from: Option<PathBuf>, to: &str, replace: bool) -> anyhow::Result<()> {
+    if !crate::db::is_postgres_url(to) {
+        anyhow::bail!(
+            "--to {to:?} is not a PostgreSQL URL; write it as postgres://user:password@host:port/db"
+        );
+    }
+    let from = from.unwrap_or_else(|| config::default_data_dir().join("troupe.db"));
+    let shown = crate::db::redacted(to);
+    eprintln!("copying {} to {shown}", from.display());
+    let copied = crate::db::copy::sqlite_to_postgres(&from, to, replace, |table, rows| {
+        eprintln!("  {table:<22} {rows:>9} rows");
+    })
+    .await?;
+    let rows: i64 = copied.tables.iter().map(|(_, n)| n).sum();
+    println!(
+        "Copied {rows} rows in {} tables to {shown}; the row counts agree on both sides, and so \
+         does the recorded cost (${:.6}).",
+        copied.tables.len(),
+        copied.cost_micros as f64 / 1e6
+    );
+    println!(
+        "Start the server on it with `troupe serve --db <the URL>` and the same data directory \
+         (it keeps the token and the instances' files)."
+    );
+    Ok(())
 }
 
 fn mcp(server: &ServerUrl, command: McpCommand) -> anyhow::Result<()> {

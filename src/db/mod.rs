@@ -3,6 +3,7 @@
 
 pub mod approvals;
 pub mod audit;
+pub mod copy;
 pub mod credentials;
 pub mod events;
 pub mod health;
@@ -212,6 +213,36 @@ pub fn redacted(url: &str) -> String {
 /// SQL) wakes this one's streams and waiters.
 pub async fn open_postgres(url: &str, acquire_timeout: Duration) -> anyhow::Result<Db> {
     let shown = redacted(url);
+    let pool = connect_postgres(url, acquire_timeout).await?;
+    let db = Db::postgres(pool.clone());
+    let listener = listen(&pool)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on the database {shown}: {e}"))?;
+    let task = tokio::spawn(follow(
+        listener,
+        pool,
+        db.written.clone(),
+        db.health.clone(),
+    ));
+    *db.listener.lock().expect("listener poisoned") = Some(task);
+    Ok(db)
+}
+
+/// A pool on a PostgreSQL registry, its schema made or brought up to date.
+pub async fn connect_postgres(
+    url: &str,
+    acquire_timeout: Duration,
+) -> anyhow::Result<sqlx::PgPool> {
+    let shown = redacted(url);
+    // One connection first: it fails at once with the driver's reason (refused, unknown
+    // host, wrong password), where the pool would wait out its timeout and say only that.
+    {
+        use sqlx::Connection;
+        let first = sqlx::PgConnection::connect(url).await.map_err(|e| {
+            anyhow::anyhow!("cannot reach the database {shown}: {}", no_secret(&e, url))
+        })?;
+        let _ = first.close().await;
+    }
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(16)
         // Under load a call waits for a connection rather than failing.
@@ -225,18 +256,7 @@ pub async fn open_postgres(url: &str, acquire_timeout: Duration) -> anyhow::Resu
         .run(&pool)
         .await
         .map_err(|e| anyhow::anyhow!("cannot migrate the database {shown}: {e}"))?;
-    let db = Db::postgres(pool.clone());
-    let listener = listen(&pool)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on the database {shown}: {e}"))?;
-    let task = tokio::spawn(follow(
-        listener,
-        pool,
-        db.written.clone(),
-        db.health.clone(),
-    ));
-    *db.listener.lock().expect("listener poisoned") = Some(task);
-    Ok(db)
+    Ok(pool)
 }
 
 async fn listen(pool: &sqlx::PgPool) -> sqlx::Result<sqlx::postgres::PgListener> {
