@@ -399,7 +399,7 @@ async fn no_instance_inherits_the_server_token() {
         "aws-not-for-instances".into(),
     ));
     env.push(("PROJECT_SETTING".into(), "passed-on-purpose".into()));
-    let mut spec = support::process::ServeSpec::new(dir.path(), &socket, env);
+    let mut spec = support::process::ServeSpec::new(dir.path(), &socket, env).await;
     spec.extra_args = vec!["--pass-env".into(), "PROJECT_SETTING".into()];
     let serve = support::process::ServeProcess::start(&spec).await;
     let person = support::McpClient::with_token(&serve.url, secret).await;
@@ -458,7 +458,8 @@ async fn a_second_server_on_the_same_data_dir_is_refused() {
         dir.path(),
         &socket,
         support::instance_env(&home, &model.base_url()),
-    );
+    )
+    .await;
     let first = support::process::ServeProcess::start(&spec).await;
     let person = first.mcp().await;
     let r = person
@@ -602,9 +603,9 @@ async fn secrets_stay_out_of_logs_and_urls() {
     )
     .await;
     // The next start says where the token is.
-    let mut spec = support::process::ServeSpec::new(dir.path(), &socket, vec![]);
+    let mut spec = support::process::ServeSpec::new(dir.path(), &socket, vec![]).await;
     spec.data_dir = data_dir.clone();
-    spec.db = data_dir.join("troupe.db");
+    spec.db = data_dir.join("troupe.db").display().to_string();
     let again = support::process::ServeProcess::start(&spec).await;
     // /health answers as soon as the server listens; the way in is printed just after.
     let said = support::eventually(

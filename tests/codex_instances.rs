@@ -247,7 +247,8 @@ async fn kill_9_of_the_server_during_a_codex_turn_loses_nothing() {
         dir.path(),
         &socket,
         support::instance_env(&home, &model.base_url()),
-    );
+    )
+    .await;
     let server = ServeProcess::start(&spec).await;
     let mcp = server.mcp().await;
     let r = mcp

@@ -212,7 +212,8 @@ async fn the_config_file_sets_controls_and_its_price_entry_is_accepted() {
         dir.path(),
         &socket,
         vec![("MAX_INSTANCES".into(), "3".into())],
-    );
+    )
+    .await;
     spec.extra_args
         .extend(["--config".into(), file.display().to_string()]);
     let server = ServeProcess::start(&spec).await;

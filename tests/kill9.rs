@@ -26,7 +26,7 @@ async fn kill_9_mid_answer_then_restart_loses_nothing() {
     let model = FakeModel::start().await;
     let socket = unique_socket("k9");
     let _tmux = support::TmuxServer(socket.clone());
-    let spec = ServeSpec::new(dir.path(), &socket, instance_env(&home, &model.base_url()));
+    let spec = ServeSpec::new(dir.path(), &socket, instance_env(&home, &model.base_url())).await;
 
     let server = ServeProcess::start(&spec).await;
     let mcp = server.mcp().await;

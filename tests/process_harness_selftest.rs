@@ -41,11 +41,15 @@ async fn serve_restarts_on_the_same_port_and_database_after_kill9() {
     let socket = support::unique_socket("proc");
     let _tmux = support::TmuxServer(socket.clone());
     // No model is called: nothing is spawned. The address only has to be well formed.
-    let spec = ServeSpec::new(
+    let mut spec = ServeSpec::new(
         dir.path(),
         &socket,
         support::instance_env(&home, "http://127.0.0.1:9"),
-    );
+    )
+    .await;
+    // The self-test reads the file directly.
+    spec.db = spec.data_dir.join("troupe.db").display().to_string();
+    let file = spec.data_dir.join("troupe.db");
 
     let server = ServeProcess::start(&spec).await;
     assert_eq!(server.port, spec.port);
@@ -55,8 +59,8 @@ async fn serve_restarts_on_the_same_port_and_database_after_kill9() {
     server.kill9();
 
     // The schema survived the SIGKILL; leave a mark to find after the restart.
-    assert!(spec.db.exists(), "{} missing", spec.db.display());
-    let pool = open_db(&spec.db).await;
+    assert!(file.exists(), "{} missing", file.display());
+    let pool = open_db(&file).await;
     let migrations: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
         .fetch_one(&pool)
         .await
@@ -86,7 +90,7 @@ async fn serve_restarts_on_the_same_port_and_database_after_kill9() {
     );
 
     // The restarted server used the same database file.
-    let pool = open_db(&spec.db).await;
+    let pool = open_db(&file).await;
     let mark: i64 = sqlx::query_scalar("SELECT pid FROM selftest_mark")
         .fetch_one(&pool)
         .await

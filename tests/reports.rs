@@ -1,12 +1,13 @@
-//! `troupe report` reads the database file itself: the same sums in every format, with the
-//! server stopped; and the schema document's example queries run as written.
+//! `troupe report` reads the database itself (the SQLite file, or the PostgreSQL database when
+//! TROUPE_TEST_PG names a server): the same sums in every format, with the server stopped; and
+//! the schema document's example queries run as written.
 
 mod support;
 
 use serde_json::{Value, json};
 use support::Harness;
 
-fn report(db: &std::path::Path, args: &[&str]) -> (bool, String) {
+fn report(db: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> (bool, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_troupe"))
         .arg("report")
         .args(args)
@@ -39,15 +40,22 @@ async fn reports_agree_in_every_format_with_the_server_stopped() {
         h.wait_for_transcript(id, r.structured["message_id"].as_str().unwrap())
             .await;
     }
-    let (want_tokens, want_cost): (i64, i64) = sqlx::query_as(
-        "SELECT SUM(input_tokens + output_tokens + cache_creation_tokens + cache_read_tokens),
-                COALESCE(SUM(cost_micros), 0) FROM usage_records",
-    )
-    .fetch_one(h.pool().as_sqlite().unwrap())
-    .await
-    .unwrap();
+    let (mut want_tokens, mut want_cost) = (0, 0);
+    for id in [&priced, &odd] {
+        for u in troupe::db::usage::UsageRecord::for_instance(h.pool(), id)
+            .await
+            .unwrap()
+        {
+            want_tokens +=
+                u.input_tokens + u.output_tokens + u.cache_creation_tokens + u.cache_read_tokens;
+            want_cost += u.cost_micros.unwrap_or(0);
+        }
+    }
     h.stop_server().await;
-    let db = h.data_dir.join("troupe.db");
+    let db = h
+        .db_url
+        .clone()
+        .unwrap_or_else(|| h.data_dir.join("troupe.db").display().to_string());
 
     let (ok, json_text) = report(&db, &["cost", "--by", "model", "--format", "json"]);
     assert!(ok, "{json_text}");
@@ -130,13 +138,46 @@ async fn reports_agree_in_every_format_with_the_server_stopped() {
         .skip(1)
         .map(|block| block.split("```").next().unwrap())
         .collect();
-    assert_eq!(queries.len(), 3, "three example queries");
-    let pool = troupe::report::open(&db).await.unwrap();
+    assert_eq!(
+        queries.len(),
+        4,
+        "three example queries, one in two dialects"
+    );
+    let backend = if h.db_url.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    let mut ran = 0;
     for q in queries {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(q.to_string()))
-            .fetch_all(pool.as_sqlite().unwrap())
-            .await
-            .unwrap_or_else(|e| panic!("{e}\n{q}"));
-        assert!(!rows.is_empty(), "{q}");
+        let marked = q
+            .trim_start()
+            .strip_prefix("-- ")
+            .and_then(|l| l.lines().next());
+        if marked.is_some_and(|m| m != backend) {
+            continue;
+        }
+        let rows = match &h.db_url {
+            Some(url) => {
+                let pool = sqlx::PgPool::connect(url).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(q.to_string()))
+                    .fetch_all(&pool)
+                    .await
+                    .map(|r| r.len())
+            }
+            None => {
+                let pool = troupe::report::open(std::path::Path::new(&db))
+                    .await
+                    .unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(q.to_string()))
+                    .fetch_all(pool.as_sqlite().unwrap())
+                    .await
+                    .map(|r| r.len())
+            }
+        }
+        .unwrap_or_else(|e| panic!("{backend}: {e}\n{q}"));
+        assert!(rows > 0, "{q}");
+        ran += 1;
     }
+    assert_eq!(ran, 3, "three example queries on {backend}");
 }

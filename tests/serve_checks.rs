@@ -191,3 +191,40 @@ fn an_allow_dir_that_is_not_an_absolute_directory_is_said_at_start() {
         assert!(log.contains(said), "{log}");
     }
 }
+
+/// A PostgreSQL registry that cannot be reached stops the start at once with the driver's
+/// reason, and the URL's password is never printed.
+#[test]
+fn an_unreachable_postgresql_registry_is_said_at_start_without_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = unique_socket("pgdown");
+    let _tmux = support::TmuxServer(socket.clone());
+    let started = Instant::now();
+    let (exited, log) = serve(
+        &[
+            "--bind",
+            "127.0.0.1:0",
+            "--db",
+            "postgres://troupe:hunter2@127.0.0.1:1/registry",
+            "--data-dir",
+            "data",
+            "--tmux-socket",
+            &socket,
+        ],
+        dir.path(),
+        &[],
+        Duration::from_secs(30),
+    );
+    assert!(exited, "serve kept running: {log}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        log.contains("cannot reach the database postgres://troupe:***@127.0.0.1:1/registry"),
+        "{log}"
+    );
+    assert!(log.contains("Connection refused"), "{log}");
+    assert!(!log.contains("hunter2"), "{log}");
+}

@@ -41,7 +41,8 @@ impl Stdio {
 async fn stdio_and_http_share_one_registry() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
-    let config = troupe::Config::for_data_dir(data_dir.clone(), &unique_socket("io"));
+    let mut config = troupe::Config::for_data_dir(data_dir.clone(), &unique_socket("io"));
+    config.db_url = support::fresh_postgres().await;
     let server = troupe::Server::start(config).await.unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_troupe"))
         .arg("stdio")

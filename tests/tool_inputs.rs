@@ -1077,6 +1077,7 @@ fn arbitrary_json_never_breaks_a_tool_or_the_session_and_errors_name_the_field()
     config.env_controls.max_instances = Some(3);
     config.max_children = 2;
     config.startup_timeout = Duration::from_secs(10);
+    config.db_url = rt.block_on(support::fresh_postgres());
     let server = rt
         .block_on(troupe::Server::start(config))
         .expect("server starts");

@@ -35,7 +35,9 @@ pub fn free_port() -> u16 {
 pub struct ServeSpec {
     /// Fixed port, chosen once with [`free_port`].
     pub port: u16,
-    pub db: PathBuf,
+    /// `--db`: a fresh PostgreSQL database when TROUPE_TEST_PG names a server, else the
+    /// SQLite file `data_dir/troupe.db`.
+    pub db: String,
     pub data_dir: PathBuf,
     pub tmux_socket: String,
     /// Extra environment for the process (HOME, ANTHROPIC_BASE_URL, ... from
@@ -48,16 +50,20 @@ pub struct ServeSpec {
 }
 
 impl ServeSpec {
-    /// db = `dir/data/troupe.db`, data_dir = `dir/data`, log = `dir/serve.log`, a fresh port.
+    /// db = `dir/data/troupe.db` (or a fresh PostgreSQL database), data_dir = `dir/data`,
+    /// log = `dir/serve.log`, a fresh port.
     /// The server runs the suite's pinned CLIs (see `clis`), as the in-process harness does;
     /// a `--claude-bin` or `--codex-bin` in `extra_args` still wins.
-    pub fn new(dir: &Path, socket: &str, mut env: Vec<(String, String)>) -> ServeSpec {
+    pub async fn new(dir: &Path, socket: &str, mut env: Vec<(String, String)>) -> ServeSpec {
         env.insert(0, ("TROUPE_CLAUDE_BIN".into(), super::clis::claude_bin()));
         env.insert(0, ("TROUPE_CODEX_BIN".into(), super::clis::codex_bin()));
         let data_dir = dir.join("data");
         ServeSpec {
             port: free_port(),
-            db: data_dir.join("troupe.db"),
+            db: match super::fresh_postgres().await {
+                Some(url) => url,
+                None => data_dir.join("troupe.db").display().to_string(),
+            },
             data_dir,
             tmux_socket: socket.to_string(),
             env,
@@ -95,9 +101,7 @@ impl ServeProcess {
         writeln!(
             log,
             "==== troupe serve on 127.0.0.1:{} (db {}, tmux -L {}) ====",
-            spec.port,
-            spec.db.display(),
-            spec.tmux_socket
+            spec.port, spec.db, spec.tmux_socket
         )
         .expect("write the log");
         let stderr = log.try_clone().expect("clone the log handle");
