@@ -127,7 +127,7 @@ async fn reports_agree_in_every_format_with_the_server_stopped() {
     assert!(audit.contains("instance.spawn"), "{audit}");
     let (ok, said) = report(&db, &["cost", "--since", "yesterday"]);
     assert!(!ok && said.contains("YYYY-MM-DD"), "{said}");
-    let (ok, said) = report(&h.dir.path().join("none.db"), &["cost"]);
+    let (ok, said) = report(h.dir.path().join("none.db"), &["cost"]);
     assert!(!ok && said.contains("no troupe database"), "{said}");
 
     // The schema document's example queries run as written.
