@@ -9,7 +9,8 @@
 //! while its instances are idle.
 //!
 //! cargo bench --bench roundtrip   (ROUNDTRIP_SENDS, default 40 of each;
-//!                                  ROUNDTRIP_INSTANCES, default 3, for spawn-to-ready)
+//!                                  ROUNDTRIP_INSTANCES, default 3, for spawn-to-ready;
+//!                                  TROUPE_TEST_PG=postgres://… for the registry on PostgreSQL)
 
 mod common;
 #[path = "../tests/support/mod.rs"]
@@ -417,9 +418,10 @@ async fn main() {
     let idle_cpu = cpu_time() - before;
 
     println!(
-        "troupe roundtrip: {}, model {MODEL}, fake model answering at once; \
+        "troupe roundtrip: {}, model {MODEL}, fake model answering at once, registry on {}; \
          {sends} sends to troupe and {sends} to the floor, alternating, after one warm-up each",
-        claude_version(&claude_bin)
+        claude_version(&claude_bin),
+        h.pool().engine()
     );
     summary("spawn to ready (spawn_claude)", spawn_ms);
     summary(
