@@ -186,3 +186,58 @@ async fn reports_read_a_postgresql_registry() {
         .unwrap();
     assert!(log.rows.iter().any(|r| r[3] == "instance.spawn"), "{log:?}");
 }
+
+/// A `send_to_instance` waiting on a live instance's answer is ended by another process's
+/// commit of that answer (as another host of a fleet would write it), not by this server's
+/// own signals.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a PostgreSQL server: set TROUPE_TEST_PG and pass --ignored"]
+async fn an_answer_written_by_another_process_ends_a_waiting_send_at_once() {
+    let h = Harness::start().await;
+    let other = other_process(&h).await;
+    let id = h.spawn(json!({ "role": "tester", "name": "slow" })).await;
+    // The model waits seconds before its first token: the CLI's own answer comes much later.
+    let waiting = {
+        let mcp = support::mcp::McpClient::user(h.server()).await;
+        let id = id.clone();
+        tokio::spawn(async move {
+            let r = mcp
+                .call_tool(
+                    "send_to_instance",
+                    json!({ "instance_id": id, "message": "please stall", "timeout_seconds": 60 }),
+                )
+                .await;
+            (Instant::now(), r)
+        })
+    };
+    h.model
+        .wait_for_request(
+            |r| support::fake_model::last_user_text(r).ends_with("please stall"),
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("the model received the message");
+    let message_id: String = sqlx::query_scalar("SELECT id FROM messages WHERE instance_id = $1")
+        .bind(&id)
+        .fetch_one(&other)
+        .await
+        .unwrap();
+    assert!(!waiting.is_finished(), "the send ended before the answer");
+
+    let written = Instant::now();
+    sqlx::query(
+        "UPDATE messages SET state = 'answered', response = 'answered elsewhere',
+                finished_at = $1 WHERE id = $2",
+    )
+    .bind("2026-12-06T12:00:00.000Z")
+    .bind(&message_id)
+    .execute(&other)
+    .await
+    .unwrap();
+    let (answered_at, r) = waiting.await.unwrap();
+    assert!(!r.is_error, "{}", r.text);
+    assert_eq!(r.structured["response"], "answered elsewhere", "{}", r.text);
+    let took = answered_at - written;
+    eprintln!("send_to_instance answered {took:?} after the commit");
+    assert!(took < Duration::from_millis(100), "{took:?}");
+}
