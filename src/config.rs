@@ -136,6 +136,18 @@ pub struct Config {
     pub max_mcp_sessions: usize,
     /// An MCP session with no message either way for this long ends.
     pub mcp_session_idle: Duration,
+    /// This server's name among the registry's hosts (`--host`; the machine's hostname).
+    pub host: String,
+    /// Each CLI's version as `serve` found it at start (for the hosts table).
+    pub cli_versions: Vec<(String, String)>,
+    /// How other hosts and clients reach this one (`--advertise-url`); empty: `public_url`.
+    pub advertise_url: String,
+    /// What placement may ask of this host (`--label gpu`).
+    pub labels: Vec<String>,
+    /// How often a host on a shared registry says it is alive.
+    pub heartbeat: Duration,
+    /// A host silent this long is lost to the others.
+    pub host_lost_after: Duration,
 }
 
 impl Config {
@@ -173,9 +185,19 @@ impl Config {
             allow_remote: false,
             max_mcp_sessions: MAX_MCP_SESSIONS,
             mcp_session_idle: MCP_SESSION_IDLE,
+            host: crate::hosts::this_machine().hostname,
+            cli_versions: Vec::new(),
+            advertise_url: String::new(),
+            labels: Vec::new(),
+            heartbeat: HEARTBEAT,
+            host_lost_after: HEARTBEAT * 3,
         }
     }
 }
+
+/// How often a host on a shared registry writes that it is alive; three missed and the others
+/// call it lost.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// The most MCP sessions open at once.
 pub const MAX_MCP_SESSIONS: usize = 256;
@@ -290,6 +312,18 @@ pub struct ServeArgs {
     /// own settings (ANTHROPIC_*, CLAUDE_*, OPENAI_*, CODEX_*, ...).
     #[arg(long = "pass-env", env = "TROUPE_PASS_ENV", value_delimiter = ',')]
     pub pass_env: Vec<String>,
+    /// This server's name among the hosts of a shared registry [default: the machine's hostname]
+    #[arg(long, env = "TROUPE_HOST")]
+    pub host: Option<String>,
+    /// How other hosts and clients reach this one [default: the address it listens on]
+    #[arg(long, env = "TROUPE_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
+    /// A label placement may ask for (`host: "label:gpu"`); repeat for more.
+    #[arg(long = "label", env = "TROUPE_LABELS", value_delimiter = ',')]
+    pub labels: Vec<String>,
+    /// Seconds between a host's heartbeats on a shared registry (lost after three missed).
+    #[arg(long, env = "TROUPE_HEARTBEAT", default_value_t = HEARTBEAT.as_secs(), hide = true)]
+    pub heartbeat: u64,
     /// Allow --bind on an address other machines can reach.
     #[arg(long, env = "TROUPE_ALLOW_REMOTE", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_remote: bool,
@@ -399,6 +433,23 @@ impl Config {
             .map(|d| allowed_dir(d))
             .collect::<Result<_, _>>()?;
         config.allow_remote = args.allow_remote;
+        if let Some(name) = &args.host {
+            config.host = crate::hosts::checked_name(name).map_err(anyhow::Error::msg)?;
+        }
+        if let Some(url) = &args.advertise_url {
+            config.advertise_url = crate::hosts::checked_url(url).map_err(anyhow::Error::msg)?;
+        }
+        config.labels = args
+            .labels
+            .iter()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| crate::hosts::checked_name(l).map_err(|e| anyhow::anyhow!("--label: {e}")))
+            .collect::<Result<_, _>>()?;
+        if args.heartbeat == 0 || args.heartbeat > 60 {
+            anyhow::bail!("--heartbeat must be 1 to 60 seconds");
+        }
+        config.heartbeat = Duration::from_secs(args.heartbeat);
+        config.host_lost_after = config.heartbeat * 3;
         Ok(config)
     }
 }

@@ -70,6 +70,8 @@ pub struct Setup {
     pub url: String,
     /// The token as given (flag or environment); else the data dir's token file is read.
     pub token: Option<String>,
+    /// `--db` as given: a PostgreSQL URL is checked there; else the data dir's troupe.db.
+    pub db: Option<String>,
 }
 
 /// What was found, before any judgement.
@@ -82,6 +84,11 @@ pub struct Facts {
     pub data_dir_writable: Option<Result<(), String>>,
     /// The database file's size, if it exists.
     pub database: Option<u64>,
+    /// A PostgreSQL registry: its URL as shown (no password), and its version or why it did
+    /// not answer.
+    pub registry: Option<(String, Result<String, String>)>,
+    /// The server's /health said `degraded`, for this reason.
+    pub degraded: Option<String>,
     /// Where the token came from, or why it could not be read.
     pub token: Option<Result<&'static str, String>>,
     pub url: String,
@@ -110,6 +117,13 @@ pub async fn gather(setup: &Setup) -> Facts {
     facts.database = std::fs::metadata(setup.data_dir.join("troupe.db"))
         .ok()
         .map(|m| m.len());
+    if let Some(url) = setup
+        .db
+        .as_deref()
+        .filter(|d| crate::db::is_postgres_url(d))
+    {
+        facts.registry = Some((crate::db::redacted(url), registry_version(url).await));
+    }
     let token = match &setup.token {
         Some(t) => Ok(("the --token flag or TROUPE_TOKEN", t.clone())),
         None => read_token(&setup.data_dir),
@@ -121,7 +135,13 @@ pub async fn gather(setup: &Setup) -> Facts {
         .expect("an HTTP client");
     let base = setup.url.trim_end_matches('/');
     facts.server = Some(match http.get(format!("{base}/health")).send().await {
-        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) if r.status().is_success() => {
+            let body: Value = r.json().await.unwrap_or_default();
+            if body["status"] == "degraded" {
+                facts.degraded = Some(body["reason"].as_str().unwrap_or("no reason given").into());
+            }
+            Ok(())
+        }
         Ok(r) => Err(format!("it answered {}", r.status())),
         Err(e) => Err(crate::cli::reach_error(&e)),
     });
@@ -156,6 +176,25 @@ pub async fn gather(setup: &Setup) -> Facts {
         facts.failures.truncate(5);
     }
     facts
+}
+
+/// A PostgreSQL registry's version, or why it did not answer (the URL's password taken out).
+async fn registry_version(url: &str) -> Result<String, String> {
+    use sqlx::Connection;
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let mut conn = sqlx::PgConnection::connect(url).await?;
+        let version: String = sqlx::query_scalar("SHOW server_version")
+            .fetch_one(&mut conn)
+            .await?;
+        let _ = conn.close().await;
+        Ok::<_, sqlx::Error>(version)
+    })
+    .await;
+    match answer {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(crate::db::no_secret(&e, url)),
+        Err(_) => Err("no answer within 5 s".into()),
+    }
 }
 
 /// The audit kinds that say something went wrong.
@@ -228,7 +267,14 @@ fn this_machine(f: &Facts, claude: &Tested, codex: &Tested) -> Vec<Check> {
         ),
         None => Check::fail("data dir", "not checked", "run troupe doctor again"),
     });
-    out.push(match f.database {
+    out.push(match (&f.registry, f.database) {
+        (Some((shown, Ok(version))), _) => Check::ok("database", format!("PostgreSQL {version} at {shown}")),
+        (Some((shown, Err(e))), _) => Check::fail(
+            "database",
+            format!("cannot reach {shown} ({e})"),
+            "check the URL in --db (TROUPE_DB) and that the database server runs and takes connections from here",
+        ),
+        (None, database) => match database {
         Some(bytes) => Check::ok(
             "database",
             format!(
@@ -242,6 +288,7 @@ fn this_machine(f: &Facts, claude: &Tested, codex: &Tested) -> Vec<Check> {
             format!("no troupe.db in {dir} yet"),
             "troupe serve makes it at first start (or pass the --data-dir the server uses)",
         ),
+        },
     });
     out.push(match &f.token {
         Some(Ok(from)) => Check::ok("token", format!("from {from}")),
@@ -259,7 +306,14 @@ fn this_machine(f: &Facts, claude: &Tested, codex: &Tested) -> Vec<Check> {
 fn the_server(f: &Facts) -> Vec<Check> {
     let mut out = Vec::new();
     out.push(match &f.server {
-        Some(Ok(())) => Check::ok("server", format!("troupe answers at {}", f.url)),
+        Some(Ok(())) => match &f.degraded {
+            None => Check::ok("server", format!("troupe answers at {}", f.url)),
+            Some(why) => Check::fail(
+                "server",
+                format!("troupe answers at {}, but {why}", f.url),
+                "check that the database server runs and is reachable from the server's machine",
+            ),
+        },
         Some(Err(e)) => Check::warn(
             "server",
             format!("no troupe at {} ({e})", f.url),
@@ -439,6 +493,8 @@ mod tests {
                 "last_seen": "2026-12-06T06:00:00Z",
             }] }))),
             failures: vec![],
+            registry: None,
+            degraded: None,
         }
     }
 
@@ -462,6 +518,31 @@ mod tests {
                 "claude-code 2.1.328 (the person): MCP 2026-07-28 (stateless), roots, forms"
             ),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_postgresql_registry_is_named_without_its_password_and_an_outage_fails() {
+        let by = |f: &Facts, n: &str| judged(f).into_iter().find(|c| c.name == n).unwrap();
+        let mut f = healthy();
+        f.registry = Some(("postgres://u:***@db/troupe".into(), Ok("15.18".into())));
+        let c = by(&f, "database");
+        assert_eq!(c.status, Status::Ok);
+        assert_eq!(c.detail, "PostgreSQL 15.18 at postgres://u:***@db/troupe");
+        f.registry = Some((
+            "postgres://u:***@db/troupe".into(),
+            Err("Connection refused (os error 111)".into()),
+        ));
+        let c = by(&f, "database");
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.fix.unwrap().contains("TROUPE_DB"));
+        f.degraded = Some("the database has not answered since 12:00:00 UTC".into());
+        let c = by(&f, "server");
+        assert_eq!(c.status, Status::Fail);
+        assert!(
+            c.detail.contains("but the database has not answered"),
+            "{}",
+            c.detail
         );
     }
 

@@ -13,7 +13,9 @@ pub mod doctor;
 pub mod environment;
 pub mod error;
 pub mod files;
+pub mod fleet;
 pub mod hook;
+pub mod hosts;
 pub mod http;
 pub mod install;
 pub mod local;
@@ -67,8 +69,8 @@ fn loopback(addr: SocketAddr) -> SocketAddr {
 
 /// What a previous run left that nothing holds any more: its permission questions (their
 /// CLIs show their own dialogs now) and live events past their keep.
-async fn tidy_previous_run(pool: &db::Db) {
-    match db::permissions::PermissionAsk::expire_all_pending(pool).await {
+async fn tidy_previous_run(pool: &db::Db, host: &str) {
+    match db::permissions::PermissionAsk::expire_all_pending(pool, host).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(
             requests = n,
@@ -150,8 +152,24 @@ impl Server {
             Some(url) => db::open_postgres(url, config.db_busy_timeout).await?,
             None => db::open(&config.db_path, config.db_busy_timeout).await?,
         };
-        tidy_previous_run(&pool).await;
+        let taken = fleet::join(&pool, &config).await?;
+        if taken > 0 {
+            tracing::info!(
+                host = %config.host,
+                "{taken} instances from before hosts existed are this host's"
+            );
+        }
+        tidy_previous_run(&pool, &config.host).await;
         let shutdown = CancellationToken::new();
+        if pool.as_sqlite().is_none() {
+            // Only a shared registry has other hosts to tell.
+            tokio::spawn(fleet::heartbeat(
+                pool.clone(),
+                config.host.clone(),
+                config.heartbeat,
+                shutdown.clone(),
+            ));
+        }
         let supervisor = Supervisor::start(config, pool, shutdown.child_token()).await?;
         let app = http::router(supervisor.clone(), shutdown.clone());
         let stop = shutdown.clone();
@@ -224,6 +242,7 @@ impl Server {
             // started next on the same address would find it in use.
             let _ = (&mut self.task).await;
         }
+        fleet::leave(self.supervisor.pool(), &self.supervisor.config().host).await;
         self.supervisor.pool().close().await;
     }
 }

@@ -60,6 +60,9 @@ pub enum Command {
         /// The Codex executable.
         #[arg(long, env = "TROUPE_CODEX_BIN", default_value = AgentKind::Codex.default_bin())]
         codex_bin: String,
+        /// The registry, when it is a PostgreSQL database (postgres://…): checked there.
+        #[arg(long, env = "TROUPE_DB", hide_env_values = true)]
+        db: Option<String>,
         /// The checks as JSON, for scripts.
         #[arg(long)]
         json: bool,
@@ -71,6 +74,14 @@ pub enum Command {
         /// Ended instances (terminated, failed) too.
         #[arg(long)]
         all: bool,
+        /// The server's answer as JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The hosts of the registry: each one's state, address, load and labels.
+    Hosts {
+        #[command(flatten)]
+        server: ServerUrl,
         /// The server's answer as JSON, for scripts.
         #[arg(long)]
         json: bool,

@@ -24,6 +24,7 @@ async fn doctor(
     server: ServerUrl,
     claude_bin: String,
     codex_bin: String,
+    db: Option<String>,
     json: bool,
 ) -> anyhow::Result<()> {
     use crate::doctor;
@@ -33,6 +34,7 @@ async fn doctor(
         data_dir: server.data_dir(),
         url: server.url.clone(),
         token: server.token.clone(),
+        db,
     };
     let facts = doctor::gather(&setup).await;
     let checks = doctor::judge(
@@ -75,9 +77,11 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             server,
             claude_bin,
             codex_bin,
+            db,
             json,
-        } => doctor(server, claude_bin, codex_bin, json).await,
+        } => doctor(server, claude_bin, codex_bin, db, json).await,
         Command::Ls { server, json, all } => ls(server.client()?, json, all).await,
+        Command::Hosts { server, json } => hosts(server.client()?, json).await,
         Command::Cost { server, json } => cost(server.client()?, json).await,
         Command::Tree { server, json } => tree(server.client()?, json).await,
         Command::Send {
@@ -251,6 +255,67 @@ async fn attach(client: crate::cli::Client, id: &str) -> anyhow::Result<()> {
              (`troupe resume {id}` brings a stopped one back)"
         );
     }
+    Ok(())
+}
+
+async fn hosts(client: crate::cli::Client, json: bool) -> anyhow::Result<()> {
+    let list = client.hosts().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    let now = chrono::Utc::now();
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
+    let rows: Vec<Vec<String>> = list["hosts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|h| {
+            let name = match h["this"].as_bool() {
+                Some(true) => format!("{} (this)", s(&h["name"])),
+                _ => s(&h["name"]),
+            };
+            let load = match h["max_instances"].as_i64() {
+                Some(max) => format!("{}/{max}", h["instances"]),
+                None => h["instances"].to_string(),
+            };
+            let labels: Vec<String> = h["labels"]
+                .as_array()
+                .map(|a| a.iter().map(s).collect())
+                .unwrap_or_default();
+            vec![
+                name,
+                s(&h["state"]),
+                s(&h["url"]),
+                load,
+                h["free_memory_mb"]
+                    .as_i64()
+                    .map_or("-".into(), |m| format!("{m} MiB")),
+                crate::cli::age(h["heartbeat_at"].as_str().unwrap_or(""), now),
+                if labels.is_empty() {
+                    "-".into()
+                } else {
+                    labels.join(",")
+                },
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        crate::cli::table(
+            &[
+                "HOST",
+                "STATE",
+                "URL",
+                "INSTANCES",
+                "FREE",
+                "HEARTBEAT",
+                "LABELS"
+            ],
+            &rows
+        )
+    );
     Ok(())
 }
 

@@ -106,6 +106,11 @@ impl Client {
             .await
     }
 
+    /// The registry's hosts.
+    pub async fn hosts(&self) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::GET, "/api/hosts", None).await
+    }
+
     /// Every instance, ended ones (terminated, failed) included.
     pub async fn all_instances(&self) -> anyhow::Result<Value> {
         self.call(reqwest::Method::GET, "/api/instances?all=true", None)

@@ -14,13 +14,22 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let (db_path, data_dir) = args.paths()?;
     let found = crate::preflight::check(&args.claude_bin, &args.codex_bin, &data_dir)?;
-    let config = Config::layered(
+    let mut config = Config::layered(
         &args,
         db_path,
         data_dir,
         found.codex.clone().err(),
         &crate::mcp::tool_names(),
     )?;
+    config.cli_versions = [
+        Some(("tmux", found.tmux.clone())),
+        Some(("claude", found.claude.clone())),
+        found.codex.clone().ok().map(|v| ("codex", v)),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
 
     let server = crate::Server::start(config).await?;
     let config = server.supervisor.config();
@@ -31,6 +40,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             None => config.db_path.display().to_string(),
         },
         backend = server.supervisor.pool().engine(),
+        host = %config.host,
         tmux_socket = %config.tmux_socket,
         claude = %crate::agents::claude::TESTED.assess(&found.claude),
         codex = %found

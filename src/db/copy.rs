@@ -15,6 +15,7 @@ use sqlx::Row;
 /// Every table of the registry, each after those it refers to. The copy refuses a database
 /// whose tables are not exactly these, so a table added later cannot be left behind.
 pub const TABLES: &[&str] = &[
+    "hosts",
     "teams",
     "instances",
     "messages",

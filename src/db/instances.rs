@@ -26,6 +26,8 @@ pub struct Instance {
     pub sandbox_mode: Option<String>,
     /// JSON `{"allow": [...], "deny": [...]}`: rules that decide its permission requests.
     pub permission_rules: Option<String>,
+    /// The host that runs it (its tmux session, CLI, hooks and transcript are there).
+    pub host: String,
 }
 
 /// What a spawn writes before anything is started.
@@ -43,6 +45,7 @@ pub struct NewInstance<'a> {
     pub agent_session_id: &'a str,
     pub sandbox_mode: Option<&'a str>,
     pub permission_rules: Option<&'a str>,
+    pub host: &'a str,
 }
 
 impl Instance {
@@ -53,8 +56,8 @@ impl Instance {
                 sqlx::query!(
                     "INSERT INTO instances (id, name, agent, model, role, system_prompt, workdir, permission_mode,
                         parent_id, tmux_session, agent_session_id, sandbox_mode, permission_rules, state,
-                        state_since, created_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'starting', ?, ?)",
+                        state_since, created_at, host)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'starting', ?, ?, ?)",
                     new.id,
                     new.name,
                     new.agent,
@@ -70,6 +73,7 @@ impl Instance {
                     new.permission_rules,
                     now,
                     now,
+                    new.host,
                 )
                 .execute(pool)
                 .await?;
@@ -81,8 +85,8 @@ impl Instance {
                 sqlx::query!(
                     "INSERT INTO instances (id, name, agent, model, role, system_prompt, workdir, permission_mode,
                         parent_id, tmux_session, agent_session_id, sandbox_mode, permission_rules, state,
-                        state_since, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'starting', $14, $15) /* postgres */",
+                        state_since, created_at, host)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'starting', $14, $15, $16) /* postgres */",
                     new.id,
                     new.name,
                     new.agent,
@@ -98,6 +102,7 @@ impl Instance {
                     new.permission_rules,
                     now,
                     now,
+                    new.host,
                 )
                 .execute(pool)
                 .await?;
@@ -241,13 +246,17 @@ impl Instance {
 
     /// Instances a restart should bring back: everything not ended, not suspended, and not
     /// exited (those come back on resume_instance or their next message).
-    pub async fn recoverable(db: &super::Db) -> sqlx::Result<Vec<Instance>> {
+    /// This host's instances that should be running.
+    pub async fn recoverable(db: &super::Db, host: &str) -> sqlx::Result<Vec<Instance>> {
         super::on!(db,
             sqlite: |pool| {
                 sqlx::query_as!(
                     Instance,
-                    "SELECT * FROM instances WHERE state NOT IN ('terminated', 'failed', 'suspended', 'exited', 'attached')
-                     ORDER BY created_at, id"
+                    "SELECT * FROM instances
+                     WHERE state NOT IN ('terminated', 'failed', 'suspended', 'exited', 'attached')
+                       AND host = ?
+                     ORDER BY created_at, id",
+                    host
                 )
                 .fetch_all(pool)
                 .await
@@ -255,8 +264,11 @@ impl Instance {
             postgres: |pool| {
                 sqlx::query_as!(
                     Instance,
-                    "SELECT * FROM instances WHERE state NOT IN ('terminated', 'failed', 'suspended', 'exited', 'attached')
-                     ORDER BY created_at, id /* postgres */"
+                    "SELECT * FROM instances
+                     WHERE state NOT IN ('terminated', 'failed', 'suspended', 'exited', 'attached')
+                       AND host = $1
+                     ORDER BY created_at, id /* postgres */",
+                    host
                 )
                 .fetch_all(pool)
                 .await
@@ -264,13 +276,15 @@ impl Instance {
         )
     }
 
-    /// Sessions attached by `troupe chat` and not ended.
-    pub async fn attached(db: &super::Db) -> sqlx::Result<Vec<Instance>> {
+    /// This host's sessions attached by `troupe chat` and not ended.
+    pub async fn attached(db: &super::Db, host: &str) -> sqlx::Result<Vec<Instance>> {
         super::on!(db,
             sqlite: |pool| {
                 sqlx::query_as!(
                     Instance,
-                    "SELECT * FROM instances WHERE state = 'attached' ORDER BY created_at, id"
+                    "SELECT * FROM instances WHERE state = 'attached' AND host = ?
+                     ORDER BY created_at, id",
+                    host
                 )
                 .fetch_all(pool)
                 .await
@@ -278,7 +292,9 @@ impl Instance {
             postgres: |pool| {
                 sqlx::query_as!(
                     Instance,
-                    "SELECT * FROM instances WHERE state = 'attached' ORDER BY created_at, id /* postgres */"
+                    "SELECT * FROM instances WHERE state = 'attached' AND host = $1
+                     ORDER BY created_at, id /* postgres */",
+                    host
                 )
                 .fetch_all(pool)
                 .await

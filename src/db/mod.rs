@@ -7,6 +7,7 @@ pub mod copy;
 pub mod credentials;
 pub mod events;
 pub mod health;
+pub mod hosts;
 pub mod instances;
 pub mod interrupts;
 pub mod messages;
@@ -306,7 +307,7 @@ async fn follow(
 }
 
 /// An error's text with the URL's password taken out, should the driver quote it.
-fn no_secret(e: &dyn std::fmt::Display, url: &str) -> String {
+pub(crate) fn no_secret(e: &dyn std::fmt::Display, url: &str) -> String {
     let text = e.to_string();
     match reqwest::Url::parse(url)
         .ok()

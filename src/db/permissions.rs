@@ -191,14 +191,18 @@ impl PermissionAsk {
     }
 
     /// Requests left pending by a previous run: nothing holds their CLI's hook any more.
-    pub async fn expire_all_pending(db: &super::Db) -> sqlx::Result<u64> {
+    /// Expires the pending requests of `host`'s instances (their hooks ended with the host's
+    /// previous run).
+    pub async fn expire_all_pending(db: &super::Db, host: &str) -> sqlx::Result<u64> {
         super::on!(db,
             sqlite: |pool| {
                 let now = super::now();
                 let done = sqlx::query!(
                     "UPDATE permission_requests SET state = 'expired', decided_at = ?
-                     WHERE state = 'pending'",
-                    now
+                     WHERE state = 'pending'
+                       AND instance_id IN (SELECT id FROM instances WHERE host = ?)",
+                    now,
+                    host
                 )
                 .execute(pool)
                 .await?;
@@ -209,8 +213,10 @@ impl PermissionAsk {
                 let now = super::now();
                 let done = sqlx::query!(
                     "UPDATE permission_requests SET state = 'expired', decided_at = $1
-                     WHERE state = 'pending' /* postgres */",
-                    now
+                     WHERE state = 'pending'
+                       AND instance_id IN (SELECT id FROM instances WHERE host = $2) /* postgres */",
+                    now,
+                    host
                 )
                 .execute(pool)
                 .await?;

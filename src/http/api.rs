@@ -34,6 +34,7 @@ pub fn routes() -> Router<Supervisor> {
         .route("/api/instances/{id}/worktree", get(worktree_status))
         .route("/api/instances/{id}/worktree/remove", post(remove_worktree))
         .route("/api/tree", get(tree))
+        .route("/api/hosts", get(hosts))
         .route("/api/metrics", get(metrics))
         .route("/api/settings", get(settings))
         .route("/api/usage", get(usage))
@@ -81,6 +82,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/instances/{id}/worktree"),
     ("POST", "/api/instances/{id}/worktree/remove"),
     ("GET", "/api/tree"),
+    ("GET", "/api/hosts"),
     ("GET", "/api/metrics"),
     ("GET", "/api/settings"),
     ("GET", "/api/usage"),
@@ -699,6 +701,10 @@ struct MetricsQuery {
 }
 
 /// `GET /api/metrics[?team=NAME|?instance_id=ID]`: the session's figures.
+async fn hosts(State(sup): State<Supervisor>) -> Result<Json<Value>, Error> {
+    Ok(Json(json!({ "hosts": sup.hosts().await? })))
+}
+
 async fn metrics(
     State(sup): State<Supervisor>,
     axum::extract::Query(q): axum::extract::Query<MetricsQuery>,

@@ -130,6 +130,8 @@ pub struct InstanceView {
     pub created_at: String,
     /// skip (no prompts) or the prompting mode its permission requests come from.
     pub permission_mode: String,
+    /// The host that runs it.
+    pub host: String,
 }
 
 impl From<Instance> for InstanceView {
@@ -148,6 +150,7 @@ impl From<Instance> for InstanceView {
             tmux_session: i.tmux_session,
             created_at: i.created_at,
             permission_mode: i.permission_mode.to_string(),
+            host: i.host,
         }
     }
 }

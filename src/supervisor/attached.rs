@@ -106,6 +106,7 @@ impl Supervisor {
                 agent_session_id: &session,
                 sandbox_mode: None,
                 permission_rules: None,
+                host: &shared.config.host,
             },
         )
         .await?;
@@ -182,7 +183,7 @@ impl Supervisor {
     /// After a restart: attached sessions' transcripts are followed again (rows already
     /// written are not written twice).
     pub(super) async fn follow_all_attached(&self) -> Result<()> {
-        for inst in Instance::attached(&self.shared.pool).await? {
+        for inst in Instance::attached(&self.shared.pool, &self.shared.config.host).await? {
             if let Some(path) = inst.transcript_path {
                 self.follow_attached(&inst.id, PathBuf::from(path));
             }

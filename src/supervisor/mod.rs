@@ -10,6 +10,7 @@ pub mod coordination;
 mod files;
 pub mod hierarchy;
 mod hooks;
+pub mod hosts;
 pub mod instance;
 mod launch;
 pub mod metrics;

@@ -18,7 +18,7 @@ impl Supervisor {
         }
         let _done = Done(&self.shared.reconciled);
         self.follow_all_attached().await?;
-        let instances = Instance::recoverable(&self.shared.pool).await?;
+        let instances = Instance::recoverable(&self.shared.pool, &self.shared.config.host).await?;
         let recoveries = futures::future::join_all(instances.into_iter().map(|inst| async move {
             let started = std::time::Instant::now();
             let (outcome, detail) = match self.recover(&inst).await {

@@ -195,6 +195,7 @@ impl Supervisor {
                 agent_session_id: &session_id,
                 sandbox_mode: plan.sandbox_mode.as_deref(),
                 permission_rules: plan.permission_rules.as_deref(),
+                host: &self.config().host,
             },
         )
         .await?;

@@ -1,0 +1,203 @@
+//! The hosts of a fleet, one row per `troupe serve` that has used the registry.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    pub name: String,
+    pub url: String,
+    pub version: String,
+    /// JSON object: each CLI's version as the host found it at start.
+    pub clis: String,
+    /// JSON array of strings.
+    pub labels: String,
+    pub max_instances: Option<i64>,
+    pub free_memory_mb: Option<i64>,
+    pub state: String,
+    pub machine: String,
+    pub pid: i64,
+    pub started_at: String,
+    pub heartbeat_at: String,
+}
+
+/// What a host says of itself when it starts.
+pub struct NewHost<'a> {
+    pub name: &'a str,
+    pub url: &'a str,
+    pub version: &'a str,
+    pub clis: &'a str,
+    pub labels: &'a str,
+    pub max_instances: Option<i64>,
+    pub free_memory_mb: Option<i64>,
+    pub machine: &'a str,
+    pub pid: i64,
+}
+
+impl Host {
+    pub async fn find(db: &super::Db, name: &str) -> sqlx::Result<Option<Host>> {
+        super::on!(db,
+            sqlite: |pool| {
+                sqlx::query_as!(Host, "SELECT * FROM hosts WHERE name = ?", name)
+                    .fetch_optional(pool)
+                    .await
+            },
+            postgres: |pool| {
+                sqlx::query_as!(Host, "SELECT * FROM hosts WHERE name = $1 /* postgres */", name)
+                    .fetch_optional(pool)
+                    .await
+            },
+        )
+    }
+
+    /// Every host that has used the registry, by name.
+    pub async fn list(db: &super::Db) -> sqlx::Result<Vec<Host>> {
+        super::on!(db,
+            sqlite: |pool| {
+                sqlx::query_as!(Host, "SELECT * FROM hosts ORDER BY name")
+                    .fetch_all(pool)
+                    .await
+            },
+            postgres: |pool| {
+                sqlx::query_as!(Host, "SELECT * FROM hosts ORDER BY name /* postgres */")
+                    .fetch_all(pool)
+                    .await
+            },
+        )
+    }
+
+    /// Writes the host's row as it starts (up, started and heartbeat now), over any row an
+    /// earlier run of that name left.
+    pub async fn register(db: &super::Db, new: &NewHost<'_>) -> sqlx::Result<()> {
+        let now = super::now();
+        super::on!(db,
+            sqlite: |pool| {
+                sqlx::query!(
+                    "INSERT INTO hosts (name, url, version, clis, labels, max_instances,
+                                        free_memory_mb, state, machine, pid, started_at, heartbeat_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, 'up', ?, ?, ?, ?)
+                     ON CONFLICT (name) DO UPDATE SET
+                         url = excluded.url, version = excluded.version, clis = excluded.clis,
+                         labels = excluded.labels, max_instances = excluded.max_instances,
+                         free_memory_mb = excluded.free_memory_mb, state = 'up',
+                         machine = excluded.machine, pid = excluded.pid,
+                         started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at",
+                    new.name, new.url, new.version, new.clis, new.labels, new.max_instances,
+                    new.free_memory_mb, new.machine, new.pid, now, now
+                )
+                .execute(pool)
+                .await?;
+                Ok(())
+            },
+            postgres: |pool| {
+                sqlx::query!(
+                    "INSERT INTO hosts (name, url, version, clis, labels, max_instances,
+                                        free_memory_mb, state, machine, pid, started_at, heartbeat_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'up', $8, $9, $10, $10)
+                     ON CONFLICT (name) DO UPDATE SET
+                         url = excluded.url, version = excluded.version, clis = excluded.clis,
+                         labels = excluded.labels, max_instances = excluded.max_instances,
+                         free_memory_mb = excluded.free_memory_mb, state = 'up',
+                         machine = excluded.machine, pid = excluded.pid,
+                         started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at
+                     /* postgres */",
+                    new.name, new.url, new.version, new.clis, new.labels, new.max_instances,
+                    new.free_memory_mb, new.machine, new.pid, now
+                )
+                .execute(pool)
+                .await?;
+                Ok(())
+            },
+        )
+    }
+
+    /// The host is alive, with this much memory free.
+    pub async fn heartbeat(
+        db: &super::Db,
+        name: &str,
+        free_memory_mb: Option<i64>,
+    ) -> sqlx::Result<()> {
+        let now = super::now();
+        super::on!(db,
+            sqlite: |pool| {
+                sqlx::query!(
+                    "UPDATE hosts SET heartbeat_at = ?, free_memory_mb = ? WHERE name = ?",
+                    now, free_memory_mb, name
+                )
+                .execute(pool)
+                .await?;
+                Ok(())
+            },
+            postgres: |pool| {
+                sqlx::query!(
+                    "UPDATE hosts SET heartbeat_at = $1, free_memory_mb = $2 WHERE name = $3
+                     /* postgres */",
+                    now, free_memory_mb, name
+                )
+                .execute(pool)
+                .await?;
+                Ok(())
+            },
+        )
+    }
+
+    /// `up`, `draining` or `stopped`.
+    pub async fn set_state(db: &super::Db, name: &str, state: &str) -> sqlx::Result<()> {
+        super::on!(db,
+            sqlite: |pool| {
+                sqlx::query!("UPDATE hosts SET state = ? WHERE name = ?", state, name)
+                    .execute(pool)
+                    .await?;
+                Ok(())
+            },
+            postgres: |pool| {
+                sqlx::query!(
+                    "UPDATE hosts SET state = $1 WHERE name = $2 /* postgres */",
+                    state, name
+                )
+                .execute(pool)
+                .await?;
+                Ok(())
+            },
+        )
+    }
+}
+
+/// Gives instances no host owns yet (rows from before hosts existed) to `host`; how many.
+pub async fn claim_unowned(db: &super::Db, host: &str) -> sqlx::Result<u64> {
+    super::on!(db,
+        sqlite: |pool| {
+            Ok(sqlx::query!("UPDATE instances SET host = ? WHERE host = ''", host)
+                .execute(pool)
+                .await?
+                .rows_affected())
+        },
+        postgres: |pool| {
+            Ok(sqlx::query!("UPDATE instances SET host = $1 WHERE host = '' /* postgres */", host)
+                .execute(pool)
+                .await?
+                .rows_affected())
+        },
+    )
+}
+
+/// Live instances per host, for the listing.
+pub async fn live_counts(db: &super::Db) -> sqlx::Result<Vec<(String, i64)>> {
+    super::on!(db,
+        sqlite: |pool| {
+            let rows = sqlx::query!(
+                "SELECT host, COUNT(*) AS n FROM instances
+                 WHERE state NOT IN ('terminated', 'failed', 'exited') GROUP BY host"
+            )
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.into_iter().map(|r| (r.host, r.n)).collect())
+        },
+        postgres: |pool| {
+            let rows = sqlx::query!(
+                "SELECT host, COUNT(*) AS \"n!\" FROM instances
+                 WHERE state NOT IN ('terminated', 'failed', 'exited') GROUP BY host /* postgres */"
+            )
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.into_iter().map(|r| (r.host, r.n)).collect())
+        },
+    )
+}

@@ -1,0 +1,251 @@
+//! The rules of a fleet's hosts, apart from I/O: how a host stands (up, draining, stopped or
+//! lost, from its row and the time), and whether a starting server may take a host's name.
+
+use chrono::{DateTime, Utc};
+
+use crate::db::hosts::Host;
+
+/// How a host stands, as every other host sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    Up,
+    /// Serving, but taking no new spawns (`troupe host drain`).
+    Draining,
+    /// Stopped cleanly; its instances wait for it.
+    Stopped,
+    /// Silent past the heartbeat limit: its last heartbeat.
+    Lost {
+        since: String,
+    },
+}
+
+impl Standing {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Standing::Up => "up",
+            Standing::Draining => "draining",
+            Standing::Stopped => "stopped",
+            Standing::Lost { .. } => "lost",
+        }
+    }
+
+    /// Whether the host runs now (as far as anyone can tell).
+    pub fn serving(&self) -> bool {
+        matches!(self, Standing::Up | Standing::Draining)
+    }
+}
+
+fn at(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text).ok().map(|t| t.to_utc())
+}
+
+/// How `host` stands at `now`, when a heartbeat older than `limit` means lost.
+pub fn standing(host: &Host, now: DateTime<Utc>, limit: chrono::Duration) -> Standing {
+    match host.state.as_str() {
+        "stopped" => Standing::Stopped,
+        state => {
+            let fresh = at(&host.heartbeat_at).is_some_and(|beat| now - beat <= limit);
+            match (fresh, state) {
+                (false, _) => Standing::Lost {
+                    since: host.heartbeat_at.clone(),
+                },
+                (true, "draining") => Standing::Draining,
+                (true, _) => Standing::Up,
+            }
+        }
+    }
+}
+
+/// Who is starting: the name it wants, on which machine.
+#[derive(Debug, Clone)]
+pub struct Claimant<'a> {
+    pub name: &'a str,
+    pub machine: &'a str,
+}
+
+/// Whether the claimant may take `existing`'s name. A host that stopped or went silent gives
+/// it up; one that runs keeps it, unless it is this machine's and its process is gone (a
+/// crash, restarted at once: `alive` says whether that pid still runs here).
+pub fn may_take(
+    existing: &Host,
+    claimant: &Claimant,
+    now: DateTime<Utc>,
+    limit: chrono::Duration,
+    alive: impl Fn(i64) -> bool,
+) -> Result<(), String> {
+    let standing = standing(existing, now, limit);
+    if !standing.serving() {
+        return Ok(());
+    }
+    if existing.machine == claimant.machine && !alive(existing.pid) {
+        return Ok(());
+    }
+    let age = at(&existing.heartbeat_at)
+        .map(|beat| {
+            format!(
+                "{:.1} s ago",
+                (now - beat).num_milliseconds() as f64 / 1000.0
+            )
+        })
+        .unwrap_or_else(|| "at an unreadable time".into());
+    let place = if existing.machine == claimant.machine {
+        format!("pid {} on this machine", existing.pid)
+    } else {
+        format!("machine {}", existing.machine)
+    };
+    Err(format!(
+        "another troupe serve is host {:?} on this registry ({place}, {}, last heartbeat {age}); \
+         give this one another name with --host, or stop that one first",
+        claimant.name, existing.url
+    ))
+}
+
+/// The machine a host runs on, as it names itself.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    /// The default host name.
+    pub hostname: String,
+    /// What tells this machine from another that has the same hostname (`/etc/machine-id`).
+    pub id: String,
+}
+
+pub fn this_machine() -> Machine {
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    let hostname = read("/proc/sys/kernel/hostname")
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .and_then(|h| checked_name(&h).ok())
+        .unwrap_or_else(|| "localhost".into());
+    let id = read("/etc/machine-id")
+        .or_else(|| read("/var/lib/dbus/machine-id"))
+        .unwrap_or_else(|| hostname.clone());
+    Machine { hostname, id }
+}
+
+/// A host name or label: letters, digits, `.`, `-` and `_`, 1 to 63 characters.
+pub fn checked_name(name: &str) -> Result<String, String> {
+    let name = name.trim();
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err(format!(
+            "{name:?} is not a host name: use 1 to 63 letters, digits, '.', '-' or '_'"
+        ))
+    }
+}
+
+/// An `--advertise-url`: http or https, a host, no path beyond `/`.
+pub fn checked_url(url: &str) -> Result<String, String> {
+    let parsed = reqwest::Url::parse(url.trim())
+        .map_err(|e| format!("--advertise-url {url:?} is not a URL ({e})"))?;
+    let fine = matches!(parsed.scheme(), "http" | "https")
+        && parsed.host_str().is_some()
+        && parsed.path() == "/"
+        && parsed.query().is_none()
+        && parsed.username().is_empty()
+        && parsed.password().is_none();
+    if !fine {
+        return Err(format!(
+            "--advertise-url {url:?}: give the address other hosts reach this one at, like \
+             http://10.0.0.5:8001 (http or https, no path, no credentials)"
+        ));
+    }
+    Ok(parsed.as_str().trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(state: &str, beat: &str, machine: &str, pid: i64) -> Host {
+        Host {
+            name: "a".into(),
+            url: "http://a:8001".into(),
+            version: "0.1.0".into(),
+            clis: "{}".into(),
+            labels: "[]".into(),
+            max_instances: None,
+            free_memory_mb: None,
+            state: state.into(),
+            machine: machine.into(),
+            pid,
+            started_at: "2026-12-06T12:00:00.000Z".into(),
+            heartbeat_at: beat.into(),
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        at("2026-12-06T12:01:00.000Z").unwrap()
+    }
+
+    const LIMIT: chrono::Duration = chrono::Duration::seconds(15);
+
+    #[test]
+    fn names_and_urls_are_checked() {
+        assert_eq!(checked_name(" gpu-1.eu ").unwrap(), "gpu-1.eu");
+        for bad in ["", "a b", "x/y", "é", &"a".repeat(64)] {
+            assert!(checked_name(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            checked_url("http://10.0.0.5:8001/").unwrap(),
+            "http://10.0.0.5:8001"
+        );
+        for bad in ["10.0.0.5:8001", "ftp://a", "http://a/mcp", "http://u:p@a:1"] {
+            assert!(checked_url(bad).is_err(), "{bad:?}");
+        }
+        let m = this_machine();
+        assert!(checked_name(&m.hostname).is_ok());
+        assert!(!m.id.is_empty());
+    }
+
+    #[test]
+    fn a_host_is_lost_once_its_heartbeat_is_older_than_the_limit() {
+        let up = host("up", "2026-12-06T12:00:50.000Z", "m1", 1);
+        assert_eq!(standing(&up, now(), LIMIT), Standing::Up);
+        let silent = host("up", "2026-12-06T12:00:40.000Z", "m1", 1);
+        assert_eq!(
+            standing(&silent, now(), LIMIT),
+            Standing::Lost {
+                since: "2026-12-06T12:00:40.000Z".into()
+            }
+        );
+        let draining = host("draining", "2026-12-06T12:00:59.000Z", "m1", 1);
+        assert_eq!(standing(&draining, now(), LIMIT), Standing::Draining);
+        let stopped = host("stopped", "2026-12-06T11:00:00.000Z", "m1", 1);
+        assert_eq!(standing(&stopped, now(), LIMIT), Standing::Stopped);
+        let garbled = host("up", "yesterday", "m1", 1);
+        assert_eq!(standing(&garbled, now(), LIMIT).as_str(), "lost");
+    }
+
+    #[test]
+    fn a_running_host_keeps_its_name_unless_its_process_is_gone_from_this_machine() {
+        let me = Claimant {
+            name: "a",
+            machine: "m1",
+        };
+        let running = host("up", "2026-12-06T12:00:58.000Z", "m1", 42);
+        let err = may_take(&running, &me, now(), LIMIT, |_| true).unwrap_err();
+        assert!(err.contains("pid 42 on this machine"), "{err}");
+        assert!(err.contains("--host"), "{err}");
+        // Killed and restarted at once: the heartbeat is fresh but the process is gone.
+        assert!(may_take(&running, &me, now(), LIMIT, |_| false).is_ok());
+        // Another machine with that name: its pid means nothing here.
+        let elsewhere = host("up", "2026-12-06T12:00:58.000Z", "m2", 42);
+        let err = may_take(&elsewhere, &me, now(), LIMIT, |_| false).unwrap_err();
+        assert!(err.contains("machine m2"), "{err}");
+        // Stopped or silent: the name is free.
+        let stopped = host("stopped", "2026-12-06T12:00:58.000Z", "m2", 42);
+        assert!(may_take(&stopped, &me, now(), LIMIT, |_| true).is_ok());
+        let silent = host("up", "2026-12-06T12:00:00.000Z", "m2", 42);
+        assert!(may_take(&silent, &me, now(), LIMIT, |_| true).is_ok());
+    }
+}

@@ -1,0 +1,180 @@
+//! Several hosts on one PostgreSQL registry: each registers, sees the others, and keeps to its
+//! own instances. Needs TROUPE_TEST_PG (`.ci/run` sets it):
+//! `TROUPE_TEST_PG=postgres://… cargo test --test fleet -- --ignored`.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::{Harness, McpClient, TmuxServer, unique_socket};
+
+/// A second host on the harness's registry: its own data directory and tmux server.
+struct Other {
+    server: troupe::Server,
+    config: troupe::Config,
+    _tmux: TmuxServer,
+}
+
+fn other_config(h: &Harness, name: &str, socket: &str) -> troupe::Config {
+    let mut config = h.config();
+    config.host = name.into();
+    config.data_dir = h.dir.path().join(format!("{socket}-data"));
+    config.db_path = config.data_dir.join("troupe.db");
+    config.tmux_socket = socket.into();
+    config.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    config
+}
+
+async fn other(h: &Harness, name: &str) -> Other {
+    let socket = unique_socket(name);
+    let config = other_config(h, name, &socket);
+    let server = troupe::Server::start(config.clone())
+        .await
+        .expect("the other host starts");
+    Other {
+        server,
+        config,
+        _tmux: TmuxServer(socket),
+    }
+}
+
+async fn hosts(server: &troupe::Server) -> Vec<Value> {
+    let v: Value = reqwest::Client::new()
+        .get(format!("{}/api/hosts", server.url()))
+        .bearer_auth(server.token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["hosts"].as_array().cloned().unwrap_or_default()
+}
+
+fn named<'a>(list: &'a [Value], name: &str) -> &'a Value {
+    list.iter()
+        .find(|h| h["name"] == name)
+        .unwrap_or_else(|| panic!("no host {name} in {list:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a PostgreSQL server: set TROUPE_TEST_PG and pass --ignored"]
+async fn hosts_see_each_other_and_keep_to_their_own_instances() {
+    let mut h = Harness::start_with(|c| c.host = "alpha".into()).await;
+    assert!(h.db_url.is_some(), "TROUPE_TEST_PG names a server");
+    let b = other(&h, "beta").await;
+
+    for (server, me) in [(h.server(), "alpha"), (&b.server, "beta")] {
+        let list = hosts(server).await;
+        assert_eq!(list.len(), 2, "{list:?}");
+        for name in ["alpha", "beta"] {
+            let host = named(&list, name);
+            assert_eq!(host["state"], "up", "{host}");
+            assert_eq!(host["this"], name == me, "{host}");
+        }
+    }
+
+    // Each spawn belongs to the host that made it.
+    let on_a = h.spawn(json!({ "role": "tester", "name": "on-a" })).await;
+    let b_mcp = McpClient::user(&b.server).await;
+    let r = b_mcp
+        .call_tool("spawn_claude", json!({ "role": "tester", "name": "on-b" }))
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    let on_b = r.structured["instance_id"].as_str().unwrap().to_string();
+    assert_eq!(r.structured["instance"]["host"], "beta", "{}", r.structured);
+    let list = h.call("list_instances", json!({})).await;
+    let host_of = |id: &str| {
+        list.structured["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["instance_id"] == id)
+            .unwrap_or_else(|| panic!("{id} listed on alpha"))["host"]
+            .clone()
+    };
+    assert_eq!(host_of(&on_a), "alpha");
+    assert_eq!(host_of(&on_b), "beta");
+    let counted = hosts(h.server()).await;
+    assert_eq!(named(&counted, "beta")["instances"], 1);
+
+    // A second server cannot take a name a running host holds.
+    let socket = unique_socket("beta2");
+    let _tmux = TmuxServer(socket.clone());
+    let refused = troupe::Server::start(other_config(&h, "beta", &socket))
+        .await
+        .err()
+        .expect("a second beta is refused")
+        .to_string();
+    assert!(
+        refused.contains("another troupe serve is host \"beta\""),
+        "{refused}"
+    );
+
+    // beta stops cleanly: alpha sees it stopped, and a restart of alpha leaves beta's
+    // instance alone (no session for it on alpha's tmux server).
+    let Other {
+        server,
+        config,
+        _tmux: b_tmux,
+    } = b;
+    server.stop().await;
+    assert_eq!(named(&hosts(h.server()).await, "beta")["state"], "stopped");
+    h.stop_server().await;
+    h.start_server().await;
+    let inst = troupe::db::instances::Instance::find(h.pool(), &on_b)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(inst.host, "beta");
+    assert_eq!(inst.state.as_str(), "idle", "{inst:?}");
+    assert!(!h.tmux_has_session(&inst.tmux_session));
+
+    // beta comes back and takes its instance up again: it answers through beta.
+    let server = troupe::Server::start(config).await.expect("beta restarts");
+    let b_mcp = McpClient::user(&server).await;
+    let r = b_mcp
+        .call_tool(
+            "send_to_instance",
+            json!({ "instance_id": on_b, "message": "still yours" }),
+        )
+        .await;
+    assert_eq!(r.structured["response"], "ECHO: still yours", "{}", r.text);
+    assert_eq!(named(&hosts(h.server()).await, "beta")["state"], "up");
+
+    // A host silent past the limit is lost to the others.
+    let pool = sqlx::PgPool::connect(h.db_url.as_ref().unwrap())
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO hosts (name, url, version, state, machine, pid, started_at, heartbeat_at)
+         VALUES ('gamma', 'http://10.0.0.9:8001', '0.1.0', 'up', 'elsewhere', 1,
+                 '2026-12-06T12:00:00.000Z', '2026-12-06T12:00:00.000Z')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(named(&hosts(h.server()).await, "gamma")["state"], "lost");
+
+    // `troupe hosts` shows the same.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_troupe"))
+        .args([
+            "hosts",
+            "--url",
+            &h.server().url(),
+            "--token",
+            h.server().token(),
+        ])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}");
+    assert!(table.contains("alpha (this)"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("gamma") && l.contains("lost")),
+        "{table}"
+    );
+    server.stop().await;
+    drop(b_tmux);
+}
