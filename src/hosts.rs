@@ -100,6 +100,31 @@ pub fn may_take(
     ))
 }
 
+/// Why this server does not act on an instance another host runs, and what to do instead.
+/// `host` is that host's row, if the registry has one, with how it stands.
+pub fn elsewhere(instance_id: &str, name: &str, host: Option<(&Host, &Standing)>) -> String {
+    match host {
+        Some((h, Standing::Up | Standing::Draining)) => format!(
+            "instance {instance_id} runs on host {name}, and this server acts only on its own \
+             host's instances; send this through {name}'s server at {}",
+            h.url
+        ),
+        Some((_, Standing::Lost { since })) => format!(
+            "instance {instance_id} runs on host {name}, which has been silent since {since} \
+             (lost); its instances are picked up again when {name} comes back, or `troupe host \
+             forget {name}` gives up on them"
+        ),
+        Some((_, Standing::Stopped)) => format!(
+            "instance {instance_id} runs on host {name}, which is stopped; start `troupe serve \
+             --host {name}` on its machine to bring its instances back"
+        ),
+        None => format!(
+            "instance {instance_id} runs on host {name}, which this registry does not know; \
+             `troupe hosts` lists the hosts"
+        ),
+    }
+}
+
 /// The machine a host runs on, as it names itself.
 #[derive(Debug, Clone)]
 pub struct Machine {
@@ -188,6 +213,25 @@ mod tests {
     }
 
     const LIMIT: chrono::Duration = chrono::Duration::seconds(15);
+
+    #[test]
+    fn an_instance_elsewhere_is_named_with_its_host_and_what_to_do() {
+        let h = host("up", "2026-12-06T12:00:58.000Z", "m1", 1);
+        let up = elsewhere("dev-1", "a", Some((&h, &Standing::Up)));
+        assert!(up.contains("through a's server at http://a:8001"), "{up}");
+        let lost = Standing::Lost {
+            since: "2026-12-06T12:00:00.000Z".into(),
+        };
+        let said = elsewhere("dev-1", "a", Some((&h, &lost)));
+        assert!(
+            said.contains("silent since 2026-12-06T12:00:00.000Z"),
+            "{said}"
+        );
+        assert!(said.contains("troupe host forget a"), "{said}");
+        let said = elsewhere("dev-1", "a", Some((&h, &Standing::Stopped)));
+        assert!(said.contains("troupe serve --host a"), "{said}");
+        assert!(elsewhere("dev-1", "a", None).contains("troupe hosts"));
+    }
 
     #[test]
     fn names_and_urls_are_checked() {

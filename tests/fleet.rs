@@ -156,18 +156,7 @@ async fn hosts_see_each_other_and_keep_to_their_own_instances() {
     assert_eq!(named(&hosts(h.server()).await, "gamma")["state"], "lost");
 
     // `troupe hosts` shows the same.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_troupe"))
-        .args([
-            "hosts",
-            "--url",
-            &h.server().url(),
-            "--token",
-            h.server().token(),
-        ])
-        .output()
-        .unwrap();
-    let table = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{table}");
+    let table = troupe(&h, &["hosts"]);
     assert!(table.contains("alpha (this)"), "{table}");
     assert!(
         table
@@ -175,6 +164,37 @@ async fn hosts_see_each_other_and_keep_to_their_own_instances() {
             .any(|l| l.starts_with("gamma") && l.contains("lost")),
         "{table}"
     );
+
+    // beta will not come back: forgetting it fails its instance, with that reason.
     server.stop().await;
     drop(b_tmux);
+    let said = troupe(&h, &["host", "forget", "beta"]);
+    assert!(
+        said.contains(&format!("its instances failed: {on_b}")),
+        "{said}"
+    );
+    let inst = troupe::db::instances::Instance::find(h.pool(), &on_b)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(inst.state.as_str(), "failed");
+    assert!(
+        inst.state_reason.contains("host beta was forgotten"),
+        "{inst:?}"
+    );
+    assert!(hosts(h.server()).await.iter().all(|x| x["name"] != "beta"));
+}
+
+/// Runs the troupe command line against the harness's server; what it printed.
+fn troupe(h: &Harness, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_troupe"))
+        .args(args)
+        .args(["--url", &h.server().url(), "--token", h.server().token()])
+        .output()
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }

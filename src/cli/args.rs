@@ -253,6 +253,13 @@ pub enum Command {
         #[arg(long)]
         replace: bool,
     },
+    /// One host of the registry: drain it (no new spawns), take spawns again, or forget it.
+    Host {
+        #[command(flatten)]
+        server: ServerUrl,
+        #[command(subcommand)]
+        command: HostCommand,
+    },
     /// Persistent teams: create, list, show, start, resume, dissolve.
     Team {
         #[command(flatten)]
@@ -360,6 +367,16 @@ pub enum ReportCommand {
         #[arg(long, value_enum, default_value = "table")]
         format: crate::report::Format,
     },
+}
+
+#[derive(Subcommand)]
+pub enum HostCommand {
+    /// No new spawns on the host; its instances go on.
+    Drain { name: String },
+    /// The host takes spawns again.
+    Undrain { name: String },
+    /// Give up on a host that will not come back: its instances that have not ended fail.
+    Forget { name: String },
 }
 
 #[derive(Subcommand)]

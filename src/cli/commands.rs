@@ -82,6 +82,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
         } => doctor(server, claude_bin, codex_bin, db, json).await,
         Command::Ls { server, json, all } => ls(server.client()?, json, all).await,
         Command::Hosts { server, json } => hosts(server.client()?, json).await,
+        Command::Host { server, command } => host(server.client()?, command).await,
         Command::Cost { server, json } => cost(server.client()?, json).await,
         Command::Tree { server, json } => tree(server.client()?, json).await,
         Command::Send {
@@ -254,6 +255,32 @@ async fn attach(client: crate::cli::Client, id: &str) -> anyhow::Result<()> {
             "tmux could not attach to {session} on socket {socket}: is {id} still running? \
              (`troupe resume {id}` brings a stopped one back)"
         );
+    }
+    Ok(())
+}
+
+async fn host(client: crate::cli::Client, command: super::args::HostCommand) -> anyhow::Result<()> {
+    use super::args::HostCommand::*;
+    match command {
+        Drain { name } => {
+            client.drain_host(&name, true).await?;
+            println!("{name} is draining: no new instances there; its instances go on");
+        }
+        Undrain { name } => {
+            client.drain_host(&name, false).await?;
+            println!("{name} takes new instances again");
+        }
+        Forget { name } => {
+            let v = client.forget_host(&name).await?;
+            let failed: Vec<&str> = v["failed_instances"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|i| i.as_str()).collect())
+                .unwrap_or_default();
+            match failed.is_empty() {
+                true => println!("forgot {name}; it ran no instances"),
+                false => println!("forgot {name}; its instances failed: {}", failed.join(", ")),
+            }
+        }
     }
     Ok(())
 }

@@ -111,6 +111,26 @@ impl Client {
         self.call(reqwest::Method::GET, "/api/hosts", None).await
     }
 
+    /// Drains host `name` (or, with `drain` false, takes it back).
+    pub async fn drain_host(&self, name: &str, drain: bool) -> anyhow::Result<Value> {
+        let name = crate::hosts::checked_name(name).map_err(anyhow::Error::msg)?;
+        let path = format!("/api/hosts/{name}/drain");
+        self.call(
+            reqwest::Method::POST,
+            &path,
+            Some(serde_json::json!({ "drain": drain })),
+        )
+        .await
+    }
+
+    /// Forgets host `name`.
+    pub async fn forget_host(&self, name: &str) -> anyhow::Result<Value> {
+        let name = crate::hosts::checked_name(name).map_err(anyhow::Error::msg)?;
+        let path = format!("/api/hosts/{name}/forget");
+        self.call(reqwest::Method::POST, &path, Some(serde_json::json!({})))
+            .await
+    }
+
     /// Every instance, ended ones (terminated, failed) included.
     pub async fn all_instances(&self) -> anyhow::Result<Value> {
         self.call(reqwest::Method::GET, "/api/instances?all=true", None)

@@ -160,6 +160,26 @@ impl Host {
     }
 }
 
+impl Host {
+    /// Forgets the host's row.
+    pub async fn delete(db: &super::Db, name: &str) -> sqlx::Result<()> {
+        super::on!(db,
+            sqlite: |pool| {
+                sqlx::query!("DELETE FROM hosts WHERE name = ?", name)
+                    .execute(pool)
+                    .await?;
+                Ok(())
+            },
+            postgres: |pool| {
+                sqlx::query!("DELETE FROM hosts WHERE name = $1 /* postgres */", name)
+                    .execute(pool)
+                    .await?;
+                Ok(())
+            },
+        )
+    }
+}
+
 /// Gives instances no host owns yet (rows from before hosts existed) to `host`; how many.
 pub async fn claim_unowned(db: &super::Db, host: &str) -> sqlx::Result<u64> {
     super::on!(db,

@@ -276,6 +276,32 @@ impl Instance {
         )
     }
 
+    /// The instances `host` runs that have not ended, oldest first.
+    pub async fn unended_on(db: &super::Db, host: &str) -> sqlx::Result<Vec<Instance>> {
+        super::on!(db,
+            sqlite: |pool| {
+                sqlx::query_as!(
+                    Instance,
+                    "SELECT * FROM instances WHERE host = ? AND state NOT IN ('terminated', 'failed')
+                     ORDER BY created_at, id",
+                    host
+                )
+                .fetch_all(pool)
+                .await
+            },
+            postgres: |pool| {
+                sqlx::query_as!(
+                    Instance,
+                    "SELECT * FROM instances WHERE host = $1 AND state NOT IN ('terminated', 'failed')
+                     ORDER BY created_at, id /* postgres */",
+                    host
+                )
+                .fetch_all(pool)
+                .await
+            },
+        )
+    }
+
     /// This host's sessions attached by `troupe chat` and not ended.
     pub async fn attached(db: &super::Db, host: &str) -> sqlx::Result<Vec<Instance>> {
         super::on!(db,

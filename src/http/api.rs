@@ -18,6 +18,7 @@ use crate::supervisor::attached::{AttachRequest, Attached};
 use crate::supervisor::teams::{NewMember, TeamView};
 
 mod asks;
+mod hosts;
 
 pub fn routes() -> Router<Supervisor> {
     Router::new()
@@ -34,7 +35,9 @@ pub fn routes() -> Router<Supervisor> {
         .route("/api/instances/{id}/worktree", get(worktree_status))
         .route("/api/instances/{id}/worktree/remove", post(remove_worktree))
         .route("/api/tree", get(tree))
-        .route("/api/hosts", get(hosts))
+        .route("/api/hosts", get(hosts::list))
+        .route("/api/hosts/{name}/drain", post(hosts::drain))
+        .route("/api/hosts/{name}/forget", post(hosts::forget))
         .route("/api/metrics", get(metrics))
         .route("/api/settings", get(settings))
         .route("/api/usage", get(usage))
@@ -83,6 +86,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/instances/{id}/worktree/remove"),
     ("GET", "/api/tree"),
     ("GET", "/api/hosts"),
+    ("POST", "/api/hosts/{name}/drain"),
+    ("POST", "/api/hosts/{name}/forget"),
     ("GET", "/api/metrics"),
     ("GET", "/api/settings"),
     ("GET", "/api/usage"),
@@ -701,10 +706,6 @@ struct MetricsQuery {
 }
 
 /// `GET /api/metrics[?team=NAME|?instance_id=ID]`: the session's figures.
-async fn hosts(State(sup): State<Supervisor>) -> Result<Json<Value>, Error> {
-    Ok(Json(json!({ "hosts": sup.hosts().await? })))
-}
-
 async fn metrics(
     State(sup): State<Supervisor>,
     axum::extract::Query(q): axum::extract::Query<MetricsQuery>,

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::Supervisor;
 use crate::db::hosts::{Host, live_counts};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::hosts::{Standing, standing};
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -74,4 +74,83 @@ impl Supervisor {
             })
             .collect())
     }
+}
+
+impl Supervisor {
+    /// Stops (or, with `drain` false, resumes) new spawns on host `name`; its instances go on.
+    pub async fn drain_host(&self, name: &str, drain: bool, caller: Option<&str>) -> Result<()> {
+        let pool = &self.shared.pool;
+        let host = Host::find(pool, name).await?.ok_or_else(|| unknown(name))?;
+        if host.state == "stopped" {
+            return Err(Error::Refused(format!(
+                "host {name} is stopped; it takes no spawns until it starts again"
+            )));
+        }
+        Host::set_state(pool, name, if drain { "draining" } else { "up" }).await?;
+        crate::db::audit::record(
+            pool,
+            caller,
+            None,
+            "host.drain",
+            serde_json::json!({ "host": name, "drain": drain }),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Gives up on a host that will not come back: its instances that have not ended become
+    /// failed (with that reason), and its row goes. Refused while the host runs. The ids of
+    /// the instances given up.
+    pub async fn forget_host(&self, name: &str, caller: Option<&str>) -> Result<Vec<String>> {
+        let pool = &self.shared.pool;
+        if name == self.shared.config.host {
+            return Err(Error::Refused(format!(
+                "host {name} is this server; stop it with its own signal, not forget"
+            )));
+        }
+        let host = Host::find(pool, name).await?.ok_or_else(|| unknown(name))?;
+        let limit = chrono::Duration::from_std(self.shared.config.host_lost_after)
+            .unwrap_or(chrono::Duration::seconds(15));
+        if standing(&host, chrono::Utc::now(), limit).serving() {
+            return Err(Error::Refused(format!(
+                "host {name} is running (last heartbeat {}); stop it first, or let it go \
+                 silent, before forgetting it",
+                host.heartbeat_at
+            )));
+        }
+        let reason = format!("its host {name} was forgotten (troupe host forget)");
+        let mut given_up = Vec::new();
+        for inst in crate::db::instances::Instance::unended_on(pool, name).await? {
+            self.shared.instance_failed(&inst.id, &reason).await;
+            given_up.push(inst.id);
+        }
+        Host::delete(pool, name).await?;
+        crate::db::audit::record(
+            pool,
+            caller,
+            None,
+            "host.forget",
+            serde_json::json!({ "host": name, "instances": given_up }),
+        )
+        .await;
+        Ok(given_up)
+    }
+
+    /// Refuses a spawn on this host while it drains.
+    pub(super) async fn check_not_draining(&self) -> Result<()> {
+        let me = &self.shared.config.host;
+        match Host::find(&self.shared.pool, me).await? {
+            Some(h) if h.state == "draining" => Err(Error::Refused(format!(
+                "this host ({me}) is draining: it takes no new instances. Spawn through another \
+                 host, or `troupe host undrain {me}`"
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn unknown(name: &str) -> Error {
+    Error::InvalidInput(format!(
+        "no host named {name:?} in the registry; `troupe hosts` lists them"
+    ))
 }

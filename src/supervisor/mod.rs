@@ -437,12 +437,35 @@ impl Supervisor {
 
         match Instance::find(&self.shared.pool, id).await? {
             None => Err(Error::UnknownInstance(id.to_string())),
-            Some(inst) => Err(Error::NotRunning {
-                id: inst.id,
-                state: inst.state,
-                reason: inst.state_reason,
-            }),
+            Some(inst) => {
+                self.here(&inst).await?;
+                Err(Error::NotRunning {
+                    id: inst.id,
+                    state: inst.state,
+                    reason: inst.state_reason,
+                })
+            }
         }
+    }
+
+    /// Refuses, naming the host and what to do, an instance that another host runs (one that
+    /// has ended is nobody's any more).
+    pub(crate) async fn here(&self, inst: &Instance) -> Result<()> {
+        let me = &self.shared.config.host;
+        if inst.host.is_empty() || &inst.host == me || inst.state.is_ended() {
+            return Ok(());
+        }
+        let row = crate::db::hosts::Host::find(&self.shared.pool, &inst.host).await?;
+        let limit = chrono::Duration::from_std(self.shared.config.host_lost_after)
+            .unwrap_or(chrono::Duration::seconds(15));
+        let standing = row
+            .as_ref()
+            .map(|h| crate::hosts::standing(h, chrono::Utc::now(), limit));
+        Err(Error::Refused(crate::hosts::elsewhere(
+            &inst.id,
+            &inst.host,
+            row.as_ref().zip(standing.as_ref()),
+        )))
     }
 
     /// Ends every instance's task (not its tmux session) so the process can exit, and waits

@@ -229,6 +229,7 @@ impl Supervisor {
             let inst = Instance::find(&self.shared.pool, instance_id)
                 .await?
                 .ok_or_else(|| Error::UnknownInstance(instance_id.to_string()))?;
+            self.here(&inst).await?;
             let how = if self.shared.tmux.has_session(&inst.tmux_session).await? {
                 Launch::RespawnPane
             } else {

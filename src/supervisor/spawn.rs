@@ -235,6 +235,7 @@ impl Supervisor {
 
     /// Refuses a new instance when `max_instances` are live.
     pub(super) async fn check_room(&self, settings: &crate::settings::Settings) -> Result<()> {
+        self.check_not_draining().await?;
         let max = settings.max_instances.value;
         let live = Instance::count_live(&self.shared.pool).await?;
         if live >= max as i64 {
