@@ -241,3 +241,61 @@ async fn an_answer_written_by_another_process_ends_a_waiting_send_at_once() {
     eprintln!("send_to_instance answered {took:?} after the commit");
     assert!(took < Duration::from_millis(100), "{took:?}");
 }
+
+/// Text with a NUL character (a tool that printed a binary file) is written on PostgreSQL,
+/// whose text type has none: it would otherwise stall the instance's write queue.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a PostgreSQL server: set TROUPE_TEST_PG and pass --ignored"]
+async fn text_with_a_nul_character_is_written() {
+    use troupe::db::messages::Message;
+    use troupe::db::output::OutputChunk;
+    let h = Harness::start().await;
+    let other = other_process(&h).await;
+    let now = "2026-12-06T12:00:00.000Z";
+    sqlx::query(
+        "INSERT INTO instances (id, name, agent, model, role, system_prompt, workdir,
+                                permission_mode, tmux_session, agent_session_id, state,
+                                state_since, created_at)
+         VALUES ('bin-1', 'bin-1', 'claude', 'haiku', 'tester', '', '/tmp', 'skip',
+                 '', '', 'busy', $1, $1)",
+    )
+    .bind(now)
+    .execute(&other)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO messages (id, instance_id, content, state, created_at)
+         VALUES ('msg-bin', 'bin-1', 'cat it', 'started', $1)",
+    )
+    .bind(now)
+    .execute(&other)
+    .await
+    .unwrap();
+    OutputChunk::insert(
+        h.pool(),
+        "bin-1",
+        Some("msg-bin"),
+        "assistant",
+        "r1",
+        "a\0b",
+    )
+    .await
+    .unwrap();
+    Message::finish(
+        h.pool(),
+        "msg-bin",
+        troupe::states::MessageState::Answered,
+        Some("x\0y"),
+        "",
+    )
+    .await
+    .unwrap();
+    let (content,): (String,) =
+        sqlx::query_as("SELECT content FROM output_chunks WHERE source_id = 'r1'")
+            .fetch_one(&other)
+            .await
+            .unwrap();
+    assert_eq!(content, "a\u{FFFD}b");
+    let m = Message::find(h.pool(), "msg-bin").await.unwrap().unwrap();
+    assert_eq!(m.response.as_deref(), Some("x\u{FFFD}y"));
+}

@@ -222,14 +222,15 @@ impl Message {
             postgres: |pool| {
                 let now = super::now();
                 let state = state.as_str();
+                let response = response.map(super::pg_text);
                 // Only an unfinished message ends: replaying a transcript after a restart must not
                 // rewrite answers already recorded.
                 sqlx::query!(
                     "UPDATE messages SET state = $1, response = $2, state_reason = $3, finished_at = $4
                      WHERE id = $5 AND state IN ('queued', 'submitted', 'started') /* postgres */",
                     state,
-                    response,
-                    reason,
+                    response.as_deref(),
+                    &*super::pg_text(reason),
                     now,
                     id
                 )

@@ -318,9 +318,31 @@ pub(crate) fn no_secret(e: &dyn std::fmt::Display, url: &str) -> String {
     }
 }
 
+/// Text as PostgreSQL takes it: its `text` type has no NUL character (SQLite's has), and a
+/// row refused for one would stall the write queue behind it; each becomes U+FFFD.
+pub fn pg_text(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('\0') {
+        std::borrow::Cow::Owned(s.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 /// The one timestamp format in the database: UTC, milliseconds, sortable as text.
 pub fn now() -> String {
     chrono::Utc::now()
         .format("%Y-%m-%dT%H:%M:%S%.3fZ")
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn postgres_text_has_no_nul() {
+        assert_eq!(super::pg_text("a\0b"), "a\u{FFFD}b");
+        assert!(matches!(
+            super::pg_text("ab"),
+            std::borrow::Cow::Borrowed("ab")
+        ));
+    }
 }

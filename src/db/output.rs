@@ -49,7 +49,7 @@ impl OutputChunk {
                     message_id,
                     source,
                     source_id,
-                    content,
+                    &*super::pg_text(content),
                     now
                 )
                 .execute(pool)

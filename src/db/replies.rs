@@ -43,7 +43,7 @@ impl Reply {
                     from,
                     to,
                     correlation_id,
-                    content,
+                    &*super::pg_text(content),
                     now
                 )
                 .fetch_one(pool)
