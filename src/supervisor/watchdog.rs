@@ -34,7 +34,11 @@ pub(crate) fn spawn(sup: Supervisor) {
         let mut idle_since: HashMap<String, Instant> = HashMap::new();
         // Instances idle when troupe starts count from now.
         if let Ok(list) = Instance::list(&sup.shared.pool, false).await {
-            for i in list.into_iter().filter(|i| i.state == InstanceState::Idle) {
+            let me = &sup.shared.config.host;
+            for i in list
+                .into_iter()
+                .filter(|i| i.state == InstanceState::Idle && &i.host == me)
+            {
                 idle_since.insert(i.id, Instant::now());
             }
         }
@@ -95,11 +99,13 @@ impl Supervisor {
         let busy: Vec<String> = match Instance::list(&self.shared.pool, false).await {
             Ok(list) => list
                 .into_iter()
+                // Another host's instances are its to interrupt.
                 .filter(|i| {
-                    matches!(
-                        i.state,
-                        InstanceState::Busy | InstanceState::WaitingPermission
-                    )
+                    i.host == self.shared.config.host
+                        && matches!(
+                            i.state,
+                            InstanceState::Busy | InstanceState::WaitingPermission
+                        )
                 })
                 .map(|i| i.id)
                 .collect(),
