@@ -81,8 +81,9 @@ pub fn unreachable(error: &sqlx::Error) -> bool {
         | sqlx::Error::Tls(_)
         | sqlx::Error::Protocol(_)
         | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
+        // troupe closed it itself, stopping: not the server's doing.
+        sqlx::Error::PoolClosed => false,
         // PostgreSQL's class 08 (connection exception) and 57P01–57P03 (the server shutting
         // down or starting up).
         sqlx::Error::Database(e) => e
@@ -123,6 +124,6 @@ mod tests {
         assert!(unreachable(&sqlx::Error::Io(std::io::Error::from(
             std::io::ErrorKind::ConnectionRefused
         ))));
-        assert!(unreachable(&sqlx::Error::PoolClosed));
+        assert!(!unreachable(&sqlx::Error::PoolClosed), "closed by troupe, stopping");
     }
 }
