@@ -19,6 +19,22 @@ async fn other_process(h: &Harness) -> sqlx::PgPool {
     sqlx::PgPool::connect(&url).await.unwrap()
 }
 
+/// An instance the server knows only through the database, as another host would write it.
+async fn instance_row(other: &sqlx::PgPool, id: &str, state: &str) {
+    sqlx::query(
+        "INSERT INTO instances (id, name, agent, model, role, system_prompt, workdir,
+                                permission_mode, tmux_session, agent_session_id, state,
+                                state_since, created_at)
+         VALUES ($1, $1, 'claude', 'haiku', 'tester', '', '/tmp', 'skip', '', '', $2,
+                 '2026-12-06T12:00:00.000Z', '2026-12-06T12:00:00.000Z')",
+    )
+    .bind(id)
+    .bind(state)
+    .execute(other)
+    .await
+    .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs a PostgreSQL server: set TROUPE_TEST_PG and pass --ignored"]
 async fn a_row_written_by_another_process_wakes_a_wait_and_a_stream_at_once() {
@@ -27,17 +43,7 @@ async fn a_row_written_by_another_process_wakes_a_wait_and_a_stream_at_once() {
     // An instance and a message the server knows only through the database, as another host
     // of a fleet would write them.
     let now = "2026-12-06T12:00:00.000Z";
-    sqlx::query(
-        "INSERT INTO instances (id, name, agent, model, role, system_prompt, workdir,
-                                permission_mode, tmux_session, agent_session_id, state,
-                                state_since, created_at)
-         VALUES ('elsewhere-1', 'elsewhere-1', 'claude', 'haiku', 'tester', '', '/tmp', 'skip',
-                 '', '', 'busy', $1, $1)",
-    )
-    .bind(now)
-    .execute(&other)
-    .await
-    .unwrap();
+    instance_row(&other, "elsewhere-1", "busy").await;
     sqlx::query(
         "INSERT INTO messages (id, instance_id, content, state, created_at, submitted_at)
          VALUES ('msg-elsewhere', 'elsewhere-1', 'count to 3', 'started', $1, $1)",
@@ -119,17 +125,7 @@ async fn reports_read_a_postgresql_registry() {
     let h = Harness::start().await;
     let other = other_process(&h).await;
     let now = "2026-12-06T12:00:00.000Z";
-    sqlx::query(
-        "INSERT INTO instances (id, name, agent, model, role, system_prompt, workdir,
-                                permission_mode, tmux_session, agent_session_id, state,
-                                state_since, created_at)
-         VALUES ('tester-1', 'tester-1', 'claude', 'haiku', 'tester', '', '/tmp', 'skip',
-                 '', '', 'idle', $1, $1)",
-    )
-    .bind(now)
-    .execute(&other)
-    .await
-    .unwrap();
+    instance_row(&other, "tester-1", "idle").await;
     // The unpriced call comes last: groups are in the order of their first call.
     for (source, model, cost_micros, at) in [
         ("r1", "claude-haiku-4-5", Some(1_500_i64), now),
@@ -252,17 +248,7 @@ async fn text_with_a_nul_character_is_written() {
     let h = Harness::start().await;
     let other = other_process(&h).await;
     let now = "2026-12-06T12:00:00.000Z";
-    sqlx::query(
-        "INSERT INTO instances (id, name, agent, model, role, system_prompt, workdir,
-                                permission_mode, tmux_session, agent_session_id, state,
-                                state_since, created_at)
-         VALUES ('bin-1', 'bin-1', 'claude', 'haiku', 'tester', '', '/tmp', 'skip',
-                 '', '', 'busy', $1, $1)",
-    )
-    .bind(now)
-    .execute(&other)
-    .await
-    .unwrap();
+    instance_row(&other, "bin-1", "busy").await;
     sqlx::query(
         "INSERT INTO messages (id, instance_id, content, state, created_at)
          VALUES ('msg-bin', 'bin-1', 'cat it', 'started', $1)",

@@ -124,6 +124,9 @@ mod tests {
         assert!(unreachable(&sqlx::Error::Io(std::io::Error::from(
             std::io::ErrorKind::ConnectionRefused
         ))));
-        assert!(!unreachable(&sqlx::Error::PoolClosed), "closed by troupe, stopping");
+        assert!(
+            !unreachable(&sqlx::Error::PoolClosed),
+            "closed by troupe, stopping"
+        );
     }
 }
