@@ -122,7 +122,10 @@ pub async fn gather(setup: &Setup) -> Facts {
         .as_deref()
         .filter(|d| crate::db::is_postgres_url(d))
     {
-        facts.registry = Some((crate::db::redacted(url), registry_version(url).await));
+        facts.registry = Some((
+            crate::db::redacted(url),
+            crate::db::server_version(url).await,
+        ));
     }
     let token = match &setup.token {
         Some(t) => Ok(("the --token flag or TROUPE_TOKEN", t.clone())),
@@ -176,25 +179,6 @@ pub async fn gather(setup: &Setup) -> Facts {
         facts.failures.truncate(5);
     }
     facts
-}
-
-/// A PostgreSQL registry's version, or why it did not answer (the URL's password taken out).
-async fn registry_version(url: &str) -> Result<String, String> {
-    use sqlx::Connection;
-    let answer = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-        let mut conn = sqlx::PgConnection::connect(url).await?;
-        let version: String = sqlx::query_scalar("SHOW server_version")
-            .fetch_one(&mut conn)
-            .await?;
-        let _ = conn.close().await;
-        Ok::<_, sqlx::Error>(version)
-    })
-    .await;
-    match answer {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(crate::db::no_secret(&e, url)),
-        Err(_) => Err("no answer within 5 s".into()),
-    }
 }
 
 /// The audit kinds that say something went wrong.

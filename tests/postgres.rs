@@ -285,3 +285,31 @@ async fn text_with_a_nul_character_is_written() {
     let m = Message::find(h.pool(), "msg-bin").await.unwrap().unwrap();
     assert_eq!(m.response.as_deref(), Some("x\u{FFFD}y"));
 }
+
+/// `troupe doctor --db postgres://…` reaches the registry and names its version.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a PostgreSQL server: set TROUPE_TEST_PG and pass --ignored"]
+async fn doctor_checks_a_postgresql_registry() {
+    let h = Harness::start().await;
+    let url = h.db_url.clone().expect("TROUPE_TEST_PG names a server");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_troupe"))
+        .args(["doctor", "--json", "--url", &h.server().url(), "--db", &url])
+        .output()
+        .unwrap();
+    let checks: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let database = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "database")
+        .expect("a database line");
+    assert_eq!(database["status"], "ok", "{database}");
+    assert!(
+        database["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("PostgreSQL "),
+        "{database}"
+    );
+}

@@ -229,6 +229,26 @@ pub async fn open_postgres(url: &str, acquire_timeout: Duration) -> anyhow::Resu
     Ok(db)
 }
 
+/// A PostgreSQL server's version, or why it did not answer within 5 s (the URL's password
+/// taken out), for `troupe doctor`.
+pub async fn server_version(url: &str) -> Result<String, String> {
+    use sqlx::Connection;
+    let answer = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut conn = sqlx::PgConnection::connect(url).await?;
+        let version: String = sqlx::query_scalar("SHOW server_version")
+            .fetch_one(&mut conn)
+            .await?;
+        let _ = conn.close().await;
+        Ok::<_, sqlx::Error>(version)
+    })
+    .await;
+    match answer {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(no_secret(&e, url)),
+        Err(_) => Err("no answer within 5 s".into()),
+    }
+}
+
 /// A pool on a PostgreSQL registry, its schema made or brought up to date.
 pub async fn connect_postgres(
     url: &str,
@@ -307,7 +327,7 @@ async fn follow(
 }
 
 /// An error's text with the URL's password taken out, should the driver quote it.
-pub(crate) fn no_secret(e: &dyn std::fmt::Display, url: &str) -> String {
+fn no_secret(e: &dyn std::fmt::Display, url: &str) -> String {
     let text = e.to_string();
     match reqwest::Url::parse(url)
         .ok()
