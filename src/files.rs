@@ -26,7 +26,7 @@ pub const DEFAULT_MAX_ENTRIES: usize = 1000;
 pub const MAX_ENTRIES: usize = 10_000;
 
 /// What a directory entry is. A symlink is reported as one and never followed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     File,
@@ -36,7 +36,7 @@ pub enum Kind {
     Other,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, JsonSchema)]
 pub struct Entry {
     /// Relative to the instance's directory, `/`-separated.
     pub path: String,
@@ -47,7 +47,7 @@ pub struct Entry {
     pub modified: String,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, JsonSchema)]
 pub struct Listing {
     /// The instance's directory, absolute.
     pub workdir: String,
@@ -62,7 +62,7 @@ pub struct Listing {
     pub note: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, JsonSchema)]
 pub enum Encoding {
     /// The content is the file's text.
     #[serde(rename = "utf-8")]
@@ -72,7 +72,7 @@ pub enum Encoding {
     Base64,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, JsonSchema)]
 pub struct FileContent {
     /// Relative to the instance's directory, `/`-separated.
     pub path: String,

@@ -14,6 +14,7 @@ pub mod environment;
 pub mod error;
 pub mod files;
 pub mod fleet;
+pub mod handover;
 pub mod hook;
 pub mod hosts;
 pub mod http;
@@ -183,6 +184,9 @@ impl Server {
                 .with_graceful_shutdown(async move { stop.cancelled().await })
                 .await
         });
+        if supervisor.pool().is_shared() {
+            tokio::spawn(supervisor.clone().serve_handed_over(shutdown.child_token()));
+        }
         // Instances resumed here call back (hooks, MCP), so the listener serves first.
         recover(&supervisor).await?;
         Ok(Server {

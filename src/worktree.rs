@@ -72,7 +72,7 @@ pub fn branch_with_suffix(branch: &str, instance_id: &str) -> String {
 
 /// One line of `git status --porcelain=v1 -z`: a file that differs from the worktree's
 /// commit, or that git does not track.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, JsonSchema)]
 pub struct FileChange {
     /// The file, relative to the worktree.
     pub path: String,
@@ -148,7 +148,7 @@ pub fn parse_status(out: &str) -> Result<Vec<FileChange>, String> {
 }
 
 /// Lines added and removed in one file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, JsonSchema)]
 pub struct FileStat {
     pub path: String,
     /// None for a binary file.
@@ -157,7 +157,7 @@ pub struct FileStat {
 }
 
 /// What changed in tracked files, as `git diff --numstat` counts it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize, JsonSchema)]
 pub struct DiffStat {
     pub files_changed: usize,
     pub insertions: u64,
@@ -199,7 +199,7 @@ pub fn parse_numstat(out: &str) -> Result<DiffStat, String> {
 }
 
 /// A commit, as one line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, JsonSchema)]
 pub struct Commit {
     pub commit: String,
     pub subject: String,

@@ -185,6 +185,150 @@ async fn hosts_see_each_other_and_keep_to_their_own_instances() {
     assert!(hosts(h.server()).await.iter().all(|x| x["name"] != "beta"));
 }
 
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a PostgreSQL server: set TROUPE_TEST_PG and pass --ignored"]
+async fn any_host_acts_on_another_hosts_instance_through_its_owner() {
+    let h = Harness::start_with(|c| c.host = "alpha".into()).await;
+    let b = other(&h, "beta").await;
+    let b_mcp = McpClient::user(&b.server).await;
+    let r = b_mcp
+        .call_tool("spawn_claude", json!({ "role": "tester", "name": "far" }))
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    let far = r.structured["instance_id"].as_str().unwrap().to_string();
+
+    // Sent through alpha, typed by beta, answered to alpha's caller.
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": far, "message": "hello from alpha" }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    assert_eq!(
+        r.structured["response"], "ECHO: hello from alpha",
+        "{}",
+        r.text
+    );
+
+    // Its files are on beta's machine; alpha reads them through beta.
+    let inst = troupe::db::instances::Instance::find(h.pool(), &far)
+        .await
+        .unwrap()
+        .unwrap();
+    std::fs::write(
+        std::path::Path::new(&inst.workdir).join("far.txt"),
+        "on beta\n",
+    )
+    .unwrap();
+    let r = h
+        .call(
+            "retrieve_instance_file",
+            json!({ "instance_id": far, "path": "far.txt" }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    assert_eq!(r.structured["content"], "on beta\n", "{}", r.structured);
+    let r = h
+        .call(
+            "retrieve_instance_file",
+            json!({ "instance_id": far, "path": "../../etc/passwd" }),
+        )
+        .await;
+    assert!(
+        r.is_error && r.text.contains("leaves the instance's directory"),
+        "beta's refusal comes back as beta said it: {}",
+        r.text
+    );
+
+    // An interrupt through alpha stops beta's turn, and the message says so.
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": far, "message": "please count slowly to 40", "wait_for_response": false }),
+        )
+        .await;
+    let message_id = r.structured["message_id"].as_str().unwrap().to_string();
+    h.model
+        .wait_for_request(
+            |r| support::fake_model::last_user_text(r).ends_with("count slowly to 40"),
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .expect("the model got the question");
+    let r = h
+        .call("interrupt_instance", json!({ "instance_id": far }))
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    assert_eq!(r.structured["outcome"], "confirmed", "{}", r.structured);
+    assert_eq!(r.structured["message_id"], message_id.as_str());
+    let m = troupe::db::messages::Message::find(h.pool(), &message_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.state, "interrupted");
+
+    // Terminated through alpha: beta ends its tmux session, and beta's log of acts names it.
+    let r = h
+        .call("terminate_instance", json!({ "instance_id": far }))
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    let inst = troupe::db::instances::Instance::find(h.pool(), &far)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(inst.state.as_str(), "terminated");
+    let on_beta = std::process::Command::new("tmux")
+        .args(["-L", &b.config.tmux_socket, "has-session", "-t"])
+        .arg(format!("={}", inst.tmux_session))
+        .status()
+        .unwrap();
+    assert!(!on_beta.success(), "beta's session for {far} is gone");
+    let acts: Vec<String> =
+        sqlx::query_scalar("SELECT kind FROM audit_events WHERE instance_id = $1 ORDER BY id")
+            .bind(&far)
+            .fetch_all(
+                &sqlx::PgPool::connect(h.db_url.as_ref().unwrap())
+                    .await
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+    for kind in ["instance.interrupt", "instance.terminate"] {
+        assert!(acts.iter().any(|k| k == kind), "{kind} in {acts:?}");
+    }
+
+    // With beta stopped, alpha says so at once instead of waiting.
+    let r = b_mcp
+        .call_tool("spawn_claude", json!({ "role": "tester", "name": "left" }))
+        .await;
+    let left = r.structured["instance_id"].as_str().unwrap().to_string();
+    b.server.stop().await;
+    let started = std::time::Instant::now();
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": left, "message": "anyone there?" }),
+        )
+        .await;
+    assert!(r.is_error, "{}", r.text);
+    assert!(
+        r.text.contains("runs on host beta, which is stopped"),
+        "{}",
+        r.text
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let calls: i64 = sqlx::query_scalar("SELECT count(*) FROM host_calls")
+        .fetch_one(
+            &sqlx::PgPool::connect(h.db_url.as_ref().unwrap())
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(calls, 0, "no act is left in flight");
+}
+
 /// Runs the troupe command line against the harness's server; what it printed.
 fn troupe(h: &Harness, args: &[&str]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_troupe"))

@@ -16,6 +16,7 @@ use sqlx::Row;
 /// whose tables are not exactly these, so a table added later cannot be left behind.
 pub const TABLES: &[&str] = &[
     "hosts",
+    "host_calls",
     "teams",
     "instances",
     "messages",

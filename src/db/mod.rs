@@ -7,6 +7,7 @@ pub mod copy;
 pub mod credentials;
 pub mod events;
 pub mod health;
+pub mod host_calls;
 pub mod hosts;
 pub mod instances;
 pub mod interrupts;
@@ -62,6 +63,8 @@ pub(crate) use on;
 pub struct Db {
     backend: Backend,
     written: Arc<watch::Sender<u64>>,
+    /// Rings when an act handed between hosts is written or answered (PostgreSQL only).
+    calls: Arc<watch::Sender<u64>>,
     health: Arc<health::Health>,
     /// The task that turns PostgreSQL notifications into wake-ups; it holds a connection of
     /// the pool, so closing ends it first.
@@ -73,6 +76,7 @@ impl Db {
         Db {
             backend,
             written: Arc::new(watch::channel(0).0),
+            calls: Arc::new(watch::channel(0).0),
             health: Arc::default(),
             listener: Arc::default(),
         }
@@ -148,6 +152,17 @@ impl Db {
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.written.subscribe()
     }
+
+    /// A receiver that wakes when an act handed between hosts is written or answered, used
+    /// as [`Db::subscribe`]'s is.
+    pub fn subscribe_calls(&self) -> watch::Receiver<u64> {
+        self.calls.subscribe()
+    }
+
+    /// Whether other hosts may share this registry (PostgreSQL).
+    pub fn is_shared(&self) -> bool {
+        on!(self, sqlite: |_p| false, postgres: |_p| true)
+    }
 }
 
 /// Opens (creating if needed) the database file and brings its schema up to date.
@@ -222,7 +237,10 @@ pub async fn open_postgres(url: &str, acquire_timeout: Duration) -> anyhow::Resu
     let task = tokio::spawn(follow(
         listener,
         pool,
-        db.written.clone(),
+        Rings {
+            written: db.written.clone(),
+            calls: db.calls.clone(),
+        },
         db.health.clone(),
     ));
     *db.listener.lock().expect("listener poisoned") = Some(task);
@@ -285,8 +303,27 @@ async fn listen(pool: &sqlx::PgPool) -> sqlx::Result<sqlx::postgres::PgListener>
     // A lost connection is answered at once (and the outage noted), not after the pool's
     // wait for a new one.
     listener.eager_reconnect(false);
-    listener.listen("troupe_events").await?;
+    listener
+        .listen_all(["troupe_events", "troupe_calls"])
+        .await?;
     Ok(listener)
+}
+
+/// What a notification wakes: waiters on the event log, and the hand-over of acts.
+struct Rings {
+    written: Arc<watch::Sender<u64>>,
+    calls: Arc<watch::Sender<u64>>,
+}
+
+impl Rings {
+    fn ring(bell: &watch::Sender<u64>) {
+        bell.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    fn all(&self) {
+        Rings::ring(&self.written);
+        Rings::ring(&self.calls);
+    }
 }
 
 /// Wakes streams and waiters on each notification. A lost connection is an outage: it is
@@ -295,14 +332,18 @@ async fn listen(pool: &sqlx::PgPool) -> sqlx::Result<sqlx::postgres::PgListener>
 async fn follow(
     mut listener: sqlx::postgres::PgListener,
     pool: sqlx::PgPool,
-    written: Arc<watch::Sender<u64>>,
+    rings: Rings,
     health: Arc<health::Health>,
 ) {
-    let wake = || written.send_modify(|n| *n = n.wrapping_add(1));
+    let wake = || rings.all();
     loop {
         match listener.try_recv().await {
+            Ok(Some(n)) if n.channel() == "troupe_calls" => {
+                Rings::ring(&rings.calls);
+                continue;
+            }
             Ok(Some(_)) => {
-                wake();
+                Rings::ring(&rings.written);
                 continue;
             }
             Ok(None) => health.down("the connection to the database was lost"),

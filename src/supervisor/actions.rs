@@ -3,10 +3,11 @@
 use serde_json::Value;
 
 use super::*;
+use crate::handover::Act;
 use crate::states::InterruptOutcome;
 
 /// What an interrupt did, as callers read it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct InterruptReport {
     /// True when the CLI confirmed that the running turn stopped.
     pub interrupted: bool,
@@ -33,6 +34,11 @@ impl From<instance::InterruptAnswer> for InterruptReport {
 impl Supervisor {
     /// Ends the instance's tmux session but keeps its conversation; a message resumes it.
     pub async fn suspend(&self, instance_id: &str, caller: Option<&str>) -> Result<()> {
+        if let Some(host) = self.owner_elsewhere(instance_id).await? {
+            return self
+                .hand_over(&host, instance_id, caller, Act::Suspend)
+                .await;
+        }
         self.ask(instance_id, "suspending", Command::Suspend)
             .await?;
         self.done(caller, instance_id, "instance.suspend", json!({}))
@@ -77,6 +83,15 @@ impl Supervisor {
                  file the instance can read and send its path",
                 text.len()
             )));
+        }
+        if let Some(host) = self.owner_elsewhere(instance_id).await? {
+            let act = Act::Send {
+                text: text.to_string(),
+            };
+            let id: String = self.hand_over(&host, instance_id, sender, act).await?;
+            return Message::find(&self.shared.pool, &id)
+                .await?
+                .ok_or(Error::UnknownMessage(id));
         }
         let settings = self.settings();
         self.check_enabled(&settings)?;
@@ -173,6 +188,11 @@ impl Supervisor {
         instance_id: &str,
         caller: Option<&str>,
     ) -> Result<InterruptReport> {
+        if let Some(host) = self.owner_elsewhere(instance_id).await? {
+            return self
+                .hand_over(&host, instance_id, caller, Act::Interrupt)
+                .await;
+        }
         self.after_reconcile(instance_id).await;
         let report: InterruptReport = self
             .ask(instance_id, "the interrupt", Command::Interrupt)
@@ -191,6 +211,11 @@ impl Supervisor {
         instance_id: &str,
         caller: Option<&str>,
     ) -> Result<()> {
+        if let Some(host) = self.owner_elsewhere(instance_id).await? {
+            return self
+                .hand_over(&host, instance_id, caller, Act::Terminate)
+                .await;
+        }
         self.ask(instance_id, "terminate", Command::Terminate)
             .await?;
         self.done(caller, instance_id, "instance.terminate", json!({}))

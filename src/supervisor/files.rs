@@ -4,6 +4,7 @@
 use super::Supervisor;
 use crate::error::{Error, Result};
 use crate::files::{self, FileContent, Listing};
+use crate::handover::Act;
 
 impl Supervisor {
     /// The instance `id`'s files at `path`.
@@ -16,6 +17,14 @@ impl Supervisor {
         max_entries: Option<u64>,
     ) -> Result<Listing> {
         let max = files::entries_limit(max_entries)?;
+        if let Some(host) = self.owner_elsewhere(id).await? {
+            let act = Act::ListFiles {
+                path: path.to_string(),
+                recursive,
+                max_entries,
+            };
+            return self.hand_over(&host, id, caller, act).await;
+        }
         let inst = self.visible_to(caller, id).await?;
         let path = path.to_string();
         blocking(move || files::list(&files::root(&inst.workdir)?, &path, recursive, max)).await
@@ -30,6 +39,13 @@ impl Supervisor {
         max_bytes: Option<u64>,
     ) -> Result<FileContent> {
         let max = files::bytes_limit(max_bytes)?;
+        if let Some(host) = self.owner_elsewhere(id).await? {
+            let act = Act::ReadFile {
+                path: path.to_string(),
+                max_bytes,
+            };
+            return self.hand_over(&host, id, caller, act).await;
+        }
         let inst = self.visible_to(caller, id).await?;
         let path = path.to_string();
         blocking(move || files::read(&files::root(&inst.workdir)?, &path, max)).await

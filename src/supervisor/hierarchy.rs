@@ -194,6 +194,10 @@ impl Supervisor {
     /// Ends an instance and, first, all of its descendants (deepest first). Returns the ids
     /// terminated, in order.
     pub async fn terminate(&self, instance_id: &str, caller: Option<&str>) -> Result<Vec<String>> {
+        if let Some(host) = self.owner_elsewhere(instance_id).await? {
+            let act = crate::handover::Act::TerminateTree;
+            return self.hand_over(&host, instance_id, caller, act).await;
+        }
         let (sup, id, caller) = (
             self.clone(),
             instance_id.to_string(),

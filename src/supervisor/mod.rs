@@ -8,6 +8,7 @@ pub mod attached;
 pub mod controls;
 pub mod coordination;
 mod files;
+mod handover;
 pub mod hierarchy;
 mod hooks;
 pub mod hosts;

@@ -203,6 +203,17 @@ impl Supervisor {
         caller: Option<&str>,
     ) -> Result<PermissionAsk> {
         let pool = self.pool();
+        if let Some(host) = self.owner_elsewhere(instance_id).await? {
+            let act = crate::handover::Act::DecidePermission {
+                request_id: request_id.to_string(),
+                decision,
+                message,
+            };
+            let id: String = self.hand_over(&host, instance_id, caller, act).await?;
+            return PermissionAsk::find(pool, &id)
+                .await?
+                .ok_or_else(|| Error::InvalidInput(format!("{id} vanished")));
+        }
         self.decidable(instance_id, request_id, caller).await?;
         let waiter = self
             .shared

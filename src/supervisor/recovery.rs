@@ -212,6 +212,13 @@ impl Supervisor {
         instance_id: &str,
         caller: Option<&str>,
     ) -> Result<Instance> {
+        if let Some(host) = self.owner_elsewhere(instance_id).await? {
+            let act = crate::handover::Act::Resume;
+            let id: String = self.hand_over(&host, instance_id, caller, act).await?;
+            return Instance::find(&self.shared.pool, &id)
+                .await?
+                .ok_or(Error::UnknownInstance(id));
+        }
         let (sup, id, caller) = (
             self.clone(),
             instance_id.to_string(),

@@ -29,7 +29,7 @@ pub(super) struct WorktreePlan {
 }
 
 /// An instance's worktree as `get_worktree_status` reports it.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, JsonSchema)]
 pub struct WorktreeStatus {
     pub instance_id: String,
     /// The repository (its top level) the worktree belongs to.
@@ -63,7 +63,7 @@ pub struct WorktreeStatus {
 }
 
 /// What `remove_worktree` did.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, JsonSchema)]
 pub struct WorktreeRemoved {
     pub instance_id: String,
     pub path: String,
@@ -162,6 +162,10 @@ impl Supervisor {
 
     /// The worktree's branch, base, uncommitted changes, diff stat and commits ahead.
     pub async fn worktree_status(&self, id: &str, caller: Option<&str>) -> Result<WorktreeStatus> {
+        if let Some(host) = self.owner_elsewhere(id).await? {
+            let act = crate::handover::Act::WorktreeStatus;
+            return self.hand_over(&host, id, caller, act).await;
+        }
         let (_, wt) = self.worktree_of(caller, id).await?;
         let (repo, path) = (Path::new(&wt.repo), Path::new(&wt.path));
         let exists = wt.removed_at.is_none() && path.is_dir();
@@ -213,6 +217,10 @@ impl Supervisor {
         caller: Option<&str>,
         force_ignored: bool,
     ) -> Result<WorktreeRemoved> {
+        if let Some(host) = self.owner_elsewhere(id).await? {
+            let act = crate::handover::Act::RemoveWorktree { force_ignored };
+            return self.hand_over(&host, id, caller, act).await;
+        }
         let (inst, wt) = self.worktree_of(caller, id).await?;
         if let Some(at) = &wt.removed_at {
             return Err(Error::InvalidInput(format!(

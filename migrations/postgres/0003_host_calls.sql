@@ -1,0 +1,33 @@
+-- Acts on an instance handed to the host that runs it (SQLite's 0018; src/handover.rs says
+-- why through the registry). Each new row wakes its host and each answer wakes the caller,
+-- through NOTIFY `troupe_calls` (payload: the row's host, or its id once answered).
+
+CREATE TABLE host_calls (
+    id          TEXT PRIMARY KEY NOT NULL,
+    host        TEXT NOT NULL,
+    from_host   TEXT NOT NULL,
+    instance_id TEXT NOT NULL,
+    act         TEXT NOT NULL,
+    caller      TEXT,
+    state       TEXT NOT NULL DEFAULT 'queued'
+                CHECK (state IN ('queued', 'taken', 'done', 'failed')),
+    result      TEXT,
+    error       TEXT,
+    created_at  TEXT NOT NULL,
+    done_at     TEXT
+);
+CREATE INDEX host_calls_host ON host_calls(host, state);
+
+CREATE FUNCTION host_calls_notify() RETURNS TRIGGER LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM pg_notify('troupe_calls', NEW.host);
+    ELSIF OLD.state IS DISTINCT FROM NEW.state THEN
+        PERFORM pg_notify('troupe_calls', NEW.id);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER host_calls_notify AFTER INSERT OR UPDATE ON host_calls
+FOR EACH ROW EXECUTE FUNCTION host_calls_notify();
