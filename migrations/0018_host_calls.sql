@@ -29,3 +29,11 @@ BEGIN SELECT RAISE(ABORT, 'not a host call state'); END;
 CREATE TRIGGER host_calls_state_update BEFORE UPDATE OF state ON host_calls
 WHEN NEW.state NOT IN ('queued', 'taken', 'done', 'failed')
 BEGIN SELECT RAISE(ABORT, 'not a host call state'); END;
+
+-- What the hosts of a fleet share, by key: `person_token_sha256`, the SHA-256 of the server
+-- token every host answers the person with.
+CREATE TABLE fleet (
+    key        TEXT PRIMARY KEY NOT NULL,
+    value      TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);

@@ -1,5 +1,5 @@
 //! This server as a host of its registry: it registers at start (refused if a running server
-//! already holds its name), takes the instances no host owns yet, heartbeats while it runs on a
+//! already holds its name, or if the hosts serving answer with another token), takes the instances no host owns yet, heartbeats while it runs on a
 //! shared (PostgreSQL) registry, and says it stopped at a clean stop. The rules are in
 //! [`crate::hosts`].
 
@@ -9,8 +9,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::db::Db;
-use crate::db::hosts::{Host, NewHost};
-use crate::hosts::{Claimant, may_take, this_machine};
+use crate::db::hosts::{Host, NewHost, fleet_value, set_fleet_value};
+use crate::hosts::{
+    Claimant, TOKEN_KEY, TokenStep, fleet_token, may_take, standing, this_machine, token_hash,
+};
 
 /// Registers this server as host `config.host`; how many instances it took over.
 pub async fn join(db: &Db, config: &Config) -> anyhow::Result<u64> {
@@ -22,6 +24,20 @@ pub async fn join(db: &Db, config: &Config) -> anyhow::Result<u64> {
             machine: &machine.id,
         };
         may_take(&existing, &me, chrono::Utc::now(), limit, alive).map_err(anyhow::Error::msg)?;
+    }
+    let now = chrono::Utc::now();
+    let others_serving: Vec<String> = Host::list(db)
+        .await?
+        .into_iter()
+        .filter(|h| h.name != config.host && standing(h, now, limit).serving())
+        .map(|h| h.name)
+        .collect();
+    let mine = token_hash(&config.token);
+    let stored = fleet_value(db, TOKEN_KEY).await?;
+    if fleet_token(stored.as_deref(), &mine, &others_serving).map_err(anyhow::Error::msg)?
+        == TokenStep::Set
+    {
+        set_fleet_value(db, TOKEN_KEY, &mine).await?;
     }
     let clis: serde_json::Map<String, serde_json::Value> = config
         .cli_versions

@@ -187,6 +187,192 @@ pub fn checked_url(url: &str) -> Result<String, String> {
     Ok(parsed.as_str().trim_end_matches('/').to_string())
 }
 
+/// The registry's `fleet` key under which the person's token is kept, as its SHA-256.
+pub const TOKEN_KEY: &str = "person_token_sha256";
+
+/// The person's token as the registry keeps it: SHA-256, hex.
+pub fn token_hash(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// What a starting host does with the fleet's token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenStep {
+    /// Its token is the fleet's.
+    Keep,
+    /// Its token becomes the fleet's: the first host, or a new token while no other host
+    /// serves (hosts that come back later need the new one).
+    Set,
+}
+
+/// Whether a host whose token hashes to `mine` may serve a registry that keeps `stored`,
+/// while the hosts `others_serving` serve it: every host answers the person with one token, so
+/// `troupe mcp install` against any of them works.
+pub fn fleet_token(
+    stored: Option<&str>,
+    mine: &str,
+    others_serving: &[String],
+) -> Result<TokenStep, String> {
+    match stored {
+        Some(s) if s == mine => Ok(TokenStep::Keep),
+        _ if others_serving.is_empty() => Ok(TokenStep::Set),
+        _ => Err(format!(
+            "{} {} this registry with another server token, and every host of a fleet answers \
+             with the same one; start this host with theirs: --token (or TROUPE_TOKEN) set to \
+             the `token` file in {} data directory",
+            others_serving.join(", "),
+            if others_serving.len() == 1 {
+                "serves"
+            } else {
+                "serve"
+            },
+            if others_serving.len() == 1 {
+                "its"
+            } else {
+                "their"
+            },
+        )),
+    }
+}
+
+/// Free memory below which a host takes no new instance: an idle Claude Code takes 240–340
+/// MiB, and a host with less than this left would start swapping.
+pub const MIN_FREE_MB: i64 = 512;
+
+/// A host as placement weighs it: its row, how it stands, and how many live instances it runs.
+#[derive(Debug, Clone)]
+pub struct Candidate<'a> {
+    pub host: &'a Host,
+    pub standing: Standing,
+    pub live: i64,
+}
+
+impl Candidate<'_> {
+    fn labels(&self) -> Vec<String> {
+        serde_json::from_str(&self.host.labels).unwrap_or_default()
+    }
+
+    /// Why it takes no new instance now, or None when it does.
+    fn refusal(&self) -> Option<String> {
+        let name = &self.host.name;
+        match &self.standing {
+            Standing::Up => {}
+            Standing::Draining => {
+                return Some(format!(
+                    "host {name} is draining: it takes no new instances"
+                ));
+            }
+            Standing::Stopped => return Some(format!("host {name} is stopped")),
+            Standing::Lost { since } => {
+                return Some(format!("host {name} has been silent since {since} (lost)"));
+            }
+        }
+        if let Some(max) = self.host.max_instances.filter(|max| self.live >= *max) {
+            return Some(format!(
+                "host {name} is full: {} of its {max} instances run",
+                self.live
+            ));
+        }
+        if let Some(free) = self.host.free_memory_mb.filter(|f| *f < MIN_FREE_MB) {
+            return Some(format!(
+                "host {name} is full: {free} MiB of memory free, and an instance needs \
+                 {MIN_FREE_MB}"
+            ));
+        }
+        None
+    }
+
+    /// Its room, for the fleet's summary: "alpha (17 more instances, 12034 MiB free)".
+    fn room(&self) -> String {
+        let more = match self.host.max_instances {
+            Some(max) => format!("{} more instances", (max - self.live).max(0)),
+            None => "no instance limit".into(),
+        };
+        match self.host.free_memory_mb {
+            Some(free) => format!("{} ({more}, {free} MiB free)", self.host.name),
+            None => format!("{} ({more})", self.host.name),
+        }
+    }
+
+    /// How much room it has, larger is roomier: instances left first, then memory.
+    fn roominess(&self) -> (i64, i64) {
+        (
+            self.host
+                .max_instances
+                .map_or(i64::MAX, |max| max - self.live),
+            self.host.free_memory_mb.unwrap_or(i64::MAX),
+        )
+    }
+}
+
+/// What the fleet can take now, for a refusal: the hosts with room and how much.
+pub fn free_capacity(fleet: &[Candidate]) -> String {
+    let open: Vec<String> = fleet
+        .iter()
+        .filter(|c| c.refusal().is_none())
+        .map(Candidate::room)
+        .collect();
+    if open.is_empty() {
+        "no host of the fleet takes new instances now".into()
+    } else {
+        format!("hosts with room: {}", open.join(", "))
+    }
+}
+
+/// The host a new instance goes to. `wanted` is a host's name or `label:NAME` (the roomiest
+/// host with that label); without it, `default` (the parent's host, else the host the caller
+/// reached). A host that cannot take it is refused with the fleet's free capacity named.
+pub fn place(wanted: Option<&str>, default: &str, fleet: &[Candidate]) -> Result<String, String> {
+    let wanted = wanted.map(str::trim).filter(|w| !w.is_empty());
+    if let Some(label) = wanted.and_then(|w| w.strip_prefix("label:")) {
+        let label = label.trim();
+        let labelled: Vec<&Candidate> = fleet
+            .iter()
+            .filter(|c| c.labels().iter().any(|l| l == label))
+            .collect();
+        if labelled.is_empty() {
+            let mut known: Vec<String> = fleet.iter().flat_map(Candidate::labels).collect();
+            known.sort();
+            known.dedup();
+            let known = if known.is_empty() {
+                "no host has a label (serve --label NAME gives one)".to_string()
+            } else {
+                format!("the labels are {}", known.join(", "))
+            };
+            return Err(format!("no host has the label {label:?}; {known}"));
+        }
+        return labelled
+            .iter()
+            .filter(|c| c.refusal().is_none())
+            .max_by_key(|c| c.roominess())
+            .map(|c| c.host.name.clone())
+            .ok_or_else(|| {
+                let why: Vec<String> = labelled.iter().filter_map(|c| c.refusal()).collect();
+                format!(
+                    "no host labelled {label:?} takes a new instance now ({}); {}",
+                    why.join("; "),
+                    free_capacity(fleet)
+                )
+            });
+    }
+    let name = wanted.unwrap_or(default);
+    let Some(c) = fleet.iter().find(|c| c.host.name == name) else {
+        let names: Vec<&str> = fleet.iter().map(|c| c.host.name.as_str()).collect();
+        return Err(format!(
+            "no host {name:?} in this fleet; the hosts are {}",
+            names.join(", ")
+        ));
+    };
+    match c.refusal() {
+        None => Ok(name.to_string()),
+        Some(why) => Err(format!("{why}; {}", free_capacity(fleet))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,5 +477,128 @@ mod tests {
         assert!(may_take(&stopped, &me, now(), LIMIT, |_| true).is_ok());
         let silent = host("up", "2026-12-06T12:00:00.000Z", "m2", 42);
         assert!(may_take(&silent, &me, now(), LIMIT, |_| true).is_ok());
+    }
+
+    fn fleet_host(name: &str, labels: &str, max: Option<i64>, free: Option<i64>) -> Host {
+        Host {
+            name: name.into(),
+            labels: labels.into(),
+            max_instances: max,
+            free_memory_mb: free,
+            ..host("up", "2026-12-06T12:00:58.000Z", "m1", 1)
+        }
+    }
+
+    #[test]
+    fn the_first_host_sets_the_fleets_token_and_the_others_must_bring_it() {
+        let (fleet, other) = (
+            token_hash("fleet-token-0123456789"),
+            token_hash("mine-0123456789"),
+        );
+        assert_eq!(fleet.len(), 64);
+        assert_eq!(fleet_token(None, &fleet, &[]), Ok(TokenStep::Set));
+        assert_eq!(
+            fleet_token(Some(&fleet), &fleet, &["beta".into()]),
+            Ok(TokenStep::Keep)
+        );
+        let refused = fleet_token(Some(&fleet), &other, &["beta".into()]).unwrap_err();
+        assert!(
+            refused.starts_with("beta serves this registry with another"),
+            "{refused}"
+        );
+        assert!(refused.contains("--token (or TROUPE_TOKEN)"), "{refused}");
+        // Nobody else serves: the new token becomes the fleet's.
+        assert_eq!(fleet_token(Some(&fleet), &other, &[]), Ok(TokenStep::Set));
+    }
+
+    #[test]
+    fn a_new_instance_goes_where_it_is_asked_or_to_its_parents_host() {
+        let (a, b, c) = (
+            fleet_host("alpha", "[\"eu\"]", Some(4), Some(8000)),
+            fleet_host("beta", "[\"gpu\",\"eu\"]", None, Some(3000)),
+            fleet_host("gamma", "[\"gpu\"]", Some(10), Some(16000)),
+        );
+        let fleet = [
+            Candidate {
+                host: &a,
+                standing: Standing::Up,
+                live: 4,
+            },
+            Candidate {
+                host: &b,
+                standing: Standing::Up,
+                live: 1,
+            },
+            Candidate {
+                host: &c,
+                standing: Standing::Up,
+                live: 2,
+            },
+        ];
+        assert_eq!(place(None, "beta", &fleet), Ok("beta".into()));
+        assert_eq!(place(Some("gamma"), "beta", &fleet), Ok("gamma".into()));
+        // Unlimited instances count as the most room, then memory.
+        assert_eq!(place(Some("label:gpu"), "alpha", &fleet), Ok("beta".into()));
+        // alpha is full: refused, with where there is room.
+        let full = place(Some("alpha"), "beta", &fleet).unwrap_err();
+        assert!(
+            full.starts_with("host alpha is full: 4 of its 4 instances run"),
+            "{full}"
+        );
+        assert!(
+            full.contains("hosts with room: beta (no instance limit, 3000 MiB free), gamma (8 more instances, 16000 MiB free)"),
+            "{full}"
+        );
+        let none = place(Some("label:arm"), "alpha", &fleet).unwrap_err();
+        assert_eq!(
+            none,
+            "no host has the label \"arm\"; the labels are eu, gpu"
+        );
+        let unknown = place(Some("delta"), "alpha", &fleet).unwrap_err();
+        assert!(
+            unknown.contains("the hosts are alpha, beta, gamma"),
+            "{unknown}"
+        );
+    }
+
+    #[test]
+    fn a_host_that_cannot_take_an_instance_says_why() {
+        let (a, b) = (
+            fleet_host("alpha", "[\"gpu\"]", None, Some(300)),
+            fleet_host("beta", "[\"gpu\"]", None, None),
+        );
+        let lost = Standing::Lost {
+            since: "2026-12-06T12:00:00.000Z".into(),
+        };
+        let fleet = [
+            Candidate {
+                host: &a,
+                standing: Standing::Up,
+                live: 0,
+            },
+            Candidate {
+                host: &b,
+                standing: lost,
+                live: 3,
+            },
+        ];
+        let low = place(None, "alpha", &fleet).unwrap_err();
+        assert!(low.contains("300 MiB of memory free"), "{low}");
+        assert!(
+            low.ends_with("no host of the fleet takes new instances now"),
+            "{low}"
+        );
+        let gpu = place(Some("label:gpu"), "alpha", &fleet).unwrap_err();
+        assert!(gpu.contains("beta has been silent since"), "{gpu}");
+        let draining = [Candidate {
+            host: &b,
+            standing: Standing::Draining,
+            live: 0,
+        }];
+        assert!(
+            place(None, "beta", &draining)
+                .unwrap_err()
+                .starts_with("host beta is draining")
+        );
     }
 }

@@ -21,6 +21,8 @@ fn other_config(h: &Harness, name: &str, socket: &str) -> troupe::Config {
     config.db_path = config.data_dir.join("troupe.db");
     config.tmux_socket = socket.into();
     config.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    // A host joins with the fleet's token, as a person starts one.
+    config.token = h.server().token().to_string();
     config
 }
 
@@ -107,6 +109,21 @@ async fn hosts_see_each_other_and_keep_to_their_own_instances() {
         .to_string();
     assert!(
         refused.contains("another troupe serve is host \"beta\""),
+        "{refused}"
+    );
+
+    // Every host answers the person with the fleet's token: one with another is refused.
+    let socket = unique_socket("delta");
+    let _delta_tmux = TmuxServer(socket.clone());
+    let mut config = other_config(&h, "delta", &socket);
+    config.token = "not-the-fleets-token-0123456789".into();
+    let refused = troupe::Server::start(config)
+        .await
+        .err()
+        .expect("a host with another token is refused")
+        .to_string();
+    assert!(
+        refused.contains("alpha, beta serve this registry with another server token"),
         "{refused}"
     );
 

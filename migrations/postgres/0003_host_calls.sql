@@ -31,3 +31,10 @@ $$;
 
 CREATE TRIGGER host_calls_notify AFTER INSERT OR UPDATE ON host_calls
 FOR EACH ROW EXECUTE FUNCTION host_calls_notify();
+
+-- What the hosts of a fleet share, by key (SQLite's 0018).
+CREATE TABLE fleet (
+    key        TEXT PRIMARY KEY NOT NULL,
+    value      TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);

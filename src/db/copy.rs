@@ -17,6 +17,7 @@ use sqlx::Row;
 pub const TABLES: &[&str] = &[
     "hosts",
     "host_calls",
+    "fleet",
     "teams",
     "instances",
     "messages",

@@ -221,3 +221,48 @@ pub async fn live_counts(db: &super::Db) -> sqlx::Result<Vec<(String, i64)>> {
         },
     )
 }
+
+/// A value the hosts of a fleet share (`fleet` table).
+pub async fn fleet_value(db: &super::Db, key: &str) -> sqlx::Result<Option<String>> {
+    super::on!(db,
+        sqlite: |pool| {
+            sqlx::query_scalar!("SELECT value FROM fleet WHERE key = ?", key)
+                .fetch_optional(pool)
+                .await
+        },
+        postgres: |pool| {
+            sqlx::query_scalar!("SELECT value FROM fleet WHERE key = $1 /* postgres */", key)
+                .fetch_optional(pool)
+                .await
+        },
+    )
+}
+
+pub async fn set_fleet_value(db: &super::Db, key: &str, value: &str) -> sqlx::Result<()> {
+    let now = super::now();
+    super::on!(db,
+        sqlite: |pool| {
+            sqlx::query!(
+                "INSERT INTO fleet (key, value, updated_at) VALUES (?, ?, ?)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value,
+                                                 updated_at = excluded.updated_at",
+                key, value, now
+            )
+            .execute(pool)
+            .await?;
+            Ok(())
+        },
+        postgres: |pool| {
+            sqlx::query!(
+                "INSERT INTO fleet (key, value, updated_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value,
+                                                 updated_at = excluded.updated_at
+                 /* postgres */",
+                key, value, now
+            )
+            .execute(pool)
+            .await?;
+            Ok(())
+        },
+    )
+}
