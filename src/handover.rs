@@ -22,6 +22,9 @@ pub enum Act {
     Send {
         text: String,
     },
+    Spawn {
+        request: Box<crate::supervisor::SpawnRequest>,
+    },
     Interrupt,
     Suspend,
     Terminate,
@@ -53,6 +56,7 @@ impl Act {
     pub fn name(&self) -> &'static str {
         match self {
             Act::Send { .. } => "send",
+            Act::Spawn { .. } => "spawn",
             Act::Interrupt => "interrupt",
             Act::Suspend => "suspend",
             Act::Terminate | Act::TerminateTree => "terminate",
@@ -199,6 +203,10 @@ pub fn outcome(state: &str, result: Option<&str>, error: Option<&str>) -> Outcom
 /// What a caller hears when the owner did not answer in time: whether it ever took the act
 /// decides whether the act may still happen.
 pub fn not_answered(host: &str, act: &Act, instance_id: &str, taken: bool, secs: u64) -> String {
+    let instance_id = match (act, instance_id) {
+        (Act::Spawn { .. }, _) | (_, "") => "a new instance",
+        _ => instance_id,
+    };
     if taken {
         format!(
             "host {host} took the {} of {instance_id} but did not answer within {secs} s; it \

@@ -27,8 +27,13 @@ fn other_config(h: &Harness, name: &str, socket: &str) -> troupe::Config {
 }
 
 async fn other(h: &Harness, name: &str) -> Other {
+    other_with(h, name, |_| {}).await
+}
+
+async fn other_with(h: &Harness, name: &str, tune: impl Fn(&mut troupe::Config)) -> Other {
     let socket = unique_socket(name);
-    let config = other_config(h, name, &socket);
+    let mut config = other_config(h, name, &socket);
+    tune(&mut config);
     let server = troupe::Server::start(config.clone())
         .await
         .expect("the other host starts");
@@ -206,13 +211,61 @@ async fn hosts_see_each_other_and_keep_to_their_own_instances() {
 #[ignore = "needs a PostgreSQL server: set TROUPE_TEST_PG and pass --ignored"]
 async fn any_host_acts_on_another_hosts_instance_through_its_owner() {
     let h = Harness::start_with(|c| c.host = "alpha".into()).await;
-    let b = other(&h, "beta").await;
+    let b = other_with(&h, "beta", |c| c.labels = vec!["gpu".into()]).await;
     let b_mcp = McpClient::user(&b.server).await;
-    let r = b_mcp
-        .call_tool("spawn_claude", json!({ "role": "tester", "name": "far" }))
+
+    // Spawned through alpha onto the host labelled gpu: beta runs it.
+    let r = h
+        .call(
+            "spawn_claude",
+            json!({ "role": "tester", "name": "far", "host": "label:gpu" }),
+        )
         .await;
     assert!(!r.is_error, "{}", r.text);
+    assert_eq!(r.structured["instance"]["host"], "beta", "{}", r.structured);
     let far = r.structured["instance_id"].as_str().unwrap().to_string();
+    let on_beta = |session: &str| {
+        std::process::Command::new("tmux")
+            .args(["-L", &b.config.tmux_socket, "has-session", "-t"])
+            .arg(format!("={session}"))
+            .status()
+            .unwrap()
+            .success()
+    };
+    let inst = troupe::db::instances::Instance::find(h.pool(), &far)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(on_beta(&inst.tmux_session), "beta's tmux runs {far}");
+    assert!(!h.tmux_has_session(&inst.tmux_session));
+
+    // A child goes to its parent's host unless told otherwise.
+    let r = h
+        .call(
+            "spawn_claude",
+            json!({ "role": "tester", "name": "kid", "parent_instance_id": far }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    assert_eq!(r.structured["instance"]["host"], "beta", "{}", r.structured);
+    let r = h
+        .call(
+            "spawn_claude",
+            json!({ "role": "tester", "host": "label:arm" }),
+        )
+        .await;
+    assert!(r.is_error, "{}", r.text);
+    assert_eq!(r.text, "no host has the label \"arm\"; the labels are gpu");
+    let r = h
+        .call("spawn_claude", json!({ "role": "tester", "host": "zeta" }))
+        .await;
+    assert!(
+        r.is_error
+            && r.text
+                .contains("no host \"zeta\" in this fleet; the hosts are alpha, beta"),
+        "{}",
+        r.text
+    );
 
     // Sent through alpha, typed by beta, answered to alpha's caller.
     let r = h
@@ -295,12 +348,10 @@ async fn any_host_acts_on_another_hosts_instance_through_its_owner() {
         .unwrap()
         .unwrap();
     assert_eq!(inst.state.as_str(), "terminated");
-    let on_beta = std::process::Command::new("tmux")
-        .args(["-L", &b.config.tmux_socket, "has-session", "-t"])
-        .arg(format!("={}", inst.tmux_session))
-        .status()
-        .unwrap();
-    assert!(!on_beta.success(), "beta's session for {far} is gone");
+    assert!(
+        !on_beta(&inst.tmux_session),
+        "beta's session for {far} is gone"
+    );
     let acts: Vec<String> =
         sqlx::query_scalar("SELECT kind FROM audit_events WHERE instance_id = $1 ORDER BY id")
             .bind(&far)

@@ -290,6 +290,8 @@ struct SpawnBody {
     permission_mode: Option<String>,
     #[serde(default)]
     permission_rules: Option<crate::permissions::Rules>,
+    #[serde(default)]
+    host: Option<String>,
 }
 
 /// `POST /api/instances`: spawns an instance for the person.
@@ -311,6 +313,7 @@ async fn spawn(
         use_worktree: b.use_worktree,
         permission_mode: b.permission_mode,
         permission_rules: b.permission_rules,
+        host: b.host,
     };
     Ok((StatusCode::CREATED, Json(sup.spawn(req, None).await?)))
 }

@@ -161,6 +161,10 @@ pub struct SpawnEntry {
     /// Rules that decide its permission requests without asking (as for spawn_claude).
     #[serde(default)]
     pub permission_rules: Option<crate::permissions::Rules>,
+    /// The host to run it on, in a fleet: a host's name, or `label:NAME` for the roomiest host
+    /// with that label. Default: the parent's host, else the host this call reached.
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -514,6 +518,7 @@ impl Troupe {
                 use_worktree: e.use_worktree,
                 permission_mode: e.permission_mode,
                 permission_rules: e.permission_rules,
+                host: e.host,
             })
             .collect();
         let outcomes = self

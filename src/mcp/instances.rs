@@ -61,6 +61,10 @@ pub struct SpawnClaudeParams {
     /// its command, file path or URL (`*` any text). Deny wins.
     #[serde(default)]
     pub permission_rules: Option<crate::permissions::Rules>,
+    /// The host to run it on, in a fleet: a host's name, or `label:NAME` for the roomiest host
+    /// with that label. Default: the parent's host, else the host this call reached.
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -110,6 +114,10 @@ pub struct SpawnCodexParams {
     /// its command, file path or URL (`*` any text). Deny wins.
     #[serde(default)]
     pub permission_rules: Option<crate::permissions::Rules>,
+    /// The host to run it on, in a fleet: a host's name, or `label:NAME` for the roomiest host
+    /// with that label. Default: the parent's host, else the host this call reached.
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 /// An instance as troupe reports it.
@@ -313,6 +321,7 @@ impl Troupe {
                 use_worktree: p.use_worktree,
                 permission_mode: p.permission_mode,
                 permission_rules: p.permission_rules,
+                host: p.host,
             },
         )
         .await
@@ -345,6 +354,7 @@ impl Troupe {
                 use_worktree: p.use_worktree,
                 permission_mode: p.permission_mode,
                 permission_rules: p.permission_rules,
+                host: p.host,
             },
         )
         .await

@@ -202,6 +202,7 @@ impl Supervisor {
         }
         match act {
             Act::Send { text } => json(self.send(id, &text, caller).await?.id),
+            Act::Spawn { request } => json(self.spawn(*request, caller).await?.id),
             Act::Interrupt => json(self.interrupt(id, caller).await?),
             Act::Suspend => json(self.suspend(id, caller).await?),
             Act::Terminate => json(self.terminate_one(id, caller).await?),

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::Supervisor;
 use crate::db::hosts::{Host, live_counts};
 use crate::error::{Error, Result};
-use crate::hosts::{Standing, standing};
+use crate::hosts::{Candidate, Standing, standing};
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct HostView {
@@ -134,6 +134,53 @@ impl Supervisor {
         )
         .await;
         Ok(given_up)
+    }
+
+    /// The host a new instance goes to ([`crate::hosts::place`]): the one asked for, else
+    /// the parent's, else this one.
+    pub(super) async fn placement(
+        &self,
+        req: &crate::supervisor::SpawnRequest,
+        caller: Option<&str>,
+    ) -> Result<String> {
+        let pool = &self.shared.pool;
+        let me = &self.shared.config.host;
+        let wanted = req.host.as_deref().map(str::trim).filter(|w| !w.is_empty());
+        let parent = req.parent_instance_id.as_deref().or(caller);
+        let default = match parent {
+            Some(p) => crate::db::instances::Instance::find(pool, p)
+                .await?
+                .map(|i| i.host)
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| me.clone()),
+            None => me.clone(),
+        };
+        // This host's own limits (draining, room) are checked as the spawn runs.
+        if wanted.is_none_or(|w| w == me) && &default == me {
+            return Ok(me.clone());
+        }
+        let rows = Host::list(pool).await?;
+        let counts = live_counts(pool).await?;
+        let limit = chrono::Duration::from_std(self.shared.config.host_lost_after)
+            .unwrap_or(chrono::Duration::seconds(15));
+        let now = chrono::Utc::now();
+        let fleet: Vec<Candidate> = rows
+            .iter()
+            .map(|h| Candidate {
+                host: h,
+                standing: match (&h.name == me, h.state.as_str()) {
+                    (true, "draining") => Standing::Draining,
+                    // This server knows it runs; on SQLite it writes no heartbeat at all.
+                    (true, _) => Standing::Up,
+                    (false, _) => standing(h, now, limit),
+                },
+                live: counts
+                    .iter()
+                    .find(|(n, _)| *n == h.name)
+                    .map_or(0, |(_, c)| *c),
+            })
+            .collect();
+        crate::hosts::place(wanted, &default, &fleet).map_err(Error::Refused)
     }
 
     /// Refuses a spawn on this host while it drains.

@@ -249,7 +249,7 @@ impl RecoveryOutcome {
 }
 
 /// What a caller asks for when spawning an instance.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SpawnRequest {
     /// The agent CLI (`claude`, the default, or `codex`).
     pub agent: Option<String>,
@@ -269,6 +269,9 @@ pub struct SpawnRequest {
     pub permission_mode: Option<String>,
     /// Rules that decide permission requests without asking anyone.
     pub permission_rules: Option<crate::permissions::Rules>,
+    /// The host to run it on: a name, or `label:NAME` for the roomiest host with that label;
+    /// None: the parent's host, else this one.
+    pub host: Option<String>,
 }
 
 /// How long a task that has written its instance's end may take to finish its last step.

@@ -6,7 +6,24 @@ use super::*;
 impl Supervisor {
     /// Starts an instance (Claude Code unless the request names another agent) and returns
     /// once it is ready for messages.
-    pub async fn spawn(&self, req: SpawnRequest, caller: Option<&str>) -> Result<Instance> {
+    pub async fn spawn(&self, mut req: SpawnRequest, caller: Option<&str>) -> Result<Instance> {
+        let host = self.placement(&req, caller).await?;
+        if host != self.shared.config.host {
+            // Named, so the owner does not place it again (a label could pick another host).
+            req.host = Some(host.clone());
+            let parent = req
+                .parent_instance_id
+                .clone()
+                .or(caller.map(str::to_string))
+                .unwrap_or_default();
+            let act = crate::handover::Act::Spawn {
+                request: Box::new(req),
+            };
+            let id: String = self.hand_over(&host, &parent, caller, act).await?;
+            return Instance::find(self.pool(), &id)
+                .await?
+                .ok_or(Error::UnknownInstance(id));
+        }
         let (sup, caller) = (self.clone(), caller.map(str::to_string));
         to_the_end(async move { sup.spawn_now(req, caller.as_deref()).await }).await
     }
