@@ -37,3 +37,16 @@ CREATE TABLE fleet (
     value      TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
+
+-- `host_lost`: the instance's host went silent past the heartbeat limit; written by the hosts
+-- that still serve, and replaced by the owner's own report when it is back.
+DROP TRIGGER instances_state_insert;
+DROP TRIGGER instances_state_update;
+
+CREATE TRIGGER instances_state_insert BEFORE INSERT ON instances
+WHEN NEW.state NOT IN ('starting', 'idle', 'busy', 'waiting_permission', 'suspended', 'exited', 'terminated', 'failed', 'attached', 'host_lost')
+BEGIN SELECT RAISE(ABORT, 'not an instance state'); END;
+
+CREATE TRIGGER instances_state_update BEFORE UPDATE OF state ON instances
+WHEN NEW.state NOT IN ('starting', 'idle', 'busy', 'waiting_permission', 'suspended', 'exited', 'terminated', 'failed', 'attached', 'host_lost')
+BEGIN SELECT RAISE(ABORT, 'not an instance state'); END;

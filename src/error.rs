@@ -65,6 +65,10 @@ fn next_step(state: crate::states::InstanceState) -> &'static str {
             "resume_instance tries to bring it back with its conversation; or spawn a new one"
         }
         Idle | Busy | WaitingPermission => "try again in a moment",
+        HostLost => {
+            "its host takes it up again when it is back; `troupe hosts` shows the host, and \
+             `troupe host forget` gives up on it"
+        }
         Attached => {
             "it is a session troupe did not start (troupe chat); talk to it in its own terminal"
         }

@@ -9,9 +9,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::db::Db;
-use crate::db::hosts::{Host, NewHost, fleet_value, set_fleet_value};
+use crate::db::hosts::{Host, NewHost, fleet_value, mark_lost, set_fleet_value};
 use crate::hosts::{
-    Claimant, TOKEN_KEY, TokenStep, fleet_token, may_take, standing, this_machine, token_hash,
+    Claimant, Standing, TOKEN_KEY, TokenStep, fleet_token, may_take, standing, this_machine,
+    token_hash,
 };
 
 /// Registers this server as host `config.host`; how many instances it took over.
@@ -82,8 +83,16 @@ pub fn free_memory_mb() -> Option<i64> {
 }
 
 /// Writes the heartbeat every `every` until `stop`; a failed one is retried at the next beat
-/// (the database's health says the outage once).
-pub async fn heartbeat(db: Db, name: String, every: Duration, stop: CancellationToken) {
+/// (the database's health says the outage once). Each beat also looks for hosts gone silent
+/// past `lost_after` and marks what they ran `host_lost`.
+pub async fn heartbeat(
+    db: Db,
+    name: String,
+    every: Duration,
+    lost_after: Duration,
+    stop: CancellationToken,
+) {
+    let limit = chrono::Duration::from_std(lost_after).unwrap_or(chrono::Duration::seconds(15));
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -94,8 +103,33 @@ pub async fn heartbeat(db: Db, name: String, every: Duration, stop: Cancellation
         if let Err(e) = Host::heartbeat(&db, &name, free_memory_mb()).await {
             db.health().failed(&e);
             tracing::debug!(error = %e, "heartbeat not written");
+            continue;
+        }
+        if let Err(e) = mark_the_lost(&db, &name, limit).await {
+            tracing::debug!(error = %e, "could not look for lost hosts");
         }
     }
+}
+
+/// Marks the running instances of every host silent past `limit` as `host_lost`.
+async fn mark_the_lost(db: &Db, me: &str, limit: chrono::Duration) -> sqlx::Result<()> {
+    let now = chrono::Utc::now();
+    for host in Host::list(db).await? {
+        if host.name == me {
+            continue;
+        }
+        if let Standing::Lost { since } = standing(&host, now, limit) {
+            let reason = format!("host {} has been silent since {since}", host.name);
+            let marked = mark_lost(db, &host.name, &reason).await?;
+            if marked > 0 {
+                tracing::warn!(
+                    host = %host.name,
+                    "{reason}: its {marked} running instances are host_lost until it is back"
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Says the host stopped (a clean stop): the others do not wait out its heartbeat.

@@ -168,6 +168,7 @@ impl Server {
                 pool.clone(),
                 config.host.clone(),
                 config.heartbeat,
+                config.host_lost_after,
                 shutdown.clone(),
             ));
         }

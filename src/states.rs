@@ -31,6 +31,9 @@ pub enum InstanceState {
     /// A session troupe did not start (`troupe chat`): its spawns are its children and its
     /// tokens are counted, but troupe does not type into it.
     Attached,
+    /// The host that runs it went silent past the heartbeat limit (a fleet on PostgreSQL): it
+    /// may still run there. Its messages wait, and the host takes it up again when it is back.
+    HostLost,
 }
 
 impl InstanceState {
@@ -175,6 +178,7 @@ stored_names!(InstanceState, fallback Failed, {
     Terminated => "terminated",
     Failed => "failed",
     Attached => "attached",
+    HostLost => "host_lost",
 });
 stored_names!(MessageState, fallback Failed, {
     Queued => "queued",

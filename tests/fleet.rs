@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use support::{Harness, McpClient, TmuxServer, unique_socket};
 
@@ -386,15 +388,78 @@ async fn any_host_acts_on_another_hosts_instance_through_its_owner() {
         r.text
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let pg = sqlx::PgPool::connect(h.db_url.as_ref().unwrap())
+        .await
+        .unwrap();
     let calls: i64 = sqlx::query_scalar("SELECT count(*) FROM host_calls")
-        .fetch_one(
-            &sqlx::PgPool::connect(h.db_url.as_ref().unwrap())
-                .await
-                .unwrap(),
-        )
+        .fetch_one(&pg)
         .await
         .unwrap();
     assert_eq!(calls, 0, "no act is left in flight");
+
+    // beta as if it had crashed: its row says up, its heartbeat is old. alpha marks what it
+    // ran host_lost (not failed), and a send says which host and since when.
+    sqlx::query(
+        "UPDATE hosts SET state = 'up', heartbeat_at = '2026-12-06T12:00:00.000Z'
+         WHERE name = 'beta'",
+    )
+    .execute(&pg)
+    .await
+    .unwrap();
+    let state_of = |id: String| {
+        let pool = h.pool().clone();
+        async move {
+            troupe::db::instances::Instance::find(&pool, &id)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    support::eventually(
+        "beta's instance is host_lost",
+        Duration::from_secs(10),
+        || async {
+            let inst = state_of(left.clone()).await;
+            (inst.state.as_str() == "host_lost").then_some(inst)
+        },
+    )
+    .await;
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": left, "message": "anyone there?" }),
+        )
+        .await;
+    assert!(
+        r.is_error && r.text.contains("silent since 2026-12-06T12:00:00.000Z"),
+        "{}",
+        r.text
+    );
+    let listed = h.call("list_instances", json!({})).await;
+    assert!(listed.text.contains("host_lost"), "{}", listed.text);
+
+    // beta is back: it takes its instance up again, and alpha's send reaches it.
+    let back = troupe::Server::start(b.config.clone())
+        .await
+        .expect("beta comes back");
+    let inst = support::eventually(
+        "beta's instance is idle again",
+        Duration::from_secs(30),
+        || async {
+            let inst = state_of(left.clone()).await;
+            (inst.state.as_str() == "idle").then_some(inst)
+        },
+    )
+    .await;
+    assert!(on_beta(&inst.tmux_session), "the same tmux session");
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": left, "message": "welcome back" }),
+        )
+        .await;
+    assert_eq!(r.structured["response"], "ECHO: welcome back", "{}", r.text);
+    back.stop().await;
 }
 
 /// Runs the troupe command line against the harness's server; what it printed.

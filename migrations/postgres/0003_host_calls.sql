@@ -38,3 +38,9 @@ CREATE TABLE fleet (
     value      TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
+
+-- `host_lost` (SQLite's 0018): the instance's host went silent past the heartbeat limit.
+ALTER TABLE instances DROP CONSTRAINT instances_state_check;
+ALTER TABLE instances ADD CONSTRAINT instances_state_check
+    CHECK (state IN ('starting', 'idle', 'busy', 'waiting_permission', 'suspended', 'exited',
+                     'terminated', 'failed', 'attached', 'host_lost'));

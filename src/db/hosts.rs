@@ -266,3 +266,32 @@ pub async fn set_fleet_value(db: &super::Db, key: &str, value: &str) -> sqlx::Re
         },
     )
 }
+
+/// Marks what `host` was running (starting, idle, busy, waiting for permission) as
+/// `host_lost`, with `reason`; how many. Messages are left as they are.
+pub async fn mark_lost(db: &super::Db, host: &str, reason: &str) -> sqlx::Result<u64> {
+    let now = super::now();
+    Ok(super::on!(db,
+        sqlite: |pool| {
+            sqlx::query!(
+                "UPDATE instances SET state = 'host_lost', state_reason = ?, state_since = ?
+                 WHERE host = ? AND state IN ('starting', 'idle', 'busy', 'waiting_permission')",
+                reason, now, host
+            )
+            .execute(pool)
+            .await?
+            .rows_affected()
+        },
+        postgres: |pool| {
+            sqlx::query!(
+                "UPDATE instances SET state = 'host_lost', state_reason = $1, state_since = $2
+                 WHERE host = $3 AND state IN ('starting', 'idle', 'busy', 'waiting_permission')
+                 /* postgres */",
+                reason, now, host
+            )
+            .execute(pool)
+            .await?
+            .rows_affected()
+        },
+    ))
+}

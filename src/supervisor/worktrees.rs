@@ -236,6 +236,7 @@ impl Supervisor {
                     | InstanceState::Busy
                     | InstanceState::WaitingPermission
                     | InstanceState::Attached
+                    | InstanceState::HostLost
             );
         if live {
             return Err(Error::Refused(format!(
