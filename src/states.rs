@@ -217,7 +217,7 @@ mod tests {
         check(InterruptOutcome::ALL);
         check(AskState::ALL);
         check(ApprovalState::ALL);
-        assert_eq!(InstanceState::ALL.len(), 9);
+        assert_eq!(InstanceState::ALL.len(), 10);
         assert_eq!(
             MessageState::from("timed_out".to_string()),
             MessageState::Failed
