@@ -119,6 +119,12 @@ async fn reports_agree_in_every_format_with_the_server_stopped() {
         let t: i64 = rows.iter().map(|r| r["calls"].as_i64().unwrap()).sum();
         assert!(t >= 2, "{by}: {out}");
     }
+    // One host ran them all: every call is counted under it.
+    let (ok, out) = report(&db, &["cost", "--by", "host", "--format", "json"]);
+    assert!(ok, "{out}");
+    let rows: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows.len(), 1, "{out}");
+    assert_eq!(rows[0]["host"], h.config().host.as_str(), "{out}");
     let (ok, out) = report(&db, &["cost", "--team", "nobody", "--format", "json"]);
     assert!(ok && out.trim() == "[]", "{out}");
 

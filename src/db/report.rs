@@ -15,6 +15,8 @@ pub enum By {
     Team,
     Day,
     Message,
+    /// The host that ran the instance (a fleet's hosts on one PostgreSQL registry).
+    Host,
 }
 
 /// Opens the database read-only; a missing file is an error that names the fix. A
@@ -75,6 +77,7 @@ pub async fn cost(
         By::Model => ("u.model", vec!["model"]),
         By::Team => ("COALESCE(t.name, '(no team)')", vec!["team"]),
         By::Day => ("substr(u.created_at, 1, 10)", vec!["day"]),
+        By::Host => ("COALESCE(NULLIF(i.host, ''), '(unknown)')", vec!["host"]),
         By::Message => (
             "COALESCE(u.message_id, '(none)'), u.instance_id",
             vec!["message", "instance"],
