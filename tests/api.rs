@@ -412,6 +412,14 @@ async fn events_resume_from_the_last_event_id_and_miss_nothing() {
     assert_eq!(states.first(), Some(&"queued"), "{states:?}");
     assert_eq!(states.last(), Some(&"answered"), "{states:?}");
     assert!(states.contains(&"submitted"), "{states:?}");
+    // Each event about an instance names the host that runs it.
+    let host = h.config().host;
+    assert!(
+        seen.iter()
+            .filter(|(e, _)| e.event == "message" || e.event == "instance")
+            .all(|(_, d)| d["host"] == host.as_str()),
+        "{seen:?}"
+    );
     let ids: Vec<i64> = seen.iter().map(|(e, _)| id_of(e)).collect();
     assert!(
         ids.windows(2).all(|w| w[0] < w[1]),

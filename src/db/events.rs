@@ -13,6 +13,25 @@ pub struct LoggedEvent {
     pub instance_id: Option<String>,
     /// The event's JSON, as the trigger wrote it.
     pub data: String,
+    /// The host that runs the event's instance, if it has one.
+    pub host: Option<String>,
+}
+
+impl LoggedEvent {
+    /// The event's JSON with its host added (a fleet's clients tell hosts apart by it); as
+    /// written when there is no host or the JSON is not an object.
+    pub fn data_with_host(&self) -> String {
+        let Some(host) = self.host.as_deref().filter(|h| !h.is_empty()) else {
+            return self.data.clone();
+        };
+        match serde_json::from_str::<serde_json::Value>(&self.data) {
+            Ok(serde_json::Value::Object(mut map)) => {
+                map.entry("host").or_insert_with(|| host.into());
+                serde_json::Value::Object(map).to_string()
+            }
+            _ => self.data.clone(),
+        }
+    }
 }
 
 /// Which events a reader wants.
@@ -39,7 +58,9 @@ pub async fn after(db: &super::Db, after: i64, limit: i64) -> sqlx::Result<Vec<L
         sqlite: |pool| {
             sqlx::query_as!(
                 LoggedEvent,
-                "SELECT id, at, kind, instance_id, data FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                r#"SELECT e.id, e.at, e.kind, e.instance_id, e.data, i.host AS "host?"
+                   FROM events e LEFT JOIN instances i ON i.id = e.instance_id
+                   WHERE e.id > ? ORDER BY e.id LIMIT ?"#,
                 after,
                 limit
             )
@@ -49,7 +70,9 @@ pub async fn after(db: &super::Db, after: i64, limit: i64) -> sqlx::Result<Vec<L
         postgres: |pool| {
             sqlx::query_as!(
                 LoggedEvent,
-                "SELECT id, at, kind, instance_id, data FROM events WHERE id > $1 ORDER BY id LIMIT $2 /* postgres */",
+                r#"SELECT e.id, e.at, e.kind, e.instance_id, e.data, i.host AS "host?"
+                   FROM events e LEFT JOIN instances i ON i.id = e.instance_id
+                   WHERE e.id > $1 ORDER BY e.id LIMIT $2 /* postgres */"#,
                 after,
                 limit
             )
@@ -113,7 +136,21 @@ mod tests {
             kind: kind.into(),
             instance_id: instance.map(str::to_string),
             data: "{}".into(),
+            host: None,
         }
+    }
+
+    #[test]
+    fn an_event_names_its_host() {
+        let mut e = event("message", Some("dev-1"));
+        e.data = r#"{"id":"msg-1","state":"queued"}"#.into();
+        assert_eq!(e.data_with_host(), e.data, "no host, as written");
+        e.host = Some("beta".into());
+        let v: serde_json::Value = serde_json::from_str(&e.data_with_host()).unwrap();
+        assert_eq!(v["host"], "beta");
+        assert_eq!(v["state"], "queued");
+        e.data = "[1]".into();
+        assert_eq!(e.data_with_host(), "[1]");
     }
 
     #[test]

@@ -157,6 +157,6 @@ impl Tail {
 fn to_sse(event: LoggedEvent) -> SseEvent {
     SseEvent::default()
         .id(event.id.to_string())
+        .data(event.data_with_host())
         .event(event.kind)
-        .data(event.data)
 }
