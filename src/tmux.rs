@@ -136,8 +136,9 @@ impl Tmux {
             .option("remain-on-exit")
             .value("on")
             .build();
-        for part in keep.to_vec() {
-            cmd.push_param(part.into_owned());
+        let keep: Vec<String> = keep.to_vec().into_iter().map(|p| p.into_owned()).collect();
+        for part in &keep {
+            cmd.push_param(part.clone());
         }
         let args = owned(cmd);
         let mut attempts = 0;
@@ -150,6 +151,16 @@ impl Tmux {
                 {
                     attempts += 1;
                     tracing::debug!("tmux server went away during new-session ({stderr}); again");
+                }
+                // The attempt that lost its server had made the session all the same (seen in
+                // CI: the client started a new server and created the session there before
+                // reporting the old one lost). The name is this instance's alone, so it is
+                // this session; only the option chained after it may be missing.
+                Err(TmuxError::Failed { stderr, .. })
+                    if attempts > 0 && stderr.contains("duplicate session") =>
+                {
+                    tracing::debug!("new-session had made {} before its server went", spec.name);
+                    return self.run_args(keep, None).await.map(|_| ());
                 }
                 other => return other.map(|_| ()),
             }
