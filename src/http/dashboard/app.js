@@ -333,7 +333,9 @@ function instanceRow(inst, childCount) {
     : el('span', { className: 'caret none' });
   const u = inst.usage ?? zeroUsage();
   const costTitle = `${tokenBreakdown(u)}${u.unpriced_calls ? ` · ${u.unpriced_calls} unpriced calls` : ''}`;
-  const model = [inst.agent, inst.model].filter(Boolean).join('/');
+  // In a fleet each row says which host runs it; on one host that would only be noise.
+  const where = inst.host && fleetHosts() > 1 ? ` @ ${inst.host}` : '';
+  const model = [inst.agent, inst.model].filter(Boolean).join('/') + where;
   const row = el('div', {
     className: `row${ended ? ' ended' : ''}${state.selected === inst.id ? ' selected' : ''}${inst.state === 'waiting_permission' ? ' asking' : ''}`,
     dataset: { testid: 'instance-row', instanceId: inst.id },
@@ -356,6 +358,13 @@ function instanceRow(inst, childCount) {
     el('span', { className: 'cost', text: fmtCost(u.cost_micros) + (u.unpriced_calls ? '+' : ''), title: costTitle }),
   ]);
   return row;
+}
+
+/** How many hosts run the instances the dashboard knows. */
+function fleetHosts() {
+  const hosts = new Set();
+  for (const inst of state.instances.values()) if (inst.host) hosts.add(inst.host);
+  return hosts.size;
 }
 
 function stateBadge(st, testid) {
