@@ -368,11 +368,33 @@ async fn any_host_acts_on_another_hosts_instance_through_its_owner() {
         assert!(acts.iter().any(|k| k == kind), "{kind} in {acts:?}");
     }
 
-    // With beta stopped, alpha says so at once instead of waiting.
     let r = b_mcp
         .call_tool("spawn_claude", json!({ "role": "tester", "name": "left" }))
         .await;
     let left = r.structured["instance_id"].as_str().unwrap().to_string();
+
+    // Drained with --suspend from alpha: beta suspends what it runs; a message through alpha
+    // brings it back (resumed on beta), and undrain takes spawns again.
+    let said = troupe(&h, &["host", "drain", "beta", "--suspend"]);
+    assert!(said.contains(&format!("suspended {left}")), "{said}");
+    let inst = troupe::db::instances::Instance::find(h.pool(), &left)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(inst.state.as_str(), "suspended", "{inst:?}");
+    assert!(!on_beta(&inst.tmux_session));
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": left, "message": "wake up" }),
+        )
+        .await;
+    assert_eq!(r.structured["response"], "ECHO: wake up", "{}", r.text);
+    assert!(on_beta(&inst.tmux_session), "resumed on beta");
+    let said = troupe(&h, &["host", "undrain", "beta"]);
+    assert!(said.contains("beta takes new instances again"), "{said}");
+
+    // With beta stopped, alpha says so at once instead of waiting.
     b.server.stop().await;
     let started = std::time::Instant::now();
     let r = h

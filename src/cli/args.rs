@@ -371,8 +371,14 @@ pub enum ReportCommand {
 
 #[derive(Subcommand)]
 pub enum HostCommand {
-    /// No new spawns on the host; its instances go on.
-    Drain { name: String },
+    /// No new spawns on the host; its instances go on (unless --suspend).
+    Drain {
+        name: String,
+        /// Also suspend its running instances; their conversations are kept, and a message
+        /// or resume brings each back.
+        #[arg(long)]
+        suspend: bool,
+    },
     /// The host takes spawns again.
     Undrain { name: String },
     /// Give up on a host that will not come back: its instances that have not ended fail.

@@ -262,12 +262,40 @@ async fn attach(client: crate::cli::Client, id: &str) -> anyhow::Result<()> {
 async fn host(client: crate::cli::Client, command: super::args::HostCommand) -> anyhow::Result<()> {
     use super::args::HostCommand::*;
     match command {
-        Drain { name } => {
-            client.drain_host(&name, true).await?;
-            println!("{name} is draining: no new instances there; its instances go on");
+        Drain { name, suspend } => {
+            let v = client.drain_host(&name, true, suspend).await?;
+            if !suspend {
+                println!("{name} is draining: no new instances there; its instances go on");
+            } else {
+                let ids = |key: &str| -> Vec<String> {
+                    v[key]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .map(|i| match i.as_str() {
+                                    Some(id) => id.to_string(),
+                                    None => format!("{} ({})", i["instance_id"], i["error"]),
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                };
+                let (done, not) = (ids("suspended"), ids("not_suspended"));
+                println!(
+                    "{name} is draining: no new instances there; suspended {}",
+                    if done.is_empty() {
+                        "none".to_string()
+                    } else {
+                        done.join(", ")
+                    }
+                );
+                if !not.is_empty() {
+                    println!("not suspended: {}", not.join(", "));
+                }
+            }
         }
         Undrain { name } => {
-            client.drain_host(&name, false).await?;
+            client.drain_host(&name, false, false).await?;
             println!("{name} takes new instances again");
         }
         Forget { name } => {

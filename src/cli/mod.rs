@@ -112,13 +112,18 @@ impl Client {
     }
 
     /// Drains host `name` (or, with `drain` false, takes it back).
-    pub async fn drain_host(&self, name: &str, drain: bool) -> anyhow::Result<Value> {
+    pub async fn drain_host(
+        &self,
+        name: &str,
+        drain: bool,
+        suspend: bool,
+    ) -> anyhow::Result<Value> {
         let name = crate::hosts::checked_name(name).map_err(anyhow::Error::msg)?;
         let path = format!("/api/hosts/{name}/drain");
         self.call(
             reqwest::Method::POST,
             &path,
-            Some(serde_json::json!({ "drain": drain })),
+            Some(serde_json::json!({ "drain": drain, "suspend": suspend })),
         )
         .await
     }

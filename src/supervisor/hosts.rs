@@ -98,6 +98,32 @@ impl Supervisor {
         Ok(())
     }
 
+    /// Suspends every running instance of host `name` (each through its owner): their
+    /// conversations are kept for a later resume. The ids suspended, and those that could not
+    /// be, with why.
+    pub async fn suspend_host(
+        &self,
+        name: &str,
+        caller: Option<&str>,
+    ) -> Result<(Vec<String>, Vec<(String, String)>)> {
+        use crate::states::InstanceState::*;
+        let running: Vec<String> =
+            crate::db::instances::Instance::unended_on(&self.shared.pool, name)
+                .await?
+                .into_iter()
+                .filter(|i| matches!(i.state, Starting | Idle | Busy | WaitingPermission))
+                .map(|i| i.id)
+                .collect();
+        let (mut done, mut not) = (Vec::new(), Vec::new());
+        for id in self.deepest_first(running).await {
+            match self.suspend(&id, caller).await {
+                Ok(()) => done.push(id),
+                Err(e) => not.push((id, e.to_string())),
+            }
+        }
+        Ok((done, not))
+    }
+
     /// Gives up on a host that will not come back: its instances that have not ended become
     /// failed (with that reason), and its row goes. Refused while the host runs. The ids of
     /// the instances given up.

@@ -20,13 +20,17 @@ pub(super) struct DrainBody {
     /// false takes spawns again.
     #[serde(default = "yes")]
     drain: bool,
+    /// Also suspend its running instances (their conversations kept).
+    #[serde(default)]
+    suspend: bool,
 }
 
 fn yes() -> bool {
     true
 }
 
-/// `POST /api/hosts/{name}/drain {"drain": true|false}`: no new spawns there (or again).
+/// `POST /api/hosts/{name}/drain {"drain": true|false, "suspend": bool}`: no new spawns there
+/// (or again); `suspend` also suspends its running instances.
 pub(super) async fn drain(
     State(sup): State<Supervisor>,
     Path(name): Path<String>,
@@ -34,9 +38,20 @@ pub(super) async fn drain(
 ) -> Result<Json<Value>, Error> {
     let Json(b) = body.map_err(|e| Error::InvalidInput(e.body_text()))?;
     sup.drain_host(&name, b.drain, None).await?;
-    Ok(Json(
-        json!({ "host": name, "state": if b.drain { "draining" } else { "up" } }),
-    ))
+    let (suspended, not_suspended) = match b.suspend && b.drain {
+        true => sup.suspend_host(&name, None).await?,
+        false => Default::default(),
+    };
+    let not_suspended: Vec<Value> = not_suspended
+        .into_iter()
+        .map(|(id, why)| json!({ "instance_id": id, "error": why }))
+        .collect();
+    Ok(Json(json!({
+        "host": name,
+        "state": if b.drain { "draining" } else { "up" },
+        "suspended": suspended,
+        "not_suspended": not_suspended,
+    })))
 }
 
 /// `POST /api/hosts/{name}/forget`: its instances that have not ended become failed.
