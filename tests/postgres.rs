@@ -238,6 +238,46 @@ async fn an_answer_written_by_another_process_ends_a_waiting_send_at_once() {
     assert!(took < Duration::from_millis(100), "{took:?}");
 }
 
+/// An instance's call waiting for the person's approval ends when the approval is decided by
+/// another process (the person answering on another host of the fleet).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a PostgreSQL server: set TROUPE_TEST_PG and pass --ignored"]
+async fn an_approval_decided_by_another_process_ends_the_wait_at_once() {
+    let h = Harness::start().await;
+    let other = other_process(&h).await;
+    instance_row(&other, "far-1", "idle").await;
+    let sup = h.server().supervisor.clone();
+    let asked = sup
+        .ask_approval("far-1", "spawn_claude", &json!({ "role": "tester" }))
+        .await
+        .unwrap();
+    let waiting = {
+        let (sup, id) = (sup.clone(), asked.id.clone());
+        tokio::spawn(async move {
+            let a = sup.await_approval(&id, Duration::from_secs(30)).await;
+            (Instant::now(), a)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "the wait ended before the decision");
+    let written = Instant::now();
+    sqlx::query(
+        "UPDATE approvals SET state = 'approved', decided_by = 'rest', decided_at = $1
+         WHERE id = $2",
+    )
+    .bind("2026-12-06T12:00:00.000Z")
+    .bind(&asked.id)
+    .execute(&other)
+    .await
+    .unwrap();
+    let (decided_at, a) = waiting.await.unwrap();
+    let a = a.unwrap();
+    assert_eq!(a.state.to_string(), "approved", "{a:?}");
+    let took = decided_at - written;
+    eprintln!("the approval's wait ended {took:?} after the commit");
+    assert!(took < Duration::from_millis(100), "{took:?}");
+}
+
 /// Text with a NUL character (a tool that printed a binary file) is written on PostgreSQL,
 /// whose text type has none: it would otherwise stall the instance's write queue.
 #[tokio::test(flavor = "multi_thread")]

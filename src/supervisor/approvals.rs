@@ -142,22 +142,38 @@ impl Supervisor {
     /// The approval once the person has answered, or as it stands after `wait`.
     pub async fn await_approval(&self, id: &str, wait: Duration) -> Result<Approval> {
         let mut events = self.subscribe();
+        // The person may answer on another host of the fleet: that decision arrives as a
+        // database wake-up, not as an event of this process.
+        let mut written = self.pool().subscribe();
         let deadline = tokio::time::Instant::now() + wait;
         loop {
+            written.mark_unchanged();
             let a = Approval::find(self.pool(), id)
                 .await?
                 .ok_or_else(|| unknown(id))?;
             if a.state != ApprovalState::Pending {
                 return Ok(a);
             }
-            // Any decision, or a missed event, is a reason to look again.
+            // Any decision, a write elsewhere, or a missed event is a reason to look again.
             loop {
-                match tokio::time::timeout_at(deadline, events.recv()).await {
+                let woke = tokio::time::timeout_at(deadline, async {
+                    tokio::select! {
+                        event = events.recv() => Some(event),
+                        _ = written.changed() => None,
+                    }
+                })
+                .await;
+                match woke {
                     Err(_) => return Ok(a),
-                    Ok(Ok(Event::ApprovalDecided { approval_id })) if approval_id == id => break,
-                    Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => break,
-                    Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return Ok(a),
-                    Ok(Ok(_)) => {}
+                    Ok(None) => break,
+                    Ok(Some(Ok(Event::ApprovalDecided { approval_id }))) if approval_id == id => {
+                        break;
+                    }
+                    Ok(Some(Err(tokio::sync::broadcast::error::RecvError::Lagged(_)))) => break,
+                    Ok(Some(Err(tokio::sync::broadcast::error::RecvError::Closed))) => {
+                        return Ok(a);
+                    }
+                    Ok(Some(Ok(_))) => {}
                 }
             }
         }
