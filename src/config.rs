@@ -144,6 +144,8 @@ pub struct Config {
     pub advertise_url: String,
     /// What placement may ask of this host (`--label gpu`).
     pub labels: Vec<String>,
+    /// A certificate chain and its key (PEM): clients beyond this machine get HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
     /// How often a host on a shared registry says it is alive.
     pub heartbeat: Duration,
     /// A host silent this long is lost to the others.
@@ -188,6 +190,7 @@ impl Config {
             host: crate::hosts::this_machine().hostname,
             cli_versions: Vec::new(),
             advertise_url: String::new(),
+            tls: None,
             labels: Vec::new(),
             heartbeat: HEARTBEAT,
             host_lost_after: HEARTBEAT * 3,
@@ -318,6 +321,13 @@ pub struct ServeArgs {
     /// How other hosts and clients reach this one [default: the address it listens on]
     #[arg(long, env = "TROUPE_ADVERTISE_URL")]
     pub advertise_url: Option<String>,
+    /// A certificate chain (PEM) for HTTPS: clients beyond this machine must then use https://,
+    /// while this machine's own clients and instances may go on with plain http on loopback
+    #[arg(long, env = "TROUPE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert
+    #[arg(long, env = "TROUPE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// A label placement may ask for (`host: "label:gpu"`); repeat for more.
     #[arg(long = "label", env = "TROUPE_LABELS", value_delimiter = ',')]
     pub labels: Vec<String>,
@@ -438,6 +448,9 @@ impl Config {
         }
         if let Some(url) = &args.advertise_url {
             config.advertise_url = crate::hosts::checked_url(url).map_err(anyhow::Error::msg)?;
+        }
+        if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+            config.tls = Some((cert.clone(), key.clone()));
         }
         config.labels = args
             .labels

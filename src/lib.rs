@@ -33,6 +33,7 @@ pub mod settings;
 pub mod states;
 pub mod stdio;
 pub mod supervisor;
+pub mod tls;
 pub mod tmux;
 pub mod weblogin;
 pub mod worktree;
@@ -133,6 +134,11 @@ impl Server {
         if config.db_url.is_none() {
             locks.push(("database", lock::db_lock_path(&config.db_path)));
         }
+        // A bad certificate or key is said before anything else starts.
+        let tls = match &config.tls {
+            Some((cert, key)) => Some(tls::acceptor(cert, key)?),
+            None => None,
+        };
         let mut held = lock::ServeLock::take(&locks)?;
         let (token, source) = auth::server_token(&config.data_dir, &config.token)
             .map_err(|e| anyhow::anyhow!("cannot set up the server token: {e}"))?;
@@ -148,6 +154,12 @@ impl Server {
                 "troupe listens on {addr}, beyond this machine: anyone who has the server token \
                  can run code as you"
             );
+            if tls.is_none() {
+                tracing::warn!(
+                    "and without TLS, the token crosses the network readable: give \
+                     --tls-cert and --tls-key"
+                );
+            }
         }
         let pool = match &config.db_url {
             Some(url) => db::open_postgres(url, config.db_busy_timeout).await?,
@@ -175,16 +187,26 @@ impl Server {
         let supervisor = Supervisor::start(config, pool, shutdown.child_token()).await?;
         let app = http::router(supervisor.clone(), shutdown.clone());
         let stop = shutdown.clone();
-        let task = tokio::spawn(async move {
-            // Without TCP_NODELAY, Nagle's algorithm and delayed ACKs held each MCP answer
-            // back by about 40 ms.
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await
-        });
+        let task = match tls {
+            Some(acceptor) => {
+                let listener = tls::TlsListener::new(listener, acceptor)?;
+                tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(async move { stop.cancelled().await })
+                        .await
+                })
+            }
+            None => tokio::spawn(async move {
+                // Without TCP_NODELAY, Nagle's algorithm and delayed ACKs held each MCP answer
+                // back by about 40 ms.
+                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await
+            }),
+        };
         if supervisor.pool().is_shared() {
             tokio::spawn(supervisor.clone().serve_handed_over(shutdown.child_token()));
         }

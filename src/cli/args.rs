@@ -23,7 +23,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the server: MCP (streamable HTTP) at /mcp, the REST API and live events under /api,
     /// the dashboard at /.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Forward a CLI's hook payload (stdin) to the server; for a permission request, print
     /// the server's answer. Installed by troupe itself.
     Hook {

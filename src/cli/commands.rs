@@ -72,7 +72,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             crate::hook::forward(&url, token_file.as_deref()).await;
             Ok(())
         }
-        Command::Serve(args) => super::serve::serve(args).await,
+        Command::Serve(args) => super::serve::serve(*args).await,
         Command::Doctor {
             server,
             claude_bin,
