@@ -269,6 +269,7 @@ async fn session_metrics_add_up_and_count_the_time_parallel_work_saved() {
     let m = &r.structured;
     assert_eq!(m["instances_spawned"], 2);
     assert_eq!(m["instances_active"], 2);
+    assert_eq!(m["instances_by_host"][h.config().host.as_str()], 2, "{m}");
     assert_eq!(m["messages_answered"], 2);
     assert_eq!(m["unpriced_calls"], 0);
     let saved = m["time_saved_seconds"].as_f64().unwrap();

@@ -27,6 +27,8 @@ pub struct Metrics {
     /// Instances not ended (starting, idle, busy, waiting for permission, attached).
     pub instances_active: usize,
     pub instances_by_state: BTreeMap<String, usize>,
+    /// Instances by the host that runs them (one entry unless a fleet shares the registry).
+    pub instances_by_host: BTreeMap<String, usize>,
     pub input_tokens: i64,
     pub output_tokens: i64,
     pub cache_creation_tokens: i64,
@@ -134,6 +136,7 @@ impl Supervisor {
             instances_spawned: chosen.len(),
             instances_active: active,
             instances_by_state: by_state,
+            instances_by_host: by_host(&chosen),
             input_tokens: input,
             output_tokens: output,
             cache_creation_tokens: cache_creation,
@@ -153,6 +156,20 @@ impl Supervisor {
             time_saved_seconds: (busy - wall) as f64 / 1000.0,
         })
     }
+}
+
+/// How many instances each host runs (or ran).
+fn by_host(chosen: &[&Instance]) -> BTreeMap<String, usize> {
+    let mut hosts = BTreeMap::new();
+    for i in chosen {
+        let host = if i.host.is_empty() {
+            "(unknown)"
+        } else {
+            &i.host
+        };
+        *hosts.entry(host.to_string()).or_insert(0) += 1;
+    }
+    hosts
 }
 
 /// How many instances are in each state, and how many of them are up (running a CLI or
