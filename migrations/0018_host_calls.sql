@@ -50,3 +50,6 @@ BEGIN SELECT RAISE(ABORT, 'not an instance state'); END;
 CREATE TRIGGER instances_state_update BEFORE UPDATE OF state ON instances
 WHEN NEW.state NOT IN ('starting', 'idle', 'busy', 'waiting_permission', 'suspended', 'exited', 'terminated', 'failed', 'attached', 'host_lost')
 BEGIN SELECT RAISE(ABORT, 'not an instance state'); END;
+
+-- A team member may be pinned to a host (a name, or `label:NAME`); NULL: placed as any spawn.
+ALTER TABLE team_members ADD COLUMN host TEXT;

@@ -250,6 +250,33 @@ async fn any_host_acts_on_another_hosts_instance_through_its_owner() {
         .await;
     assert!(!r.is_error, "{}", r.text);
     assert_eq!(r.structured["instance"]["host"], "beta", "{}", r.structured);
+    // A team's member pinned to the gpu label runs on beta; the other where the call came in.
+    let r = h
+        .call(
+            "create_team",
+            json!({ "name": "split", "members": [
+                { "role": "tester", "name": "near" },
+                { "role": "tester", "name": "gpu-side", "host": "label:gpu" },
+            ] }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    let r = h.call("start_team", json!({ "name": "split" })).await;
+    assert!(!r.is_error, "{}", r.text);
+    let team = h.call("list_teams", json!({})).await;
+    let members = team.structured["teams"][0]["members"]
+        .as_array()
+        .unwrap()
+        .clone();
+    for (seat, host) in [("near", "alpha"), ("gpu-side", "beta")] {
+        let m = members.iter().find(|m| m["name"] == seat).unwrap();
+        let inst =
+            troupe::db::instances::Instance::find(h.pool(), m["instance_id"].as_str().unwrap())
+                .await
+                .unwrap()
+                .unwrap();
+        assert_eq!(inst.host, host, "{seat}: {m}");
+    }
     let r = h
         .call(
             "spawn_claude",
@@ -376,7 +403,13 @@ async fn any_host_acts_on_another_hosts_instance_through_its_owner() {
     // Drained with --suspend from alpha: beta suspends what it runs; a message through alpha
     // brings it back (resumed on beta), and undrain takes spawns again.
     let said = troupe(&h, &["host", "drain", "beta", "--suspend"]);
-    assert!(said.contains(&format!("suspended {left}")), "{said}");
+    let suspended = said
+        .lines()
+        .next()
+        .and_then(|l| l.split_once("suspended "))
+        .map(|(_, ids)| ids.split(", ").collect::<Vec<_>>())
+        .unwrap_or_default();
+    assert!(suspended.contains(&left.as_str()), "{said}");
     let inst = troupe::db::instances::Instance::find(h.pool(), &left)
         .await
         .unwrap()

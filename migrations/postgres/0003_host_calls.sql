@@ -44,3 +44,6 @@ ALTER TABLE instances DROP CONSTRAINT instances_state_check;
 ALTER TABLE instances ADD CONSTRAINT instances_state_check
     CHECK (state IN ('starting', 'idle', 'busy', 'waiting_permission', 'suspended', 'exited',
                      'terminated', 'failed', 'attached', 'host_lost'));
+
+-- A team member may be pinned to a host (SQLite's 0018).
+ALTER TABLE team_members ADD COLUMN host TEXT;

@@ -26,6 +26,8 @@ pub struct TeamMember {
     pub permission_mode: Option<String>,
     /// The member works in a git worktree of its own (from the team's project_dir).
     pub use_worktree: bool,
+    /// Where the member runs in a fleet: a host's name or `label:NAME`; None: as any spawn.
+    pub host: Option<String>,
 }
 
 impl Team {
@@ -55,8 +57,8 @@ impl Team {
                 for m in members {
                     sqlx::query!(
                         "INSERT INTO team_members (team_id, name, role, agent, model, system_prompt,
-                             permission_mode, use_worktree)
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                             permission_mode, use_worktree, host)
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         m.team_id,
                         m.name,
                         m.role,
@@ -64,7 +66,8 @@ impl Team {
                         m.model,
                         m.system_prompt,
                         m.permission_mode,
-                        m.use_worktree
+                        m.use_worktree,
+                        m.host
                     )
                     .execute(&mut *tx)
                     .await?;
@@ -89,8 +92,8 @@ impl Team {
                 for m in members {
                     sqlx::query!(
                         "INSERT INTO team_members (team_id, name, role, agent, model, system_prompt,
-                             permission_mode, use_worktree)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) /* postgres */",
+                             permission_mode, use_worktree, host)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) /* postgres */",
                         m.team_id,
                         m.name,
                         m.role,
@@ -98,7 +101,8 @@ impl Team {
                         m.model,
                         m.system_prompt,
                         m.permission_mode,
-                        m.use_worktree
+                        m.use_worktree,
+                        m.host
                     )
                     .execute(&mut *tx)
                     .await?;
@@ -267,7 +271,7 @@ impl TeamMember {
                 sqlx::query_as!(
                     TeamMember,
                     "SELECT team_id, name, role, agent, model, system_prompt, instance_id, use_worktree,
-                            permission_mode
+                            permission_mode, host
                      FROM team_members WHERE team_id = $1 ORDER BY seat /* postgres */",
                     team_id
                 )

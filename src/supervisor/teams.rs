@@ -37,6 +37,10 @@ pub struct NewMember {
     /// team's project_dir repository when the member is spawned.
     #[serde(default)]
     pub use_worktree: bool,
+    /// In a fleet, the host it runs on: a host's name, or `label:NAME` for the roomiest host
+    /// with that label. Default: as any spawn (the host the call reached).
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
@@ -51,6 +55,8 @@ pub struct MemberView {
     pub state: String,
     /// The member works in a git worktree of its own.
     pub use_worktree: bool,
+    /// The host it is pinned to (a name or `label:NAME`), if any.
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
@@ -198,6 +204,10 @@ impl Supervisor {
             instance_id: None,
             permission_mode,
             use_worktree: m.use_worktree,
+            host: m
+                .host
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty()),
         })
     }
 
@@ -382,6 +392,7 @@ impl Supervisor {
                     parent_instance_id: None,
                     permission_mode: m.permission_mode.clone(),
                     use_worktree: m.use_worktree,
+                    host: m.host.clone(),
                     ..Default::default()
                 },
                 caller,
@@ -416,6 +427,7 @@ impl Supervisor {
                 instance_id: m.instance_id,
                 state,
                 use_worktree: m.use_worktree,
+                host: m.host,
             });
         }
         Ok(TeamView {
