@@ -153,6 +153,23 @@ async fn three_hosts_share_the_work_and_survive_a_kill_9() {
         .await
         .expect("the model got the question");
     b.kill9();
+    // Sent at once, while b's last heartbeat is still fresh: the act waits in the registry
+    // until b is seen lost, then is withdrawn and the caller told, not held for the whole wait.
+    let t = std::time::Instant::now();
+    let r = c_mcp
+        .call_tool(
+            "send_to_instance",
+            json!({ "instance_id": worker, "message": "are you there?" }),
+        )
+        .await;
+    assert!(
+        r.is_error
+            && r.text
+                .contains("runs on host b, which has been silent since"),
+        "{}",
+        r.text
+    );
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
     for mcp in [&a_mcp, &c_mcp] {
         eventually(
             "b's instance is host_lost",

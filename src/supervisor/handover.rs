@@ -96,10 +96,44 @@ impl Supervisor {
                 Outcome::Failed(f) => break Err(f.into()),
                 Outcome::Pending => {}
             }
-            if tokio::time::timeout_at(deadline, rung.changed())
+            // Woken by the answer, or at each heartbeat limit to see whether the owner still
+            // serves: one that died with the act in hand would otherwise hold the caller to
+            // the end of the wait.
+            let look =
+                (tokio::time::Instant::now() + self.shared.config.host_lost_after).min(deadline);
+            let answered = tokio::time::timeout_at(look, rung.changed()).await.is_ok();
+            if !answered && tokio::time::Instant::now() < deadline {
+                // A registry that does not answer says nothing about the owner: wait on.
+                let Ok(row) = Host::find(pool, host).await else {
+                    continue;
+                };
+                let standing = row
+                    .as_ref()
+                    .map(|h| crate::hosts::standing(h, chrono::Utc::now(), limit));
+                if standing.as_ref().is_some_and(|s| s.serving()) {
+                    continue;
+                }
+                let withdrawn = HostCall::settle(
+                    pool,
+                    &id,
+                    "queued",
+                    "failed",
+                    None,
+                    Some("withdrawn by the caller"),
+                )
                 .await
-                .is_err()
-            {
+                .unwrap_or(false);
+                let mut why =
+                    crate::hosts::elsewhere(instance_id, host, row.as_ref().zip(standing.as_ref()));
+                if !withdrawn {
+                    why = format!(
+                        "{why}. It had taken the {}, which may have run before it went",
+                        act.name()
+                    );
+                }
+                break Err(Error::Refused(why));
+            }
+            if !answered {
                 // Withdrawn if still untaken, so it cannot run long after the caller gave up.
                 let withdrawn = HostCall::settle(
                     pool,
