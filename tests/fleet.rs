@@ -241,6 +241,21 @@ async fn any_host_acts_on_another_hosts_instance_through_its_owner() {
     assert!(on_beta(&inst.tmux_session), "beta's tmux runs {far}");
     assert!(!h.tmux_has_session(&inst.tmux_session));
 
+    // alpha's dashboard shows the fleet's hosts and which one runs each instance.
+    let browser = support::browser::Browser::start().await;
+    browser.goto(&h.server().login_link()).await;
+    browser
+        .wait_for_text("[data-testid=hosts]", "beta up", Duration::from_secs(30))
+        .await;
+    browser
+        .wait_for_text(
+            &format!("[data-testid=instance-row][data-instance-id=\"{far}\"] .model"),
+            "@ beta",
+            Duration::from_secs(30),
+        )
+        .await;
+    browser.quit().await;
+
     // A child goes to its parent's host unless told otherwise.
     let r = h
         .call(

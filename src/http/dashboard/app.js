@@ -360,9 +360,9 @@ function instanceRow(inst, childCount) {
   return row;
 }
 
-/** How many hosts run the instances the dashboard knows. */
+/** How many hosts the fleet has: those /api/hosts listed, or that run a known instance. */
 function fleetHosts() {
-  const hosts = new Set();
+  const hosts = new Set(state.hostNames ?? []);
   for (const inst of state.instances.values()) if (inst.host) hosts.add(inst.host);
   return hosts.size;
 }
@@ -1718,11 +1718,31 @@ function wire() {
   new ResizeObserver(debounce(renderChart, 150)).observe($('chart'));
 }
 
-/** Once a second: the ages in the tree move; every 30 s the chart's right edge catches up. */
+/** Once a second: the ages in the tree move; every 30 s the chart's right edge catches up;
+ *  every 5 s the fleet's hosts are read again (a heartbeat is no event). */
 function tick() {
   for (const span of document.querySelectorAll('#tree .age, #permissions .age')) paintAge(span);
   showPermissionsPanel(); // a decision made here stays in view only a while
   if (Date.now() % 30000 < 1000) renderChart();
+  if (Date.now() % 5000 < 1000) loadHosts().catch(() => {});
+}
+
+/** The fleet's hosts in the header, each with how it stands; hidden on a single host. */
+async function loadHosts() {
+  const { hosts = [] } = await api('GET', '/api/hosts');
+  const before = fleetHosts();
+  state.hostNames = hosts.map((h) => h.name);
+  if (fleetHosts() !== before) renderTree();
+  const box = document.getElementById('hosts-box');
+  box.hidden = hosts.length < 2;
+  document.getElementById('hosts').replaceChildren(...hosts.flatMap((h, i) => [
+    i ? ' · ' : '',
+    el('span', {
+      className: `st-${h.state === 'lost' ? 'host_lost' : h.state === 'up' ? 'idle' : 'suspended'}`,
+      text: `${h.name} ${h.state}`,
+      title: `${h.url} · ${h.instances} live instances${h.this ? ' · this host' : ''}`,
+    }),
+  ]));
 }
 
 async function start() {
@@ -1731,7 +1751,7 @@ async function start() {
   connect();
   // Listen first, then read: anything that happens while the GETs run is in the stream.
   await streamOpened(3000);
-  const loads = await Promise.allSettled([loadInstances(), loadUsage(), loadLimits(), loadTeams(), loadAudit(), loadPermissions(), loadApprovals()]);
+  const loads = await Promise.allSettled([loadInstances(), loadUsage(), loadLimits(), loadTeams(), loadAudit(), loadPermissions(), loadApprovals(), loadHosts()]);
   for (const r of loads) if (r.status === 'rejected') showError(r.reason);
   if (signedOut) return;
   conn.ready = true;
