@@ -35,6 +35,27 @@ async fn host_spec(
     (spec, TmuxServer(socket))
 }
 
+/// Sends `text` through `mcp` without waiting, and returns its message id once the model has
+/// the question (its turn runs).
+async fn ask(mcp: &support::McpClient, model: &FakeModel, id: &str, text: &str) -> String {
+    let r = mcp
+        .call_tool(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": text, "wait_for_response": false }),
+        )
+        .await;
+    let message_id = r.structured["message_id"].as_str().unwrap().to_string();
+    let text = text.to_string();
+    model
+        .wait_for_request(
+            move |r| last_user_text(r).ends_with(&text),
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("the model got the question");
+    message_id
+}
+
 async fn instance(mcp: &support::McpClient, id: &str) -> Value {
     let r = mcp
         .call_tool("get_instance_status", json!({ "instance_id": id }))
@@ -117,20 +138,7 @@ async fn three_hosts_share_the_work_and_survive_a_kill_9() {
     assert_eq!(r.structured["instance"]["host"], "c", "{}", r.structured);
 
     // An interrupt through a, confirmed by b.
-    let r = a_mcp
-        .call_tool(
-            "send_to_instance",
-            json!({ "instance_id": worker, "message": "please count slowly to 40", "wait_for_response": false }),
-        )
-        .await;
-    let stopped = r.structured["message_id"].as_str().unwrap().to_string();
-    model
-        .wait_for_request(
-            |r| last_user_text(r).ends_with("count slowly to 40"),
-            Duration::from_secs(30),
-        )
-        .await
-        .expect("the model got the question");
+    let stopped = ask(&a_mcp, &model, &worker, "please count slowly to 40").await;
     let r = a_mcp
         .call_tool("interrupt_instance", json!({ "instance_id": worker }))
         .await;
@@ -138,20 +146,7 @@ async fn three_hosts_share_the_work_and_survive_a_kill_9() {
     assert_eq!(r.structured["message_id"], stopped.as_str());
 
     // b killed mid-turn: within its heartbeat limit (3 s) a and c call its instance host_lost.
-    let r = a_mcp
-        .call_tool(
-            "send_to_instance",
-            json!({ "instance_id": worker, "message": "please count slowly to 8", "wait_for_response": false }),
-        )
-        .await;
-    let counting = r.structured["message_id"].as_str().unwrap().to_string();
-    model
-        .wait_for_request(
-            |r| last_user_text(r).ends_with("count slowly to 8"),
-            Duration::from_secs(30),
-        )
-        .await
-        .expect("the model got the question");
+    let counting = ask(&a_mcp, &model, &worker, "please count slowly to 8").await;
     b.kill9();
     // Sent at once, while b's last heartbeat is still fresh: the act waits in the registry
     // until b is seen lost, then is withdrawn and the caller told, not held for the whole wait.

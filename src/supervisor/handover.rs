@@ -14,6 +14,15 @@ use crate::handover::{Act, Failure, Outcome, not_answered, outcome};
 /// How long an answered act whose caller never came back for it is kept.
 const ANSWERED_KEPT: chrono::Duration = chrono::Duration::minutes(10);
 
+/// Takes back an act no host has taken yet, so it cannot run after its caller gave up;
+/// false when its owner had taken it.
+async fn withdraw(pool: &crate::db::Db, id: &str) -> bool {
+    let why = Some("withdrawn by the caller");
+    HostCall::settle(pool, id, "queued", "failed", None, why)
+        .await
+        .unwrap_or(false)
+}
+
 impl Supervisor {
     /// The host that runs `instance_id`, when that is another host of a shared registry.
     pub(crate) async fn owner_elsewhere(&self, instance_id: &str) -> Result<Option<String>> {
@@ -113,16 +122,7 @@ impl Supervisor {
                 if standing.as_ref().is_some_and(|s| s.serving()) {
                     continue;
                 }
-                let withdrawn = HostCall::settle(
-                    pool,
-                    &id,
-                    "queued",
-                    "failed",
-                    None,
-                    Some("withdrawn by the caller"),
-                )
-                .await
-                .unwrap_or(false);
+                let withdrawn = withdraw(pool, &id).await;
                 let mut why =
                     crate::hosts::elsewhere(instance_id, host, row.as_ref().zip(standing.as_ref()));
                 if !withdrawn {
@@ -135,16 +135,7 @@ impl Supervisor {
             }
             if !answered {
                 // Withdrawn if still untaken, so it cannot run long after the caller gave up.
-                let withdrawn = HostCall::settle(
-                    pool,
-                    &id,
-                    "queued",
-                    "failed",
-                    None,
-                    Some("withdrawn by the caller"),
-                )
-                .await
-                .unwrap_or(false);
+                let withdrawn = withdraw(pool, &id).await;
                 break Err(Error::Refused(not_answered(
                     host,
                     &act,
