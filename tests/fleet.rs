@@ -529,6 +529,14 @@ async fn any_host_acts_on_another_hosts_instance_through_its_owner() {
         )
         .await;
     assert_eq!(r.structured["response"], "ECHO: welcome back", "{}", r.text);
+
+    // terminate_all through alpha ends the fleet's instances, beta's through beta.
+    let r = h.call("terminate_all", json!({})).await;
+    assert!(!r.is_error, "{}", r.text);
+    let ended = r.structured["terminated"].as_array().unwrap().clone();
+    assert!(ended.iter().any(|i| i == left.as_str()), "{ended:?}");
+    assert_eq!(state_of(left.clone()).await.state.as_str(), "terminated");
+    assert!(!on_beta(&inst.tmux_session), "beta ended its session");
     back.stop().await;
 }
 

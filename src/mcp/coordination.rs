@@ -634,7 +634,7 @@ impl Troupe {
         &self,
         extensions: Extensions,
     ) -> Result<Json<InterruptManyResult>, String> {
-        let ids = self.sup.live_ids();
+        let ids = self.sup.fleet_live_ids().await.map_err(|e| e.to_string())?;
         Ok(Json(
             self.interrupt_ids(&ids, caller(&extensions).as_deref())
                 .await,
@@ -646,9 +646,13 @@ impl Troupe {
         description = "Terminate every live instance (children before parents)."
     )]
     pub async fn terminate_all(&self) -> Result<Json<TerminateAllResult>, String> {
-        let ids = self.sup.live_ids();
-        self.sup.terminate_all().await;
-        Ok(Json(TerminateAllResult { terminated: ids }))
+        // The person's alone (src/access.rs): no instance calls it.
+        let terminated = self
+            .sup
+            .terminate_fleet(None)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Json(TerminateAllResult { terminated }))
     }
 }
 

@@ -202,6 +202,36 @@ impl Supervisor {
             .cloned()
             .collect()
     }
+
+    /// This host's live instances and, on a shared registry, the running instances of the
+    /// other hosts: what `interrupt_all` and `terminate_all` act on, through each owner.
+    pub async fn fleet_live_ids(&self) -> Result<Vec<String>> {
+        use crate::states::InstanceState::*;
+        let mut ids = self.live_ids();
+        if self.shared.pool.is_shared() {
+            let me = &self.shared.config.host;
+            for inst in Instance::list(&self.shared.pool, false).await? {
+                let running = matches!(inst.state, Starting | Idle | Busy | WaitingPermission);
+                if running && &inst.host != me && !ids.contains(&inst.id) {
+                    ids.push(inst.id);
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Terminates every live instance of the fleet, children before parents, each through
+    /// its owner; the ids terminated.
+    pub async fn terminate_fleet(&self, caller: Option<&str>) -> Result<Vec<String>> {
+        let mut done = Vec::new();
+        for id in self.deepest_first(self.fleet_live_ids().await?).await {
+            match self.terminate_one(&id, caller).await {
+                Ok(()) => done.push(id),
+                Err(e) => tracing::warn!(instance = %id, error = %e, "could not terminate"),
+            }
+        }
+        Ok(done)
+    }
 }
 
 #[cfg(test)]
