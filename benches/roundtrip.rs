@@ -8,7 +8,10 @@
 //! where troupe's time goes within a send, the hook command's cost, and the CPU troupe uses
 //! while its instances are idle.
 //!
-//! cargo bench --bench roundtrip   (ROUNDTRIP_SENDS, default 40 of each;
+//! A second floor pastes its text at send time with the same tmux commands troupe uses (what
+//! any orchestrator must do): troupe's overhead is printed against both, with p99.
+//!
+//! cargo bench --bench roundtrip   (ROUNDTRIP_SENDS, default 100 of each;
 //!                                  ROUNDTRIP_INSTANCES, default 3, for spawn-to-ready;
 //!                                  TROUPE_TEST_PG=postgres://… for the registry on PostgreSQL)
 
@@ -258,6 +261,44 @@ impl Floor {
         Duration::from_nanos(u64::try_from(stop - enter).expect("Stop hook after Enter"))
     }
 
+    /// One turn as any orchestrator must type it: the text pasted at send time (load-buffer and
+    /// a bracketed paste-buffer, one tmux command, as troupe does), then Enter as a second
+    /// command. Returns the time from the paste to the Stop hook.
+    async fn send_pasted(&self, text: &str) -> Duration {
+        let stops_before = lines(&self.stops).len();
+        let start = now_ns();
+        let mut paste = tokio::process::Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(["load-buffer", "-b", "floor", "-", ";"])
+            .args([
+                "paste-buffer",
+                "-d",
+                "-p",
+                "-b",
+                "floor",
+                "-t",
+                &self.target,
+            ])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("tmux runs");
+        {
+            use tokio::io::AsyncWriteExt;
+            let mut stdin = paste.stdin.take().unwrap();
+            stdin.write_all(text.as_bytes()).await.unwrap();
+        }
+        assert!(paste.wait().await.unwrap().success(), "tmux paste failed");
+        self.tmux(&["send-keys", "-t", &self.target, "Enter"]).await;
+        let stop = self
+            .wait(
+                "the floor CLI's Stop hook",
+                Duration::from_secs(60),
+                async || lines(&self.stops).get(stops_before).copied(),
+            )
+            .await;
+        Duration::from_nanos(u64::try_from(stop - start).expect("Stop hook after the paste"))
+    }
+
     /// Fails unless every send was a real turn of its own: one Stop per send, and the fake
     /// model's answer to each text in the CLI's transcript.
     fn check_turns(&self, texts: &[String]) {
@@ -302,7 +343,7 @@ fn claude_version(claude_bin: &str) -> String {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let instances = env_usize("ROUNDTRIP_INSTANCES", 3).max(1);
-    let sends = env_usize("ROUNDTRIP_SENDS", 40).max(1);
+    let sends = env_usize("ROUNDTRIP_SENDS", 100).max(1);
     let h = Harness::start().await;
     let claude_bin = h.config().claude_bin;
 
@@ -340,16 +381,21 @@ async fn main() {
     troupe_send("warm up").await;
 
     let mut floor_ms = Vec::new();
+    let mut pasted_ms = Vec::new();
     let mut troupe_ms = Vec::new();
     let mut calls = Vec::new();
     for n in 0..sends {
         let text = format!("ping {n}");
         floor_ms.push(floor.send(&text).await.as_secs_f64() * 1000.0);
+        floor_texts.push(text.clone());
+        tokio::time::sleep(QUIET_BEFORE_SEND).await;
+        let pasted = format!("paste {n}");
+        pasted_ms.push(floor.send_pasted(&pasted).await.as_secs_f64() * 1000.0);
+        floor_texts.push(pasted);
         tokio::time::sleep(QUIET_BEFORE_SEND).await;
         let (rtt, started, message_id) = troupe_send(&text).await;
         troupe_ms.push(rtt.as_secs_f64() * 1000.0);
         calls.push((text.clone(), started, started + rtt, message_id));
-        floor_texts.push(text);
     }
     floor.check_turns(&floor_texts);
 
@@ -429,6 +475,7 @@ async fn main() {
         vec![floor_ready.as_secs_f64() * 1000.0],
     );
     let floor_stats = summary("floor: Enter to Stop hook (no troupe)", floor_ms);
+    let pasted = summary("fair floor: paste at send to Stop hook", pasted_ms);
     let troupe = summary("troupe: send to answer (send_to_instance)", troupe_ms);
     summary("  troupe: call to typing", before_typing_ms);
     summary("  typing to CLI prompt (tmux + TUI)", typing_to_prompt_ms);
@@ -441,6 +488,13 @@ async fn main() {
     println!(
         "overhead at p90:    {:+.1} ms (bar {BAR_P90_MS} ms)",
         troupe.p90 - floor_stats.p90
+    );
+    println!(
+        "against the fair floor: {:+.1} ms at the median (bar 5 ms), {:+.1} ms at p90 (bar 10 \
+         ms), {:+.1} ms at p99 (bar 50 ms)",
+        troupe.median - pasted.median,
+        troupe.p90 - pasted.p90,
+        troupe.p99 - pasted.p99
     );
     summary("troupe hook (process + POST)", hook_ms);
     println!(

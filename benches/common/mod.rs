@@ -28,6 +28,7 @@ pub fn lines(path: &Path) -> Vec<i128> {
 pub struct Stats {
     pub median: f64,
     pub p90: f64,
+    pub p99: f64,
 }
 
 pub fn summary(name: &str, mut ms: Vec<f64>) -> Stats {
@@ -36,13 +37,15 @@ pub fn summary(name: &str, mut ms: Vec<f64>) -> Stats {
     let stats = Stats {
         median: pick(0.5),
         p90: pick(0.9),
+        p99: pick(0.99),
     };
     println!(
-        "{name:<42} n={:<3} min={:>7.1}ms  median={:>7.1}ms  p90={:>7.1}ms  max={:>7.1}ms",
+        "{name:<42} n={:<3} min={:>7.1}ms  median={:>7.1}ms  p90={:>7.1}ms  p99={:>7.1}ms  max={:>7.1}ms",
         ms.len(),
         ms[0],
         stats.median,
         stats.p90,
+        stats.p99,
         ms[ms.len() - 1]
     );
     stats
