@@ -12,6 +12,7 @@
 //! any orchestrator must do): troupe's overhead is printed against both, with p99.
 //!
 //! cargo bench --bench roundtrip   (ROUNDTRIP_SENDS, default 100 of each;
+//!                                  ROUNDTRIP_FLOOR_MCP=1 gives the floor troupe's MCP tools;
 //!                                  ROUNDTRIP_INSTANCES, default 3, for spawn-to-ready;
 //!                                  TROUPE_TEST_PG=postgres://… for the registry on PostgreSQL)
 
@@ -151,8 +152,21 @@ impl Floor {
         for (k, v) in &env {
             args.extend(["-e".into(), format!("{k}={v}")]);
         }
+        args.extend([claude_bin.into()]);
+        if std::env::var("ROUNDTRIP_FLOOR_MCP").is_ok_and(|v| v == "1") {
+            // troupe's tools in the floor's requests too, as its instances have them: what is
+            // left between the two is troupe's orchestration, not the CLI's bigger request.
+            let mcp = dir.join("mcp.json");
+            let config = json!({ "mcpServers": { "troupe": {
+                "type": "http",
+                "alwaysLoad": true,
+                "url": format!("{}/mcp", h.server().url()),
+                "headers": { "Authorization": format!("Bearer {}", h.server().token()) }
+            } } });
+            std::fs::write(&mcp, config.to_string()).unwrap();
+            args.extend(["--mcp-config".into(), mcp.display().to_string()]);
+        }
         args.extend([
-            claude_bin.into(),
             "--session-id".into(),
             session_id,
             "--model".into(),
