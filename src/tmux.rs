@@ -34,6 +34,13 @@ pub fn attach_here(socket: &str, session: &str) -> std::io::Result<std::process:
 /// How many times new-session is tried again when it meets a server that is exiting.
 const NEW_SESSION_ATTEMPTS: u32 = 3;
 
+/// What tmux says when there is no such session, or no server (and so no session) at all.
+fn absent(stderr: &str) -> bool {
+    stderr.contains("can't find session")
+        || stderr.contains("no server running")
+        || (stderr.contains("error connecting to") && stderr.contains("No such file or directory"))
+}
+
 /// What tmux says when the server a client connected to exits under it.
 fn server_went_away(stderr: &str) -> bool {
     stderr.contains("server exited unexpectedly") || stderr.contains("lost server")
@@ -185,14 +192,24 @@ impl Tmux {
         self.run(cmd, None).await.map(|_| ())
     }
 
+    /// Whether the session exists. Only tmux saying so counts as "no": a client that lost its
+    /// way to the server (it exited under it, or the socket was busy) is asked again, since
+    /// "gone" ends the instance.
     pub async fn has_session(&self, name: &str) -> Result<bool, TmuxError> {
-        match self
-            .run(HasSession::new().target_session(exact(name)).build(), None)
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(TmuxError::Failed { .. }) => Ok(false),
-            Err(e) => Err(e),
+        let mut attempts = 0;
+        loop {
+            match self
+                .run(HasSession::new().target_session(exact(name)).build(), None)
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(TmuxError::Failed { stderr, .. }) if absent(&stderr) => return Ok(false),
+                Err(TmuxError::Failed { stderr, .. }) if attempts < NEW_SESSION_ATTEMPTS => {
+                    attempts += 1;
+                    tracing::debug!("tmux has-session failed ({stderr}); again");
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 
@@ -307,7 +324,22 @@ fn literal(arg: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::literal;
+    use super::{absent, literal};
+
+    #[test]
+    fn only_tmux_saying_so_means_no_session() {
+        // As tmux 3.3a words them (checked on it).
+        for gone in [
+            "can't find session: two",
+            "no server running on /tmp/tmux-0/stale",
+            "error connecting to /tmp/tmux-0/none (No such file or directory)",
+        ] {
+            assert!(absent(gone), "{gone}");
+        }
+        for unsure in ["server exited unexpectedly", "lost server", ""] {
+            assert!(!absent(unsure), "{unsure}");
+        }
+    }
 
     #[test]
     fn trailing_semicolons_are_escaped_for_tmux() {

@@ -409,7 +409,12 @@ async fn no_instance_inherits_the_server_token() {
             json!({ "role": "tester", "model": "haiku" }),
         )
         .await;
-    assert!(!r.is_error, "{}", r.text);
+    assert!(
+        !r.is_error,
+        "{}\n{}",
+        r.text,
+        support::process::ServeProcess::log_tail(&spec, 40)
+    );
     let global = std::process::Command::new("tmux")
         .args(["-L", &socket, "show-environment", "-g"])
         .output()
@@ -468,7 +473,12 @@ async fn a_second_server_on_the_same_data_dir_is_refused() {
             json!({ "role": "tester", "model": "haiku" }),
         )
         .await;
-    assert!(!r.is_error, "{}", r.text);
+    assert!(
+        !r.is_error,
+        "{}\n{}",
+        r.text,
+        support::process::ServeProcess::log_tail(&spec, 40)
+    );
     let id = r.structured["instance_id"].as_str().unwrap().to_string();
     // The same data directory on another port, and another data directory on the same
     // tmux socket: both refused.

@@ -92,10 +92,13 @@ pub fn unique_socket(prefix: &str) -> String {
         module_path!().hash(&mut h);
         h.finish() as u32
     };
+    // Process ids wrap (pid_max is 32768 here) and a socket file outlives its server: a random
+    // part keeps a test from ever meeting a socket an earlier run left under the same name.
     format!(
-        "troupe-test-{prefix}-{}-{copy:08x}-{}",
+        "troupe-test-{prefix}-{}-{copy:08x}-{}-{:08x}",
         std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
+        N.fetch_add(1, Ordering::Relaxed),
+        rand::random::<u32>()
     )
 }
 
