@@ -250,6 +250,16 @@ impl Floor {
         }
     }
 
+    /// When the Stop hook after the first `seen` ones ran.
+    async fn next_stop(&self, seen: usize) -> i128 {
+        self.wait(
+            "the floor CLI's Stop hook",
+            Duration::from_secs(60),
+            async || lines(&self.stops).get(seen).copied(),
+        )
+        .await
+    }
+
     /// One turn: returns the time from Enter to the Stop hook.
     async fn send(&self, text: &str) -> Duration {
         let stops_before = lines(&self.stops).len();
@@ -265,13 +275,7 @@ impl Floor {
         .await;
         let enter = now_ns();
         self.tmux(&["send-keys", "-t", &self.target, "Enter"]).await;
-        let stop = self
-            .wait(
-                "the floor CLI's Stop hook",
-                Duration::from_secs(60),
-                async || lines(&self.stops).get(stops_before).copied(),
-            )
-            .await;
+        let stop = self.next_stop(stops_before).await;
         Duration::from_nanos(u64::try_from(stop - enter).expect("Stop hook after Enter"))
     }
 
@@ -303,13 +307,7 @@ impl Floor {
         }
         assert!(paste.wait().await.unwrap().success(), "tmux paste failed");
         self.tmux(&["send-keys", "-t", &self.target, "Enter"]).await;
-        let stop = self
-            .wait(
-                "the floor CLI's Stop hook",
-                Duration::from_secs(60),
-                async || lines(&self.stops).get(stops_before).copied(),
-            )
-            .await;
+        let stop = self.next_stop(stops_before).await;
         Duration::from_nanos(u64::try_from(stop - start).expect("Stop hook after the paste"))
     }
 

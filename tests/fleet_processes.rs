@@ -56,6 +56,23 @@ async fn ask(mcp: &support::McpClient, model: &FakeModel, id: &str, text: &str) 
     message_id
 }
 
+/// A send to `id` through `mcp`, refused because host b is silent.
+async fn refused_as_lost(mcp: &support::McpClient, id: &str, text: &str) {
+    let r = mcp
+        .call_tool(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": text }),
+        )
+        .await;
+    assert!(
+        r.is_error
+            && r.text
+                .contains("runs on host b, which has been silent since"),
+        "{}",
+        r.text
+    );
+}
+
 async fn instance(mcp: &support::McpClient, id: &str) -> Value {
     let r = mcp
         .call_tool("get_instance_status", json!({ "instance_id": id }))
@@ -151,19 +168,7 @@ async fn three_hosts_share_the_work_and_survive_a_kill_9() {
     // Sent at once, while b's last heartbeat is still fresh: the act waits in the registry
     // until b is seen lost, then is withdrawn and the caller told, not held for the whole wait.
     let t = std::time::Instant::now();
-    let r = c_mcp
-        .call_tool(
-            "send_to_instance",
-            json!({ "instance_id": worker, "message": "are you there?" }),
-        )
-        .await;
-    assert!(
-        r.is_error
-            && r.text
-                .contains("runs on host b, which has been silent since"),
-        "{}",
-        r.text
-    );
+    refused_as_lost(&c_mcp, &worker, "are you there?").await;
     assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
     for mcp in [&a_mcp, &c_mcp] {
         eventually(
@@ -173,19 +178,7 @@ async fn three_hosts_share_the_work_and_survive_a_kill_9() {
         )
         .await;
     }
-    let r = c_mcp
-        .call_tool(
-            "send_to_instance",
-            json!({ "instance_id": worker, "message": "anyone there?" }),
-        )
-        .await;
-    assert!(
-        r.is_error
-            && r.text
-                .contains("runs on host b, which has been silent since"),
-        "{}",
-        r.text
-    );
+    refused_as_lost(&c_mcp, &worker, "anyone there?").await;
 
     // b restarted: it takes its instance up again, and the turn's answer is recorded once.
     let b = ServeProcess::start(&b_spec).await;
