@@ -281,8 +281,8 @@ impl Floor {
 
     /// One turn as any orchestrator must type it: the text pasted at send time (load-buffer and
     /// a bracketed paste-buffer, one tmux command, as troupe does), then Enter as a second
-    /// command. Returns the time from the paste to the Stop hook.
-    async fn send_pasted(&self, text: &str) -> Duration {
+    /// command. Returns when the paste started and when the Stop hook ran (ns since the epoch).
+    async fn send_pasted(&self, text: &str) -> (i128, i128) {
         let stops_before = lines(&self.stops).len();
         let start = now_ns();
         let mut paste = tokio::process::Command::new("tmux")
@@ -308,7 +308,8 @@ impl Floor {
         assert!(paste.wait().await.unwrap().success(), "tmux paste failed");
         self.tmux(&["send-keys", "-t", &self.target, "Enter"]).await;
         let stop = self.next_stop(stops_before).await;
-        Duration::from_nanos(u64::try_from(stop - start).expect("Stop hook after the paste"))
+        assert!(stop > start, "Stop hook after the paste");
+        (start, stop)
     }
 
     /// Fails unless every send was a real turn of its own: one Stop per send, and the fake
@@ -394,6 +395,7 @@ async fn main() {
 
     let mut floor_ms = Vec::new();
     let mut pasted_ms = Vec::new();
+    let mut pastes = Vec::new();
     let mut troupe_ms = Vec::new();
     let mut calls = Vec::new();
     for n in 0..sends {
@@ -402,9 +404,13 @@ async fn main() {
         floor_texts.push(text.clone());
         tokio::time::sleep(QUIET_BEFORE_SEND).await;
         let pasted = format!("paste {n}");
-        pasted_ms.push(floor.send_pasted(&pasted).await.as_secs_f64() * 1000.0);
+        let (start, stop) = floor.send_pasted(&pasted).await;
+        pasted_ms.push((stop - start) as f64 / 1e6);
+        pastes.push((pasted.clone(), start, stop));
         floor_texts.push(pasted);
         tokio::time::sleep(QUIET_BEFORE_SEND).await;
+        // A text of troupe's own: the model's arrivals are told apart by text.
+        let text = format!("send {n}");
         let (rtt, started, message_id) = troupe_send(&text).await;
         troupe_ms.push(rtt.as_secs_f64() * 1000.0);
         calls.push((text.clone(), started, started + rtt, message_id));
@@ -434,6 +440,23 @@ async fn main() {
     let mut typing_to_prompt_ms = Vec::new();
     let mut cli_turn_ms = Vec::new();
     let mut recorded_to_caller_ms = Vec::new();
+    // Each turn split where the CLI's request reaches the model: before it (typing, the TUI
+    // taking the prompt, the CLI building its request) and after it (the answer streamed, the
+    // CLI ending its turn, the Stop hook, troupe recording the answer).
+    let mut arrived: HashMap<String, i128> = HashMap::new();
+    for (text, at) in h.model.arrivals() {
+        arrived.entry(text).or_insert(at);
+    }
+    let at = |text: &str| *arrived.get(text).expect("every send reached the model");
+    let mut floor_to_model_ms = Vec::new();
+    let mut floor_from_model_ms = Vec::new();
+    for (text, start, stop) in &pastes {
+        floor_to_model_ms.push((at(text) - start) as f64 / 1e6);
+        floor_from_model_ms.push((stop - at(text)) as f64 / 1e6);
+    }
+    let mut to_model_ms = Vec::new();
+    let mut from_model_ms = Vec::new();
+    let nanos = |t: &Ts| t.timestamp_nanos_opt().unwrap_or(0) as i128;
     for (text, call_at, answered_at, message_id) in &calls {
         let prompt_at = prompts[text];
         let m = Message::find(h.pool(), message_id).await.unwrap().unwrap();
@@ -442,6 +465,8 @@ async fn main() {
         typing_to_prompt_ms.push(ms(prompt_at - submitted));
         let recorded = ts(m.finished_at.as_deref().unwrap());
         cli_turn_ms.push(ms(recorded - prompt_at));
+        to_model_ms.push((at(text) - nanos(call_at)) as f64 / 1e6);
+        from_model_ms.push((nanos(&recorded) - at(text)) as f64 / 1e6);
         recorded_to_caller_ms.push(ms(*answered_at - recorded));
     }
 
@@ -493,6 +518,13 @@ async fn main() {
     summary("  typing to CLI prompt (tmux + TUI)", typing_to_prompt_ms);
     summary("  CLI turn (prompt to answer recorded)", cli_turn_ms);
     summary("  troupe: answer recorded to caller", recorded_to_caller_ms);
+    summary("fair floor: paste to model request", floor_to_model_ms);
+    summary("troupe: call to model request", to_model_ms);
+    summary(
+        "fair floor: model request to Stop hook",
+        floor_from_model_ms,
+    );
+    summary("troupe: model request to answer recorded", from_model_ms);
     println!(
         "overhead at median: {:+.1} ms (bar {BAR_MEDIAN_MS} ms)",
         troupe.median - floor_stats.median

@@ -355,6 +355,14 @@ fn check(tool: &str, shape: &Shape, v: &Value, field: &str, path: &str, out: &mu
                             why: "required and missing",
                         }),
                         [] => {}
+                        // troupe reads a null as the key left out (src/mcp/parameters.rs):
+                        // its schemas give optional fields their plain type, without null.
+                        [k] if map[*k].is_null() && !obj.required.contains(name) => {}
+                        [k] if map[*k].is_null() => out.push(Violation {
+                            field: name.clone(),
+                            path: p.replacen(name.as_str(), k, 1),
+                            why: "required and null (read as missing)",
+                        }),
                         // serde names the key as the input spelled it (an alias, say).
                         [k] => {
                             let p = p.replacen(name.as_str(), k, 1);

@@ -286,7 +286,7 @@ pub struct ApprovalView {
     pub instance_id: String,
     pub tool: String,
     /// The call's arguments: the approval is good for exactly these.
-    pub arguments: serde_json::Value,
+    pub arguments: rmcp::model::JsonObject,
     /// pending, approved, denied, used or expired.
     pub state: crate::states::ApprovalState,
     /// Where the person answered: rest, form or mcp.
@@ -319,8 +319,7 @@ impl From<crate::db::approvals::Approval> for ApprovalView {
             ApprovalState::Expired => format!("call {} without an approval to ask again", a.tool),
         };
         ApprovalView {
-            arguments: serde_json::from_str(&a.arguments)
-                .unwrap_or(serde_json::Value::String(a.arguments)),
+            arguments: super::schema::stored_object(a.arguments),
             approval_id: a.id,
             instance_id: a.instance_id,
             tool: a.tool,

@@ -14,6 +14,7 @@ mod parameters;
 mod permissions;
 mod roots;
 mod rounds;
+mod schema;
 mod settings;
 pub use settings::PRECEDENCE as SETTINGS_PRECEDENCE;
 mod teams;
@@ -67,7 +68,7 @@ pub struct Troupe {
     log_level: logging::LogLevel,
 }
 
-/// The tools, built once: their schemas are cleaned of formats clients do not know.
+/// The tools, built once: their schemas are rewritten in spellings every client reads.
 static TOOLS: LazyLock<ToolRouter<Troupe>> = LazyLock::new(|| {
     let mut router = Troupe::instance_tools()
         + Troupe::lifecycle_tools()
@@ -80,9 +81,12 @@ static TOOLS: LazyLock<ToolRouter<Troupe>> = LazyLock::new(|| {
         + Troupe::approval_tools()
         + Troupe::settings_tools();
     for route in router.map.values_mut() {
-        strip_formats(Arc::make_mut(&mut route.attr.input_schema));
+        schema::make_portable(
+            Arc::make_mut(&mut route.attr.input_schema),
+            schema::Side::Input,
+        );
         if let Some(out) = route.attr.output_schema.as_mut() {
-            strip_formats(Arc::make_mut(out));
+            schema::make_portable(Arc::make_mut(out), schema::Side::Output);
         }
     }
     router
@@ -396,64 +400,6 @@ impl Troupe {
             .await
         {
             tracing::debug!(request = %request_id, "the person's answer came too late: {e}");
-        }
-    }
-}
-
-/// The `format` values of JSON Schema itself; schemars also writes its own (`uint`, `int64`,
-/// `double`, ...), which clients such as Claude Code warn about on every start.
-const STANDARD_FORMATS: &[&str] = &[
-    "date-time",
-    "date",
-    "time",
-    "duration",
-    "email",
-    "idn-email",
-    "hostname",
-    "idn-hostname",
-    "ipv4",
-    "ipv6",
-    "uri",
-    "uri-reference",
-    "iri",
-    "iri-reference",
-    "uuid",
-    "uri-template",
-    "json-pointer",
-    "relative-json-pointer",
-    "regex",
-];
-
-fn strip_formats(schema: &mut JsonObject) {
-    if let Some(serde_json::Value::String(f)) = schema.get("format")
-        && !STANDARD_FORMATS.contains(&f.as_str())
-    {
-        schema.remove("format");
-    }
-    for (key, value) in schema.iter_mut() {
-        match key.as_str() {
-            // Data, not schemas.
-            "default" | "const" | "enum" | "examples" => {}
-            "properties" | "$defs" | "definitions" | "patternProperties" => {
-                if let serde_json::Value::Object(map) = value {
-                    for sub in map.values_mut() {
-                        if let serde_json::Value::Object(o) = sub {
-                            strip_formats(o);
-                        }
-                    }
-                }
-            }
-            _ => match value {
-                serde_json::Value::Object(o) => strip_formats(o),
-                serde_json::Value::Array(items) => {
-                    for item in items {
-                        if let serde_json::Value::Object(o) = item {
-                            strip_formats(o);
-                        }
-                    }
-                }
-                _ => {}
-            },
         }
     }
 }

@@ -27,10 +27,13 @@ impl<P: JsonSchema> JsonSchema for Parameters<P> {
 /// HTTP or through `troupe stdio` (which forwards to HTTP), is read through this one table.
 pub const ALIASES: &[(&str, &str)] = &[("parent_id", "parent_instance_id")];
 
-/// Renames aliased keys to troupe's names, in the arguments and in the objects of their
-/// lists (spawn_multiple_instances' entries). A key given under both names keeps troupe's.
-/// Returns each renamed key's path as troupe names it and as the caller wrote it, so an
-/// error about it can use the caller's words.
+/// Renames aliased keys to troupe's names, and drops keys whose value is `null`, in the
+/// arguments and in the objects of their lists (spawn_multiple_instances' entries). A key
+/// given under both names keeps troupe's. A `null` reads as the key left out: the tool
+/// schemas give an optional field its plain type without `null` (src/mcp/schema.rs), and a
+/// client or model that sends `null` all the same gets the default, for every field alike (a
+/// required field then says it is missing). Returns each renamed key's path as troupe names
+/// it and as the caller wrote it, so an error about it can use the caller's words.
 pub fn normalise(arguments: &mut serde_json::Map<String, Value>) -> Vec<(String, String)> {
     let mut renamed = Vec::new();
     rename(arguments, "", &mut renamed);
@@ -42,6 +45,7 @@ fn rename(
     at: &str,
     renamed: &mut Vec<(String, String)>,
 ) {
+    arguments.retain(|_, v| !v.is_null());
     for (alias, name) in ALIASES {
         if let Some(v) = arguments.remove(*alias)
             && !arguments.contains_key(*name)
@@ -141,5 +145,23 @@ mod tests {
             .unwrap();
         normalise(&mut both);
         assert_eq!(Value::Object(both), json!({ "parent_instance_id": "y" }));
+    }
+
+    #[test]
+    fn a_null_is_a_key_left_out() {
+        let mut args = json!({ "model": null, "parent_id": null, "parent_instance_id": "p",
+                               "instances": [{ "role": "dev", "name": null }],
+                               "default_models": { "dev": null } })
+        .as_object()
+        .cloned()
+        .unwrap();
+        let renamed = normalise(&mut args);
+        assert!(renamed.is_empty(), "a null alias renames nothing");
+        assert_eq!(
+            Value::Object(args),
+            json!({ "parent_instance_id": "p", "instances": [{ "role": "dev" }],
+                    "default_models": { "dev": null } }),
+            "a map's values are data: a null there is refused by the field, naming it"
+        );
     }
 }

@@ -36,8 +36,8 @@ pub struct RequestView {
     /// The message whose turn asked.
     pub message_id: Option<String>,
     pub tool_name: String,
-    /// The tool's input, as the CLI sent it.
-    pub tool_input: serde_json::Value,
+    /// The tool's input, as the CLI sent it (its arguments by name).
+    pub tool_input: rmcp::model::JsonObject,
     /// The request in a line: `Bash: npm test`.
     pub summary: String,
     /// pending, allowed, denied or expired.
@@ -52,8 +52,7 @@ pub struct RequestView {
 impl From<PermissionAsk> for RequestView {
     fn from(r: PermissionAsk) -> Self {
         RequestView {
-            tool_input: serde_json::from_str(&r.tool_input)
-                .unwrap_or(serde_json::Value::String(r.tool_input)),
+            tool_input: super::schema::stored_object(r.tool_input),
             request_id: r.id,
             instance_id: r.instance_id,
             message_id: r.message_id,

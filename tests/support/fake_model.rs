@@ -65,6 +65,8 @@ struct Recorded {
     requests: Vec<Value>,
     /// `last_user_text` of each of `requests`.
     texts: Vec<String>,
+    /// When each of `requests` arrived (wall clock, ns since the epoch).
+    arrived: Vec<i128>,
     /// `"METHOD /path?query"` of every other request.
     others: Vec<String>,
     /// Streams currently being produced.
@@ -172,6 +174,17 @@ impl FakeModel {
     /// Every `/v1/messages` request body received so far, in order.
     pub fn requests(&self) -> Vec<Value> {
         self.inner.recorded().requests.clone()
+    }
+
+    /// For each recorded request, its last user message text and when it arrived (wall clock,
+    /// ns since the epoch): benches split a turn at the model call with it.
+    pub fn arrivals(&self) -> Vec<(String, i128)> {
+        let r = self.inner.recorded();
+        r.texts
+            .iter()
+            .cloned()
+            .zip(r.arrived.iter().copied())
+            .collect()
     }
 
     /// For each recorded request, the last user message text as the rules saw it.
@@ -505,7 +518,14 @@ fn error_response(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
+fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
 async fn messages(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
+    let arrived = now_ns();
     let body: Value = match serde_json::from_slice(&body) {
         Ok(v @ Value::Object(_)) => v,
         _ => return error_response(StatusCode::BAD_REQUEST, "body must be a JSON object"),
@@ -530,6 +550,7 @@ async fn messages(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     inner.update(|r| {
         r.requests.push(body.clone());
         r.texts.push(text);
+        r.arrived.push(arrived);
     });
 
     let hook = inner.hook.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -819,6 +840,7 @@ async fn responses(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     inner.update(|r| {
         r.requests.push(body.clone());
         r.texts.push(text.clone());
+        r.arrived.push(now_ns());
     });
     // The rules read an Anthropic-shaped request: the last user text, or the output of the
     // function call that the last model response made.

@@ -239,7 +239,9 @@ impl McpClient {
                         let reply = json!({ "jsonrpc": "2.0", "id": m["id"], "result": answer });
                         self.send_raw(&reply).await;
                     } else if m["id"] == id {
-                        return (tool_result(&m), asked);
+                        let result = tool_result(&m);
+                        self.check_output(name, &result).await;
+                        return (result, asked);
                     }
                 }
             }
@@ -277,9 +279,52 @@ impl McpClient {
                 json!({ "name": name, "arguments": arguments }),
             )
             .await;
-        tool_result(&response)
+        let result = tool_result(&response);
+        self.check_output(name, &result).await;
+        result
+    }
+
+    /// Every structured result the tests see must be what the tool's published `outputSchema`
+    /// says (the schema clients read, after troupe's rewriting for portability); clients such
+    /// as Claude Code refuse a result that is not.
+    async fn check_output(&self, tool: &str, result: &ToolResult) {
+        if result.is_error || result.structured.is_null() {
+            return;
+        }
+        if OUTPUT_SCHEMAS.get().is_none() {
+            let listed = self.request("tools/list", json!({})).await;
+            let schemas = listed["result"]["tools"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| Some((t["name"].as_str()?.to_string(), t.get("outputSchema")?)))
+                .map(|(name, schema)| {
+                    let validator = jsonschema::validator_for(schema)
+                        .unwrap_or_else(|e| panic!("{name}'s outputSchema is not a schema: {e}"));
+                    (name, validator)
+                })
+                .collect();
+            let _ = OUTPUT_SCHEMAS.set(schemas);
+        }
+        let Some(validator) = OUTPUT_SCHEMAS.get().and_then(|s| s.get(tool)) else {
+            return;
+        };
+        let errors: Vec<String> = validator
+            .iter_errors(&result.structured)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{tool}'s result does not match its outputSchema: {errors:#?}\nresult: {}",
+            result.structured
+        );
     }
 }
+
+/// The tools' output schemas, read once per test binary (every server in it is the same build).
+static OUTPUT_SCHEMAS: std::sync::OnceLock<
+    std::collections::HashMap<String, jsonschema::Validator>,
+> = std::sync::OnceLock::new();
 
 /// The JSON-RPC messages in an SSE body (events without JSON data are skipped).
 pub fn sse_messages(text: &str) -> Vec<Value> {
