@@ -109,6 +109,9 @@ pub struct Config {
     pub person_wait: Option<Duration>,
     /// How long a permission request is held for someone to decide it.
     pub permission_wait: Duration,
+    /// How long the live event log keeps an event (a client away longer starts from what is
+    /// there); what an event reported stays in its own table.
+    pub keep_events: Duration,
     /// The controls the config file sets (`[orchestration]`).
     pub file_controls: crate::settings::Layer,
     /// The controls the environment and `serve`'s flags set.
@@ -175,6 +178,7 @@ impl Config {
             default_wait: Duration::from_secs(300),
             person_wait: None,
             permission_wait: Duration::from_secs(300),
+            keep_events: Duration::from_secs(7 * 24 * 3600),
             file_controls: crate::settings::Layer::default(),
             env_controls: crate::settings::Layer::default(),
             max_depth: 4,
@@ -296,6 +300,11 @@ pub struct ServeArgs {
     /// and seconds an instance's call waits for your approval (require_approval).
     #[arg(long, env = "TROUPE_PERMISSION_WAIT", default_value_t = 300)]
     pub permission_wait: u64,
+    /// Hours the live event log (GET /api/events, the dashboard's catch-up) keeps an event;
+    /// older ones are forgotten every hour. Messages, output, usage and audit stay in their own
+    /// tables whatever this says.
+    #[arg(long, env = "TROUPE_KEEP_EVENTS_HOURS", default_value_t = 168)]
+    pub keep_events_hours: u64,
     /// On SIGTERM/Ctrl-C, terminate every instance instead of leaving them running.
     #[arg(long, env = "TROUPE_TERMINATE_ON_EXIT", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub terminate_on_exit: bool,
@@ -428,6 +437,10 @@ impl Config {
             anyhow::bail!("--permission-wait must be 1 to 3600 seconds");
         }
         config.permission_wait = Duration::from_secs(args.permission_wait);
+        if args.keep_events_hours == 0 || args.keep_events_hours > 87_600 {
+            anyhow::bail!("--keep-events-hours must be 1 to 87600 (ten years)");
+        }
+        config.keep_events = Duration::from_secs(args.keep_events_hours * 3600);
         config.token = args.token.clone().unwrap_or_default();
         config.allowed_hosts = args.allow_hosts.clone();
         config.pass_env = args

@@ -39,6 +39,7 @@ pub mod weblogin;
 pub mod worktree;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -71,7 +72,7 @@ fn loopback(addr: SocketAddr) -> SocketAddr {
 
 /// What a previous run left that nothing holds any more: its permission questions (their
 /// CLIs show their own dialogs now) and live events past their keep.
-async fn tidy_previous_run(pool: &db::Db, host: &str) {
+async fn tidy_previous_run(pool: &db::Db, host: &str, keep_events: Duration) {
     match db::permissions::PermissionAsk::expire_all_pending(pool, host).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(
@@ -80,14 +81,34 @@ async fn tidy_previous_run(pool: &db::Db, host: &str) {
         ),
         Err(e) => tracing::warn!(error = %e, "cannot expire old permission requests"),
     }
-    match db::events::prune(pool).await {
+    prune_events(pool, keep_events).await;
+}
+
+async fn prune_events(pool: &db::Db, keep: Duration) {
+    match db::events::prune(pool, keep).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(
             events = n,
-            "forgot live events older than {} days",
-            db::events::KEEP_DAYS
+            "forgot live events older than {} hours",
+            keep.as_secs() / 3600
         ),
         Err(e) => tracing::warn!(error = %e, "cannot prune the event log"),
+    }
+}
+
+/// How often the event log forgets what is past its keep while the server runs.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Keeps the event log to `--keep-events-hours` for as long as the server runs.
+async fn prune_events_hourly(pool: db::Db, keep: Duration, stop: CancellationToken) {
+    let mut every =
+        tokio::time::interval_at(tokio::time::Instant::now() + PRUNE_EVERY, PRUNE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = every.tick() => prune_events(&pool, keep).await,
+        }
     }
 }
 
@@ -172,8 +193,13 @@ impl Server {
                 "{taken} instances from before hosts existed are this host's"
             );
         }
-        tidy_previous_run(&pool, &config.host).await;
+        tidy_previous_run(&pool, &config.host, config.keep_events).await;
         let shutdown = CancellationToken::new();
+        tokio::spawn(prune_events_hourly(
+            pool.clone(),
+            config.keep_events,
+            shutdown.child_token(),
+        ));
         if pool.as_sqlite().is_none() {
             // Only a shared registry has other hosts to tell.
             tokio::spawn(fleet::heartbeat(

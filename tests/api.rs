@@ -412,6 +412,29 @@ async fn events_resume_from_the_last_event_id_and_miss_nothing() {
     assert_eq!(states.first(), Some(&"queued"), "{states:?}");
     assert_eq!(states.last(), Some(&"answered"), "{states:?}");
     assert!(states.contains(&"submitted"), "{states:?}");
+    // A message event shows the message's text, and the answer only once it was answered.
+    let of_m1 = |state: &str| {
+        seen.iter()
+            .find(|(e, d)| e.event == "message" && d["id"] == m1.as_str() && d["state"] == state)
+            .map(|(_, d)| d.clone())
+            .unwrap()
+    };
+    assert_eq!(of_m1("queued")["content"], "first");
+    assert_eq!(of_m1("queued")["response"], Value::Null);
+    assert_eq!(of_m1("answered")["response"], "ECHO: first");
+    assert!(of_m1("answered").get("has_response").is_none());
+    // The log itself keeps no copy of that text: output and message events name their row.
+    let logged = troupe::db::events::after(h.pool(), 0, 10_000).await.unwrap();
+    let texts: Vec<&str> = logged
+        .iter()
+        .filter(|e| e.kind == "output" || e.kind == "message")
+        .map(|e| e.data.as_str())
+        .collect();
+    assert!(texts.len() >= 4, "{texts:?}");
+    assert!(
+        texts.iter().all(|d| !d.contains("\"content\"") && !d.contains("ECHO")),
+        "{texts:?}"
+    );
     // Each event about an instance names the host that runs it.
     let host = h.config().host;
     assert!(

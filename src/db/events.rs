@@ -1,9 +1,7 @@
 //! The event log behind the live stream. Triggers (migration 0011) write a row for every change
 //! the stream reports, in the same transaction as the change; this module reads them back in
-//! order and tells waiting streams when there may be more.
-
-/// How long events are kept: a client that was away longer starts from what is there.
-pub const KEEP_DAYS: i64 = 7;
+//! order and tells waiting streams when there may be more. Output and message events name
+//! their row instead of copying its text (migration 0019): the text is read from the row.
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LoggedEvent {
@@ -15,22 +13,63 @@ pub struct LoggedEvent {
     pub data: String,
     /// The host that runs the event's instance, if it has one.
     pub host: Option<String>,
+    /// An output event's chunk text, read from its row.
+    pub output_text: Option<String>,
+    /// A message event's content and response (the first 2,000 characters of each), read
+    /// from its row.
+    pub message_content: Option<String>,
+    pub message_response: Option<String>,
 }
 
+/// How much of a message's content and response an event shows.
+pub const MESSAGE_EXCERPT_CHARS: i64 = 2000;
+
 impl LoggedEvent {
-    /// The event's JSON with its host added (a fleet's clients tell hosts apart by it); as
-    /// written when there is no host or the JSON is not an object.
+    /// The event as clients see it: the trigger's JSON with the text of the row it names, and
+    /// its host (a fleet's clients tell hosts apart by it). As written when the JSON is not an
+    /// object; an event that carries its own copy (written before migration 0019) keeps it.
     pub fn data_with_host(&self) -> String {
-        let Some(host) = self.host.as_deref().filter(|h| !h.is_empty()) else {
+        let host = self.host.as_deref().filter(|h| !h.is_empty());
+        let refers = matches!(self.kind.as_str(), "output" | "message");
+        if host.is_none() && !refers {
+            return self.data.clone();
+        }
+        let Ok(serde_json::Value::Object(mut map)) =
+            serde_json::from_str::<serde_json::Value>(&self.data)
+        else {
             return self.data.clone();
         };
-        match serde_json::from_str::<serde_json::Value>(&self.data) {
-            Ok(serde_json::Value::Object(mut map)) => {
-                map.entry("host").or_insert_with(|| host.into());
-                serde_json::Value::Object(map).to_string()
+        let text = |t: &Option<String>| t.clone().map_or(serde_json::Value::Null, Into::into);
+        match self.kind.as_str() {
+            "output" if !map.contains_key("content") => {
+                map.insert("content".into(), text(&self.output_text));
             }
-            _ => self.data.clone(),
+            "message" if !map.contains_key("content") => {
+                // The response as it stood then: an earlier state's event shows none.
+                let answered = map.remove("has_response") == Some(serde_json::Value::Bool(true));
+                let response = if answered {
+                    text(&self.message_response)
+                } else {
+                    serde_json::Value::Null
+                };
+                let created = map.remove("created_at");
+                let finished = map.remove("finished_at");
+                map.insert("content".into(), text(&self.message_content));
+                map.insert("response".into(), response);
+                // The order the copies had.
+                if let Some(v) = created {
+                    map.insert("created_at".into(), v);
+                }
+                if let Some(v) = finished {
+                    map.insert("finished_at".into(), v);
+                }
+            }
+            _ => {}
         }
+        if let Some(host) = host {
+            map.entry("host").or_insert_with(|| host.into());
+        }
+        serde_json::Value::Object(map).to_string()
     }
 }
 
@@ -58,9 +97,18 @@ pub async fn after(db: &super::Db, after: i64, limit: i64) -> sqlx::Result<Vec<L
         sqlite: |pool| {
             sqlx::query_as!(
                 LoggedEvent,
-                r#"SELECT e.id, e.at, e.kind, e.instance_id, e.data, i.host AS "host?"
+                r#"SELECT e.id AS "id!", e.at AS "at!", e.kind AS "kind!", e.instance_id,
+                          e.data AS "data!", i.host AS "host?", o.content AS "output_text?",
+                          substr(m.content, 1, ?) AS "message_content?: String",
+                          substr(m.response, 1, ?) AS "message_response?: String"
                    FROM events e LEFT JOIN instances i ON i.id = e.instance_id
+                   LEFT JOIN output_chunks o
+                          ON e.kind = 'output' AND o.id = json_extract(e.data, '$.id')
+                   LEFT JOIN messages m
+                          ON e.kind = 'message' AND m.id = json_extract(e.data, '$.id')
                    WHERE e.id > ? ORDER BY e.id LIMIT ?"#,
+                MESSAGE_EXCERPT_CHARS,
+                MESSAGE_EXCERPT_CHARS,
                 after,
                 limit
             )
@@ -70,11 +118,18 @@ pub async fn after(db: &super::Db, after: i64, limit: i64) -> sqlx::Result<Vec<L
         postgres: |pool| {
             sqlx::query_as!(
                 LoggedEvent,
-                r#"SELECT e.id, e.at, e.kind, e.instance_id, e.data, i.host AS "host?"
+                r#"SELECT e.id, e.at, e.kind, e.instance_id, e.data, i.host AS "host?",
+                          o.content AS "output_text?",
+                          substr(m.content, 1, $3::int) AS "message_content?",
+                          substr(m.response, 1, $3::int) AS "message_response?"
                    FROM events e LEFT JOIN instances i ON i.id = e.instance_id
+                   LEFT JOIN output_chunks o ON o.id = CASE WHEN e.kind = 'output'
+                          THEN (e.data::json ->> 'id')::bigint END
+                   LEFT JOIN messages m ON e.kind = 'message' AND m.id = (e.data::json ->> 'id')
                    WHERE e.id > $1 ORDER BY e.id LIMIT $2 /* postgres */"#,
                 after,
-                limit
+                limit,
+                MESSAGE_EXCERPT_CHARS as i32
             )
             .fetch_all(pool)
             .await
@@ -101,22 +156,22 @@ pub async fn last_id(db: &super::Db) -> sqlx::Result<i64> {
     )
 }
 
-/// Forgets events older than [`KEEP_DAYS`]; what they reported stays in its own table.
-pub async fn prune(db: &super::Db) -> sqlx::Result<u64> {
+/// Forgets events older than `keep`; what they reported stays in its own table.
+pub async fn prune(db: &super::Db, keep: std::time::Duration) -> sqlx::Result<u64> {
+    let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
+    let cutoff = chrono::Utc::now()
+        .checked_sub_signed(keep)
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string();
     super::on!(db,
         sqlite: |pool| {
-            let cutoff = (chrono::Utc::now() - chrono::Duration::days(KEEP_DAYS))
-                .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-                .to_string();
             let done = sqlx::query!("DELETE FROM events WHERE at < ?", cutoff)
                 .execute(pool)
                 .await?;
             Ok(done.rows_affected())
         },
         postgres: |pool| {
-            let cutoff = (chrono::Utc::now() - chrono::Duration::days(KEEP_DAYS))
-                .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-                .to_string();
             let done = sqlx::query!("DELETE FROM events WHERE at < $1 /* postgres */", cutoff)
                 .execute(pool)
                 .await?;
@@ -137,12 +192,15 @@ mod tests {
             instance_id: instance.map(str::to_string),
             data: "{}".into(),
             host: None,
+            output_text: None,
+            message_content: None,
+            message_response: None,
         }
     }
 
     #[test]
     fn an_event_names_its_host() {
-        let mut e = event("message", Some("dev-1"));
+        let mut e = event("usage", Some("dev-1"));
         e.data = r#"{"id":"msg-1","state":"queued"}"#.into();
         assert_eq!(e.data_with_host(), e.data, "no host, as written");
         e.host = Some("beta".into());
@@ -151,6 +209,37 @@ mod tests {
         assert_eq!(v["state"], "queued");
         e.data = "[1]".into();
         assert_eq!(e.data_with_host(), "[1]");
+    }
+
+    #[test]
+    fn text_is_read_from_the_row_an_event_names() {
+        let mut out = event("output", Some("dev-1"));
+        out.data = r#"{"id":7,"instance_id":"dev-1","source":"assistant"}"#.into();
+        out.output_text = Some("hello".into());
+        let v: serde_json::Value = serde_json::from_str(&out.data_with_host()).unwrap();
+        assert_eq!(v["content"], "hello");
+        assert_eq!(v["source"], "assistant");
+
+        let mut msg = event("message", Some("dev-1"));
+        msg.message_content = Some("do it".into());
+        msg.message_response = Some("done".into());
+        msg.data = r#"{"id":"m","state":"running","has_response":false,"created_at":"t0","finished_at":null}"#.into();
+        let v: serde_json::Value = serde_json::from_str(&msg.data_with_host()).unwrap();
+        assert_eq!(v["content"], "do it");
+        assert_eq!(v["response"], serde_json::Value::Null, "not answered then");
+        assert!(v.get("has_response").is_none());
+        assert_eq!(v["created_at"], "t0");
+        msg.data = r#"{"id":"m","state":"answered","has_response":true}"#.into();
+        let v: serde_json::Value = serde_json::from_str(&msg.data_with_host()).unwrap();
+        assert_eq!(v["response"], "done");
+
+        // Written before events named their rows: the copy stands.
+        msg.data = r#"{"id":"m","state":"answered","content":"old","response":"kept"}"#.into();
+        let v: serde_json::Value = serde_json::from_str(&msg.data_with_host()).unwrap();
+        assert_eq!(
+            (&v["content"], &v["response"]),
+            (&"old".into(), &"kept".into())
+        );
     }
 
     #[test]
