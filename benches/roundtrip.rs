@@ -45,6 +45,9 @@ const POLL_EVERY: Duration = Duration::from_millis(3);
 
 type Ts = chrono::DateTime<chrono::Utc>;
 
+/// A CLI's environment and arguments, as read from /proc.
+type LaunchLine = (Vec<(String, String)>, Vec<String>);
+
 fn ts(s: &str) -> Ts {
     chrono::DateTime::parse_from_rfc3339(s)
         .expect("RFC 3339 timestamp")
@@ -90,7 +93,9 @@ struct Floor {
 
 impl Floor {
     /// Starts the CLI and returns once it is ready for input, with how long that took.
-    async fn launch(h: &Harness, claude_bin: &str) -> (Floor, Duration) {
+    /// `like`: the environment and arguments of troupe's instance CLI, to start the floor's
+    /// CLI the same way (ROUNDTRIP_FLOOR_LIKE=1).
+    async fn launch(h: &Harness, claude_bin: &str, like: Option<LaunchLine>) -> (Floor, Duration) {
         let dir = h.dir.path().join("floor");
         // A HOME of its own: two CLIs rewriting one ~/.claude.json would disturb each other.
         let home = dir.join("home");
@@ -134,6 +139,16 @@ impl Floor {
             // Claude Code refuses to skip permissions as root outside a declared sandbox.
             env.push(("IS_SANDBOX".into(), "1".into()));
         }
+        let mut extra_args = Vec::new();
+        if let Some((their_env, their_args)) = &like {
+            env = their_env
+                .iter()
+                .filter(|(k, _)| k != "HOME")
+                .cloned()
+                .chain([("HOME".to_string(), home.display().to_string())])
+                .collect();
+            extra_args = their_args.clone();
+        }
         let socket = support::unique_socket("floor");
         let session_id = uuid::Uuid::new_v4().to_string();
         let floor = Floor {
@@ -153,6 +168,7 @@ impl Floor {
             args.extend(["-e".into(), format!("{k}={v}")]);
         }
         args.extend([claude_bin.into()]);
+        args.extend(extra_args);
         if std::env::var("ROUNDTRIP_FLOOR_MCP").is_ok_and(|v| v == "1") {
             // troupe's tools in the floor's requests too, as its instances have them: what is
             // left between the two is troupe's orchestration, not the CLI's bigger request.
@@ -173,8 +189,10 @@ impl Floor {
             MODEL.into(),
             "--settings".into(),
             settings.display().to_string(),
-            "--dangerously-skip-permissions".into(),
         ]);
+        if like.is_none() {
+            args.push("--dangerously-skip-permissions".into());
+        }
         // Keeps the screen of a CLI that exits, for the failure message.
         args.extend(
             [
@@ -189,7 +207,28 @@ impl Floor {
             .map(String::from),
         );
         let t = Instant::now();
-        floor.tmux(&args).await;
+        match &like {
+            // The tmux server starts with the environment troupe gives its own.
+            Some((their_env, _)) => {
+                let out = tokio::process::Command::new("tmux")
+                    .env_clear()
+                    .envs(their_env.iter().map(|(k, v)| (k, v)))
+                    .arg("-L")
+                    .arg(&floor.socket)
+                    .args(&args)
+                    .output()
+                    .await
+                    .expect("tmux runs");
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            None => {
+                floor.tmux(&args).await;
+            }
+        }
         // The first text must land in the input box, which SessionStart need not wait for.
         floor
             .wait(
@@ -314,7 +353,8 @@ impl Floor {
 
     /// Fails unless every send was a real turn of its own: one Stop per send, and the fake
     /// model's answer to each text in the CLI's transcript.
-    fn check_turns(&self, texts: &[String]) {
+    /// Returns the CLI's transcript.
+    fn check_turns(&self, texts: &[String]) -> String {
         assert_eq!(lines(&self.stops).len(), texts.len(), "one Stop per send");
         let name = format!("{}.jsonl", self.session_id);
         let transcript = std::fs::read_dir(self.home.join(".claude/projects"))
@@ -329,6 +369,7 @@ impl Floor {
                 "the floor CLI's transcript has no answer to {text:?}"
             );
         }
+        transcript
     }
 }
 
@@ -343,6 +384,51 @@ fn prompt_times(transcript: &str) -> HashMap<String, Ts> {
             Some((text, ts(v["timestamp"].as_str()?)))
         })
         .collect()
+}
+
+/// The environment and the arguments (without its session, settings and MCP config) troupe's
+/// instance CLI runs with, read from /proc.
+async fn instance_launch(h: &Harness, id: &str) -> LaunchLine {
+    let inst = Instance::find(h.pool(), id).await.unwrap().unwrap();
+    let out = std::process::Command::new("tmux")
+        .args(["-L", &h.config().tmux_socket, "display-message", "-p", "-t"])
+        .arg(format!("={}:", inst.tmux_session))
+        .arg("#{pane_pid}")
+        .output()
+        .unwrap();
+    let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let split = |file: &str| -> Vec<String> {
+        std::fs::read(format!("/proc/{pid}/{file}"))
+            .unwrap()
+            .split(|b| *b == 0)
+            .filter(|p| !p.is_empty())
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect()
+    };
+    let env: Vec<(String, String)> = split("environ")
+        .into_iter()
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect();
+    let mut args = Vec::new();
+    let mut it = split("cmdline").into_iter().skip(1);
+    while let Some(a) = it.next() {
+        if ["--session-id", "--resume", "--settings", "--mcp-config"].contains(&a.as_str()) {
+            it.next();
+        } else if a != "--model" {
+            args.push(a);
+        } else {
+            it.next();
+        }
+    }
+    println!("floor like troupe's instance: args {args:?}");
+    println!(
+        "  env: {:?}",
+        env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>()
+    );
+    (env, args)
 }
 
 fn claude_version(claude_bin: &str) -> String {
@@ -370,7 +456,11 @@ async fn main() {
         spawn_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         ids.push(id);
     }
-    let (floor, floor_ready) = Floor::launch(&h, &claude_bin).await;
+    let like = match std::env::var("ROUNDTRIP_FLOOR_LIKE").is_ok_and(|v| v == "1") {
+        true => Some(instance_launch(&h, &ids[0]).await),
+        false => None,
+    };
+    let (floor, floor_ready) = Floor::launch(&h, &claude_bin, like).await;
 
     let id = &ids[0];
     let troupe_send = async |text: &str| {
@@ -415,7 +505,7 @@ async fn main() {
         troupe_ms.push(rtt.as_secs_f64() * 1000.0);
         calls.push((text.clone(), started, started + rtt, message_id));
     }
-    floor.check_turns(&floor_texts);
+    let floor_prompts = prompt_times(&floor.check_turns(&floor_texts));
 
     // Where troupe's time goes, from the timestamps troupe (its message row) and the CLI (its
     // transcript) wrote: troupe before typing, tmux + the CLI taking the prompt, the CLI's
@@ -450,13 +540,19 @@ async fn main() {
     let at = |text: &str| *arrived.get(text).expect("every send reached the model");
     let mut floor_to_model_ms = Vec::new();
     let mut floor_from_model_ms = Vec::new();
+    let mut floor_to_prompt_ms = Vec::new();
+    let mut floor_prompt_to_model_ms = Vec::new();
+    let mut prompt_to_model_ms = Vec::new();
+    let nanos = |t: &Ts| t.timestamp_nanos_opt().unwrap_or(0) as i128;
     for (text, start, stop) in &pastes {
+        let prompt = nanos(&floor_prompts[text]);
+        floor_to_prompt_ms.push((prompt - start) as f64 / 1e6);
+        floor_prompt_to_model_ms.push((at(text) - prompt) as f64 / 1e6);
         floor_to_model_ms.push((at(text) - start) as f64 / 1e6);
         floor_from_model_ms.push((stop - at(text)) as f64 / 1e6);
     }
     let mut to_model_ms = Vec::new();
     let mut from_model_ms = Vec::new();
-    let nanos = |t: &Ts| t.timestamp_nanos_opt().unwrap_or(0) as i128;
     for (text, call_at, answered_at, message_id) in &calls {
         let prompt_at = prompts[text];
         let m = Message::find(h.pool(), message_id).await.unwrap().unwrap();
@@ -466,6 +562,7 @@ async fn main() {
         let recorded = ts(m.finished_at.as_deref().unwrap());
         cli_turn_ms.push(ms(recorded - prompt_at));
         to_model_ms.push((at(text) - nanos(call_at)) as f64 / 1e6);
+        prompt_to_model_ms.push((at(text) - nanos(&prompt_at)) as f64 / 1e6);
         from_model_ms.push((nanos(&recorded) - at(text)) as f64 / 1e6);
         recorded_to_caller_ms.push(ms(*answered_at - recorded));
     }
@@ -519,7 +616,13 @@ async fn main() {
     summary("  CLI turn (prompt to answer recorded)", cli_turn_ms);
     summary("  troupe: answer recorded to caller", recorded_to_caller_ms);
     summary("fair floor: paste to model request", floor_to_model_ms);
+    summary("  fair floor: paste to CLI prompt", floor_to_prompt_ms);
+    summary(
+        "  fair floor: CLI prompt to model request",
+        floor_prompt_to_model_ms,
+    );
     summary("troupe: call to model request", to_model_ms);
+    summary("  troupe: CLI prompt to model request", prompt_to_model_ms);
     summary(
         "fair floor: model request to Stop hook",
         floor_from_model_ms,

@@ -1,5 +1,10 @@
 //! troupe's own tmux server (`tmux -L <socket>`). Commands are built with tmux_interface and
-//! run asynchronously with tokio, so a slow tmux never blocks the runtime.
+//! run asynchronously with tokio, so a slow tmux never blocks the runtime. Typing (paste and
+//! keys) goes through one control-mode client per server ([`control`]) with no process per
+//! command; everything else, and typing whenever that client cannot take it, runs a `tmux`
+//! process per command.
+
+mod control;
 
 use std::process::Stdio;
 
@@ -47,12 +52,35 @@ fn server_went_away(stderr: &str) -> bool {
 }
 
 /// A handle on one tmux server, named by its socket.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Tmux {
     socket: String,
     /// The environment every tmux command runs with, and so the one the server (started by
     /// the first command) gives every instance: see [`crate::environment`].
     env: std::sync::Arc<Vec<(std::ffi::OsString, std::ffi::OsString)>>,
+    /// The control-mode client, started at the first keystroke and again after it ends.
+    control: std::sync::Arc<tokio::sync::Mutex<Option<std::sync::Arc<control::Client>>>>,
+    /// A private directory for the text of pastes on their way to tmux (made at first use).
+    pastes: std::sync::Arc<std::sync::OnceLock<Option<std::path::PathBuf>>>,
+    /// How many `tmux` processes this handle has started (benches and tests read it).
+    processes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl std::fmt::Debug for Tmux {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tmux")
+            .field("socket", &self.socket)
+            .finish()
+    }
+}
+
+/// How a command given to the control client went.
+enum Via {
+    /// tmux answered: its output, or its error.
+    Answered(Result<String, TmuxError>),
+    /// The control client could not take it (none could start, or it had ended before the
+    /// line was written): run it as a process instead.
+    NotTaken,
 }
 
 /// What a new session runs and with what environment.
@@ -76,7 +104,78 @@ impl Tmux {
         Tmux {
             socket: socket.into(),
             env: std::sync::Arc::new(crate::environment::allowed(std::env::vars_os(), also)),
+            control: Default::default(),
+            pastes: Default::default(),
+            processes: Default::default(),
         }
+    }
+
+    /// How many `tmux` processes this handle (and its clones) started, the control client
+    /// included: typing through the control client starts none.
+    pub fn processes_started(&self) -> u64 {
+        self.processes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A `tmux -L socket` command with the server's environment.
+    fn command(&self) -> tokio::process::Command {
+        self.processes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut command = tokio::process::Command::new("tmux");
+        // The first command starts troupe's tmux server, whose environment every instance
+        // inherits: only the allowlist reaches it, never troupe's settings or its token.
+        command
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .arg("-L")
+            .arg(&self.socket);
+        command
+    }
+
+    /// Runs one command line on the control client (every argument plain), starting the
+    /// client if there is none.
+    async fn via_control(&self, args: &[&str]) -> Via {
+        if !args.iter().all(|a| control::plain(a)) {
+            return Via::NotTaken;
+        }
+        let client = {
+            let mut slot = self.control.lock().await;
+            match slot.as_ref().filter(|c| !c.ended()) {
+                Some(c) => c.clone(),
+                None => match control::Client::start(self.command()).await {
+                    Ok(c) => slot.insert(std::sync::Arc::new(c)).clone(),
+                    Err(e) => {
+                        tracing::debug!("no tmux control client ({e}); one process per command");
+                        *slot = None;
+                        return Via::NotTaken;
+                    }
+                },
+            }
+        };
+        match client.run(args).await {
+            Ok(out) => Via::Answered(Ok(out)),
+            Err(control::Failure::NotWritten) => Via::NotTaken,
+            Err(control::Failure::Tmux(stderr)) => Via::Answered(Err(TmuxError::Failed {
+                command: args.first().map(|a| a.to_string()).unwrap_or_default(),
+                stderr,
+            })),
+        }
+    }
+
+    /// Where a paste's text waits for tmux to read it: a private directory of this
+    /// process's, whose path tmux's parser takes as written.
+    fn paste_dir(&self) -> Option<&std::path::Path> {
+        self.pastes
+            .get_or_init(|| {
+                let dir = std::env::temp_dir().join(format!(
+                    "troupe-pastes-{}-{}",
+                    std::process::id(),
+                    uuid::Uuid::new_v4().simple()
+                ));
+                let usable =
+                    control::plain(&dir.display().to_string()) && crate::private::dir(&dir).is_ok();
+                usable.then_some(dir)
+            })
+            .as_deref()
     }
 
     async fn run(&self, cmd: TmuxCommand<'_>, stdin: Option<&[u8]>) -> Result<String, TmuxError> {
@@ -84,15 +183,8 @@ impl Tmux {
     }
 
     async fn run_args(&self, args: Vec<String>, stdin: Option<&[u8]>) -> Result<String, TmuxError> {
-        let mut command = tokio::process::Command::new("tmux");
-        // The first command starts troupe's tmux server, whose environment every instance
-        // inherits: only the allowlist reaches it, never troupe's settings or its token.
-        command
-            .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)));
-        let mut child = command
-            .arg("-L")
-            .arg(&self.socket)
+        let mut child = self
+            .command()
             .args(&args)
             .stdin(if stdin.is_some() {
                 Stdio::piped()
@@ -268,6 +360,12 @@ impl Tmux {
     /// Presses named keys in order, in one tmux command (verified on Claude Code 2.1.328:
     /// `Down Enter` sent together moves a dialog's cursor and then confirms).
     pub async fn send_keys(&self, name: &str, keys: &[&str]) -> Result<(), TmuxError> {
+        let target = pane(name);
+        let mut line = vec!["send-keys", "-t", target.as_str()];
+        line.extend_from_slice(keys);
+        if let Via::Answered(done) = self.via_control(&line).await {
+            return done.map(|_| ());
+        }
         let mut send = SendKeys::new().target_pane(pane(name));
         for key in keys {
             send = send.key(*key);
@@ -280,6 +378,28 @@ impl Tmux {
     /// sequence: one process on the path of every message instead of two.
     pub async fn paste(&self, name: &str, text: &str) -> Result<(), TmuxError> {
         let buffer = format!("troupe-{name}");
+        if let Some(dir) = self.paste_dir() {
+            // The text goes by file: tmux reads its bytes as they are, and no character of
+            // it meets tmux's command parser.
+            let file = dir.join(format!("{buffer}-{}", uuid::Uuid::new_v4().simple()));
+            if crate::private::write(&file, text.as_bytes()).is_ok() {
+                let path = file.display().to_string();
+                let target = pane(name);
+                // Two commands, each answered before the next is written: tmux answers every
+                // command of a line with a block of its own. load-buffer's answer comes once
+                // the file is read, so the file can go then.
+                let load = ["load-buffer", "-b", &buffer, &path];
+                let paste = ["paste-buffer", "-d", "-p", "-b", &buffer, "-t", &target];
+                let via = match self.via_control(&load).await {
+                    Via::Answered(Ok(_)) => self.via_control(&paste).await,
+                    other => other,
+                };
+                let _ = std::fs::remove_file(&file);
+                if let Via::Answered(done) = via {
+                    return done.map(|_| ());
+                }
+            }
+        }
         let load = owned(
             LoadBuffer::new()
                 .buffer_name(buffer.as_str())
