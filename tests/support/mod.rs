@@ -8,6 +8,7 @@ pub mod clis;
 pub mod fake_model;
 pub mod mcp;
 pub mod process;
+pub mod scripted;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
