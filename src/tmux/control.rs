@@ -36,6 +36,9 @@ pub struct Parser {
 pub enum Line {
     /// A command of this client's was answered.
     Reply(Reply),
+    /// A block of a command the client did not write: the first is the one it was started
+    /// with (`new-session`), whose end says the session is there.
+    Other(Reply),
     /// The client exits (`%exit`).
     Exit,
     /// Nothing for a waiting command: a notification, a block's inner line, another client's
@@ -62,12 +65,13 @@ impl Parser {
                 return Line::Nothing;
             };
             let (words, lines) = self.open.take().expect("inside a block");
-            // FLAGS 1: a command this client wrote; 0: the one it was started with.
-            if words.rsplit(' ').next() != Some("1") {
-                return Line::Nothing;
-            }
             let text = lines.join("\n");
-            return Line::Reply(if ok { Ok(text) } else { Err(text) });
+            let reply = if ok { Ok(text) } else { Err(text) };
+            // FLAGS 1: a command this client wrote; 0: the one it was started with.
+            return match words.rsplit(' ').next() {
+                Some("1") => Line::Reply(reply),
+                _ => Line::Other(reply),
+            };
         }
         if let Some(words) = line.strip_prefix("%begin ") {
             self.open = Some((words.trim_end().to_string(), Vec::new()));
@@ -133,11 +137,18 @@ impl Client {
         let waiting: Arc<Mutex<VecDeque<oneshot::Sender<Reply>>>> = Arc::default();
         let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (queue, gone) = (waiting.clone(), ended.clone());
+        let (started_tx, started) = oneshot::channel::<Reply>();
         tokio::spawn(async move {
             let mut lines = BufReader::new(stdout).lines();
             let mut parser = Parser::default();
+            let mut started_tx = Some(started_tx);
             while let Ok(Some(line)) = lines.next_line().await {
                 match parser.line(&line) {
+                    Line::Other(reply) => {
+                        if let Some(tx) = started_tx.take() {
+                            let _ = tx.send(reply);
+                        }
+                    }
                     Line::Reply(reply) => {
                         let next = queue.lock().expect("control queue poisoned").pop_front();
                         if let Some(tx) = next {
@@ -152,6 +163,14 @@ impl Client {
             // Whoever still waits is told the client is gone (their sender is dropped).
             queue.lock().expect("control queue poisoned").clear();
         });
+        // A line written before the session is made may run before it (seen: "no such
+        // session"), so nothing is written until new-session has answered.
+        match tokio::time::timeout(REPLY_WITHIN, started).await {
+            Ok(Ok(Ok(_))) => {}
+            Ok(Ok(Err(e))) => return Err(std::io::Error::other(e)),
+            Ok(Err(_)) => return Err(std::io::Error::other("tmux -C ended as it started")),
+            Err(_) => return Err(std::io::Error::other("tmux -C did not start in time")),
+        }
         let client = Client {
             stdin: tokio::sync::Mutex::new(stdin),
             waiting,
@@ -258,6 +277,7 @@ can't find session: x
         assert_eq!(
             replies,
             vec![
+                Line::Other(Ok(String::new())),
                 Line::Reply(Err("can't find session: x".into())),
                 Line::Reply(Ok(String::new())),
                 Line::Reply(Ok("~ctl".into())),

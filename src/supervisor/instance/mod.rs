@@ -279,7 +279,10 @@ impl Actor {
                 }
                 self.feed(Input::Hook(hook)).await;
             }
-            Command::McpList(list) => self.feed(Input::McpListed(list)).await,
+            Command::McpList(list) => {
+                tracing::debug!(instance = %self.id, ?list, "the CLI's MCP client listed");
+                self.feed(Input::McpListed(list)).await
+            }
             Command::ProcessExited => self.feed(Input::ProcessExited).await,
             Command::PermissionAsked {
                 request_id,
@@ -350,6 +353,7 @@ impl Actor {
                 }
             }
             Effect::PressKeys(keys) => {
+                tracing::debug!(instance = %self.id, ?keys, "pressing keys");
                 if let Err(e) = self.shared.tmux.send_keys(&self.session, &keys).await {
                     tracing::warn!(instance = %self.id, error = %e, ?keys, "cannot press keys");
                     return Some(Input::Seen {
