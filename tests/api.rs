@@ -424,7 +424,9 @@ async fn events_resume_from_the_last_event_id_and_miss_nothing() {
     assert_eq!(of_m1("answered")["response"], "ECHO: first");
     assert!(of_m1("answered").get("has_response").is_none());
     // The log itself keeps no copy of that text: output and message events name their row.
-    let logged = troupe::db::events::after(h.pool(), 0, 10_000).await.unwrap();
+    let logged = troupe::db::events::after(h.pool(), 0, 10_000)
+        .await
+        .unwrap();
     let texts: Vec<&str> = logged
         .iter()
         .filter(|e| e.kind == "output" || e.kind == "message")
@@ -432,7 +434,9 @@ async fn events_resume_from_the_last_event_id_and_miss_nothing() {
         .collect();
     assert!(texts.len() >= 4, "{texts:?}");
     assert!(
-        texts.iter().all(|d| !d.contains("\"content\"") && !d.contains("ECHO")),
+        texts
+            .iter()
+            .all(|d| !d.contains("\"content\"") && !d.contains("ECHO")),
         "{texts:?}"
     );
     // Each event about an instance names the host that runs it.
