@@ -278,6 +278,17 @@ async fn every_route_answers_and_refuses_clearly() {
     let (_, usage) = api.get("/api/usage").await;
     let rows = usage["usage"].as_array().unwrap();
     assert!(!rows.is_empty(), "{usage}");
+    // The list's totals (one query for every instance) are the instance's own.
+    let (_, list) = api.get("/api/instances").await;
+    let (_, one) = api.get(&format!("/api/instances/{id}")).await;
+    let listed = list["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == id.as_str())
+        .unwrap();
+    assert!(one["usage"]["output_tokens"].as_i64().unwrap() > 0, "{one}");
+    assert_eq!(listed["usage"], one["usage"]);
     assert_eq!(rows[0]["instance_id"], id.as_str());
     assert!(rows[0]["model"].as_str().unwrap().starts_with("claude-"));
     let (_, limits) = api.get("/api/limits").await;

@@ -156,7 +156,71 @@ impl UsageRecord {
     }
 }
 
+/// One instance's totals, as a list of every instance's reads them.
+struct InstanceTotals {
+    instance_id: String,
+    input_tokens: i64,
+    output_tokens: i64,
+    cache_creation_tokens: i64,
+    cache_read_tokens: i64,
+    cost_micros: i64,
+    unpriced_calls: i64,
+}
+
 impl UsageRecord {
+    /// Every instance's totals in one query (a list of instances would otherwise ask once per
+    /// row); an instance with no calls is not in the map.
+    pub async fn totals_by_instance(
+        db: &super::Db,
+    ) -> sqlx::Result<std::collections::HashMap<String, UsageTotals>> {
+        let rows = super::on!(db,
+            sqlite: |pool| {
+                sqlx::query_as!(
+                    InstanceTotals,
+                    r#"SELECT instance_id AS "instance_id!",
+                              COALESCE(SUM(input_tokens), 0) AS "input_tokens!: i64",
+                              COALESCE(SUM(output_tokens), 0) AS "output_tokens!: i64",
+                              COALESCE(SUM(cache_creation_tokens), 0) AS "cache_creation_tokens!: i64",
+                              COALESCE(SUM(cache_read_tokens), 0) AS "cache_read_tokens!: i64",
+                              COALESCE(SUM(cost_micros), 0) AS "cost_micros!: i64",
+                              COUNT(*) - COUNT(cost_micros) AS "unpriced_calls!: i64"
+                       FROM usage_records GROUP BY instance_id"#
+                )
+                .fetch_all(pool)
+                .await
+            },
+            postgres: |pool| {
+                sqlx::query_as!(
+                    InstanceTotals,
+                    r#"SELECT instance_id AS "instance_id!",
+                              COALESCE(SUM(input_tokens)::bigint, 0) AS "input_tokens!: i64",
+                              COALESCE(SUM(output_tokens)::bigint, 0) AS "output_tokens!: i64",
+                              COALESCE(SUM(cache_creation_tokens)::bigint, 0) AS "cache_creation_tokens!: i64",
+                              COALESCE(SUM(cache_read_tokens)::bigint, 0) AS "cache_read_tokens!: i64",
+                              COALESCE(SUM(cost_micros)::bigint, 0) AS "cost_micros!: i64",
+                              COUNT(*) - COUNT(cost_micros) AS "unpriced_calls!: i64"
+                       FROM usage_records GROUP BY instance_id /* postgres */"#
+                )
+                .fetch_all(pool)
+                .await
+            },
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let totals = UsageTotals {
+                    input_tokens: r.input_tokens,
+                    output_tokens: r.output_tokens,
+                    cache_creation_tokens: r.cache_creation_tokens,
+                    cache_read_tokens: r.cache_read_tokens,
+                    cost_micros: r.cost_micros,
+                    unpriced_calls: r.unpriced_calls,
+                };
+                (r.instance_id, totals)
+            })
+            .collect())
+    }
+
     /// The cost (micro-dollars) of every priced call recorded at or after `since` (an RFC 3339
     /// timestamp as the rows hold them).
     pub async fn cost_since(db: &super::Db, since: &str) -> sqlx::Result<i64> {

@@ -241,6 +241,7 @@ async fn list_instances(
     // Asking for ended states means asking for ended instances.
     let all = q.all.unwrap_or(false) || states.iter().any(|s| s.is_ended());
     let mut out = Vec::new();
+    let mut usage = crate::db::usage::UsageRecord::totals_by_instance(sup.pool()).await?;
     for inst in Instance::list(sup.pool(), all).await? {
         let keep = (states.is_empty() || states.contains(&inst.state))
             && q.role.as_ref().is_none_or(|r| *r == inst.role)
@@ -254,10 +255,9 @@ async fn list_instances(
         if !keep {
             continue;
         }
-        let usage =
-            crate::db::usage::UsageRecord::totals_for_instance(sup.pool(), &inst.id).await?;
+        let totals = usage.remove(&inst.id).unwrap_or_default();
         let mut row = serde_json::to_value(&inst).unwrap_or_default();
-        row["usage"] = serde_json::to_value(usage).unwrap_or_default();
+        row["usage"] = serde_json::to_value(totals).unwrap_or_default();
         out.push(row);
     }
     Ok(Json(json!({ "instances": out })))
