@@ -19,12 +19,8 @@ pub const MCP_CONNECT_GRACE: Duration = Duration::from_secs(10);
 pub const MCP_SETTLE: Duration = Duration::from_millis(250);
 /// After answering a startup dialog, the screen takes a moment to redraw; looking again
 /// sooner would see the old dialog and answer it twice (the next dialog's default may be
-/// "exit"). It is also how long a cursor key may take to show before it is pressed again (a
-/// key sent while the dialog is still being set up is lost).
+/// "exit").
 pub const DIALOG_REDRAW: Duration = Duration::from_millis(500);
-/// After a cursor key, how soon to look for it: Enter follows as soon as a look finds the
-/// cursor on the choice, instead of a whole [`DIALOG_REDRAW`] later.
-pub const DIALOG_MOVE_LOOK: Duration = Duration::from_millis(50);
 
 #[derive(Debug)]
 pub(super) struct Startup {
@@ -39,8 +35,6 @@ pub(super) struct Startup {
     /// How many lists the CLI's MCP client fetches (tools, and prompts where it does).
     lists_needed: usize,
     listed_at: Option<Instant>,
-    /// When a dialog's cursor was last moved.
-    moved_at: Option<Instant>,
 }
 
 impl Startup {
@@ -54,7 +48,6 @@ impl Startup {
             lists: Vec::new(),
             lists_needed: 2,
             listed_at: None,
-            moved_at: None,
         }
     }
 
@@ -145,27 +138,14 @@ impl Machine {
             answers,
         } = &seen.screen.kind
         {
-            // A cursor key not shown yet is given its time before it is pressed again: two
-            // on their way could carry the cursor past the choice as Enter goes.
-            let moving = self
-                .startup_mut()
-                .and_then(|s| s.moved_at)
-                .is_some_and(|t| now < t + DIALOG_REDRAW);
-            if *answers || !moving {
-                self.out.push(Effect::PressKeys(keys.clone()));
-            }
+            self.out.push(Effect::PressKeys(keys.clone()));
             if *answers {
                 self.out.push(Effect::Audit {
                     kind: format!("instance.{name}_accepted"),
                     detail: serde_json::json!({}),
                 });
-                next = now + DIALOG_REDRAW;
-            } else {
-                if !moving && let Some(startup) = self.startup_mut() {
-                    startup.moved_at = Some(now);
-                }
-                next = now + DIALOG_MOVE_LOOK;
             }
+            next = now + DIALOG_REDRAW;
         }
         if let Some(startup) = self.startup_mut()
             && startup.grace_end.is_none()

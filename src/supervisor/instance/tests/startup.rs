@@ -63,69 +63,6 @@ fn the_trust_dialog_is_answered_by_its_label_on_each_tested_version() {
     }
 }
 
-/// 2.1.328 puts the cursor on "No, exit": Down, then Enter as soon as a look finds the cursor
-/// on the choice; a Down not shown yet is not pressed again until it has had its time.
-#[test]
-fn enter_follows_the_cursor_key_as_soon_as_the_cursor_shows_on_the_choice() {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
-    let dialog = std::fs::read_to_string(format!(
-        "{root}/claude-code-2.1.328/screens/trust-dialog.txt"
-    ))
-    .unwrap();
-    let moved = dialog
-        .replace("❯ No, exit", "  No, exit")
-        .replace("  Yes, I trust this folder", "❯ Yes, I trust this folder");
-    let look = |s: &mut Sim, screen: &str| {
-        assert_eq!(s.tick(), [Effect::Look(Look::Startup)]);
-        s.after(
-            2,
-            Input::Seen {
-                look: Look::Startup,
-                seen: seen_text(screen, Alive::Running),
-            },
-        )
-    };
-    let mut s = Sim::new(Begin::Launch { resumed: false });
-    s.step(Input::Restore {
-        messages: vec![],
-        transcript: None,
-    });
-    assert_eq!(look(&mut s, &dialog), [Effect::PressKeys(vec!["Down"])]);
-    assert_eq!(s.wait(), Some(DIALOG_MOVE_LOOK));
-    // Not shown yet: looked at again, not pressed again.
-    assert_eq!(look(&mut s, &dialog), []);
-    assert_eq!(s.wait(), Some(DIALOG_MOVE_LOOK));
-    let fx = look(&mut s, &moved);
-    assert_eq!(fx.first(), Some(&Effect::PressKeys(vec!["Enter"])));
-    assert_eq!(
-        s.wait(),
-        Some(DIALOG_REDRAW),
-        "no second answer to the old dialog"
-    );
-
-    // A Down that was lost is pressed again once it has had its time.
-    let mut s = Sim::new(Begin::Launch { resumed: false });
-    s.step(Input::Restore {
-        messages: vec![],
-        transcript: None,
-    });
-    assert_eq!(look(&mut s, &dialog), [Effect::PressKeys(vec!["Down"])]);
-    let mut pressed = Vec::new();
-    let mut waited = Duration::ZERO;
-    while waited < DIALOG_REDRAW + DIALOG_MOVE_LOOK * 2 {
-        waited += s.wait().unwrap() + Duration::from_millis(2);
-        pressed.extend(look(&mut s, &dialog).into_iter().filter_map(|e| match e {
-            Effect::PressKeys(keys) => Some(keys),
-            _ => None,
-        }));
-    }
-    assert_eq!(
-        pressed,
-        [vec!["Down"]],
-        "once more, after {DIALOG_REDRAW:?}"
-    );
-}
-
 #[test]
 fn trust_dialog_at_startup_is_accepted_and_audited() {
     let mut s = Sim::new(Begin::Launch { resumed: false });
