@@ -390,13 +390,7 @@ fn prompt_times(transcript: &str) -> HashMap<String, Ts> {
 /// instance CLI runs with, read from /proc.
 async fn instance_launch(h: &Harness, id: &str) -> LaunchLine {
     let inst = Instance::find(h.pool(), id).await.unwrap().unwrap();
-    let out = std::process::Command::new("tmux")
-        .args(["-L", &h.config().tmux_socket, "display-message", "-p", "-t"])
-        .arg(format!("={}:", inst.tmux_session))
-        .arg("#{pane_pid}")
-        .output()
-        .unwrap();
-    let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let pid = support::scripted::pane_pid(h, &inst.tmux_session);
     let split = |file: &str| -> Vec<String> {
         std::fs::read(format!("/proc/{pid}/{file}"))
             .unwrap()
