@@ -606,10 +606,12 @@ async fn main() {
     let pasted = summary("fair floor: paste at send to Stop hook", pasted_ms);
     let troupe = summary("troupe: send to answer (send_to_instance)", troupe_ms);
     summary("  troupe: call to typing", before_typing_ms);
+    let typing_to_prompt = typing_to_prompt_ms.clone();
     summary("  typing to CLI prompt (tmux + TUI)", typing_to_prompt_ms);
     summary("  CLI turn (prompt to answer recorded)", cli_turn_ms);
     summary("  troupe: answer recorded to caller", recorded_to_caller_ms);
     summary("fair floor: paste to model request", floor_to_model_ms);
+    let floor_to_prompt = floor_to_prompt_ms.clone();
     summary("  fair floor: paste to CLI prompt", floor_to_prompt_ms);
     summary(
         "  fair floor: CLI prompt to model request",
@@ -636,6 +638,24 @@ async fn main() {
         troupe.median - pasted.median,
         troupe.p90 - pasted.p90,
         troupe.p99 - pasted.p99
+    );
+    // A send whose text took longer than SUBMIT_ACK_LATE to become a prompt had its Enter
+    // pressed again: the first one was swallowed (or the machine was too busy to tell).
+    let late = troupe::supervisor::instance::machine::SUBMIT_ACK_LATE;
+    let late_ms = late.as_secs_f64() * 1000.0;
+    println!(
+        "{:<42} {} of {} sends (typing to CLI prompt over {} ms: Enter pressed again)",
+        "troupe: Enter recovered",
+        typing_to_prompt.iter().filter(|ms| **ms >= late_ms).count(),
+        typing_to_prompt.len(),
+        late.as_millis()
+    );
+    println!(
+        "{:<42} {} of {} pastes (paste to CLI prompt over {} ms)",
+        "  fair floor: as slow",
+        floor_to_prompt.iter().filter(|ms| **ms >= late_ms).count(),
+        floor_to_prompt.len(),
+        late.as_millis()
     );
     summary("troupe hook (process + POST)", hook_ms);
     println!(

@@ -112,7 +112,7 @@ async fn bounded<T>(
 /// spend this process's CPU, which the server shares, on every result): the structured
 /// result, or the error's text.
 async fn tool(client: &McpClient, name: &str, args: Value) -> Result<Value, String> {
-    let r = client
+    let mut r = client
         .request("tools/call", json!({ "name": name, "arguments": args }))
         .await;
     if let Some(e) = r.get("error") {
@@ -128,7 +128,7 @@ async fn tool(client: &McpClient, name: &str, args: Value) -> Result<Value, Stri
             .collect();
         return Err(text.join("\n"));
     }
-    Ok(result["structuredContent"].clone())
+    Ok(r["result"]["structuredContent"].take())
 }
 
 /// Prints how many of `results` failed and the first few errors (with their text).

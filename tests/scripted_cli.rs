@@ -155,6 +155,37 @@ async fn troupe_drives_scripted_instances_like_claude_code() {
     // A long turn is interrupted: the transcript's interrupted record confirms it, and the
     // conversation goes on.
     let long = start(&h, &ids[0], "SCRIPTED_DELAY_MS=60000 count slowly").await;
+
+    // Status of all of them (read in a few grouped queries) and of each one agree: the open
+    // message where it is, each one's usage from its one answer so far.
+    let all = h.call("get_instance_status", json!({})).await;
+    assert!(!all.is_error, "{}", all.text);
+    for id in &ids {
+        let listed = all.structured["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["instance_id"] == id.as_str())
+            .unwrap_or_else(|| panic!("{id} is not in {}", all.text))
+            .clone();
+        let open: Vec<&str> = if *id == ids[0] { vec![&long] } else { vec![] };
+        assert_eq!(listed["open_messages"], json!(open), "{id}");
+        assert_eq!(listed["pending_messages"], open.len(), "{id}");
+        assert_eq!(listed["usage"]["input_tokens"], USAGE.0, "{id}");
+        let one = h
+            .call("get_instance_status", json!({ "instance_id": id }))
+            .await;
+        // Only the state's time may have moved between the two calls.
+        let steady = |mut v: serde_json::Value| {
+            v.as_object_mut().unwrap().remove("state_since");
+            v
+        };
+        assert_eq!(
+            steady(one.structured["instances"][0].clone()),
+            steady(listed),
+            "{id}"
+        );
+    }
     let r = h
         .call("interrupt_instance", json!({ "instance_id": ids[0] }))
         .await;

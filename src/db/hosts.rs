@@ -182,7 +182,7 @@ impl Host {
 
 /// Gives instances no host owns yet (rows from before hosts existed) to `host`; how many.
 pub async fn claim_unowned(db: &super::Db, host: &str) -> sqlx::Result<u64> {
-    super::on!(db,
+    let claimed = super::on!(db,
         sqlite: |pool| {
             Ok(sqlx::query!("UPDATE instances SET host = ? WHERE host = ''", host)
                 .execute(pool)
@@ -195,7 +195,9 @@ pub async fn claim_unowned(db: &super::Db, host: &str) -> sqlx::Result<u64> {
                 .await?
                 .rows_affected())
         },
-    )
+    );
+    db.instances_changed();
+    claimed
 }
 
 /// Live instances per host, for the listing.
@@ -271,7 +273,7 @@ pub async fn set_fleet_value(db: &super::Db, key: &str, value: &str) -> sqlx::Re
 /// `host_lost`, with `reason`; how many. Messages are left as they are.
 pub async fn mark_lost(db: &super::Db, host: &str, reason: &str) -> sqlx::Result<u64> {
     let now = super::now();
-    Ok(super::on!(db,
+    let lost = super::on!(db,
         sqlite: |pool| {
             sqlx::query!(
                 "UPDATE instances SET state = 'host_lost', state_reason = ?, state_since = ?
@@ -293,5 +295,7 @@ pub async fn mark_lost(db: &super::Db, host: &str, reason: &str) -> sqlx::Result
             .await?
             .rows_affected()
         },
-    ))
+    );
+    db.instances_changed();
+    Ok(lost)
 }

@@ -30,6 +30,92 @@ pub struct Instance {
     pub host: String,
 }
 
+/// What a listing shows of an instance: [`Instance`] without its long or private columns
+/// (system prompt, session id, transcript path, rules), so a list of hundreds reads and
+/// copies only what it returns.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub id: String,
+    pub name: String,
+    pub agent: AgentKind,
+    pub model: String,
+    pub role: String,
+    pub workdir: String,
+    pub permission_mode: PermissionMode,
+    pub parent_id: Option<String>,
+    pub tmux_session: String,
+    pub state: InstanceState,
+    pub state_reason: String,
+    pub state_since: String,
+    pub created_at: String,
+    pub host: String,
+}
+
+impl From<Instance> for Summary {
+    fn from(i: Instance) -> Self {
+        Summary {
+            id: i.id,
+            name: i.name,
+            agent: i.agent,
+            model: i.model,
+            role: i.role,
+            workdir: i.workdir,
+            permission_mode: i.permission_mode,
+            parent_id: i.parent_id,
+            tmux_session: i.tmux_session,
+            state: i.state,
+            state_reason: i.state_reason,
+            state_since: i.state_since,
+            created_at: i.created_at,
+            host: i.host,
+        }
+    }
+}
+
+/// The last listing read, for each of its two forms (live only, or every instance), with the
+/// version of the rows it was read at. A write bumps the version after it commits, and a
+/// listing is kept under the version read before its query, so a kept listing is never older
+/// than its version. Only an SQLite registry keeps one: there this server is the only writer,
+/// while a shared PostgreSQL registry has other hosts writing.
+/// A listing and the version of the rows it was read at.
+type Kept = (u64, std::sync::Arc<Vec<Summary>>);
+
+#[derive(Debug, Default)]
+pub(crate) struct Listing {
+    version: std::sync::atomic::AtomicU64,
+    kept: std::sync::Mutex<[Option<Kept>; 2]>,
+    /// Held by the one caller reading the rows, so callers that find nothing kept wait for
+    /// its read instead of each making the same one.
+    reading: tokio::sync::Mutex<()>,
+}
+
+impl Listing {
+    pub(crate) fn changed(&self) {
+        self.version
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    fn version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn get(&self, all: bool, version: u64) -> Option<std::sync::Arc<Vec<Summary>>> {
+        let kept = self.kept.lock().expect("listing poisoned");
+        kept[all as usize]
+            .as_ref()
+            .filter(|(v, _)| *v == version)
+            .map(|(_, rows)| rows.clone())
+    }
+
+    fn keep(&self, all: bool, version: u64, rows: std::sync::Arc<Vec<Summary>>) {
+        let mut kept = self.kept.lock().expect("listing poisoned");
+        let slot = &mut kept[all as usize];
+        if slot.as_ref().is_none_or(|(v, _)| *v < version) {
+            *slot = Some((version, rows));
+        }
+    }
+}
+
 /// What a spawn writes before anything is started.
 pub struct NewInstance<'a> {
     pub id: &'a str,
@@ -77,6 +163,7 @@ impl Instance {
                 )
                 .execute(pool)
                 .await?;
+                db.instances_changed();
                 db.written();
                 Ok(())
             },
@@ -106,6 +193,7 @@ impl Instance {
                 )
                 .execute(pool)
                 .await?;
+                db.instances_changed();
                 db.written();
                 Ok(())
             },
@@ -170,6 +258,63 @@ impl Instance {
         )
     }
 
+    /// [`Instance::list`] as [`Summary`] rows, read once between two writes of them (see
+    /// [`Listing`]): many callers listing hundreds of instances cost one query.
+    pub async fn list_summaries(
+        db: &super::Db,
+        include_terminated: bool,
+    ) -> sqlx::Result<std::sync::Arc<Vec<Summary>>> {
+        if db.is_shared() {
+            return Ok(std::sync::Arc::new(
+                Self::read_summaries(db, include_terminated).await?,
+            ));
+        }
+        let listing = &db.listing;
+        if let Some(rows) = listing.get(include_terminated, listing.version()) {
+            return Ok(rows);
+        }
+        let _reading = listing.reading.lock().await;
+        let version = listing.version();
+        if let Some(rows) = listing.get(include_terminated, version) {
+            return Ok(rows);
+        }
+        let rows = std::sync::Arc::new(Self::read_summaries(db, include_terminated).await?);
+        listing.keep(include_terminated, version, rows.clone());
+        Ok(rows)
+    }
+
+    async fn read_summaries(
+        db: &super::Db,
+        include_terminated: bool,
+    ) -> sqlx::Result<Vec<Summary>> {
+        super::on!(db,
+            sqlite: |pool| {
+                sqlx::query_as!(
+                    Summary,
+                    "SELECT id, name, agent, model, role, workdir, permission_mode, parent_id,
+                            tmux_session, state, state_reason, state_since, created_at, host
+                     FROM instances WHERE ? OR state NOT IN ('terminated', 'failed')
+                     ORDER BY created_at, id",
+                    include_terminated
+                )
+                .fetch_all(pool)
+                .await
+            },
+            postgres: |pool| {
+                sqlx::query_as!(
+                    Summary,
+                    "SELECT id, name, agent, model, role, workdir, permission_mode, parent_id,
+                            tmux_session, state, state_reason, state_since, created_at, host
+                     FROM instances WHERE $1 OR state NOT IN ('terminated', 'failed')
+                     ORDER BY created_at, id /* postgres */",
+                    include_terminated
+                )
+                .fetch_all(pool)
+                .await
+            },
+        )
+    }
+
     pub async fn count_live(db: &super::Db) -> sqlx::Result<i64> {
         super::on!(db,
             sqlite: |pool| {
@@ -216,6 +361,7 @@ impl Instance {
                 )
                 .execute(pool)
                 .await?;
+                db.instances_changed();
                 db.written();
                 Ok(())
             },
@@ -238,6 +384,7 @@ impl Instance {
                 )
                 .execute(pool)
                 .await?;
+                db.instances_changed();
                 db.written();
                 Ok(())
             },
@@ -458,5 +605,55 @@ impl Instance {
                 Ok(())
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn rows(name: &str) -> Arc<Vec<Summary>> {
+        Arc::new(vec![Summary {
+            id: name.into(),
+            name: name.into(),
+            agent: AgentKind::Claude,
+            model: String::new(),
+            role: String::new(),
+            workdir: String::new(),
+            permission_mode: PermissionMode::Skip,
+            parent_id: None,
+            tmux_session: String::new(),
+            state: InstanceState::Idle,
+            state_reason: String::new(),
+            state_since: String::new(),
+            created_at: String::new(),
+            host: String::new(),
+        }])
+    }
+
+    #[test]
+    fn a_listing_is_served_only_at_the_version_it_was_read_at() {
+        let l = Listing::default();
+        let v = l.version();
+        assert!(l.get(false, v).is_none(), "nothing read yet");
+        l.keep(false, v, rows("a"));
+        assert_eq!(l.get(false, v).unwrap()[0].id, "a");
+        assert!(l.get(true, v).is_none(), "each form is kept apart");
+        l.changed();
+        assert!(l.get(false, l.version()).is_none(), "a write ends it");
+    }
+
+    #[test]
+    fn a_listing_read_before_a_write_does_not_replace_one_read_after() {
+        let l = Listing::default();
+        let before = l.version();
+        l.changed();
+        let after = l.version();
+        l.keep(false, after, rows("new"));
+        // A slow reader that began before the write finishes last.
+        l.keep(false, before, rows("old"));
+        assert_eq!(l.get(false, after).unwrap()[0].id, "new");
+        assert!(l.get(false, before).is_none());
     }
 }

@@ -427,4 +427,45 @@ impl Message {
             },
         )
     }
+
+    /// [`Message::open_ids`] of every instance at once, keyed by instance; an instance with
+    /// none has no entry. Reached through each instance's index rather than a scan of every
+    /// message ever sent.
+    pub async fn open_ids_by_instance(
+        db: &super::Db,
+    ) -> sqlx::Result<std::collections::HashMap<String, Vec<String>>> {
+        let rows = super::on!(db,
+            sqlite: |pool| {
+                sqlx::query!(
+                    r#"SELECT m.instance_id AS "instance_id!", m.id AS "id!"
+                       FROM instances i JOIN messages m ON m.instance_id = i.id
+                       WHERE m.state IN ('queued', 'submitted', 'started')
+                       ORDER BY m.created_at, m.id"#
+                )
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|r| (r.instance_id, r.id))
+                .collect::<Vec<_>>()
+            },
+            postgres: |pool| {
+                sqlx::query!(
+                    r#"SELECT m.instance_id AS "instance_id!", m.id AS "id!"
+                       FROM instances i JOIN messages m ON m.instance_id = i.id
+                       WHERE m.state IN ('queued', 'submitted', 'started')
+                       ORDER BY m.created_at, m.id /* postgres */"#
+                )
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|r| (r.instance_id, r.id))
+                .collect::<Vec<_>>()
+            },
+        );
+        let mut out: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for (instance, id) in rows {
+            out.entry(instance).or_default().push(id);
+        }
+        Ok(out)
+    }
 }

@@ -66,6 +66,8 @@ pub struct Db {
     /// Rings when an act handed between hosts is written or answered (PostgreSQL only).
     calls: Arc<watch::Sender<u64>>,
     health: Arc<health::Health>,
+    /// Instance rows as listings read them, kept from one write of those rows to the next.
+    listing: Arc<instances::Listing>,
     /// The task that turns PostgreSQL notifications into wake-ups; it holds a connection of
     /// the pool, so closing ends it first.
     listener: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
@@ -78,6 +80,7 @@ impl Db {
             written: Arc::new(watch::channel(0).0),
             calls: Arc::new(watch::channel(0).0),
             health: Arc::default(),
+            listing: Arc::default(),
             listener: Arc::default(),
         }
     }
@@ -140,6 +143,11 @@ impl Db {
             Err(e) => self.health.failed(&e),
         }
         self.health.outage()
+    }
+
+    /// Called after each committed write to the columns of `instances` a listing shows.
+    pub(crate) fn instances_changed(&self) {
+        self.listing.changed();
     }
 
     /// Called by each write to a table the event log follows, after the write has committed.

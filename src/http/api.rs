@@ -216,7 +216,7 @@ struct ListQuery {
 async fn list_instances(
     State(sup): State<Supervisor>,
     Params(q): Params<ListQuery>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<Instances>, Error> {
     let _ = q.token;
     let states: Vec<InstanceState> = match &q.state {
         Some(s) => s
@@ -255,12 +255,23 @@ async fn list_instances(
         if !keep {
             continue;
         }
-        let totals = usage.remove(&inst.id).unwrap_or_default();
-        let mut row = serde_json::to_value(&inst).unwrap_or_default();
-        row["usage"] = serde_json::to_value(totals).unwrap_or_default();
-        out.push(row);
+        let usage = usage.remove(&inst.id).unwrap_or_default();
+        out.push(Listed { inst, usage });
     }
-    Ok(Json(json!({ "instances": out })))
+    Ok(Json(Instances { instances: out }))
+}
+
+/// `GET /api/instances`'s answer, written straight from the rows.
+#[derive(serde::Serialize)]
+struct Instances {
+    instances: Vec<Listed>,
+}
+
+#[derive(serde::Serialize)]
+struct Listed {
+    #[serde(flatten)]
+    inst: Instance,
+    usage: crate::db::usage::UsageTotals,
 }
 
 #[derive(Deserialize)]

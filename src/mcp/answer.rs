@@ -31,8 +31,9 @@ impl<T: Serialize + JsonSchema + 'static> IntoCallToolResult for Json<T> {
         let value = serde_json::to_value(self.0).map_err(|e| {
             rmcp::ErrorData::internal_error(format!("cannot serialize the result: {e}"), None)
         })?;
-        let mut result = CallToolResult::structured(value.clone());
-        result.content = vec![ContentBlock::text(readable(&value))];
+        // Not `CallToolResult::structured`: it renders the JSON as text only to be replaced.
+        let mut result = CallToolResult::success(vec![ContentBlock::text(readable(&value))]);
+        result.structured_content = Some(value);
         Ok(result.into())
     }
 }
@@ -56,7 +57,8 @@ pub fn readable(value: &Value) -> String {
     } else {
         item(value, 0, &mut out);
     }
-    out.trim_end().to_string()
+    out.truncate(out.trim_end().len());
+    out
 }
 
 fn fields(map: &serde_json::Map<String, Value>, indent: usize, out: &mut String) {
@@ -68,55 +70,97 @@ fn fields(map: &serde_json::Map<String, Value>, indent: usize, out: &mut String)
         if shown_first || value.is_null() || value.as_str() == Some("") {
             continue;
         }
-        let pad = "  ".repeat(indent);
         match value {
             Value::Object(inner) if inner.is_empty() => {}
             Value::Object(inner) => {
-                out.push_str(&format!("{pad}{key}:\n"));
+                line_start(out, indent, key);
+                out.push('\n');
                 fields(inner, indent + 1, out);
             }
-            Value::Array(items) if items.is_empty() => out.push_str(&format!("{pad}{key}: none\n")),
+            Value::Array(items) if items.is_empty() => {
+                line_start(out, indent, key);
+                out.push_str(" none\n");
+            }
             Value::Array(items) if items.iter().all(is_scalar) => {
-                let joined: Vec<String> = items.iter().map(scalar).collect();
-                out.push_str(&format!("{pad}{key}: {}\n", joined.join(", ")));
+                line_start(out, indent, key);
+                out.push(' ');
+                for (i, it) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    scalar(it, out);
+                }
+                out.push('\n');
             }
             Value::Array(items) => {
-                out.push_str(&format!("{pad}{key}:\n"));
+                line_start(out, indent, key);
+                out.push('\n');
                 for it in items {
                     item(it, indent + 1, out);
                 }
             }
             Value::String(s) if s.contains('\n') => {
-                out.push_str(&format!("{pad}{key}:\n"));
-                for line in s.trim_end().lines() {
-                    out.push_str(&format!("{pad}  {line}\n"));
-                }
+                line_start(out, indent, key);
+                out.push('\n');
+                lines(s, indent + 1, out);
             }
-            other => out.push_str(&format!("{pad}{key}: {}\n", scalar(other))),
+            other => {
+                line_start(out, indent, key);
+                out.push(' ');
+                scalar(other, out);
+                out.push('\n');
+            }
         }
+    }
+}
+
+/// `{pad}{key}:`; written in place because a list of hundreds of instances has thousands.
+fn line_start(out: &mut String, indent: usize, key: &str) {
+    pad(out, indent);
+    out.push_str(key);
+    out.push(':');
+}
+
+fn pad(out: &mut String, indent: usize) {
+    for _ in 0..indent {
+        out.push_str("  ");
+    }
+}
+
+/// A multi-line text, each line indented.
+fn lines(s: &str, indent: usize, out: &mut String) {
+    for line in s.trim_end().lines() {
+        pad(out, indent);
+        out.push_str(line);
+        out.push('\n');
     }
 }
 
 /// One element of a list: `- ` and its fields beneath.
 fn item(value: &Value, indent: usize, out: &mut String) {
-    let pad = "  ".repeat(indent);
+    pad(out, indent);
     match value {
         Value::Object(map) => {
-            let mut inner = String::new();
-            fields(map, indent + 1, &mut inner);
-            let body = inner.trim_start();
-            out.push_str(&format!("{pad}- {body}"));
-            if !body.ends_with('\n') {
+            out.push_str("- ");
+            // The first field goes on the dash's line: write the fields, then take back the
+            // indentation they began with.
+            let begin = out.len();
+            fields(map, indent + 1, out);
+            let lead = out[begin..].len() - out[begin..].trim_start().len();
+            out.replace_range(begin..begin + lead, "");
+            if !out.ends_with('\n') {
                 out.push('\n');
             }
         }
         Value::String(s) if s.contains('\n') => {
-            out.push_str(&format!("{pad}-\n"));
-            for line in s.trim_end().lines() {
-                out.push_str(&format!("{pad}  {line}\n"));
-            }
+            out.push_str("-\n");
+            lines(s, indent + 1, out);
         }
-        other => out.push_str(&format!("{pad}- {}\n", scalar(other))),
+        other => {
+            out.push_str("- ");
+            scalar(other, out);
+            out.push('\n');
+        }
     }
 }
 
@@ -125,11 +169,14 @@ fn is_scalar(v: &Value) -> bool {
         && !v.as_str().is_some_and(|s| s.contains('\n'))
 }
 
-fn scalar(v: &Value) -> String {
+fn scalar(v: &Value, out: &mut String) {
+    use std::fmt::Write;
     match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
+        Value::String(s) => out.push_str(s),
+        Value::Null => out.push('-'),
+        other => {
+            let _ = write!(out, "{other}");
+        }
     }
 }
 

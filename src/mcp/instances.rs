@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{Troupe, caller, tool_error};
-use crate::db::instances::Instance;
+use crate::db::instances::{Instance, Summary};
 use crate::db::messages::Message;
 use crate::db::output::OutputChunk;
 use crate::db::usage::{UsageRecord, UsageTotals};
@@ -142,8 +142,8 @@ pub struct InstanceView {
     pub host: String,
 }
 
-impl From<Instance> for InstanceView {
-    fn from(i: Instance) -> Self {
+impl From<Summary> for InstanceView {
+    fn from(i: Summary) -> Self {
         InstanceView {
             instance_id: i.id,
             name: i.name,
@@ -160,6 +160,12 @@ impl From<Instance> for InstanceView {
             permission_mode: i.permission_mode.to_string(),
             host: i.host,
         }
+    }
+}
+
+impl From<Instance> for InstanceView {
+    fn from(i: Instance) -> Self {
+        Summary::from(i).into()
     }
 }
 
@@ -248,17 +254,23 @@ pub struct TerminateResult {
 }
 
 impl Troupe {
-    /// For an instance caller, only itself and the instances below it (see [`crate::access`]).
-    async fn keep_reachable(
+    /// The instances `rows` the caller may see: for an instance caller, only itself and the
+    /// instances below it (see [`crate::access`]); for the person, all of them.
+    async fn reachable(
         &self,
         extensions: &Extensions,
-        rows: &mut Vec<Instance>,
-    ) -> Result<(), String> {
-        if let Some(me) = caller(extensions) {
-            let inside = self.sup.subtree(&me).await.map_err(tool_error)?;
-            rows.retain(|i| inside.contains(&i.id));
-        }
-        Ok(())
+        rows: &[Summary],
+    ) -> Result<Vec<Summary>, String> {
+        Ok(match caller(extensions) {
+            Some(me) => {
+                let inside = self.sup.subtree(&me).await.map_err(tool_error)?;
+                rows.iter()
+                    .filter(|i| inside.contains(&i.id))
+                    .cloned()
+                    .collect()
+            }
+            None => rows.to_vec(),
+        })
     }
 
     /// One spawn on behalf of the caller, placed where the caller works unless told.
@@ -369,10 +381,10 @@ impl Troupe {
         Parameters(p): Parameters<ListParams>,
         extensions: Extensions,
     ) -> Result<Json<ListResult>, String> {
-        let mut rows = Instance::list(self.sup.pool(), p.include_terminated)
+        let rows = Instance::list_summaries(self.sup.pool(), p.include_terminated)
             .await
             .map_err(|e| tool_error(e.into()))?;
-        self.keep_reachable(&extensions, &mut rows).await?;
+        let rows = self.reachable(&extensions, &rows).await?;
         let instances: Vec<InstanceView> = rows.into_iter().map(Into::into).collect();
         Ok(Json(ListResult {
             count: instances.len(),
@@ -390,26 +402,38 @@ impl Troupe {
         extensions: Extensions,
     ) -> Result<Json<StatusResult>, String> {
         let pool = self.sup.pool();
-        let mut rows = match p.instance_id.as_deref() {
-            Some(id) => vec![
-                Instance::find(pool, id)
-                    .await
-                    .map_err(|e| tool_error(e.into()))?
-                    .ok_or_else(|| tool_error(Error::UnknownInstance(id.to_string())))?,
-            ],
-            None => Instance::list(pool, true)
-                .await
-                .map_err(|e| tool_error(e.into()))?,
+        let err = |e: sqlx::Error| tool_error(e.into());
+        let Some(id) = p.instance_id.as_deref() else {
+            // Every instance: three queries, however many there are.
+            let rows = Instance::list_summaries(pool, true).await.map_err(err)?;
+            let rows = self.reachable(&extensions, &rows).await?;
+            let mut open = Message::open_ids_by_instance(pool).await.map_err(err)?;
+            let mut usage = UsageRecord::totals_by_instance(pool).await.map_err(err)?;
+            let instances = rows
+                .into_iter()
+                .map(|inst| {
+                    let open_messages = open.remove(&inst.id).unwrap_or_default();
+                    InstanceStatus {
+                        usage: usage.remove(&inst.id).unwrap_or_default(),
+                        pending_messages: open_messages.len() as i64,
+                        open_messages,
+                        instance: inst.into(),
+                    }
+                })
+                .collect();
+            return Ok(Json(StatusResult { instances }));
         };
-        self.keep_reachable(&extensions, &mut rows).await?;
+        let inst = Instance::find(pool, id)
+            .await
+            .map_err(err)?
+            .ok_or_else(|| tool_error(Error::UnknownInstance(id.to_string())))?;
+        let rows = self.reachable(&extensions, &[Summary::from(inst)]).await?;
         let mut instances = Vec::with_capacity(rows.len());
         for inst in rows {
-            let open_messages = Message::open_ids(pool, &inst.id)
-                .await
-                .map_err(|e| tool_error(e.into()))?;
+            let open_messages = Message::open_ids(pool, &inst.id).await.map_err(err)?;
             let usage = UsageRecord::totals_for_instance(pool, &inst.id)
                 .await
-                .map_err(|e| tool_error(e.into()))?;
+                .map_err(err)?;
             instances.push(InstanceStatus {
                 instance: inst.into(),
                 pending_messages: open_messages.len() as i64,

@@ -350,12 +350,12 @@ impl Supervisor {
 
     /// `root` and every instance below it, ended ones included.
     pub async fn subtree(&self, root: &str) -> Result<std::collections::HashSet<String>> {
-        let all = Instance::list(self.pool(), true).await?;
+        let all = Instance::list_summaries(self.pool(), true).await?;
         let mut inside: std::collections::HashSet<String> = [root.to_string()].into();
         // Parents come before their children in no guaranteed order: repeat until stable.
         loop {
             let before = inside.len();
-            for i in &all {
+            for i in all.iter() {
                 if let Some(p) = &i.parent_id
                     && inside.contains(p)
                 {
