@@ -9,8 +9,7 @@ mod control;
 use std::process::Stdio;
 
 use tmux_interface::{
-    CapturePane, HasSession, KillSession, LoadBuffer, NewSession, PasteBuffer, RespawnPane,
-    SendKeys, SetOption, TmuxCommand,
+    KillSession, LoadBuffer, NewSession, PasteBuffer, RespawnPane, SendKeys, SetOption, TmuxCommand,
 };
 use tokio::io::AsyncWriteExt;
 
@@ -134,7 +133,7 @@ impl Tmux {
     /// Runs one command line on the control client (every argument plain), starting the
     /// client if there is none.
     async fn via_control(&self, args: &[&str]) -> Via {
-        if !args.iter().all(|a| control::plain(a)) {
+        if !args.iter().all(|a| control::word(a).is_some()) {
             return Via::NotTaken;
         }
         let client = {
@@ -176,6 +175,24 @@ impl Tmux {
                 usable.then_some(dir)
             })
             .as_deref()
+    }
+
+    /// Runs one command through the control client, or as a process when it cannot take it.
+    /// The output is the same either way: every line ends with a newline.
+    async fn ask(&self, args: &[&str]) -> Result<String, TmuxError> {
+        match self.via_control(args).await {
+            Via::Answered(Ok(mut out)) => {
+                if !out.is_empty() {
+                    out.push('\n');
+                }
+                Ok(out)
+            }
+            Via::Answered(Err(e)) => Err(e),
+            Via::NotTaken => {
+                self.run_args(args.iter().map(|a| a.to_string()).collect(), None)
+                    .await
+            }
+        }
     }
 
     async fn run(&self, cmd: TmuxCommand<'_>, stdin: Option<&[u8]>) -> Result<String, TmuxError> {
@@ -290,10 +307,7 @@ impl Tmux {
     pub async fn has_session(&self, name: &str) -> Result<bool, TmuxError> {
         let mut attempts = 0;
         loop {
-            match self
-                .run(HasSession::new().target_session(exact(name)).build(), None)
-                .await
-            {
+            match self.ask(&["has-session", "-t", &exact(name)]).await {
                 Ok(_) => return Ok(true),
                 Err(TmuxError::Failed { stderr, .. }) if absent(&stderr) => return Ok(false),
                 Err(TmuxError::Failed { stderr, .. }) if attempts < NEW_SESSION_ATTEMPTS => {
@@ -313,21 +327,20 @@ impl Tmux {
 
     /// The visible screen as plain text.
     pub async fn capture(&self, name: &str) -> Result<String, TmuxError> {
-        self.run(
-            CapturePane::new().stdout().target_pane(pane(name)).build(),
-            None,
-        )
-        .await
+        self.ask(&["capture-pane", "-p", "-t", &pane(name)]).await
     }
 
     /// The process id of the program in the session's pane, while it runs.
     pub async fn pane_pid(&self, name: &str) -> Result<Option<i32>, TmuxError> {
-        let mut cmd = TmuxCommand::new();
-        cmd.name("display-message")
-            .push_flag("-p")
-            .push_option("-t", pane(name))
-            .push_param("#{pane_dead} #{pane_pid}");
-        let out = self.run(cmd, None).await?;
+        let out = self
+            .ask(&[
+                "display-message",
+                "-p",
+                "-t",
+                &pane(name),
+                "#{pane_dead} #{pane_pid}",
+            ])
+            .await?;
         Ok(match out.trim().split_once(' ') {
             Some(("0", pid)) => pid.parse().ok(),
             _ => None,
@@ -336,12 +349,10 @@ impl Tmux {
 
     /// Whether the program in the session's pane has exited (the pane is kept, dead).
     pub async fn pane_dead(&self, name: &str) -> Result<bool, TmuxError> {
-        let mut cmd = TmuxCommand::new();
-        cmd.name("display-message")
-            .push_flag("-p")
-            .push_option("-t", pane(name))
-            .push_param("#{pane_dead}");
-        Ok(self.run(cmd, None).await?.trim() == "1")
+        let out = self
+            .ask(&["display-message", "-p", "-t", &pane(name), "#{pane_dead}"])
+            .await?;
+        Ok(out.trim() == "1")
     }
 
     /// Types text literally (no key-name lookup).

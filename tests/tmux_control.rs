@@ -172,3 +172,65 @@ async fn typing_goes_through_the_control_client_as_it_was_given() {
     })
     .await;
 }
+
+/// A look (is the session there, has its program ended, what the screen shows) goes through
+/// the control client too, and reads exactly what a `tmux` process reads.
+#[tokio::test(flavor = "multi_thread")]
+async fn looks_go_through_the_control_client_and_read_what_a_process_reads() {
+    let socket = unique_socket("ctl3");
+    let _server = TmuxServer(socket.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::new(&socket);
+    // A screen with a line that looks like the end of a control block, bytes that are not
+    // UTF-8, and a format that must not be expanded.
+    let argv: Vec<String> = [
+        "sh",
+        "-c",
+        "printf 'first line\\n%%end 1 2 1\\nbad \\377 byte\\n#{pane_pid} stays\\nlast\\n'; exec cat",
+    ]
+    .map(String::from)
+    .into();
+    tmux.new_session(&SessionSpec {
+        name: "look",
+        workdir: &dir.path().display().to_string(),
+        env: &[],
+        argv: &argv,
+        width: 80,
+        height: 24,
+    })
+    .await
+    .unwrap();
+    let screen = eventually("the screen", Duration::from_secs(10), || async {
+        let s = tmux.capture("look").await.unwrap();
+        s.contains("last").then_some(s)
+    })
+    .await;
+    let (ok, by_process) = tmux_out(&socket, &["capture-pane", "-p", "-t", "=look:"]);
+    assert!(ok, "{by_process}");
+    assert_eq!(screen, by_process, "the same screen either way");
+    assert!(screen.contains("%end 1 2 1\nbad "), "{screen}");
+    assert!(screen.contains("#{pane_pid} stays"), "{screen}");
+
+    let before = tmux.processes_started();
+    assert!(tmux.has_session("look").await.unwrap());
+    assert!(!tmux.has_session("nowhere").await.unwrap());
+    assert!(!tmux.pane_dead("look").await.unwrap());
+    let pid = tmux.pane_pid("look").await.unwrap().expect("running");
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    let again = tmux.capture("look").await.unwrap();
+    assert_eq!(again, screen);
+    assert!(tmux.capture("nowhere").await.is_err());
+    assert_eq!(
+        tmux.processes_started(),
+        before,
+        "no process for any of these looks"
+    );
+
+    // Once its program ends, the pane is kept and reads as dead.
+    tmux.send_keys("look", &["C-d"]).await.unwrap();
+    eventually("the pane to die", Duration::from_secs(10), || async {
+        tmux.pane_dead("look").await.unwrap().then_some(())
+    })
+    .await;
+    assert_eq!(tmux.pane_pid("look").await.unwrap(), None);
+}

@@ -95,6 +95,21 @@ pub fn plain(arg: &str) -> bool {
         })
 }
 
+/// `arg` as a control client writes it: a [`plain`] word bare, a format (`#{name}` and
+/// words, as `display-message` takes) in single quotes, where tmux's parser takes every
+/// character as it is; anything else not at all. A format of these characters can only name
+/// tmux's variables: running a command needs `#(`.
+pub fn word(arg: &str) -> Option<std::borrow::Cow<'_, str>> {
+    if plain(arg) {
+        return Some(arg.into());
+    }
+    let format = arg.contains("#{")
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ' ' | '#' | '{' | '}'));
+    format.then(|| format!("'{arg}'").into())
+}
+
 /// A running control client. Commands are answered in the order they were written, so a
 /// command's waiter joins the queue in the same step as its line is written.
 pub struct Client {
@@ -139,11 +154,19 @@ impl Client {
         let (queue, gone) = (waiting.clone(), ended.clone());
         let (started_tx, started) = oneshot::channel::<Reply>();
         tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
+            let mut reader = BufReader::new(stdout);
             let mut parser = Parser::default();
             let mut started_tx = Some(started_tx);
-            while let Ok(Some(line)) = lines.next_line().await {
-                match parser.line(&line) {
+            let mut bytes = Vec::new();
+            // By bytes: a screen a capture brings back may hold bytes that are not UTF-8,
+            // and one such line must not end the client.
+            while matches!(reader.read_until(b'\n', &mut bytes).await, Ok(n) if n > 0) {
+                let parsed = {
+                    let text = String::from_utf8_lossy(&bytes);
+                    parser.line(text.strip_suffix('\n').unwrap_or(&text))
+                };
+                bytes.clear();
+                match parsed {
                     Line::Other(reply) => {
                         if let Some(tx) = started_tx.take() {
                             let _ = tx.send(reply);
@@ -196,10 +219,14 @@ impl Client {
         self.ended.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Runs one command (every argument [`plain`]); its output, or why not.
+    /// Runs one command (every argument a [`word`]); its output, or why not.
     pub async fn run(&self, args: &[&str]) -> Result<String, Failure> {
-        debug_assert!(args.iter().all(|a| plain(a)), "{args:?}");
-        let mut line = args.join(" ");
+        let words: Option<Vec<_>> = args.iter().map(|a| word(a)).collect();
+        let Some(words) = words else {
+            debug_assert!(false, "not words: {args:?}");
+            return Err(Failure::NotWritten);
+        };
+        let mut line = words.join(" ");
         line.push('\n');
         let (tx, rx) = oneshot::channel();
         {
@@ -248,6 +275,26 @@ const REPLY_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_are_plain_or_quoted_formats_and_nothing_else() {
+        assert_eq!(word("=troupe_a:").as_deref(), Some("=troupe_a:"));
+        assert_eq!(
+            word("#{pane_dead} #{pane_pid}").as_deref(),
+            Some("'#{pane_dead} #{pane_pid}'")
+        );
+        for bad in [
+            "#(rm -rf ~)",
+            "#{pane_pid}'; kill-server; '",
+            "a b",
+            "#{pane_pid};",
+            "$HOME",
+            "",
+            "#{=10:pane_title}",
+        ] {
+            assert_eq!(word(bad), None, "{bad:?}");
+        }
+    }
 
     /// As tmux 3.3a wrote it for `tmux -C new-session …` and five commands (recorded).
     const RECORDED: &str = "%begin 1796588636 259 0
