@@ -139,6 +139,11 @@ fn lines(s: &str, indent: usize, out: &mut String) {
 /// One element of a list: `- ` and its fields beneath.
 fn item(value: &Value, indent: usize, out: &mut String) {
     pad(out, indent);
+    if let Value::Object(map) = value
+        && instance_line(map, out)
+    {
+        return;
+    }
     match value {
         Value::Object(map) => {
             out.push_str("- ");
@@ -162,6 +167,51 @@ fn item(value: &Value, indent: usize, out: &mut String) {
             out.push('\n');
         }
     }
+}
+
+/// An instance as a listing shows it (only plain fields, with an id, a name and a state):
+/// one line, `- id name: state (why) · role · model · agent · parent · host · workdir`. A
+/// list of hundreds stays readable; every field is still in the structured result.
+fn instance_line(map: &serde_json::Map<String, Value>, out: &mut String) -> bool {
+    let text = |key: &str| {
+        map.get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let (Some(id), Some(name), Some(state)) = (text("instance_id"), text("name"), text("state"))
+    else {
+        return false;
+    };
+    if map.values().any(|v| v.is_object() || v.is_array()) {
+        return false;
+    }
+    out.push_str("- ");
+    out.push_str(id);
+    out.push(' ');
+    out.push_str(name);
+    out.push_str(": ");
+    out.push_str(state);
+    if let Some(why) = text("state_reason") {
+        out.push_str(" (");
+        out.push_str(why);
+        out.push(')');
+    }
+    for (key, label) in [
+        ("role", ""),
+        ("model", ""),
+        ("agent", ""),
+        ("parent_instance_id", "parent "),
+        ("host", "host "),
+        ("workdir", ""),
+    ] {
+        if let Some(v) = text(key) {
+            out.push_str(" · ");
+            out.push_str(label);
+            out.push_str(v);
+        }
+    }
+    out.push('\n');
+    true
 }
 
 fn is_scalar(v: &Value) -> bool {
@@ -217,6 +267,31 @@ mod tests {
         assert!(text.contains("instances:\n  - instance_id: dev-1\n    state: idle\n    usage:\n      cost_micros: 5\n  - instance_id: qa-2\n"), "{text}");
         assert!(text.contains("ids: a, b"), "{text}");
         assert!(text.contains("none: none"), "{text}");
+    }
+
+    #[test]
+    fn a_listed_instance_reads_as_one_line() {
+        let v = json!({
+            "count": 2,
+            "instances": [
+                { "instance_id": "dev-1a2b", "name": "api", "agent": "claude",
+                  "role": "developer", "model": "claude-sonnet-5-5", "state": "idle",
+                  "state_reason": "turn finished", "parent_instance_id": null,
+                  "workdir": "/w/api", "host": "h1", "tmux_session": "troupe_dev-1a2b" },
+                { "instance_id": "qa-3c4d", "name": "qa", "agent": "codex", "role": "tester",
+                  "model": "gpt-5", "state": "busy", "state_reason": "",
+                  "parent_instance_id": "dev-1a2b", "workdir": "/w/api", "host": "h1" }
+            ]
+        });
+        let text = readable(&v);
+        assert!(
+            text.contains(
+                "instances:\n  - dev-1a2b api: idle (turn finished) · developer · \
+                 claude-sonnet-5-5 · claude · host h1 · /w/api\n  - qa-3c4d qa: busy · tester · \
+                 gpt-5 · codex · parent dev-1a2b · host h1 · /w/api"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

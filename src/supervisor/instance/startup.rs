@@ -8,8 +8,9 @@ use super::machine::{Alive, Effect, Look, Machine, Phase, Seen};
 use crate::agents::ScreenKind;
 use crate::supervisor::McpList;
 
-/// How often the screen is looked at while the CLI starts, until its session-started hook.
-pub const STARTUP_SCREEN_CHECK: Duration = Duration::from_millis(200);
+/// How often the screen is looked at while the CLI starts, until its session-started hook (a
+/// look is a command on the tmux control client, no process).
+pub const STARTUP_SCREEN_CHECK: Duration = Duration::from_millis(100);
 /// After the session started, how long to wait for the CLI's MCP client to list troupe's tools (a
 /// first message sent earlier may find no troupe tools) before calling the instance ready.
 pub const MCP_CONNECT_GRACE: Duration = Duration::from_secs(10);
@@ -21,6 +22,53 @@ pub const MCP_SETTLE: Duration = Duration::from_millis(250);
 /// sooner would see the old dialog and answer it twice (the next dialog's default may be
 /// "exit").
 pub const DIALOG_REDRAW: Duration = Duration::from_millis(500);
+/// After a dialog's cursor key, how soon to look for the cursor on the choice.
+pub const DIALOG_CURSOR_CHECK: Duration = Duration::from_millis(50);
+
+/// The cursor keys pressed in the dialog on screen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct CursorKeys {
+    dialog: &'static str,
+    presses: u32,
+    last: Instant,
+}
+
+/// What to do about a startup dialog: press its keys or not, and when to look next.
+///
+/// A cursor key can be lost while the dialog is still setting up, or arrive late on a busy
+/// machine. So a cursor key is pressed again only after [`DIALOG_REDRAW`] without the cursor
+/// reaching the choice. Enter follows at once when the one cursor key pressed has brought the
+/// cursor there: nothing else is on its way. After a second press the cursor seen on the choice
+/// may be the first key's doing with the second still coming (on Claude Code 2.1.328 that took
+/// "No, exit"), so Enter then waits until [`DIALOG_REDRAW`] after the last press and a look
+/// that still finds the cursor there.
+pub(super) fn dialog_step(
+    cursor: &mut Option<CursorKeys>,
+    dialog: &'static str,
+    answers: bool,
+    now: Instant,
+) -> (bool, Instant) {
+    let mine = cursor.filter(|c| c.dialog == dialog);
+    let settled = mine.is_none_or(|c| now >= c.last + DIALOG_REDRAW);
+    if answers {
+        if settled || mine.is_some_and(|c| c.presses == 1) {
+            *cursor = None;
+            return (true, now + DIALOG_REDRAW);
+        }
+        let last = mine.map_or(now, |c| c.last);
+        return (false, last + DIALOG_REDRAW);
+    }
+    if !settled {
+        let last = mine.map_or(now, |c| c.last);
+        return (false, (now + DIALOG_CURSOR_CHECK).min(last + DIALOG_REDRAW));
+    }
+    *cursor = Some(CursorKeys {
+        dialog,
+        presses: mine.map_or(0, |c| c.presses) + 1,
+        last: now,
+    });
+    (true, now + DIALOG_CURSOR_CHECK)
+}
 
 #[derive(Debug)]
 pub(super) struct Startup {
@@ -35,6 +83,8 @@ pub(super) struct Startup {
     /// How many lists the CLI's MCP client fetches (tools, and prompts where it does).
     lists_needed: usize,
     listed_at: Option<Instant>,
+    /// The cursor keys pressed in the dialog on screen, if any.
+    cursor: Option<CursorKeys>,
 }
 
 impl Startup {
@@ -48,6 +98,7 @@ impl Startup {
             lists: Vec::new(),
             lists_needed: 2,
             listed_at: None,
+            cursor: None,
         }
     }
 
@@ -138,14 +189,20 @@ impl Machine {
             answers,
         } = &seen.screen.kind
         {
-            self.out.push(Effect::PressKeys(keys.clone()));
-            if *answers {
-                self.out.push(Effect::Audit {
-                    kind: format!("instance.{name}_accepted"),
-                    detail: serde_json::json!({}),
-                });
+            let Some(startup) = self.startup_mut() else {
+                return;
+            };
+            let (press, look) = dialog_step(&mut startup.cursor, name, *answers, now);
+            next = look;
+            if press {
+                self.out.push(Effect::PressKeys(keys.clone()));
+                if *answers {
+                    self.out.push(Effect::Audit {
+                        kind: format!("instance.{name}_accepted"),
+                        detail: serde_json::json!({}),
+                    });
+                }
             }
-            next = now + DIALOG_REDRAW;
         }
         if let Some(startup) = self.startup_mut()
             && startup.grace_end.is_none()
@@ -191,5 +248,86 @@ impl Machine {
         // Announced after this step's state report, so whoever waits for the instance finds
         // it idle, not starting.
         self.ready_pending = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    #[test]
+    fn one_cursor_key_then_enter_as_soon_as_the_cursor_is_on_the_choice() {
+        let t0 = Instant::now();
+        let mut cursor = None;
+        // "No, exit" under the cursor: Down, and a look soon after.
+        assert_eq!(
+            dialog_step(&mut cursor, "trust", false, t0),
+            (true, t0 + DIALOG_CURSOR_CHECK)
+        );
+        // The cursor has not moved yet: no second Down, only another look.
+        let t1 = t0 + MS(50);
+        assert_eq!(
+            dialog_step(&mut cursor, "trust", false, t1),
+            (false, t1 + DIALOG_CURSOR_CHECK)
+        );
+        // On the choice after the one Down: Enter now.
+        let t2 = t0 + MS(100);
+        assert_eq!(
+            dialog_step(&mut cursor, "trust", true, t2),
+            (true, t2 + DIALOG_REDRAW)
+        );
+        assert_eq!(cursor, None);
+    }
+
+    #[test]
+    fn a_lost_cursor_key_is_pressed_again_only_after_the_redraw_and_enter_then_waits() {
+        let t0 = Instant::now();
+        let mut cursor = None;
+        assert!(dialog_step(&mut cursor, "trust", false, t0).0);
+        // Nothing moved for as long as a redraw: the key was lost, press it again.
+        let t1 = t0 + MS(450);
+        assert_eq!(
+            dialog_step(&mut cursor, "trust", false, t1),
+            (false, t0 + DIALOG_REDRAW)
+        );
+        let t2 = t0 + DIALOG_REDRAW;
+        assert_eq!(
+            dialog_step(&mut cursor, "trust", false, t2),
+            (true, t2 + DIALOG_CURSOR_CHECK)
+        );
+        // The cursor on the choice right after the second press may be the first key's
+        // doing: Enter waits for a look a redraw after the last press.
+        let t3 = t2 + MS(50);
+        assert_eq!(
+            dialog_step(&mut cursor, "trust", true, t3),
+            (false, t2 + DIALOG_REDRAW)
+        );
+        let t4 = t2 + DIALOG_REDRAW;
+        assert_eq!(
+            dialog_step(&mut cursor, "trust", true, t4),
+            (true, t4 + DIALOG_REDRAW)
+        );
+    }
+
+    #[test]
+    fn a_dialog_answered_by_enter_alone_is_answered_at_once() {
+        let t0 = Instant::now();
+        let mut cursor = None;
+        assert_eq!(
+            dialog_step(&mut cursor, "trust", true, t0),
+            (true, t0 + DIALOG_REDRAW)
+        );
+        // Keys pressed in one dialog do not hold back the next one.
+        let mut cursor = Some(CursorKeys {
+            dialog: "trust",
+            presses: 3,
+            last: t0,
+        });
+        assert_eq!(
+            dialog_step(&mut cursor, "bypass", true, t0 + MS(10)),
+            (true, t0 + MS(10) + DIALOG_REDRAW)
+        );
     }
 }

@@ -14,7 +14,9 @@ use super::machine::{
     Alive, Begin, EXIT_CHECK_DELAY, Effect, Input, InterruptAnswer, Limits, Look, Machine, Queued,
     SUBMIT_ACK_LATE, Seen,
 };
-use super::startup::{DIALOG_REDRAW, MCP_CONNECT_GRACE, MCP_SETTLE, STARTUP_SCREEN_CHECK};
+use super::startup::{
+    DIALOG_CURSOR_CHECK, DIALOG_REDRAW, MCP_CONNECT_GRACE, MCP_SETTLE, STARTUP_SCREEN_CHECK,
+};
 use super::turn::{REPLY_GRACE, REPLY_RECHECK, STOP_LATE};
 use crate::agents::claude::ClaudeCode;
 use crate::agents::{Agent, AgentEvent, Hook, Key, Record};

@@ -63,6 +63,48 @@ fn the_trust_dialog_is_answered_by_its_label_on_each_tested_version() {
     }
 }
 
+/// Claude Code 2.1.328: "No, exit" under the cursor. One Down, a quick look, and Enter as
+/// soon as the cursor is on "Yes": not a redraw's wait per key.
+#[test]
+fn the_328_trust_dialog_takes_one_down_and_an_enter_in_quick_looks() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let dialog = std::fs::read_to_string(format!(
+        "{root}/claude-code-2.1.328/screens/trust-dialog.txt"
+    ))
+    .unwrap();
+    let moved = dialog
+        .replace("❯ No, exit", "  No, exit")
+        .replace("  Yes, I trust this folder", "❯ Yes, I trust this folder");
+    let mut s = Sim::new(Begin::Launch { resumed: false });
+    s.step(Input::Restore {
+        messages: vec![],
+        transcript: None,
+    });
+    assert_eq!(s.tick(), [Effect::Look(Look::Startup)]);
+    let look = |text: &str| Input::Seen {
+        look: Look::Startup,
+        seen: seen_text(text, Alive::Running),
+    };
+    assert_eq!(s.after(2, look(&dialog)), [Effect::PressKeys(vec!["Down"])]);
+    assert_eq!(s.wait(), Some(DIALOG_CURSOR_CHECK));
+    assert_eq!(s.tick(), [Effect::Look(Look::Startup)]);
+    // Not moved yet: no second Down.
+    assert_eq!(s.after(2, look(&dialog)), []);
+    assert_eq!(s.wait(), Some(DIALOG_CURSOR_CHECK));
+    assert_eq!(s.tick(), [Effect::Look(Look::Startup)]);
+    assert_eq!(
+        s.after(2, look(&moved)),
+        [
+            Effect::PressKeys(vec!["Enter"]),
+            Effect::Audit {
+                kind: "instance.trust_accepted".into(),
+                detail: json!({})
+            }
+        ]
+    );
+    assert_eq!(s.wait(), Some(DIALOG_REDRAW));
+}
+
 #[test]
 fn trust_dialog_at_startup_is_accepted_and_audited() {
     let mut s = Sim::new(Begin::Launch { resumed: false });
