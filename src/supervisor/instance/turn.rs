@@ -322,12 +322,19 @@ impl Machine {
         let due = |t: Option<Instant>| t.is_some_and(|t| now >= t);
         let keys: Vec<u64> = self.turns.list.iter().map(|t| t.key).collect();
         let mut reread = false;
+        // While an interrupt stands, a prompt in the input box may be one the CLI gave back
+        // when the interrupt stopped it: Enter would send it again.
+        let interrupting = self.interrupting().is_some();
         for key in keys {
             let live = self.turns.live == Some(key);
             let turn = self.turns.get_mut(key).expect("listed");
             if live && !turn.acked && due(turn.nudge_at) {
-                turn.nudge_at = None;
-                self.out.push(Effect::Look(Look::Nudge));
+                if interrupting {
+                    turn.nudge_at = Some(now + SUBMIT_ACK_LATE);
+                } else {
+                    turn.nudge_at = None;
+                    self.out.push(Effect::Look(Look::Nudge));
+                }
             }
             let turn = self.turns.get_mut(key).expect("listed");
             if live && !turn.acked && due(turn.submit_deadline) {
@@ -382,7 +389,8 @@ impl Machine {
             return;
         };
         turn.nudge_at = Some(now + SUBMIT_ACK_LATE);
-        if seen.screen.input_pending {
+        // An interrupt asked while this look was on its way: see turns_tick.
+        if seen.screen.input_pending && self.interrupting().is_none() {
             self.out.push(Effect::Press(Key::Submit));
         }
     }

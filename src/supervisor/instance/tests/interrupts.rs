@@ -327,3 +327,39 @@ fn after_a_failed_delivery_nothing_is_typed_until_the_cli_is_seen_alive() {
     );
     assert_eq!(delivered(&fx), ["m2"]);
 }
+
+/// An interrupt asked before troupe has seen the CLI take the prompt: Claude Code may give
+/// the prompt back to its input box. Enter must not be pressed again on it while the
+/// interrupt stands (that would send the message the person asked to stop).
+#[test]
+fn no_enter_is_pressed_again_while_an_interrupt_stands() {
+    let mut s = started_machine();
+    deliver(&mut s, "m1", "please count slowly to 40");
+    assert_eq!(
+        s.after(5, Input::InterruptAsked { id: 7 }),
+        [Effect::PressInterrupt { id: 7 }]
+    );
+    let look = loop {
+        let fx = s.tick();
+        assert!(
+            !fx.contains(&Effect::Look(Look::Nudge)),
+            "a look to press Enter again: {fx:?}"
+        );
+        if let Some(Effect::Look(look @ Look::InterruptAgain { .. })) = fx.last() {
+            break look.clone();
+        }
+    };
+    let fx = s.step(seen(look, "input-pending.txt"));
+    assert!(
+        fx.contains(&Effect::Press(crate::agents::Key::ClearInput)),
+        "{fx:?}"
+    );
+    assert!(!fx.contains(&Effect::Press(Key::Submit)), "{fx:?}");
+    assert_eq!(finish_of(&fx, "m1").state, MessageState::Interrupted);
+    assert!(
+        fx.iter().any(|e| matches!(e,
+            Effect::ResolveInterrupt { id: 7, result: Ok(a) }
+                if a.outcome == crate::states::InterruptOutcome::Confirmed)),
+        "{fx:?}"
+    );
+}
