@@ -63,10 +63,10 @@ fn the_trust_dialog_is_answered_by_its_label_on_each_tested_version() {
     }
 }
 
-/// Claude Code 2.1.328: "No, exit" under the cursor. One Down, a quick look, and Enter as
-/// soon as the cursor is on "Yes": not a redraw's wait per key.
+/// Claude Code 2.1.328: "No, exit" under the cursor. One Down, quick looks that press
+/// nothing more, and Enter once a look a redraw after the Down finds the cursor on "Yes".
 #[test]
-fn the_328_trust_dialog_takes_one_down_and_an_enter_in_quick_looks() {
+fn the_328_trust_dialog_takes_one_down_and_an_enter_a_redraw_later() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
     let dialog = std::fs::read_to_string(format!(
         "{root}/claude-code-2.1.328/screens/trust-dialog.txt"
@@ -86,14 +86,22 @@ fn the_328_trust_dialog_takes_one_down_and_an_enter_in_quick_looks() {
         seen: seen_text(text, Alive::Running),
     };
     assert_eq!(s.after(2, look(&dialog)), [Effect::PressKeys(vec!["Down"])]);
+    let down_at = s.now();
     assert_eq!(s.wait(), Some(DIALOG_CURSOR_CHECK));
     assert_eq!(s.tick(), [Effect::Look(Look::Startup)]);
     // Not moved yet: no second Down.
     assert_eq!(s.after(2, look(&dialog)), []);
     assert_eq!(s.wait(), Some(DIALOG_CURSOR_CHECK));
     assert_eq!(s.tick(), [Effect::Look(Look::Startup)]);
+    // On "Yes" already: no Enter until a look a redraw after the Down.
+    let mut fx = s.after(2, look(&moved));
+    while fx.is_empty() {
+        assert_eq!(s.tick(), [Effect::Look(Look::Startup)]);
+        fx = s.step(look(&moved));
+    }
+    assert!(s.now() >= down_at + DIALOG_REDRAW, "Enter too soon");
     assert_eq!(
-        s.after(2, look(&moved)),
+        fx,
         [
             Effect::PressKeys(vec!["Enter"]),
             Effect::Audit {
