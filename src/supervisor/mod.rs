@@ -321,16 +321,15 @@ impl Supervisor {
         &self.shared.pool
     }
 
-    /// Instance `id`'s token as the database holds it; the last one read when the database
-    /// cannot be reached. `None` when it has none.
+    /// Instance `id`'s token as the database holds it, read once and then kept. `None` when
+    /// it has none.
     pub async fn instance_token(&self, id: &str) -> Result<Option<String>> {
         let tokens = || self.shared.tokens.lock().expect("tokens poisoned");
         let health = self.shared.pool.health();
-        // A hook holds the CLI's turn: while the database is out, it is not kept waiting for
-        // a connection.
-        if health.outage().is_some()
-            && let Some(token) = tokens().get(id).cloned()
-        {
+        // An instance's token never changes once issued (`Credentials::for_launch` keeps it),
+        // so one read serves its whole life: a hook holds the CLI's turn, and each one would
+        // otherwise wait for the database (or, while it is out, for a connection).
+        if let Some(token) = tokens().get(id).cloned() {
             return Ok(Some(token));
         }
         let found = tokio::time::timeout(
