@@ -131,6 +131,45 @@ async fn tool(client: &McpClient, name: &str, args: Value) -> Result<Value, Stri
     Ok(r["result"]["structuredContent"].take())
 }
 
+/// `calls` calls in a row from each of `clients`, all clients at once: how long each took
+/// (milliseconds, its check of the answer included), or why it failed.
+async fn closed_loop<C>(
+    clients: &[C],
+    calls: usize,
+    deadline: Instant,
+    call: impl AsyncFn(&C) -> Result<(), String>,
+) -> Vec<Result<f64, String>> {
+    let call = &call;
+    futures::future::join_all(clients.iter().map(|c| async move {
+        let mut out = Vec::with_capacity(calls);
+        for _ in 0..calls {
+            out.push(
+                bounded(deadline, async {
+                    let t = Instant::now();
+                    call(c).await?;
+                    Ok(ms_since(t))
+                })
+                .await,
+            );
+        }
+        out
+    }))
+    .await
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The failures of a [`closed_loop`], then the percentiles of the calls that succeeded.
+fn report_calls(name: &str, results: &[Result<f64, String>]) {
+    report_failures(name, results);
+    let ms: Vec<f64> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok().copied())
+        .collect();
+    print_percentiles(name, &ms);
+}
+
 /// Prints how many of `results` failed and the first few errors (with their text).
 fn report_failures<T>(what: &str, results: &[Result<T, String>]) -> usize {
     let errors: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
@@ -609,36 +648,14 @@ async fn main() {
     report_failures("mcp_connect", &clients);
     let clients: Vec<McpClient> = clients.into_iter().filter_map(Result::ok).collect();
     let listed = AtomicUsize::new(0);
-    let list: Vec<Result<f64, String>> = futures::future::join_all(clients.iter().map(|c| {
-        let listed = &listed;
-        async move {
-            let mut out = Vec::new();
-            for _ in 0..list_calls {
-                out.push(
-                    bounded(deadline, async {
-                        let t = Instant::now();
-                        let r = tool(c, "list_instances", json!({})).await?;
-                        let took = ms_since(t);
-                        listed.store(r["count"].as_u64().unwrap_or(0) as usize, Ordering::Relaxed);
-                        Ok(took)
-                    })
-                    .await,
-                );
-            }
-            out
-        }
-    }))
-    .await
-    .into_iter()
-    .flatten()
-    .collect();
-    report_failures("list", &list);
+    let list = closed_loop(&clients, list_calls, deadline, async |c: &McpClient| {
+        let r = tool(c, "list_instances", json!({})).await?;
+        listed.store(r["count"].as_u64().unwrap_or(0) as usize, Ordering::Relaxed);
+        Ok(())
+    })
+    .await;
+    report_calls("list", &list);
     figure("list_instances_count", listed.load(Ordering::Relaxed));
-    let list_ms: Vec<f64> = list
-        .iter()
-        .filter_map(|r| r.as_ref().ok().copied())
-        .collect();
-    print_percentiles("list", &list_ms);
     drop(clients);
 
     // ---- GET /api/instances over REST: as many clients (each its own connection pool), the
@@ -650,43 +667,26 @@ async fn main() {
     let url = format!("{}/api/instances", h.server().url());
     let bearer = format!("Bearer {}", h.server().token());
     let body_bytes = AtomicUsize::new(0);
-    let api: Vec<Result<f64, String>> = futures::future::join_all((0..list_clients).map(|_| {
-        let (url, bearer, body_bytes) = (&url, &bearer, &body_bytes);
-        async move {
-            let http = reqwest::Client::new();
-            let mut out = Vec::new();
-            for _ in 0..list_calls {
-                out.push(
-                    bounded(deadline, async {
-                        let t = Instant::now();
-                        let (status, body) = get(&http, url, ("authorization", bearer)).await?;
-                        let took = ms_since(t);
-                        if status != 200 {
-                            return Err(format!(
-                                "GET /api/instances: {status} {}",
-                                String::from_utf8_lossy(&body)
-                            ));
-                        }
-                        body_bytes.store(body.len(), Ordering::Relaxed);
-                        Ok(took)
-                    })
-                    .await,
-                );
+    let https: Vec<reqwest::Client> = (0..list_clients).map(|_| reqwest::Client::new()).collect();
+    let api = closed_loop(
+        &https,
+        list_calls,
+        deadline,
+        async |http: &reqwest::Client| {
+            let (status, body) = get(http, &url, ("authorization", &bearer)).await?;
+            if status != 200 {
+                return Err(format!(
+                    "GET /api/instances: {status} {}",
+                    String::from_utf8_lossy(&body)
+                ));
             }
-            out
-        }
-    }))
-    .await
-    .into_iter()
-    .flatten()
-    .collect();
-    report_failures("api_list", &api);
+            body_bytes.store(body.len(), Ordering::Relaxed);
+            Ok(())
+        },
+    )
+    .await;
+    report_calls("api_list", &api);
     figure("api_list_bytes", body_bytes.load(Ordering::Relaxed));
-    let api_ms: Vec<f64> = api
-        .iter()
-        .filter_map(|r| r.as_ref().ok().copied())
-        .collect();
-    print_percentiles("api_list", &api_ms);
 
     // ---- The dashboard's first load, as a browser that has just logged in makes it:
     // `dashboard_first_load_*` is GET / (the page, with the session cookie), then its two

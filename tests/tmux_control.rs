@@ -20,6 +20,20 @@ fn tmux_out(socket: &str, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// A session named `name` running `argv` in `dir`, 80x24.
+async fn session(tmux: &Tmux, name: &str, dir: &std::path::Path, argv: &[String]) {
+    tmux.new_session(&SessionSpec {
+        name,
+        workdir: &dir.display().to_string(),
+        env: &[],
+        argv,
+        width: 80,
+        height: 24,
+    })
+    .await
+    .unwrap();
+}
+
 /// A session whose program writes every byte it is given, raw, to `out`.
 async fn typist(tmux: &Tmux, name: &str, dir: &std::path::Path, out: &std::path::Path) {
     let argv: Vec<String> = [
@@ -29,16 +43,7 @@ async fn typist(tmux: &Tmux, name: &str, dir: &std::path::Path, out: &std::path:
     ]
     .map(String::from)
     .into();
-    tmux.new_session(&SessionSpec {
-        name,
-        workdir: &dir.display().to_string(),
-        env: &[],
-        argv: &argv,
-        width: 80,
-        height: 24,
-    })
-    .await
-    .unwrap();
+    session(tmux, name, dir, &argv).await;
     // `stty` has run once the file exists.
     eventually("the typist's file", Duration::from_secs(10), || async {
         out.exists().then_some(())
@@ -190,16 +195,7 @@ async fn looks_go_through_the_control_client_and_read_what_a_process_reads() {
     ]
     .map(String::from)
     .into();
-    tmux.new_session(&SessionSpec {
-        name: "look",
-        workdir: &dir.path().display().to_string(),
-        env: &[],
-        argv: &argv,
-        width: 80,
-        height: 24,
-    })
-    .await
-    .unwrap();
+    session(&tmux, "look", dir.path(), &argv).await;
     let screen = eventually("the screen", Duration::from_secs(10), || async {
         let s = tmux.capture("look").await.unwrap();
         s.contains("last").then_some(s)

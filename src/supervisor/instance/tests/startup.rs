@@ -100,17 +100,19 @@ fn the_328_trust_dialog_takes_one_down_and_an_enter_a_redraw_later() {
         fx = s.step(look(&moved));
     }
     assert!(s.now() >= down_at + DIALOG_REDRAW, "Enter too soon");
-    assert_eq!(
-        fx,
-        [
-            Effect::PressKeys(vec!["Enter"]),
-            Effect::Audit {
-                kind: "instance.trust_accepted".into(),
-                detail: json!({})
-            }
-        ]
-    );
+    assert_eq!(fx, trust_accepted());
     assert_eq!(s.wait(), Some(DIALOG_REDRAW));
+}
+
+/// What answering the trust dialog does: Enter on "Yes", and an audit row.
+fn trust_accepted() -> Vec<Effect> {
+    vec![
+        Effect::PressKeys(vec!["Enter"]),
+        Effect::Audit {
+            kind: "instance.trust_accepted".into(),
+            detail: json!({}),
+        },
+    ]
 }
 
 #[test]
@@ -123,16 +125,7 @@ fn trust_dialog_at_startup_is_accepted_and_audited() {
     assert_eq!(s.wait(), Some(STARTUP_SCREEN_CHECK));
     assert_eq!(s.tick(), [Effect::Look(Look::Startup)]);
     let fx = s.after(5, seen(Look::Startup, "trust-dialog.txt"));
-    assert_eq!(
-        fx,
-        [
-            Effect::PressKeys(vec!["Enter"]),
-            Effect::Audit {
-                kind: "instance.trust_accepted".into(),
-                detail: json!({})
-            }
-        ]
-    );
+    assert_eq!(fx, trust_accepted());
     // A look sooner than the redraw would see the same dialog and answer it twice.
     assert_eq!(s.wait(), Some(DIALOG_REDRAW));
     assert_eq!(s.tick(), [Effect::Look(Look::Startup)]);
