@@ -136,6 +136,42 @@ pub async fn fresh_postgres() -> Option<String> {
     Some(format!("{base}/{name}"))
 }
 
+/// Drops a database [`fresh_postgres`] made. A suite's databases would otherwise pile up on
+/// the server's disk (each copies a template of several megabytes) until the run ends. FORCE,
+/// because the test's server may still hold connections. Runs on a thread of its own, since a
+/// harness is dropped inside a runtime; a failure only leaves the database behind.
+pub fn drop_postgres(url: &str) {
+    let Ok(server) = std::env::var("TROUPE_TEST_PG") else {
+        return;
+    };
+    let Some((_, name)) = url.rsplit_once('/') else {
+        return;
+    };
+    if !name.starts_with("troupe_test_")
+        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return;
+    }
+    let name = name.to_string();
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        rt.block_on(async {
+            use sqlx::Connection;
+            let mut admin = sqlx::PgConnection::connect(&server).await.ok()?;
+            let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+            let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut admin)
+                .await;
+            let _ = admin.close().await;
+            done.ok()
+        })
+    })
+    .join();
+}
+
 impl Harness {
     pub async fn start() -> Harness {
         Self::start_with(|_| {}).await
@@ -290,6 +326,9 @@ impl Drop for Harness {
         let _ = std::process::Command::new("tmux")
             .args(["-L", &self.socket, "kill-server"])
             .output();
+        if let Some(url) = &self.db_url {
+            drop_postgres(url);
+        }
     }
 }
 
