@@ -114,6 +114,11 @@ pub struct Config {
     pub keep_events: Duration,
     /// The controls the config file sets (`[orchestration]`).
     pub file_controls: crate::settings::Layer,
+    /// Where notices go (`[[notify]]` in the config file), checked.
+    pub notify: Vec<crate::notify::sink::Sink>,
+    /// The address a phone reaches this server at (`--public-url`), without a trailing '/':
+    /// notices' Allow, Deny and Open links point there. None: notices carry no links.
+    pub link_url: Option<String>,
     /// The controls the environment and `serve`'s flags set.
     pub env_controls: crate::settings::Layer,
     /// Deepest allowed tree: 1 means no instance may spawn children.
@@ -180,6 +185,8 @@ impl Config {
             permission_wait: Duration::from_secs(300),
             keep_events: Duration::from_secs(7 * 24 * 3600),
             file_controls: crate::settings::Layer::default(),
+            notify: Vec::new(),
+            link_url: None,
             env_controls: crate::settings::Layer::default(),
             max_depth: 4,
             max_children: 10,
@@ -226,6 +233,28 @@ pub fn allowed_dir(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
         Ok(_) => anyhow::bail!("--allow-dir {}: not a directory", dir.display()),
         Err(e) => anyhow::bail!("--allow-dir {}: {e}", dir.display()),
     }
+}
+
+/// `--public-url` checked: an http(s) URL with a host and nothing after its path, returned
+/// without a trailing '/', with its host.
+pub fn link_url(url: &str) -> anyhow::Result<(String, String)> {
+    let bad = || {
+        anyhow::anyhow!(
+            "--public-url {url:?}: give the http(s) address a phone reaches troupe at, e.g. \
+             https://troupe.example.org"
+        )
+    };
+    let parsed: reqwest::Url = url.trim().parse().map_err(|_| bad())?;
+    if !matches!(parsed.scheme(), "http" | "https")
+        || parsed.query().is_some()
+        || parsed.fragment().is_some()
+        || !parsed.username().is_empty()
+        || parsed.password().is_some()
+    {
+        return Err(bad());
+    }
+    let host = parsed.host_str().ok_or_else(bad)?.trim_matches(['[', ']']).to_string();
+    Ok((parsed.as_str().trim_end_matches('/').to_string(), host))
 }
 
 /// `$XDG_DATA_HOME/troupe`, i.e. `~/.local/share/troupe` by default.
@@ -311,6 +340,11 @@ pub struct ServeArgs {
     /// The token clients present [default: the data dir's `token` file, made on first start]
     #[arg(long, env = "TROUPE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// The address a phone can reach this server at (a tunnel, a name on your network), e.g.
+    /// https://troupe.example.org: notices' Allow / Deny / Open links point there, and its host
+    /// is one troupe answers to. Without it, notices carry no links.
+    #[arg(long, env = "TROUPE_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// A host name (besides loopback) clients may use to reach troupe; repeat for more.
     #[arg(long = "allow-host", env = "TROUPE_ALLOW_HOSTS", value_delimiter = ',')]
     pub allow_hosts: Vec<String>,
@@ -416,6 +450,8 @@ impl Config {
             .with(file.prices)
             .map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
         config.file_controls = file.orchestration;
+        config.notify = crate::notify::sink::check(file.notify)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
 
         let mut env_controls = crate::settings::Layer::from_env(|k| std::env::var(k).ok())
             .map_err(|e| anyhow::anyhow!("in the environment: {e}"))?;
@@ -443,6 +479,13 @@ impl Config {
         config.keep_events = Duration::from_secs(args.keep_events_hours * 3600);
         config.token = args.token.clone().unwrap_or_default();
         config.allowed_hosts = args.allow_hosts.clone();
+        if let Some(url) = &args.public_url {
+            let (url, host) = link_url(url)?;
+            config.link_url = Some(url);
+            if !config.allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
+                config.allowed_hosts.push(host);
+            }
+        }
         config.pass_env = args
             .pass_env
             .iter()

@@ -84,13 +84,15 @@ pub fn free_memory_mb() -> Option<i64> {
 
 /// Writes the heartbeat every `every` until `stop`; a failed one is retried at the next beat
 /// (the database's health says the outage once). Each beat also looks for hosts gone silent
-/// past `lost_after` and marks what they ran `host_lost`.
+/// past `lost_after` and marks what they ran `host_lost`; `on_lost` hears of each host this
+/// host was the one to mark (once per loss, fleet-wide).
 pub async fn heartbeat(
     db: Db,
     name: String,
     every: Duration,
     lost_after: Duration,
     stop: CancellationToken,
+    on_lost: impl Fn(&str, &str) + Send + 'static,
 ) {
     let limit = chrono::Duration::from_std(lost_after).unwrap_or(chrono::Duration::seconds(15));
     let mut tick = tokio::time::interval(every);
@@ -105,14 +107,19 @@ pub async fn heartbeat(
             tracing::debug!(error = %e, "heartbeat not written");
             continue;
         }
-        if let Err(e) = mark_the_lost(&db, &name, limit).await {
+        if let Err(e) = mark_the_lost(&db, &name, limit, &on_lost).await {
             tracing::debug!(error = %e, "could not look for lost hosts");
         }
     }
 }
 
 /// Marks the running instances of every host silent past `limit` as `host_lost`.
-async fn mark_the_lost(db: &Db, me: &str, limit: chrono::Duration) -> sqlx::Result<()> {
+async fn mark_the_lost(
+    db: &Db,
+    me: &str,
+    limit: chrono::Duration,
+    on_lost: &(impl Fn(&str, &str) + Send),
+) -> sqlx::Result<()> {
     let now = chrono::Utc::now();
     for host in Host::list(db).await? {
         if host.name == me {
@@ -126,6 +133,7 @@ async fn mark_the_lost(db: &Db, me: &str, limit: chrono::Duration) -> sqlx::Resu
                     host = %host.name,
                     "{reason}: its {marked} running instances are host_lost until it is back"
                 );
+                on_lost(&host.name, &reason);
             }
         }
     }

@@ -35,6 +35,9 @@ pub enum Act {
         request_id: String,
         decision: Decision,
         message: Option<String>,
+        /// Who decided when not the caller (a notification's link: `notify:<sink>`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
     },
     ListFiles {
         path: String,
@@ -232,6 +235,7 @@ mod tests {
             request_id: "perm-1".into(),
             decision: Decision::Allow,
             message: None,
+            by: None,
         };
         let text = serde_json::to_string(&act).unwrap();
         assert!(text.contains(r#""act":"decide_permission""#), "{text}");

@@ -22,6 +22,7 @@ pub mod install;
 pub mod local;
 pub mod lock;
 pub mod mcp;
+pub mod notify;
 pub mod permissions;
 pub mod preflight;
 pub mod pricing;
@@ -200,17 +201,20 @@ impl Server {
             config.keep_events,
             shutdown.child_token(),
         ));
+        let heartbeat = (config.host.clone(), config.heartbeat, config.host_lost_after);
+        let supervisor = Supervisor::start(config, pool.clone(), shutdown.child_token()).await?;
         if pool.as_sqlite().is_none() {
             // Only a shared registry has other hosts to tell.
+            let sup = supervisor.clone();
             tokio::spawn(fleet::heartbeat(
                 pool.clone(),
-                config.host.clone(),
-                config.heartbeat,
-                config.host_lost_after,
+                heartbeat.0,
+                heartbeat.1,
+                heartbeat.2,
                 shutdown.clone(),
+                move |host, reason| sup.host_lost(host, reason),
             ));
         }
-        let supervisor = Supervisor::start(config, pool, shutdown.child_token()).await?;
         let app = http::router(supervisor.clone(), shutdown.clone());
         let stop = shutdown.clone();
         let task = match tls {

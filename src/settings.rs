@@ -328,7 +328,7 @@ impl Layer {
     }
 }
 
-/// troupe's config file: `[orchestration]` (the controls) and `[[prices]]`.
+/// troupe's config file: `[orchestration]` (the controls), `[[prices]]` and `[[notify]]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
@@ -336,6 +336,9 @@ pub struct ConfigFile {
     pub orchestration: Layer,
     #[serde(default)]
     pub prices: Vec<crate::pricing::Price>,
+    /// Where notices go when the person is not looking.
+    #[serde(default)]
+    pub notify: Vec<crate::notify::sink::SinkConfig>,
 }
 
 /// `$XDG_CONFIG_HOME/troupe/config.toml`, i.e. `~/.config/troupe/config.toml` by default.

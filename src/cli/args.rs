@@ -194,6 +194,19 @@ pub enum Command {
         /// The instance id.
         id: String,
     },
+    /// The notification sinks ([[notify]] in the config file) and the latest deliveries;
+    /// `troupe notify test [NAME]` sends each (or NAME) a sample and prints its answer.
+    Notify {
+        #[command(flatten)]
+        server: ServerUrl,
+        /// `test`: send a sample notice now.
+        #[arg(value_parser = ["test"])]
+        action: Option<String>,
+        /// With `test`: only this sink.
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a one-time link that logs a browser in to the dashboard.
     Open {
         #[command(flatten)]

@@ -107,6 +107,18 @@ async fn execute(command: Command) -> anyhow::Result<()> {
         Command::Attach { server, id } => attach(server.client()?, &id).await,
         Command::Logins { server, end_all } => logins(server.client()?, end_all).await,
         Command::Open { server } => open(server.client()?).await,
+        Command::Notify {
+            server,
+            action,
+            name,
+            json,
+        } => match action {
+            Some(_) => super::notify::test(server.client()?, name.as_deref(), json).await,
+            None if name.is_some() => {
+                anyhow::bail!("a sink's name goes after `test`: troupe notify test NAME")
+            }
+            None => super::notify::list(server.client()?, json).await,
+        },
         Command::Permissions { server, json } => asks::permissions(server.client()?, json).await,
         Command::Allow { server, request_id } => asks::allow(server.client()?, &request_id).await,
         Command::Deny {

@@ -6,6 +6,7 @@ pub mod args;
 mod asks;
 pub mod commands;
 pub mod logs;
+mod notify;
 mod serve;
 pub mod sse;
 
@@ -74,6 +75,19 @@ impl Client {
             None,
         )
         .await
+    }
+
+    pub async fn notify(&self) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::GET, "/api/notify", None).await
+    }
+
+    pub async fn notify_test(&self, name: Option<&str>) -> anyhow::Result<Value> {
+        let body = match name {
+            Some(n) => json!({ "name": n }),
+            None => json!({}),
+        };
+        self.call(reqwest::Method::POST, "/api/notify/test", Some(body))
+            .await
     }
 
     pub async fn login_link(&self) -> anyhow::Result<Value> {

@@ -34,6 +34,8 @@ pub const TABLES: &[&str] = &[
     "approvals",
     "web_sessions",
     "events",
+    "notify_deliveries",
+    "notify_links",
 ];
 
 /// Rows per INSERT: well under PostgreSQL's 65,535 parameters for the widest table.

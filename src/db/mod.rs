@@ -13,6 +13,7 @@ pub mod instances;
 pub mod interrupts;
 pub mod messages;
 pub mod metrics;
+pub mod notify;
 pub mod output;
 pub mod pages;
 pub mod permissions;

@@ -19,6 +19,7 @@ use crate::supervisor::teams::{NewMember, TeamView};
 
 mod asks;
 mod hosts;
+mod notify;
 
 pub fn routes() -> Router<Supervisor> {
     Router::new()
@@ -63,6 +64,8 @@ pub fn routes() -> Router<Supervisor> {
         .route("/api/teams/{name}/resume", post(resume_team))
         .route("/api/sessions", post(attach_session))
         .route("/api/sessions/{id}/end", post(end_session))
+        .route("/api/notify", get(notify::list))
+        .route("/api/notify/test", post(notify::test))
         .layer(middleware::from_fn(json_only))
         .layer(middleware::from_fn(person_only))
 }
@@ -111,6 +114,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/teams/{name}/resume"),
     ("POST", "/api/sessions"),
     ("POST", "/api/sessions/{id}/end"),
+    ("GET", "/api/notify"),
+    ("POST", "/api/notify/test"),
 ];
 
 /// The REST API acts for the person: an instance proves who it is to reach MCP, where each

@@ -67,6 +67,8 @@ pub fn router(sup: Supervisor, shutdown: CancellationToken) -> Router {
         .route("/assets/app.js", get(dashboard::app_js))
         .route("/assets/app.css", get(dashboard::app_css))
         .route("/hooks/{instance_id}", post(hook))
+        // A notification's one-time link is its own proof: no token, no login.
+        .route("/n/{token}", get(link_show).post(link_decide))
         .merge(authenticated)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(allowed, guard::allowed_only))
@@ -129,6 +131,36 @@ async fn note_instance_client(State(sup): State<Supervisor>, req: Request, next:
     .filter_map(|()| async { None::<Result<axum::body::Bytes, axum::Error>> });
     let body = Body::from_stream(body.into_data_stream().chain(done));
     Response::from_parts(parts, body)
+}
+
+/// `GET /n/{token}`: the question a notification's link decides, and a button; never decides.
+async fn link_show(State(sup): State<Supervisor>, Path(token): Path<String>) -> Response {
+    link_response(sup.link_page(&token, false).await)
+}
+
+/// `POST /n/{token}`: decides, once.
+async fn link_decide(State(sup): State<Supervisor>, Path(token): Path<String>) -> Response {
+    link_response(sup.link_page(&token, true).await)
+}
+
+fn link_response((status, html): (StatusCode, String)) -> Response {
+    let mut response = (status, axum::response::Html(html)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    headers.insert(
+        axum::http::header::REFERRER_POLICY,
+        axum::http::HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        axum::http::header::CONTENT_SECURITY_POLICY,
+        axum::http::HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+        ),
+    );
+    response
 }
 
 /// An instance's lifecycle hooks post their payload here, with the instance's own token.

@@ -144,12 +144,14 @@ impl Supervisor {
         let mut written = self.shared.pool.subscribe();
         let timeout = timeout.min(MAX_WAIT);
         let deadline = tokio::time::Instant::now() + timeout;
+        let mut waiting = super::notify::Waits::begin(&self.shared.waits, message_id);
         loop {
             written.mark_unchanged();
             let message = Message::find(&self.shared.pool, message_id)
                 .await?
                 .ok_or_else(|| Error::UnknownMessage(message_id.to_string()))?;
             if message.is_finished() {
+                waiting.taken = true;
                 return Ok(message);
             }
             loop {

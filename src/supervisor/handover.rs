@@ -237,10 +237,18 @@ impl Supervisor {
                 request_id,
                 decision,
                 message,
+                by,
             } => json(
-                self.respond_to_permission(id, &request_id, decision, message, caller)
-                    .await?
-                    .id,
+                self.respond_to_permission_by(
+                    id,
+                    &request_id,
+                    decision,
+                    message,
+                    caller,
+                    by.as_deref(),
+                )
+                .await?
+                .id,
             ),
             Act::ListFiles {
                 path,

@@ -21,6 +21,7 @@ mod spawn;
 mod spawn_plan;
 pub mod teams;
 mod watchdog;
+pub(crate) mod notify;
 mod watcher;
 pub mod worktrees;
 
@@ -82,6 +83,10 @@ pub enum Event {
     },
     /// The person answered an approval.
     ApprovalDecided { approval_id: String },
+    /// A cost limit was crossed (whatever `notify_on` says).
+    BudgetCrossed { reason: String },
+    /// Another host of the fleet went silent; its running instances are `host_lost`.
+    HostLost { host: String, reason: String },
 }
 
 /// How long a request in an instance's name waits for its token to be read, before the one
@@ -122,6 +127,10 @@ pub(crate) struct Shared {
     /// Each instance's token as last read from the database, so its hooks are still taken
     /// (and nothing they carry is lost) while the database cannot be reached.
     tokens: Mutex<HashMap<String, String>>,
+    /// The `[[notify]]` sinks' deliveries, when any sink is configured.
+    outbox: Option<Arc<crate::notify::Outbox>>,
+    /// Who waits on which message's answer (a notice says when nobody does).
+    waits: Mutex<notify::Waits>,
 }
 
 impl Shared {
@@ -291,6 +300,7 @@ impl Supervisor {
     ) -> Result<Self> {
         let (events, _) = broadcast::channel(1024);
         let controls = crate::db::settings::load(&pool).await?;
+        let outbox = notify::outbox(&config, &pool);
         let shared = Arc::new(Shared {
             controls: std::sync::RwLock::new(controls),
             started_at: crate::db::now(),
@@ -309,11 +319,14 @@ impl Supervisor {
             mcp_clients: crate::mcp::clients::Clients::default(),
             permission_waiters: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
+            outbox,
+            waits: Mutex::new(notify::Waits::default()),
             worktree_creating: tokio::sync::Mutex::new(()),
             reconciled: tokio::sync::watch::channel(false).0,
         });
         let sup = Supervisor { shared };
         watchdog::spawn(sup.clone());
+        notify::spawn(sup.clone());
         Ok(sup)
     }
 

@@ -202,12 +202,28 @@ impl Supervisor {
         message: Option<String>,
         caller: Option<&str>,
     ) -> Result<PermissionAsk> {
+        self.respond_to_permission_by(instance_id, request_id, decision, message, caller, None)
+            .await
+    }
+
+    /// [`Supervisor::respond_to_permission`], recorded as decided `by` (e.g. `notify:ops`, a
+    /// notification's link) rather than by the caller.
+    pub async fn respond_to_permission_by(
+        &self,
+        instance_id: &str,
+        request_id: &str,
+        decision: Decision,
+        message: Option<String>,
+        caller: Option<&str>,
+        by: Option<&str>,
+    ) -> Result<PermissionAsk> {
         let pool = self.pool();
         if let Some(host) = self.owner_elsewhere(instance_id).await? {
             let act = crate::handover::Act::DecidePermission {
                 request_id: request_id.to_string(),
                 decision,
                 message,
+                by: by.map(str::to_string),
             };
             let id: String = self.hand_over(&host, instance_id, caller, act).await?;
             return PermissionAsk::find(pool, &id)
@@ -227,7 +243,7 @@ impl Supervisor {
                  is on screen: answer it there (troupe attach {instance_id})"
             )));
         };
-        let by = caller.unwrap_or("person");
+        let by = by.or(caller).unwrap_or("person");
         let message = message
             .map(|m| m.trim().to_string())
             .filter(|m| !m.is_empty());

@@ -128,6 +128,9 @@ impl Supervisor {
             json!({ "reason": reason, "interrupted": interrupted }),
         )
         .await;
+        self.shared.publish(Event::BudgetCrossed {
+            reason: reason.to_string(),
+        });
         self.shared.notice(
             "cost_threshold",
             format!(

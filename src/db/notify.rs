@@ -1,0 +1,295 @@
+//! Deliveries of notices to the `[[notify]]` sinks, and the one-time links they carry.
+
+/// A delivery as stored.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Delivery {
+    pub id: String,
+    pub notice_id: String,
+    pub sink: String,
+    pub kind: String,
+    pub title: String,
+    /// JSON: [`crate::notify::sink::Request`].
+    #[serde(skip)]
+    pub request: String,
+    /// pending | delivered | failed
+    pub state: String,
+    pub attempts: i64,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub next_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+pub struct NewDelivery<'a> {
+    pub id: &'a str,
+    pub notice_id: &'a str,
+    pub host: &'a str,
+    pub sink: &'a str,
+    pub kind: &'a str,
+    pub title: &'a str,
+    pub request: &'a str,
+}
+
+impl Delivery {
+    /// Records a delivery, due at once.
+    pub async fn insert(db: &super::Db, d: &NewDelivery<'_>) -> sqlx::Result<()> {
+        super::on!(db,
+            sqlite: |pool| {
+                let now = super::now();
+                sqlx::query!(
+                    "INSERT INTO notify_deliveries
+                       (id, notice_id, host, sink, kind, title, request, created_at, next_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    d.id, d.notice_id, d.host, d.sink, d.kind, d.title, d.request, now, now
+                )
+                .execute(pool)
+                .await?;
+                Ok(())
+            },
+            postgres: |pool| {
+                let now = super::now();
+                sqlx::query!(
+                    "INSERT INTO notify_deliveries
+                       (id, notice_id, host, sink, kind, title, request, created_at, next_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) /* postgres */",
+                    d.id, d.notice_id, d.host, d.sink, d.kind, d.title, d.request, now, now
+                )
+                .execute(pool)
+                .await?;
+                Ok(())
+            },
+        )
+    }
+
+    /// This host's pending deliveries, oldest first.
+    pub async fn pending(db: &super::Db, host: &str) -> sqlx::Result<Vec<Delivery>> {
+        super::on!(db,
+            sqlite: |pool| {
+                sqlx::query_as!(
+                    Delivery,
+                    r#"SELECT id, notice_id, sink, kind, title, request, state, attempts,
+                              last_status, last_error, created_at, next_at, finished_at
+                       FROM notify_deliveries WHERE host = ? AND state = 'pending'
+                       ORDER BY created_at, id"#,
+                    host
+                )
+                .fetch_all(pool)
+                .await
+            },
+            postgres: |pool| {
+                sqlx::query_as!(
+                    Delivery,
+                    r#"SELECT id, notice_id, sink, kind, title, request, state, attempts,
+                              last_status, last_error, created_at, next_at, finished_at
+                       FROM notify_deliveries WHERE host = $1 AND state = 'pending'
+                       ORDER BY created_at, id /* postgres */"#,
+                    host
+                )
+                .fetch_all(pool)
+                .await
+            },
+        )
+    }
+
+    /// Records one attempt: its outcome, and when the next is due while it stays pending.
+    pub async fn attempted(
+        db: &super::Db,
+        id: &str,
+        state: &str,
+        status: Option<i64>,
+        error: Option<&str>,
+        next_at: Option<&str>,
+    ) -> sqlx::Result<()> {
+        super::on!(db,
+            sqlite: |pool| {
+                let now = super::now();
+                let finished = (state != "pending").then_some(now.as_str());
+                sqlx::query!(
+                    "UPDATE notify_deliveries
+                     SET state = ?, attempts = attempts + 1, last_status = ?, last_error = ?,
+                         next_at = ?, finished_at = ?
+                     WHERE id = ?",
+                    state, status, error, next_at, finished, id
+                )
+                .execute(pool)
+                .await?;
+                Ok(())
+            },
+            postgres: |pool| {
+                let now = super::now();
+                let finished = (state != "pending").then_some(now.as_str());
+                sqlx::query!(
+                    "UPDATE notify_deliveries
+                     SET state = $1, attempts = attempts + 1, last_status = $2, last_error = $3,
+                         next_at = $4, finished_at = $5
+                     WHERE id = $6 /* postgres */",
+                    state, status, error, next_at, finished, id
+                )
+                .execute(pool)
+                .await?;
+                Ok(())
+            },
+        )
+    }
+
+    /// The latest deliveries, newest first.
+    pub async fn recent(db: &super::Db, limit: i64) -> sqlx::Result<Vec<Delivery>> {
+        super::on!(db,
+            sqlite: |pool| {
+                sqlx::query_as!(
+                    Delivery,
+                    r#"SELECT id, notice_id, sink, kind, title, request, state, attempts,
+                              last_status, last_error, created_at, next_at, finished_at
+                       FROM notify_deliveries ORDER BY created_at DESC, id DESC LIMIT ?"#,
+                    limit
+                )
+                .fetch_all(pool)
+                .await
+            },
+            postgres: |pool| {
+                sqlx::query_as!(
+                    Delivery,
+                    r#"SELECT id, notice_id, sink, kind, title, request, state, attempts,
+                              last_status, last_error, created_at, next_at, finished_at
+                       FROM notify_deliveries ORDER BY created_at DESC, id DESC
+                       LIMIT $1 /* postgres */"#,
+                    limit
+                )
+                .fetch_all(pool)
+                .await
+            },
+        )
+    }
+}
+
+/// A one-time link as stored.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub target_kind: String,
+    pub target_id: String,
+    pub instance_id: String,
+    /// allow | deny
+    pub decision: String,
+    pub sink: String,
+    pub expires_at: String,
+    pub used_at: Option<String>,
+}
+
+pub struct NewLink<'a> {
+    pub token_hash: &'a str,
+    pub target_kind: &'a str,
+    pub target_id: &'a str,
+    pub instance_id: &'a str,
+    pub decision: &'a str,
+    pub sink: &'a str,
+    pub expires_at: &'a str,
+}
+
+impl Link {
+    pub async fn insert(db: &super::Db, l: &NewLink<'_>) -> sqlx::Result<()> {
+        super::on!(db,
+            sqlite: |pool| {
+                let now = super::now();
+                sqlx::query!(
+                    "INSERT INTO notify_links
+                       (token_hash, target_kind, target_id, instance_id, decision, sink,
+                        created_at, expires_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    l.token_hash, l.target_kind, l.target_id, l.instance_id, l.decision,
+                    l.sink, now, l.expires_at
+                )
+                .execute(pool)
+                .await?;
+                Ok(())
+            },
+            postgres: |pool| {
+                let now = super::now();
+                sqlx::query!(
+                    "INSERT INTO notify_links
+                       (token_hash, target_kind, target_id, instance_id, decision, sink,
+                        created_at, expires_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) /* postgres */",
+                    l.token_hash, l.target_kind, l.target_id, l.instance_id, l.decision,
+                    l.sink, now, l.expires_at
+                )
+                .execute(pool)
+                .await?;
+                Ok(())
+            },
+        )
+    }
+
+    pub async fn find(db: &super::Db, token_hash: &str) -> sqlx::Result<Option<Link>> {
+        super::on!(db,
+            sqlite: |pool| {
+                sqlx::query_as!(
+                    Link,
+                    "SELECT target_kind, target_id, instance_id, decision, sink, expires_at, used_at
+                     FROM notify_links WHERE token_hash = ?",
+                    token_hash
+                )
+                .fetch_optional(pool)
+                .await
+            },
+            postgres: |pool| {
+                sqlx::query_as!(
+                    Link,
+                    "SELECT target_kind, target_id, instance_id, decision, sink, expires_at, used_at
+                     FROM notify_links WHERE token_hash = $1 /* postgres */",
+                    token_hash
+                )
+                .fetch_optional(pool)
+                .await
+            },
+        )
+    }
+
+    /// Marks the link used; false when it already was, so one link decides once.
+    pub async fn spend(db: &super::Db, token_hash: &str) -> sqlx::Result<bool> {
+        super::on!(db,
+            sqlite: |pool| {
+                let now = super::now();
+                let done = sqlx::query!(
+                    "UPDATE notify_links SET used_at = ? WHERE token_hash = ? AND used_at IS NULL",
+                    now, token_hash
+                )
+                .execute(pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            },
+            postgres: |pool| {
+                let now = super::now();
+                let done = sqlx::query!(
+                    "UPDATE notify_links SET used_at = $1
+                     WHERE token_hash = $2 AND used_at IS NULL /* postgres */",
+                    now, token_hash
+                )
+                .execute(pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            },
+        )
+    }
+
+    /// Forgets links that expired before `before`: they can decide nothing.
+    pub async fn prune(db: &super::Db, before: &str) -> sqlx::Result<u64> {
+        super::on!(db,
+            sqlite: |pool| {
+                Ok(sqlx::query!("DELETE FROM notify_links WHERE expires_at < ?", before)
+                    .execute(pool)
+                    .await?
+                    .rows_affected())
+            },
+            postgres: |pool| {
+                Ok(sqlx::query!(
+                    "DELETE FROM notify_links WHERE expires_at < $1 /* postgres */",
+                    before
+                )
+                .execute(pool)
+                .await?
+                .rows_affected())
+            },
+        )
+    }
+}

@@ -1,0 +1,326 @@
+//! Notices that reach the person wherever they are: the `[[notify]]` sinks of the config
+//! file (a signed webhook, ntfy, Slack, Discord), each told of the kinds it asked for, a burst
+//! folded into a digest, nothing during its quiet hours. A question carries one-time Allow and
+//! Deny links that decide it from a phone.
+//!
+//! Every delivery is written to the database before its first attempt and retried with
+//! backoff, so a receiver that is down, or a server restart, loses nothing.
+
+pub mod gate;
+pub mod links;
+pub mod notice;
+pub mod sink;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+use tokio::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+use crate::db::Db;
+use crate::db::notify::{Delivery, NewDelivery};
+use notice::Notice;
+use sink::{Request, Sink};
+
+/// How long one attempt may take.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Attempts before a delivery is given up.
+pub const MAX_ATTEMPTS: u32 = 8;
+
+/// The wait before attempt `n + 1`, after `n` attempts failed: 1 s doubling to a minute;
+/// `None` once [`MAX_ATTEMPTS`] are spent (about two minutes in all).
+pub fn backoff(attempts: u32) -> Option<Duration> {
+    if attempts >= MAX_ATTEMPTS {
+        return None;
+    }
+    let secs = 1u64 << attempts.saturating_sub(1).min(6);
+    Some(Duration::from_secs(secs.min(60)))
+}
+
+/// What an attempt's answer means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    /// The receiver may take it later: it failed, was busy, or did not answer.
+    Retry,
+    /// The receiver refused it for good (a wrong URL or token): trying again changes nothing.
+    Refused,
+}
+
+/// The outcome of an answer with `status` (none: no answer at all).
+pub fn outcome(status: Option<u16>) -> Outcome {
+    match status {
+        Some(s) if (200..300).contains(&s) => Outcome::Delivered,
+        Some(408 | 425 | 429) | None => Outcome::Retry,
+        Some(s) if s >= 500 => Outcome::Retry,
+        Some(_) => Outcome::Refused,
+    }
+}
+
+/// The receiver's answer to one attempt.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: Option<u16>,
+    /// The first part of the receiver's body, or why there was no answer.
+    pub text: String,
+}
+
+/// The headers only the sending moment adds: a webhook's signature, an ntfy token. They are
+/// never stored.
+fn credentials(sink: &Sink, body: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Some(secret) = &sink.secret {
+        out.push((
+            "X-Troupe-Signature".to_string(),
+            sink::signature(secret, body.as_bytes()),
+        ));
+    }
+    if let Some(token) = &sink.token {
+        out.push(("Authorization".to_string(), format!("Bearer {token}")));
+    }
+    out
+}
+
+/// Posts `request` to `sink`'s receiver once.
+pub async fn attempt(client: &reqwest::Client, sink: &Sink, request: &Request) -> Answer {
+    let mut req = client
+        .post(&request.url)
+        .timeout(ATTEMPT_TIMEOUT)
+        .body(request.body.clone());
+    for (k, v) in request.headers.iter().chain(&credentials(sink, &request.body)) {
+        req = req.header(k, v);
+    }
+    match req.send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let text = resp.text().await.unwrap_or_default();
+            Answer {
+                status: Some(status),
+                text: notice::excerpt(&text, 300),
+            }
+        }
+        Err(e) => Answer {
+            status: None,
+            text: describe_error(&e),
+        },
+    }
+}
+
+fn describe_error(e: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The client deliveries use: no redirects (a receiver that moved is a configuration to fix,
+/// and a redirect could carry the signature elsewhere).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("troupe/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default()
+}
+
+/// This host's deliveries: written first, then tried until delivered, refused, or out of
+/// attempts. Each attempt runs on its own, so a slow receiver holds up no other.
+pub struct Outbox {
+    db: Db,
+    host: String,
+    sinks: Arc<Vec<Sink>>,
+    client: reqwest::Client,
+    wake: Notify,
+    in_flight: Mutex<HashSet<String>>,
+}
+
+impl Outbox {
+    pub fn new(db: Db, host: String, sinks: Arc<Vec<Sink>>) -> Arc<Outbox> {
+        Arc::new(Outbox {
+            db,
+            host,
+            sinks,
+            client: client(),
+            wake: Notify::new(),
+            in_flight: Mutex::new(HashSet::new()),
+        })
+    }
+
+    pub fn sinks(&self) -> &[Sink] {
+        &self.sinks
+    }
+
+    /// Records a delivery of `notice` to `sink` and wakes the sender.
+    pub async fn enqueue(&self, sink: &Sink, notice: &Notice, request: &Request) -> sqlx::Result<()> {
+        let id = format!("dlv-{}", uuid::Uuid::now_v7().simple());
+        let body = serde_json::to_string(request).unwrap_or_default();
+        Delivery::insert(
+            &self.db,
+            &NewDelivery {
+                id: &id,
+                notice_id: &notice.id,
+                host: &self.host,
+                sink: &sink.name,
+                kind: notice.kind.as_str(),
+                title: &notice.title,
+                request: &body,
+            },
+        )
+        .await?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Sends what is due until `stop`; sleeps while nothing is.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        loop {
+            let next = self.send_due().await;
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = sleep_until(next) => {}
+            }
+        }
+    }
+
+    /// Starts every due delivery not already under way; returns when the next one is due.
+    async fn send_due(self: &Arc<Self>) -> Option<Instant> {
+        let pending = match Delivery::pending(&self.db, &self.host).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the notices to deliver; trying again");
+                return Some(Instant::now() + Duration::from_secs(5));
+            }
+        };
+        let now = chrono::Utc::now();
+        let mut next: Option<Instant> = None;
+        for d in pending {
+            let due_at = d
+                .next_at
+                .as_deref()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&chrono::Utc));
+            if let Some(at) = due_at.filter(|at| *at > now) {
+                let wait = (at - now).to_std().unwrap_or_default();
+                let at = Instant::now() + wait;
+                next = Some(next.map_or(at, |n| n.min(at)));
+                continue;
+            }
+            if !self
+                .in_flight
+                .lock()
+                .expect("in flight poisoned")
+                .insert(d.id.clone())
+            {
+                continue;
+            }
+            let me = self.clone();
+            tokio::spawn(async move {
+                me.deliver(&d).await;
+                me.in_flight.lock().expect("in flight poisoned").remove(&d.id);
+                me.wake.notify_one();
+            });
+        }
+        next
+    }
+
+    async fn deliver(&self, d: &Delivery) {
+        let Some(sink) = self.sinks.iter().find(|s| s.name == d.sink) else {
+            let why = format!("sink {:?} is no longer in the config file", d.sink);
+            let _ = Delivery::attempted(&self.db, &d.id, "failed", None, Some(&why), None).await;
+            return;
+        };
+        let request: Request = match serde_json::from_str(&d.request) {
+            Ok(r) => r,
+            Err(e) => {
+                let why = format!("the stored request does not read: {e}");
+                let _ =
+                    Delivery::attempted(&self.db, &d.id, "failed", None, Some(&why), None).await;
+                return;
+            }
+        };
+        let answer = attempt(&self.client, sink, &request).await;
+        let attempts = u32::try_from(d.attempts).unwrap_or(u32::MAX).saturating_add(1);
+        let status = answer.status.map(i64::from);
+        let error = (outcome(answer.status) != Outcome::Delivered).then_some(answer.text.as_str());
+        let (state, next_at) = match outcome(answer.status) {
+            Outcome::Delivered => ("delivered", None),
+            Outcome::Refused => ("failed", None),
+            Outcome::Retry => match backoff(attempts) {
+                Some(wait) => (
+                    "pending",
+                    Some(
+                        (chrono::Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default())
+                            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                            .to_string(),
+                    ),
+                ),
+                None => ("failed", None),
+            },
+        };
+        match state {
+            "delivered" => {
+                tracing::info!(sink = %d.sink, notice = %d.notice_id, "notice delivered")
+            }
+            "failed" => tracing::warn!(
+                sink = %d.sink,
+                notice = %d.notice_id,
+                attempts,
+                "notice not delivered: {}",
+                answer.text
+            ),
+            _ => tracing::debug!(sink = %d.sink, notice = %d.notice_id, attempts, "will retry: {}", answer.text),
+        }
+        if let Err(e) =
+            Delivery::attempted(&self.db, &d.id, state, status, error, next_at.as_deref()).await
+        {
+            tracing::warn!(error = %e, delivery = %d.id, "cannot record a delivery attempt");
+        }
+    }
+
+    /// Sends one sample notice to `sink` now, outside the queue: `troupe notify test`.
+    pub async fn test(&self, sink: &Sink, notice: &Notice, links: &notice::Links) -> Answer {
+        attempt(&self.client, sink, &sink::render(sink, notice, links)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_to_a_minute_then_stop() {
+        let waits: Vec<u64> = (1..MAX_ATTEMPTS)
+            .map(|n| backoff(n).unwrap().as_secs())
+            .collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60]);
+        assert_eq!(backoff(MAX_ATTEMPTS), None);
+        assert_eq!(backoff(0), Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn answers_are_delivered_retried_or_refused() {
+        assert_eq!(outcome(Some(200)), Outcome::Delivered);
+        assert_eq!(outcome(Some(204)), Outcome::Delivered);
+        assert_eq!(outcome(None), Outcome::Retry);
+        assert_eq!(outcome(Some(500)), Outcome::Retry);
+        assert_eq!(outcome(Some(503)), Outcome::Retry);
+        assert_eq!(outcome(Some(429)), Outcome::Retry);
+        assert_eq!(outcome(Some(404)), Outcome::Refused);
+        assert_eq!(outcome(Some(401)), Outcome::Refused);
+        assert_eq!(outcome(Some(301)), Outcome::Refused, "redirects are not followed");
+    }
+}
