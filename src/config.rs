@@ -119,6 +119,8 @@ pub struct Config {
     /// The address a phone reaches this server at (`--public-url`), without a trailing '/':
     /// notices' Allow, Deny and Open links point there. None: notices carry no links.
     pub link_url: Option<String>,
+    /// How long after a notice others of its kind go out as one digest.
+    pub notify_digest: Duration,
     /// The controls the environment and `serve`'s flags set.
     pub env_controls: crate::settings::Layer,
     /// Deepest allowed tree: 1 means no instance may spawn children.
@@ -187,6 +189,7 @@ impl Config {
             file_controls: crate::settings::Layer::default(),
             notify: Vec::new(),
             link_url: None,
+            notify_digest: crate::notify::gate::DIGEST_WINDOW,
             env_controls: crate::settings::Layer::default(),
             max_depth: 4,
             max_children: 10,
@@ -253,7 +256,11 @@ pub fn link_url(url: &str) -> anyhow::Result<(String, String)> {
     {
         return Err(bad());
     }
-    let host = parsed.host_str().ok_or_else(bad)?.trim_matches(['[', ']']).to_string();
+    let host = parsed
+        .host_str()
+        .ok_or_else(bad)?
+        .trim_matches(['[', ']'])
+        .to_string();
     Ok((parsed.as_str().trim_end_matches('/').to_string(), host))
 }
 
@@ -482,7 +489,11 @@ impl Config {
         if let Some(url) = &args.public_url {
             let (url, host) = link_url(url)?;
             config.link_url = Some(url);
-            if !config.allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
+            if !config
+                .allowed_hosts
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(&host))
+            {
                 config.allowed_hosts.push(host);
             }
         }

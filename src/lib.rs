@@ -201,7 +201,11 @@ impl Server {
             config.keep_events,
             shutdown.child_token(),
         ));
-        let heartbeat = (config.host.clone(), config.heartbeat, config.host_lost_after);
+        let heartbeat = (
+            config.host.clone(),
+            config.heartbeat,
+            config.host_lost_after,
+        );
         let supervisor = Supervisor::start(config, pool.clone(), shutdown.child_token()).await?;
         if pool.as_sqlite().is_none() {
             // Only a shared registry has other hosts to tell.

@@ -98,3 +98,29 @@ async fn serve_restarts_on_the_same_port_and_database_after_kill9() {
     assert_eq!(mark, i64::from(first_pid));
     pool.close().await;
 }
+
+/// A SIGTERM the moment the server answers stops it cleanly: the signal is taken over before
+/// anything is served, not after the start-up's last step.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sigterm_as_soon_as_it_answers_is_a_clean_stop() {
+    for round in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        support::seed_home(&home);
+        let socket = support::unique_socket("term");
+        let _tmux = support::TmuxServer(socket.clone());
+        let spec = ServeSpec::new(
+            dir.path(),
+            &socket,
+            support::instance_env(&home, "http://127.0.0.1:9"),
+        )
+        .await;
+        let server = ServeProcess::start(&spec).await;
+        let status = server.terminate();
+        assert!(
+            status.success(),
+            "round {round}: {status}\n{}",
+            ServeProcess::log_tail(&spec, 20)
+        );
+    }
+}

@@ -12,6 +12,9 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
 
+    // Taken over before anything serves: a SIGTERM that came while the server was starting
+    // would otherwise end the process at once, with no clean stop.
+    let mut signals = Signals::install()?;
     let (db_path, data_dir) = args.paths()?;
     let found = crate::preflight::check(&args.claude_bin, &args.codex_bin, &data_dir)?;
     let mut config = Config::layered(
@@ -56,7 +59,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("Codex instances are off: {why}");
     }
     print_way_in(&server);
-    shutdown_signal().await;
+    signals.recv().await;
     if args.terminate_on_exit {
         tracing::info!("shutting down; terminating instances");
     } else {
@@ -107,12 +110,28 @@ pub(super) fn print_way_in(server: &crate::Server) {
     );
 }
 
-pub(super) async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("cannot install SIGTERM handler");
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term.recv() => {}
+/// SIGINT and SIGTERM, held from the moment they are installed until received.
+pub(super) struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    pub(super) fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let install = |kind, name: &str| {
+            signal(kind).map_err(|e| anyhow::anyhow!("cannot take over {name}: {e}"))
+        };
+        Ok(Signals {
+            interrupt: install(SignalKind::interrupt(), "SIGINT")?,
+            terminate: install(SignalKind::terminate(), "SIGTERM")?,
+        })
+    }
+
+    pub(super) async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
     }
 }

@@ -92,6 +92,33 @@ impl Delivery {
         )
     }
 
+    pub async fn find(db: &super::Db, id: &str) -> sqlx::Result<Option<Delivery>> {
+        super::on!(db,
+            sqlite: |pool| {
+                sqlx::query_as!(
+                    Delivery,
+                    r#"SELECT id, notice_id, sink, kind, title, request, state, attempts,
+                              last_status, last_error, created_at, next_at, finished_at
+                       FROM notify_deliveries WHERE id = ?"#,
+                    id
+                )
+                .fetch_optional(pool)
+                .await
+            },
+            postgres: |pool| {
+                sqlx::query_as!(
+                    Delivery,
+                    r#"SELECT id, notice_id, sink, kind, title, request, state, attempts,
+                              last_status, last_error, created_at, next_at, finished_at
+                       FROM notify_deliveries WHERE id = $1 /* postgres */"#,
+                    id
+                )
+                .fetch_optional(pool)
+                .await
+            },
+        )
+    }
+
     /// Records one attempt: its outcome, and when the next is due while it stays pending.
     pub async fn attempted(
         db: &super::Db,

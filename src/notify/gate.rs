@@ -11,7 +11,8 @@ use tokio::time::{Duration, Instant};
 
 use super::notice::{Kind, Notice};
 
-/// How long after a notice others of its kind are folded into one digest.
+/// How long after a notice others of its kind are folded into one digest (the default of
+/// `Config::notify_digest`).
 pub const DIGEST_WINDOW: Duration = Duration::from_secs(60);
 
 /// Hours of the day (server's local time) a sink is not to be disturbed.
@@ -39,7 +40,9 @@ impl Quiet {
         let (a, b) = s.split_once('-').ok_or_else(bad)?;
         let (start, end) = (minute_of(a).ok_or_else(bad)?, minute_of(b).ok_or_else(bad)?);
         if start == end {
-            return Err(format!("quiet_hours {s:?}: start and end are the same time"));
+            return Err(format!(
+                "quiet_hours {s:?}: start and end are the same time"
+            ));
         }
         Ok(Quiet { start, end })
     }
@@ -64,7 +67,11 @@ impl Quiet {
         }
         let now = t.num_seconds_from_midnight();
         let end = self.end * 60;
-        let secs = if end > now { end - now } else { end + 86_400 - now };
+        let secs = if end > now {
+            end - now
+        } else {
+            end + 86_400 - now
+        };
         Duration::from_secs(u64::from(secs))
     }
 }
@@ -90,14 +97,17 @@ struct Window {
 /// One sink's notices on their way out.
 pub struct Gate {
     quiet: Option<Quiet>,
+    window: Duration,
     windows: BTreeMap<Kind, Window>,
     quiet_held: Vec<Notice>,
 }
 
 impl Gate {
-    pub fn new(quiet: Option<Quiet>) -> Gate {
+    /// A gate that folds a kind's notices for `window` after one goes out.
+    pub fn new(quiet: Option<Quiet>, window: Duration) -> Gate {
         Gate {
             quiet,
+            window,
             windows: BTreeMap::new(),
             quiet_held: Vec::new(),
         }
@@ -125,7 +135,7 @@ impl Gate {
                 self.windows.insert(
                     notice.kind,
                     Window {
-                        closes: now + DIGEST_WINDOW,
+                        closes: now + self.window,
                         held: Vec::new(),
                     },
                 );
@@ -138,6 +148,7 @@ impl Gate {
     /// minute, so a storm gives one digest a minute.
     pub fn due(&mut self, now: Instant, local: NaiveTime) -> Vec<Notice> {
         let mut out = Vec::new();
+        let window = self.window;
         if !self.quiet_held.is_empty() && !self.is_quiet(local) {
             let mut by_kind: BTreeMap<Kind, Vec<Notice>> = BTreeMap::new();
             for n in self.quiet_held.drain(..) {
@@ -153,7 +164,7 @@ impl Gate {
                 return false;
             }
             out.extend(Notice::digest(std::mem::take(&mut w.held)));
-            w.closes = now + DIGEST_WINDOW;
+            w.closes = now + window;
             true
         });
         out
@@ -199,17 +210,26 @@ mod tests {
         assert_eq!(q.until_end(at(12, 0)), Duration::ZERO);
         let day = Quiet::parse("12:00-13:30").unwrap();
         assert!(day.contains(at(13, 29)) && !day.contains(at(13, 30)) && !day.contains(at(11, 0)));
-        for bad in ["22-07", "22:00", "24:00-07:00", "22:00-07:60", "7:00-8:00", "09:00-09:00"] {
+        for bad in [
+            "22-07",
+            "22:00",
+            "24:00-07:00",
+            "22:00-07:60",
+            "7:00-8:00",
+            "09:00-09:00",
+        ] {
             assert!(Quiet::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn a_burst_of_twenty_failures_is_the_first_and_one_digest() {
-        let mut g = Gate::new(None);
+        let mut g = Gate::new(None, DIGEST_WINDOW);
         let t0 = Instant::now();
         let noon = at(12, 0);
-        let first = g.offer(failed(0), t0, noon).expect("the first goes at once");
+        let first = g
+            .offer(failed(0), t0, noon)
+            .expect("the first goes at once");
         assert_eq!(first.title, "dev-0 failed");
         for i in 1..20 {
             let t = t0 + Duration::from_millis(100 * i as u64);
@@ -227,7 +247,10 @@ mod tests {
         assert!(g.offer(failed(20), t1, noon).is_none());
         let later = g.due(t0 + DIGEST_WINDOW * 2, noon);
         assert_eq!(later.len(), 1);
-        assert_eq!(later[0].title, "dev-20 failed", "a digest of one is the notice itself");
+        assert_eq!(
+            later[0].title, "dev-20 failed",
+            "a digest of one is the notice itself"
+        );
         // A quiet minute later, the next goes at once again.
         assert!(g.due(t0 + DIGEST_WINDOW * 3, noon).is_empty());
         assert!(g.offer(failed(21), t0 + DIGEST_WINDOW * 3, noon).is_some());
@@ -235,7 +258,7 @@ mod tests {
 
     #[test]
     fn questions_are_never_folded_and_kinds_fold_apart() {
-        let mut g = Gate::new(None);
+        let mut g = Gate::new(None, DIGEST_WINDOW);
         let t0 = Instant::now();
         let noon = at(12, 0);
         for i in 0..3 {
@@ -244,13 +267,16 @@ mod tests {
         }
         assert!(g.offer(failed(0), t0, noon).is_some());
         let answered = Notice::new(Kind::Answered, "a".into(), "");
-        assert!(g.offer(answered, t0, noon).is_some(), "another kind is not folded");
+        assert!(
+            g.offer(answered, t0, noon).is_some(),
+            "another kind is not folded"
+        );
         assert!(g.offer(failed(1), t0, noon).is_none());
     }
 
     #[test]
     fn quiet_hours_hold_everything_until_they_end_then_one_digest_per_kind() {
-        let mut g = Gate::new(Some(Quiet::parse("22:00-07:00").unwrap()));
+        let mut g = Gate::new(Some(Quiet::parse("22:00-07:00").unwrap()), DIGEST_WINDOW);
         let t0 = Instant::now();
         assert!(g.offer(failed(0), t0, at(23, 0)).is_none());
         assert!(g.offer(failed(1), t0, at(23, 5)).is_none());

@@ -89,7 +89,12 @@ mod tests {
         assert_eq!(hash(&a).len(), 64);
         assert_ne!(hash(&a), hash(&b));
         assert!(!hash(&a).contains(&a));
-        for bad in ["", "short", &format!("{a}x"), &a.replace(a.chars().next().unwrap(), "/")] {
+        for bad in [
+            "",
+            "short",
+            &format!("{a}x"),
+            &a.replace(a.chars().next().unwrap(), "/"),
+        ] {
             assert!(!well_formed(bad), "{bad}");
         }
     }

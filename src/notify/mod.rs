@@ -88,7 +88,11 @@ pub async fn attempt(client: &reqwest::Client, sink: &Sink, request: &Request) -
         .post(&request.url)
         .timeout(ATTEMPT_TIMEOUT)
         .body(request.body.clone());
-    for (k, v) in request.headers.iter().chain(&credentials(sink, &request.body)) {
+    for (k, v) in request
+        .headers
+        .iter()
+        .chain(&credentials(sink, &request.body))
+    {
         req = req.header(k, v);
     }
     match req.send().await {
@@ -164,7 +168,12 @@ impl Outbox {
     }
 
     /// Records a delivery of `notice` to `sink` and wakes the sender.
-    pub async fn enqueue(&self, sink: &Sink, notice: &Notice, request: &Request) -> sqlx::Result<()> {
+    pub async fn enqueue(
+        &self,
+        sink: &Sink,
+        notice: &Notice,
+        request: &Request,
+    ) -> sqlx::Result<()> {
         let id = format!("dlv-{}", uuid::Uuid::now_v7().simple());
         let body = serde_json::to_string(request).unwrap_or_default();
         Delivery::insert(
@@ -229,8 +238,18 @@ impl Outbox {
             }
             let me = self.clone();
             tokio::spawn(async move {
-                me.deliver(&d).await;
-                me.in_flight.lock().expect("in flight poisoned").remove(&d.id);
+                // Read again now that it is ours: an attempt that ended after the list was
+                // read may have delivered it already.
+                match Delivery::find(&me.db, &d.id).await {
+                    Ok(Some(now)) if now.state == "pending" && now.attempts == d.attempts => {
+                        me.deliver(&now).await
+                    }
+                    _ => {}
+                }
+                me.in_flight
+                    .lock()
+                    .expect("in flight poisoned")
+                    .remove(&d.id);
                 me.wake.notify_one();
             });
         }
@@ -253,7 +272,9 @@ impl Outbox {
             }
         };
         let answer = attempt(&self.client, sink, &request).await;
-        let attempts = u32::try_from(d.attempts).unwrap_or(u32::MAX).saturating_add(1);
+        let attempts = u32::try_from(d.attempts)
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
         let status = answer.status.map(i64::from);
         let error = (outcome(answer.status) != Outcome::Delivered).then_some(answer.text.as_str());
         let (state, next_at) = match outcome(answer.status) {
@@ -282,7 +303,9 @@ impl Outbox {
                 "notice not delivered: {}",
                 answer.text
             ),
-            _ => tracing::debug!(sink = %d.sink, notice = %d.notice_id, attempts, "will retry: {}", answer.text),
+            _ => {
+                tracing::debug!(sink = %d.sink, notice = %d.notice_id, attempts, "will retry: {}", answer.text)
+            }
         }
         if let Err(e) =
             Delivery::attempted(&self.db, &d.id, state, status, error, next_at.as_deref()).await
@@ -321,6 +344,10 @@ mod tests {
         assert_eq!(outcome(Some(429)), Outcome::Retry);
         assert_eq!(outcome(Some(404)), Outcome::Refused);
         assert_eq!(outcome(Some(401)), Outcome::Refused);
-        assert_eq!(outcome(Some(301)), Outcome::Refused, "redirects are not followed");
+        assert_eq!(
+            outcome(Some(301)),
+            Outcome::Refused,
+            "redirects are not followed"
+        );
     }
 }

@@ -242,7 +242,10 @@ mod tests {
     #[test]
     fn excerpts_keep_the_first_lines_and_say_when_cut() {
         assert_eq!(excerpt("  one\ntwo  \n", 100), "one\ntwo");
-        let many = (1..=10).map(|i| i.to_string()).collect::<Vec<_>>().join("\n");
+        let many = (1..=10)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
         assert_eq!(excerpt(&many, 100), "1\n2\n3\n4\n5\n6…");
         let long = "é".repeat(50);
         let cut = excerpt(&long, 10);

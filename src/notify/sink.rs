@@ -139,7 +139,9 @@ pub fn check(tables: Vec<SinkConfig>) -> Result<Vec<Sink>, String> {
             ));
         }
         if sinks.iter().any(|s| s.name == name) {
-            return Err(format!("{at}: the name is used twice; give each sink its own"));
+            return Err(format!(
+                "{at}: the name is used twice; give each sink its own"
+            ));
         }
         let url = t.url.trim().to_string();
         let parsed: Result<reqwest::Url, _> = url.parse();
@@ -167,7 +169,9 @@ pub fn check(tables: Vec<SinkConfig>) -> Result<Vec<Sink>, String> {
                 ));
             }
             (SinkKind::Webhook, Some(s)) if s.len() < 16 => {
-                return Err(format!("{at}: the secret is too short; use 16 characters or more"));
+                return Err(format!(
+                    "{at}: the secret is too short; use 16 characters or more"
+                ));
             }
             (SinkKind::Webhook, _) => {}
             (_, Some(_)) => {
@@ -479,7 +483,10 @@ mod tests {
         let e = table("slack", "secret = \"0123456789abcdef\"").unwrap_err();
         assert!(e.contains("only a webhook"), "{e}");
         let e = table("ntfy", "events = [\"permission\", \"lunch\"]").unwrap_err();
-        assert!(e.contains("\"lunch\" is not a kind") && e.contains("team_idle"), "{e}");
+        assert!(
+            e.contains("\"lunch\" is not a kind") && e.contains("team_idle"),
+            "{e}"
+        );
         let e = table("ntfy", "quiet_hours = \"25:00-07:00\"").unwrap_err();
         assert!(e.contains("quiet_hours"), "{e}");
         let e = table("pager", "").unwrap_err();
@@ -491,7 +498,11 @@ mod tests {
 
         let bad_url = "[[notify]]\nname = \"x\"\nkind = \"slack\"\nurl = \"ftp://h/x\"\n";
         let file: crate::settings::ConfigFile = toml::from_str(bad_url).unwrap();
-        assert!(check(file.notify).unwrap_err().contains("not an http(s) URL"));
+        assert!(
+            check(file.notify)
+                .unwrap_err()
+                .contains("not an http(s) URL")
+        );
         let no_topic = "[[notify]]\nname = \"x\"\nkind = \"ntfy\"\nurl = \"https://ntfy.sh\"\n";
         let file: crate::settings::ConfigFile = toml::from_str(no_topic).unwrap();
         assert!(check(file.notify).unwrap_err().contains("names its topic"));
@@ -508,7 +519,10 @@ mod tests {
     fn the_api_sees_neither_secret_nor_secret_path() {
         let sink = &table("webhook", "secret = \"0123456789abcdef-secret\"").unwrap()[0];
         let shown = sink.describe().to_string();
-        assert!(!shown.contains("secret\":\"0123") && !shown.contains("abcdef"), "{shown}");
+        assert!(
+            !shown.contains("secret\":\"0123") && !shown.contains("abcdef"),
+            "{shown}"
+        );
         assert!(shown.contains("https://example.org/…"), "{shown}");
         assert_eq!(
             redacted_url("https://user:pw@hooks.slack.com/services/T/B/X"),
@@ -528,7 +542,10 @@ mod tests {
         assert_eq!(body["request_id"], "perm-1");
         assert_eq!(body["instance"]["name"], "api");
         assert_eq!(body["links"]["allow"], "https://phone.example/n/AAA");
-        assert!(req.headers.contains(&("X-Troupe-Delivery".into(), "ntc-1".into())));
+        assert!(
+            req.headers
+                .contains(&("X-Troupe-Delivery".into(), "ntc-1".into()))
+        );
         // The signature any receiver computes: RFC 4231's first HMAC-SHA256 test case.
         let key = String::from_utf8(vec![0x0b; 20]).unwrap();
         assert_eq!(
@@ -557,10 +574,14 @@ mod tests {
         assert_eq!(actions[2]["action"], "view");
         // Without links, no buttons, and the message says why.
         let none = Links::without("no --public-url");
-        let body: Value =
-            serde_json::from_str(&render(sink, &permission(), &none).body).unwrap();
+        let body: Value = serde_json::from_str(&render(sink, &permission(), &none).body).unwrap();
         assert!(body.get("actions").is_none());
-        assert!(body["message"].as_str().unwrap().ends_with("no --public-url"));
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .ends_with("no --public-url")
+        );
     }
 
     #[test]
@@ -571,8 +592,14 @@ mod tests {
             .as_str()
             .unwrap()
             .to_string();
-        assert!(text.contains("&lt;!channel&gt;") && !text.contains("<!channel>"), "{text}");
-        assert!(text.contains("<https://phone.example/n/AAA|Allow>"), "{text}");
+        assert!(
+            text.contains("&lt;!channel&gt;") && !text.contains("<!channel>"),
+            "{text}"
+        );
+        assert!(
+            text.contains("<https://phone.example/n/AAA|Allow>"),
+            "{text}"
+        );
 
         let sink = &table("discord", "").unwrap()[0];
         let mut long = permission();

@@ -15,13 +15,13 @@ pub mod hosts;
 pub mod instance;
 mod launch;
 pub mod metrics;
+pub(crate) mod notify;
 mod permissions;
 mod recovery;
 mod spawn;
 mod spawn_plan;
 pub mod teams;
 mod watchdog;
-pub(crate) mod notify;
 mod watcher;
 pub mod worktrees;
 

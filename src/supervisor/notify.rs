@@ -96,10 +96,10 @@ pub(crate) fn spawn(sup: Supervisor) {
         let sinks: Vec<Sink> = outbox.sinks().to_vec();
         let mut gates: HashMap<String, Gate> = sinks
             .iter()
-            .map(|s| (s.name.clone(), Gate::new(s.quiet)))
+            .map(|s| (s.name.clone(), Gate::new(s.quiet, sup.config().notify_digest)))
             .collect();
         let wanted: HashSet<Kind> = sinks.iter().flat_map(|s| s.kinds.clone()).collect();
-        let mut worked: HashSet<String> = HashSet::new();
+        let mut memory = Memory::default();
         let cutoff = crate::db::now();
         if let Err(e) = Link::prune(&sup.shared.pool, &cutoff).await {
             tracing::debug!(error = %e, "cannot forget expired notification links");
@@ -126,7 +126,7 @@ pub(crate) fn spawn(sup: Supervisor) {
                 }
                 event = events.recv() => match event {
                     Ok(event) => {
-                        let Some(notice) = sup.notice_for(&event, &wanted, &mut worked).await else {
+                        let Some(notice) = sup.notice_for(&event, &wanted, &mut memory).await else {
                             continue;
                         };
                         let local = chrono::Local::now().time();
@@ -145,6 +145,16 @@ pub(crate) fn spawn(sup: Supervisor) {
             }
         }
     });
+}
+
+/// What the notifier remembers between events.
+#[derive(Default)]
+struct Memory {
+    /// Teams a member of which worked since the team was last told idle.
+    worked: HashSet<String>,
+    /// Instances told failed or exited since they last ran: an ending written twice, or an
+    /// exit then a failure, is told once.
+    told: HashSet<String>,
 }
 
 /// An instance as a notice names it.
@@ -179,7 +189,7 @@ impl Supervisor {
         &self,
         event: &Event,
         wanted: &HashSet<Kind>,
-        worked: &mut HashSet<String>,
+        memory: &mut Memory,
     ) -> Option<Notice> {
         let pool = &self.shared.pool;
         let find = |id: &str| {
@@ -238,8 +248,7 @@ impl Supervisor {
                 Some(n)
             }
             Event::InstanceState { instance_id, state } => {
-                self.state_notice(instance_id, *state, wanted, worked)
-                    .await
+                self.state_notice(instance_id, *state, wanted, memory).await
             }
             Event::BudgetCrossed { reason } if wanted.contains(&Kind::Budget) => Some(Notice::new(
                 Kind::Budget,
@@ -261,9 +270,18 @@ impl Supervisor {
         instance_id: &str,
         state: InstanceState,
         wanted: &HashSet<Kind>,
-        worked: &mut HashSet<String>,
+        memory: &mut Memory,
     ) -> Option<Notice> {
         let pool = &self.shared.pool;
+        let ending = matches!(state, InstanceState::Failed | InstanceState::Exited);
+        if ending {
+            if !memory.told.insert(instance_id.to_string()) {
+                return None;
+            }
+        } else {
+            memory.told.remove(instance_id);
+        }
+        let worked = &mut memory.worked;
         match state {
             InstanceState::Failed | InstanceState::Exited if wanted.contains(&Kind::Failed) => {
                 let inst = Instance::find(pool, instance_id).await.ok().flatten()?;
@@ -375,7 +393,15 @@ impl Supervisor {
             self.links_for(sink, notice).await
         } else {
             // A digest's questions are answered where Open leads.
-            let mut l = self.links_for(sink, &Notice { target: None, ..notice.clone() }).await;
+            let mut l = self
+                .links_for(
+                    sink,
+                    &Notice {
+                        target: None,
+                        ..notice.clone()
+                    },
+                )
+                .await;
             l.allow = None;
             l.deny = None;
             l
@@ -396,7 +422,10 @@ impl Supervisor {
     }
 
     /// Sends a sample notice to each sink (or the one named) now: what each receiver answered.
-    pub async fn notify_test(&self, name: Option<&str>) -> crate::error::Result<Vec<(Sink, Answer)>> {
+    pub async fn notify_test(
+        &self,
+        name: Option<&str>,
+    ) -> crate::error::Result<Vec<(Sink, Answer)>> {
         let Some(outbox) = self.shared.outbox.clone() else {
             return Err(Error::InvalidInput(
                 "no [[notify]] sink is configured; add one to the config file (see the README's \
@@ -451,9 +480,11 @@ impl Supervisor {
                 StatusCode::NOT_FOUND,
                 links::page(
                     "Unknown link",
-                    &["This link is not one troupe made, or it was forgotten. Decide in the \
+                    &[
+                        "This link is not one troupe made, or it was forgotten. Decide in the \
                        dashboard, or with `troupe permissions`."
-                        .into()],
+                            .into(),
+                    ],
                     None,
                 ),
             )
@@ -540,7 +571,11 @@ impl Supervisor {
         if !decide {
             return (
                 StatusCode::OK,
-                links::page(&title, &[what, format!("Instance {}.", link.instance_id)], Some(verb)),
+                links::page(
+                    &title,
+                    &[what, format!("Instance {}.", link.instance_id)],
+                    Some(verb),
+                ),
             );
         }
         match Link::spend(&self.shared.pool, &hash).await {
@@ -550,7 +585,10 @@ impl Supervisor {
                     StatusCode::CONFLICT,
                     links::page(
                         "Link already used",
-                        &[what, "This link was used already; each decides once.".into()],
+                        &[
+                            what,
+                            "This link was used already; each decides once.".into(),
+                        ],
                         None,
                     ),
                 );
@@ -560,8 +598,13 @@ impl Supervisor {
         let by = format!("notify:{}", link.sink);
         let done = match link.target_kind.as_str() {
             "permission" => {
-                let decision = if allow { Decision::Allow } else { Decision::Deny };
-                let message = (!allow).then(|| "The person denied this from a notification.".to_string());
+                let decision = if allow {
+                    Decision::Allow
+                } else {
+                    Decision::Deny
+                };
+                let message =
+                    (!allow).then(|| "The person denied this from a notification.".to_string());
                 self.respond_to_permission_by(
                     &link.instance_id,
                     &link.target_id,
@@ -607,7 +650,9 @@ fn unavailable(why: &str) -> (StatusCode, String) {
         StatusCode::SERVICE_UNAVAILABLE,
         links::page(
             "Try again",
-            &[format!("troupe could not read its database ({why}). Try the link again.")],
+            &[format!(
+                "troupe could not read its database ({why}). Try the link again."
+            )],
             None,
         ),
     )
