@@ -449,6 +449,18 @@ async fn a_failing_receiver_gets_the_notice_once_and_a_burst_becomes_a_digest() 
             .unwrap_or("")
             .contains("troupe test notice")
     }));
+    let kept = troupe::db::notify::Delivery::recent(h.pool(), 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            kept[0].kind.as_str(),
+            kept[0].sink.as_str(),
+            kept[0].state.as_str()
+        ),
+        ("test", "slack", "delivered"),
+        "a test notice is kept as a delivery too"
+    );
     let out = run(&["notify", "test", "nope"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

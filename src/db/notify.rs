@@ -29,19 +29,24 @@ pub struct NewDelivery<'a> {
     pub kind: &'a str,
     pub title: &'a str,
     pub request: &'a str,
+    /// `pending` (due at once), or the outcome of an attempt already made (a test notice).
+    pub state: &'a str,
 }
 
 impl Delivery {
-    /// Records a delivery, due at once.
+    /// Records a delivery: due at once when pending.
     pub async fn insert(db: &super::Db, d: &NewDelivery<'_>) -> sqlx::Result<()> {
         super::on!(db,
             sqlite: |pool| {
                 let now = super::now();
+                let next_at = (d.state == "pending").then_some(now.as_str());
                 sqlx::query!(
                     "INSERT INTO notify_deliveries
-                       (id, notice_id, host, sink, kind, title, request, created_at, next_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    d.id, d.notice_id, d.host, d.sink, d.kind, d.title, d.request, now, now
+                       (id, notice_id, host, sink, kind, title, request, state, created_at,
+                        next_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    d.id, d.notice_id, d.host, d.sink, d.kind, d.title, d.request, d.state, now,
+                    next_at
                 )
                 .execute(pool)
                 .await?;
@@ -49,11 +54,14 @@ impl Delivery {
             },
             postgres: |pool| {
                 let now = super::now();
+                let next_at = (d.state == "pending").then_some(now.as_str());
                 sqlx::query!(
                     "INSERT INTO notify_deliveries
-                       (id, notice_id, host, sink, kind, title, request, created_at, next_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) /* postgres */",
-                    d.id, d.notice_id, d.host, d.sink, d.kind, d.title, d.request, now, now
+                       (id, notice_id, host, sink, kind, title, request, state, created_at,
+                        next_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) /* postgres */",
+                    d.id, d.notice_id, d.host, d.sink, d.kind, d.title, d.request, d.state, now,
+                    next_at
                 )
                 .execute(pool)
                 .await?;

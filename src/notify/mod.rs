@@ -186,6 +186,7 @@ impl Outbox {
                 kind: notice.kind.as_str(),
                 title: &notice.title,
                 request: &body,
+                state: "pending",
             },
         )
         .await?;
@@ -312,6 +313,48 @@ impl Outbox {
         {
             tracing::warn!(error = %e, delivery = %d.id, "cannot record a delivery attempt");
         }
+    }
+
+    /// Records a test notice's one attempt as a delivery of its own.
+    pub async fn record_test(
+        &self,
+        sink: &Sink,
+        notice: &Notice,
+        links: &notice::Links,
+        answer: &Answer,
+    ) -> sqlx::Result<()> {
+        let id = format!("dlv-{}", uuid::Uuid::now_v7().simple());
+        let request = serde_json::to_string(&sink::render(sink, notice, links)).unwrap_or_default();
+        let delivered = outcome(answer.status) == Outcome::Delivered;
+        let (state, error) = if delivered {
+            ("delivered", None)
+        } else {
+            ("failed", Some(answer.text.as_str()))
+        };
+        // Recorded as already tried: the sender never takes it up.
+        Delivery::insert(
+            &self.db,
+            &NewDelivery {
+                id: &id,
+                notice_id: &notice.id,
+                host: &self.host,
+                sink: &sink.name,
+                kind: notice.kind.as_str(),
+                title: &notice.title,
+                request: &request,
+                state,
+            },
+        )
+        .await?;
+        Delivery::attempted(
+            &self.db,
+            &id,
+            state,
+            answer.status.map(i64::from),
+            error,
+            None,
+        )
+        .await
     }
 
     /// Sends one sample notice to `sink` now, outside the queue: `troupe notify test`.

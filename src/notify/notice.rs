@@ -22,6 +22,8 @@ pub enum Kind {
     TeamIdle,
     /// A host of the fleet stopped answering.
     HostLost,
+    /// A sample, sent by `troupe notify test` (no sink subscribes to it).
+    Test,
 }
 
 impl Kind {
@@ -44,11 +46,16 @@ impl Kind {
             Kind::Budget => "budget",
             Kind::TeamIdle => "team_idle",
             Kind::HostLost => "host_lost",
+            Kind::Test => "test",
         }
     }
 
     pub fn parse(s: &str) -> Option<Kind> {
-        Kind::ALL.iter().copied().find(|k| k.as_str() == s.trim())
+        Kind::ALL
+            .iter()
+            .copied()
+            .chain([Kind::Test])
+            .find(|k| k.as_str() == s.trim())
     }
 
     /// A question carries its own Allow and Deny, so it is never folded into a digest.
@@ -66,6 +73,7 @@ impl Kind {
             Kind::Budget => format!("{n} cost limits crossed"),
             Kind::TeamIdle => format!("{n} teams idle"),
             Kind::HostLost => format!("{n} hosts lost"),
+            Kind::Test => format!("{n} test notices"),
         }
     }
 }
@@ -273,7 +281,7 @@ mod tests {
 
     #[test]
     fn kinds_read_as_written() {
-        for k in Kind::ALL {
+        for k in Kind::ALL.iter().chain(&[Kind::Test]) {
             assert_eq!(Kind::parse(k.as_str()), Some(*k));
             let json = serde_json::to_string(k).unwrap();
             assert_eq!(serde_json::from_str::<Kind>(&json).unwrap(), *k);

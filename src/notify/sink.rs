@@ -164,8 +164,9 @@ pub fn check(tables: Vec<SinkConfig>) -> Result<Vec<Sink>, String> {
         match (t.kind, &secret) {
             (SinkKind::Webhook, None) => {
                 return Err(format!(
-                    "{at}: a webhook needs a secret (the key its receiver checks \
-                     X-Troupe-Signature with); e.g. secret = \"$(openssl rand -hex 32)\""
+                    "{at}: a webhook needs a secret, the key its receiver checks \
+                     X-Troupe-Signature with: make one with `openssl rand -hex 32` and add \
+                     secret = \"<it>\" to the table"
                 ));
             }
             (SinkKind::Webhook, Some(s)) if s.len() < 16 => {
@@ -190,7 +191,7 @@ pub fn check(tables: Vec<SinkConfig>) -> Result<Vec<Sink>, String> {
             Some(names) => {
                 let mut kinds = Vec::new();
                 for n in &names {
-                    let k = Kind::parse(n).ok_or_else(|| {
+                    let k = Kind::parse(n).filter(|k| *k != Kind::Test).ok_or_else(|| {
                         format!(
                             "{at}: events: {n:?} is not a kind troupe sends; use {}",
                             Kind::ALL
@@ -323,6 +324,7 @@ fn ntfy(topic: &str, notice: &Notice, links: &Links) -> Value {
         Kind::HostLost => (4, "rotating_light"),
         Kind::Answered => (3, "speech_balloon"),
         Kind::TeamIdle => (3, "zzz"),
+        Kind::Test => (3, "test_tube"),
     };
     let mut actions = Vec::new();
     // ntfy's http action posts from the phone without opening anything: the decision itself.

@@ -450,7 +450,7 @@ impl Supervisor {
         let mut out = Vec::new();
         for sink in sinks {
             let notice = Notice::new(
-                Kind::Answered,
+                Kind::Test,
                 "troupe test notice".into(),
                 &format!(
                     "If you read this, troupe reaches sink {:?} ({}).",
@@ -460,6 +460,9 @@ impl Supervisor {
             );
             let links = self.links_for(&sink, &notice).await;
             let answer = outbox.test(&sink, &notice, &links).await;
+            if let Err(e) = outbox.record_test(&sink, &notice, &links, &answer).await {
+                tracing::warn!(error = %e, "cannot record a test notice's delivery");
+            }
             crate::db::audit::record(
                 &self.shared.pool,
                 None,
