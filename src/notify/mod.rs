@@ -10,6 +10,7 @@ pub mod gate;
 pub mod links;
 pub mod notice;
 pub mod sink;
+pub mod webpush;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
