@@ -34,3 +34,13 @@ CREATE TABLE notify_links (
     used_at     TEXT
 );
 CREATE INDEX notify_links_expires ON notify_links(expires_at);
+
+-- Browsers that added the dashboard for Web Push: where to push and the keys that encrypt
+-- for that browser alone.
+CREATE TABLE push_subscriptions (
+    id         TEXT PRIMARY KEY NOT NULL,   -- push-…
+    endpoint   TEXT NOT NULL UNIQUE,        -- the push service's URL for that browser
+    p256dh     TEXT NOT NULL,               -- the browser's public key, base64url
+    auth       TEXT NOT NULL,               -- the secret shared with the browser, base64url
+    created_at TEXT NOT NULL
+);

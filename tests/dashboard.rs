@@ -245,6 +245,61 @@ async fn a_permission_request_is_decided_from_the_dashboard() {
     );
     browser.find(&row(&id)).await.click().await;
 
+    // Notifications on: the page asks the browser's leave (granted here by a stand-in for the
+    // browser's Notification, which headless Chromium cannot show), and registers its service
+    // worker for Web Push.
+    browser
+        .execute(
+            "window.__notes = [];
+             class Shown {
+               constructor(title, opts) { window.__notes.push({ title, body: opts.body, tag: opts.tag }); }
+               close() {}
+             }
+             Shown.permission = 'granted';
+             Shown.requestPermission = async () => 'granted';
+             window.Notification = Shown;
+             document.hasFocus = () => false;
+             window.__sw = null;",
+            &[],
+        )
+        .await;
+    browser
+        .find("[data-testid=notify-toggle]")
+        .await
+        .click()
+        .await;
+    // Done once Web Push is on, or the page says why it is not.
+    let notify_state = support::eventually("notifications turned on", WAIT, || async {
+        let text = browser
+            .find("[data-testid=notify-state]")
+            .await
+            .text()
+            .await;
+        (text.starts_with("on this device") || text.contains("(no Web Push")).then_some(text)
+    })
+    .await;
+    assert!(
+        notify_state.starts_with("while this page is open")
+            || notify_state.starts_with("on this device"),
+        "{notify_state}"
+    );
+    let scope = support::eventually("the service worker", WAIT, || async {
+        let v = browser
+            .execute(
+                "navigator.serviceWorker.getRegistration('/').then((r) => { window.__sw = r && r.scope; });
+                 return window.__sw;",
+                &[],
+            )
+            .await;
+        v.as_str().map(str::to_string)
+    })
+    .await;
+    assert_eq!(
+        scope,
+        format!("{}/", h.server().url()),
+        "registered for the whole page ({notify_state})"
+    );
+
     // Asked: the request shows with its instance and command, the tree says it waits, and
     // nothing runs before a decision.
     let made = workdir.join("allowed.txt");
@@ -263,6 +318,18 @@ async fn a_permission_request_is_decided_from_the_dashboard() {
     let request = format!("[data-testid=permission-row][data-instance-id=\"{id}\"]");
     let asked = browser.wait_for_text(&request, "allowed.txt", WAIT).await;
     let text = asked.text().await;
+    // ... and a notification said so, once.
+    let shown = browser.execute("return window.__notes;", &[]).await;
+    let shown = shown.as_array().cloned().unwrap_or_default();
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert_eq!(shown[0]["title"], "careful asks permission");
+    assert!(
+        shown[0]["body"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("Bash: touch"),
+        "{shown:?}"
+    );
     assert!(
         text.contains("careful") && text.contains("Bash: touch"),
         "{text}"

@@ -466,3 +466,207 @@ async fn a_failing_receiver_gets_the_notice_once_and_a_burst_becomes_a_digest() 
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no sink is named \"nope\""), "{err}");
 }
+
+/// What a browser does with a push: the body decrypted with its own keys (RFC 8291).
+fn decrypt_push(body: &[u8], ua: &p256::SecretKey, auth: &[u8]) -> Vec<u8> {
+    use aes_gcm::aead::{Aead, KeyInit};
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    let (salt, rest) = body.split_at(16);
+    let idlen = rest[4] as usize;
+    assert_eq!(idlen, 65, "the sender's key is in the header");
+    let as_public = &rest[5..5 + idlen];
+    let sealed = &rest[5 + idlen..];
+    let shared = p256::ecdh::diffie_hellman(
+        ua.to_nonzero_scalar(),
+        p256::PublicKey::from_sec1_bytes(as_public)
+            .unwrap()
+            .as_affine(),
+    );
+    let ua_public = ua.public_key().to_encoded_point(false);
+    let mut info = b"WebPush: info\0".to_vec();
+    info.extend_from_slice(ua_public.as_bytes());
+    info.extend_from_slice(as_public);
+    let mut ikm = [0u8; 32];
+    hkdf::Hkdf::<sha2::Sha256>::new(Some(auth), shared.raw_secret_bytes())
+        .expand(&info, &mut ikm)
+        .unwrap();
+    let prk = hkdf::Hkdf::<sha2::Sha256>::new(Some(salt), &ikm);
+    let (mut cek, mut nonce) = ([0u8; 16], [0u8; 12]);
+    prk.expand(b"Content-Encoding: aes128gcm\0", &mut cek)
+        .unwrap();
+    prk.expand(b"Content-Encoding: nonce\0", &mut nonce)
+        .unwrap();
+    let mut plain = aes_gcm::Aes128Gcm::new_from_slice(&cek)
+        .unwrap()
+        .decrypt(&aes_gcm::Nonce::from(nonce), sealed)
+        .expect("the body opens with the browser's keys");
+    assert_eq!(plain.pop(), Some(2), "one record, the last");
+    plain
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_browser_that_added_the_dashboard_gets_notices_encrypted_for_it_alone() {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    // The push service: takes /push/live, says /push/gone is no more.
+    let pushes: Arc<Mutex<Vec<(String, HeaderMap, Bytes)>>> = Arc::default();
+    let taken = pushes.clone();
+    let app = Router::new().route(
+        "/push/{which}",
+        post(
+            move |axum::extract::Path(which): axum::extract::Path<String>,
+                  h: HeaderMap,
+                  b: Bytes| {
+                let taken = taken.clone();
+                async move {
+                    taken.lock().unwrap().push((which.clone(), h, b));
+                    if which == "gone" {
+                        StatusCode::GONE
+                    } else {
+                        StatusCode::CREATED
+                    }
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let service = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let h = Harness::start_with(|c| {
+        c.claude_bin = "/bin/false".into();
+        c.startup_timeout = Duration::from_secs(20);
+    })
+    .await;
+    let web = reqwest::Client::new();
+    let api = |path: &str| format!("{}{path}", h.server().url());
+    let token = h.server().token().to_string();
+
+    // Two browsers subscribe, each with keys of its own.
+    let ua = p256::SecretKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
+    let auth: [u8; 16] = rand::random();
+    let ua_public = {
+        use p256::elliptic_curve::sec1::ToEncodedPoint;
+        b64.encode(ua.public_key().to_encoded_point(false).as_bytes())
+    };
+    for which in ["live", "gone"] {
+        let r = web
+            .post(api("/api/push/subscriptions"))
+            .bearer_auth(&token)
+            .json(&json!({
+                "endpoint": format!("http://{service}/push/{which}"),
+                "expirationTime": null,
+                "keys": { "p256dh": ua_public, "auth": b64.encode(auth) },
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+    let bad = web
+        .post(api("/api/push/subscriptions"))
+        .bearer_auth(&token)
+        .json(&json!({ "endpoint": "http://push.example/x", "keys": { "p256dh": ua_public, "auth": b64.encode(auth) } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.unwrap().contains("https"));
+    let info: Value = web
+        .get(api("/api/push"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["browsers"], 2);
+    let vapid = info["public_key"].as_str().unwrap().to_string();
+
+    // An instance fails: each browser's push service gets the notice.
+    let r = h
+        .call(
+            "spawn_claude",
+            json!({ "name": "doomed", "role": "developer", "model": "haiku" }),
+        )
+        .await;
+    assert!(r.is_error, "{}", r.text);
+    let (_, headers, body) = eventually("the push", WAIT, || async {
+        pushes
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(w, _, _)| w == "live")
+            .cloned()
+    })
+    .await;
+    assert_eq!(headers["content-encoding"], "aes128gcm");
+    assert_eq!(headers["ttl"], "3600");
+    assert_eq!(headers["urgency"], "high");
+
+    // Signed with the key the dashboard subscribes with, for this push service alone.
+    let authz = headers["authorization"].to_str().unwrap();
+    let (jwt, k) = authz
+        .strip_prefix("vapid t=")
+        .and_then(|r| r.split_once(", k="))
+        .unwrap();
+    assert_eq!(k, vapid);
+    let parts: Vec<&str> = jwt.split('.').collect();
+    let claims: Value = serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap();
+    assert_eq!(claims["aud"], format!("http://{service}"));
+    {
+        use p256::ecdsa::signature::Verifier;
+        let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&b64.decode(k).unwrap()).unwrap();
+        let sig = p256::ecdsa::Signature::from_slice(&b64.decode(parts[2]).unwrap()).unwrap();
+        key.verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
+            .expect("the VAPID signature verifies");
+    }
+
+    // Only the browser's keys open it, and inside is what the service worker shows.
+    let plain = decrypt_push(&body, &ua, &auth);
+    let shown: Value = serde_json::from_slice(&plain).unwrap();
+    assert_eq!(shown["title"], "doomed failed");
+    assert_eq!(shown["kind"], "failed");
+    assert!(
+        shown["body"].as_str().unwrap().contains("exited"),
+        "{shown}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&body).contains("doomed"),
+        "the body is encrypted"
+    );
+
+    // The push service said the other browser is gone: it is forgotten.
+    eventually("the gone browser forgotten", WAIT, || async {
+        let info: Value = web
+            .get(api("/api/push"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (info["browsers"] == 1).then_some(())
+    })
+    .await;
+
+    // `troupe notify test push` reaches the browser that is left.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_troupe"))
+        .args(["notify", "test", "push"])
+        .env("TROUPE_URL", h.server().url())
+        .env("TROUPE_TOKEN", &token)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("push: delivered (HTTP 201)"), "{text}");
+    let last = pushes.lock().unwrap().last().cloned().unwrap();
+    let shown: Value = serde_json::from_slice(&decrypt_push(&last.2, &ua, &auth)).unwrap();
+    assert_eq!(shown["title"], "troupe test notice");
+}

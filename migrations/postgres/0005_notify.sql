@@ -35,3 +35,11 @@ CREATE TABLE notify_links (
     used_at     TEXT
 );
 CREATE INDEX notify_links_expires ON notify_links(expires_at);
+
+CREATE TABLE push_subscriptions (
+    id         TEXT PRIMARY KEY NOT NULL,
+    endpoint   TEXT NOT NULL UNIQUE,
+    p256dh     TEXT NOT NULL,
+    auth       TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);

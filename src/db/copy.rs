@@ -36,6 +36,7 @@ pub const TABLES: &[&str] = &[
     "events",
     "notify_deliveries",
     "notify_links",
+    "push_subscriptions",
 ];
 
 /// Rows per INSERT: well under PostgreSQL's 65,535 parameters for the widest table.

@@ -328,3 +328,123 @@ impl Link {
         )
     }
 }
+
+/// A browser's Web Push subscription, as stored.
+#[derive(Debug, Clone)]
+pub struct PushSubscription {
+    pub id: String,
+    pub endpoint: String,
+    pub p256dh: String,
+    pub auth: String,
+    pub created_at: String,
+}
+
+impl PushSubscription {
+    /// Keeps a subscription; the same endpoint again replaces its keys (a browser renews
+    /// them).
+    pub async fn upsert(
+        db: &super::Db,
+        endpoint: &str,
+        p256dh: &str,
+        auth: &str,
+    ) -> sqlx::Result<()> {
+        let id = format!("push-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        super::on!(db,
+            sqlite: |pool| {
+                let now = super::now();
+                sqlx::query!(
+                    "INSERT INTO push_subscriptions (id, endpoint, p256dh, auth, created_at)
+                     VALUES (?, ?, ?, ?, ?)
+                     ON CONFLICT (endpoint) DO UPDATE SET p256dh = excluded.p256dh,
+                                                          auth = excluded.auth",
+                    id, endpoint, p256dh, auth, now
+                )
+                .execute(pool)
+                .await?;
+                Ok(())
+            },
+            postgres: |pool| {
+                let now = super::now();
+                sqlx::query!(
+                    "INSERT INTO push_subscriptions (id, endpoint, p256dh, auth, created_at)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (endpoint) DO UPDATE SET p256dh = excluded.p256dh,
+                                                          auth = excluded.auth /* postgres */",
+                    id, endpoint, p256dh, auth, now
+                )
+                .execute(pool)
+                .await?;
+                Ok(())
+            },
+        )
+    }
+
+    pub async fn list(db: &super::Db) -> sqlx::Result<Vec<PushSubscription>> {
+        super::on!(db,
+            sqlite: |pool| {
+                sqlx::query_as!(
+                    PushSubscription,
+                    "SELECT id, endpoint, p256dh, auth, created_at FROM push_subscriptions
+                     ORDER BY created_at, id"
+                )
+                .fetch_all(pool)
+                .await
+            },
+            postgres: |pool| {
+                sqlx::query_as!(
+                    PushSubscription,
+                    "SELECT id, endpoint, p256dh, auth, created_at FROM push_subscriptions
+                     ORDER BY created_at, id /* postgres */"
+                )
+                .fetch_all(pool)
+                .await
+            },
+        )
+    }
+
+    pub async fn find(db: &super::Db, endpoint: &str) -> sqlx::Result<Option<PushSubscription>> {
+        super::on!(db,
+            sqlite: |pool| {
+                sqlx::query_as!(
+                    PushSubscription,
+                    "SELECT id, endpoint, p256dh, auth, created_at FROM push_subscriptions
+                     WHERE endpoint = ?",
+                    endpoint
+                )
+                .fetch_optional(pool)
+                .await
+            },
+            postgres: |pool| {
+                sqlx::query_as!(
+                    PushSubscription,
+                    "SELECT id, endpoint, p256dh, auth, created_at FROM push_subscriptions
+                     WHERE endpoint = $1 /* postgres */",
+                    endpoint
+                )
+                .fetch_optional(pool)
+                .await
+            },
+        )
+    }
+
+    /// Forgets a subscription; false when there was none.
+    pub async fn remove(db: &super::Db, endpoint: &str) -> sqlx::Result<bool> {
+        super::on!(db,
+            sqlite: |pool| {
+                let done = sqlx::query!("DELETE FROM push_subscriptions WHERE endpoint = ?", endpoint)
+                    .execute(pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            },
+            postgres: |pool| {
+                let done = sqlx::query!(
+                    "DELETE FROM push_subscriptions WHERE endpoint = $1 /* postgres */",
+                    endpoint
+                )
+                .execute(pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            },
+        )
+    }
+}

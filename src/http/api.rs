@@ -20,6 +20,7 @@ use crate::supervisor::teams::{NewMember, TeamView};
 mod asks;
 mod hosts;
 mod notify;
+mod push;
 
 pub fn routes() -> Router<Supervisor> {
     Router::new()
@@ -66,6 +67,11 @@ pub fn routes() -> Router<Supervisor> {
         .route("/api/sessions/{id}/end", post(end_session))
         .route("/api/notify", get(notify::list))
         .route("/api/notify/test", post(notify::test))
+        .route("/api/push", get(push::info))
+        .route(
+            "/api/push/subscriptions",
+            post(push::subscribe).delete(push::unsubscribe),
+        )
         .layer(middleware::from_fn(json_only))
         .layer(middleware::from_fn(person_only))
 }
@@ -116,6 +122,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/sessions/{id}/end"),
     ("GET", "/api/notify"),
     ("POST", "/api/notify/test"),
+    ("GET", "/api/push"),
+    ("POST", "/api/push/subscriptions"),
+    ("DELETE", "/api/push/subscriptions"),
 ];
 
 /// The REST API acts for the person: an instance proves who it is to reach MCP, where each

@@ -22,6 +22,7 @@ static INDEX_PAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 const LOGIN: &str = include_str!("dashboard/login.html");
 const APP_JS: &str = include_str!("dashboard/app.js");
 const APP_CSS: &str = include_str!("dashboard/app.css");
+const SW_JS: &str = include_str!("dashboard/sw.js");
 
 /// Nothing but the page's own files may run or load, and no other site may frame it.
 const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; \
@@ -54,6 +55,12 @@ pub async fn index(State(sup): State<Supervisor>, headers: HeaderMap) -> Respons
 
 pub async fn app_js() -> Response {
     asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+/// `GET /sw.js`: the service worker that shows Web Push notices (served from the root, so its
+/// scope is the whole dashboard).
+pub async fn sw_js() -> Response {
+    asset("text/javascript; charset=utf-8", SW_JS)
 }
 
 pub async fn app_css() -> Response {

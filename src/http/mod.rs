@@ -66,6 +66,7 @@ pub fn router(sup: Supervisor, shutdown: CancellationToken) -> Router {
         .route("/logout", post(dashboard::logout))
         .route("/assets/app.js", get(dashboard::app_js))
         .route("/assets/app.css", get(dashboard::app_css))
+        .route("/sw.js", get(dashboard::sw_js))
         .route("/hooks/{instance_id}", post(hook))
         // A notification's one-time link is its own proof: no token, no login.
         .route("/n/{token}", get(link_show).post(link_decide))

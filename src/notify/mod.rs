@@ -20,7 +20,7 @@ use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::db::Db;
-use crate::db::notify::{Delivery, NewDelivery};
+use crate::db::notify::{Delivery, NewDelivery, PushSubscription};
 use notice::Notice;
 use sink::{Request, Sink};
 
@@ -85,15 +85,25 @@ fn credentials(sink: &Sink, body: &str) -> Vec<(String, String)> {
 
 /// Posts `request` to `sink`'s receiver once.
 pub async fn attempt(client: &reqwest::Client, sink: &Sink, request: &Request) -> Answer {
-    let mut req = client
-        .post(&request.url)
-        .timeout(ATTEMPT_TIMEOUT)
-        .body(request.body.clone());
-    for (k, v) in request
-        .headers
-        .iter()
-        .chain(&credentials(sink, &request.body))
-    {
+    let mut headers = request.headers.clone();
+    headers.extend(credentials(sink, &request.body));
+    post(
+        client,
+        &request.url,
+        &headers,
+        request.body.clone().into_bytes(),
+    )
+    .await
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+) -> Answer {
+    let mut req = client.post(url).timeout(ATTEMPT_TIMEOUT).body(body);
+    for (k, v) in headers {
         req = req.header(k, v);
     }
     match req.send().await {
@@ -147,17 +157,34 @@ pub struct Outbox {
     db: Db,
     host: String,
     sinks: Arc<Vec<Sink>>,
+    /// Where the VAPID key is kept, and who push services see sending.
+    vapid_path: std::path::PathBuf,
+    vapid: tokio::sync::OnceCell<Arc<webpush::Vapid>>,
+    subject: String,
     client: reqwest::Client,
     wake: Notify,
     in_flight: Mutex<HashSet<String>>,
 }
 
 impl Outbox {
-    pub fn new(db: Db, host: String, sinks: Arc<Vec<Sink>>) -> Arc<Outbox> {
+    /// `sinks` as configured; a Web Push sink is added when they have none.
+    pub fn new(
+        db: Db,
+        host: String,
+        mut sinks: Vec<Sink>,
+        vapid_path: std::path::PathBuf,
+        subject: String,
+    ) -> Arc<Outbox> {
+        if !sinks.iter().any(|s| s.kind == sink::SinkKind::WebPush) {
+            sinks.push(Sink::default_push());
+        }
         Arc::new(Outbox {
             db,
             host,
-            sinks,
+            sinks: Arc::new(sinks),
+            vapid_path,
+            vapid: tokio::sync::OnceCell::new(),
+            subject,
             client: client(),
             wake: Notify::new(),
             in_flight: Mutex::new(HashSet::new()),
@@ -168,8 +195,40 @@ impl Outbox {
         &self.sinks
     }
 
-    /// Records a delivery of `notice` to `sink` and wakes the sender.
+    /// The server's VAPID key, read (or made) on first use.
+    pub async fn vapid(&self) -> Result<Arc<webpush::Vapid>, String> {
+        self.vapid
+            .get_or_try_init(|| async {
+                let path = self.vapid_path.clone();
+                tokio::task::spawn_blocking(move || webpush::Vapid::load_or_create(&path))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map(Arc::new)
+            })
+            .await
+            .cloned()
+    }
+
+    /// Records a delivery of `notice` to `sink` and wakes the sender. Web Push makes one per
+    /// browser, each to its own endpoint.
     pub async fn enqueue(
+        &self,
+        sink: &Sink,
+        notice: &Notice,
+        request: &Request,
+    ) -> sqlx::Result<()> {
+        if sink.kind == sink::SinkKind::WebPush {
+            for sub in PushSubscription::list(&self.db).await? {
+                let mut one = request.clone();
+                one.url = sub.endpoint;
+                self.enqueue_one(sink, notice, &one).await?;
+            }
+            return Ok(());
+        }
+        self.enqueue_one(sink, notice, request).await
+    }
+
+    async fn enqueue_one(
         &self,
         sink: &Sink,
         notice: &Notice,
@@ -273,7 +332,7 @@ impl Outbox {
                 return;
             }
         };
-        let answer = attempt(&self.client, sink, &request).await;
+        let answer = self.send(sink, &request).await;
         let attempts = u32::try_from(d.attempts)
             .unwrap_or(u32::MAX)
             .saturating_add(1);
@@ -316,16 +375,68 @@ impl Outbox {
         }
     }
 
+    /// One attempt of `request`: Web Push encrypted for its browser and signed with VAPID; a
+    /// browser its push service no longer knows (404, 410) is forgotten.
+    async fn send(&self, sink: &Sink, request: &Request) -> Answer {
+        if sink.kind != sink::SinkKind::WebPush {
+            return attempt(&self.client, sink, request).await;
+        }
+        let refused = |text: String| Answer {
+            status: Some(400),
+            text,
+        };
+        let sub = match PushSubscription::find(&self.db, &request.url).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return refused("the browser no longer takes notifications".into()),
+            Err(e) => {
+                return Answer {
+                    status: None,
+                    text: e.to_string(),
+                };
+            }
+        };
+        let sub = match webpush::subscription(&sub.endpoint, &sub.p256dh, &sub.auth) {
+            Ok(s) => s,
+            Err(e) => return refused(e),
+        };
+        let vapid = match self.vapid().await {
+            Ok(v) => v,
+            Err(e) => return refused(e),
+        };
+        let body = match webpush::encrypt(request.body.as_bytes(), &sub) {
+            Ok(b) => b,
+            Err(e) => return refused(e),
+        };
+        let now = chrono::Utc::now().timestamp();
+        let auth = match vapid.authorization(&sub.endpoint, &self.subject, now) {
+            Ok(a) => a,
+            Err(e) => return refused(e),
+        };
+        let mut headers = request.headers.clone();
+        headers.push(("Content-Type".into(), "application/octet-stream".into()));
+        headers.push(("Content-Encoding".into(), "aes128gcm".into()));
+        headers.push(("Authorization".into(), auth));
+        let answer = post(&self.client, &sub.endpoint, &headers, body).await;
+        if matches!(answer.status, Some(404 | 410)) {
+            tracing::info!("a browser's push subscription is gone; forgetting it");
+            let _ = PushSubscription::remove(&self.db, &sub.endpoint).await;
+        }
+        answer
+    }
+
     /// Records a test notice's one attempt as a delivery of its own.
     pub async fn record_test(
         &self,
         sink: &Sink,
         notice: &Notice,
         links: &notice::Links,
+        url: &str,
         answer: &Answer,
     ) -> sqlx::Result<()> {
         let id = format!("dlv-{}", uuid::Uuid::now_v7().simple());
-        let request = serde_json::to_string(&sink::render(sink, notice, links)).unwrap_or_default();
+        let mut request = sink::render(sink, notice, links);
+        request.url = url.to_string();
+        let request = serde_json::to_string(&request).unwrap_or_default();
         let delivered = outcome(answer.status) == Outcome::Delivered;
         let (state, error) = if delivered {
             ("delivered", None)
@@ -358,9 +469,27 @@ impl Outbox {
         .await
     }
 
-    /// Sends one sample notice to `sink` now, outside the queue: `troupe notify test`.
-    pub async fn test(&self, sink: &Sink, notice: &Notice, links: &notice::Links) -> Answer {
-        attempt(&self.client, sink, &sink::render(sink, notice, links)).await
+    /// Sends one sample notice to `sink` now, outside the queue: `troupe notify test`. Web
+    /// Push answers for each browser.
+    pub async fn test(
+        &self,
+        sink: &Sink,
+        notice: &Notice,
+        links: &notice::Links,
+    ) -> Vec<(String, Answer)> {
+        let request = sink::render(sink, notice, links);
+        if sink.kind != sink::SinkKind::WebPush {
+            return vec![(request.url.clone(), self.send(sink, &request).await)];
+        }
+        let subs = PushSubscription::list(&self.db).await.unwrap_or_default();
+        let mut out = Vec::new();
+        for sub in subs {
+            let mut one = request.clone();
+            one.url = sub.endpoint;
+            let answer = self.send(sink, &one).await;
+            out.push((one.url, answer));
+        }
+        out
     }
 }
 

@@ -18,6 +18,8 @@ pub enum SinkKind {
     Slack,
     /// A Discord webhook.
     Discord,
+    /// Every browser that added the dashboard (Web Push); one such sink, built in.
+    WebPush,
 }
 
 impl SinkKind {
@@ -27,6 +29,7 @@ impl SinkKind {
             SinkKind::Ntfy => "ntfy",
             SinkKind::Slack => "slack",
             SinkKind::Discord => "discord",
+            SinkKind::WebPush => "webpush",
         }
     }
 }
@@ -37,6 +40,8 @@ impl SinkKind {
 pub struct SinkConfig {
     pub name: String,
     pub kind: SinkKind,
+    /// The receiver (none for webpush: each browser has its own).
+    #[serde(default)]
     pub url: String,
     /// webhook: the HMAC key the receiver checks the signature with.
     #[serde(default)]
@@ -88,6 +93,19 @@ impl std::fmt::Debug for Sink {
 }
 
 impl Sink {
+    /// The Web Push sink when the config file names none: every kind, no quiet hours.
+    pub fn default_push() -> Sink {
+        Sink {
+            name: "push".into(),
+            kind: SinkKind::WebPush,
+            url: String::new(),
+            secret: None,
+            token: None,
+            kinds: Kind::ALL.to_vec(),
+            quiet: None,
+        }
+    }
+
     pub fn wants(&self, kind: Kind) -> bool {
         self.kinds.contains(&kind)
     }
@@ -97,7 +115,11 @@ impl Sink {
         json!({
             "name": self.name,
             "kind": self.kind,
-            "url": redacted_url(&self.url),
+            "url": if self.kind == SinkKind::WebPush {
+                "each browser's push service".to_string()
+            } else {
+                redacted_url(&self.url)
+            },
             "signed": self.secret.is_some(),
             "events": self.kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
             "quiet_hours": self.quiet.map(|q| q.to_string()),
@@ -144,10 +166,24 @@ pub fn check(tables: Vec<SinkConfig>) -> Result<Vec<Sink>, String> {
             ));
         }
         let url = t.url.trim().to_string();
-        let parsed: Result<reqwest::Url, _> = url.parse();
-        match parsed {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-            _ => return Err(format!("{at}: url {url:?} is not an http(s) URL")),
+        if t.kind == SinkKind::WebPush {
+            if !url.is_empty() {
+                return Err(format!(
+                    "{at}: a webpush sink has no url: each browser that adds the dashboard \
+                     brings its own"
+                ));
+            }
+            if sinks.iter().any(|s| s.kind == SinkKind::WebPush) {
+                return Err(format!(
+                    "{at}: there is one webpush sink; give it all its kinds"
+                ));
+            }
+        } else {
+            let parsed: Result<reqwest::Url, _> = url.parse();
+            match parsed {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+                _ => return Err(format!("{at}: url {url:?} is not an http(s) URL")),
+            }
         }
         if t.kind == SinkKind::Ntfy {
             let topic = url.trim_end_matches('/').rsplit('/').next().unwrap_or("");
@@ -251,6 +287,14 @@ pub fn render(sink: &Sink, notice: &Notice, links: &Links) -> Request {
         }
         SinkKind::Slack => (sink.url.clone(), slack(notice, links)),
         SinkKind::Discord => (sink.url.clone(), discord(notice, links)),
+        // Sent per browser: the caller names the endpoint, and the body is encrypted when sent.
+        SinkKind::WebPush => {
+            headers = vec![
+                ("TTL".into(), "3600".into()),
+                ("Urgency".into(), priority(notice.kind).1.into()),
+            ];
+            (String::new(), push(notice, links))
+        }
     };
     Request {
         url,
@@ -315,17 +359,35 @@ fn ntfy_topic(url: &str) -> (String, &str) {
     (format!("{base}/"), topic)
 }
 
+/// A kind's ntfy priority, Web Push urgency and ntfy tag.
+fn priority(kind: Kind) -> (u8, &'static str, &'static str) {
+    match kind {
+        Kind::Permission => (4, "high", "lock"),
+        Kind::Approval => (4, "high", "question"),
+        Kind::Failed => (4, "high", "warning"),
+        Kind::Budget => (4, "high", "moneybag"),
+        Kind::HostLost => (4, "high", "rotating_light"),
+        Kind::Answered => (3, "normal", "speech_balloon"),
+        Kind::TeamIdle => (3, "normal", "zzz"),
+        Kind::Test => (3, "normal", "test_tube"),
+    }
+}
+
+/// What the dashboard's service worker shows: small, since a push service takes 4 KB.
+fn push(notice: &Notice, links: &Links) -> Value {
+    json!({
+        "id": notice.id,
+        "kind": notice.kind.as_str(),
+        "title": notice.title,
+        "body": super::notice::excerpt(&notice.text, 300),
+        // The notification replaces an earlier one about the same question.
+        "tag": notice.target.as_ref().map_or(notice.id.as_str(), |t| t.id()),
+        "url": links.open.clone().unwrap_or_else(|| "/".into()),
+    })
+}
+
 fn ntfy(topic: &str, notice: &Notice, links: &Links) -> Value {
-    let (priority, tag) = match notice.kind {
-        Kind::Permission => (4, "lock"),
-        Kind::Approval => (4, "question"),
-        Kind::Failed => (4, "warning"),
-        Kind::Budget => (4, "moneybag"),
-        Kind::HostLost => (4, "rotating_light"),
-        Kind::Answered => (3, "speech_balloon"),
-        Kind::TeamIdle => (3, "zzz"),
-        Kind::Test => (3, "test_tube"),
-    };
+    let (priority, _, tag) = priority(notice.kind);
     let mut actions = Vec::new();
     // ntfy's http action posts from the phone without opening anything: the decision itself.
     if let (Some(allow), Some(deny)) = (&links.allow, &links.deny) {

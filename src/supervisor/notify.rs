@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::notify::gate::Gate;
 use crate::notify::links;
 use crate::notify::notice::{Kind, Links, Notice, Target};
-use crate::notify::sink::{Sink, render};
+use crate::notify::sink::{Sink, SinkKind, render};
 use crate::notify::{Answer, Outbox};
 use crate::permissions::Decision;
 use crate::states::{AskState, InstanceState, MessageState};
@@ -412,6 +412,16 @@ impl Supervisor {
         }
     }
 
+    /// The VAPID public key browsers subscribe with (made on first use).
+    pub async fn vapid_public_key(&self) -> crate::error::Result<String> {
+        let outbox = self
+            .shared
+            .outbox
+            .clone()
+            .ok_or_else(|| Error::Agent("notifications are off".into()))?;
+        Ok(outbox.vapid().await.map_err(Error::Agent)?.public_key())
+    }
+
     /// The sinks, as the API shows them.
     pub fn notify_sinks(&self) -> Vec<Sink> {
         self.shared
@@ -433,13 +443,28 @@ impl Supervisor {
                     .into(),
             ));
         };
+        let browsers = crate::db::notify::PushSubscription::list(&self.shared.pool)
+            .await?
+            .len();
         let sinks: Vec<Sink> = outbox
             .sinks()
             .iter()
-            .filter(|s| name.is_none_or(|n| s.name == n))
+            .filter(|s| match name {
+                Some(n) => s.name == n,
+                // Web Push only when a browser added the dashboard.
+                None => s.kind != SinkKind::WebPush || browsers > 0,
+            })
             .cloned()
             .collect();
         if sinks.is_empty() {
+            if name.is_none() {
+                return Err(Error::InvalidInput(
+                    "nowhere to send a notice: add a [[notify]] table to the config file (see \
+                     the README's Notifications) and restart troupe serve, or turn on \
+                     notifications in the dashboard"
+                        .into(),
+                ));
+            }
             let names: Vec<&str> = outbox.sinks().iter().map(|s| s.name.as_str()).collect();
             return Err(Error::InvalidInput(format!(
                 "no sink is named {:?}; the sinks are: {}",
@@ -459,19 +484,33 @@ impl Supervisor {
                 ),
             );
             let links = self.links_for(&sink, &notice).await;
-            let answer = outbox.test(&sink, &notice, &links).await;
-            if let Err(e) = outbox.record_test(&sink, &notice, &links, &answer).await {
-                tracing::warn!(error = %e, "cannot record a test notice's delivery");
+            let answers = outbox.test(&sink, &notice, &links).await;
+            if answers.is_empty() {
+                out.push((
+                    sink.clone(),
+                    Answer {
+                        status: None,
+                        text: "no browser has turned on notifications in the dashboard".into(),
+                    },
+                ));
             }
-            crate::db::audit::record(
-                &self.shared.pool,
-                None,
-                None,
-                "notify.test",
-                serde_json::json!({ "sink": sink.name, "status": answer.status }),
-            )
-            .await;
-            out.push((sink, answer));
+            for (url, answer) in answers {
+                if let Err(e) = outbox
+                    .record_test(&sink, &notice, &links, &url, &answer)
+                    .await
+                {
+                    tracing::warn!(error = %e, "cannot record a test notice's delivery");
+                }
+                crate::db::audit::record(
+                    &self.shared.pool,
+                    None,
+                    None,
+                    "notify.test",
+                    serde_json::json!({ "sink": sink.name, "status": answer.status }),
+                )
+                .await;
+                out.push((sink.clone(), answer));
+            }
         }
         Ok(out)
     }
@@ -661,13 +700,18 @@ fn unavailable(why: &str) -> (StatusCode, String) {
     )
 }
 
-/// The outbox for `config`'s sinks, if it has any.
+/// The outbox for `config`'s sinks and the browsers that add the dashboard.
 pub(crate) fn outbox(config: &crate::config::Config, db: &crate::db::Db) -> Option<Arc<Outbox>> {
-    (!config.notify.is_empty()).then(|| {
-        Outbox::new(
-            db.clone(),
-            config.host.clone(),
-            Arc::new(config.notify.clone()),
-        )
-    })
+    // Push services want a way to reach the sender: the public address when there is one.
+    let subject = match config.link_url.as_deref() {
+        Some(url) if url.starts_with("https://") => url.to_string(),
+        _ => "mailto:troupe@localhost".to_string(),
+    };
+    Some(Outbox::new(
+        db.clone(),
+        config.host.clone(),
+        config.notify.clone(),
+        config.data_dir.join("vapid.key"),
+        subject,
+    ))
 }

@@ -45,6 +45,6 @@ fn the_route_table_is_every_route() {
         .collect();
     declared.sort();
     table.sort();
-    assert_eq!(declared.len(), 42, "{declared:?}");
+    assert_eq!(declared.len(), 45, "{declared:?}");
     assert_eq!(declared, table);
 }

@@ -1524,6 +1524,93 @@ function resync() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Notifications on this device
+// ---------------------------------------------------------------------------------------
+
+/** Turned on with "Notify me": kept per browser. */
+const notes = { on: localStorage.getItem('troupe.notify') === 'on', told: new Set() };
+
+function setNotifyState(text) {
+  const node = $('notify-state');
+  node.textContent = text;
+  node.hidden = !text;
+  $('notify-toggle').textContent = notes.on ? 'Notifications on' : 'Notify me';
+}
+
+const b64uBytes = (s) => {
+  const b = atob(s.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((s.length + 3) % 4));
+  return Uint8Array.from(b, (c) => c.charCodeAt(0));
+};
+
+/** Asks the browser for leave to notify, then subscribes it to Web Push where it can. */
+async function enableNotifications() {
+  if (!('Notification' in window)) {
+    setNotifyState('this browser cannot show notifications');
+    return;
+  }
+  const answer = await Notification.requestPermission();
+  if (answer !== 'granted') {
+    notes.on = false;
+    localStorage.removeItem('troupe.notify');
+    setNotifyState('notifications are blocked for this page: allow them in the site settings');
+    return;
+  }
+  notes.on = true;
+  localStorage.setItem('troupe.notify', 'on');
+  setNotifyState('while this page is open');
+  try {
+    await subscribePush();
+    setNotifyState('on this device, also when the page is closed');
+  } catch (e) {
+    // Web Push needs a secure page (https, or this machine) and a reachable push service.
+    setNotifyState(`while this page is open (no Web Push: ${e.message})`);
+  }
+}
+
+async function disableNotifications() {
+  notes.on = false;
+  localStorage.removeItem('troupe.notify');
+  setNotifyState('');
+  const reg = await navigator.serviceWorker?.getRegistration('/');
+  const sub = await reg?.pushManager.getSubscription();
+  if (sub) {
+    await api('DELETE', '/api/push/subscriptions', { endpoint: sub.endpoint });
+    await sub.unsubscribe();
+  }
+}
+
+async function subscribePush() {
+  if (!('serviceWorker' in navigator) || !window.isSecureContext) {
+    throw new Error('the page is not served over https');
+  }
+  const reg = await navigator.serviceWorker.register('/sw.js');
+  await navigator.serviceWorker.ready;
+  const { public_key: key } = await api('GET', '/api/push');
+  let sub = await reg.pushManager.getSubscription();
+  if (!sub) {
+    const subscribing = reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: b64uBytes(key) });
+    const late = new Promise((_, fail) => setTimeout(() => fail(new Error('no push service answered')), 10000));
+    sub = await Promise.race([subscribing, late]);
+  }
+  await api('POST', '/api/push/subscriptions', sub.toJSON());
+}
+
+/** A question while this page is open and not in front of the person: one notification per
+ *  request (its tag replaces a Web Push one about the same request). */
+function notifyBrowser(title, body, tag) {
+  if (!notes.on || !('Notification' in window) || Notification.permission !== 'granted') return;
+  if (document.hasFocus() || notes.told.has(tag)) return;
+  notes.told.add(tag);
+  try {
+    const n = new Notification(title, { body, tag });
+    n.onclick = () => { window.focus(); n.close(); };
+  } catch {
+    // Where pages may not make notifications themselves (Android), the service worker may.
+    navigator.serviceWorker?.ready.then((reg) => reg.showNotification(title, { body, tag })).catch(() => {});
+  }
+}
+
+// ---------------------------------------------------------------------------------------
 // Live events
 // ---------------------------------------------------------------------------------------
 
@@ -1655,9 +1742,15 @@ function apply(kind, data) {
       refreshLimits();
       break;
     case 'permission':
+      if (data.state === 'pending' && !perms.pending.has(requestId(data)) && !perms.settled.has(requestId(data))) {
+        notifyBrowser(`${instanceName(data.instance_id)} asks permission`, data.summary ?? '', requestId(data));
+      }
       onPermission(data);
       break;
     case 'approval':
+      if (data.state === 'pending') {
+        notifyBrowser(`${instanceName(data.instance_id)} waits for your approval`, data.tool ?? '', data.id);
+      }
       refreshApprovals();
       break;
   }
@@ -1669,6 +1762,8 @@ function apply(kind, data) {
 
 function wire() {
   $('error-dismiss').addEventListener('click', () => { $('error').hidden = true; });
+  $('notify-toggle').addEventListener('click', () => report(notes.on ? disableNotifications() : enableNotifications()));
+  if (notes.on) setNotifyState(window.Notification?.permission === 'granted' ? 'on' : '');
   $('show-ended').checked = state.showEnded;
   $('show-ended').addEventListener('change', (e) => {
     state.showEnded = e.target.checked;
