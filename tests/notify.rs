@@ -17,6 +17,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::{Value, json};
 use support::asking::{WAIT, answered, send, status, waiting_request};
+use support::browser::{Browser, Viewport};
 use support::{Harness, eventually};
 
 const SECRET: &str = "a-webhook-secret-of-the-test";
@@ -278,15 +279,30 @@ async fn a_permission_request_reaches_each_sink_and_its_links_decide_it() {
     assert_eq!(late.status(), 409);
     assert!(late.text().await.unwrap().contains("Nothing was changed"));
 
-    // A Deny link from the webhook: nothing runs and the model hears it was denied.
+    // A Deny link from the webhook, opened in a phone's browser: its page shows the request,
+    // and its button denies; nothing runs and the model hears it was denied.
     let refused = workdir.join("denied.txt");
     let m2 = send(&h, &kid, &bash(&format!("touch {}", refused.display()))).await;
     let request2 = waiting_request(&h, &kid, "denied.txt").await;
     let hook2 = notice_of(&rx, "/hook", &request2).await;
     let deny = hook2.body["links"]["deny"].as_str().unwrap();
-    let r = web.post(deny).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    assert!(r.text().await.unwrap().contains("without it"));
+    let phone = Browser::start_with(Viewport::PHONE).await;
+    phone.goto(deny).await;
+    phone
+        .wait_for_text("h1", "Deny careful's request?", WAIT)
+        .await;
+    assert!(phone.find("body").await.text().await.contains("denied.txt"));
+    phone.find("form button").await.click().await;
+    phone.wait_for_text("h1", "Denied", WAIT).await;
+    assert!(
+        phone
+            .find("body")
+            .await
+            .text()
+            .await
+            .contains("careful goes on without it")
+    );
+    phone.quit().await;
     let done = answered(&h, &m2).await;
     assert!(!refused.exists(), "the denied command did not run");
     assert!(

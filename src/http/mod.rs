@@ -151,9 +151,11 @@ fn link_response((status, html): (StatusCode, String)) -> Response {
         axum::http::header::CACHE_CONTROL,
         axum::http::HeaderValue::from_static("no-store"),
     );
+    // Not no-referrer: the button's POST would then say its origin is `null`, which the
+    // Host/Origin guard refuses. The page links nowhere else, so the token goes nowhere.
     headers.insert(
         axum::http::header::REFERRER_POLICY,
-        axum::http::HeaderValue::from_static("no-referrer"),
+        axum::http::HeaderValue::from_static("same-origin"),
     );
     headers.insert(
         axum::http::header::CONTENT_SECURITY_POLICY,

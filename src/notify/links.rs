@@ -66,7 +66,7 @@ pub fn page(title: &str, lines: &[String], button: Option<&str>) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"referrer\" content=\"no-referrer\">\
+         <meta name=\"referrer\" content=\"same-origin\">\
          <title>{t} · troupe</title>\
          <style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;\
          padding:0 1rem;line-height:1.4}}p{{white-space:pre-wrap;word-break:break-word}}\

@@ -161,6 +161,9 @@ pub struct Outbox {
     vapid_path: std::path::PathBuf,
     vapid: tokio::sync::OnceCell<Arc<webpush::Vapid>>,
     subject: String,
+    /// Whether any browser takes Web Push, as last read: with none, nothing is made for the
+    /// push sink. On a shared registry another host may add one, so there it is always true.
+    browsers: std::sync::atomic::AtomicBool,
     client: reqwest::Client,
     wake: Notify,
     in_flight: Mutex<HashSet<String>>,
@@ -185,6 +188,7 @@ impl Outbox {
             vapid_path,
             vapid: tokio::sync::OnceCell::new(),
             subject,
+            browsers: std::sync::atomic::AtomicBool::new(true),
             client: client(),
             wake: Notify::new(),
             in_flight: Mutex::new(HashSet::new()),
@@ -193,6 +197,22 @@ impl Outbox {
 
     pub fn sinks(&self) -> &[Sink] {
         &self.sinks
+    }
+
+    /// Reads again whether any browser takes Web Push.
+    pub async fn refresh_browsers(&self) {
+        let any = self.db.is_shared()
+            || PushSubscription::list(&self.db)
+                .await
+                .map_or(true, |l| !l.is_empty());
+        self.browsers
+            .store(any, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether `sink` has anywhere to send to now.
+    pub fn reaches(&self, sink: &Sink) -> bool {
+        sink.kind != sink::SinkKind::WebPush
+            || self.browsers.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The server's VAPID key, read (or made) on first use.
@@ -420,6 +440,7 @@ impl Outbox {
         if matches!(answer.status, Some(404 | 410)) {
             tracing::info!("a browser's push subscription is gone; forgetting it");
             let _ = PushSubscription::remove(&self.db, &sub.endpoint).await;
+            self.refresh_browsers().await;
         }
         answer
     }

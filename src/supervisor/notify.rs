@@ -98,7 +98,7 @@ pub(crate) fn spawn(sup: Supervisor) {
             .iter()
             .map(|s| (s.name.clone(), Gate::new(s.quiet, sup.config().notify_digest)))
             .collect();
-        let wanted: HashSet<Kind> = sinks.iter().flat_map(|s| s.kinds.clone()).collect();
+        outbox.refresh_browsers().await;
         let mut memory = Memory::default();
         let cutoff = crate::db::now();
         if let Err(e) = Link::prune(&sup.shared.pool, &cutoff).await {
@@ -126,11 +126,17 @@ pub(crate) fn spawn(sup: Supervisor) {
                 }
                 event = events.recv() => match event {
                     Ok(event) => {
+                        // Only what some sink can be sent now is made into a notice.
+                        let wanted: HashSet<Kind> = sinks
+                            .iter()
+                            .filter(|s| outbox.reaches(s))
+                            .flat_map(|s| s.kinds.iter().copied())
+                            .collect();
                         let Some(notice) = sup.notice_for(&event, &wanted, &mut memory).await else {
                             continue;
                         };
                         let local = chrono::Local::now().time();
-                        for sink in sinks.iter().filter(|s| s.wants(notice.kind)) {
+                        for sink in sinks.iter().filter(|s| s.wants(notice.kind) && outbox.reaches(s)) {
                             let Some(gate) = gates.get_mut(&sink.name) else { continue };
                             if let Some(n) = gate.offer(notice.clone(), Instant::now(), local) {
                                 sup.send_notice(&outbox, sink, &n).await;
@@ -409,6 +415,13 @@ impl Supervisor {
         let request = render(sink, notice, &links);
         if let Err(e) = outbox.enqueue(sink, notice, &request).await {
             tracing::warn!(error = %e, sink = %sink.name, "cannot record a notice to deliver; it is lost");
+        }
+    }
+
+    /// A browser took or dropped Web Push.
+    pub async fn push_subscriptions_changed(&self) {
+        if let Some(outbox) = &self.shared.outbox {
+            outbox.refresh_browsers().await;
         }
     }
 

@@ -40,6 +40,7 @@ pub(super) async fn subscribe(
     crate::notify::webpush::subscription(&b.endpoint, &b.keys.p256dh, &b.keys.auth)
         .map_err(Error::InvalidInput)?;
     PushSubscription::upsert(sup.pool(), &b.endpoint, &b.keys.p256dh, &b.keys.auth).await?;
+    sup.push_subscriptions_changed().await;
     crate::db::audit::record(sup.pool(), None, None, "notify.push_subscribed", json!({})).await;
     Ok(Json(json!({ "subscribed": true })))
 }
@@ -57,5 +58,6 @@ pub(super) async fn unsubscribe(
 ) -> Result<Json<Value>, Error> {
     let Json(b) = body.map_err(|e| Error::InvalidInput(e.body_text()))?;
     let removed = PushSubscription::remove(sup.pool(), &b.endpoint).await?;
+    sup.push_subscriptions_changed().await;
     Ok(Json(json!({ "removed": removed })))
 }
