@@ -686,3 +686,66 @@ async fn a_browser_that_added_the_dashboard_gets_notices_encrypted_for_it_alone(
     let shown: Value = serde_json::from_slice(&decrypt_push(&last.2, &ua, &auth)).unwrap();
     assert_eq!(shown["title"], "troupe test notice");
 }
+
+/// An instance's call that waits for the person's approval: its notice's Allow link lets the
+/// call go on, and the approval is recorded as answered through the sink.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approval_is_answered_from_its_link() {
+    let (rx, addr) = receivers().await;
+    let (h, _) = harness(addr, r#"["approval"]"#).await;
+    let r = h
+        .call(
+            "configure_orchestration",
+            json!({ "require_approval": ["spawn_claude"] }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    // The person's own spawn is refused with a one-time code, which they give back.
+    let asked = h
+        .call("spawn_claude", json!({ "role": "tester", "name": "lead" }))
+        .await;
+    let code = asked
+        .text
+        .split("\"approval\": \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a code for the person")
+        .to_string();
+    let lead = h
+        .call(
+            "spawn_claude",
+            json!({ "role": "tester", "name": "lead", "approval": code }),
+        )
+        .await;
+    assert!(!lead.is_error, "{}", lead.text);
+    let lead = lead.structured["instance_id"].as_str().unwrap().to_string();
+
+    // The lead's own spawn waits for the person; the notice carries the links.
+    let as_lead = support::asking::as_instance(&h, &lead).await;
+    let call = tokio::spawn(async move {
+        as_lead
+            .call_tool(
+                "spawn_claude",
+                json!({ "role": "tester", "name": "helper" }),
+            )
+            .await
+    });
+    let hook = eventually("the approval told", WAIT, || async {
+        rx.at("/hook")
+            .into_iter()
+            .find(|g| g.body["kind"] == "approval")
+    })
+    .await;
+    assert_eq!(hook.body["title"], "lead waits for your approval");
+    let approval = hook.body["approval_id"].as_str().unwrap().to_string();
+    let allow = hook.body["links"]["allow"].as_str().unwrap();
+    let r = reqwest::Client::new().post(allow).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let done = call.await.unwrap();
+    assert!(!done.is_error, "the call went on: {}", done.text);
+    let r = h
+        .call("get_approval", json!({ "approval_id": approval }))
+        .await;
+    let a = &r.structured["approvals"][0];
+    assert_eq!(a["decided_by"], "notify:hook", "{}", r.text);
+}
