@@ -292,6 +292,9 @@ async fn a_permission_request_reaches_each_sink_and_its_links_decide_it() {
         .wait_for_text("h1", "Deny careful's request?", WAIT)
         .await;
     assert!(phone.find("body").await.text().await.contains("denied.txt"));
+    let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    phone.screenshot(artifacts.join("notify-link.png")).await;
     phone.find("form button").await.click().await;
     phone.wait_for_text("h1", "Denied", WAIT).await;
     assert!(
