@@ -6,7 +6,7 @@ mod support;
 
 use serde_json::json;
 use support::Harness;
-use support::asking::as_instance;
+use support::asking::{as_instance, lead_under_approval, person_code};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_instance_acts_only_on_itself_and_the_instances_below_it() {
@@ -342,40 +342,6 @@ async fn an_unanswered_approval_can_be_used_once_answered() {
     assert!(!r.is_error, "{}", r.text);
     let r = h.call("get_approval", json!({ "approval_id": id })).await;
     assert_eq!(r.structured["approvals"][0]["state"], "used", "{}", r.text);
-}
-
-/// Turns on require_approval for spawn_claude and spawns `lead` as the person, with the code
-/// the refusal hands them (the harness's client cannot show a form).
-async fn lead_under_approval(h: &Harness) -> String {
-    let r = h
-        .call(
-            "configure_orchestration",
-            json!({ "require_approval": ["spawn_claude"] }),
-        )
-        .await;
-    assert!(!r.is_error, "{}", r.text);
-    let asked = h
-        .call("spawn_claude", json!({ "role": "tester", "name": "lead" }))
-        .await;
-    let code = person_code(&asked);
-    let lead = h
-        .call(
-            "spawn_claude",
-            json!({ "role": "tester", "name": "lead", "approval": code }),
-        )
-        .await;
-    assert!(!lead.is_error, "{}", lead.text);
-    lead.structured["instance_id"].as_str().unwrap().to_string()
-}
-
-/// The one-time code a refusal hands the person (the harness's client shows no forms).
-fn person_code(r: &support::ToolResult) -> String {
-    r.text
-        .split("\"approval\": \"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("a code for the person")
-        .to_string()
 }
 
 /// A person who exported TROUPE_TOKEN (as `serve` suggests for Codex) starts troupe from that

@@ -696,32 +696,7 @@ async fn a_browser_that_added_the_dashboard_gets_notices_encrypted_for_it_alone(
 async fn an_approval_is_answered_from_its_link() {
     let (rx, addr) = receivers().await;
     let (h, _) = harness(addr, r#"["approval"]"#).await;
-    let r = h
-        .call(
-            "configure_orchestration",
-            json!({ "require_approval": ["spawn_claude"] }),
-        )
-        .await;
-    assert!(!r.is_error, "{}", r.text);
-    // The person's own spawn is refused with a one-time code, which they give back.
-    let asked = h
-        .call("spawn_claude", json!({ "role": "tester", "name": "lead" }))
-        .await;
-    let code = asked
-        .text
-        .split("\"approval\": \"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("a code for the person")
-        .to_string();
-    let lead = h
-        .call(
-            "spawn_claude",
-            json!({ "role": "tester", "name": "lead", "approval": code }),
-        )
-        .await;
-    assert!(!lead.is_error, "{}", lead.text);
-    let lead = lead.structured["instance_id"].as_str().unwrap().to_string();
+    let lead = support::asking::lead_under_approval(&h).await;
 
     // The lead's own spawn waits for the person; the notice carries the links.
     let as_lead = support::asking::as_instance(&h, &lead).await;

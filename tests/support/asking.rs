@@ -86,3 +86,37 @@ pub async fn answered(h: &Harness, message_id: &str) -> Value {
     assert_eq!(r.structured["status"], "answered", "{}", r.text);
     r.structured
 }
+
+/// Turns on require_approval for spawn_claude and spawns `lead` as the person, with the code
+/// the refusal hands them (the harness's client cannot show a form).
+pub async fn lead_under_approval(h: &Harness) -> String {
+    let r = h
+        .call(
+            "configure_orchestration",
+            json!({ "require_approval": ["spawn_claude"] }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    let asked = h
+        .call("spawn_claude", json!({ "role": "tester", "name": "lead" }))
+        .await;
+    let code = person_code(&asked);
+    let lead = h
+        .call(
+            "spawn_claude",
+            json!({ "role": "tester", "name": "lead", "approval": code }),
+        )
+        .await;
+    assert!(!lead.is_error, "{}", lead.text);
+    lead.structured["instance_id"].as_str().unwrap().to_string()
+}
+
+/// The one-time code a refusal hands the person (the harness's client shows no forms).
+pub fn person_code(r: &super::ToolResult) -> String {
+    r.text
+        .split("\"approval\": \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a code for the person")
+        .to_string()
+}
