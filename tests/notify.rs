@@ -727,3 +727,75 @@ async fn an_approval_is_answered_from_its_link() {
     let a = &r.structured["approvals"][0];
     assert_eq!(a["decided_by"], "notify:hook", "{}", r.text);
 }
+
+/// A team whose members all went idle after work, and a crossed cost limit, reach the sinks.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_team_and_a_crossed_budget_reach_the_sinks() {
+    let (rx, addr) = receivers().await;
+    let (h, _) = harness(addr, r#"["team_idle", "budget"]"#).await;
+    let r = h
+        .call(
+            "create_team",
+            json!({ "name": "crew", "members": [
+                { "role": "tester", "name": "one", "model": "haiku" },
+                { "role": "tester", "name": "two", "model": "haiku" }
+            ]}),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    let r = h.call("start_team", json!({ "name": "crew" })).await;
+    assert!(!r.is_error, "{}", r.text);
+    let members: Vec<String> = troupe::db::instances::Instance::list(h.pool(), false)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(members.len(), 2);
+    // Idle from the start is not "after work": nothing is said until one has worked.
+    for id in &members {
+        let s = status(&h, id).await;
+        assert_eq!(s["state"], "idle", "{s}");
+    }
+    assert!(rx.at("/hook").is_empty());
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": members[0], "message": "hello" }),
+        )
+        .await;
+    assert_eq!(r.structured["status"], "answered", "{}", r.text);
+    let idle = notice_of(&rx, "/hook", "team_idle").await;
+    assert_eq!(idle.body["title"], "Team crew is idle");
+    assert!(
+        idle.body["text"].as_str().unwrap().contains("one, two"),
+        "{}",
+        idle.body
+    );
+
+    // A limit already spent: the next model call crosses it.
+    let r = h
+        .call(
+            "configure_orchestration",
+            json!({ "max_session_cost": 0.000001 }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": members[1], "message": "hello" }),
+        )
+        .await;
+    assert!(!r.is_error, "{}", r.text);
+    let budget = notice_of(&rx, "/hook", "\"budget\"").await;
+    assert_eq!(budget.body["title"], "A cost limit was crossed");
+    assert!(
+        budget.body["text"]
+            .as_str()
+            .unwrap()
+            .contains("max_session_cost"),
+        "{}",
+        budget.body
+    );
+}
