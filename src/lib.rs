@@ -95,6 +95,19 @@ async fn prune_events(pool: &db::Db, keep: Duration) {
         ),
         Err(e) => tracing::warn!(error = %e, "cannot prune the event log"),
     }
+    // Notification links past their expiry decide nothing; deliveries are kept as long as
+    // events are.
+    let now = chrono::Utc::now();
+    let before = (now - chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::days(7)))
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string();
+    let now = now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    if let Err(e) = db::notify::Link::prune(pool, &now).await {
+        tracing::warn!(error = %e, "cannot forget expired notification links");
+    }
+    if let Err(e) = db::notify::Delivery::prune(pool, &before).await {
+        tracing::warn!(error = %e, "cannot forget old notification deliveries");
+    }
 }
 
 /// How often the event log forgets what is past its keep while the server runs.

@@ -198,6 +198,33 @@ impl Delivery {
     }
 }
 
+impl Delivery {
+    /// Forgets deliveries that ended (delivered or failed) before `before`.
+    pub async fn prune(db: &super::Db, before: &str) -> sqlx::Result<u64> {
+        super::on!(db,
+            sqlite: |pool| {
+                Ok(sqlx::query!(
+                    "DELETE FROM notify_deliveries WHERE state <> 'pending' AND created_at < ?",
+                    before
+                )
+                .execute(pool)
+                .await?
+                .rows_affected())
+            },
+            postgres: |pool| {
+                Ok(sqlx::query!(
+                    "DELETE FROM notify_deliveries
+                     WHERE state <> 'pending' AND created_at < $1 /* postgres */",
+                    before
+                )
+                .execute(pool)
+                .await?
+                .rows_affected())
+            },
+        )
+    }
+}
+
 /// A one-time link as stored.
 #[derive(Debug, Clone)]
 pub struct Link {
@@ -446,5 +473,118 @@ impl PushSubscription {
                 Ok(done.rows_affected() > 0)
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn db() -> (tempfile::TempDir, super::super::Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = super::super::open(&dir.path().join("t.db"), std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
+        (dir, db)
+    }
+
+    fn new<'a>(id: &'a str, state: &'a str) -> NewDelivery<'a> {
+        NewDelivery {
+            id,
+            notice_id: "ntc-1",
+            host: "h",
+            sink: "ops",
+            kind: "failed",
+            title: "x failed",
+            request: "{}",
+            state,
+        }
+    }
+
+    #[tokio::test]
+    async fn ended_deliveries_are_pruned_and_pending_ones_kept() {
+        let (_dir, db) = db().await;
+        Delivery::insert(&db, &new("dlv-a", "pending"))
+            .await
+            .unwrap();
+        Delivery::insert(&db, &new("dlv-b", "delivered"))
+            .await
+            .unwrap();
+        Delivery::insert(&db, &new("dlv-c", "failed"))
+            .await
+            .unwrap();
+        let pending = Delivery::pending(&db, "h").await.unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(
+            pending[0].next_at,
+            Some(pending[0].created_at.clone()),
+            "due at once"
+        );
+        assert!(
+            Delivery::pending(&db, "other").await.unwrap().is_empty(),
+            "another host's"
+        );
+        assert_eq!(
+            Delivery::prune(&db, "2000-01-01T00:00:00.000Z")
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            Delivery::prune(&db, "2999-01-01T00:00:00.000Z")
+                .await
+                .unwrap(),
+            2
+        );
+        let left: Vec<String> = Delivery::recent(&db, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(left, ["dlv-a"]);
+        Delivery::attempted(&db, "dlv-a", "delivered", Some(200), None, None)
+            .await
+            .unwrap();
+        let d = Delivery::find(&db, "dlv-a").await.unwrap().unwrap();
+        assert_eq!(
+            (d.state.as_str(), d.attempts, d.last_status),
+            ("delivered", 1, Some(200))
+        );
+        assert!(d.finished_at.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_link_is_spent_once_and_forgotten_after_it_expires() {
+        let (_dir, db) = db().await;
+        let link = NewLink {
+            token_hash: "h1",
+            target_kind: "permission",
+            target_id: "perm-1",
+            instance_id: "dev-1",
+            decision: "allow",
+            sink: "ops",
+            expires_at: "2030-01-01T00:00:00.000Z",
+        };
+        Link::insert(&db, &link).await.unwrap();
+        assert!(Link::spend(&db, "h1").await.unwrap());
+        assert!(!Link::spend(&db, "h1").await.unwrap(), "once");
+        assert!(
+            Link::find(&db, "h1")
+                .await
+                .unwrap()
+                .unwrap()
+                .used_at
+                .is_some()
+        );
+        assert_eq!(
+            Link::prune(&db, "2029-12-31T00:00:00.000Z").await.unwrap(),
+            0
+        );
+        assert_eq!(
+            Link::prune(&db, "2030-01-02T00:00:00.000Z").await.unwrap(),
+            1
+        );
+        assert!(Link::find(&db, "h1").await.unwrap().is_none());
     }
 }

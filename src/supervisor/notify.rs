@@ -100,10 +100,6 @@ pub(crate) fn spawn(sup: Supervisor) {
             .collect();
         outbox.refresh_browsers().await;
         let mut memory = Memory::default();
-        let cutoff = crate::db::now();
-        if let Err(e) = Link::prune(&sup.shared.pool, &cutoff).await {
-            tracing::debug!(error = %e, "cannot forget expired notification links");
-        }
         loop {
             let local = chrono::Local::now().time();
             let next = gates
