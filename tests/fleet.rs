@@ -46,6 +46,26 @@ async fn other_with(h: &Harness, name: &str, tune: impl Fn(&mut troupe::Config))
     }
 }
 
+/// A webhook receiver on a port of its own, and every body it took.
+async fn receiver() -> (std::sync::Arc<std::sync::Mutex<Vec<Value>>>, String) {
+    let got: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = Default::default();
+    let keep = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::Json<Value>| {
+            let keep = keep.clone();
+            async move {
+                keep.lock().unwrap().push(body.0);
+                "taken"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (got, url)
+}
+
 async fn hosts(server: &troupe::Server) -> Vec<Value> {
     let v: Value = reqwest::Client::new()
         .get(format!("{}/api/hosts", server.url()))
@@ -212,7 +232,19 @@ async fn hosts_see_each_other_and_keep_to_their_own_instances() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs a PostgreSQL server: set TROUPE_TEST_PG and pass --ignored"]
 async fn any_host_acts_on_another_hosts_instance_through_its_owner() {
-    let h = Harness::start_with(|c| c.host = "alpha".into()).await;
+    // The person hears of a lost host through a webhook.
+    let (told, url) = receiver().await;
+    let table = format!(
+        "[[notify]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"{url}\"\n\
+         secret = \"a-fleet-test-secret\"\nevents = [\"host_lost\"]\n"
+    );
+    let file: troupe::settings::ConfigFile = toml::from_str(&table).unwrap();
+    let sinks = troupe::notify::sink::check(file.notify).unwrap();
+    let h = Harness::start_with(move |c| {
+        c.host = "alpha".into();
+        c.notify = sinks.clone();
+    })
+    .await;
     let b = other_with(&h, "beta", |c| c.labels = vec!["gpu".into()]).await;
     let b_mcp = McpClient::user(&b.server).await;
 
@@ -507,6 +539,19 @@ async fn any_host_acts_on_another_hosts_instance_through_its_owner() {
     );
     let listed = h.call("list_instances", json!({})).await;
     assert!(listed.text.contains("host_lost"), "{}", listed.text);
+    let notice = support::eventually("the person told", Duration::from_secs(10), || async {
+        told.lock()
+            .unwrap()
+            .iter()
+            .find(|b| b["kind"] == "host_lost")
+            .cloned()
+    })
+    .await;
+    assert_eq!(notice["title"], "Host beta is lost");
+    assert!(
+        notice["text"].as_str().unwrap().contains("silent since"),
+        "{notice}"
+    );
 
     // beta is back: it takes its instance up again, and alpha's send reaches it.
     let back = troupe::Server::start(b.config.clone())

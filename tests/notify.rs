@@ -758,22 +758,7 @@ async fn an_idle_team_and_a_crossed_budget_reach_the_sinks() {
         assert_eq!(s["state"], "idle", "{s}");
     }
     assert!(rx.at("/hook").is_empty());
-    let r = h
-        .call(
-            "send_to_instance",
-            json!({ "instance_id": members[0], "message": "hello" }),
-        )
-        .await;
-    assert_eq!(r.structured["status"], "answered", "{}", r.text);
-    let idle = notice_of(&rx, "/hook", "team_idle").await;
-    assert_eq!(idle.body["title"], "Team crew is idle");
-    assert!(
-        idle.body["text"].as_str().unwrap().contains("one, two"),
-        "{}",
-        idle.body
-    );
-
-    // A limit already spent: the next model call crosses it.
+    // A limit the first model call crosses: nothing is spent yet, so the message goes.
     let r = h
         .call(
             "configure_orchestration",
@@ -784,10 +769,17 @@ async fn an_idle_team_and_a_crossed_budget_reach_the_sinks() {
     let r = h
         .call(
             "send_to_instance",
-            json!({ "instance_id": members[1], "message": "hello" }),
+            json!({ "instance_id": members[0], "message": "hello" }),
         )
         .await;
     assert!(!r.is_error, "{}", r.text);
+    let idle = notice_of(&rx, "/hook", "team_idle").await;
+    assert_eq!(idle.body["title"], "Team crew is idle");
+    assert!(
+        idle.body["text"].as_str().unwrap().contains("one, two"),
+        "{}",
+        idle.body
+    );
     let budget = notice_of(&rx, "/hook", "\"budget\"").await;
     assert_eq!(budget.body["title"], "A cost limit was crossed");
     assert!(
