@@ -243,9 +243,17 @@ async fn a_permission_request_reaches_each_sink_and_its_links_decide_it() {
         slack.body
     );
 
-    // A GET shows the question and decides nothing.
+    // A GET shows the question and decides nothing: in a phone's browser, and plainly.
     let web = reqwest::Client::new();
     let allow = actions[0]["url"].as_str().unwrap().to_string();
+    let phone = Browser::start_with(Viewport::PHONE).await;
+    phone.goto(&allow).await;
+    phone
+        .wait_for_text("h1", "Allow careful's request?", WAIT)
+        .await;
+    let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    phone.screenshot(artifacts.join("notify-link.png")).await;
     let page = web.get(&allow).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let text = page.text().await.unwrap();
@@ -286,15 +294,11 @@ async fn a_permission_request_reaches_each_sink_and_its_links_decide_it() {
     let request2 = waiting_request(&h, &kid, "denied.txt").await;
     let hook2 = notice_of(&rx, "/hook", &request2).await;
     let deny = hook2.body["links"]["deny"].as_str().unwrap();
-    let phone = Browser::start_with(Viewport::PHONE).await;
     phone.goto(deny).await;
     phone
         .wait_for_text("h1", "Deny careful's request?", WAIT)
         .await;
     assert!(phone.find("body").await.text().await.contains("denied.txt"));
-    let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
-    std::fs::create_dir_all(&artifacts).unwrap();
-    phone.screenshot(artifacts.join("notify-link.png")).await;
     phone.find("form button").await.click().await;
     phone.wait_for_text("h1", "Denied", WAIT).await;
     assert!(
