@@ -297,9 +297,7 @@ fn kind_of(meta: &std::fs::Metadata) -> Kind {
 }
 
 fn rfc3339(t: std::time::SystemTime) -> String {
-    chrono::DateTime::<chrono::Utc>::from(t)
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+    crate::db::stamp(chrono::DateTime::<chrono::Utc>::from(t))
 }
 
 /// Reads the regular file at `given`, at most `max_bytes` of it from its start: as text when

@@ -98,11 +98,9 @@ async fn prune_events(pool: &db::Db, keep: Duration) {
     // Notification links past their expiry decide nothing; deliveries are kept as long as
     // events are.
     let now = chrono::Utc::now();
-    let before = (now - chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::days(7)))
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string();
-    let now = now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
-    if let Err(e) = db::notify::Link::prune(pool, &now).await {
+    let before =
+        db::stamp(now - chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::days(7)));
+    if let Err(e) = db::notify::Link::prune(pool, &db::stamp(now)).await {
         tracing::warn!(error = %e, "cannot forget expired notification links");
     }
     if let Err(e) = db::notify::Delivery::prune(pool, &before).await {

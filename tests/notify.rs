@@ -595,15 +595,17 @@ async fn a_browser_that_added_the_dashboard_gets_notices_encrypted_for_it_alone(
         .unwrap();
     assert_eq!(bad.status(), 400);
     assert!(bad.text().await.unwrap().contains("https"));
-    let info: Value = web
-        .get(api("/api/push"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let push_info = || async {
+        web.get(api("/api/push"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let info = push_info().await;
     assert_eq!(info["browsers"], 2);
     let vapid = info["public_key"].as_str().unwrap().to_string();
 
@@ -662,16 +664,7 @@ async fn a_browser_that_added_the_dashboard_gets_notices_encrypted_for_it_alone(
 
     // The push service said the other browser is gone: it is forgotten.
     eventually("the gone browser forgotten", WAIT, || async {
-        let info: Value = web
-            .get(api("/api/push"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        (info["browsers"] == 1).then_some(())
+        (push_info().await["browsers"] == 1).then_some(())
     })
     .await;
 

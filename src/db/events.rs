@@ -159,11 +159,11 @@ pub async fn last_id(db: &super::Db) -> sqlx::Result<i64> {
 /// Forgets events older than `keep`; what they reported stays in its own table.
 pub async fn prune(db: &super::Db, keep: std::time::Duration) -> sqlx::Result<u64> {
     let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
-    let cutoff = chrono::Utc::now()
-        .checked_sub_signed(keep)
-        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string();
+    let cutoff = super::stamp(
+        chrono::Utc::now()
+            .checked_sub_signed(keep)
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC),
+    );
     super::on!(db,
         sqlite: |pool| {
             let done = sqlx::query!("DELETE FROM events WHERE at < ?", cutoff)

@@ -399,10 +399,13 @@ pub fn pg_text(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// The one timestamp format in the database: UTC, milliseconds, sortable as text.
+pub fn stamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// Now, as [`stamp`] writes it.
 pub fn now() -> String {
-    chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+    stamp(chrono::Utc::now())
 }
 
 #[cfg(test)]

@@ -96,10 +96,10 @@ pub async fn login(
         return response;
     }
     let (id, kept) = weblogin::new_session();
-    let expires = (chrono::Utc::now()
-        + chrono::TimeDelta::from_std(weblogin::SESSION_LIFETIME).unwrap_or_default())
-    .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-    .to_string();
+    let expires = crate::db::stamp(
+        chrono::Utc::now()
+            + chrono::TimeDelta::from_std(weblogin::SESSION_LIFETIME).unwrap_or_default(),
+    );
     if let Err(e) =
         WebSession::insert(sup.pool(), &kept, &weblogin::token_binding(token), &expires).await
     {

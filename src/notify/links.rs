@@ -33,6 +33,33 @@ pub fn well_formed(token: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// What a request to a link does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Its question was decided (by anyone): say by whom, change nothing.
+    Decided,
+    /// The link outlived its question's wait.
+    Expired,
+    /// A GET: show the question and the button.
+    Show,
+    /// A POST: decide, if the link is not spent.
+    Decide,
+}
+
+/// The step for a link whose question is `open` (or decided), that expires at `expires_at`,
+/// asked at `now` (both as the database writes times), by a POST or not.
+pub fn step(open: bool, expires_at: &str, now: &str, post: bool) -> Step {
+    if !open {
+        Step::Decided
+    } else if expires_at < now {
+        Step::Expired
+    } else if post {
+        Step::Decide
+    } else {
+        Step::Show
+    }
+}
+
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -97,6 +124,24 @@ mod tests {
         ] {
             assert!(!well_formed(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn only_a_post_on_an_open_question_before_expiry_decides() {
+        let (early, late) = ("2026-12-07T10:00:00.000Z", "2026-12-07T11:00:00.000Z");
+        assert_eq!(step(true, late, early, true), Step::Decide);
+        assert_eq!(
+            step(true, late, early, false),
+            Step::Show,
+            "a preview never decides"
+        );
+        assert_eq!(step(true, early, late, true), Step::Expired);
+        assert_eq!(step(false, late, early, true), Step::Decided);
+        assert_eq!(
+            step(false, early, late, false),
+            Step::Decided,
+            "who decided, even expired"
+        );
     }
 
     #[test]

@@ -39,6 +39,19 @@ pub fn backoff(attempts: u32) -> Option<Duration> {
     Some(Duration::from_secs(secs.min(60)))
 }
 
+/// Where a delivery stands after its `attempts`-th attempt was answered with `status`:
+/// `delivered`, `failed`, or `pending` with the wait before the next.
+pub fn after_attempt(attempts: u32, status: Option<u16>) -> (&'static str, Option<Duration>) {
+    match outcome(status) {
+        Outcome::Delivered => ("delivered", None),
+        Outcome::Refused => ("failed", None),
+        Outcome::Retry => match backoff(attempts) {
+            Some(wait) => ("pending", Some(wait)),
+            None => ("failed", None),
+        },
+    }
+}
+
 /// What an attempt's answer means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -358,21 +371,10 @@ impl Outbox {
             .saturating_add(1);
         let status = answer.status.map(i64::from);
         let error = (outcome(answer.status) != Outcome::Delivered).then_some(answer.text.as_str());
-        let (state, next_at) = match outcome(answer.status) {
-            Outcome::Delivered => ("delivered", None),
-            Outcome::Refused => ("failed", None),
-            Outcome::Retry => match backoff(attempts) {
-                Some(wait) => (
-                    "pending",
-                    Some(
-                        (chrono::Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default())
-                            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-                            .to_string(),
-                    ),
-                ),
-                None => ("failed", None),
-            },
-        };
+        let (state, wait) = after_attempt(attempts, answer.status);
+        let next_at = wait.map(|w| {
+            crate::db::stamp(chrono::Utc::now() + chrono::Duration::from_std(w).unwrap_or_default())
+        });
         match state {
             "delivered" => {
                 tracing::info!(sink = %d.sink, notice = %d.notice_id, "notice delivered")
@@ -526,6 +528,21 @@ mod tests {
         assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60]);
         assert_eq!(backoff(MAX_ATTEMPTS), None);
         assert_eq!(backoff(0), Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_delivery_is_retried_until_taken_refused_or_out_of_attempts() {
+        assert_eq!(after_attempt(1, Some(201)), ("delivered", None));
+        assert_eq!(after_attempt(1, Some(404)), ("failed", None));
+        assert_eq!(
+            after_attempt(1, Some(500)),
+            ("pending", Some(Duration::from_secs(1)))
+        );
+        assert_eq!(
+            after_attempt(2, None),
+            ("pending", Some(Duration::from_secs(2)))
+        );
+        assert_eq!(after_attempt(MAX_ATTEMPTS, Some(503)), ("failed", None));
     }
 
     #[test]

@@ -235,6 +235,17 @@ pub struct Links {
 }
 
 impl Links {
+    /// Each link there is, with its label, in the order receivers show them.
+    pub fn each(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            ("Allow", &self.allow),
+            ("Deny", &self.deny),
+            ("Open", &self.open),
+        ]
+        .into_iter()
+        .filter_map(|(label, url)| url.as_deref().map(|u| (label, u)))
+    }
+
     pub fn without(why: &str) -> Links {
         Links {
             note: Some(why.to_string()),

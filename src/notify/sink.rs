@@ -335,20 +335,15 @@ fn webhook(notice: &Notice, links: &Links) -> Value {
 }
 
 fn links_json(links: &Links) -> Value {
-    if links.open.is_none() && links.allow.is_none() {
-        return Value::Null;
+    let out: serde_json::Map<String, Value> = links
+        .each()
+        .map(|(label, url)| (label.to_ascii_lowercase(), json!(url)))
+        .collect();
+    if out.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(out)
     }
-    let mut out = serde_json::Map::new();
-    for (k, v) in [
-        ("allow", &links.allow),
-        ("deny", &links.deny),
-        ("open", &links.open),
-    ] {
-        if let Some(v) = v {
-            out.insert(k.into(), json!(v));
-        }
-    }
-    Value::Object(out)
 }
 
 /// ntfy's JSON publishing goes to the server's root with the topic in the body; the topic URL
@@ -434,14 +429,10 @@ fn slack(notice: &Notice, links: &Links) -> Value {
         slack_escape(&notice.title),
         slack_escape(&notice.text)
     );
-    let buttons: Vec<String> = [
-        ("Allow", &links.allow),
-        ("Deny", &links.deny),
-        ("Open", &links.open),
-    ]
-    .into_iter()
-    .filter_map(|(label, url)| url.as_ref().map(|u| format!("<{u}|{label}>")))
-    .collect();
+    let buttons: Vec<String> = links
+        .each()
+        .map(|(label, url)| format!("<{url}|{label}>"))
+        .collect();
     if !buttons.is_empty() {
         text.push('\n');
         text.push_str(&buttons.join(" · "));
@@ -458,14 +449,10 @@ fn slack(notice: &Notice, links: &Links) -> Value {
 const DISCORD_MAX: usize = 2000;
 
 fn discord(notice: &Notice, links: &Links) -> Value {
-    let buttons: Vec<String> = [
-        ("Allow", &links.allow),
-        ("Deny", &links.deny),
-        ("Open", &links.open),
-    ]
-    .into_iter()
-    .filter_map(|(label, url)| url.as_ref().map(|u| format!("[{label}](<{u}>)")))
-    .collect();
+    let buttons: Vec<String> = links
+        .each()
+        .map(|(label, url)| format!("[{label}](<{url}>)"))
+        .collect();
     let mut tail = String::new();
     if !buttons.is_empty() {
         tail.push('\n');

@@ -175,9 +175,7 @@ impl Supervisor {
                 }
                 Err(e) => pool.health().failed(&e),
             }
-            let before = (chrono::Utc::now() - ANSWERED_KEPT)
-                .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-                .to_string();
+            let before = crate::db::stamp(chrono::Utc::now() - ANSWERED_KEPT);
             let _ = HostCall::purge_answered(&pool, &me, &before).await;
             tokio::select! {
                 _ = rung.changed() => {}

@@ -352,9 +352,7 @@ impl Supervisor {
         };
         let wait = chrono::Duration::from_std(self.config().permission_wait)
             .unwrap_or(chrono::Duration::minutes(5));
-        let expires_at = (chrono::Utc::now() + wait)
-            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-            .to_string();
+        let expires_at = crate::db::stamp(chrono::Utc::now() + wait);
         let mut urls = Vec::new();
         for decision in ["allow", "deny"] {
             let token = links::new_token();
@@ -592,42 +590,45 @@ impl Supervisor {
             },
         };
         let title = format!("{verb} {name}'s request?");
-        if !open {
-            return (
-                StatusCode::CONFLICT,
-                links::page(
-                    "Already decided",
-                    &[what, format!("{decided} Nothing was changed.")],
-                    None,
-                ),
-            );
-        }
-        if link.expires_at.as_str() < crate::db::now().as_str() {
-            return (
-                StatusCode::GONE,
-                links::page(
-                    "Link expired",
-                    &[
-                        what,
-                        format!(
-                            "This link stopped working at {}. Decide in the dashboard, or at \
-                             the instance's screen (troupe attach {}).",
-                            link.expires_at, link.instance_id
-                        ),
-                    ],
-                    None,
-                ),
-            );
-        }
-        if !decide {
-            return (
-                StatusCode::OK,
-                links::page(
-                    &title,
-                    &[what, format!("Instance {}.", link.instance_id)],
-                    Some(verb),
-                ),
-            );
+        match links::step(open, &link.expires_at, &crate::db::now(), decide) {
+            links::Step::Decided => {
+                return (
+                    StatusCode::CONFLICT,
+                    links::page(
+                        "Already decided",
+                        &[what, format!("{decided} Nothing was changed.")],
+                        None,
+                    ),
+                );
+            }
+            links::Step::Expired => {
+                return (
+                    StatusCode::GONE,
+                    links::page(
+                        "Link expired",
+                        &[
+                            what,
+                            format!(
+                                "This link stopped working at {}. Decide in the dashboard, or \
+                                 at the instance's screen (troupe attach {}).",
+                                link.expires_at, link.instance_id
+                            ),
+                        ],
+                        None,
+                    ),
+                );
+            }
+            links::Step::Show => {
+                return (
+                    StatusCode::OK,
+                    links::page(
+                        &title,
+                        &[what, format!("Instance {}.", link.instance_id)],
+                        Some(verb),
+                    ),
+                );
+            }
+            links::Step::Decide => {}
         }
         match Link::spend(&self.shared.pool, &hash).await {
             Ok(true) => {}
