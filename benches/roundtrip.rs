@@ -95,8 +95,15 @@ impl Floor {
     /// Starts the CLI and returns once it is ready for input, with how long that took.
     /// `like`: the environment and arguments of troupe's instance CLI, to start the floor's
     /// CLI the same way (ROUNDTRIP_FLOOR_LIKE=1).
-    async fn launch(h: &Harness, claude_bin: &str, like: Option<LaunchLine>) -> (Floor, Duration) {
-        let dir = h.dir.path().join("floor");
+    /// `name`: its folder and session; `mcp`: troupe's MCP server in its config.
+    async fn launch(
+        h: &Harness,
+        claude_bin: &str,
+        like: Option<LaunchLine>,
+        name: &str,
+        mcp: bool,
+    ) -> (Floor, Duration) {
+        let dir = h.dir.path().join(name);
         // A HOME of its own: two CLIs rewriting one ~/.claude.json would disturb each other.
         let home = dir.join("home");
         support::seed_home(&home);
@@ -169,7 +176,7 @@ impl Floor {
         }
         args.extend([claude_bin.into()]);
         args.extend(extra_args);
-        if std::env::var("ROUNDTRIP_FLOOR_MCP").is_ok_and(|v| v == "1") {
+        if mcp {
             // troupe's tools in the floor's requests too, as its instances have them: what is
             // left between the two is troupe's orchestration, not the CLI's bigger request.
             let mcp = dir.join("mcp.json");
@@ -437,8 +444,24 @@ fn claude_version(claude_bin: &str) -> String {
 async fn main() {
     let instances = env_usize("ROUNDTRIP_INSTANCES", 3).max(1);
     let sends = env_usize("ROUNDTRIP_SENDS", 100).max(1);
-    let h = Harness::start().await;
+    // The data directory under HOME, as serve's default: its workspaces folder is trusted
+    // once at start, so instances there meet no trust dialog (the floor's folder is trusted
+    // up front too).
+    let t = Instant::now();
+    let h = Harness::start_at_home().await;
     let claude_bin = h.config().claude_bin;
+    support::eventually(
+        "the workspaces folder trusted",
+        Duration::from_secs(60),
+        || async {
+            let found = troupe::db::audit::of_kind(h.pool(), "workspaces.trust_accepted")
+                .await
+                .unwrap();
+            (!found.is_empty()).then_some(())
+        },
+    )
+    .await;
+    let trusted_ms = t.elapsed().as_secs_f64() * 1000.0;
 
     let mut spawn_ms = Vec::new();
     let mut ids = Vec::new();
@@ -450,11 +473,36 @@ async fn main() {
         spawn_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         ids.push(id);
     }
+    // Where each start's time went, as the instance's machine recorded it.
+    let mut parts: [Vec<f64>; 4] = Default::default();
+    for (id, total) in ids.iter().zip(&spawn_ms) {
+        let audit = troupe::db::audit::for_instance(h.pool(), id).await.unwrap();
+        let started = audit
+            .iter()
+            .find(|e| e.kind == "instance.started")
+            .expect("each start is audited with its timings");
+        let detail: serde_json::Value = serde_json::from_str(&started.detail).unwrap();
+        let at = |k: &str| detail[k].as_f64().unwrap_or(f64::NAN);
+        let ready = at("ready_ms");
+        parts[0].push(at("session_ms"));
+        parts[1].push(at("tools_listed_ms") - at("session_ms"));
+        parts[2].push(ready - at("tools_listed_ms"));
+        parts[3].push(total - ready);
+    }
+    // The floor's own launch, with troupe's MCP server configured (the spawn bar's floor),
+    // as many times as troupe spawned.
+    let mut floor_launch_ms = Vec::new();
+    for i in 0..instances {
+        let (_floor, took) =
+            Floor::launch(&h, &claude_bin, None, &format!("launch{i}"), true).await;
+        floor_launch_ms.push(took.as_secs_f64() * 1000.0);
+    }
     let like = match std::env::var("ROUNDTRIP_FLOOR_LIKE").is_ok_and(|v| v == "1") {
         true => Some(instance_launch(&h, &ids[0]).await),
         false => None,
     };
-    let (floor, floor_ready) = Floor::launch(&h, &claude_bin, like).await;
+    let floor_mcp = std::env::var("ROUNDTRIP_FLOOR_MCP").is_ok_and(|v| v == "1");
+    let (floor, _) = Floor::launch(&h, &claude_bin, like, "floor", floor_mcp).await;
 
     let id = &ids[0];
     let troupe_send = async |text: &str| {
@@ -597,10 +645,20 @@ async fn main() {
         claude_version(&claude_bin),
         h.pool().engine()
     );
-    summary("spawn to ready (spawn_claude)", spawn_ms);
-    summary(
-        "  floor: launch to ready (no orchestrator)",
-        vec![floor_ready.as_secs_f64() * 1000.0],
+    println!("workspaces folder trusted {trusted_ms:.0} ms after the harness began");
+    let spawn = summary("spawn to ready (spawn_claude)", spawn_ms);
+    let [to_session, to_tools, to_ready, to_caller] = parts;
+    summary("  launch to SessionStart hook", to_session);
+    summary("  SessionStart to MCP tools listed", to_tools);
+    summary("  tools listed to ready (settle margin)", to_ready);
+    summary("  the call's own time (db, files, tmux)", to_caller);
+    let floor_launch = summary(
+        "floor: launch to ready, troupe's MCP configured",
+        floor_launch_ms,
+    );
+    println!(
+        "spawn over the floor's launch: median {:+.1} ms (bar +250 ms)",
+        spawn.median - floor_launch.median
     );
     let floor_stats = summary("floor: Enter to Stop hook (no troupe)", floor_ms);
     let pasted = summary("fair floor: paste at send to Stop hook", pasted_ms);

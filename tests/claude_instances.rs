@@ -3,9 +3,10 @@
 
 mod support;
 
+use std::path::Path;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use support::{
     Harness, McpClient, eventually, fake_model::conversation_text, fake_model::last_user_text,
 };
@@ -146,6 +147,63 @@ async fn spawn_send_and_the_answer_is_recorded() {
     assert!(s["usage"]["output_tokens"].as_i64().unwrap() > 0);
     let list = h.call("list_instances", json!({})).await;
     assert_eq!(list.structured["count"], 1);
+}
+
+/// With the data directory under HOME (serve's default), troupe has the CLI trust the
+/// workspaces folder once at start; an instance in a new default workspace then starts with no
+/// trust dialog. Outside HOME (every other test here) each instance answers the dialog.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_workspaces_folder_is_trusted_once_and_instances_there_skip_the_dialog() {
+    let h = Harness::start_at_home().await;
+    let root = h.data_dir.join("workspaces").canonicalize().unwrap();
+    let state_file = h.home.join(".claude.json");
+    let trusted = || {
+        let state: Value =
+            serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap_or_default())
+                .unwrap_or_default();
+        state["projects"][root.display().to_string()]["hasTrustDialogAccepted"] == true
+    };
+    support::eventually(
+        "the workspaces folder trusted in the CLI's own state",
+        Duration::from_secs(30),
+        || async {
+            let audited = troupe::db::audit::of_kind(h.pool(), "workspaces.trust_accepted")
+                .await
+                .unwrap();
+            (trusted() && !audited.is_empty()).then_some(audited)
+        },
+    )
+    .await;
+    assert!(
+        !h.tmux_has_session("troupe-trust"),
+        "the CLI that answered the dialog is gone"
+    );
+
+    let id = h.spawn(json!({ "role": "tester" })).await;
+    let inst = Instance::find(h.pool(), &id).await.unwrap().unwrap();
+    assert!(
+        Path::new(&inst.workdir).starts_with(&root),
+        "{} is a default workspace",
+        inst.workdir
+    );
+    let audit = troupe::db::audit::for_instance(h.pool(), &id)
+        .await
+        .unwrap();
+    assert!(
+        !audit.iter().any(|e| e.kind == "instance.trust_accepted"),
+        "no dialog to answer in a workspace under the trusted folder: {audit:?}"
+    );
+    let r = h
+        .call(
+            "send_to_instance",
+            json!({ "instance_id": id, "message": "hello from a trusted folder" }),
+        )
+        .await;
+    assert_eq!(
+        r.structured["response"], "ECHO: hello from a trusted folder",
+        "{}",
+        r.text
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

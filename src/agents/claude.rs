@@ -431,6 +431,57 @@ pub fn input_box(screen: &str) -> Option<String> {
     Some(text.join("\n").trim().to_string())
 }
 
+/// The CLI started only to answer its trust dialog in a folder: the user's hooks off, no MCP
+/// server started, and an explicit permission mode (with none, 2.1.284 and later start in auto
+/// mode). Every flag is known to 2.1.197 and 2.1.328 (`claude --help`, and `disableAllHooks` in
+/// both binaries).
+fn trust_argv(bin: &str, version: Option<Version>) -> Vec<String> {
+    [
+        bin,
+        "--strict-mcp-config",
+        "--settings",
+        r#"{"disableAllHooks":true}"#,
+        "--permission-mode",
+        asking_mode(version),
+    ]
+    .map(str::to_string)
+    .into()
+}
+
+/// Whether Claude Code's state (`.claude.json`) records `dir` as trusted: its entry under
+/// `projects` says `hasTrustDialogAccepted: true`, as the CLI writes it when its dialog is
+/// answered (about 150 ms after Enter on 2.1.197 and 2.1.328).
+fn trust_recorded(state: &str, dir: &Path) -> bool {
+    let Ok(state) = serde_json::from_str::<Value>(state) else {
+        return false;
+    };
+    let Some(dir) = dir.to_str() else {
+        return false;
+    };
+    state["projects"][dir]["hasTrustDialogAccepted"] == Value::Bool(true)
+}
+
+/// Where Claude Code keeps its state: `$CLAUDE_CONFIG_DIR/.claude.json`, else
+/// `$HOME/.claude.json`.
+fn state_file(env: &super::EnvLookup<'_>) -> Option<PathBuf> {
+    let nonempty = |k: &str| env(k).filter(|v| !v.is_empty());
+    nonempty("CLAUDE_CONFIG_DIR")
+        .or_else(|| nonempty("HOME"))
+        .map(|d| Path::new(&d).join(".claude.json"))
+}
+
+/// Whether a folder under `root` inherits `root`'s trust. Claude Code looks for trust from the
+/// folder up through its parents, and no higher than `$HOME`: under `$HOME` a trusted parent
+/// spares its subfolders the dialog, outside it (e.g. `/tmp`) it does not. Verified on 2.1.197
+/// and 2.1.328, each started in a new folder under a parent trusted by answering the dialog.
+fn trust_inherited(root: &Path, env: &super::EnvLookup<'_>) -> bool {
+    let Some(home) = env("HOME").filter(|h| !h.is_empty()) else {
+        return false;
+    };
+    let home = Path::new(&home);
+    root != home && root.starts_with(home)
+}
+
 /// Claude Code's transcript lines stand on their own.
 struct Lines;
 
@@ -625,6 +676,15 @@ impl Agent for ClaudeCode {
             // Verified on Claude Code 2.1.197: Ctrl-U empties a one-line input box.
             Key::ClearInput => "C-u",
         }
+    }
+
+    fn folder_trust(&self) -> Option<super::FolderTrust> {
+        Some(super::FolderTrust {
+            argv: trust_argv(&self.bin, self.version),
+            recorded: trust_recorded,
+            state_file,
+            inherited: trust_inherited,
+        })
     }
 
     fn type_message(&self, text: &str) -> Vec<TypeStep> {

@@ -449,7 +449,33 @@ pub trait Agent: Send + Sync {
 
     /// How to type a message so that it arrives as text and is submitted.
     fn type_message(&self, text: &str) -> Vec<TypeStep>;
+
+    /// For a CLI that asks before it works in a folder it does not trust, and lets a trusted
+    /// folder's subfolders inherit that trust: how to have the CLI record a folder as trusted
+    /// itself. None for a CLI that takes trust from the instance's own config.
+    fn folder_trust(&self) -> Option<FolderTrust> {
+        None
+    }
 }
+
+/// How a CLI records folder trust of its own accord (see [`Agent::folder_trust`]).
+#[derive(Debug, Clone)]
+pub struct FolderTrust {
+    /// Starts the CLI for nothing but its trust dialog: no hooks, no MCP servers.
+    pub argv: Vec<String>,
+    /// Whether the CLI's state file (its text), found with the instance's environment,
+    /// records `dir` as trusted.
+    pub recorded: fn(state: &str, dir: &Path) -> bool,
+    /// Where the CLI keeps that state, for the instance's environment (`HOME`,
+    /// `CLAUDE_CONFIG_DIR`): None when the environment does not say.
+    pub state_file: fn(env: &EnvLookup<'_>) -> Option<PathBuf>,
+    /// Whether trust recorded for `root` reaches a new folder under it, for the instance's
+    /// environment.
+    pub inherited: fn(root: &Path, env: &EnvLookup<'_>) -> bool,
+}
+
+/// A variable of the environment an instance's CLI is started with.
+pub type EnvLookup<'a> = dyn Fn(&str) -> Option<String> + 'a;
 
 /// The agents this server runs, by the name stored with each instance.
 #[derive(Clone)]

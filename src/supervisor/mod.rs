@@ -21,6 +21,7 @@ mod recovery;
 mod spawn;
 mod spawn_plan;
 pub mod teams;
+mod trust;
 mod watchdog;
 mod watcher;
 pub mod worktrees;
@@ -327,6 +328,7 @@ impl Supervisor {
         let sup = Supervisor { shared };
         watchdog::spawn(sup.clone());
         notify::spawn(sup.clone());
+        trust::spawn(sup.shared.clone());
         Ok(sup)
     }
 

@@ -179,6 +179,20 @@ impl Harness {
 
     /// A harness whose server config is adjusted by `tune` (limits, timeouts).
     pub async fn start_with(tune: impl Fn(&mut troupe::Config) + Send + Sync + 'static) -> Harness {
+        Self::start_full(false, tune).await
+    }
+
+    /// A harness whose data directory is under its HOME (`~/.local/share/troupe`), as
+    /// `troupe serve`'s default is: there the workspaces folder can be trusted for every
+    /// instance at once. Elsewhere the data directory sits beside HOME.
+    pub async fn start_at_home() -> Harness {
+        Self::start_full(true, |_| {}).await
+    }
+
+    async fn start_full(
+        data_at_home: bool,
+        tune: impl Fn(&mut troupe::Config) + Send + Sync + 'static,
+    ) -> Harness {
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -186,7 +200,10 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().join("home");
         seed_home(&home);
-        let data_dir = dir.path().join("data");
+        let data_dir = match data_at_home {
+            true => home.join(".local/share/troupe"),
+            false => dir.path().join("data"),
+        };
         let model = FakeModel::start().await;
         seed_codex_home(&home, &model.base_url());
         let socket = unique_socket("h");

@@ -454,3 +454,87 @@ fn every_recorded_version_reads_its_transcripts_as_turns() {
         );
     }
 }
+
+#[test]
+fn trust_answered_in_a_parent_is_read_from_each_versions_recorded_state() {
+    for dir in recorded_versions() {
+        let state = std::fs::read_to_string(dir.join("state-trusted-parent.json")).unwrap();
+        assert!(trust_recorded(&state, Path::new("/TMP/home/ws")), "{dir:?}");
+        // The child started without a dialog, inheriting its parent's trust; its own entry
+        // says no.
+        assert!(
+            !trust_recorded(&state, Path::new("/TMP/home/ws/child")),
+            "{dir:?}"
+        );
+        assert!(!trust_recorded(&state, Path::new("/TMP/home")), "{dir:?}");
+    }
+    assert!(!trust_recorded("not json", Path::new("/TMP/home/ws")));
+    assert!(!trust_recorded(
+        r#"{"projects":{"/w":{"hasTrustDialogAccepted":"true"}}}"#,
+        Path::new("/w")
+    ));
+}
+
+#[test]
+fn trust_reaches_folders_under_home_only() {
+    let env = |home: &'static str| move |k: &str| (k == "HOME").then(|| home.to_string());
+    let root = Path::new("/home/u/.local/share/troupe/workspaces");
+    assert!(trust_inherited(root, &env("/home/u")));
+    assert!(trust_inherited(root, &env("/home/u/")));
+    // Outside $HOME the CLI does not look up past the folder itself.
+    assert!(!trust_inherited(
+        Path::new("/tmp/troupe/workspaces"),
+        &env("/home/u")
+    ));
+    // A sibling whose name starts alike is not under $HOME.
+    assert!(!trust_inherited(
+        Path::new("/home/u2/workspaces"),
+        &env("/home/u")
+    ));
+    // $HOME itself is never trusted on the user's behalf.
+    assert!(!trust_inherited(Path::new("/home/u"), &env("/home/u")));
+    assert!(!trust_inherited(root, &|_: &str| None));
+}
+
+#[test]
+fn the_state_file_follows_the_config_dir_then_home() {
+    let env = |pairs: &'static [(&'static str, &'static str)]| {
+        move |k: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    };
+    assert_eq!(
+        state_file(&env(&[("HOME", "/home/u")])),
+        Some(PathBuf::from("/home/u/.claude.json"))
+    );
+    assert_eq!(
+        state_file(&env(&[("HOME", "/home/u"), ("CLAUDE_CONFIG_DIR", "/cfg")])),
+        Some(PathBuf::from("/cfg/.claude.json"))
+    );
+    assert_eq!(state_file(&env(&[("CLAUDE_CONFIG_DIR", "")])), None);
+}
+
+#[test]
+fn the_trust_launch_turns_hooks_and_mcp_servers_off_and_names_a_mode() {
+    let argv = trust_argv("claude", Some(Version(2, 1, 328)));
+    assert_eq!(
+        argv,
+        [
+            "claude",
+            "--strict-mcp-config",
+            "--settings",
+            r#"{"disableAllHooks":true}"#,
+            "--permission-mode",
+            "manual"
+        ]
+    );
+    assert_eq!(
+        trust_argv("claude", Some(Version(2, 1, 197)))
+            .last()
+            .unwrap(),
+        "default"
+    );
+}

@@ -9,7 +9,7 @@ mod ending;
 mod interleavings;
 mod interrupt;
 pub mod machine;
-mod startup;
+pub(crate) mod startup;
 mod store;
 #[cfg(test)]
 mod tests;

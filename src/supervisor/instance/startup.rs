@@ -29,7 +29,7 @@ pub const DIALOG_CURSOR_CHECK: Duration = Duration::from_millis(50);
 
 /// The cursor keys pressed in the dialog on screen.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) struct CursorKeys {
+pub(crate) struct CursorKeys {
     dialog: &'static str,
     presses: u32,
     last: Instant,
@@ -45,7 +45,7 @@ pub(super) struct CursorKeys {
 /// once the Enter did nothing and the next look found the dialog again with the cursor back
 /// on "No, exit" (the dialog drawn anew), and twice in the same run of the suite the Enter
 /// took "No, exit".
-pub(super) fn dialog_step(
+pub(crate) fn dialog_step(
     cursor: &mut Option<CursorKeys>,
     dialog: &'static str,
     answers: bool,
@@ -88,6 +88,12 @@ pub(super) struct Startup {
     listed_at: Option<Instant>,
     /// The cursor keys pressed in the dialog on screen, if any.
     cursor: Option<CursorKeys>,
+    /// When the machine began (the CLI's tmux session just made), and when the CLI said its
+    /// session started: with `listed_at`, where a start's time went.
+    began: Instant,
+    session_at: Option<Instant>,
+    /// Startup dialogs answered.
+    dialogs: u32,
 }
 
 impl Startup {
@@ -102,6 +108,9 @@ impl Startup {
             lists_needed: 2,
             listed_at: None,
             cursor: None,
+            began: now,
+            session_at: None,
+            dialogs: 0,
         }
     }
 
@@ -113,6 +122,7 @@ impl Startup {
         if self.grace_end.is_none() {
             self.grace_end = Some(now + MCP_CONNECT_GRACE);
             self.next_look = None;
+            self.session_at = Some(now);
         }
     }
 
@@ -122,6 +132,22 @@ impl Startup {
         } else {
             None
         }
+    }
+
+    /// Where the start's time went, in milliseconds from the CLI's launch: its session
+    /// started, its MCP client listed troupe's tools (None if it did not in time), ready.
+    fn timings(&self, ready: Instant) -> serde_json::Value {
+        let ms = |t: Instant| t.saturating_duration_since(self.began).as_millis() as u64;
+        let listed = self
+            .listed_at
+            .filter(|_| self.lists.len() >= self.lists_needed);
+        serde_json::json!({
+            "session_ms": self.session_at.map(ms),
+            "tools_listed_ms": listed.map(ms),
+            "ready_ms": ms(ready),
+            "dialogs": self.dialogs,
+            "resumed": self.resumed,
+        })
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
@@ -196,6 +222,9 @@ impl Machine {
                 return;
             };
             let (press, look) = dialog_step(&mut startup.cursor, name, *answers, now);
+            if press && *answers {
+                startup.dialogs += 1;
+            }
             next = look;
             if press {
                 self.out.push(Effect::PressKeys(keys.clone()));
@@ -244,6 +273,10 @@ impl Machine {
                 "the CLI's MCP client did not list troupe's tools; it may not reach troupe".into(),
             ));
         }
+        self.out.push(Effect::Audit {
+            kind: "instance.started".into(),
+            detail: startup.timings(now),
+        });
         if startup.resumed {
             self.close_cut_off_turn(now);
             self.start_recovery();

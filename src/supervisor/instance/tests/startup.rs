@@ -237,9 +237,20 @@ fn ready_only_after_both_mcp_lists_and_the_settle_margin() {
     assert_eq!(s.after(almost, Input::Tick), []);
     let fx = s.after(1, Input::Tick);
     // Idle is written before the spawn hears it is ready, so the spawn's answer reads idle.
+    // The start's timings go to the audit log first.
     assert_eq!(
         fx,
         [
+            Effect::Audit {
+                kind: "instance.started".into(),
+                detail: json!({
+                    "session_ms": 100,
+                    "tools_listed_ms": 300,
+                    "ready_ms": 300 + MCP_SETTLE.as_millis() as u64,
+                    "dialogs": 0,
+                    "resumed": false,
+                }),
+            },
             Effect::Report {
                 state: InstanceState::Idle,
                 reason: "ready".into()
