@@ -283,6 +283,13 @@ impl Instance {
         Ok(rows)
     }
 
+    /// Which state of the instance rows [`Instance::list_summaries`] would read now: it
+    /// changes with every write to them. None where other hosts write them too (a shared
+    /// registry), so nothing can be kept between reads.
+    pub fn listing_version(db: &super::Db) -> Option<u64> {
+        (!db.is_shared()).then(|| db.listing.version())
+    }
+
     async fn read_summaries(
         db: &super::Db,
         include_terminated: bool,

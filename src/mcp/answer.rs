@@ -7,6 +7,8 @@
 //! from a return type of that name.
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 use rmcp::handler::server::tool::IntoCallToolResult;
 use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock};
@@ -35,6 +37,66 @@ impl<T: Serialize + JsonSchema + 'static> IntoCallToolResult for Json<T> {
         let mut result = CallToolResult::success(vec![ContentBlock::text(readable(&value))]);
         result.structured_content = Some(value);
         Ok(result.into())
+    }
+}
+
+impl<T: Serialize + JsonSchema + 'static> Json<T> {
+    /// The tool result, built once to be handed out again (see [`Kept`]).
+    pub fn rendered(self) -> Result<Rendered, String> {
+        let value = serde_json::to_value(self.0)
+            .map_err(|e| format!("cannot serialize the result: {e}"))?;
+        let mut result = CallToolResult::success(vec![ContentBlock::text(readable(&value))]);
+        result.structured_content = Some(value);
+        Ok(Rendered(Arc::new(result)))
+    }
+}
+
+/// A tool result already built: answering with it again costs a copy, not a rendering. Its
+/// tool declares its output schema itself (`output_schema = ...`), as `Json<T>` would.
+#[derive(Clone)]
+pub struct Rendered(Arc<CallToolResult>);
+
+impl IntoCallToolResult for Rendered {
+    fn into_call_tool_result(self) -> Result<CallToolResponse, rmcp::ErrorData> {
+        Ok(Arc::unwrap_or_clone(self.0).into())
+    }
+}
+
+/// The last few results of a read-only tool, each under the key of what it was made from
+/// (the state of the rows it read, the caller, the arguments): dozens of clients listing
+/// hundreds of instances at once would otherwise each render the same answer.
+pub struct Kept<K> {
+    slots: Mutex<VecDeque<(K, Rendered)>>,
+    /// Held by the one caller rendering an answer nothing kept, so that callers arriving
+    /// together wait for its answer instead of each rendering the same one.
+    pub rendering: tokio::sync::Mutex<()>,
+}
+
+/// How many results a [`Kept`] holds (the person's, and a few instances' of their subtrees).
+const KEPT: usize = 8;
+
+impl<K> Default for Kept<K> {
+    fn default() -> Self {
+        Kept {
+            slots: Mutex::new(VecDeque::new()),
+            rendering: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+impl<K: PartialEq> Kept<K> {
+    pub fn get(&self, key: &K) -> Option<Rendered> {
+        let slots = self.slots.lock().expect("kept results poisoned");
+        slots.iter().find(|(k, _)| k == key).map(|(_, r)| r.clone())
+    }
+
+    pub fn keep(&self, key: K, result: Rendered) {
+        let mut slots = self.slots.lock().expect("kept results poisoned");
+        slots.retain(|(k, _)| *k != key);
+        if slots.len() == KEPT {
+            slots.pop_front();
+        }
+        slots.push_back((key, result));
     }
 }
 
@@ -234,6 +296,45 @@ fn scalar(v: &Value, out: &mut String) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn text_of(r: &Rendered) -> String {
+        r.0.content[0].as_text().expect("text").text.clone()
+    }
+
+    #[derive(Serialize, JsonSchema)]
+    struct Answer {
+        text: String,
+    }
+
+    #[test]
+    fn a_kept_result_is_found_by_its_whole_key_and_the_oldest_goes_first() {
+        let kept: Kept<(u64, Option<String>)> = Kept::default();
+        let make = |t: &str| Json(Answer { text: t.into() }).rendered().unwrap();
+        kept.keep((1, None), make("all at 1"));
+        kept.keep((1, Some("a".into())), make("a's at 1"));
+        assert_eq!(text_of(&kept.get(&(1, None)).unwrap()), "all at 1");
+        assert_eq!(
+            text_of(&kept.get(&(1, Some("a".into()))).unwrap()),
+            "a's at 1"
+        );
+        // Another state of the rows, or another caller: not the same answer.
+        assert!(kept.get(&(2, None)).is_none());
+        assert!(kept.get(&(1, Some("b".into()))).is_none());
+        // Kept again under the same key: replaced, not doubled.
+        kept.keep((1, None), make("all at 1, again"));
+        assert_eq!(text_of(&kept.get(&(1, None)).unwrap()), "all at 1, again");
+        for v in 2..=(KEPT as u64) {
+            kept.keep((v, None), make("later"));
+        }
+        // Eight held: the caller "a" at 1 was the oldest and is gone.
+        assert!(kept.get(&(1, Some("a".into()))).is_none());
+        assert!(kept.get(&(1, None)).is_some());
+        let r = kept.get(&(2, None)).unwrap();
+        let CallToolResponse::Complete(result) = r.into_call_tool_result().unwrap() else {
+            panic!("a complete result");
+        };
+        assert_eq!(result.structured_content, Some(json!({ "text": "later" })));
+    }
 
     #[test]
     fn the_answer_comes_first_with_its_line_breaks() {

@@ -1,5 +1,6 @@
 use super::Json;
 use super::Parameters;
+use super::answer::Rendered;
 use crate::states::InstanceState;
 use rmcp::model::Extensions;
 use rmcp::service::RequestContext;
@@ -217,6 +218,15 @@ pub struct ListParams {
     pub include_terminated: bool,
 }
 
+/// What a `list_instances` answer is made from: the instance rows as of `version`, and the
+/// caller, whose subtree it shows (None: the person, who sees all).
+#[derive(Debug, PartialEq)]
+pub struct ListKey {
+    version: u64,
+    include_terminated: bool,
+    caller: Option<String>,
+}
+
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ListResult {
     pub instances: Vec<InstanceView>,
@@ -374,22 +384,46 @@ impl Troupe {
 
     #[tool(
         name = "list_instances",
-        description = "List the instances troupe runs, with role, model and state."
+        description = "List the instances troupe runs, with role, model and state.",
+        output_schema = rmcp::handler::server::tool::schema_for_output::<ListResult>()
     )]
     pub async fn list_instances(
         &self,
         Parameters(p): Parameters<ListParams>,
         extensions: Extensions,
-    ) -> Result<Json<ListResult>, String> {
+    ) -> Result<Rendered, String> {
+        // Read before the rows: a write in between only makes the kept answer newer than its
+        // key, never older.
+        let key = Instance::listing_version(self.sup.pool()).map(|version| ListKey {
+            version,
+            include_terminated: p.include_terminated,
+            caller: caller(&extensions),
+        });
+        let lists = &self.state.lists;
+        if let Some(kept) = key.as_ref().and_then(|k| lists.get(k)) {
+            return Ok(kept);
+        }
+        let _rendering = match key {
+            Some(_) => Some(lists.rendering.lock().await),
+            None => None,
+        };
+        if let Some(kept) = key.as_ref().and_then(|k| lists.get(k)) {
+            return Ok(kept);
+        }
         let rows = Instance::list_summaries(self.sup.pool(), p.include_terminated)
             .await
             .map_err(|e| tool_error(e.into()))?;
         let rows = self.reachable(&extensions, &rows).await?;
         let instances: Vec<InstanceView> = rows.into_iter().map(Into::into).collect();
-        Ok(Json(ListResult {
+        let rendered = Json(ListResult {
             count: instances.len(),
             instances,
-        }))
+        })
+        .rendered()?;
+        if let Some(key) = key {
+            lists.keep(key, rendered.clone());
+        }
+        Ok(rendered)
     }
 
     #[tool(

@@ -107,6 +107,8 @@ pub fn tool_names() -> Vec<&'static str> {
 pub struct State {
     rounds: rounds::Rounds,
     codes: approval::Codes,
+    /// `list_instances` answers, by what they were made from.
+    lists: answer::Kept<instances::ListKey>,
 }
 
 impl Troupe {

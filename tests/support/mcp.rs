@@ -204,6 +204,14 @@ impl McpClient {
         sse_messages(&text)
     }
 
+    /// A JSON-RPC request; returns the response body as sent (server-sent events), unread.
+    #[allow(dead_code)]
+    pub async fn request_raw(&self, method: &str, params: Value) -> String {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let body = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
+        self.send_raw(&body).await.text().await.unwrap_or_default()
+    }
+
     /// A JSON-RPC request; returns the whole response message.
     pub async fn request(&self, method: &str, params: Value) -> Value {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
