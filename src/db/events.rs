@@ -95,6 +95,7 @@ impl Filter {
 pub async fn after(db: &super::Db, after: i64, limit: i64) -> sqlx::Result<Vec<LoggedEvent>> {
     super::on!(db,
         sqlite: |pool| {
+            let pool = db.stream_pool(pool);
             sqlx::query_as!(
                 LoggedEvent,
                 r#"SELECT e.id AS "id!", e.at AS "at!", e.kind AS "kind!", e.instance_id,

@@ -72,6 +72,9 @@ pub struct Db {
     /// The task that turns PostgreSQL notifications into wake-ups; it holds a connection of
     /// the pool, so closing ends it first.
     listener: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    /// SQLite: connections of their own for the event streams' reads, which would otherwise
+    /// queue behind the writes holding the pool's connections while many instances work.
+    stream_reads: Option<SqlitePool>,
 }
 
 impl Db {
@@ -83,7 +86,13 @@ impl Db {
             health: Arc::default(),
             listing: Arc::default(),
             listener: Arc::default(),
+            stream_reads: None,
         }
+    }
+
+    /// The pool the event streams read from: their own, where there is one.
+    pub(crate) fn stream_pool<'a>(&'a self, pool: &'a SqlitePool) -> &'a SqlitePool {
+        self.stream_reads.as_ref().unwrap_or(pool)
     }
 
     pub fn backend(&self) -> &Backend {
@@ -120,6 +129,9 @@ impl Db {
         if let Some(task) = listener {
             task.abort();
             let _ = task.await;
+        }
+        if let Some(reads) = &self.stream_reads {
+            reads.close().await;
         }
         on!(self, sqlite: |p| p.close().await, postgres: |p| p.close().await)
     }
@@ -206,14 +218,23 @@ pub async fn open(path: &Path, busy_timeout: Duration) -> anyhow::Result<Db> {
         .max_connections(8)
         // Every connection may be waiting on that lock; a caller waits as long for one.
         .acquire_timeout(busy_timeout + Duration::from_secs(5))
-        .connect_with(options)
+        .connect_with(options.clone())
         .await
         .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", path.display()))?;
     sqlx::migrate!()
         .run(&pool)
         .await
         .map_err(|e| anyhow::anyhow!("cannot migrate database {}: {e}", path.display()))?;
-    Ok(Db::sqlite(pool))
+    // Read-only, and in WAL mode never blocked by a writer.
+    let stream_reads = SqlitePoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(busy_timeout + Duration::from_secs(5))
+        .connect_with(options.read_only(true))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", path.display()))?;
+    let mut db = Db::sqlite(pool);
+    db.stream_reads = Some(stream_reads);
+    Ok(db)
 }
 
 /// Whether `--db` names a PostgreSQL server (else it is an SQLite file).
