@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use rmcp::handler::server::tool::IntoCallToolResult;
@@ -15,6 +16,7 @@ use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
+use tokio::sync::OnceCell;
 
 pub struct Json<T>(pub T);
 
@@ -67,9 +69,10 @@ impl IntoCallToolResult for Rendered {
 /// hundreds of instances at once would otherwise each render the same answer.
 pub struct Kept<K> {
     slots: Mutex<VecDeque<(K, Rendered)>>,
-    /// Held by the one caller rendering an answer nothing kept, so that callers arriving
-    /// together wait for its answer instead of each rendering the same one.
-    pub rendering: tokio::sync::Mutex<()>,
+    /// Answers being rendered. Callers asking for one meanwhile wait for that rendering and
+    /// are all woken when it is done: a lock handed from waiter to waiter served the last of
+    /// 64 callers only after 63 hand-overs, each behind other work on the runtime.
+    rendering: Mutex<Vec<(K, Arc<OnceCell<Rendered>>)>>,
 }
 
 /// How many results a [`Kept`] holds (the person's, and a few instances' of their subtrees).
@@ -79,18 +82,55 @@ impl<K> Default for Kept<K> {
     fn default() -> Self {
         Kept {
             slots: Mutex::new(VecDeque::new()),
-            rendering: tokio::sync::Mutex::new(()),
+            rendering: Mutex::new(Vec::new()),
         }
     }
 }
 
-impl<K: PartialEq> Kept<K> {
-    pub fn get(&self, key: &K) -> Option<Rendered> {
+impl<K: PartialEq + Clone> Kept<K> {
+    /// The answer kept under `key`, or the one `render` makes: rendered once however many
+    /// callers ask for it at the same time. A failed rendering is not kept; the callers
+    /// waiting for it render again.
+    pub async fn get_or_render<F, Fut>(&self, key: K, render: F) -> Result<Rendered, String>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Rendered, String>>,
+    {
+        let cell = {
+            // Lock order: rendering, then slots.
+            let mut rendering = self.rendering.lock().expect("renderings poisoned");
+            if let Some(kept) = self.get(&key) {
+                return Ok(kept);
+            }
+            match rendering.iter().find(|(k, _)| *k == key) {
+                Some((_, cell)) => cell.clone(),
+                None => {
+                    let cell = Arc::new(OnceCell::new());
+                    rendering.push((key.clone(), cell.clone()));
+                    cell
+                }
+            }
+        };
+        let result = cell.get_or_try_init(render).await.cloned();
+        let mut rendering = self.rendering.lock().expect("renderings poisoned");
+        if let Some(i) = rendering
+            .iter()
+            .position(|(k, c)| *k == key && Arc::ptr_eq(c, &cell))
+        {
+            rendering.swap_remove(i);
+            if let Ok(answer) = &result {
+                self.keep(key, answer.clone());
+            }
+        }
+        result
+    }
+
+    fn get(&self, key: &K) -> Option<Rendered> {
         let slots = self.slots.lock().expect("kept results poisoned");
         slots.iter().find(|(k, _)| k == key).map(|(_, r)| r.clone())
     }
 
-    pub fn keep(&self, key: K, result: Rendered) {
+    fn keep(&self, key: K, result: Rendered) {
         let mut slots = self.slots.lock().expect("kept results poisoned");
         slots.retain(|(k, _)| *k != key);
         if slots.len() == KEPT {
@@ -334,6 +374,72 @@ mod tests {
             panic!("a complete result");
         };
         assert_eq!(result.structured_content, Some(json!({ "text": "later" })));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn callers_arriving_together_share_one_rendering() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let kept: Arc<Kept<u64>> = Arc::default();
+        let renders = Arc::new(AtomicUsize::new(0));
+        let (release, released) = tokio::sync::watch::channel(false);
+        let callers: Vec<_> = (0..16)
+            .map(|_| {
+                let (kept, renders, mut released) =
+                    (kept.clone(), renders.clone(), released.clone());
+                tokio::spawn(async move {
+                    kept.get_or_render(7, async || {
+                        renders.fetch_add(1, Ordering::SeqCst);
+                        // Held until every caller has asked.
+                        released.wait_for(|r| *r).await.map_err(|e| e.to_string())?;
+                        Json(Answer {
+                            text: "at 7".into(),
+                        })
+                        .rendered()
+                    })
+                    .await
+                })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        release.send(true).unwrap();
+        for c in callers {
+            assert_eq!(text_of(&c.await.unwrap().unwrap()), "at 7");
+        }
+        assert_eq!(renders.load(Ordering::SeqCst), 1);
+        // Kept: a later caller is answered without a rendering.
+        let again = kept
+            .get_or_render(7, async || Err("not rendered again".to_string()))
+            .await;
+        assert_eq!(text_of(&again.unwrap()), "at 7");
+        // Another key is its own rendering.
+        let other = kept
+            .get_or_render(8, async || {
+                Json(Answer {
+                    text: "at 8".into(),
+                })
+                .rendered()
+            })
+            .await;
+        assert_eq!(text_of(&other.unwrap()), "at 8");
+    }
+
+    #[tokio::test]
+    async fn a_failed_rendering_is_not_kept() {
+        let kept: Kept<u64> = Kept::default();
+        let failed = kept
+            .get_or_render(1, async || Err("the database is away".to_string()))
+            .await;
+        assert_eq!(failed.err().as_deref(), Some("the database is away"));
+        let next = kept
+            .get_or_render(1, async || {
+                Json(Answer {
+                    text: "back".into(),
+                })
+                .rendered()
+            })
+            .await;
+        assert_eq!(text_of(&next.unwrap()), "back");
+        assert!(kept.rendering.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -220,7 +220,7 @@ pub struct ListParams {
 
 /// What a `list_instances` answer is made from: the instance rows as of `version`, and the
 /// caller, whose subtree it shows (None: the person, who sees all).
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ListKey {
     version: u64,
     include_terminated: bool,
@@ -399,31 +399,22 @@ impl Troupe {
             include_terminated: p.include_terminated,
             caller: caller(&extensions),
         });
-        let lists = &self.state.lists;
-        if let Some(kept) = key.as_ref().and_then(|k| lists.get(k)) {
-            return Ok(kept);
-        }
-        let _rendering = match key {
-            Some(_) => Some(lists.rendering.lock().await),
-            None => None,
+        let render = async || {
+            let rows = Instance::list_summaries(self.sup.pool(), p.include_terminated)
+                .await
+                .map_err(|e| tool_error(e.into()))?;
+            let rows = self.reachable(&extensions, &rows).await?;
+            let instances: Vec<InstanceView> = rows.into_iter().map(Into::into).collect();
+            Json(ListResult {
+                count: instances.len(),
+                instances,
+            })
+            .rendered()
         };
-        if let Some(kept) = key.as_ref().and_then(|k| lists.get(k)) {
-            return Ok(kept);
+        match key {
+            Some(key) => self.state.lists.get_or_render(key, render).await,
+            None => render().await,
         }
-        let rows = Instance::list_summaries(self.sup.pool(), p.include_terminated)
-            .await
-            .map_err(|e| tool_error(e.into()))?;
-        let rows = self.reachable(&extensions, &rows).await?;
-        let instances: Vec<InstanceView> = rows.into_iter().map(Into::into).collect();
-        let rendered = Json(ListResult {
-            count: instances.len(),
-            instances,
-        })
-        .rendered()?;
-        if let Some(key) = key {
-            lists.keep(key, rendered.clone());
-        }
-        Ok(rendered)
     }
 
     #[tool(

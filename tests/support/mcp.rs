@@ -206,10 +206,15 @@ impl McpClient {
 
     /// A JSON-RPC request; returns the response body as sent (server-sent events), unread.
     #[allow(dead_code)]
-    pub async fn request_raw(&self, method: &str, params: Value) -> String {
+    pub async fn request_raw(&self, method: &str, params: Value) -> Vec<u8> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let body = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
-        self.send_raw(&body).await.text().await.unwrap_or_default()
+        self.send_raw(&body)
+            .await
+            .bytes()
+            .await
+            .map(Vec::from)
+            .unwrap_or_default()
     }
 
     /// A JSON-RPC request; returns the whole response message.
