@@ -678,7 +678,7 @@ async fn main() {
     let [to_session, to_tools, to_ready, to_caller] = parts;
     summary("  launch to SessionStart hook", to_session);
     summary("  SessionStart to MCP tools listed", to_tools);
-    summary("  tools listed to ready (settle margin)", to_ready);
+    summary("  tools listed to ready", to_ready);
     summary("  the call's own time (db, files, tmux)", to_caller);
     let floor_launch = summary(
         "floor: launch to ready, troupe's MCP configured",

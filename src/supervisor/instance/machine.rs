@@ -100,6 +100,9 @@ pub struct Machine {
     pub(super) ready_pending: bool,
     /// Why the CLI must start again once no turn runs.
     pub(super) relaunch: Option<String>,
+    /// No message is typed before this: the end of the settle margin after the CLI's MCP
+    /// client listed troupe's tools (see [`super::startup::MCP_SETTLE`]).
+    pub(super) deliver_from: Option<Instant>,
     pub(super) out: Vec<Effect>,
 }
 
@@ -137,6 +140,7 @@ impl Machine {
             reported: None,
             ready_pending: false,
             relaunch: None,
+            deliver_from: None,
             out: Vec::new(),
         }
     }
@@ -226,12 +230,14 @@ impl Machine {
             Phase::Starting(startup) => startup.next_deadline(),
             _ => None,
         };
+        let deliver = self.deliver_from.filter(|_| !self.queue.is_empty());
         [
             startup,
             self.turns.next_deadline(),
             hold_a,
             hold_b,
             self.exit_check,
+            deliver,
         ]
         .into_iter()
         .flatten()
@@ -606,7 +612,13 @@ impl Machine {
         } else {
             self.report(InstanceState::Idle, "ready");
         }
-        if free && let Some(next) = self.queue.pop_front() {
+        if self.deliver_from.is_some_and(|t| now >= t) {
+            self.deliver_from = None;
+        }
+        if free
+            && self.deliver_from.is_none()
+            && let Some(next) = self.queue.pop_front()
+        {
             self.turns.typed(next.id.clone(), now, self.limits.submit);
             self.out.push(Effect::Deliver {
                 message_id: next.id,

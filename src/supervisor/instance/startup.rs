@@ -19,6 +19,9 @@ pub const MCP_CONNECT_GRACE: Duration = Duration::from_secs(10);
 /// (seen with Claude Code 2.1.197 in about 1 in 6 starts). This margin covers it. Measured
 /// again on 2.1.328, a message sent as soon as each of a run of spawns was ready: with no
 /// margin, 2 first requests of 25 carried no troupe tool; with this one, none of 30.
+///
+/// The instance is ready when the lists arrive, as the CLI's own input box is: only a message
+/// typed within the margin waits for the rest of it, so a spawn does not.
 pub const MCP_SETTLE: Duration = Duration::from_millis(250);
 /// After answering a startup dialog, the screen takes a moment to redraw; looking again
 /// sooner would see the old dialog and answer it twice (the next dialog's default may be
@@ -126,9 +129,10 @@ impl Startup {
         }
     }
 
-    fn settled_at(&self) -> Option<Instant> {
+    /// When the CLI's MCP client had listed everything troupe waits for.
+    fn listed(&self) -> Option<Instant> {
         if self.lists.len() >= self.lists_needed {
-            self.listed_at.map(|t| t + MCP_SETTLE)
+            self.listed_at
         } else {
             None
         }
@@ -155,7 +159,7 @@ impl Startup {
             (!self.timed_out).then_some(self.deadline),
             self.next_look,
             self.grace_end,
-            self.grace_end.and(self.settled_at()),
+            self.grace_end.and(self.listed()),
         ]
         .into_iter()
         .flatten()
@@ -259,9 +263,9 @@ impl Machine {
         let Phase::Starting(startup) = &self.phase else {
             return;
         };
-        let ready = startup.grace_end.is_some_and(|grace_end| {
-            now >= grace_end || startup.settled_at().is_some_and(|t| now >= t)
-        });
+        let ready = startup
+            .grace_end
+            .is_some_and(|grace_end| now >= grace_end || startup.listed().is_some());
         if !ready {
             return;
         }
@@ -273,6 +277,10 @@ impl Machine {
                 "the CLI's MCP client did not list troupe's tools; it may not reach troupe".into(),
             ));
         }
+        self.deliver_from = startup
+            .listed()
+            .map(|t| t + MCP_SETTLE)
+            .filter(|t| *t > now);
         self.out.push(Effect::Audit {
             kind: "instance.started".into(),
             detail: startup.timings(now),

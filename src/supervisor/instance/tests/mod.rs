@@ -309,12 +309,13 @@ fn started_machine() -> Sim {
     // The CLI creates its transcript with the first prompt: the first read finds nothing.
     assert_eq!(s.step(history(vec![])), []);
     assert_eq!(s.after(40, Input::McpListed(McpList::Tools)), []);
-    assert_eq!(s.after(5, Input::McpListed(McpList::Prompts)), []);
-    assert_eq!(s.wait(), Some(MCP_SETTLE));
-    let fx = s.tick();
+    let fx = s.after(5, Input::McpListed(McpList::Prompts));
     assert!(fx.contains(&Effect::Ready), "{fx:?}");
     assert_eq!(reports(&fx), [InstanceState::Idle]);
     assert!(!s.m.starting() && !s.m.busy());
+    // Past the settle margin: a message is typed as soon as it comes.
+    assert_eq!(s.wait(), None, "nothing waits for a deadline");
+    assert_eq!(s.after(MCP_SETTLE.as_millis() as u64, Input::Tick), []);
     s
 }
 

@@ -418,9 +418,9 @@ fn every_recorded_version_drives_the_machine_through_its_turns() {
         );
         s.step(history(vec![]));
         s.after(40, Input::McpListed(McpList::Tools));
-        s.after(5, Input::McpListed(McpList::Prompts));
-        let fx = s.tick();
+        let fx = s.after(5, Input::McpListed(McpList::Prompts));
         assert!(fx.contains(&Effect::Ready), "{name}: {fx:?}");
+        s.after(MCP_SETTLE.as_millis() as u64, Input::Tick);
 
         for (n, id) in [(0, "m-echo"), (1, "m-lines")] {
             let turn = records[starts[n]..starts[n + 1]].to_vec();
