@@ -105,6 +105,9 @@ impl<K: PartialEq + Clone> Kept<K> {
             match rendering.iter().find(|(k, _)| *k == key) {
                 Some((_, cell)) => cell.clone(),
                 None => {
+                    // A rendering whose callers all went away (a client that hung up) leaves
+                    // a cell no one holds.
+                    rendering.retain(|(_, c)| Arc::strong_count(c) > 1);
                     let cell = Arc::new(OnceCell::new());
                     rendering.push((key.clone(), cell.clone()));
                     cell
@@ -439,6 +442,28 @@ mod tests {
             })
             .await;
         assert_eq!(text_of(&next.unwrap()), "back");
+        assert!(kept.rendering.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_rendering_whose_callers_went_away_is_not_left_behind() {
+        let kept: Kept<u64> = Kept::default();
+        let hung_up = tokio::time::timeout(
+            std::time::Duration::from_millis(1),
+            kept.get_or_render(1, async || std::future::pending().await),
+        )
+        .await;
+        assert!(hung_up.is_err());
+        assert_eq!(kept.rendering.lock().unwrap().len(), 1);
+        let next = kept
+            .get_or_render(2, async || {
+                Json(Answer {
+                    text: "at 2".into(),
+                })
+                .rendered()
+            })
+            .await;
+        assert_eq!(text_of(&next.unwrap()), "at 2");
         assert!(kept.rendering.lock().unwrap().is_empty());
     }
 
