@@ -349,10 +349,14 @@ mod tests {
         text: String,
     }
 
+    fn answer(text: &str) -> Result<Rendered, String> {
+        Json(Answer { text: text.into() }).rendered()
+    }
+
     #[test]
     fn a_kept_result_is_found_by_its_whole_key_and_the_oldest_goes_first() {
         let kept: Kept<(u64, Option<String>)> = Kept::default();
-        let make = |t: &str| Json(Answer { text: t.into() }).rendered().unwrap();
+        let make = |t: &str| answer(t).unwrap();
         kept.keep((1, None), make("all at 1"));
         kept.keep((1, Some("a".into())), make("a's at 1"));
         assert_eq!(text_of(&kept.get(&(1, None)).unwrap()), "all at 1");
@@ -394,10 +398,7 @@ mod tests {
                         renders.fetch_add(1, Ordering::SeqCst);
                         // Held until every caller has asked.
                         released.wait_for(|r| *r).await.map_err(|e| e.to_string())?;
-                        Json(Answer {
-                            text: "at 7".into(),
-                        })
-                        .rendered()
+                        answer("at 7")
                     })
                     .await
                 })
@@ -415,14 +416,7 @@ mod tests {
             .await;
         assert_eq!(text_of(&again.unwrap()), "at 7");
         // Another key is its own rendering.
-        let other = kept
-            .get_or_render(8, async || {
-                Json(Answer {
-                    text: "at 8".into(),
-                })
-                .rendered()
-            })
-            .await;
+        let other = kept.get_or_render(8, async || answer("at 8")).await;
         assert_eq!(text_of(&other.unwrap()), "at 8");
     }
 
@@ -433,14 +427,7 @@ mod tests {
             .get_or_render(1, async || Err("the database is away".to_string()))
             .await;
         assert_eq!(failed.err().as_deref(), Some("the database is away"));
-        let next = kept
-            .get_or_render(1, async || {
-                Json(Answer {
-                    text: "back".into(),
-                })
-                .rendered()
-            })
-            .await;
+        let next = kept.get_or_render(1, async || answer("back")).await;
         assert_eq!(text_of(&next.unwrap()), "back");
         assert!(kept.rendering.lock().unwrap().is_empty());
     }
@@ -455,14 +442,7 @@ mod tests {
         .await;
         assert!(hung_up.is_err());
         assert_eq!(kept.rendering.lock().unwrap().len(), 1);
-        let next = kept
-            .get_or_render(2, async || {
-                Json(Answer {
-                    text: "at 2".into(),
-                })
-                .rendered()
-            })
-            .await;
+        let next = kept.get_or_render(2, async || answer("at 2")).await;
         assert_eq!(text_of(&next.unwrap()), "at 2");
         assert!(kept.rendering.lock().unwrap().is_empty());
     }

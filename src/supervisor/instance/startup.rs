@@ -158,8 +158,9 @@ impl Startup {
         [
             (!self.timed_out).then_some(self.deadline),
             self.next_look,
+            // Both lists in after the session started make the instance ready in that step:
+            // nothing to wake for.
             self.grace_end,
-            self.grace_end.and(self.listed()),
         ]
         .into_iter()
         .flatten()
