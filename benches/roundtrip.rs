@@ -8,11 +8,14 @@
 //! where troupe's time goes within a send, the hook command's cost, and the CPU troupe uses
 //! while its instances are idle.
 //!
-//! A second floor pastes its text at send time with the same tmux commands troupe uses (what
-//! any orchestrator must do): troupe's overhead is printed against both, with p99.
+//! The same CLI also pastes its text at send time with the same tmux commands troupe uses (what
+//! any orchestrator must do): the fair floor. A third, the twin, is the fair floor launched as
+//! troupe launches its instance's CLI (the same arguments, system prompt file and environment,
+//! troupe's MCP server configured), so that what is left between it and troupe is troupe's work
+//! on the send, not the CLI's work on the instance's setup. troupe's overhead is printed against
+//! each, with p99.
 //!
 //! cargo bench --bench roundtrip   (ROUNDTRIP_SENDS, default 100 of each;
-//!                                  ROUNDTRIP_FLOOR_MCP=1 gives the floor troupe's MCP tools;
 //!                                  ROUNDTRIP_INSTANCES, default 3, for spawn-to-ready;
 //!                                  TROUPE_TEST_PG=postgres://… for the registry on PostgreSQL)
 
@@ -94,7 +97,7 @@ struct Floor {
 impl Floor {
     /// Starts the CLI and returns once it is ready for input, with how long that took.
     /// `like`: the environment and arguments of troupe's instance CLI, to start the floor's
-    /// CLI the same way (ROUNDTRIP_FLOOR_LIKE=1).
+    /// CLI the same way (the twin).
     /// `name`: its folder and session; `mcp`: troupe's MCP server in its config.
     async fn launch(
         h: &Harness,
@@ -525,12 +528,9 @@ async fn main() {
             Floor::launch(&h, &claude_bin, None, &format!("launch{i}"), true).await;
         floor_launch_ms.push(took.as_secs_f64() * 1000.0);
     }
-    let like = match std::env::var("ROUNDTRIP_FLOOR_LIKE").is_ok_and(|v| v == "1") {
-        true => Some(instance_launch(&h, &ids[0]).await),
-        false => None,
-    };
-    let floor_mcp = std::env::var("ROUNDTRIP_FLOOR_MCP").is_ok_and(|v| v == "1");
-    let (floor, _) = Floor::launch(&h, &claude_bin, like, "floor", floor_mcp).await;
+    let (floor, _) = Floor::launch(&h, &claude_bin, None, "floor", false).await;
+    let like = instance_launch(&h, &ids[0]).await;
+    let (twin, _) = Floor::launch(&h, &claude_bin, Some(like), "twin", true).await;
 
     let id = &ids[0];
     let troupe_send = async |text: &str| {
@@ -551,11 +551,15 @@ async fn main() {
     // neither troupe's cost nor the floor's.
     let mut floor_texts = vec!["warm up".to_string()];
     floor.send("warm up").await;
+    let mut twin_texts = vec!["twin warm up".to_string()];
+    twin.send_pasted("twin warm up").await;
     troupe_send("warm up").await;
 
     let mut floor_ms = Vec::new();
     let mut pasted_ms = Vec::new();
     let mut pastes = Vec::new();
+    let mut twin_ms = Vec::new();
+    let mut twin_pastes = Vec::new();
     let mut troupe_ms = Vec::new();
     let mut calls = Vec::new();
     for n in 0..sends {
@@ -569,6 +573,12 @@ async fn main() {
         pastes.push((pasted.clone(), start, stop));
         floor_texts.push(pasted);
         tokio::time::sleep(QUIET_BEFORE_SEND).await;
+        let pasted = format!("twin {n}");
+        let (start, stop) = twin.send_pasted(&pasted).await;
+        twin_ms.push((stop - start) as f64 / 1e6);
+        twin_pastes.push((pasted.clone(), start, stop));
+        twin_texts.push(pasted);
+        tokio::time::sleep(QUIET_BEFORE_SEND).await;
         // A text of troupe's own: the model's arrivals are told apart by text.
         let text = format!("send {n}");
         let (rtt, started, message_id) = troupe_send(&text).await;
@@ -576,6 +586,7 @@ async fn main() {
         calls.push((text.clone(), started, started + rtt, message_id));
     }
     let floor_prompts = prompt_times(&floor.check_turns(&floor_texts));
+    let twin_prompts = prompt_times(&twin.check_turns(&twin_texts));
 
     // Where troupe's time goes, from the timestamps troupe (its message row) and the CLI (its
     // transcript) wrote: troupe before typing, tmux + the CLI taking the prompt, the CLI's
@@ -608,19 +619,33 @@ async fn main() {
         arrived.entry(text).or_insert(at);
     }
     let at = |text: &str| *arrived.get(text).expect("every send reached the model");
-    let mut floor_to_model_ms = Vec::new();
-    let mut floor_from_model_ms = Vec::new();
-    let mut floor_to_prompt_ms = Vec::new();
-    let mut floor_prompt_to_model_ms = Vec::new();
     let mut prompt_to_model_ms = Vec::new();
     let nanos = |t: &Ts| t.timestamp_nanos_opt().unwrap_or(0) as i128;
-    for (text, start, stop) in &pastes {
-        let prompt = nanos(&floor_prompts[text]);
-        floor_to_prompt_ms.push((prompt - start) as f64 / 1e6);
-        floor_prompt_to_model_ms.push((at(text) - prompt) as f64 / 1e6);
-        floor_to_model_ms.push((at(text) - start) as f64 / 1e6);
-        floor_from_model_ms.push((stop - at(text)) as f64 / 1e6);
-    }
+    // A paste's turn in four parts: paste to the CLI's prompt, prompt to model request, paste
+    // to model request, model request to Stop hook.
+    let split = |pastes: &[(String, i128, i128)], prompts: &HashMap<String, Ts>| {
+        let mut parts: [Vec<f64>; 4] = Default::default();
+        for (text, start, stop) in pastes {
+            let prompt = nanos(&prompts[text]);
+            parts[0].push((prompt - start) as f64 / 1e6);
+            parts[1].push((at(text) - prompt) as f64 / 1e6);
+            parts[2].push((at(text) - start) as f64 / 1e6);
+            parts[3].push((stop - at(text)) as f64 / 1e6);
+        }
+        parts
+    };
+    let [
+        floor_to_prompt_ms,
+        floor_prompt_to_model_ms,
+        floor_to_model_ms,
+        floor_from_model_ms,
+    ] = split(&pastes, &floor_prompts);
+    let [
+        twin_to_prompt_ms,
+        twin_prompt_to_model_ms,
+        twin_to_model_ms,
+        twin_from_model_ms,
+    ] = split(&twin_pastes, &twin_prompts);
     let mut to_model_ms = Vec::new();
     let mut from_model_ms = Vec::new();
     for (text, call_at, answered_at, message_id) in &calls {
@@ -690,6 +715,7 @@ async fn main() {
     );
     let floor_stats = summary("floor: Enter to Stop hook (no troupe)", floor_ms);
     let pasted = summary("fair floor: paste at send to Stop hook", pasted_ms);
+    let twin_stats = summary("twin floor: launched as troupe's CLI", twin_ms);
     let troupe = summary("troupe: send to answer (send_to_instance)", troupe_ms);
     summary("  troupe: call to typing", before_typing_ms);
     let typing_to_prompt = typing_to_prompt_ms.clone();
@@ -703,12 +729,20 @@ async fn main() {
         "  fair floor: CLI prompt to model request",
         floor_prompt_to_model_ms,
     );
+    summary("twin floor: paste to model request", twin_to_model_ms);
+    let twin_to_prompt = twin_to_prompt_ms.clone();
+    summary("  twin floor: paste to CLI prompt", twin_to_prompt_ms);
+    summary(
+        "  twin floor: CLI prompt to model request",
+        twin_prompt_to_model_ms,
+    );
     summary("troupe: call to model request", to_model_ms);
     summary("  troupe: CLI prompt to model request", prompt_to_model_ms);
     summary(
         "fair floor: model request to Stop hook",
         floor_from_model_ms,
     );
+    summary("twin floor: model request to Stop hook", twin_from_model_ms);
     summary("troupe: model request to answer recorded", from_model_ms);
     println!(
         "overhead at median: {:+.1} ms (bar {BAR_MEDIAN_MS} ms)",
@@ -719,11 +753,18 @@ async fn main() {
         troupe.p90 - floor_stats.p90
     );
     println!(
-        "against the fair floor: {:+.1} ms at the median (bar 5 ms), {:+.1} ms at p90 (bar 10 \
-         ms), {:+.1} ms at p99 (bar 50 ms)",
+        "against the fair floor: {:+.1} ms at the median, {:+.1} ms at p90, {:+.1} ms at p99 \
+         (a bare CLI: also what the instance's system prompt, environment and MCP tools cost the CLI)",
         troupe.median - pasted.median,
         troupe.p90 - pasted.p90,
         troupe.p99 - pasted.p99
+    );
+    println!(
+        "against the twin floor: {:+.1} ms at the median (bar 5 ms), {:+.1} ms at p90 (bar 10 \
+         ms), {:+.1} ms at p99 (bar 50 ms)",
+        troupe.median - twin_stats.median,
+        troupe.p90 - twin_stats.p90,
+        troupe.p99 - twin_stats.p99
     );
     // A send whose text took longer than SUBMIT_ACK_LATE to become a prompt had its Enter
     // pressed again: the first one was swallowed (or the machine was too busy to tell).
@@ -743,6 +784,12 @@ async fn main() {
         floor_to_prompt.len(),
         late.as_millis()
     );
+    println!(
+        "{:<42} {} of {} pastes",
+        "  twin floor: as slow",
+        twin_to_prompt.iter().filter(|ms| **ms >= late_ms).count(),
+        twin_to_prompt.len(),
+    );
     summary("troupe hook (process + POST)", hook_ms);
     println!(
         "{:<42} {:?} of CPU in {:?} with {instances} idle instances",
@@ -754,4 +801,5 @@ async fn main() {
             .await;
     }
     floor.tmux(&["kill-session", "-t", "=floor"]).await;
+    twin.tmux(&["kill-session", "-t", "=floor"]).await;
 }
