@@ -139,7 +139,7 @@ async fn tool(client: &McpClient, name: &str, args: Value) -> Result<Value, Stri
 /// A `list_instances` call, its answer read for the count alone: the clients share this
 /// process's two cores with the server, and a full parse of every answer (a tree of some 4,000
 /// JSON values at 300 instances) cost them more CPU than the server spent answering.
-async fn listed_count(client: &McpClient) -> Result<usize, String> {
+async fn listed_count(client: &McpClient) -> Result<(usize, usize), String> {
     #[derive(serde::Deserialize)]
     struct Message {
         result: Option<Outcome>,
@@ -179,7 +179,7 @@ async fn listed_count(client: &McpClient) -> Result<usize, String> {
                     structured_content: Some(Counted { count }),
                 }),
             error: None,
-        } => Ok(count),
+        } => Ok((count, data.len())),
         _ => Err(format!("list_instances failed: {}", shown(data))),
     }
 }
@@ -756,9 +756,11 @@ async fn main() {
         report_failures("mcp_connect", &clients);
         let clients: Vec<McpClient> = clients.into_iter().filter_map(Result::ok).collect();
         let listed = AtomicUsize::new(0);
+        let answer_bytes = AtomicUsize::new(0);
         let list = closed_loop(&clients, list_calls, deadline, async |c: &McpClient| {
-            let count = listed_count(c).await?;
+            let (count, bytes) = listed_count(c).await?;
             listed.store(count, Ordering::Relaxed);
+            answer_bytes.store(bytes, Ordering::Relaxed);
             Ok(())
         })
         .await;
@@ -771,6 +773,13 @@ async fn main() {
             .collect();
         print_percentiles("list_first", &first);
         figure("list_instances_count", listed.load(Ordering::Relaxed));
+        figure(
+            "list_answer_kb",
+            format!(
+                "{:.1}",
+                answer_bytes.load(Ordering::Relaxed) as f64 / 1024.0
+            ),
+        );
     })
     .await;
 

@@ -107,6 +107,49 @@ async fn troupe_drives_scripted_instances_like_claude_code() {
         );
         sessions.push(inst.tmux_session);
     }
+    // A list says who each one is and what it is doing, one line each; the details are
+    // get_instance_status's.
+    let list = h.call("list_instances", json!({})).await;
+    assert_eq!(list.structured["count"], 3, "{}", list.text);
+    for entry in list.structured["instances"].as_array().unwrap() {
+        let mut keys: Vec<&str> = entry
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "agent",
+                "host",
+                "instance_id",
+                "model",
+                "name",
+                "parent_instance_id",
+                "role",
+                "state"
+            ],
+            "{entry}"
+        );
+    }
+    for id in &ids {
+        let line = list.text.lines().find(|l| l.contains(id.as_str()));
+        assert!(
+            line.is_some_and(|l| l.contains(": idle") && l.contains("developer")),
+            "{id} not listed as an idle developer:\n{}",
+            list.text
+        );
+    }
+    let status = h
+        .call("get_instance_status", json!({ "instance_id": &ids[0] }))
+        .await;
+    assert!(
+        status.structured["instances"][0]["workdir"].is_string(),
+        "{}",
+        status.text
+    );
     // Each one's MCP client listed troupe's tools, speaking as 2.1.328 does.
     let clients = h.server().supervisor.mcp_clients().list();
     for id in &ids {

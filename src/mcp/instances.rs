@@ -229,8 +229,40 @@ pub struct ListKey {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ListResult {
-    pub instances: Vec<InstanceView>,
+    pub instances: Vec<ListedInstance>,
     pub count: usize,
+}
+
+/// An instance as a list shows it: who it is and what it is doing. Where it works, since
+/// when, its session and permission mode are one `get_instance_status` away. A list of
+/// hundreds is read by a model at every call, and answered to many callers at once: each
+/// field here is paid for per instance and per call.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ListedInstance {
+    pub instance_id: String,
+    pub name: String,
+    pub agent: String,
+    pub role: String,
+    pub model: String,
+    pub state: InstanceState,
+    pub parent_instance_id: Option<String>,
+    /// The host that runs it.
+    pub host: String,
+}
+
+impl From<Summary> for ListedInstance {
+    fn from(i: Summary) -> Self {
+        ListedInstance {
+            instance_id: i.id,
+            name: i.name,
+            agent: i.agent.to_string(),
+            role: i.role,
+            model: i.model,
+            state: i.state,
+            parent_instance_id: i.parent_id,
+            host: i.host,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -384,7 +416,7 @@ impl Troupe {
 
     #[tool(
         name = "list_instances",
-        description = "List the instances troupe runs, with role, model and state.",
+        description = "List the instances troupe runs: id, name, agent, role, model, state, parent and host of each. get_instance_status has why each is in its state, its workdir, pending messages and usage.",
         output_schema = rmcp::handler::server::tool::schema_for_output::<ListResult>()
     )]
     pub async fn list_instances(
@@ -404,7 +436,7 @@ impl Troupe {
                 .await
                 .map_err(|e| tool_error(e.into()))?;
             let rows = self.reachable(&extensions, &rows).await?;
-            let instances: Vec<InstanceView> = rows.into_iter().map(Into::into).collect();
+            let instances: Vec<ListedInstance> = rows.into_iter().map(Into::into).collect();
             Json(ListResult {
                 count: instances.len(),
                 instances,
