@@ -688,13 +688,35 @@ impl Agent for ClaudeCode {
     }
 
     fn type_message(&self, text: &str) -> Vec<TypeStep> {
-        // Measured on 2.1.197: Enter may follow pasted text at once, multi-line intact.
-        vec![
-            TypeStep::Paste(as_text(text, self.version)),
-            TypeStep::Key("Enter"),
-        ]
+        let paste = TypeStep::Paste(as_text(text, self.version));
+        match enter_may_overtake_paste(self.version) {
+            true => vec![
+                paste,
+                TypeStep::AwaitShown(PASTE_SHOWN_WITHIN),
+                TypeStep::Key("Enter"),
+            ],
+            false => vec![paste, TypeStep::Key("Enter")],
+        }
     }
 }
+
+/// Whether an Enter that follows a paste closely can be lost, so that troupe waits until the
+/// paste is on screen before it presses Enter.
+///
+/// 2.1.197's paste handler (read from its binary) puts the text in the input box with a state
+/// update and replays an Enter that came during the paste a tick later; an Enter handled
+/// before the box is drawn again submits what the box held before the paste, which is
+/// nothing. Measured with `cargo bench --bench roundtrip` on 2 cores with two builds running:
+/// 3 sends in 500 lost their Enter, and so did 3 in 500 pasted by hand with no orchestrator.
+/// 2.1.328 lost none in 500 under the same load, and takes Enter at once after the paste.
+/// Both versions' own session runner waits 10 ms between a paste and its Enter.
+fn enter_may_overtake_paste(version: Option<Version>) -> bool {
+    version.is_some_and(|v| v < Version(2, 1, 328))
+}
+
+/// How long troupe looks for a paste on screen before it presses Enter anyway; the turn's own
+/// recovery (Enter again while the text sits in the input box) stands behind it.
+const PASTE_SHOWN_WITHIN: std::time::Duration = std::time::Duration::from_millis(400);
 
 /// Each word that starts with `@` put in backticks. Claude Code reads `@path` at the start
 /// or after whitespace as a file to attach, and reads it into the model's request with no

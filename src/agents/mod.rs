@@ -250,6 +250,10 @@ pub enum TypeStep {
     Key(&'static str),
     /// Some TUIs need a pause between the text and the Enter that submits it.
     Pause(Duration),
+    /// Look at the screen until the input box holds the pasted text, for at most this long:
+    /// a TUI that takes an Enter before it has drawn the paste may submit what the box held
+    /// before it (nothing), and the Enter is lost.
+    AwaitShown(Duration),
 }
 
 /// What the screen shows, for the few things only the screen tells.

@@ -241,7 +241,22 @@ fn hostile_text_is_typed_as_text() {
     .type_message("/exit");
     assert_eq!(
         typed,
-        [TypeStep::Paste(" /exit".into()), TypeStep::Key("Enter")]
+        [
+            TypeStep::Paste(" /exit".into()),
+            TypeStep::AwaitShown(PASTE_SHOWN_WITHIN),
+            TypeStep::Key("Enter")
+        ],
+        "2.1.197 may lose an Enter that overtakes the paste"
+    );
+    let typed = ClaudeCode {
+        bin: "claude".into(),
+        version: Some(Version(2, 1, 328)),
+    }
+    .type_message("hello");
+    assert_eq!(
+        typed,
+        [TypeStep::Paste("hello".into()), TypeStep::Key("Enter")],
+        "2.1.328 takes Enter at once"
     );
 }
 

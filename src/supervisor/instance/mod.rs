@@ -43,6 +43,10 @@ use crate::states::{InstanceState, InterruptOutcome, MessageState};
 
 pub use machine::InterruptAnswer;
 use machine::{Alive, Begin, Effect, End, Input, Limits, Look, Machine, Queued, Seen};
+
+/// How often troupe looks for a paste on screen before Enter (see [`TypeStep::AwaitShown`]):
+/// a look through the control client costs tmux a fraction of a millisecond.
+const LOOK_EVERY: std::time::Duration = std::time::Duration::from_millis(2);
 use writes::{Unwritten, Write};
 
 pub enum Command {
@@ -565,6 +569,10 @@ impl Actor {
                     tokio::time::sleep(d).await;
                     Ok(())
                 }
+                TypeStep::AwaitShown(within) => {
+                    self.await_shown(within).await;
+                    Ok(())
+                }
             };
             if let Err(e) = typed {
                 return Some(Input::DeliveryFailed {
@@ -574,6 +582,29 @@ impl Actor {
             }
         }
         None
+    }
+
+    /// Looks at the screen until its input box holds something (the paste, drawn), for at
+    /// most `within`. The TUI draws to its terminal and tmux tells no one: a look through the
+    /// control client (no process) every [`LOOK_EVERY`] is the signal there is. If it never
+    /// shows, Enter is pressed all the same and the turn's recovery stands behind it.
+    async fn await_shown(&self, within: std::time::Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            match self.shared.tmux.capture(&self.session).await {
+                Ok(text) if self.agent.read_screen(&text).input_pending => return,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(instance = %self.id, error = %e, "no screen to look at before Enter");
+                    return;
+                }
+            }
+            if Instant::now() >= deadline {
+                tracing::debug!(instance = %self.id, ?within, "the paste was not on screen; Enter all the same");
+                return;
+            }
+            tokio::time::sleep(LOOK_EVERY).await;
+        }
     }
 
     /// Whether the CLI is there, and what its screen shows.
