@@ -44,8 +44,17 @@ async fn after_tmux_is_killed_a_restart_resumes_the_conversation() {
     h.kill_tmux();
     h.start_server().await;
 
-    let inst = state(&h, &id).await;
-    assert_eq!(inst.state, "idle", "{}", inst.state_reason);
+    // Idle again once its CLI is back and troupe has read what it wrote: waited for, not
+    // looked at once (under load a look right after the restart found it busy).
+    let inst = eventually(
+        "the resumed instance idle",
+        Duration::from_secs(10),
+        || async {
+            let inst = state(&h, &id).await;
+            (inst.state == "idle").then_some(inst)
+        },
+    )
+    .await;
     assert!(h.tmux_has_session(&inst.tmux_session));
     let events = audit::for_instance(h.pool(), &id).await.unwrap();
     assert!(
