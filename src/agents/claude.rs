@@ -709,7 +709,8 @@ impl Agent for ClaudeCode {
 /// nothing. Measured with `cargo bench --bench roundtrip` on 2 cores with two builds running:
 /// 3 sends in 500 lost their Enter, and so did 3 in 500 pasted by hand with no orchestrator.
 /// 2.1.328 lost none in 500 under the same load, and takes Enter at once after the paste.
-/// Both versions' own session runner waits 10 ms between a paste and its Enter.
+/// Both versions' own session runner waits 10 ms between a paste and its Enter. A version
+/// troupe could not read is taken for a newer one, as users install the newest.
 fn enter_may_overtake_paste(version: Option<Version>) -> bool {
     version.is_some_and(|v| v < Version(2, 1, 328))
 }

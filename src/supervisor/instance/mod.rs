@@ -43,11 +43,11 @@ use crate::states::{InstanceState, InterruptOutcome, MessageState};
 
 pub use machine::InterruptAnswer;
 use machine::{Alive, Begin, Effect, End, Input, Limits, Look, Machine, Queued, Seen};
+use writes::{Unwritten, Write};
 
 /// How often troupe looks for a paste on screen before Enter (see [`TypeStep::AwaitShown`]):
 /// a look through the control client costs tmux a fraction of a millisecond.
 const LOOK_EVERY: std::time::Duration = std::time::Duration::from_millis(2);
-use writes::{Unwritten, Write};
 
 pub enum Command {
     /// A message was queued (its row is written).
