@@ -90,6 +90,9 @@ pub struct Machine {
     pub(super) queue: VecDeque<Queued>,
     /// The live turn waits on a permission question.
     pub(super) waiting_permission: bool,
+    /// troupe holds that question's hook until someone decides: only that decision (or the
+    /// turn's end) answers it. A tool result read meanwhile is another tool's, written late.
+    pub(super) permission_held: bool,
     /// The transcript being followed.
     pub(super) transcript: Option<PathBuf>,
     /// Messages typed before a restart, not seen in the transcript: what `Recovering` looks
@@ -134,6 +137,7 @@ impl Machine {
             turns: Turns::default(),
             queue: VecDeque::new(),
             waiting_permission: false,
+            permission_held: false,
             transcript: None,
             unacknowledged: Vec::new(),
             exit_check: None,
@@ -194,12 +198,16 @@ impl Machine {
                 summary,
             } => {
                 self.waiting_permission = true;
+                self.permission_held = true;
                 self.report(
                     InstanceState::WaitingPermission,
                     &format!("{summary} (permission request {request_id})"),
                 );
             }
-            Input::PermissionAnswered => self.waiting_permission = false,
+            Input::PermissionAnswered => {
+                self.waiting_permission = false;
+                self.permission_held = false;
+            }
             Input::RelaunchAsked { reason } => self.relaunch = Some(reason),
             Input::InterruptKeyFailed { id, error } => {
                 if self.interrupting().is_some_and(|p| p.id == id) {
@@ -599,6 +607,7 @@ impl Machine {
         };
         if self.turns.live().is_none() {
             self.waiting_permission = false;
+            self.permission_held = false;
         }
         if free && let Some(reason) = self.relaunch.take() {
             self.end(End::Relaunching);

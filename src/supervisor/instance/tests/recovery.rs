@@ -154,6 +154,34 @@ fn session_end_from_a_replaced_process_changes_nothing_while_the_cli_runs() {
 }
 
 #[test]
+fn a_held_permission_request_is_answered_by_its_decision_not_by_a_late_tool_result() {
+    let mut s = started_machine();
+    deliver(
+        &mut s,
+        "m1",
+        r#"CALL_TOOL Bash {"command": "touch made_by_bash.txt", "description": "Create a file"}"#,
+    );
+    let [prompt, tool_use, result, _reply, _end] = parts(transcript(TOOL_USE));
+    s.after(200, records(vec![prompt, tool_use]));
+    let fx = s.after(
+        5,
+        Input::PermissionAsked {
+            request_id: "perm-1".into(),
+            summary: "Bash: touch made_by_bash.txt".into(),
+        },
+    );
+    assert_eq!(reports(&fx), [InstanceState::WaitingPermission]);
+    // A tool result read while troupe holds the question is not its answer.
+    let fx = s.after(10, records(vec![result.clone()]));
+    assert_eq!(reports(&fx), Vec::<InstanceState>::new(), "{fx:?}");
+    assert!(s.m.waiting_permission);
+    // The decision is.
+    s.after(10, Input::PermissionAnswered);
+    assert!(!s.m.waiting_permission);
+    assert!(s.m.busy());
+}
+
+#[test]
 fn permission_request_reports_waiting_until_the_tool_runs() {
     let mut s = started_machine();
     deliver(

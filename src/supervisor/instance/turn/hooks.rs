@@ -142,6 +142,7 @@ impl Machine {
         if self.turns.live == Some(key) {
             self.turns.live = None;
             self.waiting_permission = false;
+            self.permission_held = false;
             if !self.starting() {
                 self.report(InstanceState::Idle, "turn finished");
             }

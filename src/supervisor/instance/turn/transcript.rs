@@ -164,7 +164,7 @@ impl Machine {
             return;
         }
         let message_id = turn.message_id.clone();
-        if matches!(record, Record::ToolResult { .. }) {
+        if matches!(record, Record::ToolResult { .. }) && !self.permission_held {
             // A tool ran, so any permission dialog was answered.
             self.waiting_permission = false;
         }
@@ -226,6 +226,7 @@ impl Machine {
             record,
         });
         self.waiting_permission = false;
+        self.permission_held = false;
         let mut partial = None;
         if let Some(key) = key {
             let turn = self.turns.get_mut(key).expect("turn exists");
