@@ -169,6 +169,22 @@ async fn an_undecided_codex_request_falls_back_to_codexs_own_dialog() {
         late.text
     );
     assert!(!made.exists(), "nobody allowed it");
+    // Someone answers at the pane instead: the command runs, and the state follows.
+    let pressed = std::process::Command::new("tmux")
+        .args(["-L", &h.socket, "send-keys", "-t"])
+        .arg(format!("={}:", inst.tmux_session))
+        .arg("y")
+        .status()
+        .unwrap();
+    assert!(pressed.success());
+    eventually("the command allowed at the pane", WAIT, || async {
+        made.exists().then_some(())
+    })
+    .await;
+    eventually("the instance idle after its turn", WAIT, || async {
+        (status(&h, &id).await["state"] == "idle").then_some(())
+    })
+    .await;
 }
 
 /// A Codex instance in a read-only sandbox gets no helper that may do more than it: its

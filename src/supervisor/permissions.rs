@@ -168,6 +168,7 @@ impl Supervisor {
             }
             _ => {
                 tracing::info!(instance = %inst.id, request = %id, "no decision in time; the CLI's dialog waits at its pane");
+                let _ = task.send(Command::PermissionLeftAtPane);
                 agent.permission_answer(None, None)
             }
         }

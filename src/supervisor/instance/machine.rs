@@ -208,6 +208,7 @@ impl Machine {
                 self.waiting_permission = false;
                 self.permission_held = false;
             }
+            Input::PermissionLeftAtPane => self.permission_held = false,
             Input::RelaunchAsked { reason } => self.relaunch = Some(reason),
             Input::InterruptKeyFailed { id, error } => {
                 if self.interrupting().is_some_and(|p| p.id == id) {
@@ -522,7 +523,8 @@ impl Machine {
     /// The CLI is gone: say why, from what the look found.
     pub(super) fn cli_gone(&mut self, seen: &Seen) {
         let reason = match seen.alive {
-            Alive::NoSession => "its tmux session is gone".to_string(),
+            Alive::NoSession if seen.tail.is_empty() => "its tmux session is gone".to_string(),
+            Alive::NoSession => format!("its tmux session is gone: {}", seen.tail),
             _ if self.starting() => {
                 format!(
                     "the CLI exited while starting; screen ends with: {}",

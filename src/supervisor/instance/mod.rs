@@ -73,6 +73,8 @@ pub enum Command {
         summary: String,
     },
     PermissionAnswered,
+    /// See [`Input::PermissionLeftAtPane`].
+    PermissionLeftAtPane,
 }
 
 /// How the task starts.
@@ -299,6 +301,7 @@ impl Actor {
                 .await
             }
             Command::PermissionAnswered => self.feed(Input::PermissionAnswered).await,
+            Command::PermissionLeftAtPane => self.feed(Input::PermissionLeftAtPane).await,
             Command::Interrupt(reply) => {
                 let message_id = self.machine.live_message();
                 match Interrupt::insert(&self.shared.pool, &self.id, message_id.as_deref()).await {
@@ -610,15 +613,23 @@ impl Actor {
     /// Whether the CLI is there, and what its screen shows.
     async fn look(&self) -> Seen {
         let tmux = &self.shared.tmux;
-        let alive = match tmux.has_session(&self.session).await {
-            Ok(false) | Err(_) => Alive::NoSession,
-            Ok(true) if tmux.pane_dead(&self.session).await.unwrap_or(false) => Alive::Exited,
-            Ok(true) => Alive::Running,
+        // tmux's own words go into the tail: "gone" has more than one cause, and the
+        // reason a person reads should say which it was.
+        let (alive, asked) = match tmux.has_session(&self.session).await {
+            Ok(false) => (Alive::NoSession, None),
+            Err(e) => (Alive::NoSession, Some(e.to_string())),
+            Ok(true) if tmux.pane_dead(&self.session).await.unwrap_or(false) => {
+                (Alive::Exited, None)
+            }
+            Ok(true) => (Alive::Running, None),
         };
-        let (screen, tail) = match tmux.capture(&self.session).await {
+        let (screen, mut tail) = match tmux.capture(&self.session).await {
             Ok(text) => (self.agent.read_screen(&text), last_lines(&text, 6)),
             Err(e) => (self.agent.read_screen(""), format!("(no screen: {e})")),
         };
+        if let Some(asked) = asked {
+            tail = format!("({asked}) {tail}");
+        }
         Seen {
             alive,
             screen,

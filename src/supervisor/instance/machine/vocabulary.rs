@@ -125,6 +125,9 @@ pub enum Input {
     PermissionAsked { request_id: String, summary: String },
     /// A held permission question was decided, so the CLI goes on with its turn.
     PermissionAnswered,
+    /// Nobody decided a held question in time: the CLI's own dialog now asks at its pane, and
+    /// a tool that runs after it is the sign that someone answered there.
+    PermissionLeftAtPane,
     /// Start the CLI again (with its conversation) as soon as no turn runs: its
     /// configuration no longer reaches this server.
     RelaunchAsked { reason: String },

@@ -182,6 +182,32 @@ fn a_held_permission_request_is_answered_by_its_decision_not_by_a_late_tool_resu
 }
 
 #[test]
+fn a_question_left_to_the_pane_is_answered_by_the_tool_running() {
+    let mut s = started_machine();
+    deliver(
+        &mut s,
+        "m1",
+        r#"CALL_TOOL Bash {"command": "touch made_by_bash.txt", "description": "Create a file"}"#,
+    );
+    let [prompt, tool_use, result, _reply, _end] = parts(transcript(TOOL_USE));
+    s.after(200, records(vec![prompt, tool_use]));
+    s.after(
+        5,
+        Input::PermissionAsked {
+            request_id: "perm-1".into(),
+            summary: "Bash: touch made_by_bash.txt".into(),
+        },
+    );
+    // Nobody decided in time; the CLI's dialog asks at the pane and the state still says so.
+    assert_eq!(s.after(10, Input::PermissionLeftAtPane), []);
+    assert!(s.m.waiting_permission);
+    // Someone answered there: the tool ran.
+    let fx = s.after(10, records(vec![result]));
+    assert_eq!(reports(&fx), [InstanceState::Busy], "{fx:?}");
+    assert!(!s.m.waiting_permission);
+}
+
+#[test]
 fn permission_request_reports_waiting_until_the_tool_runs() {
     let mut s = started_machine();
     deliver(
