@@ -23,7 +23,7 @@ mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use common::{BAR_MEDIAN_MS, BAR_P90_MS, lines, now_ns, summary};
+use common::{BAR_MEDIAN_MS, BAR_P90_MS, lines, mean, median_difference_interval, now_ns, summary};
 
 use std::collections::HashMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -661,6 +661,32 @@ async fn main() {
         from_model_ms.push((nanos(&recorded) - at(text)) as f64 / 1e6);
         recorded_to_caller_ms.push(ms(*answered_at - recorded));
     }
+    // Each send's parts, for a look at more than the medians.
+    if let Some(path) = std::env::var_os("ROUNDTRIP_SAMPLES") {
+        let mut csv =
+            String::from("n,who,total_ms,to_prompt_ms,prompt_to_model_ms,from_model_ms\n");
+        for (i, (text, start, stop)) in twin_pastes.iter().enumerate() {
+            let prompt = nanos(&twin_prompts[text]);
+            csv += &format!(
+                "{i},twin,{:.3},{:.3},{:.3},{:.3}\n",
+                (stop - start) as f64 / 1e6,
+                (prompt - start) as f64 / 1e6,
+                (at(text) - prompt) as f64 / 1e6,
+                (stop - at(text)) as f64 / 1e6
+            );
+        }
+        for (i, (text, call_at, _, _)) in calls.iter().enumerate() {
+            let prompt = nanos(&prompts[text]);
+            csv += &format!(
+                "{i},troupe,{:.3},{:.3},{:.3},{:.3}\n",
+                troupe_ms[i],
+                (prompt - nanos(call_at)) as f64 / 1e6,
+                (at(text) - prompt) as f64 / 1e6,
+                troupe_ms[i] - (at(text) - nanos(call_at)) as f64 / 1e6
+            );
+        }
+        std::fs::write(path, csv).expect("the samples file is written");
+    }
 
     // The hook command each lifecycle event runs: process start, read stdin, POST.
     let mut hook_ms = Vec::new();
@@ -715,6 +741,7 @@ async fn main() {
     );
     let floor_stats = summary("floor: Enter to Stop hook (no troupe)", floor_ms);
     let pasted = summary("fair floor: paste at send to Stop hook", pasted_ms);
+    let (twin_all, troupe_all) = (twin_ms.clone(), troupe_ms.clone());
     let twin_stats = summary("twin floor: launched as troupe's CLI", twin_ms);
     let troupe = summary("troupe: send to answer (send_to_instance)", troupe_ms);
     summary("  troupe: call to typing", before_typing_ms);
@@ -765,6 +792,23 @@ async fn main() {
         troupe.median - twin_stats.median,
         troupe.p90 - twin_stats.p90,
         troupe.p99 - twin_stats.p99
+    );
+    // Sends alternate, so the n-th of each ran under the same conditions: the median of the
+    // pairs' differences is the typical cost of one send, less moved by the spread.
+    let (low, high) = median_difference_interval(&twin_all, &troupe_all);
+    let mut paired: Vec<f64> = troupe_all
+        .iter()
+        .zip(&twin_all)
+        .map(|(t, w)| t - w)
+        .collect();
+    paired.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "  how sure: the difference of medians lies in {low:+.1} … {high:+.1} ms in 90% of \
+         2,000 resamplings; difference of means {:+.1} ms; median of the {} paired differences \
+         {:+.1} ms",
+        mean(&troupe_all) - mean(&twin_all),
+        paired.len(),
+        paired[paired.len() / 2]
     );
     // A send whose text took longer than SUBMIT_ACK_LATE to become a prompt had its Enter
     // pressed again: the first one was swallowed (or the machine was too busy to tell).

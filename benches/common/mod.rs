@@ -50,3 +50,29 @@ pub fn summary(name: &str, mut ms: Vec<f64>) -> Stats {
     );
     stats
 }
+
+/// How much a difference of medians can be trusted: `b`'s median minus `a`'s, over 2,000
+/// resamplings of both (each drawn with replacement, its own size). Returns the 5th and 95th
+/// percentiles: the difference lies between them in 90% of resamplings. With a spread of tens
+/// of milliseconds between sends, one run's difference of medians moves by a few milliseconds
+/// from noise alone, and this says by how much.
+#[allow(dead_code)] // one bench of the two uses it
+pub fn median_difference_interval(a: &[f64], b: &[f64]) -> (f64, f64) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(30);
+    let mut median_of = |v: &[f64]| {
+        let mut draw: Vec<f64> = (0..v.len())
+            .map(|_| v[rng.random_range(0..v.len())])
+            .collect();
+        draw.sort_by(|x, y| x.partial_cmp(y).unwrap());
+        draw[draw.len() / 2]
+    };
+    let mut diffs: Vec<f64> = (0..2000).map(|_| median_of(b) - median_of(a)).collect();
+    diffs.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    (diffs[100], diffs[1899])
+}
+
+#[allow(dead_code)] // one bench of the two uses it
+pub fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
