@@ -81,6 +81,40 @@ async fn after_tmux_is_killed_a_restart_resumes_the_conversation() {
     );
 }
 
+/// A CLI killed after its reply but before it wrote the turn's end leaves that turn open in
+/// its transcript. The resumed instance reads it as finished (its message was answered) and
+/// is idle, whichever comes first at its start: its session's hook or its MCP client's lists.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_turn_cut_off_before_its_end_line_leaves_the_resumed_instance_idle() {
+    let mut h = Harness::start().await;
+    let id = h.spawn(json!({ "role": "developer" })).await;
+    ask(&h, &id, "remember the word mango").await;
+    let path = state(&h, &id).await.transcript_path.unwrap();
+
+    h.stop_server().await;
+    h.kill_tmux();
+    // What the killed process would have left: nothing after the reply.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let reply = lines
+        .iter()
+        .rposition(|l| l.contains("\"ECHO: remember the word mango\""))
+        .expect("the reply in the transcript");
+    assert!(reply + 1 < lines.len(), "the turn's end follows its reply");
+    std::fs::write(&path, lines[..=reply].join("\n") + "\n").unwrap();
+    h.start_server().await;
+
+    eventually(
+        "the resumed instance idle",
+        Duration::from_secs(10),
+        || async { (state(&h, &id).await.state == "idle").then_some(()) },
+    )
+    .await;
+    let answer = ask(&h, &id, "which fruit").await;
+    assert_eq!(answer["response"], "ECHO: which fruit");
+    assert_eq!(state(&h, &id).await.state, "idle");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_live_instance_is_reattached_and_a_turn_that_ended_meanwhile_is_recorded() {
     let mut h = Harness::start().await;

@@ -174,6 +174,10 @@ impl Machine {
                 if history && matches!(self.phase, Phase::Replaying) {
                     self.after_replay();
                 }
+                if history && let Some(startup) = self.startup_mut() {
+                    startup.history_pending = false;
+                    self.ready_if_started(now);
+                }
             }
             Input::McpListed(list) => self.on_mcp_list(now, list),
             Input::Seen { look, seen } => self.on_seen(now, look, seen),
@@ -346,6 +350,9 @@ impl Machine {
         if self.transcript.as_ref() != Some(&path) {
             self.transcript = Some(path.clone());
             self.out.push(Effect::Follow(path));
+            if let Some(startup) = self.startup_mut() {
+                startup.history_pending = true;
+            }
         }
     }
 

@@ -97,6 +97,11 @@ pub(super) struct Startup {
     session_at: Option<Instant>,
     /// Startup dialogs answered.
     dialogs: u32,
+    /// A transcript is being followed whose history is not read yet. Until it is, the
+    /// instance is not ready: a resumed start closes the turn its history leaves open, and
+    /// it must have read that history to know the turn (2.1.197 lists troupe's tools before
+    /// its session starts, so readiness and the history's arrival fall in different steps).
+    pub(super) history_pending: bool,
 }
 
 impl Startup {
@@ -114,6 +119,7 @@ impl Startup {
             began: now,
             session_at: None,
             dialogs: 0,
+            history_pending: false,
         }
     }
 
@@ -264,9 +270,10 @@ impl Machine {
         let Phase::Starting(startup) = &self.phase else {
             return;
         };
-        let ready = startup
-            .grace_end
-            .is_some_and(|grace_end| now >= grace_end || startup.listed().is_some());
+        let ready = !startup.history_pending
+            && startup
+                .grace_end
+                .is_some_and(|grace_end| now >= grace_end || startup.listed().is_some());
         if !ready {
             return;
         }

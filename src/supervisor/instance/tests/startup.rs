@@ -266,6 +266,8 @@ fn ready_after_the_mcp_grace_with_a_warning_when_the_lists_never_come() {
         transcript: None,
     });
     s.after(100, session_started());
+    // The actor reads the history of the transcript it follows (here, none yet).
+    s.step(history(vec![]));
     s.after(50, Input::McpListed(McpList::Tools));
     assert_eq!(
         s.wait(),
@@ -287,6 +289,8 @@ fn message_queued_while_starting_is_typed_once_ready() {
     });
     assert_eq!(s.after(10, queue("m1", "hello reference one")), []);
     s.after(100, session_started());
+    // The actor reads the history of the transcript it follows (here, none yet).
+    s.step(history(vec![]));
     s.after(10, Input::McpListed(McpList::Tools));
     // Ready with the lists, but the message waits out the settle margin: typed now, its
     // turn could see no troupe tools.
@@ -309,6 +313,8 @@ fn a_message_after_the_settle_margin_is_typed_at_once() {
         transcript: None,
     });
     s.after(100, session_started());
+    // The actor reads the history of the transcript it follows (here, none yet).
+    s.step(history(vec![]));
     s.after(10, Input::McpListed(McpList::Tools));
     let fx = s.after(10, Input::McpListed(McpList::Prompts));
     assert!(fx.contains(&Effect::Ready), "{fx:?}");
@@ -393,4 +399,40 @@ fn resumed_instance_idles_without_waiting_for_the_cut_off_turn() {
     // The process that would have written the rest of that turn is gone.
     assert!(!s.m.busy());
     assert_eq!(s.m.next_deadline(), None);
+}
+
+/// Claude Code 2.1.197 lists troupe's tools before its SessionStart hook, so the session
+/// starting is the last sign of readiness. The history the hook points at is read after that
+/// step: the instance is ready only once it is, or a turn the killed process left without its
+/// end would be read after the cut-off turns were closed, and stay open for good.
+#[test]
+fn resumed_launch_that_listed_first_reads_its_history_before_it_is_ready() {
+    let mut s = Sim::new(Begin::Launch { resumed: true });
+    s.step(Input::Restore {
+        messages: vec![known(
+            "m_a",
+            "hello reference one",
+            Some(P_ECHO),
+            MessageState::Answered,
+        )],
+        transcript: None,
+    });
+    s.after(30, Input::McpListed(McpList::Tools));
+    s.after(5, Input::McpListed(McpList::Prompts));
+    let fx = s.after(200, session_started());
+    assert!(fx.contains(&Effect::Follow(transcript_path())), "{fx:?}");
+    assert!(
+        !fx.contains(&Effect::Ready),
+        "ready before its history: {fx:?}"
+    );
+    // The earlier process was killed after the reply, before the turn's end line.
+    let lines: Vec<Record> = turn_of(ECHO, P_ECHO)
+        .into_iter()
+        .filter(|r| !matches!(r, Record::TurnEnd { .. }))
+        .collect();
+    let fx = s.step(history(lines));
+    assert!(fx.contains(&Effect::Ready), "{fx:?}");
+    assert_eq!(finishes(&fx), Vec::<&str>::new(), "{fx:?}");
+    assert!(!s.m.busy());
+    assert_eq!(reports(&fx), [InstanceState::Idle]);
 }
