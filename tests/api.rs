@@ -544,16 +544,19 @@ async fn a_spawn_whose_client_hangs_up_still_finishes() {
     }
     let states = support::eventually("every spawn over", Duration::from_secs(60), || async {
         let (_, list) = api.get("/api/instances?all=true").await;
-        let states: Vec<String> = list["instances"]
+        let states: Vec<(String, String)> = list["instances"]
             .as_array()?
             .iter()
-            .map(|i| i["state"].as_str().unwrap().to_string())
+            .map(|i| {
+                let said = |k: &str| i[k].as_str().unwrap_or_default().to_string();
+                (said("state"), said("state_reason"))
+            })
             .collect();
-        (!states.is_empty() && states.iter().all(|s| s != "starting")).then_some(states)
+        (!states.is_empty() && states.iter().all(|(s, _)| s != "starting")).then_some(states)
     })
     .await;
     assert!(
-        states.iter().all(|s| s == "idle"),
+        states.iter().all(|(s, _)| s == "idle"),
         "none left starting with nothing following it: {states:?}"
     );
 }

@@ -230,3 +230,69 @@ async fn looks_go_through_the_control_client_and_read_what_a_process_reads() {
     .await;
     assert_eq!(tmux.pane_pid("look").await.unwrap(), None);
 }
+
+/// Callers that give up while tmux is not reading (their futures dropped mid-command, as an
+/// HTTP client that hangs up drops its request's) leave every later command its own answer:
+/// a waiter queued for a line never written would hand each later command the one before
+/// it.
+#[tokio::test(flavor = "multi_thread")]
+async fn commands_abandoned_while_tmux_is_not_reading_leave_later_answers_in_place() {
+    let socket = unique_socket("ctlgone");
+    let _server = TmuxServer(socket.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::new(&socket);
+    for (name, word) in [("left", "LEFT-SIDE"), ("right", "RIGHT-SIDE")] {
+        let argv: Vec<String> = ["sh", "-c", &format!("echo {word}; exec cat")]
+            .map(String::from)
+            .into();
+        session(&tmux, name, dir.path(), &argv).await;
+    }
+    for name in ["left", "right"] {
+        eventually("the word on screen", Duration::from_secs(10), || async {
+            tmux.capture(name)
+                .await
+                .unwrap()
+                .contains("-SIDE")
+                .then_some(())
+        })
+        .await;
+    }
+    // tmux stops reading: lines fill the pipe to it, and the last writers wait for room.
+    // (The server reads a control client's input itself: the client hands it its stdin.)
+    let (ok, pid) = tmux_out(&socket, &["display-message", "-p", "#{pid}"]);
+    assert!(ok, "{pid}");
+    let pid: i32 = pid.trim().parse().unwrap();
+    /// Lets the server go on whatever happens, or dropping it would wait on it for good.
+    struct Stopped(i32);
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            unsafe { libc::kill(self.0, libc::SIGCONT) };
+        }
+    }
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let stopped = Stopped(pid);
+    let abandoned = futures::future::join_all((0..4000).map(|i| {
+        let tmux = &tmux;
+        async move {
+            let name = if i % 2 == 0 { "left" } else { "right" };
+            tokio::time::timeout(Duration::from_millis(300), tmux.capture(name))
+                .await
+                .is_err()
+        }
+    }))
+    .await;
+    assert!(abandoned.iter().all(|gave_up| *gave_up));
+    drop(stopped);
+    for round in 0..6 {
+        for (name, word) in [("left", "LEFT-SIDE"), ("right", "RIGHT-SIDE")] {
+            let screen = tokio::time::timeout(Duration::from_secs(5), tmux.capture(name))
+                .await
+                .unwrap_or_else(|_| panic!("round {round}: {name} got no answer"))
+                .unwrap();
+            assert!(
+                screen.contains(word),
+                "round {round}: {name}'s answer is another's: {screen:?}"
+            );
+        }
+    }
+}

@@ -113,7 +113,7 @@ pub fn word(arg: &str) -> Option<std::borrow::Cow<'_, str>> {
 /// A running control client. Commands are answered in the order they were written, so a
 /// command's waiter joins the queue in the same step as its line is written.
 pub struct Client {
-    stdin: tokio::sync::Mutex<ChildStdin>,
+    stdin: Arc<tokio::sync::Mutex<ChildStdin>>,
     waiting: Arc<Mutex<VecDeque<oneshot::Sender<Reply>>>>,
     ended: Arc<std::sync::atomic::AtomicBool>,
     _child: Child,
@@ -195,7 +195,7 @@ impl Client {
             Err(_) => return Err(std::io::Error::other("tmux -C did not start in time")),
         }
         let client = Client {
-            stdin: tokio::sync::Mutex::new(stdin),
+            stdin: Arc::new(tokio::sync::Mutex::new(stdin)),
             waiting,
             ended,
             _child: child,
@@ -235,20 +235,29 @@ impl Client {
         let mut line = words.join(" ");
         line.push('\n');
         let (tx, rx) = oneshot::channel();
-        {
-            let mut stdin = self.stdin.lock().await;
-            if self.ended() {
-                return Err(Failure::NotWritten);
+        // Queued and written in a task of its own, so a caller that goes away (a client that
+        // hung up) cannot stop it between the two: a waiter queued for a line never written,
+        // or half a line, would hand every later command the answer of the one before it.
+        let (stdin, waiting, ended) =
+            (self.stdin.clone(), self.waiting.clone(), self.ended.clone());
+        let written = tokio::spawn(async move {
+            let mut stdin = stdin.lock().await;
+            if ended.load(std::sync::atomic::Ordering::SeqCst) {
+                return false;
             }
-            self.waiting
+            waiting
                 .lock()
                 .expect("control queue poisoned")
                 .push_back(tx);
             if stdin.write_all(line.as_bytes()).await.is_err() {
                 // The reader sees the same end and drops the waiter just queued.
-                self.ended.store(true, std::sync::atomic::Ordering::SeqCst);
-                return Err(Failure::NotWritten);
+                ended.store(true, std::sync::atomic::Ordering::SeqCst);
+                return false;
             }
+            true
+        });
+        if !matches!(written.await, Ok(true)) {
+            return Err(Failure::NotWritten);
         }
         match tokio::time::timeout(REPLY_WITHIN, rx).await {
             Ok(Ok(reply)) => reply.map_err(Failure::Tmux),
