@@ -93,14 +93,14 @@ async fn a_turn_cut_off_before_its_end_line_leaves_the_resumed_instance_idle() {
 
     h.stop_server().await;
     h.kill_tmux();
-    // What the killed process would have left: nothing after the reply.
+    // What the killed process would have left: nothing after the reply (on a busy machine
+    // the kill may have cut it there already).
     let text = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let reply = lines
         .iter()
         .rposition(|l| l.contains("\"ECHO: remember the word mango\""))
         .expect("the reply in the transcript");
-    assert!(reply + 1 < lines.len(), "the turn's end follows its reply");
     std::fs::write(&path, lines[..=reply].join("\n") + "\n").unwrap();
     h.start_server().await;
 
