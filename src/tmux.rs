@@ -132,23 +132,29 @@ impl Tmux {
 
     /// Runs one command line on the control client (every argument plain), starting the
     /// client if there is none.
+    /// The control client, started if it is not running (which starts the server if there
+    /// is none); None if it cannot start.
+    async fn control_client(&self) -> Option<std::sync::Arc<control::Client>> {
+        let mut slot = self.control.lock().await;
+        match slot.as_ref().filter(|c| !c.ended()) {
+            Some(c) => Some(c.clone()),
+            None => match control::Client::start(self.command()).await {
+                Ok(c) => Some(slot.insert(std::sync::Arc::new(c)).clone()),
+                Err(e) => {
+                    tracing::debug!("no tmux control client ({e}); one process per command");
+                    *slot = None;
+                    None
+                }
+            },
+        }
+    }
+
     async fn via_control(&self, args: &[&str]) -> Via {
         if !args.iter().all(|a| control::word(a).is_some()) {
             return Via::NotTaken;
         }
-        let client = {
-            let mut slot = self.control.lock().await;
-            match slot.as_ref().filter(|c| !c.ended()) {
-                Some(c) => c.clone(),
-                None => match control::Client::start(self.command()).await {
-                    Ok(c) => slot.insert(std::sync::Arc::new(c)).clone(),
-                    Err(e) => {
-                        tracing::debug!("no tmux control client ({e}); one process per command");
-                        *slot = None;
-                        return Via::NotTaken;
-                    }
-                },
-            }
+        let Some(client) = self.control_client().await else {
+            return Via::NotTaken;
         };
         match client.run(args).await {
             Ok(out) => Via::Answered(Ok(out)),
@@ -231,6 +237,11 @@ impl Tmux {
     /// Starts a detached session running `argv` directly (no shell), with the pane kept after
     /// the program exits so its last words and exit status can be read.
     pub async fn new_session(&self, spec: &SessionSpec<'_>) -> Result<(), TmuxError> {
+        // The server is started once, by the control client, before any session is made: a
+        // burst of new-session processes each starting the server (several spawns at once on
+        // a fresh socket) lost the server under them, with the sessions already made in it
+        // (seen under load: "server exited unexpectedly", then "can't find session").
+        let _ = self.control_client().await;
         let mut new = NewSession::new()
             .detached()
             .session_name(spec.name)
