@@ -153,8 +153,9 @@ fn session_end_from_a_replaced_process_changes_nothing_while_the_cli_runs() {
     assert_eq!(s.m.next_deadline(), None);
 }
 
-#[test]
-fn a_held_permission_request_is_answered_by_its_decision_not_by_a_late_tool_result() {
+/// A turn whose Bash call troupe holds for a decision; returns the machine and the tool's
+/// result line, not yet read.
+fn held_bash_request() -> (Sim, Record) {
     let mut s = started_machine();
     deliver(
         &mut s,
@@ -171,6 +172,12 @@ fn a_held_permission_request_is_answered_by_its_decision_not_by_a_late_tool_resu
         },
     );
     assert_eq!(reports(&fx), [InstanceState::WaitingPermission]);
+    (s, result)
+}
+
+#[test]
+fn a_held_permission_request_is_answered_by_its_decision_not_by_a_late_tool_result() {
+    let (mut s, result) = held_bash_request();
     // A tool result read while troupe holds the question is not its answer.
     let fx = s.after(10, records(vec![result.clone()]));
     assert_eq!(reports(&fx), Vec::<InstanceState>::new(), "{fx:?}");
@@ -183,21 +190,7 @@ fn a_held_permission_request_is_answered_by_its_decision_not_by_a_late_tool_resu
 
 #[test]
 fn a_question_left_to_the_pane_is_answered_by_the_tool_running() {
-    let mut s = started_machine();
-    deliver(
-        &mut s,
-        "m1",
-        r#"CALL_TOOL Bash {"command": "touch made_by_bash.txt", "description": "Create a file"}"#,
-    );
-    let [prompt, tool_use, result, _reply, _end] = parts(transcript(TOOL_USE));
-    s.after(200, records(vec![prompt, tool_use]));
-    s.after(
-        5,
-        Input::PermissionAsked {
-            request_id: "perm-1".into(),
-            summary: "Bash: touch made_by_bash.txt".into(),
-        },
-    );
+    let (mut s, result) = held_bash_request();
     // Nobody decided in time; the CLI's dialog asks at the pane and the state still says so.
     assert_eq!(s.after(10, Input::PermissionLeftAtPane), []);
     assert!(s.m.waiting_permission);
