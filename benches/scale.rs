@@ -15,8 +15,9 @@
 //! The phases, in order: spawn all N (`spawn_claude`, SCALE_SPAWN_CONCURRENCY at a time);
 //! memory with all of them idle; idle CPU; messages (a `send_to_instance` to every instance at
 //! once, waiting for the answer, per round) with the database's growth over them; the lag of
-//! `/api/events` over one more such round; `list_instances` over MCP and `GET /api/instances`
-//! over REST from many clients at once; the dashboard's first load; `terminate_all`.
+//! `/api/events` over one more such round; `list_instances` over MCP (in sessions, as
+//! Claude Code 2.1.197 and other 2025 clients call it, then in 2026-07-28, as 2.1.328 does) and
+//! `GET /api/instances` over REST from many clients at once; the dashboard's first load; `terminate_all`.
 //!
 //! The events reader and the list clients run on threads and runtimes of their own, as the
 //! separate processes they stand for would: they still share the machine's cores with the
@@ -180,6 +181,76 @@ async fn listed_count(client: &McpClient) -> Result<(usize, usize), String> {
                 }),
             error: None,
         } => Ok((count, data.len())),
+        _ => Err(format!("list_instances failed: {}", shown(data))),
+    }
+}
+
+/// A `list_instances` call in MCP 2026-07-28 (no session: the version and capabilities ride
+/// in the request's `_meta`), its answer read for the count alone, as [`listed_count`] does.
+/// The answer is one JSON-RPC message, as JSON or as one SSE event.
+async fn stateless_listed_count(
+    http: &reqwest::Client,
+    url: &str,
+    bearer: &str,
+) -> Result<usize, String> {
+    #[derive(serde::Deserialize)]
+    struct Message {
+        result: Option<Outcome>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Outcome {
+        #[serde(default)]
+        is_error: bool,
+        structured_content: Option<Counted>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Counted {
+        count: usize,
+    }
+    let body = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": { "name": "list_instances", "arguments": {}, "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": { "name": "scale-bench", "version": "1" },
+        } },
+    });
+    let resp = http
+        .post(url)
+        .header("authorization", bearer)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "list_instances")
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
+    let shown = |b: &[u8]| String::from_utf8_lossy(&b[..b.len().min(300)]).into_owned();
+    if !status.is_success() {
+        return Err(format!("{status}: {}", shown(&bytes)));
+    }
+    let data: &[u8] = if bytes.trim_ascii_start().starts_with(b"{") {
+        &bytes
+    } else {
+        bytes
+            .split(|&b| b == b'\n')
+            .filter_map(|l| l.strip_prefix(b"data:"))
+            .map(<[u8]>::trim_ascii_start)
+            .find(|d| d.starts_with(b"{"))
+            .ok_or_else(|| format!("no JSON-RPC message in the answer: {}", shown(&bytes)))?
+    };
+    match serde_json::from_slice(data).map_err(|e| format!("{e}: {}", shown(data)))? {
+        Message {
+            result:
+                Some(Outcome {
+                    is_error: false,
+                    structured_content: Some(Counted { count }),
+                }),
+        } => Ok(count),
         _ => Err(format!("list_instances failed: {}", shown(data))),
     }
 }
@@ -780,6 +851,34 @@ async fn main() {
                 answer_bytes.load(Ordering::Relaxed) as f64 / 1024.0
             ),
         );
+    })
+    .await;
+
+    // ---- list_instances in MCP 2026-07-28, as today's Claude Code speaks it: no session, each
+    // call a request of its own with its protocol version and capabilities in `_meta`. As many
+    // clients (each its own connection pool) and calls.
+    let deadline = Instant::now() + phase_limit;
+    progress(format!(
+        "list_instances, MCP 2026-07-28: {list_clients} clients x {list_calls} calls"
+    ));
+    let url = format!("{}/mcp", h.server().url());
+    let bearer = format!("Bearer {}", h.server().token());
+    apart(move || async move {
+        let https: Vec<reqwest::Client> =
+            (0..list_clients).map(|_| reqwest::Client::new()).collect();
+        let listed = closed_loop(&https, list_calls, deadline, async |http| {
+            stateless_listed_count(http, &url, &bearer)
+                .await
+                .map(|_| ())
+        })
+        .await;
+        report_calls("list_stateless", &listed);
+        let first: Vec<f64> = listed
+            .iter()
+            .step_by(list_calls)
+            .filter_map(|r| r.as_ref().ok().copied())
+            .collect();
+        print_percentiles("list_stateless_first", &first);
     })
     .await;
 
