@@ -15,9 +15,10 @@
 //! The phases, in order: spawn all N (`spawn_claude`, SCALE_SPAWN_CONCURRENCY at a time);
 //! memory with all of them idle; idle CPU; messages (a `send_to_instance` to every instance at
 //! once, waiting for the answer, per round) with the database's growth over them; the lag of
-//! `/api/events` over one more such round; `list_instances` over MCP (in sessions, as
-//! Claude Code 2.1.197 and other 2025 clients call it, then in 2026-07-28, as 2.1.328 does) and
-//! `GET /api/instances` over REST from many clients at once; the dashboard's first load; `terminate_all`.
+//! `/api/events` over one more such round; once the event log has been still for half a
+//! second, `list_instances` over MCP (in sessions, as Claude Code 2.1.197 and other 2025
+//! clients call it, then in 2026-07-28, as 2.1.328 does) and `GET /api/instances` over REST
+//! from many clients at once; the dashboard's first load; `terminate_all`.
 //!
 //! The events reader and the list clients run on threads and runtimes of their own, as the
 //! separate processes they stand for would: they still share the machine's cores with the
@@ -807,6 +808,25 @@ async fn main() {
         print_percentiles(&format!("events_{kind}"), lags);
     }
 
+    // The round's last state changes (each instance's Stop hook after its answer) may still
+    // be landing: the list phases measure listing, so they start once the event log has
+    // been still for half a second. Printed: how long that took, how many events came.
+    let settling = Instant::now();
+    let before = last_event_id(&h).await;
+    let (mut last, mut still_since) = (before, Instant::now());
+    while still_since.elapsed() < Duration::from_millis(500)
+        && settling.elapsed() < Duration::from_secs(30)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = last_event_id(&h).await;
+        if now != last {
+            (last, still_since) = (now, Instant::now());
+        }
+    }
+    figure("list_settle_ms", format!("{:.0}", ms_since(settling)));
+    figure("list_settle_events", last - before);
+    let list_from = last;
+
     // ---- list_instances over MCP: SCALE_LIST_CLIENTS sessions of their own, each making
     // SCALE_LIST_CALLS calls in a row, all clients at once, from a runtime of their own.
     let deadline = Instant::now() + phase_limit;
@@ -853,6 +873,8 @@ async fn main() {
         );
     })
     .await;
+    // State that changed under the listing makes callers render again.
+    figure("list_events_during", last_event_id(&h).await - list_from);
 
     // ---- list_instances in MCP 2026-07-28, as today's Claude Code speaks it: no session, each
     // call a request of its own with its protocol version and capabilities in `_meta`. As many
