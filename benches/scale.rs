@@ -142,73 +142,22 @@ async fn tool(client: &McpClient, name: &str, args: Value) -> Result<Value, Stri
 /// process's two cores with the server, and a full parse of every answer (a tree of some 4,000
 /// JSON values at 300 instances) cost them more CPU than the server spent answering.
 async fn listed_count(client: &McpClient) -> Result<(usize, usize), String> {
-    #[derive(serde::Deserialize)]
-    struct Message {
-        result: Option<Outcome>,
-        error: Option<serde::de::IgnoredAny>,
-    }
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Outcome {
-        #[serde(default)]
-        is_error: bool,
-        structured_content: Option<Counted>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Counted {
-        count: usize,
-    }
     let body = client
         .request_raw(
             "tools/call",
             json!({ "name": "list_instances", "arguments": {} }),
         )
         .await;
-    let shown = |b: &[u8]| String::from_utf8_lossy(&b[..b.len().min(300)]).into_owned();
-    let data = body
-        .split(|&b| b == b'\n')
-        .filter_map(|l| l.strip_prefix(b"data:"))
-        .map(<[u8]>::trim_ascii_start)
-        .find(|d| d.starts_with(b"{"))
-        .ok_or_else(|| format!("no JSON-RPC message in the answer: {}", shown(&body)))?;
-    let message: Message =
-        serde_json::from_slice(data).map_err(|e| format!("{e}: {}", shown(data)))?;
-    match message {
-        Message {
-            result:
-                Some(Outcome {
-                    is_error: false,
-                    structured_content: Some(Counted { count }),
-                }),
-            error: None,
-        } => Ok((count, data.len())),
-        _ => Err(format!("list_instances failed: {}", shown(data))),
-    }
+    counted(&body)
 }
 
 /// A `list_instances` call in MCP 2026-07-28 (no session: the version and capabilities ride
-/// in the request's `_meta`), its answer read for the count alone, as [`listed_count`] does.
-/// The answer is one JSON-RPC message, as JSON or as one SSE event.
+/// in the request's `_meta`), read as [`listed_count`] reads its answer.
 async fn stateless_listed_count(
     http: &reqwest::Client,
     url: &str,
     bearer: &str,
 ) -> Result<usize, String> {
-    #[derive(serde::Deserialize)]
-    struct Message {
-        result: Option<Outcome>,
-    }
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Outcome {
-        #[serde(default)]
-        is_error: bool,
-        structured_content: Option<Counted>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Counted {
-        count: usize,
-    }
     let body = json!({
         "jsonrpc": "2.0", "id": 1, "method": "tools/call",
         "params": { "name": "list_instances", "arguments": {}, "_meta": {
@@ -230,28 +179,56 @@ async fn stateless_listed_count(
         .map_err(|e| e.to_string())?;
     let status = resp.status();
     let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
-    let shown = |b: &[u8]| String::from_utf8_lossy(&b[..b.len().min(300)]).into_owned();
     if !status.is_success() {
         return Err(format!("{status}: {}", shown(&bytes)));
     }
-    let data: &[u8] = if bytes.trim_ascii_start().starts_with(b"{") {
-        &bytes
+    counted(&bytes).map(|(count, _)| count)
+}
+
+/// The start of an answer, for an error.
+fn shown(b: &[u8]) -> String {
+    String::from_utf8_lossy(&b[..b.len().min(300)]).into_owned()
+}
+
+/// The `count` of a `list_instances` answer (one JSON-RPC message, as JSON or as an SSE
+/// event) and the message's size, read without building the instances' values.
+fn counted(body: &[u8]) -> Result<(usize, usize), String> {
+    #[derive(serde::Deserialize)]
+    struct Message {
+        result: Option<Outcome>,
+        error: Option<serde::de::IgnoredAny>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Outcome {
+        #[serde(default)]
+        is_error: bool,
+        structured_content: Option<Counted>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Counted {
+        count: usize,
+    }
+    let data: &[u8] = if body.trim_ascii_start().starts_with(b"{") {
+        body
     } else {
-        bytes
-            .split(|&b| b == b'\n')
+        body.split(|&b| b == b'\n')
             .filter_map(|l| l.strip_prefix(b"data:"))
             .map(<[u8]>::trim_ascii_start)
             .find(|d| d.starts_with(b"{"))
-            .ok_or_else(|| format!("no JSON-RPC message in the answer: {}", shown(&bytes)))?
+            .ok_or_else(|| format!("no JSON-RPC message in the answer: {}", shown(body)))?
     };
-    match serde_json::from_slice(data).map_err(|e| format!("{e}: {}", shown(data)))? {
+    let message: Message =
+        serde_json::from_slice(data).map_err(|e| format!("{e}: {}", shown(data)))?;
+    match message {
         Message {
             result:
                 Some(Outcome {
                     is_error: false,
                     structured_content: Some(Counted { count }),
                 }),
-        } => Ok(count),
+            error: None,
+        } => Ok((count, data.len())),
         _ => Err(format!("list_instances failed: {}", shown(data))),
     }
 }
