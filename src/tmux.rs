@@ -130,8 +130,6 @@ impl Tmux {
         command
     }
 
-    /// Runs one command line on the control client (every argument plain), starting the
-    /// client if there is none.
     /// The control client, started if it is not running (which starts the server if there
     /// is none); None if it cannot start.
     async fn control_client(&self) -> Option<std::sync::Arc<control::Client>> {
@@ -149,6 +147,8 @@ impl Tmux {
         }
     }
 
+    /// Runs one command line on the control client (every argument plain), starting the
+    /// client if there is none.
     async fn via_control(&self, args: &[&str]) -> Via {
         if !args.iter().all(|a| control::word(a).is_some()) {
             return Via::NotTaken;
