@@ -242,45 +242,123 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     let (done, finished) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
+    let clients = std::thread::Builder::new().name(CLIENT_THREADS.into());
+    let spawned = clients.spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
+            .thread_name(CLIENT_THREADS)
             .enable_all()
             .build()
             .expect("a runtime for the clients");
         rt.block_on(work());
         let _ = done.send(());
     });
+    spawned.expect("a thread for the clients");
     finished.await.expect("the clients' thread ended");
 }
 
+/// The name of the clients' threads, which [`cpu_ns`] tells from the server's.
+const CLIENT_THREADS: &str = "bench-client";
+
+/// CPU time this process's threads have run so far (nanoseconds, from each thread's
+/// `schedstat`): the clients' threads (`clients: true`) or all the others, the server's.
+/// Threads that have ended are not counted: read both ends while the clients still run.
+fn cpu_ns(clients: bool) -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter(|t| {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            (comm.trim_end() == CLIENT_THREADS) == clients
+        })
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The machine's stolen time so far, in ticks (`steal` of /proc/stat): time a virtual
+/// machine's CPUs were runnable but the host ran something else. A phase with some was slowed
+/// by the host, not by what it measured.
+fn steal_ticks() -> u64 {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| s.lines().next()?.split_whitespace().nth(8)?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// What a phase's calls cost: [`cpu_ns`] of the server and of the clients, and
+/// [`steal_ticks`], read before the calls.
+struct Cost(u64, u64, u64);
+
+impl Cost {
+    fn now() -> Cost {
+        Cost(cpu_ns(false), cpu_ns(true), steal_ticks())
+    }
+}
+
+/// Prints the CPU the server and the clients spent per call (microseconds) since `before`,
+/// and the ticks stolen from the machine meanwhile.
+fn report_cpu(name: &str, before: Cost, calls: usize) {
+    let calls = calls.max(1) as f64;
+    let per_call =
+        |now: u64, then: u64| format!("{:.0}", now.saturating_sub(then) as f64 / 1e3 / calls);
+    figure(
+        &format!("{name}_server_cpu_us_per_call"),
+        per_call(cpu_ns(false), before.0),
+    );
+    figure(
+        &format!("{name}_client_cpu_us_per_call"),
+        per_call(cpu_ns(true), before.1),
+    );
+    figure(
+        &format!("{name}_steal_ticks"),
+        steal_ticks().saturating_sub(before.2),
+    );
+}
+
 /// `calls` calls in a row from each of `clients`, all clients at once: how long each took
-/// (milliseconds, its check of the answer included), or why it failed.
-async fn closed_loop<C>(
-    clients: &[C],
+/// (milliseconds, its check of the answer included), or why it failed. Each client is a task
+/// of its own, as each would be a process of its own: polled together in one task, the 64
+/// clients' reading of their answers ran one after another on one core.
+async fn closed_loop<C, F, Fut>(
+    clients: Vec<C>,
     calls: usize,
     deadline: Instant,
-    call: impl AsyncFn(&C) -> Result<(), String>,
-) -> Vec<Result<f64, String>> {
-    let call = &call;
-    futures::future::join_all(clients.iter().map(|c| async move {
-        let mut out = Vec::with_capacity(calls);
-        for _ in 0..calls {
-            out.push(
-                bounded(deadline, async {
-                    let t = Instant::now();
-                    call(c).await?;
-                    Ok(ms_since(t))
-                })
-                .await,
-            );
-        }
-        out
-    }))
-    .await
-    .into_iter()
-    .flatten()
-    .collect()
+    call: F,
+) -> Vec<Result<f64, String>>
+where
+    C: Send + Sync + 'static,
+    F: Fn(Arc<C>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+{
+    let call = Arc::new(call);
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|c| {
+            let (c, call) = (Arc::new(c), call.clone());
+            tokio::spawn(async move {
+                let mut out = Vec::with_capacity(calls);
+                for _ in 0..calls {
+                    out.push(
+                        bounded(deadline, async {
+                            let t = Instant::now();
+                            call(c.clone()).await?;
+                            Ok(ms_since(t))
+                        })
+                        .await,
+                    );
+                }
+                out
+            })
+        })
+        .collect();
+    futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .flat_map(|r| r.unwrap_or_else(|e| vec![Err(format!("the client's task failed: {e}"))]))
+        .collect()
 }
 
 /// The failures of a [`closed_loop`], then the percentiles of the calls that succeeded.
@@ -823,16 +901,22 @@ async fn main() {
         figure("mcp_connect_all_ms", format!("{:.1}", ms_since(t)));
         report_failures("mcp_connect", &clients);
         let clients: Vec<McpClient> = clients.into_iter().filter_map(Result::ok).collect();
-        let listed = AtomicUsize::new(0);
-        let answer_bytes = AtomicUsize::new(0);
-        let list = closed_loop(&clients, list_calls, deadline, async |c: &McpClient| {
-            let (count, bytes) = listed_count(c).await?;
-            listed.store(count, Ordering::Relaxed);
-            answer_bytes.store(bytes, Ordering::Relaxed);
-            Ok(())
+        let listed = Arc::new(AtomicUsize::new(0));
+        let answer_bytes = Arc::new(AtomicUsize::new(0));
+        let (l, b) = (listed.clone(), answer_bytes.clone());
+        let cpu = Cost::now();
+        let list = closed_loop(clients, list_calls, deadline, move |c: Arc<McpClient>| {
+            let (listed, answer_bytes) = (l.clone(), b.clone());
+            async move {
+                let (count, bytes) = listed_count(&c).await?;
+                listed.store(count, Ordering::Relaxed);
+                answer_bytes.store(bytes, Ordering::Relaxed);
+                Ok(())
+            }
         })
         .await;
         report_calls("list", &list);
+        report_cpu("list", cpu, list.len());
         // The first call of each client, all made at once on fresh connections.
         let first: Vec<f64> = list
             .iter()
@@ -852,6 +936,11 @@ async fn main() {
     .await;
     // State that changed under the listing makes callers render again.
     figure("list_events_during", last_event_id(&h).await - list_from);
+    // The server's memory once its callers are gone (the clients' runtime has ended).
+    figure(
+        "list_rss_after_mb",
+        format!("{:.1}", scripted::rss_kib(me) as f64 / 1024.0),
+    );
 
     // ---- list_instances in MCP 2026-07-28, as today's Claude Code speaks it: no session, each
     // call a request of its own with its protocol version and capabilities in `_meta`. As many
@@ -865,13 +954,19 @@ async fn main() {
     apart(move || async move {
         let https: Vec<reqwest::Client> =
             (0..list_clients).map(|_| reqwest::Client::new()).collect();
-        let listed = closed_loop(&https, list_calls, deadline, async |http| {
-            stateless_listed_count(http, &url, &bearer)
-                .await
-                .map(|_| ())
+        let (url, bearer) = (Arc::new(url), Arc::new(bearer));
+        let cpu = Cost::now();
+        let listed = closed_loop(https, list_calls, deadline, move |http| {
+            let (url, bearer) = (url.clone(), bearer.clone());
+            async move {
+                stateless_listed_count(&http, &url, &bearer)
+                    .await
+                    .map(|_| ())
+            }
         })
         .await;
         report_calls("list_stateless", &listed);
+        report_cpu("list_stateless", cpu, listed.len());
         let first: Vec<f64> = listed
             .iter()
             .step_by(list_calls)
@@ -890,27 +985,28 @@ async fn main() {
     let url = format!("{}/api/instances", h.server().url());
     let bearer = format!("Bearer {}", h.server().token());
     apart(move || async move {
-        let body_bytes = AtomicUsize::new(0);
+        let body_bytes = Arc::new(AtomicUsize::new(0));
         let https: Vec<reqwest::Client> =
             (0..list_clients).map(|_| reqwest::Client::new()).collect();
-        let api = closed_loop(
-            &https,
-            list_calls,
-            deadline,
-            async |http: &reqwest::Client| {
-                let (status, body) = get(http, &url, ("authorization", &bearer)).await?;
+        let (url, bearer, bytes) = (Arc::new(url), Arc::new(bearer), body_bytes.clone());
+        let cpu = Cost::now();
+        let api = closed_loop(https, list_calls, deadline, move |http| {
+            let (url, bearer, bytes) = (url.clone(), bearer.clone(), bytes.clone());
+            async move {
+                let (status, body) = get(&http, &url, ("authorization", &bearer)).await?;
                 if status != 200 {
                     return Err(format!(
                         "GET /api/instances: {status} {}",
                         String::from_utf8_lossy(&body)
                     ));
                 }
-                body_bytes.store(body.len(), Ordering::Relaxed);
+                bytes.store(body.len(), Ordering::Relaxed);
                 Ok(())
-            },
-        )
+            }
+        })
         .await;
         report_calls("api_list", &api);
+        report_cpu("api_list", cpu, api.len());
         figure("api_list_bytes", body_bytes.load(Ordering::Relaxed));
     })
     .await;

@@ -56,14 +56,15 @@ Combine the helpers' answers into one \
 reply for the user, and terminate_instance helpers you no longer need.";
 
 /// One per MCP session: rmcp makes one for each session (and for each tool call), so what it
-/// holds is cheap to clone.
+/// holds is cheap to clone. The routers are built once for the whole server, not copied per
+/// call (the tools' map took 2 µs to copy).
 #[derive(Clone)]
 pub struct Troupe {
     sup: Supervisor,
     /// What every session of this server shares.
     state: Arc<State>,
-    tool_router: ToolRouter<Self>,
-    prompt_router: PromptRouter<Self>,
+    tool_router: &'static ToolRouter<Self>,
+    prompt_router: &'static PromptRouter<Self>,
     /// The least severe log level the client wants (`logging/setLevel`).
     log_level: logging::LogLevel,
 }
@@ -92,6 +93,8 @@ static TOOLS: LazyLock<ToolRouter<Troupe>> = LazyLock::new(|| {
     router
 });
 
+static PROMPTS: LazyLock<PromptRouter<Troupe>> = LazyLock::new(Troupe::prompt_router);
+
 /// The names of troupe's tools (for settings that name tools).
 pub fn tool_names() -> Vec<&'static str> {
     let router: &'static ToolRouter<Troupe> = &TOOLS;
@@ -116,8 +119,8 @@ impl Troupe {
         Troupe {
             sup,
             state,
-            tool_router: TOOLS.clone(),
-            prompt_router: Self::prompt_router(),
+            tool_router: &TOOLS,
+            prompt_router: &PROMPTS,
             log_level: logging::LogLevel::default(),
         }
     }
