@@ -260,12 +260,12 @@ where
 /// The name of the clients' threads, which [`cpu_ns`] tells from the server's.
 const CLIENT_THREADS: &str = "bench-client";
 
-/// CPU time this process's threads have run so far (nanoseconds, from each thread's
-/// `schedstat`): the clients' threads (`clients: true`) or all the others, the server's.
-/// Threads that have ended are not counted: read both ends while the clients still run.
-fn cpu_ns(clients: bool) -> u64 {
+/// CPU time each of this process's threads has run so far (nanoseconds, from its
+/// `schedstat`), by thread id: the clients' threads (`clients: true`) or all the others, the
+/// server's (the bench's own main thread waits meanwhile).
+fn cpu_ns(clients: bool) -> HashMap<String, u64> {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
+        return HashMap::new();
     };
     tasks
         .filter_map(Result::ok)
@@ -273,8 +273,19 @@ fn cpu_ns(clients: bool) -> u64 {
             let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
             (comm.trim_end() == CLIENT_THREADS) == clients
         })
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .filter_map(|t| {
+            let stat = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
+            let ns = stat.split_whitespace().next()?.parse().ok()?;
+            Some((t.file_name().to_string_lossy().into_owned(), ns))
+        })
+        .collect()
+}
+
+/// The CPU threads ran between two [`cpu_ns`] readings: a thread started since counts whole,
+/// one that ended since is not counted (its time is gone with it).
+fn cpu_spent(before: &HashMap<String, u64>, now: &HashMap<String, u64>) -> u64 {
+    now.iter()
+        .map(|(tid, ns)| ns.saturating_sub(before.get(tid).copied().unwrap_or(0)))
         .sum()
 }
 
@@ -288,13 +299,21 @@ fn steal_ticks() -> u64 {
         .unwrap_or(0)
 }
 
-/// What a phase's calls cost: [`cpu_ns`] of the server and of the clients, and
-/// [`steal_ticks`], read before the calls.
-struct Cost(u64, u64, u64);
+/// What a phase's calls cost, read before the calls: [`cpu_ns`] of the server and of the
+/// clients, and [`steal_ticks`].
+struct Cost {
+    server: HashMap<String, u64>,
+    clients: HashMap<String, u64>,
+    stolen: u64,
+}
 
 impl Cost {
     fn now() -> Cost {
-        Cost(cpu_ns(false), cpu_ns(true), steal_ticks())
+        Cost {
+            server: cpu_ns(false),
+            clients: cpu_ns(true),
+            stolen: steal_ticks(),
+        }
     }
 }
 
@@ -302,19 +321,18 @@ impl Cost {
 /// and the ticks stolen from the machine meanwhile.
 fn report_cpu(name: &str, before: Cost, calls: usize) {
     let calls = calls.max(1) as f64;
-    let per_call =
-        |now: u64, then: u64| format!("{:.0}", now.saturating_sub(then) as f64 / 1e3 / calls);
+    let per_call = |ns: u64| format!("{:.0}", ns as f64 / 1e3 / calls);
     figure(
         &format!("{name}_server_cpu_us_per_call"),
-        per_call(cpu_ns(false), before.0),
+        per_call(cpu_spent(&before.server, &cpu_ns(false))),
     );
     figure(
         &format!("{name}_client_cpu_us_per_call"),
-        per_call(cpu_ns(true), before.1),
+        per_call(cpu_spent(&before.clients, &cpu_ns(true))),
     );
     figure(
         &format!("{name}_steal_ticks"),
-        steal_ticks().saturating_sub(before.2),
+        steal_ticks().saturating_sub(before.stolen),
     );
 }
 
