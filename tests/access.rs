@@ -94,6 +94,14 @@ async fn an_instance_acts_only_on_itself_and_the_instances_below_it() {
     // Lists show an instance its own subtree.
     let listed = as_leaf.call_tool("list_instances", json!({})).await;
     assert_eq!(listed.structured["count"], 1, "{}", listed.text);
+    // A spawned instance's entry names its parent, on both of the answer's forms.
+    let entry = &listed.structured["instances"][0];
+    assert_eq!(entry["parent_instance_id"], mid.as_str(), "{entry}");
+    assert!(
+        listed.text.contains(&format!("parent {mid}")),
+        "{}",
+        listed.text
+    );
     let as_mid = as_instance(&h, &mid).await;
     let listed = as_mid.call_tool("get_instance_status", json!({})).await;
     let ids: Vec<&str> = listed.structured["instances"]

@@ -108,7 +108,7 @@ async fn troupe_drives_scripted_instances_like_claude_code() {
         sessions.push(inst.tmux_session);
     }
     // A list says who each one is and what it is doing, one line each; the details are
-    // get_instance_status's.
+    // get_instance_status's. The person spawned these three, so none names a parent.
     let list = h.call("list_instances", json!({})).await;
     assert_eq!(list.structured["count"], 3, "{}", list.text);
     for entry in list.structured["instances"].as_array().unwrap() {
@@ -127,7 +127,6 @@ async fn troupe_drives_scripted_instances_like_claude_code() {
                 "instance_id",
                 "model",
                 "name",
-                "parent_instance_id",
                 "role",
                 "state"
             ],

@@ -245,6 +245,8 @@ pub struct ListedInstance {
     pub role: String,
     pub model: String,
     pub state: InstanceState,
+    /// The instance that spawned it; absent for one the person spawned.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub parent_instance_id: Option<String>,
     /// The host that runs it.
     pub host: String,
