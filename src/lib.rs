@@ -31,6 +31,7 @@ pub mod hook;
 pub mod hosts;
 pub mod http;
 pub mod install;
+pub mod kept;
 pub mod local;
 pub mod lock;
 pub mod mcp;

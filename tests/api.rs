@@ -182,7 +182,9 @@ async fn every_route_answers_and_refuses_clearly() {
         .unwrap();
     assert_eq!(r.status(), 415);
 
-    // Filters.
+    // Filters. The plain list, asked once here, is kept until the rows change.
+    let (_, before) = api.get("/api/instances").await;
+    assert_eq!(before["instances"][0]["id"], id.as_str(), "{before}");
     let (_, list) = api.get("/api/instances?role=developer&agent=claude").await;
     assert_eq!(list["instances"][0]["id"], id.as_str(), "{list}");
     assert!(list["instances"][0]["usage"]["cost_micros"].is_i64());
@@ -289,6 +291,11 @@ async fn every_route_answers_and_refuses_clearly() {
         .unwrap();
     assert!(one["usage"]["output_tokens"].as_i64().unwrap() > 0, "{one}");
     assert_eq!(listed["usage"], one["usage"]);
+    // Every column as the instance's own answer has it (no list kept from before the turn).
+    let mut own = one.clone();
+    own.as_object_mut().unwrap().remove("tmux_socket");
+    assert_eq!(listed, &own);
+    assert_ne!(listed, &before["instances"][0]);
     assert_eq!(rows[0]["instance_id"], id.as_str());
     assert!(rows[0]["model"].as_str().unwrap().starts_with("claude-"));
     let (_, limits) = api.get("/api/limits").await;

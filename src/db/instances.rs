@@ -529,6 +529,7 @@ impl Instance {
                 Ok(())
             },
         )
+        .inspect(|_| db.rows_written())
     }
 
     pub async fn set_transcript_path(db: &super::Db, id: &str, path: &str) -> sqlx::Result<()> {
@@ -554,6 +555,7 @@ impl Instance {
                 Ok(())
             },
         )
+        .inspect(|_| db.rows_written())
     }
 
     /// The CLI session a CLI that names its own sessions reported, the first time one does.
@@ -585,6 +587,7 @@ impl Instance {
                 Ok(done.rows_affected() == 1)
             },
         )
+        .inspect(|_| db.rows_written())
     }
 
     /// A new CLI session for an instance whose earlier one never held a conversation: the
@@ -612,6 +615,7 @@ impl Instance {
                 Ok(())
             },
         )
+        .inspect(|_| db.rows_written())
     }
 }
 
@@ -649,6 +653,86 @@ mod tests {
         assert!(l.get(true, v).is_none(), "each form is kept apart");
         l.changed();
         assert!(l.get(false, l.version()).is_none(), "a write ends it");
+    }
+
+    /// An answer kept under `rows_version` (`GET /api/instances`) is current only if every
+    /// write to what it shows moves the version, those no event or listing follows too.
+    #[tokio::test]
+    async fn every_write_to_an_instance_or_its_usage_moves_the_rows_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::open(&dir.path().join("t.db"), std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
+        let mut version = db.rows_version().expect("SQLite is not shared");
+        let mut moved = |what: &str| {
+            let now = db.rows_version().unwrap();
+            assert!(now > version, "{what} did not move the rows version");
+            version = now;
+        };
+        Instance::insert(
+            &db,
+            &NewInstance {
+                id: "dev-1",
+                name: "dev",
+                agent: "claude",
+                model: "sonnet",
+                role: "developer",
+                system_prompt: "",
+                workdir: "/tmp",
+                permission_mode: "skip",
+                parent_id: None,
+                tmux_session: "troupe-dev-1",
+                agent_session_id: "",
+                sandbox_mode: None,
+                permission_rules: None,
+                host: "h",
+            },
+        )
+        .await
+        .unwrap();
+        moved("insert");
+        Instance::set_state(&db, "dev-1", InstanceState::Idle, "ready")
+            .await
+            .unwrap();
+        moved("set_state");
+        Instance::set_transcript_path(&db, "dev-1", "/tmp/t.jsonl")
+            .await
+            .unwrap();
+        moved("set_transcript_path");
+        assert!(
+            Instance::adopt_agent_session(&db, "dev-1", "s-1")
+                .await
+                .unwrap()
+        );
+        moved("adopt_agent_session");
+        Instance::set_agent_session(&db, "dev-1", "s-2")
+            .await
+            .unwrap();
+        moved("set_agent_session");
+        crate::db::teams::Team::insert_with_members(&db, "team-1", "crew", "", None, &[])
+            .await
+            .unwrap();
+        moved("a team");
+        Instance::set_team(&db, "dev-1", "team-1").await.unwrap();
+        moved("set_team");
+        crate::db::usage::UsageRecord::insert(
+            &db,
+            &crate::db::usage::NewUsage {
+                instance_id: "dev-1",
+                message_id: None,
+                source_id: "req-1",
+                model: "claude-sonnet-4-5",
+                input_tokens: 1,
+                output_tokens: 2,
+                cache_creation_tokens: 0,
+                cache_read_tokens: 0,
+                cost_micros: Some(3),
+            },
+        )
+        .await
+        .unwrap();
+        moved("a usage record");
+        db.close().await;
     }
 
     #[test]

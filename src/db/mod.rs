@@ -69,6 +69,9 @@ pub struct Db {
     health: Arc<health::Health>,
     /// Instance rows as listings read them, kept from one write of those rows to the next.
     listing: Arc<instances::Listing>,
+    /// Counts committed writes, so that an answer made from the rows can be kept until the
+    /// next one (see [`Db::rows_version`]).
+    rows: Arc<std::sync::atomic::AtomicU64>,
     /// The task that turns PostgreSQL notifications into wake-ups; it holds a connection of
     /// the pool, so closing ends it first.
     listener: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
@@ -85,6 +88,7 @@ impl Db {
             calls: Arc::new(watch::channel(0).0),
             health: Arc::default(),
             listing: Arc::default(),
+            rows: Arc::default(),
             listener: Arc::default(),
             stream_reads: None,
         }
@@ -161,11 +165,28 @@ impl Db {
     /// Called after each committed write to the columns of `instances` a listing shows.
     pub(crate) fn instances_changed(&self) {
         self.listing.changed();
+        self.rows_written();
     }
 
     /// Called by each write to a table the event log follows, after the write has committed.
     pub(crate) fn written(&self) {
+        self.rows_written();
         self.written.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Called after each committed write that neither the event log nor a listing follows
+    /// (an instance's transcript path, session id or team); [`Db::written`] and
+    /// [`Db::instances_changed`] call it for theirs.
+    pub(crate) fn rows_written(&self) {
+        self.rows.fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// A number that moves with every committed write to the instances and their usage, or
+    /// `None` where other hosts write too (PostgreSQL): an answer made from rows read after
+    /// this was taken is current until it moves. Take it before the reads, so that a write in
+    /// between makes the answer newer than its key, never older.
+    pub fn rows_version(&self) -> Option<u64> {
+        (!self.is_shared()).then(|| self.rows.load(std::sync::atomic::Ordering::Acquire))
     }
 
     /// A receiver that wakes after each write: a stream marks the value seen, reads, then

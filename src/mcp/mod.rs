@@ -111,7 +111,7 @@ pub struct State {
     rounds: rounds::Rounds,
     codes: approval::Codes,
     /// `list_instances` answers, by what they were made from.
-    lists: answer::Kept<instances::ListKey>,
+    lists: crate::kept::Kept<instances::ListKey, answer::Rendered>,
 }
 
 impl Troupe {
